@@ -1,0 +1,3 @@
+from oaws.cli import main
+
+main()

@@ -1,0 +1,198 @@
+"""The ``oaws`` command line: each subcommand parses, then hands over."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from oaws import __version__
+from oaws import config as cfg
+
+app = typer.Typer(
+    name="oaws",
+    help="Live prices for Indian markets: a market watch, scriptable streams, and a market-data proxy "
+    "that speaks OpenAlgo's WebSocket protocol.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserError(Exception):
+    """A mistake the user can fix: one sentence on stderr, exit 1."""
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"oaws: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from oaws.client import ClientError
+    from oaws.instruments import InstrumentError
+    from oaws.server.service import ServiceError
+
+    return (UserError, ClientError, InstrumentError, ServiceError, cfg.ConfigError)
+
+
+def friendly(fn: F) -> F:
+    """Turn the user's mistakes and Ctrl-C into one line and an exit code, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # the reader went away (`| head -1`): not an error
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0) from None
+        except _user_errors() as exc:
+            fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"oaws {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details on stderr.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+# Shared options ----------------------------------------------------------------
+Instruments = Annotated[list[str] | None, typer.Argument(
+    help="SYMBOL:EXCHANGE, e.g. RELIANCE:NSE NIFTY:NSE_INDEX. None: the default watchlist.", show_default=False)]
+UrlOpt = Annotated[str | None, typer.Option("--url", help="Proxy URL [env OAWS_URL; default ws://127.0.0.1:8765].",
+                                            show_default=False)]
+ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key [env OAWS_API_KEY].", show_default=False)]
+ModeOpt = Annotated[str | None, typer.Option("--mode", "-m", help="ltp, quote or depth (1, 2, 3) [env OAWS_MODE; default quote].",
+                                             show_default=False)]
+NoAutostartOpt = Annotated[bool, typer.Option("--no-autostart", help="Do not start a background server when none answers.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One compact JSON object per line.")]
+
+
+def resolve_instruments(given: list[str] | None, watchlist: str | None = None) -> list[Any]:
+    """The instruments given, else the named or default watchlist of the config file, else the built-in list."""
+    from oaws.instruments import DEFAULT_WATCHLIST, parse_many
+
+    if given:
+        return parse_many(given)
+    lists = cfg.watchlists()
+    if watchlist is not None:
+        if watchlist not in lists:
+            known = ", ".join(sorted(lists)) or "none"
+            raise UserError(f"no watchlist named {watchlist!r} in {cfg.config_path()} (known: {known})")
+        return parse_many(lists[watchlist])
+    return parse_many(lists.get("default") or list(DEFAULT_WATCHLIST))
+
+
+def resolve_mode(mode: str | None) -> int:
+    from oaws.instruments import parse_mode
+
+    return parse_mode(cfg.get("mode", mode))
+
+
+# Commands ----------------------------------------------------------------------
+@app.command()
+@friendly
+def serve(
+    broker: Annotated[str | None, typer.Option("--broker", "-b", help="sim, angel or replay [env OAWS_BROKER; default sim].",
+                                               show_default=False)] = None,
+    role: Annotated[str | None, typer.Option("--role", help="all, feed or proxy [default all].", show_default=False)] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on [default 127.0.0.1].", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option("--port", "-p", help="WebSocket port; 0 picks a free one [default 8765].",
+                                             show_default=False)] = None,
+    bus: Annotated[str | None, typer.Option("--bus", help="ZeroMQ bus endpoint [default tcp://127.0.0.1:5555].",
+                                            show_default=False)] = None,
+    api_key: ApiKeyOpt = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the simulated market (deterministic prices).")] = None,
+    rate: Annotated[float | None, typer.Option("--rate", help="Simulated ticks per second per instrument [default 3].",
+                                               show_default=False)] = None,
+    replay: Annotated[list[str] | None, typer.Option("--replay", help="Recording(s) to serve with --broker replay.")] = None,
+    speed: Annotated[float, typer.Option("--speed", help="Replay speed: 1 real time, 10 ten times faster, 0 at once.")] = 1.0,
+    loop: Annotated[bool, typer.Option("--loop", help="Replay the recordings again and again.")] = False,
+) -> None:
+    """Run the feed and the WebSocket proxy in the foreground (Ctrl-C stops)."""
+    from oaws.server.service import ServeOptions, Service, run, serve_forever
+
+    opts = ServeOptions(
+        broker=cfg.get("broker", broker), role=cfg.get("role", role), host=cfg.get("host", host),
+        port=cfg.get("port", port), bus=cfg.get("bus", bus), api_key=cfg.get("api_key", api_key),
+        seed=cfg.get("seed", seed), rate=cfg.get("rate", rate), replay=replay or [], speed=speed, loop=loop,
+    )
+    logging.getLogger("oaws").setLevel(min(logging.getLogger().level, logging.INFO))
+
+    def ready(service: Service) -> None:
+        d = service.describe()
+        where = f"on {d['url']}" if d["url"] else "(feed only)"
+        typer.echo(f"oaws: serving {where}: {d['broker']} feed, bus {d['bus']}; Ctrl-C stops", err=True)
+
+    run(lambda: serve_forever(opts, ready))
+
+
+@app.command()
+@friendly
+def tail(
+    instruments: Instruments = None,
+    json: JsonOpt = False,
+    mode: ModeOpt = None,
+    count: Annotated[int | None, typer.Option("--count", "-n", help="Stop after N ticks.")] = None,
+    stats: Annotated[bool, typer.Option("--stats", help="Report end-to-end latency p50/p99 on stderr every second.")] = False,
+    url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    no_autostart: NoAutostartOpt = False,
+) -> None:
+    """Stream ticks as lines (or JSON lines with --json) until Ctrl-C or --count."""
+    from oaws.commands.stream import tail as run_tail
+
+    raise typer.Exit(run_tail(resolve_instruments(instruments), resolve_mode(mode), as_json=json, count=count,
+                              stats=stats, settings=cfg.client_settings(url, api_key, no_autostart)))
+
+
+@app.command()
+@friendly
+def subscribe(
+    instruments: Instruments = None,
+    json: JsonOpt = False,
+    mode: ModeOpt = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each instrument's tick.")] = 10.0,
+    url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    no_autostart: NoAutostartOpt = False,
+) -> None:
+    """Print the latest tick of each instrument, then exit."""
+    from oaws.commands.stream import snapshot
+
+    raise typer.Exit(snapshot(resolve_instruments(instruments), resolve_mode(mode), as_json=json, timeout=timeout,
+                              settings=cfg.client_settings(url, api_key, no_autostart)))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

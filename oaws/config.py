@@ -1,0 +1,164 @@
+"""Settings: command line > environment (``OAWS_*``) > config file > defaults (SPEC §4).
+
+The config file is TOML, at ``$OAWS_CONFIG`` or ``~/.config/oaws/config.toml``
+(platformdirs' user config directory)::
+
+    url = "ws://127.0.0.1:8765"
+    broker = "sim"
+    api_key = "..."
+    watchlist = ["RELIANCE:NSE", "INFY:NSE"]
+
+    [watchlists]
+    banks = ["HDFCBANK:NSE", "ICICIBANK:NSE", "SBIN:NSE"]
+
+    [angel]
+    api_key = "..."
+    client_code = "..."
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+DEFAULT_PORT = 8765
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_URL = f"ws://{DEFAULT_HOST}:{DEFAULT_PORT}"
+DEFAULT_BUS = "tcp://127.0.0.1:5555"
+
+DEFAULTS: dict[str, Any] = {
+    "url": DEFAULT_URL,
+    "host": DEFAULT_HOST,
+    "port": DEFAULT_PORT,
+    "bus": DEFAULT_BUS,
+    "broker": "sim",
+    "role": "all",
+    "api_key": None,
+    "mode": "quote",
+    "autostart": True,
+    "seed": None,
+    "rate": 3.0,
+}
+
+
+class ConfigError(Exception):
+    """The config file or an environment variable cannot be read; the message says which."""
+
+
+def config_path() -> Path:
+    env = os.environ.get("OAWS_CONFIG")
+    return Path(env).expanduser() if env else platformdirs.user_config_path("oaws") / "config.toml"
+
+
+def state_dir() -> Path:
+    """Where the background server keeps its state file, lock, log and broker tokens."""
+    env = os.environ.get("OAWS_STATE_DIR")
+    return Path(env).expanduser() if env else platformdirs.user_state_path("oaws")
+
+
+def cache_dir() -> Path:
+    """Where downloaded data (the instrument master) lives."""
+    env = os.environ.get("OAWS_CACHE_DIR")
+    return Path(env).expanduser() if env else platformdirs.user_cache_path("oaws")
+
+
+@lru_cache(maxsize=4)
+def _read(path: Path, mtime_ns: int) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from None
+
+
+def file_config() -> dict[str, Any]:
+    """The parsed config file, or {} when there is none."""
+    path = config_path()
+    try:
+        mtime = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from None
+    return _read(path, mtime)
+
+
+def _cast(key: str, raw: Any, like: Any) -> Any:
+    if raw is None:
+        return None
+    try:
+        if isinstance(like, bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(like, int):
+            return int(raw)
+        if isinstance(like, float):
+            return float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} = {raw!r} is not a valid {type(like).__name__}") from None
+    return raw
+
+
+def get(key: str, cli: Any = None, *, default: Any = None, section: str | None = None) -> Any:
+    """The value of ``key``: command line, then ``OAWS_KEY``, then the config file, then the default."""
+    like = DEFAULTS.get(key, default)
+    if cli is not None:
+        return cli
+    env = os.environ.get(f"OAWS_{key.upper()}")
+    if env is not None and env != "":
+        return _cast(f"OAWS_{key.upper()}", env, like)
+    cfg = file_config()
+    if section:
+        cfg = cfg.get(section, {}) if isinstance(cfg.get(section), dict) else {}
+    if key in cfg:
+        return _cast(f"{key} in {config_path()}", cfg[key], like)
+    return DEFAULTS.get(key, default)
+
+
+def watchlists() -> dict[str, list[str]]:
+    """Named watchlists of the config file; ``default`` is the top-level ``watchlist``."""
+    cfg = file_config()
+    lists: dict[str, list[str]] = {}
+    if isinstance(cfg.get("watchlist"), list):
+        lists["default"] = [str(x) for x in cfg["watchlist"]]
+    named = cfg.get("watchlists")
+    if isinstance(named, dict):
+        for name, items in named.items():
+            if isinstance(items, list):
+                lists[str(name)] = [str(x) for x in items]
+    return lists
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What a client command (tail, subscribe, watch, record) needs to reach a server."""
+
+    url: str
+    api_key: str | None
+    autostart: bool
+
+    @property
+    def is_default_url(self) -> bool:
+        return self.url.rstrip("/") == DEFAULT_URL
+
+
+def client_settings(url: str | None = None, api_key: str | None = None, no_autostart: bool = False) -> ClientSettings:
+    return ClientSettings(
+        url=get("url", url),
+        api_key=get("api_key", api_key),
+        autostart=False if no_autostart else bool(get("autostart")),
+    )

@@ -1,0 +1,75 @@
+"""Numbers as Indian market screens show them."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def indian(n: int | float | None) -> str:
+    """Indian digit grouping: 1234567 -> 12,34,567."""
+    if n is None:
+        return ""
+    value = int(n)
+    sign, digits = ("-" if value < 0 else ""), str(abs(value))
+    if len(digits) <= 3:
+        return sign + digits
+    head, tail = digits[:-3], digits[-3:]
+    groups = []
+    while len(head) > 2:
+        groups.insert(0, head[-2:])
+        head = head[:-2]
+    if head:
+        groups.insert(0, head)
+    return sign + ",".join(groups) + "," + tail
+
+
+def plain(n: int | float | None) -> str:
+    return "" if n is None else f"{int(n):,}"
+
+
+def price(p: float | int | None) -> str:
+    return "" if p is None else f"{p:,.2f}"
+
+
+def signed(x: float | int | None, suffix: str = "") -> str:
+    return "" if x is None else f"{x:+,.2f}{suffix}"
+
+
+def clock(ms: int | float | None) -> str:
+    """Epoch milliseconds as local HH:MM:SS.mmm."""
+    if not ms:
+        return "--:--:--.---"
+    seconds = ms / 1000
+    return time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{int(ms % 1000):03d}"
+
+
+def change_of(data: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(change, change %) from the tick, or computed from ltp and the previous close."""
+    change, pct = data.get("change"), data.get("change_percent")
+    ltp, close = data.get("ltp"), data.get("close")
+    if change is None and isinstance(ltp, (int, float)) and isinstance(close, (int, float)) and close:
+        change = ltp - close
+        pct = change / close * 100
+    return change, pct
+
+
+GREEN, RED, DIM, RESET = "\x1b[32m", "\x1b[31m", "\x1b[2m", "\x1b[0m"
+
+
+def tick_line(name: str, data: dict[str, Any], *, color: bool = False) -> str:
+    """One human-readable line for ``oaws tail``."""
+    change, pct = change_of(data)
+    parts = [clock(data.get("ltt") or data.get("timestamp")), f"{name:<22}", f"{price(data.get('ltp')):>12}"]
+    if change is not None:
+        move = f"{signed(change):>10} {signed(pct, '%'):>8}"
+        if color:
+            move = (GREEN if change > 0 else RED if change < 0 else "") + move + RESET
+        parts.append(move)
+    if data.get("volume"):
+        parts.append(f"vol {indian(data['volume'])}")
+    depth = data.get("depth")
+    if isinstance(depth, dict) and depth.get("buy") and depth.get("sell"):
+        bid, ask = depth["buy"][0], depth["sell"][0]
+        parts.append(f"{bid.get('quantity', 0)} @ {price(bid.get('price'))} / {price(ask.get('price'))} @ {ask.get('quantity', 0)}")
+    return "  ".join(parts)

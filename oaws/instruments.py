@@ -1,0 +1,129 @@
+"""Instruments, exchanges, modes and bus topics.
+
+An instrument is written ``SYMBOL:EXCHANGE`` on the command line and travels on the bus
+as the topic ``EXCHANGE_SYMBOL_MODE`` (OpenAlgo's own topic format). An exchange may
+contain ``_`` (``NSE_INDEX``); the mode is always the last part of a topic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+EXCHANGES: tuple[str, ...] = (
+    "NSE",
+    "BSE",
+    "NFO",
+    "BFO",
+    "CDS",
+    "BCD",
+    "MCX",
+    "NSE_INDEX",
+    "BSE_INDEX",
+)
+# Longest first, so that ``NSE_INDEX_NIFTY_LTP`` is read as NSE_INDEX / NIFTY.
+_EXCHANGES_LONGEST_FIRST = sorted(EXCHANGES, key=len, reverse=True)
+
+LTP, QUOTE, DEPTH = 1, 2, 3
+MODES: tuple[int, ...] = (LTP, QUOTE, DEPTH)
+MODE_NAMES = {LTP: "LTP", QUOTE: "QUOTE", DEPTH: "DEPTH"}
+MODE_LABELS = {LTP: "LTP", QUOTE: "Quote", DEPTH: "Depth"}
+_MODE_BY_NAME = {"LTP": LTP, "QUOTE": QUOTE, "DEPTH": DEPTH}
+
+# Symbols as brokers spell them: RELIANCE, M&M, BAJAJ-AUTO, NIFTY28NOV2425000CE, "NIFTY 50".
+_SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9&\-_. ]{0,63}$")
+
+DEFAULT_WATCHLIST: tuple[str, ...] = (
+    "NIFTY:NSE_INDEX",
+    "BANKNIFTY:NSE_INDEX",
+    "RELIANCE:NSE",
+    "HDFCBANK:NSE",
+    "ICICIBANK:NSE",
+    "INFY:NSE",
+    "TCS:NSE",
+    "SBIN:NSE",
+)
+
+
+class InstrumentError(ValueError):
+    """A user wrote an instrument or mode that cannot be understood."""
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    symbol: str
+    exchange: str
+
+    def __str__(self) -> str:
+        return f"{self.symbol}:{self.exchange}"
+
+    def topic(self, mode: int) -> str:
+        """The bus topic of this instrument at ``mode`` (``NSE_RELIANCE_LTP``)."""
+        return f"{self.exchange}_{self.symbol}_{MODE_NAMES[mode]}"
+
+    @property
+    def dotted(self) -> str:
+        """The seed protocol's topic (``RELIANCE.NSE``), sent as ``topic`` to clients."""
+        return f"{self.symbol}.{self.exchange}"
+
+
+def valid_symbol(symbol: object) -> bool:
+    return isinstance(symbol, str) and bool(_SYMBOL_RE.match(symbol))
+
+
+def make(symbol: object, exchange: object) -> Instrument:
+    """An instrument from a request's fields, checked; raises InstrumentError."""
+    if not isinstance(exchange, str) or exchange.upper() not in EXCHANGES:
+        raise InstrumentError(f"unknown exchange {exchange!r}; known: {', '.join(EXCHANGES)}")
+    if not valid_symbol(symbol):
+        raise InstrumentError(f"invalid symbol {symbol!r}")
+    return Instrument(str(symbol).upper(), exchange.upper())
+
+
+def parse(text: str) -> Instrument:
+    """``RELIANCE:NSE``, or ``NSE:RELIANCE`` where the first part is a known exchange."""
+    parts = text.strip().split(":")
+    if len(parts) != 2 or not all(parts):
+        raise InstrumentError(f"{text!r} is not an instrument; write SYMBOL:EXCHANGE, e.g. RELIANCE:NSE")
+    first, second = parts
+    if first.upper() in EXCHANGES and second.upper() not in EXCHANGES:
+        first, second = second, first
+    return make(first, second)
+
+
+def parse_many(texts: list[str] | tuple[str, ...]) -> list[Instrument]:
+    """Instruments in the order given, without repeats."""
+    seen: dict[Instrument, None] = {}
+    for text in texts:
+        seen[parse(text)] = None
+    return list(seen)
+
+
+def parse_mode(value: object) -> int:
+    """1, 2, 3, "1".."3" or LTP / Quote / Depth in any case; raises InstrumentError."""
+    if isinstance(value, bool):
+        raise InstrumentError(f"invalid mode {value!r}")
+    if isinstance(value, int) and value in MODES:
+        return value
+    if isinstance(value, str):
+        name = value.strip().upper()
+        if name in _MODE_BY_NAME:
+            return _MODE_BY_NAME[name]
+        if name.isdigit() and int(name) in MODES:
+            return int(name)
+    raise InstrumentError(f"invalid mode {value!r}; use 1/LTP, 2/Quote or 3/Depth")
+
+
+def parse_topic(topic: str) -> tuple[Instrument, int] | None:
+    """``NSE_INDEX_NIFTY_QUOTE`` -> (NIFTY:NSE_INDEX, 2); None for anything else."""
+    head, sep, mode_name = topic.rpartition("_")
+    mode = _MODE_BY_NAME.get(mode_name)
+    if not sep or mode is None:
+        return None
+    for exchange in _EXCHANGES_LONGEST_FIRST:
+        if head.startswith(exchange + "_"):
+            symbol = head[len(exchange) + 1 :]
+            if valid_symbol(symbol):
+                return Instrument(symbol, exchange), mode
+            return None
+    return None

@@ -1,0 +1,447 @@
+"""The WebSocket proxy: clients in, ticks from the bus out (SPEC §1).
+
+How a tick travels, and why it is fast:
+
+* ``BusReader`` drains the SUB socket straight from the event loop into ``_on_ticks``,
+  a batch at a time.
+* Each topic has a ``Route``: the JSON prefix of its ``market_data`` message, built once,
+  and the clients that receive it. A message is ``prefix + payload + "}"``: the tick is
+  never parsed. A server frame is not masked, so the WebSocket frame itself is the same
+  bytes for every client: it is built once per tick and mode.
+* Frames queue per client during a drain cycle and go out with one ``transport.write``
+  per client per cycle. Nothing awaits a client: a slow client only grows its own
+  buffer.
+* Past ``soft_limit`` bytes of unsent data a client is conflated: it keeps only the
+  latest tick of each topic until its buffer drains below half the limit. Conflated for
+  longer than ``slow_timeout`` seconds, it is closed with 1008.
+* ``?batch=1`` clients get one JSON array of messages per cycle instead.
+
+Requests go through the sans-I/O ``oaws.protocol.Session``; this module applies what it
+decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from oaws import __version__
+from oaws.instruments import Instrument
+from oaws.protocol import Change, Limits, Session, error
+from oaws.server.bus import INFO_TOPIC, REJECT_TOPIC, BusReader
+
+log = logging.getLogger(__name__)
+
+OPEN = State.OPEN
+AUTH_TIMEOUT_CODE = 4401
+SLOW_CLIENT_CODE = 1008
+
+
+class ServeError(Exception):
+    """The proxy cannot start (port in use, address not available)."""
+
+
+def text_frame(body: bytes) -> bytes:
+    """An unmasked, final WebSocket text frame (RFC 6455 §5.2) around ``body``."""
+    n = len(body)
+    if n < 126:
+        return bytes((0x81, n)) + body
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + body
+    return b"\x81\x7f" + n.to_bytes(8, "big") + body
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyOptions:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    api_key: str | None = None
+    broker: str = "sim"
+    limits: Limits = Limits()
+    #: bytes of unsent data past which a client is conflated
+    soft_limit: int = 256 * 1024
+    #: seconds a client may stay conflated before it is closed with 1008
+    slow_timeout: float = 5.0
+    auth_timeout: float = 15.0
+    max_frame: int = 128 * 1024
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    reuse_port: bool = False
+
+
+class Client:
+    """One connection's delivery state."""
+
+    __slots__ = ("ws", "transport", "session", "batch", "out", "items", "conflating", "latest", "slow_since",
+                 "sent", "conflated", "peer", "connected_at", "closing")
+
+    def __init__(self, ws: ServerConnection, session: Session, batch: bool) -> None:
+        self.ws = ws
+        self.transport = ws.transport
+        self.session = session
+        self.batch = batch
+        self.out: list[bytes] = []  # frames of this cycle (single-tick clients)
+        self.items: list[bytes] = []  # messages of this cycle (batch clients)
+        self.conflating = False
+        self.latest: dict[bytes, bytes] = {}  # topic -> message, while conflating
+        self.slow_since = 0.0
+        self.sent = 0
+        self.conflated = 0
+        self.peer = "%s:%s" % (ws.remote_address[:2] if ws.remote_address else ("?", "?"))
+        self.connected_at = time.time()
+        self.closing = False
+
+    def stats(self) -> dict[str, Any]:
+        return {"peer": self.peer, "batch": self.batch, "subscriptions": self.session.pairs(),
+                "sent": self.sent, "conflated": self.conflated, "conflating": self.conflating,
+                "send_buffer": self.transport.get_write_buffer_size() if not self.transport.is_closing() else 0,
+                "connected_for": round(time.time() - self.connected_at, 1)}
+
+
+class Route:
+    """A bus topic and the clients that receive it."""
+
+    __slots__ = ("topic", "instrument", "mode", "prefix", "single", "batched")
+
+    def __init__(self, topic: bytes, instrument: Instrument, mode: int, broker: str) -> None:
+        self.topic = topic
+        self.instrument = instrument
+        self.mode = mode
+        self.single: set[Client] = set()
+        self.batched: set[Client] = set()
+        self.prefix = b""
+        self.relabel(broker)
+
+    def relabel(self, broker: str) -> None:
+        i = self.instrument
+        self.prefix = (b'{"type":"market_data","topic":' + orjson.dumps(i.dotted) + b',"symbol":' + orjson.dumps(i.symbol)
+                       + b',"exchange":' + orjson.dumps(i.exchange) + b',"mode":%d,"broker":' % self.mode
+                       + orjson.dumps(broker) + b',"data":')
+
+    def __bool__(self) -> bool:
+        return bool(self.single or self.batched)
+
+
+class Proxy:
+    """Serves WebSocket clients from one bus. ``check`` validates instruments synchronously
+    (the feed's own check when it runs in this process)."""
+
+    def __init__(self, bus: str, options: ProxyOptions = ProxyOptions(), *,
+                 check: Callable[[Instrument], None] | None = None,
+                 depths: tuple[int, ...] | None = None,
+                 feed_status: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.options = options
+        self.bus_endpoint = bus
+        self.check = check
+        self._depths = depths
+        self._feed_status = feed_status
+        self.routes: dict[bytes, Route] = {}
+        self.last: dict[bytes, bytes] = {}
+        self.clients: set[Client] = set()
+        self.conflating: set[Client] = set()
+        self.feed_info: dict[str, Any] = {}
+        self.feed_info_at = 0.0
+        self.started = time.time()
+        self.ticks_out = 0
+        self.slow_closed = 0
+        self.rejected = 0
+        self._rates = {"in": 0.0, "out": 0.0}
+        self._rate_mark = (time.monotonic(), 0, 0)
+        self.reader: BusReader | None = None
+        self.server: Server | None = None
+        self._tender: asyncio.Task[None] | None = None
+        self.url = ""
+
+    # Life cycle ----------------------------------------------------------------
+    async def start(self) -> None:
+        self.reader = BusReader(self.bus_endpoint, self._on_ticks)
+        o = self.options
+        try:
+            self.server = await serve(
+                self._serve_client, o.host, o.port,
+                compression=None, max_size=o.max_frame, ping_interval=o.ping_interval,
+                ping_timeout=o.ping_timeout, close_timeout=2, process_request=self._process_request,
+                reuse_port=o.reuse_port or None, server_header=f"oaws/{__version__}",
+            )
+        except OSError as exc:
+            self.reader.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise ServeError(f"port {o.port} on {o.host} is in use; stop the program using it or pick another with --port") from None
+            raise ServeError(f"cannot listen on {o.host}:{o.port}: {exc.strerror or exc}") from None
+        sock = next(iter(self.server.sockets))
+        host, port = sock.getsockname()[:2]
+        self.port = port
+        self.url = f"ws://{host if ':' not in host else '[' + host + ']'}:{port}"
+        self.reader.start()
+        self._tender = asyncio.create_task(self._tend())
+        log.info("proxy listening on %s, bus %s", self.url, self.bus_endpoint)
+
+    async def close(self) -> None:
+        """Close every client with 1001 (going away) and stop."""
+        if self._tender:
+            self._tender.cancel()
+        if self.server is not None:
+            self.server.close(close_connections=True)
+            try:
+                await asyncio.wait_for(self.server.wait_closed(), 3)
+            except TimeoutError:
+                log.warning("some clients did not close in time")
+        if self.reader is not None:
+            self.reader.close()
+
+    # Figures -------------------------------------------------------------------
+    def broker(self) -> str:
+        return str(self.feed_info.get("broker") or self.options.broker)
+
+    def depths(self) -> tuple[int, ...]:
+        if self._depths:
+            return self._depths
+        return tuple(self.feed_info.get("depths") or (5,))
+
+    def broker_info(self) -> dict[str, Any]:
+        if self._feed_status is not None:
+            return self._feed_status()
+        fresh = time.time() - self.feed_info_at < 3.5
+        status = self.feed_info.get("adapter_status", "connected") if fresh else "no feed on the bus"
+        return {"adapter_status": status}
+
+    def stats(self) -> dict[str, Any]:
+        assert self.reader is not None
+        return {
+            "version": __version__, "url": self.url, "bus": self.bus_endpoint, "broker": self.broker(),
+            "uptime": round(time.time() - self.started, 1), "clients": len(self.clients),
+            "topics": len(self.routes), "instruments": len({r.instrument for r in self.routes.values()}),
+            "ticks_in": self.reader.received, "ticks_out": self.ticks_out,
+            "ticks_in_per_s": round(self._rates["in"], 1), "ticks_out_per_s": round(self._rates["out"], 1),
+            "conflating": len(self.conflating), "slow_closed": self.slow_closed,
+            "feed": {**self.broker_info(), **{k: v for k, v in self.feed_info.items() if k != "adapter_status"}},
+            "per_client": [c.stats() for c in self.clients],
+        }
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if urlsplit(request.path).path.rstrip("/") != "/health":
+            return None
+        body = orjson.dumps(self.stats())
+        headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                           ("Connection", "close")])
+        return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
+
+    # Fan-out -------------------------------------------------------------------
+    def _on_ticks(self, batch: list[tuple[bytes, bytes]]) -> None:
+        routes_get = self.routes.get
+        last = self.last
+        dirty: list[Client] = []
+        for topic, payload in batch:
+            route = routes_get(topic)
+            if route is None:
+                if topic[:6] == b"_oaws.":
+                    self._on_control(topic, payload)
+                continue
+            last[topic] = payload
+            body = route.prefix + payload + b"}"
+            if route.single:
+                frame = text_frame(body)
+                for c in route.single:
+                    if c.conflating:
+                        self._conflate(c, topic, body)
+                        continue
+                    out = c.out
+                    if not out:
+                        dirty.append(c)
+                    out.append(frame)
+            for c in route.batched:
+                if c.conflating:
+                    self._conflate(c, topic, body)
+                    continue
+                items = c.items
+                if not items:
+                    dirty.append(c)
+                items.append(body)
+        for c in dirty:
+            self._flush(c)
+
+    @staticmethod
+    def _conflate(c: Client, topic: bytes, body: bytes) -> None:
+        if topic in c.latest:
+            c.conflated += 1
+        c.latest[topic] = body
+
+    def _flush(self, c: Client) -> None:
+        if c.batch:
+            n = len(c.items)
+            data = text_frame(b"[" + b",".join(c.items) + b"]")
+            c.items.clear()
+        else:
+            n = len(c.out)
+            data = b"".join(c.out)
+            c.out.clear()
+        if c.ws.protocol.state is not OPEN:
+            return
+        c.transport.write(data)
+        c.sent += n
+        self.ticks_out += n
+        if c.transport.get_write_buffer_size() > self.options.soft_limit:
+            c.conflating = True
+            c.slow_since = time.monotonic()
+            self.conflating.add(c)
+
+    def _write_conflated(self, c: Client) -> None:
+        bodies = list(c.latest.values())
+        c.latest.clear()
+        if not bodies:
+            return
+        if c.batch:
+            data = text_frame(b"[" + b",".join(bodies) + b"]")
+        else:
+            data = b"".join(text_frame(b) for b in bodies)
+        c.transport.write(data)
+        c.sent += len(bodies)
+        self.ticks_out += len(bodies)
+
+    async def _tend(self) -> None:
+        """Every 50 ms: drain conflated clients that caught up, close those that did not."""
+        loop_time = time.monotonic
+        while True:
+            await asyncio.sleep(0.05)
+            now = loop_time()
+            for c in list(self.conflating):
+                if c.closing or c.ws.protocol.state is not OPEN:
+                    self.conflating.discard(c)
+                    continue
+                if c.transport.get_write_buffer_size() <= self.options.soft_limit // 2:
+                    self._write_conflated(c)
+                    if c.transport.get_write_buffer_size() <= self.options.soft_limit:
+                        c.conflating = False
+                        self.conflating.discard(c)
+                    else:
+                        c.slow_since = now
+                elif now - c.slow_since > self.options.slow_timeout:
+                    c.closing = True
+                    self.conflating.discard(c)
+                    self.slow_closed += 1
+                    log.warning("closing slow client %s: send buffer over %d bytes for %.0f s",
+                                c.peer, self.options.soft_limit, self.options.slow_timeout)
+                    asyncio.create_task(c.ws.close(SLOW_CLIENT_CODE, "client too slow: send buffer full"))
+            t, n_in, n_out = self._rate_mark
+            if now - t >= 1.0 and self.reader is not None:
+                self._rates = {"in": (self.reader.received - n_in) / (now - t), "out": (self.ticks_out - n_out) / (now - t)}
+                self._rate_mark = (now, self.reader.received, self.ticks_out)
+
+    # Control messages from the feed -------------------------------------------
+    def _on_control(self, topic: bytes, payload: bytes) -> None:
+        try:
+            body = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        if topic == INFO_TOPIC and isinstance(body, dict):
+            old = self.broker()
+            self.feed_info, self.feed_info_at = body, time.time()
+            if self.broker() != old:
+                for route in self.routes.values():
+                    route.relabel(self.broker())
+        elif topic == REJECT_TOPIC and isinstance(body, dict):
+            route = self.routes.get(str(body.get("topic", "")).encode())
+            if route is None:
+                return
+            reply = error(str(body.get("code", "BROKER_ERROR")), str(body.get("message", "the feed refused it")),
+                          symbol=route.instrument.symbol, exchange=route.instrument.exchange, mode=route.mode)
+            for c in list(route.single | route.batched):
+                change = c.session.drop(route.instrument, [1, 2, 3])
+                if change is not None:
+                    self._apply(c, change)
+                self._send(c, reply)
+                self.rejected += 1
+
+    # Clients -------------------------------------------------------------------
+    def _send(self, c: Client, reply: dict[str, Any]) -> None:
+        if c.ws.protocol.state is OPEN:
+            c.transport.write(text_frame(orjson.dumps(reply)))
+
+    def _apply(self, c: Client, change: Change) -> None:
+        if change.old is not None:
+            topic = change.instrument.topic(change.old).encode()
+            route = self.routes.get(topic)
+            if route is not None:
+                (route.batched if c.batch else route.single).discard(c)
+                c.latest.pop(topic, None)
+                if not route:
+                    del self.routes[topic]
+                    self.last.pop(topic, None)
+                    assert self.reader is not None
+                    self.reader.unsubscribe(topic)
+        if change.new is not None:
+            topic = change.instrument.topic(change.new).encode()
+            route = self.routes.get(topic)
+            if route is None:
+                route = self.routes[topic] = Route(topic, change.instrument, change.new, self.broker())
+                assert self.reader is not None
+                self.reader.subscribe(topic)
+            (route.batched if c.batch else route.single).add(c)
+
+    def _on_request(self, c: Client, frame: str | bytes) -> None:
+        outcome = c.session.handle(frame)
+        for reply in outcome.replies:
+            self._send(c, reply)
+        for change in outcome.changes:
+            self._apply(c, change)
+        snapshots = []
+        for instrument in outcome.snapshots:
+            mode = c.session.effective(instrument)
+            if mode is None:
+                continue
+            topic = instrument.topic(mode).encode()
+            payload = self.last.get(topic)
+            route = self.routes.get(topic)
+            if payload is not None and route is not None:
+                snapshots.append(route.prefix + payload + b"}")
+        if snapshots and c.ws.protocol.state is OPEN:
+            if c.batch:
+                c.transport.write(text_frame(b"[" + b",".join(snapshots) + b"]"))
+            else:
+                c.transport.write(b"".join(text_frame(s) for s in snapshots))
+            c.sent += len(snapshots)
+            self.ticks_out += len(snapshots)
+
+    def _auth_timeout(self, c: Client) -> None:
+        if not c.session.authenticated and c.ws.protocol.state is OPEN:
+            log.info("closing %s: not authenticated within %.0f s", c.peer, self.options.auth_timeout)
+            asyncio.create_task(c.ws.close(AUTH_TIMEOUT_CODE, "auth timeout"))
+
+    async def _serve_client(self, ws: ServerConnection) -> None:
+        query = parse_qs(urlsplit(ws.request.path if ws.request else "/").query)
+        batch = query.get("batch", ["0"])[-1].lower() in ("1", "true", "yes")
+        session = Session(api_key=self.options.api_key, broker=self.broker, broker_info=self.broker_info,
+                          check=self.check or (lambda i: None), depths=self.depths, limits=self.options.limits)
+        c = Client(ws, session, batch)
+        self.clients.add(c)
+        timer = None
+        if self.options.api_key is not None:
+            timer = asyncio.get_running_loop().call_later(self.options.auth_timeout, self._auth_timeout, c)
+        log.debug("client %s connected%s", c.peer, " (batch)" if batch else "")
+        try:
+            async for frame in ws:
+                self._on_request(c, frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            if timer is not None:
+                timer.cancel()
+            for change in session.close():
+                self._apply(c, change)
+            self.clients.discard(c)
+            self.conflating.discard(c)
+            log.debug("client %s gone (code %s)", c.peer, ws.close_code)

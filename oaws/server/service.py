@@ -1,0 +1,178 @@
+"""``oaws serve``: a feed, a proxy or both, in the foreground, until a signal.
+
+Roles: ``all`` runs a feed and a proxy in one process (the feed binds the bus, the proxy
+connects to it); ``feed`` runs only the feed (proxies on other processes or hosts
+connect); ``proxy`` serves whatever publishes on the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from oaws.protocol import Limits
+from oaws.server.bus import FeedHub
+from oaws.server.feeds.base import Feed
+from oaws.server.proxy import Proxy, ProxyOptions
+
+log = logging.getLogger(__name__)
+
+ROLES = ("all", "feed", "proxy")
+BROKERS = ("sim", "angel", "replay")
+
+
+class ServiceError(Exception):
+    """The server cannot start; the message is one sentence for the user."""
+
+
+@dataclass
+class ServeOptions:
+    broker: str = "sim"
+    role: str = "all"
+    host: str = "127.0.0.1"
+    port: int = 8765
+    bus: str = "tcp://127.0.0.1:5555"
+    api_key: str | None = None
+    seed: int | None = None
+    rate: float = 3.0
+    replay: list[str] = field(default_factory=list)
+    speed: float = 1.0
+    loop: bool = False
+    slow_timeout: float = 5.0
+    soft_limit: int = 256 * 1024
+    limits: Limits = field(default_factory=Limits)
+
+
+def make_feed(opts: ServeOptions) -> Feed:
+    """The feed for ``--broker``; imported lazily so that a feed's dependencies load only when used."""
+    if opts.broker == "sim":
+        from oaws.server.feeds.sim import SimFeed
+
+        return SimFeed(seed=opts.seed, rate=opts.rate)
+    if opts.broker == "angel":
+        from oaws.server.feeds.angel import AngelFeed
+
+        return AngelFeed.from_settings()
+    if opts.broker == "replay":
+        from oaws.server.feeds.replay import ReplayFeed
+
+        if not opts.replay:
+            raise ServiceError("--broker replay needs a recording: add --replay FILE")
+        return ReplayFeed(opts.replay, speed=opts.speed, loop=opts.loop)
+    raise ServiceError(f"unknown broker {opts.broker!r}; choose one of {', '.join(BROKERS)}")
+
+
+def check_listen(opts: ServeOptions) -> None:
+    if opts.role not in ROLES:
+        raise ServiceError(f"unknown role {opts.role!r}; choose one of {', '.join(ROLES)}")
+    loopback = opts.host in ("127.0.0.1", "localhost", "::1") or opts.host.startswith("127.")
+    if opts.role != "feed" and not loopback and not opts.api_key:
+        raise ServiceError(f"refusing to listen on {opts.host} without an API key: set --api-key or OAWS_API_KEY")
+
+
+class Service:
+    """The running parts of one ``oaws serve``; ``start`` then ``stop``."""
+
+    def __init__(self, opts: ServeOptions) -> None:
+        check_listen(opts)
+        self.opts = opts
+        self.feed: Feed | None = None
+        self.hub: FeedHub | None = None
+        self.proxy: Proxy | None = None
+        self._hub_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        from oaws.server.bus import BusError
+        from oaws.server.proxy import ServeError
+
+        o = self.opts
+        try:
+            if o.role in ("all", "feed"):
+                self.feed = make_feed(o)
+                self.hub = FeedHub(self.feed, o.bus)
+            if o.role in ("all", "proxy"):
+                bus = self.hub.endpoint if self.hub else o.bus
+                feed = self.feed
+                self.proxy = Proxy(
+                    bus,
+                    ProxyOptions(host=o.host, port=o.port, api_key=o.api_key, broker=feed.name if feed else o.broker,
+                                 limits=o.limits, slow_timeout=o.slow_timeout, soft_limit=o.soft_limit),
+                    check=feed.check if feed else None,
+                    depths=feed.depths if feed else None,
+                    feed_status=feed.status if feed else None,
+                )
+                await self.proxy.start()
+        except (BusError, ServeError) as exc:
+            if self.hub is not None:
+                self.hub.sock.close(0)
+            raise ServiceError(str(exc)) from None
+        if self.hub is not None:
+            self._hub_task = asyncio.create_task(self.hub.run())
+
+    @property
+    def url(self) -> str:
+        return self.proxy.url if self.proxy else ""
+
+    @property
+    def bus(self) -> str:
+        return self.hub.endpoint if self.hub else self.opts.bus
+
+    def describe(self) -> dict[str, Any]:
+        return {"url": self.url, "bus": self.bus, "broker": self.feed.name if self.feed else self.opts.broker,
+                "role": self.opts.role}
+
+    async def wait(self) -> None:
+        """Until the feed fails (the proxy alone runs until stopped)."""
+        if self._hub_task is not None:
+            await self._hub_task
+        else:
+            await asyncio.Event().wait()
+
+    async def stop(self) -> None:
+        if self.proxy is not None:
+            await self.proxy.close()
+        if self._hub_task is not None:
+            self._hub_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._hub_task
+
+
+async def serve_forever(opts: ServeOptions, on_ready: Callable[[Service], None] | None = None) -> None:
+    """Run until SIGINT or SIGTERM, then close clients with 1001 and return."""
+    service = Service(opts)
+    await service.start()
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    if on_ready is not None:
+        on_ready(service)
+    waiter = asyncio.create_task(service.wait())
+    stopper = asyncio.create_task(stopping.wait())
+    try:
+        done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if waiter in done and waiter.exception() is not None:
+            exc = waiter.exception()
+            log.error("feed stopped: %s", exc)
+            raise ServiceError(f"the {opts.broker} feed stopped: {exc}")
+    finally:
+        stopper.cancel()
+        waiter.cancel()
+        await service.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def run(coro_fn: Callable[[], Any]) -> Any:
+    """Run a coroutine on uvloop when it is installed, else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro_fn())
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro_fn())
