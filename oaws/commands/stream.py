@@ -149,10 +149,12 @@ def _table(ticks: list[Tick]) -> None:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
+    widest = max((len(str(t.instrument)) for t in ticks), default=10)
     for name, justify in (("Instrument", "left"), ("LTP", "right"), ("Change", "right"), ("Change %", "right"),
                           ("Open", "right"), ("High", "right"), ("Low", "right"), ("Prev close", "right"),
                           ("Volume", "right"), ("Last trade", "right")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=True,  # type: ignore[arg-type]
+                         min_width=widest if name == "Instrument" else None)
     for tick in ticks:
         d: dict[str, Any] = tick.data
         change, pct = change_of(d)
@@ -161,4 +163,5 @@ def _table(ticks: list[Tick]) -> None:
                       f"[{style}]{signed(pct, '%')}[/]" if style else signed(pct, "%"), price(d.get("open")),
                       price(d.get("high")), price(d.get("low")), price(d.get("close")), indian(d.get("volume")),
                       clock(d.get("ltt") or d.get("timestamp")))
-    Console(highlight=False).print(table)
+    # piped: as wide as it takes, never cut; on a terminal: the terminal's width
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)

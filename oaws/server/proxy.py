@@ -372,6 +372,16 @@ class Proxy:
             c.transport.write(text_frame(orjson.dumps(reply)))
 
     def _apply(self, c: Client, change: Change) -> None:
+        # Make before break: join the new route first, so that the feed never sees the
+        # instrument go unwanted for a moment when a client only changes its mode.
+        if change.new is not None:
+            topic = change.instrument.topic(change.new).encode()
+            route = self.routes.get(topic)
+            if route is None:
+                route = self.routes[topic] = Route(topic, change.instrument, change.new, self.broker())
+                assert self.reader is not None
+                self.reader.subscribe(topic)
+            (route.batched if c.batch else route.single).add(c)
         if change.old is not None:
             topic = change.instrument.topic(change.old).encode()
             route = self.routes.get(topic)
@@ -383,14 +393,6 @@ class Proxy:
                     self.last.pop(topic, None)
                     assert self.reader is not None
                     self.reader.unsubscribe(topic)
-        if change.new is not None:
-            topic = change.instrument.topic(change.new).encode()
-            route = self.routes.get(topic)
-            if route is None:
-                route = self.routes[topic] = Route(topic, change.instrument, change.new, self.broker())
-                assert self.reader is not None
-                self.reader.subscribe(topic)
-            (route.batched if c.batch else route.single).add(c)
 
     def _on_request(self, c: Client, frame: str | bytes) -> None:
         outcome = c.session.handle(frame)

@@ -1,0 +1,156 @@
+"""The command line end to end: real `oaws` processes."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from oaws.instruments import Instrument
+from oaws.protocol import Refused
+
+OAWS = [sys.executable, "-m", "oaws"]
+
+
+def start_server(env, *args: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([*OAWS, "serve", "--port", "0", "--bus", "tcp://127.0.0.1:*", "--rate", "20", *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 15
+    for line in proc.stderr:
+        m = re.search(r"serving on (ws://\S+):", line)
+        if m:
+            return proc, m.group(1)
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    raise AssertionError("server did not start: " + proc.stderr.read())
+
+
+@pytest.fixture
+def server(cli_env):
+    proc, url = start_server(cli_env)
+    yield url
+    proc.terminate()
+    proc.wait(5)
+
+
+def oaws(env, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([*OAWS, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_version_and_help_list_every_command(cli_env):
+    out = oaws(cli_env, "--version")
+    assert out.returncode == 0 and re.fullmatch(r"oaws \d+\.\d+\.\d+\n", out.stdout)
+    help_text = oaws(cli_env, "--help").stdout
+    for command in ("serve", "tail", "subscribe"):
+        assert command in help_text
+
+
+def test_tail_json_count(server, cli_env):
+    out = oaws(cli_env, "tail", "--json", "--count", "3", "--url", server, "--mode", "ltp", "RELIANCE:NSE")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        m = orjson.loads(line)
+        assert m["type"] == "market_data" and m["symbol"] == "RELIANCE" and m["mode"] == 1
+        assert isinstance(m["data"]["ltp"], float)
+
+
+def test_tail_default_watchlist_human_lines(server, cli_env):
+    out = oaws(cli_env, "tail", "--count", "8", "--url", server)
+    assert out.returncode == 0, out.stderr
+    names = {line.split()[1] for line in out.stdout.splitlines()}
+    assert "NIFTY:NSE_INDEX" in names or "RELIANCE:NSE" in names
+
+
+def test_tail_into_head_exits_cleanly(server, cli_env):
+    cmd = " ".join(OAWS) + f" tail --json --url {server} RELIANCE:NSE | head -1"
+    out = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], env=cli_env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert orjson.loads(out.stdout)["symbol"] == "RELIANCE"
+    assert "Traceback" not in out.stderr and out.stderr == ""
+
+
+def test_subscribe_table_and_json(server, cli_env):
+    out = oaws(cli_env, "subscribe", "--url", server, "RELIANCE:NSE", "NIFTY:NSE_INDEX")
+    assert out.returncode == 0, out.stderr
+    assert "RELIANCE:NSE" in out.stdout and "NIFTY:NSE_INDEX" in out.stdout
+    out = oaws(cli_env, "subscribe", "--json", "--mode", "depth", "--url", server, "INFY:NSE", "TCS:NSE")
+    rows = [orjson.loads(line) for line in out.stdout.splitlines()]
+    assert [r["symbol"] for r in rows] == ["INFY", "TCS"]
+    assert all(len(r["data"]["depth"]["sell"]) == 5 for r in rows)
+
+
+async def test_subscribe_reports_unknown_and_prints_the_others(bus, capsys):
+    """Against a feed that knows only some symbols, the others still print (exit 1)."""
+    from oaws.commands.stream import _snapshot
+    from oaws.config import ClientSettings
+    from oaws.server.proxy import Proxy, ProxyOptions
+
+    def check(i: Instrument) -> None:
+        if i.symbol == "NOSUCH":
+            raise Refused("SYMBOL_NOT_FOUND", "NOSUCH is not listed on NSE")
+
+    proxy = Proxy(bus.endpoint, ProxyOptions(port=0), check=check)
+    await proxy.start()
+    try:
+        await bus.control_ready()
+
+        async def feed():
+            await bus.subscription()
+            bus.publish("NSE_RELIANCE_QUOTE", {"symbol": "RELIANCE", "exchange": "NSE", "ltp": 1400.0, "close": 1390.0})
+
+        import asyncio
+
+        task = asyncio.create_task(feed())
+        code = await _snapshot([Instrument("RELIANCE", "NSE"), Instrument("NOSUCH", "NSE")], 2, as_json=True,
+                               timeout=5, settings=ClientSettings(proxy.url, None, False))
+        await task
+    finally:
+        await proxy.close()
+    out = capsys.readouterr()
+    assert code == 1
+    assert orjson.loads(out.out)["data"]["ltp"] == 1400.0
+    assert "NOSUCH:NSE: NOSUCH is not listed on NSE (SYMBOL_NOT_FOUND)" in out.err
+
+
+def test_bad_instrument_is_one_sentence(cli_env):
+    out = oaws(cli_env, "tail", "--url", "ws://127.0.0.1:1", "RELIANCE")
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "SYMBOL:EXCHANGE" in out.stderr
+
+
+def test_nothing_listening_is_one_sentence(cli_env):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    out = oaws(cli_env, "tail", "--url", f"ws://127.0.0.1:{port}", "--no-autostart")
+    assert out.returncode == 1 and "connection refused" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_serve_port_in_use_is_one_sentence(cli_env):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        out = oaws(cli_env, "serve", "--port", str(taken.getsockname()[1]), "--bus", "tcp://127.0.0.1:*")
+    finally:
+        taken.close()
+    assert out.returncode == 1 and "is in use" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_stops_within_a_second_on_signal(cli_env, sig):
+    proc, url = start_server(cli_env)
+    start = time.monotonic()
+    proc.send_signal(sig)
+    assert proc.wait(5) == 0
+    assert time.monotonic() - start < 1.0
+    assert "Traceback" not in proc.stderr.read()
