@@ -190,6 +190,20 @@ def subscribe(
                               settings=cfg.client_settings(url, api_key, no_autostart)))
 
 
+#: Commands that live in modules of their own under oaws/commands/, each with ``register(app)``.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"oaws.commands.{name}").register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     app()
 

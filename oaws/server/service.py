@@ -43,6 +43,9 @@ class ServeOptions:
     replay: list[str] = field(default_factory=list)
     speed: float = 1.0
     loop: bool = False
+    #: replay only ticks recorded in [replay_from, replay_to] (epoch ms; None: no bound)
+    replay_from: int | None = None
+    replay_to: int | None = None
     slow_timeout: float = 5.0
     soft_limit: int = 256 * 1024
     limits: Limits = field(default_factory=Limits)
@@ -63,7 +66,7 @@ def make_feed(opts: ServeOptions) -> Feed:
 
         if not opts.replay:
             raise ServiceError("--broker replay needs a recording: add --replay FILE")
-        return ReplayFeed(opts.replay, speed=opts.speed, loop=opts.loop)
+        return ReplayFeed(opts.replay, speed=opts.speed, loop=opts.loop, start=opts.replay_from, end=opts.replay_to)
     raise ServiceError(f"unknown broker {opts.broker!r}; choose one of {', '.join(BROKERS)}")
 
 
