@@ -1,0 +1,122 @@
+"""Fixtures for the Angel One adapter: the simulator, an isolated environment, a real bus.
+
+Every test runs in its own temporary cwd, state, cache and config, with no ``ANGEL_*``
+variables from the developer's shell, and checks afterwards that nothing (SmartApi in
+particular) left a ``logs/`` directory in the cwd or the repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import zmq
+import zmq.asyncio
+
+from oaws.server.bus import REJECT_TOPIC, FeedHub
+from oaws.server.feeds.angel.feed import AngelFeed
+from oaws.server.feeds.angel.master import Master, rows_from_raw
+from oaws.server.feeds.angel.settings import ENV_VARS, AngelSettings
+from oaws.server.feeds.angel.simulator import AngelSimulator, fixture_master_bytes
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("OAWS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("OAWS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("OAWS_CONFIG", str(tmp_path / "config.toml"))
+    for var in (*ENV_VARS.values(), "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    yield tmp_path
+    assert not (work / "logs").exists(), "something created logs/ in the current directory"
+    assert not (REPO / "logs").exists(), "something created logs/ in the repository"
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[AngelSimulator]:
+    async with AngelSimulator(tick_interval=0.05, seed=7) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def master() -> Master:
+    return Master(rows_from_raw(fixture_master_bytes()), "fixture")
+
+
+def settings_for(sim: AngelSimulator, **overrides: Any) -> AngelSettings:
+    return AngelSettings(api_key=sim.api_key, client_code=sim.client_code, pin=sim.pin, totp_secret=sim.totp_secret,
+                         api_url=sim.api_url, feed_url=sim.feed_url, master_url=sim.master_url).with_overrides(**overrides)
+
+
+def make_feed(sim: AngelSimulator, master: Master, tmp_path: Path, **options: Any) -> AngelFeed:
+    """An AngelFeed on the simulator with test-sized timeouts (overridable)."""
+    settings = settings_for(sim, **options.pop("settings", {}))
+    defaults: dict[str, Any] = {
+        "batch_window": 0.05, "backoff_base": 0.05, "backoff_cap": 0.2, "stable_after": 5.0,
+        "silence_timeout": 5.0, "heartbeat_interval": 5.0, "open_timeout": 2.0, "login_timeout": 3.0,
+        "market_hours": lambda exchange_types: True, "session_file": tmp_path / "state" / "angel-session.json",
+        "rng": random.Random(1),
+    }
+    return AngelFeed(settings, master, **{**defaults, **options})
+
+
+class Bus:
+    """A FeedHub running ``feed`` on tcp://127.0.0.1:*, and a SUB socket to read what it publishes."""
+
+    def __init__(self, feed: AngelFeed) -> None:
+        self.ctx = zmq.asyncio.Context()
+        self.hub = FeedHub(feed, "tcp://127.0.0.1:*", ctx=self.ctx)
+        self.feed = feed
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.connect(self.hub.endpoint)
+        self.sub.setsockopt(zmq.SUBSCRIBE, REJECT_TOPIC)
+        self.task: asyncio.Task[None] | None = None
+
+    def subscribe(self, topic: str) -> None:
+        self.sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+
+    def unsubscribe(self, topic: str) -> None:
+        self.sub.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
+
+    async def next(self, topic: str | None = None, timeout: float = 3.0) -> tuple[str, dict[str, Any]]:
+        """The next message (of ``topic`` if given): (topic, decoded JSON)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                raw_topic, payload = await self.sub.recv_multipart()
+                if topic is None or raw_topic.decode() == topic:
+                    return raw_topic.decode(), orjson.loads(payload)
+
+    async def ticks(self, topic: str, count: int, timeout: float = 3.0) -> list[dict[str, Any]]:
+        return [(await self.next(topic, timeout))[1] for _ in range(count)]
+
+    async def reject(self, timeout: float = 3.0) -> dict[str, Any]:
+        return (await self.next(REJECT_TOPIC.decode(), timeout))[1]
+
+    async def __aenter__(self) -> Bus:
+        self.task = asyncio.create_task(self.hub.run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        self.sub.close(0)
+        self.ctx.term()
+
+
+async def eventually(predicate: Any, timeout: float = 3.0, interval: float = 0.01) -> None:
+    """Wait until ``predicate()`` is true; fail the test after ``timeout``."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(interval)
