@@ -134,15 +134,24 @@ def serve(
     replay: Annotated[list[str] | None, typer.Option("--replay", help="Recording(s) to serve with --broker replay.")] = None,
     speed: Annotated[float, typer.Option("--speed", help="Replay speed: 1 real time, 10 ten times faster, 0 at once.")] = 1.0,
     loop: Annotated[bool, typer.Option("--loop", help="Replay the recordings again and again.")] = False,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background; `oaws stop` stops it.")] = False,
+    background: Annotated[bool, typer.Option("--background", hidden=True)] = False,
 ) -> None:
-    """Run the feed and the WebSocket proxy in the foreground (Ctrl-C stops)."""
+    """Run the feed and the WebSocket proxy (in the foreground; --detach for the background)."""
     from oaws.server.service import ServeOptions, Service, run, serve_forever
 
+    if detach:
+        _detach(broker=broker, role=role, host=host, port=port, bus=bus, api_key=api_key, seed=seed, rate=rate,
+                replay=replay, speed=speed, loop=loop)
+        return
     opts = ServeOptions(
         broker=cfg.get("broker", broker), role=cfg.get("role", role), host=cfg.get("host", host),
         port=cfg.get("port", port), bus=cfg.get("bus", bus), api_key=cfg.get("api_key", api_key),
         seed=cfg.get("seed", seed), rate=cfg.get("rate", rate), replay=replay or [], speed=speed, loop=loop,
     )
+    if background:
+        _serve_in_background(opts)
+        return
     logging.getLogger("oaws").setLevel(min(logging.getLogger().level, logging.INFO))
 
     def ready(service: Service) -> None:
@@ -151,6 +160,87 @@ def serve(
         typer.echo(f"oaws: serving {where}: {d['broker']} feed, bus {d['bus']}; Ctrl-C stops", err=True)
 
     run(lambda: serve_forever(opts, ready))
+
+
+def _detach(*, api_key: str | None, replay: list[str] | None, loop: bool, speed: float, **given: Any) -> None:
+    """Re-run `oaws serve` with the same options as a background process and wait until it answers."""
+    from oaws import background
+
+    args: list[str] = []
+    for name, value in given.items():
+        if value is not None:
+            args += [f"--{name}", str(value)]
+    for path in replay or []:
+        args += ["--replay", os.path.abspath(path)]
+    if loop:
+        args.append("--loop")
+    if speed != 1.0:
+        args += ["--speed", str(speed)]
+    if api_key is not None:
+        os.environ["OAWS_API_KEY"] = api_key  # to the child by environment: never on a command line `ps` shows
+    try:
+        state = background.detach(args)
+    except background.BackgroundError as exc:
+        raise UserError(str(exc)) from None
+    _, _, log_path = background.paths()
+    if state.info.get("already"):
+        typer.echo(f"oaws: a server is already running: pid {state.pid}, {state.url} (log {log_path})", err=True)
+        return
+    typer.echo(f"oaws: server running in the background: pid {state.pid}, {state.url}, "
+               f"{state.info.get('broker')} feed, log {log_path}")
+
+
+def _serve_in_background(opts: Any) -> None:
+    """The body of a detached server: hold the lock, log to the rotating file, serve."""
+    import time
+
+    from oaws import background
+    from oaws.server.service import Service, run, serve_forever
+
+    os.umask(0o077)  # its files (state, log, broker tokens) are the user's alone
+    lock = background.ServerLock()
+    if not lock.acquire():
+        raise typer.Exit(background.LOST_RACE)
+    log_path = background.log_to_file()
+    log = logging.getLogger("oaws")
+
+    def ready(service: Service) -> None:
+        info = {"pid": os.getpid(), **service.describe(), "version": __version__, "started": time.time(),
+                "log": str(log_path)}
+        lock.publish(info)
+        log.info("background server ready: pid %s, %s", info["pid"], info["url"])
+
+    try:
+        run(lambda: serve_forever(opts, ready))  # a user error ends in `friendly`, whose stderr is the log
+    finally:
+        log.info("background server stopped")
+        lock.release()
+
+
+@app.command()
+@friendly
+def stop(
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait before SIGKILL.")] = 5.0,
+) -> None:
+    """Stop the background server (SIGTERM; SIGKILL after --timeout)."""
+    from oaws import background
+
+    pid = background.stop(timeout)
+    if pid is None:
+        typer.echo("oaws: no background server is running", err=True)
+    else:
+        typer.echo(f"oaws: stopped the background server (pid {pid})", err=True)
+
+
+@app.command()
+@friendly
+def status(
+    json: JsonOpt = False,
+) -> None:
+    """Is a background server running? Its figures. Exit 0 running, 3 not running, 1 stale state."""
+    from oaws.commands.status import show_status
+
+    raise typer.Exit(show_status(as_json=json))
 
 
 @app.command()
@@ -191,7 +281,7 @@ def subscribe(
 
 
 #: Commands that live in modules of their own under oaws/commands/, each with ``register(app)``.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("watch",)
 
 
 def _register_commands() -> None:

@@ -113,8 +113,21 @@ def _cast(key: str, raw: Any, like: Any) -> Any:
     return raw
 
 
+def serve_url() -> str:
+    """The URL a server started here with the configured host and port answers at."""
+    host = get("host")
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"ws://{host}:{get('port')}"
+
+
 def get(key: str, cli: Any = None, *, default: Any = None, section: str | None = None) -> Any:
-    """The value of ``key``: command line, then ``OAWS_KEY``, then the config file, then the default."""
+    """The value of ``key``: command line, then ``OAWS_KEY``, then the config file, then the default.
+
+    The default ``url`` is where ``oaws serve`` would listen with the configured host and port.
+    """
+    if key == "url" and cli is None and not os.environ.get("OAWS_URL") and "url" not in file_config():
+        return serve_url()
     like = DEFAULTS.get(key, default)
     if cli is not None:
         return cli
@@ -149,11 +162,12 @@ class ClientSettings:
 
     url: str
     api_key: str | None
+    #: start a background server when none answers (only ever at the URL it would serve)
     autostart: bool
 
     @property
-    def is_default_url(self) -> bool:
-        return self.url.rstrip("/") == DEFAULT_URL
+    def may_autostart(self) -> bool:
+        return self.autostart and self.url.rstrip("/") == serve_url()
 
 
 def client_settings(url: str | None = None, api_key: str | None = None, no_autostart: bool = False) -> ClientSettings:

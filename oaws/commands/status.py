@@ -1,0 +1,88 @@
+"""``oaws status``: the background server's state file and its own figures (``/health``)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from oaws import background
+
+RUNNING, STALE, NOT_RUNNING = 0, 1, 3
+
+
+def _uptime(seconds: float) -> str:
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return (f"{d}d " if d else "") + (f"{h}h " if d or h else "") + f"{m}m {s:02d}s"
+
+
+def collect() -> tuple[int, dict[str, Any]]:
+    state = background.read_state()
+    _, _, log_path = background.paths()
+    if state is None:
+        return NOT_RUNNING, {"running": False, "log": str(log_path)}
+    if not state.alive:
+        background.remove_stale()
+        return STALE, {"running": False, "stale": True, "pid": state.pid, "url": state.url, "log": str(log_path)}
+    report: dict[str, Any] = {"running": True, **state.info}
+    report["uptime"] = round(time.time() - float(state.info.get("started", time.time())), 1)
+    figures = background.health(state.url)
+    report["answering"] = figures is not None
+    if figures is not None:
+        report.update({k: v for k, v in figures.items() if k not in ("uptime", "url", "version")})
+    return RUNNING, report
+
+
+def show_status(*, as_json: bool) -> int:
+    code, r = collect()
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(r) + b"\n")
+        sys.stdout.flush()
+        return code
+    if code == NOT_RUNNING:
+        sys.stderr.write("oaws: no background server is running (start one with `oaws serve --detach`)\n")
+        return code
+    if code == STALE:
+        sys.stderr.write(f"oaws: stale state: the server with pid {r['pid']} is gone without cleaning up "
+                         f"(state removed; its log: {r['log']})\n")
+        return code
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    feed = r.get("feed") or {}
+    rows = [
+        ("status", "[green]running[/]" if r.get("answering") else "[yellow]running, not answering[/]"),
+        ("pid", str(r.get("pid"))), ("url", r.get("url", "")), ("bus", r.get("bus", "")),
+        ("broker", f"{r.get('broker', '')} ({feed.get('adapter_status', 'unknown')})"),
+        ("version", r.get("version", "")), ("uptime", _uptime(r.get("uptime", 0))),
+    ]
+    if r.get("answering"):
+        rows += [
+            ("clients", str(r.get("clients", 0))),
+            ("instruments", f"{r.get('instruments', 0)} ({r.get('topics', 0)} topics)"),
+            ("ticks/s", f"in {r.get('ticks_in_per_s', 0):,.0f}, out {r.get('ticks_out_per_s', 0):,.0f}"),
+            ("ticks", f"in {r.get('ticks_in', 0):,}, out {r.get('ticks_out', 0):,}"),
+            ("slow clients", f"{r.get('conflating', 0)} conflated now, {r.get('slow_closed', 0)} closed"),
+        ]
+    rows.append(("log", r.get("log", "")))
+    summary = Table.grid(padding=(0, 2))
+    for key, value in rows:
+        summary.add_row(f"[bold]{key}[/]", value)
+    console.print(summary)
+    clients = r.get("per_client") or []
+    if clients:
+        table = Table(title="clients", title_justify="left", box=None, header_style="bold")
+        for name in ("peer", "subscriptions", "sent", "send buffer", "conflated", "connected"):
+            table.add_column(name, justify="left" if name == "peer" else "right")
+        for c in clients:
+            table.add_row(c["peer"] + (" (batch)" if c.get("batch") else ""), str(c["subscriptions"]),
+                          f"{c['sent']:,}", f"{c['send_buffer']:,} B" + (" *" if c.get("conflating") else ""),
+                          f"{c['conflated']:,}", _uptime(c.get("connected_for", 0)))
+        console.print(table)
+    return code
