@@ -11,7 +11,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 import pytest
@@ -103,7 +103,7 @@ class Bus:
     async def reject(self, timeout: float = 3.0) -> dict[str, Any]:
         return (await self.next(REJECT_TOPIC.decode(), timeout))[1]
 
-    async def __aenter__(self) -> Bus:
+    async def __aenter__(self) -> Self:
         self.task = asyncio.create_task(self.hub.run())
         return self
 

@@ -238,7 +238,7 @@ class AngelFeed(Feed):
 
     def status(self) -> dict[str, object]:
         active = [c for c in self._conns if c.task is not None]
-        if self._fatal is not None and self._fatal.done():
+        if self._fatal is not None and self._fatal.done() and not self._fatal.cancelled():
             state = "error"
         elif active and all(c.state == "connected" for c in active):
             state = "connected"

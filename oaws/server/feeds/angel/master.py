@@ -71,6 +71,7 @@ STALE_AFTER = 3 * 86400
 # Columns of the index rows.
 TOKEN, SYMBOL, NAME, SEGMENT, TYPE, EXPIRY, STRIKE, LOTSIZE, TICK = range(9)
 _COLUMNS = ("token", "symbol", "name", "exch_seg", "instrumenttype", "expiry", "strike", "lotsize", "tick_size")
+_SEGMENT_ORDER = {segment: i for i, segment in enumerate(SEGMENT_TYPES)}
 _NORMALISE = re.compile(r"[\s\-_.]+")
 
 Row = tuple[str, ...]
@@ -201,7 +202,7 @@ class Master:
             return []
         segment = EXCHANGE_SEGMENTS.get(exchange.upper()) if exchange else None
         want_index = exchange.upper() in INDEX_ALIASES if exchange else None
-        scored: list[tuple[int, int, str, Row]] = []
+        scored: list[tuple[int, int, int, str, Row]] = []
         for row in self.rows:
             if row[SEGMENT] not in SEGMENT_TYPES:
                 continue
@@ -217,9 +218,9 @@ class Master:
                 rank = 2
             else:
                 continue
-            derivative = 1 if row[EXPIRY] else 0  # cash and indices before contracts
-            scored.append((rank, derivative, symbol, row))
-        scored.sort(key=lambda s: s[:3])
+            derivative = 1 if row[EXPIRY] else 0  # cash and indices before contracts, NSE before BSE
+            scored.append((rank, derivative, _SEGMENT_ORDER.get(row[SEGMENT], 9), symbol, row))
+        scored.sort(key=lambda s: s[:4])
         return [self._match(row) for *_, row in scored[:limit]]
 
     def _match(self, row: Row) -> Match:

@@ -20,7 +20,6 @@ import hashlib
 import logging
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,13 +145,11 @@ def login(settings: AngelSettings, timeout: float = 15.0) -> Session:
     """
     import requests
 
-    from oaws.server.feeds.angel.smartapi import smart_connect_class
+    from oaws.server.feeds.angel.smartapi import new_smart_connect
 
     settings.require_credentials()
     code = settings.totp()
-    with warnings.catch_warnings():  # its constructor sets deprecated ssl options (unused: it posts via requests)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        smart = smart_connect_class()(api_key=settings.api_key, root=settings.api_url, timeout=timeout)
+    smart = new_smart_connect(api_key=settings.api_key, root=settings.api_url, timeout=timeout)
     from SmartApi.smartExceptions import DataException, NetworkException, SmartAPIException
 
     try:

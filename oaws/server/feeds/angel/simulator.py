@@ -62,6 +62,9 @@ from oaws.server.feeds.angel.master import CDS_DIVISOR, PAISE, SEGMENT, SYMBOL, 
 from oaws.server.feeds.angel.wire import BestFiveEntry, DepthLevel, Packet
 
 log = logging.getLogger(__name__)
+# websockets logs handshake headers (tokens) at DEBUG; the simulator keeps them out of logs like the adapter does
+_ws_log = logging.getLogger("oaws.angel.simulator.websocket")
+_ws_log.setLevel(logging.INFO)
 
 LOGIN_PATH = "/rest/auth/angelbroking/user/v1/loginByPassword"
 PROFILE_PATH = "/rest/secure/angelbroking/user/v1/getProfile"
@@ -71,8 +74,8 @@ MASTER_PATH = "/OpenAPI_File/files/OpenAPIScripMaster.json"
 FEED_PATH = "/smart-stream"
 
 DEFAULT_API_KEY = "simapikey"
-DEFAULT_CLIENT_CODE = "S1234567"
-DEFAULT_PIN = "1234"
+DEFAULT_CLIENT_CODE = "S9990001"
+DEFAULT_PIN = "4821"
 DEFAULT_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 #: Rough prices (rupees) so that the simulated market looks familiar; others get one from their token.
@@ -178,6 +181,8 @@ class AngelSimulator:
         self.refused: list[tuple[int, str]] = []
         self.requests: list[dict[str, Any]] = []
         self.text_pings = 0
+        #: when set, every feed handshake is refused with 401 and this message (an account without feed access)
+        self.refuse_feed: str | None = None
         self._httpd: ThreadingHTTPServer | None = None
         self._http_thread: threading.Thread | None = None
         self._server: Server | None = None
@@ -192,7 +197,7 @@ class AngelSimulator:
                                              name="angel-sim-rest", daemon=True)
         self._http_thread.start()
         self._server = await serve(self._serve_feed, self.host, self._feed_port, process_request=self._handshake,
-                                   ping_interval=None, compression=None, server_header=None)
+                                   ping_interval=None, compression=None, server_header=None, logger=_ws_log)
         self._ticker = asyncio.create_task(self._tick_forever())
         return self
 
@@ -331,6 +336,8 @@ class AngelSimulator:
         if urlsplit(request.path).path != FEED_PATH:
             return self._refuse(connection, 404, "Not Found")
         jwt = h.get("Authorization", "").removeprefix("Bearer ").strip()
+        if self.refuse_feed:
+            return self._refuse(connection, 401, self.refuse_feed)
         if h.get("x-api-key") != self.api_key:
             return self._refuse(connection, 401, "Invalid API Key")
         if h.get("x-client-code") != self.client_code:
@@ -555,7 +562,8 @@ def _handler_class(sim: AngelSimulator) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = _answer
 
         def log_message(self, format: str, *args: Any) -> None:
-            log.debug("angel-sim REST: " + format, *args)
+            # not the request line: getProfile carries the refresh token in its query string
+            log.debug("angel-sim REST: %s %s", self.command, urlsplit(self.path).path)
 
     return Handler
 

@@ -11,7 +11,8 @@ with ``requests.get`` replaced by a stub that fails at once (SmartApi then falls
 fixed addresses, as it does on any error), and the module's ``os``, ``logzero`` and
 ``logger`` names are replaced by ones that create no directory and log nothing. These
 patches touch only the names inside ``SmartApi.smartConnect``; ``requests.get`` is put
-back right after the import.
+back right after the import. ``getProfile`` sends the refresh token in its query string,
+which urllib3 logs at DEBUG (``oaws -v``): a filter drops those lines.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import os
 import threading
 import types
+import warnings
 from typing import Any
 
 _lock = threading.Lock()
@@ -41,6 +43,13 @@ class _NoDirsOs(types.ModuleType):
     @staticmethod
     def makedirs(*args: Any, **kwargs: Any) -> None:
         return None
+
+
+class _NoTokens(logging.Filter):
+    """Drop urllib3's debug lines that carry a token: ``getProfile`` sends the refresh token in its URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Token" not in record.getMessage()
 
 
 def _silent_logger() -> logging.Logger:
@@ -70,5 +79,14 @@ def smart_connect_class() -> type:
             sc.os = _NoDirsOs("os")
             sc.logzero = types.SimpleNamespace(logfile=lambda *args, **kwargs: None)
             sc.logger = _silent_logger()
+            logging.getLogger("urllib3.connectionpool").addFilter(_NoTokens())
             _smart_connect = sc.SmartConnect
     return _smart_connect
+
+
+def new_smart_connect(**kwargs: Any) -> Any:
+    """A ``SmartConnect(**kwargs)``, without the DeprecationWarning its constructor's unused ssl setup raises."""
+    cls = smart_connect_class()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return cls(**kwargs)
