@@ -1,0 +1,137 @@
+"""Instrument master: resolution rules, search, index files, download from the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import orjson
+import pytest
+
+from oaws.instruments import parse
+from oaws.server.feeds.angel.errors import AngelUnavailable, MasterMissing
+from oaws.server.feeds.angel.master import (
+    INDEX_FILE,
+    MASTER_FILE,
+    index_bytes,
+    load_master,
+    master_dir,
+    read_master,
+    rows_from_raw,
+    update_master,
+)
+from oaws.server.feeds.angel.simulator import fixture_master_bytes
+from oaws.server.feeds.base import Rejection
+
+
+@pytest.mark.parametrize("text, exchange_type, token, angel_symbol", [
+    ("RELIANCE:NSE", 1, "2885", "RELIANCE-EQ"),
+    ("SBIN:NSE", 1, "3045", "SBIN-EQ"),
+    ("M&M:NSE", 1, "2031", "M&M-EQ"),
+    ("RELIANCE-EQ:NSE", 1, "2885", "RELIANCE-EQ"),
+    ("SMEXAMPLE:NSE", 1, "21808", "SMEXAMPLE-SM"),
+    ("NIFTY:NSE_INDEX", 1, "99926000", "Nifty 50"),
+    ("BANKNIFTY:NSE_INDEX", 1, "99926009", "Nifty Bank"),
+    ("FINNIFTY:NSE_INDEX", 1, "99926037", "Nifty Fin Service"),
+    ("NIFTY 50:NSE_INDEX", 1, "99926000", "Nifty 50"),
+    ("INDIAVIX:NSE_INDEX", 1, "99926017", "India VIX"),
+    ("SENSEX:BSE_INDEX", 3, "99919000", "SENSEX"),
+    ("RELIANCE:BSE", 3, "500325", "RELIANCE"),
+    ("NIFTY26DEC24FUT:NFO", 2, "35003", "NIFTY26DEC24FUT"),
+    ("NIFTY26DEC2424000CE:NFO", 2, "35010", "NIFTY26DEC2424000CE"),
+    ("SENSEX27DEC2480000CE:BFO", 4, "1142950", "SENSEX27DEC2480000CE"),
+    ("CRUDEOIL19DEC24FUT:MCX", 5, "429116", "CRUDEOIL19DEC24FUT"),
+    ("USDINR27DEC24FUT:CDS", 13, "1470", "USDINR27DEC24FUT"),
+])
+def test_instruments_resolve_to_angel_tokens(master, text, exchange_type, token, angel_symbol):
+    resolved = master.resolve(parse(text))
+    assert (resolved.exchange_type, resolved.token, resolved.angel_symbol) == (exchange_type, token, angel_symbol)
+
+
+def test_prices_are_paise_except_currencies(master):
+    assert master.resolve(parse("RELIANCE:NSE")).divisor == 100
+    assert master.resolve(parse("USDINR27DEC24FUT:CDS")).divisor == 10_000_000
+
+
+def test_an_unknown_symbol_is_symbol_not_found_with_a_hint(master):
+    with pytest.raises(Rejection) as caught:
+        master.resolve(parse("NOSUCHCO:NSE"))
+    assert caught.value.code == "SYMBOL_NOT_FOUND"
+    assert "oaws instruments search NOSUCHCO" in caught.value.message
+
+
+def test_an_index_written_as_a_stock_points_to_the_index(master):
+    with pytest.raises(Rejection, match="the index is NIFTY:NSE_INDEX"):
+        master.resolve(parse("NIFTY:NSE"))
+
+
+def test_an_exchange_angel_does_not_serve_is_refused(master):
+    with pytest.raises(Rejection) as caught:
+        master.resolve(parse("USDINR:BCD"))
+    assert caught.value.code == "SYMBOL_NOT_FOUND" and "does not serve BCD" in caught.value.message
+
+
+def test_search_puts_exact_matches_and_cash_first(master):
+    found = master.search("reliance")
+    assert [m.instrument for m in found] == ["RELIANCE:NSE", "RELIANCE:BSE", "RELIANCE26DEC24FUT:NFO"]
+    assert found[0].token == "2885" and found[0].exchange_type == 1
+
+
+def test_search_by_exchange_and_index_names(master):
+    assert [m.instrument for m in master.search("nifty", "NSE_INDEX")][:2] == ["NIFTY:NSE_INDEX", "BANKNIFTY:NSE_INDEX"]
+    options = master.search("NIFTY26DEC24", "NFO")
+    assert {m.instrument for m in options} == {"NIFTY26DEC24FUT:NFO", "NIFTY26DEC2424000CE:NFO", "NIFTY26DEC2424000PE:NFO"}
+    strike = next(m for m in options if m.instrument.endswith("CE:NFO"))
+    assert (strike.strike, strike.lot_size, strike.expiry) == (24000.0, 25, "26DEC2024")
+
+
+def test_search_results_resolve_back_to_the_same_token(master):
+    for match in master.search("E", limit=100):
+        assert master.resolve(parse(match.instrument)).token == match.token
+
+
+def test_index_and_raw_files_load_alike(tmp_path, master):
+    raw = tmp_path / "raw.json"
+    raw.write_bytes(fixture_master_bytes())
+    index = tmp_path / "index.json"
+    index.write_bytes(index_bytes(rows_from_raw(fixture_master_bytes()), "test"))
+    for path in (raw, index):
+        loaded = read_master(path)
+        assert len(loaded) == len(master) == 41
+        assert loaded.resolve(parse("SBIN:NSE")).token == "3045"
+
+
+def test_a_file_that_is_not_a_master_is_one_sentence(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hello": 1}')
+    with pytest.raises(MasterMissing, match="is not an Angel One instrument master"):
+        read_master(bad)
+    with pytest.raises(MasterMissing, match="cannot read"):
+        read_master(tmp_path / "missing.json")
+
+
+def test_without_a_master_the_error_says_how_to_get_one():
+    with pytest.raises(MasterMissing) as caught:
+        load_master()
+    message = str(caught.value)
+    assert "oaws instruments update" in message and "OAWS_INSTRUMENTS" in message and "\n" not in message
+
+
+async def test_update_downloads_from_the_simulator_with_progress(sim):
+    seen: list[tuple[int, int | None]] = []
+    path, _ = await asyncio.to_thread(update_master, sim.master_url, lambda done, total: seen.append((done, total)))
+    assert path == master_dir() / INDEX_FILE and (master_dir() / MASTER_FILE).read_bytes() == fixture_master_bytes()
+    assert seen[-1] == (len(fixture_master_bytes()), len(fixture_master_bytes()))
+    assert load_master().resolve(parse("RELIANCE:NSE")).token == "2885"
+    assert orjson.loads(path.read_bytes())["source"] == sim.master_url
+    assert not [p for p in os.listdir(master_dir()) if p.endswith(".part")]
+
+
+async def test_update_failures_keep_the_old_master(sim):
+    await asyncio.to_thread(update_master, sim.master_url)
+    before = (master_dir() / INDEX_FILE).read_bytes()
+    with pytest.raises(AngelUnavailable, match="HTTP 404"):
+        await asyncio.to_thread(update_master, sim.api_url + "/no/such/file.json")
+    with pytest.raises(AngelUnavailable, match="cannot download"):
+        await asyncio.to_thread(update_master, "http://127.0.0.1:9/OpenAPIScripMaster.json", None, 2.0)
+    assert (master_dir() / INDEX_FILE).read_bytes() == before
