@@ -14,7 +14,13 @@ import zmq
 
 from oaws.instruments import parse
 from oaws.server.feeds.angel import wire
-from oaws.server.feeds.angel.errors import AngelAuthError, AngelError, AngelLoginError, CredentialsMissing, MasterMissing
+from oaws.server.feeds.angel.errors import (
+    AngelAuthError,
+    AngelError,
+    AngelLoginError,
+    CredentialsMissing,
+    MasterMissing,
+)
 from oaws.server.feeds.angel.feed import AngelFeed, market_open
 from oaws.server.feeds.angel.master import update_master
 from oaws.server.feeds.angel.session import login, save_session
