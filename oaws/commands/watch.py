@@ -1,0 +1,83 @@
+"""``oaws watch``: the live market-watch screen (the app itself lives in ``oaws.tui``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from oaws import config as cfg
+from oaws.cli import (
+    ApiKeyOpt,
+    Instruments,
+    ModeOpt,
+    NoAutostartOpt,
+    UrlOpt,
+    UserError,
+    friendly,
+    resolve_instruments,
+    resolve_mode,
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @friendly
+    def watch(
+        instruments: Instruments = None,
+        watchlist: Annotated[str | None, typer.Option(
+            "--watchlist", "-w", help="Open this named watchlist of the config file (its watchlists table).",
+            show_default=False)] = None,
+        mode: ModeOpt = None,
+        fps: Annotated[float, typer.Option("--fps", help="Screen updates per second.")] = 10.0,
+        grouping: Annotated[str, typer.Option(
+            "--grouping", help="Digit grouping: indian (12,34,567), intl (1,234,567) or none.")] = "indian",
+        stale_after: Annotated[float, typer.Option(
+            "--stale-after", help="Seconds without a tick before the status line says the feed is stale.")] = 10.0,
+        url: UrlOpt = None,
+        api_key: ApiKeyOpt = None,
+        no_autostart: NoAutostartOpt = False,
+    ) -> None:
+        """Live market watch: a grid of quotes, market depth, watchlists (press ? for keys)."""
+        raise typer.Exit(run_watch(instruments, watchlist, mode, fps=fps, grouping=grouping, stale_after=stale_after,
+                                   settings=cfg.client_settings(url, api_key, no_autostart)))
+
+
+def build_watchlists(given: list[str] | None, name: str | None) -> tuple[list, int]:
+    """The lists Tab cycles through, and which one opens: the command line's, else the named or default one."""
+    from oaws.instruments import DEFAULT_WATCHLIST, parse_many
+    from oaws.tui.model import Watchlist
+
+    first = resolve_instruments(given, name)  # also says which names exist when ``name`` is unknown
+    configured = cfg.watchlists()
+    lists: list[Watchlist] = [Watchlist("command line", first)] if given else []
+    if not given and "default" not in configured:
+        lists.append(Watchlist("default", parse_many(list(DEFAULT_WATCHLIST))))
+    lists += [Watchlist(list_name, parse_many(items)) for list_name, items in configured.items()]
+    current = 0 if given else [w.name for w in lists].index(name or "default")
+    return lists, current
+
+
+def run_watch(instruments: list[str] | None, watchlist: str | None, mode: str | None, *, fps: float, grouping: str,
+              stale_after: float, settings: cfg.ClientSettings) -> int:
+    from oaws.commands.common import open_client
+    from oaws.server.feeds.sim import known_symbols
+    from oaws.tui.app import WatchApp
+    from oaws.tui.model import GROUPINGS
+
+    if grouping not in GROUPINGS:
+        raise UserError(f"unknown --grouping {grouping!r}; use one of {', '.join(GROUPINGS)}")
+    if fps <= 0 or fps > 60:
+        raise UserError(f"--fps must be between 0 and 60, not {fps:g}")
+    if stale_after <= 0:
+        raise UserError("--stale-after must be a positive number of seconds")
+    lists, current = build_watchlists(instruments, watchlist)
+    mode_number = resolve_mode(mode)
+
+    async def connect(wanted: list, mode: int):
+        return await open_client(settings, wanted, mode, retry_first=True)
+
+    app = WatchApp(connect, lists, current=current, mode=mode_number, url=settings.url, fps=fps, grouping=grouping,
+                   stale_after=stale_after, completions=known_symbols())
+    result = app.run()
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,268 @@
+"""``oaws watch``: the market-watch screen.
+
+A thin app: the feed worker turns client events into model updates (no Textual message
+per tick), a timer redraws what changed at a fixed frame rate, and a one-second timer
+rolls the status line. The app never imports the server: it is handed a ``connect``
+function that returns an ``oaws.client.Client`` (or anything with the same surface),
+which is how the command line reaches (and autostarts) a server and how tests feed it
+deterministic events.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+
+from oaws.client import AuthError, ClientError, Event, ServerError, Status, Tick
+from oaws.instruments import DEFAULT_WATCHLIST, DEPTH, Instrument
+from oaws.protocol import AUTHENTICATION_ERROR, NOT_AUTHENTICATED
+from oaws.tui.add import AddScreen
+from oaws.tui.depth import DepthScreen
+from oaws.tui.grid import QuoteGrid
+from oaws.tui.help import HelpScreen
+from oaws.tui.messages import DepthRequested, SortRequested
+from oaws.tui.model import SORT_LABELS, Health, Watchlist, WatchModel
+from oaws.tui.screen import WatchScreen
+from oaws.tui.status import StatusBar
+
+log = logging.getLogger(__name__)
+
+
+class FeedClient(Protocol):
+    """What the app needs of ``oaws.client.Client``."""
+
+    def __aiter__(self) -> AsyncIterator[Event]: ...
+
+    async def subscribe(self, instruments: Iterable[Instrument], mode: int = 2) -> None: ...
+
+    async def unsubscribe(self, instruments: Iterable[Instrument]) -> None: ...
+
+    async def request(self, body: dict[str, Any]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+#: (instruments, mode) -> a client that will subscribe them once connected
+Connect = Callable[[list[Instrument], int], Awaitable[FeedClient]]
+
+
+class WatchApp(App[int]):
+    """The live grid of one watchlist at a time; see ``HelpScreen`` for the keys."""
+
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "oaws watch"
+    ENABLE_COMMAND_PALETTE = False
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Keys"),
+    ]
+
+    def __init__(self, connect: Connect, watchlists: list[Watchlist], *, current: int = 0, mode: int = 2,
+                 url: str = "", fps: float = 10.0, grouping: str = "indian", stale_after: float = 10.0,
+                 completions: Iterable[str] = (), clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic, tz: tzinfo | None = None) -> None:
+        super().__init__()
+        if fps <= 0:
+            raise ValueError("the frame rate must be a positive number of frames per second")
+        self.connect = connect
+        self.mode = mode
+        self.fps = fps
+        self.model = WatchModel(watchlists, current=current, grouping=grouping, clock=monotonic, tz=tz)
+        self.health = Health(url, stale_after=stale_after, clock=clock)
+        self.completions = list(dict.fromkeys([*DEFAULT_WATCHLIST, *completions]))
+        self.seen: set[Instrument] = set()
+        self.client: FeedClient | None = None
+        self.paused = False
+        #: events taken from the client, for tests and the benchmark
+        self.events = 0
+        self.ticks = 0
+
+    def get_default_screen(self) -> WatchScreen:
+        self.main = WatchScreen(self.model, self.health)
+        return self.main
+
+    @property
+    def grid(self) -> QuoteGrid:
+        return self.main.grid
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / self.fps, self.frame, name="frame")
+        self.set_interval(1.0, self.second, name="second")
+        self.run_worker(self._pump(), name="feed", exclusive=True, exit_on_error=False)
+
+    # The feed ----------------------------------------------------------------------
+    async def _pump(self) -> None:
+        """Client events into the model; every failure becomes a notification, never a crash."""
+        asked = self.model.wanted()
+        try:
+            client = self.client = await self.connect(asked, self.mode)
+            late = [i for i in self.model.wanted() if i not in set(asked)]
+            if late:
+                await client.subscribe(late, self.mode)
+            try:
+                await self._consume(client)
+            finally:
+                await client.close()
+        except AuthError as exc:
+            self._refused(str(exc))
+        except ClientError as exc:
+            self.health.connection("refused", str(exc))
+            self.model.set_stale(True)
+            self.notify(str(exc), title="Cannot connect", severity="error", timeout=30)
+            self._refresh_status()
+        except Exception as exc:  # a bug must not leave the terminal in a broken state
+            log.exception("feed worker failed")
+            self.health.connection("refused", f"feed stopped: {exc}")
+            self.model.set_stale(True)
+            self.notify(f"The feed stopped: {exc}", title="Error", severity="error", timeout=30)
+            self._refresh_status()
+
+    async def _consume(self, client: FeedClient) -> None:
+        model, health, seen = self.model, self.health, self.seen
+        apply, count = model.apply, health.tick
+        async for event in client:
+            self.events += 1
+            if type(event) is Tick:
+                self.ticks += 1
+                instrument = event.instrument
+                apply(instrument, event.data)
+                count(event.latency_ms)
+                seen.add(instrument)
+            elif isinstance(event, Status):
+                self._status(event)
+            elif isinstance(event, ServerError):
+                self._server_error(event)
+
+    def _status(self, event: Status) -> None:
+        self.health.connection(event.state, event.detail, event.retry_at)
+        if event.state == "connected":
+            self.model.set_stale(False)
+        elif event.state == "reconnecting":
+            self.model.set_stale(True)
+        self._refresh_status()
+
+    def _server_error(self, event: ServerError) -> None:
+        if event.code in (NOT_AUTHENTICATED, AUTHENTICATION_ERROR):
+            self._refused(f"{self.health.url} refused the API key: {event.message}")
+            return
+        if event.instrument is not None:
+            self.model.fail(event.instrument, event.code.replace("_", " ").lower())
+            self.notify(f"{event.instrument}: {event.message}", title=event.code, severity="warning", timeout=8)
+        else:
+            self.notify(event.message, title=event.code, severity="warning", timeout=8)
+
+    def _refused(self, message: str) -> None:
+        self.health.connection("refused", message)
+        self.model.set_stale(True)
+        self.notify(f"{message}. Quit with q, then pass --api-key or set OAWS_API_KEY.",
+                    title="Authentication refused", severity="error", timeout=60)
+        self._refresh_status()
+
+    def _send(self, call: Callable[[FeedClient], Awaitable[None]]) -> None:
+        """Run a subscription change on the client, if there is one yet (else it is in the wanted list)."""
+        client = self.client
+        if client is not None:
+            self.run_worker(call(client), group="subscriptions", exit_on_error=False)
+
+    # Timers ------------------------------------------------------------------------
+    def frame(self) -> None:
+        if self.paused:
+            return
+        self.grid.redraw()
+        screen = self.screen
+        if isinstance(screen, DepthScreen):
+            screen.redraw()
+
+    def second(self) -> None:
+        self.health.roll()
+        self._refresh_status()
+
+    def _refresh_status(self) -> None:
+        for screen in self.screen_stack:
+            for bar in screen.query(StatusBar):
+                bar.paused = self.paused
+                bar.refresh()
+
+    # Actions -----------------------------------------------------------------------
+    def candidates(self) -> list[str]:
+        lists = [str(i) for w in self.model.watchlists for i in w.instruments]
+        return list(dict.fromkeys([*self.completions, *lists, *(str(i) for i in self.seen)]))
+
+    def action_add(self) -> None:
+        def added(instrument: Instrument | None) -> None:
+            if instrument is None:
+                return
+            if self.model.add(instrument):
+                self._send(lambda c: c.subscribe([instrument], self.mode))
+                self.notify(f"added {instrument}", timeout=2)
+            self.frame()
+
+        self.push_screen(AddScreen(self.candidates), added)
+
+    def action_remove(self) -> None:
+        instrument = self.model.selected
+        if instrument is not None and self.model.remove(instrument):
+            self._send(lambda c: c.unsubscribe([instrument]))
+            self.notify(f"removed {instrument}", timeout=2)
+            self.frame()
+
+    def action_sort(self) -> None:
+        self.model.cycle_sort()
+        self._sorted()
+
+    def on_sort_requested(self, message: SortRequested) -> None:
+        self.model.sort_by(message.key)
+        self._sorted()
+
+    def _sorted(self) -> None:
+        self.grid.redraw()
+        self._refresh_status()
+        label = SORT_LABELS.get(self.model.sort, self.model.sort)
+        self.notify(f"sorted by {label}{' (descending)' if self.model.descending else ''}", timeout=1.5)
+
+    def action_watchlist(self, step: int) -> None:
+        if len(self.model.watchlists) < 2:
+            self.notify("one watchlist only: add [watchlists] to the config file", timeout=3)
+            return
+        new, gone = self.model.switch(step)
+        if gone:
+            self._send(lambda c: c.unsubscribe(gone))
+        if new:
+            self._send(lambda c: c.subscribe(new, self.mode))
+        self.grid.redraw()
+        self._refresh_status()
+
+    def on_depth_requested(self, message: DepthRequested) -> None:
+        instrument = message.instrument
+        if self.mode < DEPTH:
+            self._send(lambda c: c.subscribe([instrument], DEPTH))
+
+        def closed(_: None) -> None:
+            if self.mode < DEPTH and instrument in self.model.watchlist.instruments:
+                self._send(lambda c: self._leave_depth(c, instrument))
+
+        self.push_screen(DepthScreen(self.model, self.health, instrument), closed)
+
+    async def _leave_depth(self, client: FeedClient, instrument: Instrument) -> None:
+        # Back to the grid's mode first (the client resubscribes that after a reconnect), then
+        # drop only the Depth mode, so the grid never misses a tick.
+        await client.subscribe([instrument], self.mode)
+        await client.request({"action": "unsubscribe",
+                              "symbols": [{"symbol": instrument.symbol, "exchange": instrument.exchange, "mode": DEPTH}]})
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        self._refresh_status()
+        if not self.paused:
+            self.frame()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
