@@ -249,9 +249,10 @@ class AngelSimulator:
 
     # Tokens --------------------------------------------------------------------------
     def _jwt(self, kind: str) -> str:
-        now = int(time.time())
+        now = time.time()
         header = _b64(b'{"alg":"HS512"}')
-        claims = {"username": self.client_code, "token": kind, "iat": now, "exp": int(now + self.token_ttl),
+        # exp may be fractional (RFC 7519 NumericDate), which lets tests use sub-second lifetimes
+        claims = {"username": self.client_code, "token": kind, "iat": int(now), "exp": round(now + self.token_ttl, 3),
                   "jti": secrets.token_hex(8)}
         payload = _b64(json.dumps(claims).encode())
         signature = _b64(hmac.new(self._signing_key, f"{header}.{payload}".encode(), hashlib.sha512).digest())

@@ -1,0 +1,146 @@
+"""`oaws login angel`, `oaws instruments update|search`, `oaws angel-sim` (through register())."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import stat
+import sys
+
+import orjson
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from oaws.commands.angel import register
+from oaws.server.feeds.angel.master import INDEX_FILE, master_dir
+from oaws.server.feeds.angel.session import session_path
+from oaws.server.feeds.angel.simulator import fixture_master_bytes
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    app = typer.Typer(add_completion=False)
+
+    @app.callback()
+    def main() -> None:
+        """A stand-in for the oaws app."""
+
+    register(app)
+    return app
+
+
+@pytest.fixture
+def sim_env(sim, monkeypatch):
+    for name, value in sim.env().items():
+        monkeypatch.setenv(name, value)
+    return sim
+
+
+def run(app: typer.Typer, *args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+async def test_login_angel_stores_a_private_session(app, sim_env):
+    result = run(app, "login", "angel")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Logged in to Angel One as S9990001 (SIMULATED USER); session saved to ")
+    assert str(session_path()) in result.stdout
+    assert stat.S_IMODE(session_path().stat().st_mode) == 0o600
+    for secret in (sim_env.pin, sim_env.totp_secret, sim_env.api_key):
+        assert secret not in result.output
+    assert sim_env.logins == 1
+
+
+async def test_a_refused_login_is_one_line_on_stderr(app, sim_env, monkeypatch):
+    monkeypatch.setenv("ANGEL_PIN", "0000")
+    result = run(app, "login", "angel")
+    assert result.exit_code == 1
+    assert result.stderr == "oaws: Angel One refused the login of S9990001: Invalid PIN (AB1000)\n"
+    assert not session_path().exists()
+
+
+def test_login_without_credentials_names_what_to_set(app):
+    result = run(app, "login", "angel")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("oaws: Angel One credentials missing: set ANGEL_API_KEY and ANGEL_CLIENT_CODE and "
+                                    "ANGEL_PIN and ANGEL_TOTP_SECRET (or api_key, client_code, pin, totp_secret in "
+                                    "the [angel] section of ")
+    assert result.stderr.count("\n") == 1
+
+
+def test_login_to_another_broker_is_refused(app):
+    result = run(app, "login", "zerodha")
+    assert result.exit_code == 1 and result.stderr == "oaws: unknown broker 'zerodha'; only angel needs a login\n"
+
+
+async def test_instruments_update_then_search(app, sim_env):
+    result = run(app, "instruments", "update")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"Saved 41 instruments to {master_dir() / INDEX_FILE}.\n"
+    assert sim_env.rest_requests == ["GET /OpenAPI_File/files/OpenAPIScripMaster.json"]
+
+    table = run(app, "instruments", "search", "reliance")
+    assert table.exit_code == 0
+    first = table.stdout.splitlines()[1].split()
+    assert first[:3] == ["RELIANCE:NSE", "RELIANCE-EQ", "2885"]
+
+    lines = run(app, "instruments", "search", "nifty", "--exchange", "nse_index", "--json", "-n", "2").stdout.splitlines()
+    found = [orjson.loads(line) for line in lines]
+    assert [(f["instrument"], f["token"], f["exchange_type"]) for f in found] == [
+        ("NIFTY:NSE_INDEX", "99926000", 1), ("BANKNIFTY:NSE_INDEX", "99926009", 1)]
+
+
+def test_search_without_a_master_says_how_to_get_one(app):
+    result = run(app, "instruments", "search", "reliance")
+    assert result.exit_code == 1
+    assert "run `oaws instruments update`" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_search_reads_a_local_copy(app, tmp_path, monkeypatch):
+    copy = tmp_path / "OpenAPIScripMaster.json"
+    copy.write_bytes(fixture_master_bytes())
+    by_option = run(app, "instruments", "search", "SBIN", "--instruments", str(copy), "--json")
+    assert orjson.loads(by_option.stdout.splitlines()[0])["instrument"] == "SBIN:NSE"
+    monkeypatch.setenv("OAWS_INSTRUMENTS", str(copy))
+    by_env = run(app, "instruments", "search", "USDINR", "--json")
+    assert orjson.loads(by_env.stdout)["instrument"] == "USDINR27DEC24FUT:CDS"
+
+
+def test_search_mistakes_are_one_sentence(app, tmp_path, monkeypatch):
+    copy = tmp_path / "master.json"
+    copy.write_bytes(fixture_master_bytes())
+    monkeypatch.setenv("OAWS_INSTRUMENTS", str(copy))
+    unknown = run(app, "instruments", "search", "RELIANCE", "--exchange", "NASDAQ")
+    assert unknown.exit_code == 1 and "unknown exchange 'NASDAQ'" in unknown.stderr
+    nothing = run(app, "instruments", "search", "ZZZZZ")
+    assert nothing.exit_code == 1 and nothing.stderr == "oaws: no instrument matches 'ZZZZZ'\n"
+
+
+async def test_angel_sim_command_serves_logins_until_interrupted(app, monkeypatch):
+    code = ("import typer\nfrom oaws.commands.angel import register\napp = typer.Typer()\n"
+            "@app.callback()\ndef main():\n    pass\nregister(app)\napp()\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, "angel-sim", "--rest-port", "0", "--feed-port", "0", "--tick-interval", "0.05",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        env: dict[str, str] = {}
+        async with asyncio.timeout(20):
+            while "ANGEL_MASTER_URL" not in env:
+                line = (await proc.stderr.readline()).decode()
+                assert line, "angel-sim exited early"
+                if line.startswith("export "):
+                    name, _, value = line.removeprefix("export ").strip().partition("=")
+                    env[name] = value
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        result = await asyncio.to_thread(run, app, "login", "angel")
+        assert result.exit_code == 0, result.output
+        assert env["ANGEL_FEED_URL"].startswith("ws://127.0.0.1:") and env["ANGEL_FEED_URL"].endswith("/smart-stream")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(10):
+            await proc.wait()
+    assert proc.returncode == 130
+    assert not os.path.exists("logs")
