@@ -134,20 +134,28 @@ def serve(
     replay: Annotated[list[str] | None, typer.Option("--replay", help="Recording(s) to serve with --broker replay.")] = None,
     speed: Annotated[float, typer.Option("--speed", help="Replay speed: 1 real time, 10 ten times faster, 0 at once.")] = 1.0,
     loop: Annotated[bool, typer.Option("--loop", help="Replay the recordings again and again.")] = False,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=64,
+                                         help="Proxy processes sharing the port (SO_REUSEPORT), for several cores.")] = 1,
+    slow_timeout: Annotated[float, typer.Option("--slow-timeout",
+                                                help="Seconds a client may stay behind (conflated) before it is closed "
+                                                "with 1008.")] = 3.0,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background; `oaws stop` stops it.")] = False,
     background: Annotated[bool, typer.Option("--background", hidden=True)] = False,
+    worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
 ) -> None:
     """Run the feed and the WebSocket proxy (in the foreground; --detach for the background)."""
     from oaws.server.service import ServeOptions, Service, run, serve_forever
 
     if detach:
         _detach(broker=broker, role=role, host=host, port=port, bus=bus, api_key=api_key, seed=seed, rate=rate,
-                replay=replay, speed=speed, loop=loop)
+                replay=replay, speed=speed, loop=loop, workers=workers if workers != 1 else None,
+                slow_timeout=slow_timeout if slow_timeout != 3.0 else None)
         return
     opts = ServeOptions(
         broker=cfg.get("broker", broker), role=cfg.get("role", role), host=cfg.get("host", host),
         port=cfg.get("port", port), bus=cfg.get("bus", bus), api_key=cfg.get("api_key", api_key),
         seed=cfg.get("seed", seed), rate=cfg.get("rate", rate), replay=replay or [], speed=speed, loop=loop,
+        workers=workers, worker=worker, slow_timeout=slow_timeout,
     )
     if background:
         _serve_in_background(opts)
@@ -155,9 +163,12 @@ def serve(
     logging.getLogger("oaws").setLevel(min(logging.getLogger().level, logging.INFO))
 
     def ready(service: Service) -> None:
+        if worker:
+            return
         d = service.describe()
         where = f"on {d['url']}" if d["url"] else "(feed only)"
-        typer.echo(f"oaws: serving {where}: {d['broker']} feed, bus {d['bus']}; Ctrl-C stops", err=True)
+        more = f" with {workers} proxy processes" if workers > 1 else ""
+        typer.echo(f"oaws: serving {where}{more}: {d['broker']} feed, bus {d['bus']}; Ctrl-C stops", err=True)
 
     run(lambda: serve_forever(opts, ready))
 
@@ -169,7 +180,7 @@ def _detach(*, api_key: str | None, replay: list[str] | None, loop: bool, speed:
     args: list[str] = []
     for name, value in given.items():
         if value is not None:
-            args += [f"--{name}", str(value)]
+            args += [f"--{name.replace('_', '-')}", str(value)]
     for path in replay or []:
         args += ["--replay", os.path.abspath(path)]
     if loop:
@@ -281,7 +292,7 @@ def subscribe(
 
 
 #: Commands that live in modules of their own under oaws/commands/, each with ``register(app)``.
-COMMAND_MODULES: tuple[str, ...] = ("watch",)
+COMMAND_MODULES: tuple[str, ...] = ("watch", "record")
 
 
 def _register_commands() -> None:

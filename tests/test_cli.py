@@ -154,3 +154,46 @@ def test_serve_stops_within_a_second_on_signal(cli_env, sig):
     assert proc.wait(5) == 0
     assert time.monotonic() - start < 1.0
     assert "Traceback" not in proc.stderr.read()
+
+
+def test_workers_share_the_port_and_stop_with_the_server(cli_env):
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([*OAWS, "serve", "--port", str(port), "--bus", "tcp://127.0.0.1:*", "--workers", "2"],
+                            env=cli_env, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:
+            if "serving on" in line:
+                break
+        pids: set[int] = set()
+        deadline = time.monotonic() + 10
+        while len(pids) < 2 and time.monotonic() < deadline:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
+            except OSError:
+                time.sleep(0.1)  # the worker may still be starting
+                continue
+            pids.add(orjson.loads(body)["pid"])
+        assert len(pids) == 2 and proc.pid in pids
+        worker = (pids - {proc.pid}).pop()
+        # ticks flow through either process: a worker gets them over the bus
+        for _ in range(4):
+            out = oaws(cli_env, "subscribe", "--json", "--url", f"ws://127.0.0.1:{port}", "RELIANCE:NSE")
+            assert out.returncode == 0 and orjson.loads(out.stdout)["symbol"] == "RELIANCE"
+    finally:
+        proc.terminate()
+        assert proc.wait(5) == 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{worker}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the worker outlived the server")

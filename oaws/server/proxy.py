@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ class ProxyOptions:
     #: bytes of unsent data past which a client is conflated
     soft_limit: int = 256 * 1024
     #: seconds a client may stay conflated before it is closed with 1008
-    slow_timeout: float = 5.0
+    slow_timeout: float = 3.0
     auth_timeout: float = 15.0
     max_frame: int = 128 * 1024
     ping_interval: float | None = 20.0
@@ -222,7 +223,7 @@ class Proxy:
     def stats(self) -> dict[str, Any]:
         assert self.reader is not None
         return {
-            "version": __version__, "url": self.url, "bus": self.bus_endpoint, "broker": self.broker(),
+            "version": __version__, "pid": os.getpid(), "url": self.url, "bus": self.bus_endpoint, "broker": self.broker(),
             "uptime": round(time.time() - self.started, 1), "clients": len(self.clients),
             "topics": len(self.routes), "instruments": len({r.instrument for r in self.routes.values()}),
             "ticks_in": self.reader.received, "ticks_out": self.ticks_out,

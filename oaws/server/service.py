@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,9 +49,13 @@ class ServeOptions:
     #: replay only ticks recorded in [replay_from, replay_to] (epoch ms; None: no bound)
     replay_from: int | None = None
     replay_to: int | None = None
-    slow_timeout: float = 5.0
+    slow_timeout: float = 3.0
     soft_limit: int = 256 * 1024
     limits: Limits = field(default_factory=Limits)
+    #: proxy processes sharing the port (SO_REUSEPORT); this one plus workers - 1
+    workers: int = 1
+    #: this process is one of those extra workers: reuse the port, exit when stdin closes
+    worker: bool = False
 
 
 def make_feed(opts: ServeOptions) -> Feed:
@@ -87,6 +94,7 @@ class Service:
         self.feed: Feed | None = None
         self.hub: FeedHub | None = None
         self.proxy: Proxy | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
         self._hub_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -104,7 +112,8 @@ class Service:
                 self.proxy = Proxy(
                     bus,
                     ProxyOptions(host=o.host, port=o.port, api_key=o.api_key, broker=feed.name if feed else o.broker,
-                                 limits=o.limits, slow_timeout=o.slow_timeout, soft_limit=o.soft_limit),
+                                 limits=o.limits, slow_timeout=o.slow_timeout, soft_limit=o.soft_limit,
+                                 reuse_port=o.workers > 1 or o.worker),
                     check=feed.check if feed else None,
                     depths=feed.depths if feed else None,
                     feed_status=feed.status if feed else None,
@@ -116,6 +125,24 @@ class Service:
             raise ServiceError(str(exc)) from None
         if self.hub is not None:
             self._hub_task = asyncio.create_task(self.hub.run())
+        if self.proxy is not None and o.workers > 1:
+            self._spawn_workers(o.workers - 1)
+
+    def _spawn_workers(self, n: int) -> None:
+        """Extra proxy processes on the same port and bus: the kernel spreads new
+        connections over them (SO_REUSEPORT), so the fan-out uses every core."""
+        assert self.proxy is not None
+        o = self.opts
+        env = dict(os.environ)
+        if o.api_key:
+            env["OAWS_API_KEY"] = o.api_key  # never on a command line
+        args = [sys.executable, "-m", "oaws", "serve", "--worker", "--role", "proxy", "--bus", self.bus,
+                "--host", o.host, "--port", str(self.proxy.port), "--broker", self.describe()["broker"],
+                "--slow-timeout", str(o.slow_timeout)]
+        for _ in range(n):
+            self.workers.append(subprocess.Popen(args, stdin=subprocess.PIPE, env=env))
+        log.info("started %d more proxy processes on port %d: pids %s", n, self.proxy.port,
+                 ", ".join(str(w.pid) for w in self.workers))
 
     @property
     def url(self) -> str:
@@ -137,6 +164,16 @@ class Service:
             await asyncio.Event().wait()
 
     async def stop(self) -> None:
+        for w in self.workers:
+            if w.stdin is not None:
+                w.stdin.close()  # a worker stops when its stdin closes
+            w.terminate()
+        for w in self.workers:
+            try:
+                await asyncio.to_thread(w.wait, 3)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        self.workers.clear()
         if self.proxy is not None:
             await self.proxy.close()
         if self._hub_task is not None:
@@ -153,6 +190,14 @@ async def serve_forever(opts: ServeOptions, on_ready: Callable[[Service], None] 
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    if opts.worker:
+        # a worker lives as long as its parent: the parent holds our stdin open
+        def parent_gone() -> None:
+            if not os.read(0, 4096):
+                loop.remove_reader(0)
+                stopping.set()
+
+        loop.add_reader(0, parent_gone)
     if on_ready is not None:
         on_ready(service)
     waiter = asyncio.create_task(service.wait())
