@@ -139,6 +139,10 @@ def serve(
     slow_timeout: Annotated[float, typer.Option("--slow-timeout",
                                                 help="Seconds a client may stay behind (conflated) before it is closed "
                                                 "with 1008.")] = 3.0,
+    tls_cert: Annotated[str | None, typer.Option("--tls-cert", help="Serve wss:// with this certificate (PEM).")] = None,
+    tls_key: Annotated[str | None, typer.Option("--tls-key", help="The certificate's private key (PEM).")] = None,
+    allowed_origin: Annotated[list[str] | None, typer.Option(
+        "--allowed-origin", help="A browser origin allowed to connect (repeatable; default: any).")] = None,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background; `oaws stop` stops it.")] = False,
     background: Annotated[bool, typer.Option("--background", hidden=True)] = False,
     worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
@@ -149,13 +153,16 @@ def serve(
     if detach:
         _detach(broker=broker, role=role, host=host, port=port, bus=bus, api_key=api_key, seed=seed, rate=rate,
                 replay=replay, speed=speed, loop=loop, workers=workers if workers != 1 else None,
-                slow_timeout=slow_timeout if slow_timeout != 3.0 else None)
+                slow_timeout=slow_timeout if slow_timeout != 3.0 else None,
+                tls_cert=os.path.abspath(tls_cert) if tls_cert else None,
+                tls_key=os.path.abspath(tls_key) if tls_key else None, allowed_origin=allowed_origin)
         return
     opts = ServeOptions(
         broker=cfg.get("broker", broker), role=cfg.get("role", role), host=cfg.get("host", host),
         port=cfg.get("port", port), bus=cfg.get("bus", bus), api_key=cfg.get("api_key", api_key),
         seed=cfg.get("seed", seed), rate=cfg.get("rate", rate), replay=replay or [], speed=speed, loop=loop,
-        workers=workers, worker=worker, slow_timeout=slow_timeout,
+        workers=workers, worker=worker, slow_timeout=slow_timeout, tls_cert=tls_cert, tls_key=tls_key,
+        allowed_origins=tuple(allowed_origin or ()),
     )
     if background:
         _serve_in_background(opts)
@@ -173,7 +180,8 @@ def serve(
     run(lambda: serve_forever(opts, ready))
 
 
-def _detach(*, api_key: str | None, replay: list[str] | None, loop: bool, speed: float, **given: Any) -> None:
+def _detach(*, api_key: str | None, replay: list[str] | None, loop: bool, speed: float,
+            allowed_origin: list[str] | None, **given: Any) -> None:
     """Re-run `oaws serve` with the same options as a background process and wait until it answers."""
     from oaws import background
 
@@ -183,6 +191,8 @@ def _detach(*, api_key: str | None, replay: list[str] | None, loop: bool, speed:
             args += [f"--{name.replace('_', '-')}", str(value)]
     for path in replay or []:
         args += ["--replay", os.path.abspath(path)]
+    for origin in allowed_origin or []:
+        args += ["--allowed-origin", origin]
     if loop:
         args.append("--loop")
     if speed != 1.0:

@@ -82,13 +82,20 @@ class ProxyOptions:
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     reuse_port: bool = False
+    #: requests per second a client may send (a token bucket of twice that); a flood is
+    #: answered with LIMIT_EXCEEDED, and a client that goes on is closed with 1008
+    request_rate: float = 100.0
+    flood_close: int = 1000
+    #: browser origins allowed to connect (None: any); clients that send no Origin always may
+    allowed_origins: tuple[str, ...] | None = None
+    ssl: Any = None
 
 
 class Client:
     """One connection's delivery state."""
 
     __slots__ = ("ws", "transport", "session", "batch", "out", "items", "conflating", "latest", "slow_since",
-                 "sent", "conflated", "peer", "connected_at", "closing")
+                 "sent", "conflated", "peer", "ip", "connected_at", "closing", "tokens", "refilled", "flooded")
 
     def __init__(self, ws: ServerConnection, session: Session, batch: bool) -> None:
         self.ws = ws
@@ -103,8 +110,22 @@ class Client:
         self.sent = 0
         self.conflated = 0
         self.peer = "%s:%s" % (ws.remote_address[:2] if ws.remote_address else ("?", "?"))
+        self.ip = str(ws.remote_address[0]) if ws.remote_address else "?"
         self.connected_at = time.time()
         self.closing = False
+        self.tokens = 0.0
+        self.refilled = time.monotonic()
+        self.flooded = 0
+
+    def allow(self, rate: float) -> bool:
+        """Take a request token (the bucket holds two seconds' worth)."""
+        now = time.monotonic()
+        self.tokens = min(2 * rate, self.tokens + (now - self.refilled) * rate)
+        self.refilled = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
 
     def stats(self) -> dict[str, Any]:
         return {"peer": self.peer, "batch": self.batch, "subscriptions": self.session.pairs(),
@@ -160,6 +181,7 @@ class Proxy:
         self.ticks_out = 0
         self.slow_closed = 0
         self.rejected = 0
+        self.failed_auth: dict[str, tuple[int, float]] = {}
         self._rates = {"in": 0.0, "out": 0.0}
         self._rate_mark = (time.monotonic(), 0, 0)
         self.reader: BusReader | None = None
@@ -176,7 +198,8 @@ class Proxy:
                 self._serve_client, o.host, o.port,
                 compression=None, max_size=o.max_frame, ping_interval=o.ping_interval,
                 ping_timeout=o.ping_timeout, close_timeout=2, process_request=self._process_request,
-                reuse_port=o.reuse_port or None, server_header=f"oaws/{__version__}",
+                reuse_port=o.reuse_port or None, server_header=f"oaws/{__version__}", ssl=o.ssl,
+                origins=[*o.allowed_origins, None] if o.allowed_origins else None,
             )
         except OSError as exc:
             self.reader.close()
@@ -186,7 +209,8 @@ class Proxy:
         sock = next(iter(self.server.sockets))
         host, port = sock.getsockname()[:2]
         self.port = port
-        self.url = f"ws://{host if ':' not in host else '[' + host + ']'}:{port}"
+        scheme = "wss" if o.ssl is not None else "ws"
+        self.url = f"{scheme}://{host if ':' not in host else '[' + host + ']'}:{port}"
         self.reader.start()
         self._tender = asyncio.create_task(self._tend())
         log.info("proxy listening on %s, bus %s", self.url, self.bus_endpoint)
@@ -419,6 +443,20 @@ class Proxy:
             c.sent += len(snapshots)
             self.ticks_out += len(snapshots)
 
+    def _auth_failed(self, c: Client) -> None:
+        count, last = self.failed_auth.get(c.ip, (0, 0.0))
+        now = time.monotonic()
+        count = 1 if now - last > 60 else count + 1  # failures are forgotten after a quiet minute
+        self.failed_auth[c.ip] = (count, now)
+        log.warning("failed authentication from %s (%d in a row)", c.ip, count)
+
+    def _auth_delay(self, ip: str) -> float:
+        """Seconds to wait before answering an address that failed to authenticate repeatedly."""
+        count, last = self.failed_auth.get(ip, (0, 0.0))
+        if time.monotonic() - last > 60:
+            return 0.0
+        return min(5.0, 0.25 * 2 ** (count - 3))
+
     def _auth_timeout(self, c: Client) -> None:
         if not c.session.authenticated and c.ws.protocol.state is OPEN:
             log.info("closing %s: not authenticated within %.0f s", c.peer, self.options.auth_timeout)
@@ -430,6 +468,7 @@ class Proxy:
         session = Session(api_key=self.options.api_key, broker=self.broker, broker_info=self.broker_info,
                           check=self.check or (lambda i: None), depths=self.depths, limits=self.options.limits)
         c = Client(ws, session, batch)
+        c.tokens = 2 * self.options.request_rate
         self.clients.add(c)
         timer = None
         if self.options.api_key is not None:
@@ -437,7 +476,24 @@ class Proxy:
         log.debug("client %s connected%s", c.peer, " (batch)" if batch else "")
         try:
             async for frame in ws:
+                if not c.allow(self.options.request_rate):
+                    c.flooded += 1
+                    if c.flooded == 1 or c.flooded % 100 == 0:
+                        self._send(c, error("LIMIT_EXCEEDED", f"more than {self.options.request_rate:g} requests per "
+                                                              "second; requests are being dropped"))
+                    if c.flooded >= self.options.flood_close:
+                        log.warning("closing %s: request flood", c.peer)
+                        await ws.close(SLOW_CLIENT_CODE, "request flood")
+                        break
+                    continue
+                if not session.authenticated and self.failed_auth.get(c.ip, (0, 0.0))[0] >= 3:
+                    await asyncio.sleep(self._auth_delay(c.ip))
+                failures, was_authenticated = session.failed_auth, session.authenticated
                 self._on_request(c, frame)
+                if session.failed_auth > failures:
+                    self._auth_failed(c)
+                elif session.authenticated and not was_authenticated:
+                    self.failed_auth.pop(c.ip, None)
         except ConnectionClosed:
             pass
         finally:

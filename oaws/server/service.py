@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable
@@ -56,6 +57,9 @@ class ServeOptions:
     workers: int = 1
     #: this process is one of those extra workers: reuse the port, exit when stdin closes
     worker: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    allowed_origins: tuple[str, ...] = ()
 
 
 def make_feed(opts: ServeOptions) -> Feed:
@@ -75,6 +79,20 @@ def make_feed(opts: ServeOptions) -> Feed:
             raise ServiceError("--broker replay needs a recording: add --replay FILE")
         return ReplayFeed(opts.replay, speed=opts.speed, loop=opts.loop, start=opts.replay_from, end=opts.replay_to)
     raise ServiceError(f"unknown broker {opts.broker!r}; choose one of {', '.join(BROKERS)}")
+
+
+def tls_context(opts: ServeOptions) -> ssl.SSLContext | None:
+    if not opts.tls_cert and not opts.tls_key:
+        return None
+    if not (opts.tls_cert and opts.tls_key):
+        raise ServiceError("TLS needs both --tls-cert and --tls-key")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(opts.tls_cert, opts.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ServiceError(f"cannot load the TLS certificate {opts.tls_cert} and key {opts.tls_key}: "
+                           f"{getattr(exc, 'strerror', None) or exc}") from None
+    return context
 
 
 def check_listen(opts: ServeOptions) -> None:
@@ -113,7 +131,8 @@ class Service:
                     bus,
                     ProxyOptions(host=o.host, port=o.port, api_key=o.api_key, broker=feed.name if feed else o.broker,
                                  limits=o.limits, slow_timeout=o.slow_timeout, soft_limit=o.soft_limit,
-                                 reuse_port=o.workers > 1 or o.worker),
+                                 reuse_port=o.workers > 1 or o.worker, ssl=tls_context(o),
+                                 allowed_origins=tuple(o.allowed_origins) or None),
                     check=feed.check if feed else None,
                     depths=feed.depths if feed else None,
                     feed_status=feed.status if feed else None,
@@ -139,6 +158,10 @@ class Service:
         args = [sys.executable, "-m", "oaws", "serve", "--worker", "--role", "proxy", "--bus", self.bus,
                 "--host", o.host, "--port", str(self.proxy.port), "--broker", self.describe()["broker"],
                 "--slow-timeout", str(o.slow_timeout)]
+        if o.tls_cert and o.tls_key:
+            args += ["--tls-cert", o.tls_cert, "--tls-key", o.tls_key]
+        for origin in o.allowed_origins:
+            args += ["--allowed-origin", origin]
         for _ in range(n):
             self.workers.append(subprocess.Popen(args, stdin=subprocess.PIPE, env=env))
         log.info("started %d more proxy processes on port %d: pids %s", n, self.proxy.port,
