@@ -1,0 +1,255 @@
+"""The replay feed: recordings (``oaws record``) served as if they were a live market.
+
+Behind the same bus and proxy as every feed, so ``watch``, ``tail`` and ``record`` work
+against a replay unchanged. How it plays:
+
+* Pacing follows the recorded receive times (``received_ns``): at ``speed`` 1 the gaps
+  between ticks are the recorded ones, at 10 a tenth of them, at 0 there are none.
+  Several files are merged by time (rotated parts follow each other).
+* The clock starts when the first client subscribes, after a short pause (``settle``)
+  so that a client subscribing to many instruments gets every one from the first tick.
+  Instruments nobody wants still move through the timeline, unpublished, so a client
+  that subscribes later gets the latest replayed tick at once, as from a live feed.
+* A replayed tick keeps its recorded fields (prices, ``seq``, ``timestamp``...). Asked
+  for a lower mode than recorded, a client gets the tick cut down to that mode's fields
+  (SPEC §2) with ``mode`` set to it; asked for a higher one, it gets the tick as recorded
+  (its ``data.mode`` says which), since a recording cannot invent depth it never had.
+* Only instruments in the recording can be subscribed (``SYMBOL_NOT_FOUND`` otherwise).
+* At the end, without ``loop``, the feed stays up and keeps serving the last ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from oaws.instruments import DEPTH, LTP, QUOTE, Instrument, InstrumentError, make
+from oaws.protocol import SYMBOL_NOT_FOUND
+from oaws.recording import RecordingError, instruments_in, timeline
+from oaws.server.feeds.base import Feed, Rejection
+from oaws.server.service import ServiceError
+
+log = logging.getLogger(__name__)
+
+#: seconds between the first subscription and the first tick
+SETTLE = 0.3
+#: ticks due this close together go out in one wake-up (seconds)
+BATCH_WINDOW = 0.002
+#: without pauses (speed 0, or behind schedule), yield to the event loop every this many ticks
+YIELD_EVERY = 500
+
+#: fields a tick of each mode adds (SPEC §2); dropped to serve a lower mode
+QUOTE_ONLY = ("open", "high", "low", "close", "volume", "last_trade_quantity", "avg_trade_price",
+              "total_buy_quantity", "total_sell_quantity", "change", "change_percent")
+DEPTH_ONLY = ("oi", "upper_circuit", "lower_circuit", "depth")
+ABOVE = {LTP: QUOTE_ONLY + DEPTH_ONLY, QUOTE: DEPTH_ONLY, DEPTH: ()}
+
+
+def at_mode(data: dict[str, Any], recorded: int, mode: int) -> dict[str, Any]:
+    """``data`` (a tick recorded at ``recorded``) as a client of ``mode`` receives it."""
+    if mode >= recorded:
+        return data
+    dropped = ABOVE[mode]
+    body = {k: v for k, v in data.items() if k not in dropped}
+    if "mode" in body:
+        body["mode"] = mode
+    return body
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class ReplayFeed(Feed):
+    """Serves recordings as the feed (see the module docstring).
+
+    ``start`` / ``end``: epoch ms bounds on the recorded receive times (None: none).
+    ``clock`` and ``sleep`` are injectable so tests check the pacing without waiting.
+    """
+
+    name = "replay"
+
+    def __init__(self, files: list[str], *, speed: float = 1.0, loop: bool = False, start: int | None = None,
+                 end: int | None = None, clock: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep,
+                 settle: float = SETTLE) -> None:
+        super().__init__()
+        if not files:
+            raise ServiceError("--broker replay needs a recording: add --replay FILE")
+        if not (isinstance(speed, int | float) and math.isfinite(speed) and speed >= 0):
+            raise ServiceError(f"the replay speed must be 0 (as fast as possible) or more, not {speed!r}")
+        if start is not None and end is not None and start > end:
+            raise ServiceError("the replay window is empty: --from is after --to")
+        for path in files:
+            if os.path.isdir(path):
+                raise ServiceError(f"the recording {path} is a directory, not a file")
+            if not os.path.isfile(path):
+                raise ServiceError(f"the recording {path} does not exist")
+        self.files = list(files)
+        self.speed = float(speed)
+        self.loop = loop
+        self.start = start
+        self.end = end
+        self.clock = clock
+        self.sleep = sleep
+        self.settle = settle
+        self._warned: set[str] = set()
+        try:
+            self.known = instruments_in(self.files, self._warn)
+        except RecordingError as exc:
+            raise ServiceError(str(exc)) from None
+        self.wanted: dict[Instrument, set[int]] = {}
+        #: the latest replayed tick of each instrument: (recorded mode, data)
+        self.latest: dict[Instrument, tuple[int, dict[str, Any]]] = {}
+        self.state = "waiting"
+        self.replayed = 0
+        self.passes = 0
+        self.position_ns: int | None = None
+        self._first_want = asyncio.Event()
+        self._pending: set[tuple[Instrument, int]] = set()
+        self._names: dict[tuple[object, object], Instrument | None] = {}
+
+    def _warn(self, message: str) -> None:
+        if message not in self._warned:  # once, not once per loop
+            self._warned.add(message)
+            log.warning("%s", message)
+
+    # The bus -------------------------------------------------------------------------
+    def check(self, instrument: Instrument) -> None:
+        if instrument not in self.known:
+            raise Rejection(SYMBOL_NOT_FOUND, f"{instrument} is not in the recording")
+
+    def want(self, instrument: Instrument, mode: int) -> None:
+        if instrument not in self.known:
+            if self.publisher is not None:
+                self.publisher.reject(instrument, mode, SYMBOL_NOT_FOUND, f"{instrument} is not in the recording")
+            return
+        self.wanted.setdefault(instrument, set()).add(mode)
+        self._first_want.set()
+        self._publish_soon(instrument, mode)
+
+    def unwant(self, instrument: Instrument, mode: int) -> None:
+        modes = self.wanted.get(instrument)
+        if modes is None:
+            return
+        modes.discard(mode)
+        if not modes:
+            del self.wanted[instrument]
+
+    def resend(self, instrument: Instrument, mode: int) -> None:
+        self._publish_soon(instrument, mode)
+
+    def status(self) -> dict[str, object]:
+        return {"adapter_status": "connected", "instruments": len(self.wanted), "replay": self.state,
+                "speed": self.speed, "loop": self.loop, "replayed": self.replayed, "passes": self.passes,
+                "position": self.position_ns // 1_000_000 if self.position_ns is not None else None}
+
+    def _publish_soon(self, instrument: Instrument, mode: int) -> None:
+        # After the current callback, so that the bus has registered the subscription first.
+        key = (instrument, mode)
+        if key in self._pending:
+            return
+        self._pending.add(key)
+        try:
+            asyncio.get_running_loop().call_soon(self._publish_latest, instrument, mode)
+        except RuntimeError:  # driven without a loop (tests)
+            self._publish_latest(instrument, mode)
+
+    def _publish_latest(self, instrument: Instrument, mode: int) -> None:
+        self._pending.discard((instrument, mode))
+        latest = self.latest.get(instrument)
+        if latest is None or self.publisher is None or mode not in self.wanted.get(instrument, ()):
+            return
+        recorded, data = latest
+        self.publisher.publish(instrument, mode, orjson.dumps(at_mode(data, recorded, mode)))
+
+    # The timeline --------------------------------------------------------------------
+    def _instrument(self, record: dict[str, Any]) -> Instrument | None:
+        key = (record.get("symbol"), record.get("exchange"))
+        try:
+            return self._names[key]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable garbage
+            return None
+        try:
+            instrument: Instrument | None = make(*key)
+        except InstrumentError:
+            instrument = None
+        self._names[key] = instrument
+        return instrument
+
+    def _replay(self, record: dict[str, Any]) -> None:
+        data = record.get("data")
+        instrument = self._instrument(record)
+        if instrument is None or not isinstance(data, dict):
+            return
+        recorded = record.get("mode")
+        if not isinstance(recorded, int) or recorded not in ABOVE:
+            recorded = data.get("mode") if data.get("mode") in ABOVE else DEPTH
+        self.latest[instrument] = (recorded, data)
+        self.replayed += 1
+        modes = self.wanted.get(instrument)
+        publisher = self.publisher
+        if not modes or publisher is None:
+            return
+        raw = None
+        for mode in modes:
+            if mode >= recorded:
+                raw = raw or orjson.dumps(data)
+                publisher.publish(instrument, mode, raw)
+            else:
+                publisher.publish(instrument, mode, orjson.dumps(at_mode(data, recorded, mode)))
+
+    async def _play(self, origin: float) -> tuple[int, float]:
+        """One pass over the recordings, tick ``i`` due at ``origin + offset_i / speed``.
+
+        Returns the ticks replayed and the clock time the last one was due.
+        """
+        first: int | None = None
+        count = 0
+        unpaused = 0
+        due = origin
+        for ns, record in timeline(self.files, start_ms=self.start, end_ms=self.end, warn=self._warn):
+            if first is None:
+                first = ns
+            if self.speed > 0:
+                due = origin + (ns - first) / 1e9 / self.speed
+                delay = due - self.clock()
+                if delay > BATCH_WINDOW:
+                    await self.sleep(delay)
+                    unpaused = 0
+            self.position_ns = ns
+            self._replay(record)
+            count += 1
+            unpaused += 1
+            if unpaused >= YIELD_EVERY:
+                await asyncio.sleep(0)
+                unpaused = 0
+        return count, due
+
+    async def run(self) -> None:
+        log.info("replay of %s at speed %g%s: waiting for the first subscription",
+                 ", ".join(self.files), self.speed, ", looping" if self.loop else "")
+        await self._first_want.wait()
+        if self.settle > 0:
+            await self.sleep(self.settle)
+        self.state = "playing"
+        origin = self.clock()
+        while True:
+            try:
+                count, last_due = await self._play(origin)
+            except RecordingError as exc:
+                self._warn(str(exc))
+                count, last_due = 0, origin
+            self.passes += 1
+            if not self.loop or count == 0:
+                break
+            origin = max(last_due, self.clock()) if self.speed > 0 else self.clock()
+        self.state = "finished"
+        log.info("replay finished after %d ticks; serving the last ticks until stopped", self.replayed)
