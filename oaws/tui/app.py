@@ -68,13 +68,15 @@ class WatchApp(App[int]):
     def __init__(self, connect: Connect, watchlists: list[Watchlist], *, current: int = 0, mode: int = 2,
                  url: str = "", fps: float = 10.0, grouping: str = "indian", stale_after: float = 10.0,
                  completions: Iterable[str] = (), clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic, tz: tzinfo | None = None) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, tz: tzinfo | None = None,
+                 roll_every: float = 1.0) -> None:
         super().__init__()
         if fps <= 0:
             raise ValueError("the frame rate must be a positive number of frames per second")
         self.connect = connect
         self.mode = mode
         self.fps = fps
+        self.roll_every = roll_every
         self.model = WatchModel(watchlists, current=current, grouping=grouping, clock=monotonic, tz=tz)
         self.health = Health(url, stale_after=stale_after, clock=clock)
         self.completions = list(dict.fromkeys([*DEFAULT_WATCHLIST, *completions]))
@@ -95,7 +97,7 @@ class WatchApp(App[int]):
 
     def on_mount(self) -> None:
         self.set_interval(1 / self.fps, self.frame, name="frame")
-        self.set_interval(1.0, self.second, name="second")
+        self.set_interval(self.roll_every, self.second, name="second")
         self.run_worker(self._pump(), name="feed", exclusive=True, exit_on_error=False)
 
     # The feed ----------------------------------------------------------------------

@@ -401,12 +401,10 @@ class WatchModel:
                 pieces.append((instrument.exchange[:width].ljust(width), "muted"))
                 continue
             if row.error is not None:
-                if key == "ltp":
-                    # the message takes the room of the price columns
-                    pieces.append((row.error[:width].rjust(width), "error"))
-                else:
-                    pieces.append((" " * width, "plain"))
-                continue
+                # the reason takes the room of the figures
+                room = sum(w for _, w in layout[n:]) + GAP * (len(layout) - n - 1)
+                pieces.append((row.error[:room].ljust(room), "error"))
+                break
             if key == "ltp":
                 text = price_text(data.get("ltp"), g)
                 pad = " " * max(0, width - len(text))

@@ -1,0 +1,229 @@
+"""The watch's decisions without a screen: formatting, flashes, sorting, layout, depth, status."""
+
+from __future__ import annotations
+
+from datetime import timedelta, timezone
+
+import pytest
+
+from oaws.instruments import Instrument, parse, parse_many
+from oaws.tui.model import (
+    FLASH_SECONDS,
+    RESORT_SECONDS,
+    Health,
+    Watchlist,
+    WatchModel,
+    bar,
+    changed_from,
+    complete,
+    depth_view,
+    price_text,
+    signed_text,
+    sparkline,
+)
+
+IST = timezone(timedelta(hours=5, minutes=30))
+REL, INFY, TCS = parse("RELIANCE:NSE"), parse("INFY:NSE"), parse("TCS:NSE")
+
+
+class Clock:
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def model(*symbols: str, clock: Clock | None = None, **kw) -> WatchModel:
+    return WatchModel([Watchlist("w", parse_many(list(symbols or ("RELIANCE:NSE", "INFY:NSE", "TCS:NSE"))))],
+                      clock=clock or Clock(), tz=IST, **kw)
+
+
+def quote(ltp: float, close: float = 100.0, volume: int = 1000, **extra) -> dict:
+    change = round(ltp - close, 2)
+    return {"ltp": ltp, "close": close, "open": close, "high": ltp, "low": ltp, "volume": volume, "change": change,
+            "change_percent": round(change / close * 100, 2), "ltt": 1_764_045_900_000, **extra}
+
+
+def text(m: WatchModel, instrument: Instrument, width: int = 200) -> str:
+    return "".join(t for t, _ in m.cells(instrument, m.layout(width)))
+
+
+def test_prices_use_indian_grouping_with_two_decimals_and_options_for_others():
+    assert price_text(123456.7) == "1,23,456.70"
+    assert price_text(123456.7, "intl") == "123,456.70"
+    assert price_text(123456.7, "none") == "123456.70"
+    assert price_text(-1234.5) == "-1,234.50"
+    assert price_text(None) == ""
+    assert signed_text(12.5) == "+12.50" and signed_text(-0.25, "%") == "-0.25%" and signed_text(0) == "0.00"
+
+
+def test_volume_column_groups_digits_the_indian_way_or_as_asked():
+    m = model("RELIANCE:NSE")
+    m.apply(REL, quote(101, volume=1234567))
+    assert "12,34,567" in text(m, REL)
+    plain = model("RELIANCE:NSE", grouping="none")
+    plain.apply(REL, quote(101, volume=1234567))
+    assert "1234567" in text(plain, REL) and "12,34,567" not in text(plain, REL)
+    with pytest.raises(ValueError):
+        model(grouping="roman")
+
+
+def test_changed_digits_are_found_from_the_right():
+    assert changed_from("1,480.05", "1,480.10") == 6
+    assert changed_from("1,480.05", "1,480.05") == 8
+    assert changed_from("999.95", "1,000.00") == 0  # a longer number flashes whole
+    assert changed_from("1,000.00", "999.95") == 0
+
+
+def test_a_tick_flashes_only_the_changed_digits_in_its_direction_then_stops():
+    clock = Clock()
+    m = model(clock=clock)
+    m.apply(REL, quote(1480.05))
+    m.take_changes()
+    m.apply(REL, quote(1480.10))
+    layout = m.layout(200)
+    pieces = m.cells(REL, layout)
+    assert ("10", "flash-up") in pieces
+    assert any(t.endswith("1,480.") and s == "up" for t, s in pieces)
+    m.apply(REL, quote(1479.95))
+    assert ("79.95", "flash-down") in m.cells(REL, layout)  # still flashing: the union of both changes
+    clock.now += FLASH_SECONDS + 0.01
+    _, dirty = m.take_changes()
+    assert REL in dirty  # the end of a flash redraws the row
+    assert not any(s.startswith("flash") for _, s in m.cells(REL, layout))
+
+
+def test_only_rows_that_ticked_are_reported_changed():
+    m = model()
+    assert m.take_changes()[0] is True  # first frame: everything
+    m.apply(INFY, quote(101))
+    assert m.take_changes() == (False, {INFY})
+    assert m.take_changes() == (False, set())
+    assert m.apply(parse("SBIN:NSE"), quote(1)) is False  # not on screen: ignored
+
+
+def test_sort_cycles_and_resorts_at_most_once_a_second():
+    clock = Clock()
+    m = model(clock=clock)
+    for instrument, ltp in ((REL, 101), (INFY, 103), (TCS, 99)):
+        m.apply(instrument, quote(ltp))
+    assert m.cycle_sort() == "change_percent"
+    assert m.view == [INFY, REL, TCS] and m.descending
+    m.take_changes()
+    m.apply(TCS, quote(110))
+    assert m.take_changes()[0] is False and m.view == [INFY, REL, TCS]  # not yet: rows stay put
+    clock.now += RESORT_SECONDS
+    whole, _ = m.take_changes()
+    assert whole and m.view == [TCS, INFY, REL]
+    assert m.cycle_sort() == "symbol" and m.view == [INFY, REL, TCS]
+    assert m.cycle_sort() == "volume"
+    assert m.cycle_sort() == "given" and m.view == [REL, INFY, TCS]
+
+
+def test_sorting_by_the_same_column_again_reverses_and_rows_without_values_go_last():
+    m = model("RELIANCE:NSE", "INFY:NSE", "TCS:NSE")
+    m.apply(REL, quote(101))
+    m.apply(INFY, quote(102))
+    m.sort_by("ltp")
+    assert m.view == [INFY, REL, TCS]
+    m.sort_by("ltp")
+    assert not m.descending and m.view == [REL, INFY, TCS]
+    with pytest.raises(ValueError):
+        m.sort_by("colour")
+
+
+def test_the_selection_follows_its_instrument_through_a_resort():
+    m = model()
+    m.apply(REL, quote(90))
+    m.apply(INFY, quote(110))
+    m.select_index(0)
+    assert m.selected == REL
+    m.sort_by("change_percent")
+    assert m.selected == REL and m.cursor == 1
+    assert m.move(-5) == INFY and m.move(10) == TCS
+
+
+def test_add_and_remove_change_the_current_watchlist_and_the_cursor():
+    m = model()
+    assert m.add(parse("SBIN:NSE")) and m.view[-1] == parse("SBIN:NSE") and m.selected == parse("SBIN:NSE")
+    assert not m.add(REL)
+    m.select_index(1)
+    assert m.remove(INFY) and m.selected == TCS and INFY not in m.view
+    assert not m.remove(INFY)
+
+
+def test_switching_watchlists_says_what_to_subscribe_and_unsubscribe():
+    lists = [Watchlist("a", [REL, INFY]), Watchlist("b", [INFY, TCS])]
+    m = WatchModel(lists)
+    assert m.switch(1) == ([TCS], [REL])
+    assert m.view == [INFY, TCS] and m.watchlist.name == "b"
+    assert m.switch(1) == ([REL], [TCS])
+
+
+def test_narrow_screens_drop_the_least_useful_columns_first():
+    m = model()
+    wide = [c.key for c, _ in m.layout(200)]
+    assert wide[:3] == ["symbol", "exchange", "ltp"] and "spark" in wide and "open" in wide
+    narrow = [c.key for c, _ in m.layout(60)]
+    assert narrow[:2] == ["symbol", "ltp"] and "change_percent" in narrow and "open" not in narrow
+    assert sum(w for _, w in m.layout(60)) + 2 * (len(narrow) - 1) <= 60
+
+
+def test_a_refused_instrument_shows_the_reason_and_stale_rows_are_flagged():
+    m = model()
+    m.fail(REL, "symbol not found")
+    assert "symbol not found" in text(m, REL)
+    m.take_changes()
+    m.set_stale(True)
+    assert m.stale and m.take_changes()[0] is True
+
+
+def test_time_column_is_the_last_trade_time_in_the_given_zone():
+    m = model()
+    m.apply(REL, quote(101))
+    assert "10:15:00" in text(m, REL)
+
+
+def test_sparkline_scales_between_low_and_high():
+    assert sparkline([1, 2, 3, 4, 5, 6, 7, 8], 8) == "▁▂▃▄▅▆▇█"
+    assert sparkline([5, 5, 5], 8) == "▄▄▄"
+    assert sparkline(range(100), 4) == "▁▃▆█"
+    assert sparkline([], 4) == ""
+
+
+def test_depth_bars_are_shares_of_the_largest_quantity():
+    data = quote(100, total_buy_quantity=300, total_sell_quantity=100, depth={
+        "buy": [{"price": 99.95, "quantity": 200, "orders": 3}, {"price": 99.9, "quantity": 100, "orders": 1}],
+        "sell": [{"price": 100.05, "quantity": 50, "orders": 2}]})
+    view = depth_view(data)
+    assert [lv.share for lv in view.bids[:2]] == [1.0, 0.5] and view.asks[0].share == 0.25
+    assert view.bids[4].price == "" and view.asks[1].quantity == ""
+    assert view.spread == "0.10" and view.buy_share == 0.75
+    assert ("Prev close", "100.00") in view.facts
+    assert bar(0.5, 4) == "██" and bar(0.5, 1) == "▌" and bar(0, 5) == ""
+
+
+def test_status_line_reports_connection_rate_latency_and_silence():
+    clock = Clock(1000.0)
+    h = Health("ws://x", stale_after=5, clock=clock)
+    assert "connecting" in "".join(t for t, _ in h.pieces())
+    h.connection("connected")
+    for ms in (1.0, 2.0, 9.0):
+        h.tick(ms)
+    h.roll()
+    line = "".join(t for t, _ in h.pieces())
+    assert "3 ticks/s" in line and "latency 2.0 ms (max 9.0)" in line
+    clock.now += 6
+    h.roll()
+    assert h.stale and "no tick for 6 s" in "".join(t for t, _ in h.pieces())
+    h.connection("reconnecting", "the connection dropped", clock.now + 3)
+    line = "".join(t for t, _ in h.pieces())
+    assert "reconnecting, retry in 3 s" in line and not h.stale
+
+
+def test_completion_prefers_prefixes_then_substrings():
+    known = ["RELIANCE:NSE", "INFY:NSE", "NIFTY:NSE_INDEX", "BANKNIFTY:NSE_INDEX", "reliance:nse"]
+    assert complete("nif", known) == ["NIFTY:NSE_INDEX", "BANKNIFTY:NSE_INDEX"]
+    assert complete("rel", known) == ["RELIANCE:NSE"]
+    assert complete("", known) == []
