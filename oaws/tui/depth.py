@@ -64,12 +64,12 @@ class DepthView(Widget):
         title = Text.assemble((str(self.instrument), self._s("title")), "   ",
                               (price_text(data.get("ltp"), g) or "waiting for the first tick…", trend), "  ",
                               (f"{signed_text(change, '', g)}  {signed_text(pct, '%', 'none')}", trend))
-        bar_width = max(6, min(30, (self.size.width - 64) // 2))
+        bar_width = max(6, min(30, (self.size.width - 72) // 2))
         if not any(level.quantity for level in view.bids + view.asks):
             note = ("An index has no order book." if is_index(self.instrument)
                     else "No order book yet: waiting for a Depth tick…")
             return Group(title, "", Text(note, self._s("muted")), "", self._facts(view))
-        book = Table.grid(padding=(0, 1), expand=False)
+        book = Table.grid(padding=(0, 2), expand=False)
         # whole cells on the bid side: block characters come in left-aligned eighths only
         book.add_column(justify="right", min_width=bar_width)
         for justify in ("right", "right", "right"):
@@ -129,7 +129,9 @@ class DepthScreen(Screen[None]):
         yield Footer()
 
     def redraw(self) -> None:
-        self.query_one(DepthView).update_if_changed()
+        # the frame timer may fire between the push of this screen and its compose
+        for view in self.query(DepthView):
+            view.update_if_changed()
 
     def action_close(self) -> None:
         self.dismiss(None)

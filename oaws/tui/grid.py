@@ -92,7 +92,12 @@ class QuoteGrid(ScrollView, can_focus=True):
     def _style(self, name: str) -> Style:
         style = self._styles.get(name)
         if style is None:
-            style = self._styles[name] = self.get_component_rich_style(f"grid--{name}")
+            style = self.get_component_rich_style(f"grid--{name}")
+            if name in ("cursor", "stale"):
+                # these add to a cell's own style (a background, dim, bold) and never replace its colour
+                style = Style(bgcolor=style.bgcolor if name == "cursor" else None, bold=style.bold, dim=style.dim,
+                              italic=style.italic)
+            self._styles[name] = style
         return style
 
     def render_line(self, y: int) -> Strip:
@@ -116,7 +121,12 @@ class QuoteGrid(ScrollView, can_focus=True):
             extra = style("cursor")
         if self.model.stale:
             extra = style("stale") if extra is None else extra + style("stale")
-        segments = [Segment(text, style(name) if extra is None else style(name) + extra) for text, name in pieces]
+        if extra is None:
+            segments = [Segment(text, style(name)) for text, name in pieces]
+        else:
+            # a flash shows through the cursor; everything else takes the cursor's background
+            segments = [Segment(text, extra + style(name) if name.startswith("flash") else style(name) + extra)
+                        for text, name in pieces]
         used = sum(len(text) for text, _ in pieces)
         if used < width:
             segments.append(Segment(" " * (width - used), style("plain") if extra is None else style("plain") + extra))

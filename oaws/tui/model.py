@@ -56,7 +56,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("high", "High", 10, "right", 7),
     Column("low", "Low", 10, "right", 7),
     Column("close", "Prev", 10, "right", 8),
-    Column("volume", "Volume", 14, "right", 4),
+    Column("volume", "Volume", 12, "right", 4),
     Column("ltt", "Time", 8, "right", 5),
     Column("spark", "Trend", 16, "left", 2),
 )

@@ -31,9 +31,9 @@ class WatchScreen(Screen[None]):
         super().__init__()
         self.model = model
         self.health = health
+        self.grid = QuoteGrid(model, id="grid")
 
     def compose(self) -> ComposeResult:
-        self.grid = QuoteGrid(self.model, id="grid")
         yield GridHeader(self.grid, id="header")
         yield self.grid
         yield StatusBar(self.health, self.model, id="status")
