@@ -613,8 +613,7 @@ def summarize(paths: list[str], warn: Warn | None = None) -> Summary:
 
     counts = s.instruments
     modes = s.modes
-    second = -1
-    in_second = 0
+    per_second: dict[int, int] = {}
     for path in paths:
         for record in records(path, note):
             kind = record.get("type")
@@ -632,16 +631,13 @@ def summarize(paths: list[str], warn: Warn | None = None) -> Summary:
                     s.first_ns = ns
                 if s.last_ns is None or ns > s.last_ns:
                     s.last_ns = ns
-                if ns // 1_000_000_000 == second:
-                    in_second += 1
-                else:
-                    s.peak_per_s = max(s.peak_per_s, in_second)
-                    second, in_second = ns // 1_000_000_000, 1
+                second = ns // 1_000_000_000
+                per_second[second] = per_second.get(second, 0) + 1
             elif kind == "gap":
                 s.gaps.append({k: record.get(k) for k in ("from_ns", "to_ns", "reason")})
             elif kind == "header":
                 s.headers.append(record)
-    s.peak_per_s = max(s.peak_per_s, in_second)
+    s.peak_per_s = max(per_second.values(), default=0)
     return s
 
 

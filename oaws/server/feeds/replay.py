@@ -150,20 +150,25 @@ class ReplayFeed(Feed):
                 "position": self.position_ns // 1_000_000 if self.position_ns is not None else None}
 
     def _publish_soon(self, instrument: Instrument, mode: int) -> None:
-        # After the current callback, so that the bus has registered the subscription first.
+        # After the current callback, so that the bus has registered the subscription first;
+        # only the tick that was latest when asked: a newer one has gone out live meanwhile.
         key = (instrument, mode)
         if key in self._pending:
             return
+        latest = self.latest.get(instrument)
+        if latest is None:
+            return
         self._pending.add(key)
         try:
-            asyncio.get_running_loop().call_soon(self._publish_latest, instrument, mode)
+            asyncio.get_running_loop().call_soon(self._publish_latest, instrument, mode, latest)
         except RuntimeError:  # driven without a loop (tests)
-            self._publish_latest(instrument, mode)
+            self._publish_latest(instrument, mode, latest)
 
-    def _publish_latest(self, instrument: Instrument, mode: int) -> None:
+    def _publish_latest(self, instrument: Instrument, mode: int, latest: tuple[int, dict[str, Any]]) -> None:
         self._pending.discard((instrument, mode))
-        latest = self.latest.get(instrument)
-        if latest is None or self.publisher is None or mode not in self.wanted.get(instrument, ()):
+        if self.latest.get(instrument) is not latest or self.publisher is None:
+            return
+        if mode not in self.wanted.get(instrument, ()):
             return
         recorded, data = latest
         self.publisher.publish(instrument, mode, orjson.dumps(at_mode(data, recorded, mode)))
