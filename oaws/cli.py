@@ -41,7 +41,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from oaws.instruments import InstrumentError
     from oaws.server.service import ServiceError
 
-    return (UserError, ClientError, InstrumentError, ServiceError, cfg.ConfigError)
+    from oaws.server.curve import CurveError
+
+    return (UserError, ClientError, InstrumentError, ServiceError, cfg.ConfigError, CurveError)
 
 
 def friendly(fn: F) -> F:
@@ -121,7 +123,8 @@ def resolve_mode(mode: str | None) -> int:
 def serve(
     broker: Annotated[str | None, typer.Option("--broker", "-b", help="sim, angel or replay [env OAWS_BROKER; default sim].",
                                                show_default=False)] = None,
-    role: Annotated[str | None, typer.Option("--role", help="all, feed or proxy [default all].", show_default=False)] = None,
+    role: Annotated[str | None, typer.Option("--role", help="all, feed, proxy or forwarder [default all].",
+                                             show_default=False)] = None,
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on [default 127.0.0.1].", show_default=False)] = None,
     port: Annotated[int | None, typer.Option("--port", "-p", help="WebSocket port; 0 picks a free one [default 8765].",
                                              show_default=False)] = None,
@@ -143,6 +146,12 @@ def serve(
     tls_key: Annotated[str | None, typer.Option("--tls-key", help="The certificate's private key (PEM).")] = None,
     allowed_origin: Annotated[list[str] | None, typer.Option(
         "--allowed-origin", help="A browser origin allowed to connect (repeatable; default: any).")] = None,
+    feeds: Annotated[str | None, typer.Option("--feeds", help="--role forwarder: where feeds connect "
+                                              "[default tcp://127.0.0.1:5556].", show_default=False)] = None,
+    bus_connect: Annotated[bool, typer.Option("--bus-connect", help="A feed connects to --bus (a forwarder) "
+                                              "instead of binding it.")] = False,
+    curve: Annotated[str | None, typer.Option("--curve", help="Encrypt and authenticate the bus with the keys in "
+                                              "this directory (`oaws keys generate`).")] = None,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background; `oaws stop` stops it.")] = False,
     background: Annotated[bool, typer.Option("--background", hidden=True)] = False,
     worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
@@ -155,14 +164,16 @@ def serve(
                 replay=replay, speed=speed, loop=loop, workers=workers if workers != 1 else None,
                 slow_timeout=slow_timeout if slow_timeout != 3.0 else None,
                 tls_cert=os.path.abspath(tls_cert) if tls_cert else None,
-                tls_key=os.path.abspath(tls_key) if tls_key else None, allowed_origin=allowed_origin)
+                tls_key=os.path.abspath(tls_key) if tls_key else None, allowed_origin=allowed_origin,
+                feeds=feeds, bus_connect=bus_connect, curve=os.path.abspath(curve) if curve else None)
         return
     opts = ServeOptions(
         broker=cfg.get("broker", broker), role=cfg.get("role", role), host=cfg.get("host", host),
         port=cfg.get("port", port), bus=cfg.get("bus", bus), api_key=cfg.get("api_key", api_key),
         seed=cfg.get("seed", seed), rate=cfg.get("rate", rate), replay=replay or [], speed=speed, loop=loop,
         workers=workers, worker=worker, slow_timeout=slow_timeout, tls_cert=tls_cert, tls_key=tls_key,
-        allowed_origins=tuple(allowed_origin or ()),
+        allowed_origins=tuple(allowed_origin or ()), bus_connect=bus_connect, curve_dir=curve,
+        **({"feeds": feeds} if feeds else {}),
     )
     if background:
         _serve_in_background(opts)
@@ -173,6 +184,9 @@ def serve(
         if worker:
             return
         d = service.describe()
+        if d["role"] == "forwarder":
+            typer.echo(f"oaws: forwarding feeds at {d['feeds']} to proxies at {d['bus']}; Ctrl-C stops", err=True)
+            return
         where = f"on {d['url']}" if d["url"] else "(feed only)"
         more = f" with {workers} proxy processes" if workers > 1 else ""
         typer.echo(f"oaws: serving {where}{more}: {d['broker']} feed, bus {d['bus']}; Ctrl-C stops", err=True)
@@ -181,7 +195,7 @@ def serve(
 
 
 def _detach(*, api_key: str | None, replay: list[str] | None, loop: bool, speed: float,
-            allowed_origin: list[str] | None, **given: Any) -> None:
+            allowed_origin: list[str] | None, bus_connect: bool, **given: Any) -> None:
     """Re-run `oaws serve` with the same options as a background process and wait until it answers."""
     from oaws import background
 
@@ -195,6 +209,8 @@ def _detach(*, api_key: str | None, replay: list[str] | None, loop: bool, speed:
         args += ["--allowed-origin", origin]
     if loop:
         args.append("--loop")
+    if bus_connect:
+        args.append("--bus-connect")
     if speed != 1.0:
         args += ["--speed", str(speed)]
     if api_key is not None:
@@ -299,6 +315,33 @@ def subscribe(
 
     raise typer.Exit(snapshot(resolve_instruments(instruments), resolve_mode(mode), as_json=json, timeout=timeout,
                               settings=cfg.client_settings(url, api_key, no_autostart)))
+
+
+keys_app = typer.Typer(help="CURVE keys for a bus between hosts.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("generate")
+@friendly
+def keys_generate(
+    directory: Annotated[str | None, typer.Argument(help="Where to write them [default: STATE_DIR/curve].",
+                                                    show_default=False)] = None,
+) -> None:
+    """Make the bus key pair, a client key pair and the list of authorized clients."""
+    from pathlib import Path
+
+    from oaws.server.curve import CurveError, generate
+
+    target = Path(directory).expanduser() if directory else cfg.state_dir() / "curve"
+    try:
+        files = generate(target)
+    except CurveError as exc:
+        raise UserError(str(exc)) from None
+    typer.echo(f"oaws: wrote {len(files)} files to {target}:")
+    for f in files:
+        typer.echo(f"  {f}")
+    typer.echo("the feed (or forwarder) host needs the whole directory; each proxy host needs bus.key, "
+               "client.key and client.key_secret. Pass --curve DIR to every `oaws serve` on the bus.")
 
 
 #: Commands that live in modules of their own under oaws/commands/, each with ``register(app)``.

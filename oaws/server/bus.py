@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+import uuid
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 import zmq
@@ -50,37 +53,60 @@ class FeedHub:
     reference count across proxies, and a proxy that vanishes unsubscribes by itself.
     """
 
-    def __init__(self, feed: Feed, endpoint: str, ctx: zmq.asyncio.Context | None = None) -> None:
+    def __init__(self, feed: Feed, endpoint: str, ctx: zmq.asyncio.Context | None = None, *,
+                 connect: bool = False, curve: Any = None) -> None:
         self.feed = feed
-        self.ctx = ctx or zmq.asyncio.Context.instance()
+        # CURVE's handler is one per context: a hub that uses it gets a context of its own
+        self.ctx = ctx or (zmq.asyncio.Context() if curve is not None else zmq.asyncio.Context.instance())
+        self.auth = curve.authorize(self.ctx) if curve is not None and not connect else None
         self.sock = self.ctx.socket(zmq.XPUB)
         self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.sock.setsockopt(zmq.SNDHWM, 200_000)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            (curve.as_client if connect else curve.as_server)(self.sock)
+        #: connected to a forwarder, where other feeds may serve what this one cannot
+        self.connected = connect
         try:
-            self.sock.bind(endpoint)
+            if connect:
+                self.sock.connect(endpoint)
+            else:
+                self.sock.bind(endpoint)
         except zmq.ZMQError as exc:
             self.sock.close(0)
             raise bind_error(endpoint, exc) from None
-        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.endpoint = endpoint if connect else self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.wanted: set[tuple[Instrument, int]] = set()
         self.published = 0
-        self.seq = 0
+        self.fseq: dict[bytes, int] = {}
+        self.fid = uuid.uuid4().hex[:8]
         self.started = time.time()
         feed.attach(self)
 
     # Publisher -----------------------------------------------------------------
     def publish(self, instrument: Instrument, mode: int, payload: bytes) -> None:
+        """Publish a tick, stamped with ``fseq``: this feed's count of messages on that
+        topic, so that a proxy can tell when ZeroMQ dropped some (it does so silently
+        past its high-water mark)."""
+        topic = instrument.topic(mode).encode()
+        n = self.fseq.get(topic, 0) + 1
+        self.fseq[topic] = n
+        if payload[:1] == b"{":
+            payload = (b'{"fseq":%d,' % n + payload[1:]) if len(payload) > 2 else b'{"fseq":%d}' % n
         try:
-            self.sock.send_multipart([instrument.topic(mode).encode(), payload], flags=zmq.NOBLOCK, copy=True)
+            self.sock.send_multipart([topic, payload], flags=zmq.NOBLOCK, copy=True)
         except zmq.Again:
             return
         self.published += 1
 
     def reject(self, instrument: Instrument, mode: int, code: str, message: str) -> None:
+        self.wanted.discard((instrument, mode))
+        if self.connected and code == "SYMBOL_NOT_FOUND":
+            # behind a forwarder another feed may serve it: stay quiet
+            log.info("%s: %s", instrument, message)
+            return
         body = {"topic": instrument.topic(mode), "symbol": instrument.symbol, "exchange": instrument.exchange,
                 "mode": mode, "code": code, "message": message}
-        self.wanted.discard((instrument, mode))
         try:
             self.sock.send_multipart([REJECT_TOPIC, orjson.dumps(body)], flags=zmq.NOBLOCK)
         except zmq.Again:
@@ -117,7 +143,8 @@ class FeedHub:
 
     async def _announce(self) -> None:
         while True:
-            info = {"broker": self.feed.name, "depths": list(self.feed.depths), "published": self.published,
+            info = {"fid": self.fid, "broker": self.feed.name, "depths": list(self.feed.depths),
+                    "published": self.published,
                     "instruments": len({i for i, _ in self.wanted}), "started": self.started,
                     **self.feed.status()}
             try:
@@ -134,7 +161,13 @@ class FeedHub:
                 tg.create_task(self._announce())
                 tg.create_task(self.feed.run())
         finally:
-            self.sock.close(0)
+            self.close()
+
+    def close(self) -> None:
+        self.sock.close(0)
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
 
 
 class BusReader:
@@ -148,9 +181,11 @@ class BusReader:
     BUDGET = 4096
 
     def __init__(self, endpoint: str, on_batch: Callable[[list[tuple[bytes, bytes]]], None],
-                 ctx: zmq.Context | None = None) -> None:
+                 ctx: zmq.Context | None = None, *, curve: Any = None) -> None:
         self.ctx = ctx or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.SUB)
+        if curve is not None:
+            curve.as_client(self.sock)
         self.sock.setsockopt(zmq.RCVHWM, 200_000)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RECONNECT_IVL, 100)
@@ -215,3 +250,69 @@ class BusReader:
             self.on_batch(batch)
         if len(batch) >= self.BUDGET:
             self._kick()
+
+
+class Forwarder:
+    """A ZeroMQ XSUB/XPUB forwarder: feeds connect to ``feeds``, proxies to ``bus``.
+
+    Ticks flow down and subscriptions up, in ZeroMQ's own C loop (``zmq.proxy``) on a
+    thread of its own. XPUB_VERBOSE lets every proxy's subscribe reach the feeds, so a
+    proxy that joins late is sent the latest tick; unsubscribes pass when the last proxy
+    leaves a topic.
+    """
+
+    def __init__(self, bus: str, feeds: str, *, curve: Any = None) -> None:
+        self.ctx = zmq.Context()
+        self.auth = curve.authorize(self.ctx) if curve is not None else None
+        self.xpub = self.ctx.socket(zmq.XPUB)
+        self.xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self.xpub.setsockopt(zmq.SNDHWM, 200_000)
+        self.xsub = self.ctx.socket(zmq.XSUB)
+        self.xsub.setsockopt(zmq.RCVHWM, 200_000)
+        for sock in (self.xpub, self.xsub):
+            sock.setsockopt(zmq.LINGER, 0)
+            if curve is not None:
+                curve.as_server(sock)
+        for sock, endpoint in ((self.xpub, bus), (self.xsub, feeds)):
+            try:
+                sock.bind(endpoint)
+            except zmq.ZMQError as exc:
+                self.close()
+                raise bind_error(endpoint, exc) from None
+        self.bus = self.xpub.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.feeds = self.xsub.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._control = f"inproc://oaws-forwarder-{id(self)}"
+        self._steer = self.ctx.socket(zmq.PAIR)
+        self._steer.bind(self._control)
+        self._thread = threading.Thread(target=self._run, name="oaws-forwarder", daemon=True)
+
+    def _run(self) -> None:
+        control = self.ctx.socket(zmq.PAIR)
+        control.connect(self._control)
+        try:
+            zmq.proxy_steerable(self.xsub, self.xpub, None, control)
+        except zmq.ContextTerminated:
+            pass
+        finally:
+            control.close(0)
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("forwarding feeds at %s to proxies at %s", self.feeds, self.bus)
+
+    async def run(self) -> None:
+        """Until cancelled."""
+        self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if getattr(self, "_thread", None) is not None and self._thread.is_alive():
+            self._steer.send(b"TERMINATE")
+            self._thread.join(2)
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
+        self.ctx.destroy(0)

@@ -137,7 +137,7 @@ class Client:
 class Route:
     """A bus topic and the clients that receive it."""
 
-    __slots__ = ("topic", "instrument", "mode", "prefix", "single", "batched")
+    __slots__ = ("topic", "instrument", "mode", "prefix", "single", "batched", "fseq")
 
     def __init__(self, topic: bytes, instrument: Instrument, mode: int, broker: str) -> None:
         self.topic = topic
@@ -145,6 +145,8 @@ class Route:
         self.mode = mode
         self.single: set[Client] = set()
         self.batched: set[Client] = set()
+        #: the feed's count of messages on this topic, as last seen (None: none seen yet)
+        self.fseq: int | None = None
         self.prefix = b""
         self.relabel(broker)
 
@@ -165,8 +167,9 @@ class Proxy:
     def __init__(self, bus: str, options: ProxyOptions = ProxyOptions(), *,
                  check: Callable[[Instrument], None] | None = None,
                  depths: tuple[int, ...] | None = None,
-                 feed_status: Callable[[], dict[str, Any]] | None = None) -> None:
+                 feed_status: Callable[[], dict[str, Any]] | None = None, curve: Any = None) -> None:
         self.options = options
+        self.curve = curve
         self.bus_endpoint = bus
         self.check = check
         self._depths = depths
@@ -175,12 +178,14 @@ class Proxy:
         self.last: dict[bytes, bytes] = {}
         self.clients: set[Client] = set()
         self.conflating: set[Client] = set()
-        self.feed_info: dict[str, Any] = {}
-        self.feed_info_at = 0.0
+        #: what each feed on the bus last announced (by feed id), and when
+        self.feeds: dict[str, tuple[dict[str, Any], float]] = {}
         self.started = time.time()
         self.ticks_out = 0
         self.slow_closed = 0
         self.rejected = 0
+        self.gaps = 0
+        self.missing = 0
         self.failed_auth: dict[str, tuple[int, float]] = {}
         self._rates = {"in": 0.0, "out": 0.0}
         self._rate_mark = (time.monotonic(), 0, 0)
@@ -191,7 +196,7 @@ class Proxy:
 
     # Life cycle ----------------------------------------------------------------
     async def start(self) -> None:
-        self.reader = BusReader(self.bus_endpoint, self._on_ticks)
+        self.reader = BusReader(self.bus_endpoint, self._on_ticks, curve=self.curve)
         o = self.options
         try:
             self.server = await serve(
@@ -230,19 +235,25 @@ class Proxy:
 
     # Figures -------------------------------------------------------------------
     def broker(self) -> str:
-        return str(self.feed_info.get("broker") or self.options.broker)
+        names = sorted({str(info.get("broker")) for info, _ in self._fresh_feeds()})
+        return "+".join(names) if names else self.options.broker
 
     def depths(self) -> tuple[int, ...]:
         if self._depths:
             return self._depths
-        return tuple(self.feed_info.get("depths") or (5,))
+        depths = {d for info, _ in self._fresh_feeds() for d in info.get("depths") or ()}
+        return tuple(sorted(depths)) or (5,)
 
     def broker_info(self) -> dict[str, Any]:
         if self._feed_status is not None:
             return self._feed_status()
-        fresh = time.time() - self.feed_info_at < 3.5
-        status = self.feed_info.get("adapter_status", "connected") if fresh else "no feed on the bus"
-        return {"adapter_status": status}
+        statuses = sorted({str(info.get("adapter_status", "connected")) for info, _ in self._fresh_feeds()})
+        return {"adapter_status": "+".join(statuses) if statuses else "no feed on the bus"}
+
+    def _fresh_feeds(self) -> list[tuple[dict[str, Any], float]]:
+        """The feeds heard from in the last few seconds (each announces itself every second)."""
+        now = time.time()
+        return [(info, at) for info, at in self.feeds.values() if now - at < 3.5]
 
     def stats(self) -> dict[str, Any]:
         assert self.reader is not None
@@ -253,7 +264,9 @@ class Proxy:
             "ticks_in": self.reader.received, "ticks_out": self.ticks_out,
             "ticks_in_per_s": round(self._rates["in"], 1), "ticks_out_per_s": round(self._rates["out"], 1),
             "conflating": len(self.conflating), "slow_closed": self.slow_closed,
-            "feed": {**self.broker_info(), **{k: v for k, v in self.feed_info.items() if k != "adapter_status"}},
+            "bus_gaps": self.gaps, "bus_missing": self.missing,
+            "feed": self.broker_info(),
+            "feeds": [{k: v for k, v in info.items()} for info, _ in self._fresh_feeds()],
             "per_client": [c.stats() for c in self.clients],
         }
 
@@ -277,6 +290,12 @@ class Proxy:
                     self._on_control(topic, payload)
                 continue
             last[topic] = payload
+            if payload[:8] == b'{"fseq":':
+                n = int(payload[8:payload.index(b",", 8)] if b"," in payload[8:24] else payload[8:-1])
+                seen = route.fseq
+                if seen is not None and n > seen + 1:
+                    self._gap(route, n - seen - 1)
+                route.fseq = n  # lower than seen: the feed restarted and counts afresh
             body = route.prefix + payload + b"}"
             if route.single:
                 frame = text_frame(body)
@@ -298,6 +317,12 @@ class Proxy:
                 items.append(body)
         for c in dirty:
             self._flush(c)
+
+    def _gap(self, route: Route, missing: int) -> None:
+        self.gaps += 1
+        self.missing += missing
+        log.warning("bus gap on %s: %d message(s) lost between the feed and this proxy",
+                    route.topic.decode(), missing)
 
     @staticmethod
     def _conflate(c: Client, topic: bytes, body: bytes) -> None:
@@ -374,7 +399,9 @@ class Proxy:
             return
         if topic == INFO_TOPIC and isinstance(body, dict):
             old = self.broker()
-            self.feed_info, self.feed_info_at = body, time.time()
+            now = time.time()
+            self.feeds = {fid: (info, at) for fid, (info, at) in self.feeds.items() if now - at < 60}
+            self.feeds[str(body.get("fid", ""))] = (body, now)
             if self.broker() != old:
                 for route in self.routes.values():
                     route.relabel(self.broker())

@@ -17,16 +17,17 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from oaws.protocol import Limits
-from oaws.server.bus import FeedHub
+from oaws.server.bus import FeedHub, Forwarder
 from oaws.server.feeds.base import Feed
 from oaws.server.proxy import Proxy, ProxyOptions
 
 log = logging.getLogger(__name__)
 
-ROLES = ("all", "feed", "proxy")
+ROLES = ("all", "feed", "proxy", "forwarder")
 BROKERS = ("sim", "angel", "replay")
 
 
@@ -60,6 +61,12 @@ class ServeOptions:
     tls_cert: str | None = None
     tls_key: str | None = None
     allowed_origins: tuple[str, ...] = ()
+    #: a feed connects to the bus (a forwarder's feed side) instead of binding it
+    bus_connect: bool = False
+    #: the forwarder's feed side, which feeds connect to
+    feeds: str = "tcp://127.0.0.1:5556"
+    #: a directory made by `oaws keys generate`: CURVE on the bus
+    curve_dir: str | None = None
 
 
 def make_feed(opts: ServeOptions) -> Feed:
@@ -99,7 +106,7 @@ def check_listen(opts: ServeOptions) -> None:
     if opts.role not in ROLES:
         raise ServiceError(f"unknown role {opts.role!r}; choose one of {', '.join(ROLES)}")
     loopback = opts.host in ("127.0.0.1", "localhost", "::1") or opts.host.startswith("127.")
-    if opts.role != "feed" and not loopback and not opts.api_key:
+    if opts.role in ("all", "proxy") and not loopback and not opts.api_key:
         raise ServiceError(f"refusing to listen on {opts.host} without an API key: set --api-key or OAWS_API_KEY")
 
 
@@ -111,6 +118,7 @@ class Service:
         self.opts = opts
         self.feed: Feed | None = None
         self.hub: FeedHub | None = None
+        self.forwarder: Forwarder | None = None
         self.proxy: Proxy | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self._hub_task: asyncio.Task[None] | None = None
@@ -119,11 +127,16 @@ class Service:
         from oaws.server.bus import BusError
         from oaws.server.proxy import ServeError
 
+        from oaws.server.curve import Curve, CurveError
+
         o = self.opts
+        curve = Curve(Path(o.curve_dir).expanduser()) if o.curve_dir else None
         try:
+            if o.role == "forwarder":
+                self.forwarder = Forwarder(o.bus, o.feeds, curve=curve)
             if o.role in ("all", "feed"):
                 self.feed = make_feed(o)
-                self.hub = FeedHub(self.feed, o.bus)
+                self.hub = FeedHub(self.feed, o.bus, connect=o.bus_connect, curve=curve)
             if o.role in ("all", "proxy"):
                 bus = self.hub.endpoint if self.hub else o.bus
                 feed = self.feed
@@ -136,14 +149,19 @@ class Service:
                     check=feed.check if feed else None,
                     depths=feed.depths if feed else None,
                     feed_status=feed.status if feed else None,
+                    curve=curve if not self.hub else None,
                 )
                 await self.proxy.start()
-        except (BusError, ServeError) as exc:
+        except (BusError, ServeError, CurveError) as exc:
             if self.hub is not None:
-                self.hub.sock.close(0)
+                self.hub.close()
+            if self.forwarder is not None:
+                self.forwarder.close()
             raise ServiceError(str(exc)) from None
         if self.hub is not None:
             self._hub_task = asyncio.create_task(self.hub.run())
+        elif self.forwarder is not None:
+            self._hub_task = asyncio.create_task(self.forwarder.run())
         if self.proxy is not None and o.workers > 1:
             self._spawn_workers(o.workers - 1)
 
@@ -173,11 +191,16 @@ class Service:
 
     @property
     def bus(self) -> str:
+        if self.forwarder is not None:
+            return self.forwarder.bus
         return self.hub.endpoint if self.hub else self.opts.bus
 
     def describe(self) -> dict[str, Any]:
-        return {"url": self.url, "bus": self.bus, "broker": self.feed.name if self.feed else self.opts.broker,
-                "role": self.opts.role}
+        d = {"url": self.url, "bus": self.bus, "broker": self.feed.name if self.feed else self.opts.broker,
+             "role": self.opts.role}
+        if self.forwarder is not None:
+            d["feeds"] = self.forwarder.feeds
+        return d
 
     async def wait(self) -> None:
         """Until the feed fails (the proxy alone runs until stopped)."""

@@ -1,0 +1,136 @@
+"""The bus across processes and hosts: forwarder, several feeds, CURVE, gap detection."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+
+from oaws.instruments import Instrument
+from oaws.server.bus import FeedHub, Forwarder
+from oaws.server.curve import generate
+from oaws.server.feeds.base import Feed
+from oaws.server.service import ServeOptions, Service
+
+
+class OnlyFeed(Feed):
+    """A feed that serves a fixed set of symbols, one tick on want and then on demand."""
+
+    def __init__(self, name: str, symbols: set[str]) -> None:
+        super().__init__()
+        self.name = name
+        self.symbols = symbols
+        self.wanted: set[tuple[Instrument, int]] = set()
+
+    async def run(self) -> None:
+        while True:
+            for instrument, mode in list(self.wanted):
+                self.tick(instrument, mode)
+            await asyncio.sleep(0.05)
+
+    def tick(self, instrument: Instrument, mode: int) -> None:
+        assert self.publisher is not None
+        body = {"symbol": instrument.symbol, "exchange": instrument.exchange, "ltp": 100.0, "source": self.name}
+        self.publisher.publish(instrument, mode, orjson.dumps(body))
+
+    def want(self, instrument: Instrument, mode: int) -> None:
+        assert self.publisher is not None
+        if instrument.symbol not in self.symbols:
+            self.publisher.reject(instrument, mode, "SYMBOL_NOT_FOUND", f"{instrument} is not served by {self.name}")
+            return
+        self.wanted.add((instrument, mode))
+
+    def unwant(self, instrument: Instrument, mode: int) -> None:
+        self.wanted.discard((instrument, mode))
+
+
+async def first_tick(url: str, symbol: str, timeout: float = 5.0) -> dict:
+    async with connect(url) as ws:
+        await ws.send(orjson.dumps({"action": "subscribe", "symbol": symbol, "exchange": "NSE", "mode": 1}).decode())
+        async with asyncio.timeout(timeout):
+            while True:
+                m = orjson.loads(await ws.recv())
+                if m.get("type") == "market_data":
+                    return m
+                assert m.get("status") == "success", m
+
+
+async def test_forwarder_merges_two_feeds_for_two_proxies():
+    fwd = Forwarder("tcp://127.0.0.1:*", "tcp://127.0.0.1:*")
+    fwd.start()
+    feeds = [OnlyFeed("alpha", {"AAA"}), OnlyFeed("beta", {"BBB"})]
+    hubs = [FeedHub(f, fwd.feeds, connect=True) for f in feeds]
+    tasks = [asyncio.create_task(h.run()) for h in hubs]
+    proxies = [Service(ServeOptions(role="proxy", port=0, bus=fwd.bus)) for _ in range(2)]
+    try:
+        for p in proxies:
+            await p.start()
+        a = await first_tick(proxies[0].url, "AAA")
+        b = await first_tick(proxies[1].url, "BBB")
+        assert a["data"]["source"] == "alpha" and b["data"]["source"] == "beta"
+        # both feeds announce themselves through the forwarder
+        await asyncio.sleep(1.2)
+        assert proxies[0].proxy.broker() == "alpha+beta"
+        # the feed that does not serve BBB stayed quiet instead of refusing it for everyone
+        assert proxies[1].proxy.rejected == 0
+    finally:
+        for p in proxies:
+            await p.stop()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        fwd.close()
+
+
+async def test_curve_bus_serves_only_proxies_with_the_keys(tmp_path):
+    keys = tmp_path / "keys"
+    generate(keys)
+    feed = Service(ServeOptions(role="feed", bus="tcp://127.0.0.1:*", curve_dir=str(keys), rate=50))
+    await feed.start()
+    good = Service(ServeOptions(role="proxy", port=0, bus=feed.bus, curve_dir=str(keys)))
+    bare = Service(ServeOptions(role="proxy", port=0, bus=feed.bus))
+    stranger_keys = tmp_path / "stranger"
+    generate(stranger_keys)
+    (stranger_keys / "bus.key").write_bytes((keys / "bus.key").read_bytes())  # knows the bus, not authorized
+    stranger = Service(ServeOptions(role="proxy", port=0, bus=feed.bus, curve_dir=str(stranger_keys)))
+    try:
+        for p in (good, bare, stranger):
+            await p.start()
+        assert (await first_tick(good.url, "RELIANCE"))["symbol"] == "RELIANCE"
+        for p in (bare, stranger):
+            with pytest.raises(TimeoutError):
+                await first_tick(p.url, "RELIANCE", timeout=1.0)
+    finally:
+        for p in (good, bare, stranger, feed):
+            await p.stop()
+
+
+async def test_proxy_counts_gaps_in_the_feeds_sequence(bus, proxy):
+    async with connect(proxy.url) as ws:
+        await ws.send('{"action":"subscribe","symbol":"RELIANCE","exchange":"NSE","mode":1}')
+        await ws.recv()
+        assert await bus.subscription() == (True, b"NSE_RELIANCE_LTP")
+        for n in (1, 2, 5, 6, 9, 1, 2):  # 3-4 and 7-8 lost; then the feed restarted
+            bus.sock.send_multipart([b"NSE_RELIANCE_LTP", b'{"fseq":%d,"ltp":1.0,"symbol":"RELIANCE"}' % n])
+        for _ in range(7):
+            m = orjson.loads(await asyncio.wait_for(ws.recv(), 3))
+            assert "fseq" in m["data"]
+    assert proxy.gaps == 2 and proxy.missing == 4
+    assert proxy.stats()["bus_gaps"] == 2
+
+
+async def test_feed_hub_stamps_fseq_per_topic():
+    feed = OnlyFeed("alpha", {"AAA"})
+    hub = FeedHub(feed, "tcp://127.0.0.1:*")
+    sent = []
+    hub.sock.send_multipart = lambda frames, **kw: sent.append(frames)  # type: ignore[method-assign]
+    aaa, bbb = Instrument("AAA", "NSE"), Instrument("BBB", "NSE")
+    hub.publish(aaa, 1, b'{"ltp":1}')
+    hub.publish(aaa, 1, b'{"ltp":2}')
+    hub.publish(bbb, 1, b"{}")
+    hub.publish(aaa, 2, b'{"ltp":3}')
+    hub.close()
+    assert [orjson.loads(p) for _, p in sent] == [{"fseq": 1, "ltp": 1}, {"fseq": 2, "ltp": 2}, {"fseq": 1},
+                                                 {"fseq": 1, "ltp": 3}]
