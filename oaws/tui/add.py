@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual import on
@@ -13,21 +13,8 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label, OptionList
 
-from oaws.instruments import Instrument, InstrumentError, parse
-from oaws.tui.model import complete
-
-
-def resolve(text: str, candidates: Iterable[str]) -> Instrument:
-    """``RELIANCE:NSE`` as written; a bare symbol takes the exchange of a known candidate, else NSE."""
-    text = text.strip()
-    if not text:
-        raise InstrumentError("type an instrument, e.g. RELIANCE:NSE")
-    if ":" not in text:
-        for candidate in candidates:
-            if candidate.upper().startswith(text.upper() + ":"):
-                return parse(candidate)
-        text += ":NSE"
-    return parse(text)
+from oaws.instruments import Instrument, InstrumentError
+from oaws.tui.model import complete, resolve_instrument
 
 
 class AddScreen(ModalScreen[Instrument | None]):
@@ -45,7 +32,8 @@ class AddScreen(ModalScreen[Instrument | None]):
     def compose(self) -> ComposeResult:
         known = self.candidates()
         with Vertical(id="add-box"):
-            yield Label("Add an instrument (SYMBOL:EXCHANGE; tab or → completes, ↓ picks, esc cancels)")
+            yield Label("Add an instrument: SYMBOL:EXCHANGE, or a symbol to complete", id="add-title")
+            yield Label("tab completes · ↓ picks a match · enter adds · esc cancels", id="add-hint")
             yield Input(placeholder="RELIANCE:NSE", id="add-input",
                         suggester=SuggestFromList(known, case_sensitive=False))
             yield OptionList(id="add-matches")
@@ -83,7 +71,7 @@ class AddScreen(ModalScreen[Instrument | None]):
 
     def _finish(self, text: str) -> None:
         try:
-            instrument = resolve(text, self.candidates())
+            instrument = resolve_instrument(text, self.candidates())
         except InstrumentError as exc:
             self.query_one("#add-error", Label).update(str(exc))
             self.query_one(Input).focus()

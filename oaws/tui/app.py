@@ -28,7 +28,7 @@ from oaws.tui.depth import DepthScreen
 from oaws.tui.grid import QuoteGrid
 from oaws.tui.help import HelpScreen
 from oaws.tui.messages import DepthRequested, SortRequested
-from oaws.tui.model import SORT_LABELS, Health, Watchlist, WatchModel
+from oaws.tui.model import Health, Watchlist, WatchModel
 from oaws.tui.screen import WatchScreen
 from oaws.tui.status import StatusBar
 
@@ -225,10 +225,9 @@ class WatchApp(App[int]):
         self._sorted()
 
     def _sorted(self) -> None:
+        # the header's arrow and the status line say how it is sorted: no toast needed
         self.grid.redraw()
         self._refresh_status()
-        label = SORT_LABELS.get(self.model.sort, self.model.sort)
-        self.notify(f"sorted by {label}{' (descending)' if self.model.descending else ''}", timeout=1.5)
 
     def action_watchlist(self, step: int) -> None:
         if len(self.model.watchlists) < 2:

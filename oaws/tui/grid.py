@@ -60,9 +60,9 @@ class QuoteGrid(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         if width != self._width:
             self._width = width
-            self.layout_columns = self.model.layout(width)
             whole = True
         if whole:
+            self.layout_columns = self.model.layout(width)  # the symbol column fits the longest symbol
             self._cache.clear()
             self.virtual_size = Size(width, len(self.model.view))
             self.scroll_to_cursor()

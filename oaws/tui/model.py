@@ -17,7 +17,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from oaws.format import indian
-from oaws.instruments import Instrument
+from oaws.instruments import Instrument, InstrumentError, parse
 
 #: how long the changed digits of a new LTP stay highlighted (seconds)
 FLASH_SECONDS = 0.6
@@ -608,3 +608,18 @@ def complete(text: str, candidates: Iterable[str], limit: int = 8) -> list[str]:
             contains.append(candidate)
     starts.sort(key=lambda c: (len(c), c))
     return (starts + sorted(contains))[:limit]
+
+
+def resolve_instrument(text: str, candidates: list[str]) -> Instrument:
+    """What the user meant: ``SYMBOL:EXCHANGE`` as written; a bare symbol is the known instrument of
+    that symbol, else the first completion of what was typed, else that symbol on NSE."""
+    text = text.strip()
+    if not text:
+        raise InstrumentError("type an instrument, e.g. RELIANCE:NSE")
+    if ":" in text:
+        return parse(text)
+    exact = [c for c in candidates if c.upper().startswith(text.upper() + ":")]
+    if exact:
+        return parse(exact[0])
+    matches = complete(text, candidates, limit=1)
+    return parse(matches[0] if matches else text + ":NSE")

@@ -6,7 +6,7 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from oaws.instruments import Instrument, parse, parse_many
+from oaws.instruments import Instrument, InstrumentError, parse, parse_many
 from oaws.tui.model import (
     FLASH_SECONDS,
     RESORT_SECONDS,
@@ -18,6 +18,7 @@ from oaws.tui.model import (
     complete,
     depth_view,
     price_text,
+    resolve_instrument,
     signed_text,
     sparkline,
 )
@@ -227,3 +228,15 @@ def test_completion_prefers_prefixes_then_substrings():
     assert complete("nif", known) == ["NIFTY:NSE_INDEX", "BANKNIFTY:NSE_INDEX"]
     assert complete("rel", known) == ["RELIANCE:NSE"]
     assert complete("", known) == []
+
+
+def test_what_is_typed_in_the_add_dialog_resolves_to_what_was_meant():
+    known = ["NIFTY:NSE_INDEX", "WIPRO:NSE", "SENSEX:BSE_INDEX"]
+    assert resolve_instrument("nifty", known) == parse("NIFTY:NSE_INDEX")  # the known exchange
+    assert resolve_instrument("wi", known) == parse("WIPRO:NSE")  # the completion on screen
+    assert resolve_instrument("WI:BSE", known) == parse("WI:BSE")  # written in full: as written
+    assert resolve_instrument("ZOMATO", known) == parse("ZOMATO:NSE")
+    with pytest.raises(InstrumentError):
+        resolve_instrument("  ", known)
+    with pytest.raises(InstrumentError):
+        resolve_instrument("a:b:c", known)
