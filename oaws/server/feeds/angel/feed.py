@@ -21,7 +21,9 @@ What the feed does:
   with the difference. Client mode 1 is Angel LTP, 2 QUOTE, 3 SNAP_QUOTE.
 - Limits: at most ``max_connections`` connections of ``tokens_per_connection``
   subscriptions each (Angel: 3 and 1000, unverified); past them, or when Angel answers
-  E1002, the client gets LIMIT_EXCEEDED through ``publisher.reject``.
+  E1002, the client gets LIMIT_EXCEEDED through ``publisher.reject``. Depth 20 (Angel
+  mode 4) is never requested: the bus has no topic for it, so its quota (50 tokens,
+  exchange type 1) cannot be exceeded; ``wire`` decodes its packets all the same.
 - Each connection reconnects on its own with exponential backoff and jitter (reset
   once a connection has stayed up ``stable_after`` seconds) and resubscribes everything
   it holds; the cause of every disconnect is logged in one line.
