@@ -303,15 +303,18 @@ class Recorder:
         from oaws.recording import human_size
 
         now = time.monotonic()
-        mark, ticks = self._rate_mark
-        if now - mark >= 1.0 and not final:
-            self.rate = (self.writer.ticks - ticks) / (now - mark)
-            self._rate_mark = (now, self.writer.ticks)
+        ticks = self.writer.ticks
+        mark, marked = self._rate_mark
+        if final or now - self.started < 1.0:
+            self.rate = ticks / max(now - self.started, 1e-3)  # the average, until a full second is measured
+        elif now - mark >= 1.0:
+            self.rate = (ticks - marked) / (now - mark)
+            self._rate_mark = (now, ticks)
         elapsed = int(now - self.started)
         where = self.writer.current if self.writer.current != "-" else "stdout"
-        state = "" if self.connected or final else "  (reconnecting)"
-        line = (f"oaws: {'recorded' if final else 'recording'} {where}: {self.writer.ticks:,} ticks  "
-                f"{self.rate:,.0f}/s  {human_size(self.writer.total_bytes)}  "
+        state = "" if self.connected or final else "  (reconnecting)" if self.connected_once else "  (connecting)"
+        line = (f"oaws: {'recorded' if final else 'recording'} {where}: {ticks:,} ticks  "
+                f"{self.rate:,.0f}/s{' average' if final else ''}  {human_size(self.writer.total_bytes)}  "
                 f"{elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}{state}")
         sys.stderr.write("\r\x1b[2K" + line + ("\n" if final else ""))
         sys.stderr.flush()

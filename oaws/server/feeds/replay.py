@@ -66,6 +66,18 @@ def at_mode(data: dict[str, Any], recorded: int, mode: int) -> dict[str, Any]:
 Sleep = Callable[[float], Awaitable[None]]
 
 
+class _Track:
+    """One instrument of the recording: its latest replayed tick and the modes wanted now."""
+
+    __slots__ = ("instrument", "latest", "modes")
+
+    def __init__(self, instrument: Instrument) -> None:
+        self.instrument = instrument
+        #: (recorded mode, data), a new tuple per tick
+        self.latest: tuple[int, dict[str, Any]] | None = None
+        self.modes: set[int] = set()
+
+
 class ReplayFeed(Feed):
     """Serves recordings as the feed (see the module docstring).
 
@@ -103,16 +115,26 @@ class ReplayFeed(Feed):
             self.known = instruments_in(self.files, self._warn)
         except RecordingError as exc:
             raise ServiceError(str(exc)) from None
-        self.wanted: dict[Instrument, set[int]] = {}
-        #: the latest replayed tick of each instrument: (recorded mode, data)
-        self.latest: dict[Instrument, tuple[int, dict[str, Any]]] = {}
+        self._tracks = {instrument: _Track(instrument) for instrument in self.known}
+        #: a recorded (symbol, exchange) as written -> its track (None: not an instrument)
+        self._by_name: dict[tuple[object, object], _Track | None] = {
+            (i.symbol, i.exchange): track for i, track in self._tracks.items()}
         self.state = "waiting"
         self.replayed = 0
         self.passes = 0
         self.position_ns: int | None = None
         self._first_want = asyncio.Event()
         self._pending: set[tuple[Instrument, int]] = set()
-        self._names: dict[tuple[object, object], Instrument | None] = {}
+
+    @property
+    def wanted(self) -> dict[Instrument, set[int]]:
+        """The instruments some proxy wants, with the modes wanted."""
+        return {t.instrument: t.modes for t in self._tracks.values() if t.modes}
+
+    def latest(self, instrument: Instrument) -> dict[str, Any] | None:
+        """The data of the latest replayed tick of ``instrument``, as recorded."""
+        track = self._tracks.get(instrument)
+        return track.latest[1] if track is not None and track.latest is not None else None
 
     def _warn(self, message: str) -> None:
         if message not in self._warned:  # once, not once per loop
@@ -129,23 +151,20 @@ class ReplayFeed(Feed):
             if self.publisher is not None:
                 self.publisher.reject(instrument, mode, SYMBOL_NOT_FOUND, f"{instrument} is not in the recording")
             return
-        self.wanted.setdefault(instrument, set()).add(mode)
+        self._tracks[instrument].modes.add(mode)
         self._first_want.set()
         self._publish_soon(instrument, mode)
 
     def unwant(self, instrument: Instrument, mode: int) -> None:
-        modes = self.wanted.get(instrument)
-        if modes is None:
-            return
-        modes.discard(mode)
-        if not modes:
-            del self.wanted[instrument]
+        track = self._tracks.get(instrument)
+        if track is not None:
+            track.modes.discard(mode)
 
     def resend(self, instrument: Instrument, mode: int) -> None:
         self._publish_soon(instrument, mode)
 
     def status(self) -> dict[str, object]:
-        return {"adapter_status": "connected", "instruments": len(self.wanted), "replay": self.state,
+        return {"adapter_status": "connected", "instruments": sum(1 for t in self._tracks.values() if t.modes), "replay": self.state,
                 "speed": self.speed, "loop": self.loop, "replayed": self.replayed, "passes": self.passes,
                 "position": self.position_ns // 1_000_000 if self.position_ns is not None else None}
 
@@ -153,11 +172,10 @@ class ReplayFeed(Feed):
         # After the current callback, so that the bus has registered the subscription first;
         # only the tick that was latest when asked: a newer one has gone out live meanwhile.
         key = (instrument, mode)
-        if key in self._pending:
+        track = self._tracks.get(instrument)
+        if key in self._pending or track is None or track.latest is None:
             return
-        latest = self.latest.get(instrument)
-        if latest is None:
-            return
+        latest = track.latest
         self._pending.add(key)
         try:
             asyncio.get_running_loop().call_soon(self._publish_latest, instrument, mode, latest)
@@ -166,50 +184,48 @@ class ReplayFeed(Feed):
 
     def _publish_latest(self, instrument: Instrument, mode: int, latest: tuple[int, dict[str, Any]]) -> None:
         self._pending.discard((instrument, mode))
-        if self.latest.get(instrument) is not latest or self.publisher is None:
-            return
-        if mode not in self.wanted.get(instrument, ()):
+        track = self._tracks[instrument]
+        if track.latest is not latest or mode not in track.modes or self.publisher is None:
             return
         recorded, data = latest
         self.publisher.publish(instrument, mode, orjson.dumps(at_mode(data, recorded, mode)))
 
     # The timeline --------------------------------------------------------------------
-    def _instrument(self, record: dict[str, Any]) -> Instrument | None:
-        key = (record.get("symbol"), record.get("exchange"))
+    def _track(self, key: tuple[object, object]) -> _Track | None:
+        """The track of a recorded (symbol, exchange) however it was spelt; learnt once."""
         try:
-            return self._names[key]
-        except KeyError:
-            pass
-        except TypeError:  # unhashable garbage
-            return None
-        try:
-            instrument: Instrument | None = make(*key)
+            track = self._tracks.get(make(*key))
         except InstrumentError:
-            instrument = None
-        self._names[key] = instrument
-        return instrument
+            track = None
+        self._by_name[key] = track
+        return track
 
     def _replay(self, record: dict[str, Any]) -> None:
         data = record.get("data")
-        instrument = self._instrument(record)
-        if instrument is None or not isinstance(data, dict):
+        key = (record.get("symbol"), record.get("exchange"))
+        try:
+            track = self._by_name[key]
+        except KeyError:
+            track = self._track(key)
+        except TypeError:  # unhashable garbage
+            return
+        if track is None or not isinstance(data, dict):
             return
         recorded = record.get("mode")
-        if not isinstance(recorded, int) or recorded not in ABOVE:
+        if type(recorded) is not int or recorded not in ABOVE:
             recorded = data.get("mode") if data.get("mode") in ABOVE else DEPTH
-        self.latest[instrument] = (recorded, data)
+        track.latest = (recorded, data)
         self.replayed += 1
-        modes = self.wanted.get(instrument)
         publisher = self.publisher
-        if not modes or publisher is None:
+        if not track.modes or publisher is None:
             return
         raw = None
-        for mode in modes:
+        for mode in track.modes:
             if mode >= recorded:
                 raw = raw or orjson.dumps(data)
-                publisher.publish(instrument, mode, raw)
+                publisher.publish(track.instrument, mode, raw)
             else:
-                publisher.publish(instrument, mode, orjson.dumps(at_mode(data, recorded, mode)))
+                publisher.publish(track.instrument, mode, orjson.dumps(at_mode(data, recorded, mode)))
 
     async def _play(self, origin: float) -> tuple[int, float]:
         """One pass over the recordings, tick ``i`` due at ``origin + offset_i / speed``.
