@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from oaws.server.feeds.angel.wire import LTP, QUOTE, SNAP_QUOTE, Packet
+from oaws.server.feeds.angel.wire import LTP, QUOTE, SNAP_QUOTE, BestFiveEntry, Packet
 
 #: Client mode -> the Angel subscription mode that serves it.
 ANGEL_MODE = {1: LTP, 2: QUOTE, 3: SNAP_QUOTE}
@@ -27,10 +27,15 @@ def _epoch_ms(value: int) -> int:
     return value * 1000 if 0 < value < _SECONDS_BEFORE else value
 
 
-def _levels(entries: list[Any], divisor: float) -> list[dict[str, Any]]:
-    levels = [{"price": e.price / divisor, "quantity": e.quantity, "orders": e.orders} for e in entries[:5]]
-    levels.extend(dict(_EMPTY_LEVEL) for _ in range(5 - len(levels)))
-    return levels
+def _depth(best_five: tuple[BestFiveEntry, ...], divisor: float) -> dict[str, list[dict[str, Any]]]:
+    buy: list[dict[str, Any]] = []
+    sell: list[dict[str, Any]] = []
+    for e in best_five:
+        (buy if e.flag == 1 else sell).append({"price": e.price / divisor, "quantity": e.quantity, "orders": e.orders})
+    for side in (buy, sell):
+        del side[5:]
+        side.extend(dict(_EMPTY_LEVEL) for _ in range(5 - len(side)))
+    return {"buy": buy, "sell": sell}
 
 
 def tick(p: Packet, symbol: str, exchange: str, divisor: float, received_ms: int) -> dict[str, Any]:
@@ -72,9 +77,6 @@ def tick(p: Packet, symbol: str, exchange: str, divisor: float, received_ms: int
         lower_circuit=p.lower_circuit / divisor,
         week_52_high=p.week52_high / divisor,
         week_52_low=p.week52_low / divisor,
-        depth={
-            "buy": _levels([e for e in p.best_five if e.flag == 1], divisor),
-            "sell": _levels([e for e in p.best_five if e.flag == 0], divisor),
-        },
+        depth=_depth(p.best_five, divisor),
     )
     return t

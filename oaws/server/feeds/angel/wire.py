@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # Subscription modes of the wire protocol (not the client protocol's 1/2/3).
 LTP, QUOTE, SNAP_QUOTE, DEPTH = 1, 2, 3, 4
@@ -49,8 +50,7 @@ class MalformedFrame(ValueError):
     """A binary frame that is not a well-formed tick of its mode."""
 
 
-@dataclass(frozen=True, slots=True)
-class BestFiveEntry:
+class BestFiveEntry(NamedTuple):
     """One of SnapQuote's ten best-five entries, in wire order (paise)."""
 
     flag: int  # 1 buy, 0 sell
@@ -59,8 +59,7 @@ class BestFiveEntry:
     orders: int
 
 
-@dataclass(frozen=True, slots=True)
-class DepthLevel:
+class DepthLevel(NamedTuple):
     """One of the twenty levels of a depth-20 packet (paise)."""
 
     quantity: int
@@ -68,12 +67,13 @@ class DepthLevel:
     orders: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Packet:
     """One decoded tick, prices in paise exactly as on the wire.
 
     Fields beyond a mode's layout keep their defaults. DEPTH packets carry no sequence
-    number and no last traded price.
+    number and no last traded price. (Not frozen: a frozen dataclass's ``__init__`` costs
+    more than the rest of decoding, and nothing mutates a packet.)
     """
 
     mode: int
@@ -136,7 +136,7 @@ def decode(frame: bytes) -> Packet:
         raise MalformedFrame(f"unknown exchange type {exchange_type}")
     token = _token(v[2])
     if mode == DEPTH:
-        levels = [DepthLevel(v[i], v[i + 1], v[i + 2]) for i in range(5, 125, 3)]
+        levels = [DepthLevel(*v[i:i + 3]) for i in range(5, 125, 3)]
         return Packet(mode, exchange_type, token, exchange_timestamp=v[3], packet_received_time=v[4],
                       depth_buy=tuple(levels[:20]), depth_sell=tuple(levels[20:]))
     if mode == LTP:
@@ -152,7 +152,7 @@ def decode(frame: bytes) -> Packet:
     for i in range(18, 58, 4):
         if v[i] not in (0, 1):
             raise MalformedFrame(f"best-five flag {v[i]} is neither 1 (buy) nor 0 (sell)")
-        entries.append(BestFiveEntry(v[i], v[i + 1], v[i + 2], v[i + 3]))
+        entries.append(BestFiveEntry(*v[i:i + 4]))
     return Packet(mode, exchange_type, token, v[3], v[4], v[5], v[6], v[7], v[8], buy, sell,
                   v[11], v[12], v[13], v[14], v[15], v[16], oi_change, tuple(entries), v[58], v[59], v[60], v[61])
 
