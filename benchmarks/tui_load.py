@@ -79,7 +79,8 @@ class ServerThread:
         await service.stop()
 
 
-async def headless(url: str, wanted: list[Instrument], seconds: float, warmup: float, size: tuple[int, int]) -> dict:
+async def headless(url: str, wanted: list[Instrument], seconds: float, warmup: float, size: tuple[int, int],
+                   sort: str) -> dict:
     from oaws.tui.app import WatchApp
     from oaws.tui.model import Watchlist
 
@@ -88,6 +89,8 @@ async def headless(url: str, wanted: list[Instrument], seconds: float, warmup: f
 
     app = WatchApp(connect, [Watchlist("load", list(wanted))], url=url)
     async with app.run_test(size=size) as pilot:
+        if sort != "given":
+            app.model.sort_by(sort)  # re-sorted (and so wholly redrawn) once a second
         await pilot.pause(warmup)
         ticks0, rows0 = app.ticks, app.grid.rendered
         cpu0, wall0, proc0 = time.thread_time(), time.monotonic(), time.process_time()
@@ -147,6 +150,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--size", default="160x50", help="terminal WIDTHxHEIGHT")
     parser.add_argument("--pty", action="store_true", help="run the real `oaws watch` in a pseudo-terminal")
+    parser.add_argument("--sort", default="given", help="headless: sort by this column (change_percent, volume...)")
     args = parser.parse_args()
     size = tuple(int(x) for x in args.size.split("x"))
     wanted = instruments(args.instruments)
@@ -156,7 +160,7 @@ def main() -> None:
         if args.pty:
             result = in_pty(url, wanted, args.seconds, args.warmup, size)  # type: ignore[arg-type]
         else:
-            result = asyncio.run(headless(url, wanted, args.seconds, args.warmup, size))  # type: ignore[arg-type]
+            result = asyncio.run(headless(url, wanted, args.seconds, args.warmup, size, args.sort))  # type: ignore[arg-type]
     finally:
         server.stop()
     where = "oaws watch process in a pty" if args.pty else "headless app thread"

@@ -62,6 +62,8 @@ class WatchApp(App[int]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        # a market watch is left with Ctrl-C like any terminal ticker (Textual would only hint at ctrl+q)
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Keys"),
     ]
 
