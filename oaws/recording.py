@@ -577,6 +577,8 @@ class Summary:
     gaps: list[dict[str, Any]] = field(default_factory=list)
     #: the most ticks received within one second
     peak_per_s: int = 0
+    #: ticks the feed's per-topic count (``fseq``) says were sent but are not in the recording
+    missing: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -595,7 +597,7 @@ class Summary:
             "files": self.files, "sessions": len(self.headers), "source": first_header.get("source"),
             "broker": first_header.get("broker"), "mode": first_header.get("mode"), "ticks": self.ticks,
             "first_ns": self.first_ns, "last_ns": self.last_ns, "span_s": round(self.span_s, 3),
-            "ticks_per_s": round(self.per_s, 1), "peak_ticks_per_s": self.peak_per_s,
+            "ticks_per_s": round(self.per_s, 1), "peak_ticks_per_s": self.peak_per_s, "missing": self.missing,
             "instruments": dict(sorted(self.instruments.items(), key=lambda kv: (-kv[1], kv[0]))),
             "modes": {str(k): v for k, v in sorted(self.modes.items())},
             "gaps": self.gaps, "warnings": self.warnings,
@@ -614,6 +616,7 @@ def summarize(paths: list[str], warn: Warn | None = None) -> Summary:
     counts = s.instruments
     modes = s.modes
     per_second: dict[int, int] = {}
+    fseqs: dict[tuple[object, object, object], int] = {}
     for path in paths:
         for record in records(path, note):
             kind = record.get("type")
@@ -624,6 +627,14 @@ def summarize(paths: list[str], warn: Warn | None = None) -> Summary:
                 mode = record.get("mode")
                 if isinstance(mode, int):
                     modes[mode] = modes.get(mode, 0) + 1
+                data = record.get("data")
+                fseq = data.get("fseq") if isinstance(data, dict) else None
+                if isinstance(fseq, int):
+                    topic = (record.get("symbol"), record.get("exchange"), mode)
+                    seen = fseqs.get(topic)
+                    if seen is not None and fseq > seen + 1:
+                        s.missing += fseq - seen - 1
+                    fseqs[topic] = fseq  # lower: the feed restarted and counts afresh
                 ns = received_ns(record)
                 if ns is None:
                     continue

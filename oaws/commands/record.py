@@ -486,6 +486,7 @@ def _inspect_table(summary: Any) -> None:
         ("Span", _span(summary.span_s)),
         ("Ticks/s", f"{summary.per_s:,.1f} average, {summary.peak_per_s:,} peak"),
         ("Gaps", str(len(summary.gaps))),
+        ("Missing", f"{summary.missing:,} ticks (counted by the feed's per-topic fseq)"),
     ]
     for name, value in rows:
         overview.add_row(name, value)

@@ -204,6 +204,16 @@ def test_summary_counts_instruments_span_gaps_and_peak(tmp_path):
     assert s.as_json()["ticks_per_s"] == 2.8 and s.peak_per_s == 4  # second 0 of both files
 
 
+def test_summary_counts_ticks_the_feeds_fseq_says_are_missing(tmp_path):
+    path = tmp_path / "r.jsonl"
+    writer = Writer(str(path), make_header("ws://test", [parse("RELIANCE:NSE")], 1, broker="sim"))
+    for fseq, mode in [(1, 1), (2, 1), (5, 1), (6, 1), (1, 2), (3, 2), (1, 1), (2, 1)]:  # then the feed restarts
+        writer.write_tick({"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": mode,
+                           "data": {"fseq": fseq, "ltp": 1.0}}, T0)
+    writer.close()
+    assert summarize([str(path)]).missing == 2 + 1
+
+
 def test_timeline_merges_files_by_receive_time_within_bounds(tmp_path):
     write_recording(tmp_path / "a.jsonl", [("RELIANCE:NSE", 0.0), ("RELIANCE:NSE", 2.0), ("RELIANCE:NSE", 4.0)])
     write_recording(tmp_path / "b.jsonl", [("TCS:NSE", 1.0), ("TCS:NSE", 3.0)])

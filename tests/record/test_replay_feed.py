@@ -166,3 +166,16 @@ def test_bad_recordings_and_options_are_one_sentence(tmp_path):
         ReplayFeed([str(tmp_path / "r.jsonl")], speed=-1)
     with pytest.raises(ServiceError, match="--from is after --to"):
         ReplayFeed([str(tmp_path / "r.jsonl")], start=2, end=1)
+
+
+async def test_the_recorded_bus_stamp_is_left_for_the_bus_to_renew(tmp_path):
+    from oaws.recording import Writer, make_header
+
+    writer = Writer(str(tmp_path / "r.jsonl"), make_header("ws://test", [RELIANCE], LTP, broker="sim"))
+    writer.write_tick({"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": LTP,
+                       "data": {"fseq": 41, "symbol": "RELIANCE", "exchange": "NSE", "ltp": 1.5, "seq": 7}}, T0)
+    writer.close()
+    feed, bus, _ = make_feed(tmp_path / "r.jsonl", speed=0)
+    feed.want(RELIANCE, LTP)
+    await feed.run()
+    assert bus.published == [("RELIANCE:NSE", LTP, {"symbol": "RELIANCE", "exchange": "NSE", "ltp": 1.5, "seq": 7})]

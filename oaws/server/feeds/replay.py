@@ -10,7 +10,8 @@ against a replay unchanged. How it plays:
   so that a client subscribing to many instruments gets every one from the first tick.
   Instruments nobody wants still move through the timeline, unpublished, so a client
   that subscribes later gets the latest replayed tick at once, as from a live feed.
-* A replayed tick keeps its recorded fields (prices, ``seq``, ``timestamp``...). Asked
+* A replayed tick keeps its recorded fields (prices, ``seq``, ``timestamp``...), except
+  ``fseq``, the bus's per-topic message count, which the bus stamps afresh. Asked
   for a lower mode than recorded, a client gets the tick cut down to that mode's fields
   (SPEC §2) with ``mode`` set to it; asked for a higher one, it gets the tick as recorded
   (its ``data.mode`` says which), since a recording cannot invent depth it never had.
@@ -211,6 +212,7 @@ class ReplayFeed(Feed):
             return
         if track is None or not isinstance(data, dict):
             return
+        data.pop("fseq", None)  # the bus's stamp, not the tick's: the bus stamps the replay afresh
         recorded = record.get("mode")
         if type(recorded) is not int or recorded not in ABOVE:
             recorded = data.get("mode") if data.get("mode") in ABOVE else DEPTH
