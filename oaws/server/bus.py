@@ -35,6 +35,15 @@ INFO_TOPIC = b"_oaws.info"
 INFO_INTERVAL = 1.0
 
 
+def heartbeat(sock: zmq.Socket) -> None:  # type: ignore[type-arg]
+    """ZMTP heartbeats: a peer that vanished without a FIN (a host cut off) is dropped
+    after 6 s instead of holding a growing backlog; the SUB side then reconnects and
+    subscribes again by itself."""
+    sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+    sock.setsockopt(zmq.HEARTBEAT_TTL, 6000)
+
+
 class BusError(Exception):
     """The bus endpoint cannot be bound or connected (in use, malformed)."""
 
@@ -63,6 +72,7 @@ class FeedHub:
         self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.sock.setsockopt(zmq.SNDHWM, 200_000)
         self.sock.setsockopt(zmq.LINGER, 0)
+        heartbeat(self.sock)
         if curve is not None:
             (curve.as_client if connect else curve.as_server)(self.sock)
         #: connected to a forwarder, where other feeds may serve what this one cannot
@@ -190,6 +200,7 @@ class BusReader:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RECONNECT_IVL, 100)
         self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        heartbeat(self.sock)
         try:
             self.sock.connect(endpoint)
         except zmq.ZMQError as exc:
