@@ -322,6 +322,20 @@ async def test_refused_stored_tokens_lead_to_one_login(sim, master, tmp_path, ca
     assert "Angel One refused the stored session tokens (Invalid Auth Token); logging in again" in caplog.text
 
 
+async def test_a_login_that_cannot_get_through_is_retried_not_fatal(sim, master, tmp_path, caplog):
+    feed = make_feed(sim, master, tmp_path)
+    save_session(await asyncio.to_thread(login, feed.settings), feed.session_file)
+    sim.expire_tokens()
+    sim.rest_unavailable = True
+    async with Bus(feed) as bus:
+        bus.subscribe("NSE_RELIANCE_LTP")
+        await eventually(lambda: len(sim.refused) >= 2)
+        sim.rest_unavailable = False
+        await bus.next("NSE_RELIANCE_LTP")
+    assert sim.logins == 2
+    assert "and cannot reach Angel One at" in caplog.text and "DataException" in caplog.text
+
+
 async def test_a_rollover_while_running_logs_in_again_and_resumes(sim, master, tmp_path):
     feed = make_feed(sim, master, tmp_path)
     async with Bus(feed) as bus:

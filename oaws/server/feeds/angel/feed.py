@@ -340,9 +340,11 @@ class AngelFeed(Feed):
                 continue
             route.conn.keys.discard(key)
             route.conn.sent.discard(key)
+            mode = CLIENT_MODE[key[0]]
             for instrument in route.instruments:
-                self._wanted.pop((instrument, CLIENT_MODE[key[0]]), None)
-                self._reject(instrument, CLIENT_MODE[key[0]], code, message)
+                self._wanted.pop((instrument, mode), None)
+                self._latest.pop((instrument, mode), None)
+                self._reject(instrument, mode, code, message)
 
     # Frames ------------------------------------------------------------------------------
     def _on_binary(self, conn: _Connection, frame: bytes) -> None:
@@ -359,8 +361,8 @@ class AngelFeed(Feed):
         conn.last_tick = time.monotonic()
         conn.silence_window = self.silence_timeout
         route = self._routes.get((packet.mode, packet.exchange_type, packet.token))
-        if route is None or packet.mode not in CLIENT_MODE or self.publisher is None:
-            self.unexpected += 1  # unsubscribed a moment ago, or a mode we never asked for
+        if route is None or self.publisher is None:
+            self.unexpected += 1  # unsubscribed a moment ago, or a mode we never ask for (depth 20)
             return
         mode = CLIENT_MODE[packet.mode]
         received = int(time.time() * 1000)
@@ -443,7 +445,10 @@ class AngelFeed(Feed):
             status = exc.response.status_code
             reason = exc.response.headers.get("x-error-message") or exc.response.reason_phrase
             if status in (401, 403):
-                await self._refused(session, reason)
+                try:
+                    await self._refused(session, reason)
+                except AngelUnavailable as exc:  # the login itself could not get through: try it all again later
+                    return f"Angel refused the session tokens (HTTP {status}: {reason}) and {exc}", False, False
                 return f"Angel refused the session tokens (HTTP {status}: {reason}); logged in again", False, True
             return f"Angel refused the connection (HTTP {status}: {reason})", False, False
         except (OSError, TimeoutError, WebSocketException) as exc:

@@ -183,6 +183,8 @@ class AngelSimulator:
         self.text_pings = 0
         #: when set, every feed handshake is refused with 401 and this message (an account without feed access)
         self.refuse_feed: str | None = None
+        #: when true, the REST API answers 503 with an HTML page, as a gateway in maintenance does
+        self.rest_unavailable = False
         self._httpd: ThreadingHTTPServer | None = None
         self._http_thread: threading.Thread | None = None
         self._server: Server | None = None
@@ -291,6 +293,8 @@ class AngelSimulator:
         self.rest_requests.append(f"{method} {path}")
         if method == "GET" and path == MASTER_PATH:
             return 200, self.master_bytes
+        if self.rest_unavailable:
+            return 503, b"<html><body>Service Unavailable</body></html>"
         if method == "POST" and path == LOGIN_PATH:
             return self._login(headers, body)
         if path in (PROFILE_PATH, LOGOUT_PATH):
