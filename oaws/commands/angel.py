@@ -72,7 +72,7 @@ instruments_app = typer.Typer(
 @_friendly
 def instruments_update(
     url: Annotated[str | None, typer.Option("--url", help="Where to download the master from "
-                                            "[env ANGEL_MASTER_URL; default Angel's OpenAPIScripMaster.json].",
+                                            "(env ANGEL_MASTER_URL; default: Angel's OpenAPIScripMaster.json).",
                                             show_default=False)] = None,
 ) -> None:
     """Download Angel One's instrument master into the cache and index it."""
@@ -105,7 +105,8 @@ def instruments_search(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many results.")] = 20,
     json: Annotated[bool, typer.Option("--json", help="One compact JSON object per line.")] = False,
     instruments: Annotated[str | None, typer.Option("--instruments", help="A local copy of the master "
-                                                    "[env OAWS_INSTRUMENTS].", show_default=False)] = None,
+                                                    "(env OAWS_INSTRUMENTS; default: the cached one).",
+                                                    show_default=False)] = None,
 ) -> None:
     """Find instruments in Angel One's master; the first column is what oaws commands accept."""
     from oaws.server.feeds.angel.master import EXCHANGE_SEGMENTS, load_master
@@ -143,7 +144,7 @@ def instruments_search(
 def angel_sim(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     rest_port: Annotated[int, typer.Option("--rest-port", help="Port of the REST login (0: any free port).")] = 8791,
-    feed_port: Annotated[int, typer.Option("--feed-port", help="Port of the WebSocket feed (0: any free port).")] = 8792,
+    feed_port: Annotated[int, typer.Option("--feed-port", help="Port of the feed (0: any free port).")] = 8792,
     tick_interval: Annotated[float, typer.Option("--tick-interval", min=0.01,
                                                  help="Seconds between ticks of each subscription.")] = 0.5,
 ) -> None:
