@@ -1,0 +1,63 @@
+"""`oaws watch` on the command line: which watchlists open, and one-line errors for bad options."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from oaws.cli import UserError
+from oaws.commands.watch import build_watchlists
+from oaws.instruments import DEFAULT_WATCHLIST, parse, parse_many
+
+CONFIG = """
+watchlist = ["INFY:NSE", "TCS:NSE"]
+[watchlists]
+banks = ["HDFCBANK:NSE", "SBIN:NSE"]
+"""
+
+
+@pytest.fixture
+def config(tmp_path, monkeypatch):
+    path = tmp_path / "config.toml"
+    monkeypatch.setenv("OAWS_CONFIG", str(path))
+    return path
+
+
+def names(lists) -> list[str]:
+    return [w.name for w in lists]
+
+
+def test_instruments_on_the_command_line_come_first_then_the_config_lists(config):
+    config.write_text(CONFIG)
+    lists, current = build_watchlists(["RELIANCE:NSE"], None)
+    assert names(lists) == ["command line", "default", "banks"] and current == 0
+    assert lists[0].instruments == [parse("RELIANCE:NSE")]
+
+
+def test_without_instruments_the_default_or_named_list_opens(config):
+    config.write_text(CONFIG)
+    lists, current = build_watchlists(None, None)
+    assert names(lists) == ["default", "banks"] and lists[current].instruments == parse_many(["INFY:NSE", "TCS:NSE"])
+    lists, current = build_watchlists(None, "banks")
+    assert lists[current].name == "banks"
+    with pytest.raises(UserError, match=r"no watchlist named .nope.*known: banks, default"):
+        build_watchlists(None, "nope")
+
+
+def test_without_a_config_file_the_built_in_list_opens(config):
+    lists, _ = build_watchlists(None, None)
+    assert names(lists) == ["default"] and lists[0].instruments == parse_many(list(DEFAULT_WATCHLIST))
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--grouping", "roman"], "unknown --grouping 'roman'"),
+    (["--fps", "0"], "--fps must be between 0 and 60"),
+    (["NOT AN INSTRUMENT"], "is not an instrument"),
+])
+def test_bad_options_are_one_line_and_exit_1(cli_env, args, says):
+    out = subprocess.run([sys.executable, "-m", "oaws", "watch", "--no-autostart", *args], env=cli_env,
+                         capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert out.returncode == 1 and says in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
