@@ -66,14 +66,33 @@ def run(kind: str, name: str, args: list[str], bench: Path, seconds: float, work
     else:
         cmd = [sys.executable, str(bench / "seed_proxy.py"), BUS, str(port)]
         topics = "seed"
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
     try:
         wait_listening(port, proc)
         time.sleep(0.5)
-        out = subprocess.run([sys.executable, str(bench / "fanout.py"), "--url", f"ws://127.0.0.1:{port}", "--bus", BUS,
-                              "--topics", topics, "--pid", str(proc.pid), "--seconds", str(seconds), *args],
-                             capture_output=True, text=True, timeout=seconds + 120)
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(bench / "fanout.py"),
+                "--url",
+                f"ws://127.0.0.1:{port}",
+                "--bus",
+                BUS,
+                "--topics",
+                topics,
+                "--pid",
+                str(proc.pid),
+                "--seconds",
+                str(seconds),
+                *args,
+            ],
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=seconds + 120,
+        )
     finally:
         proc.terminate()
         try:
@@ -103,14 +122,19 @@ def main() -> None:
             print(json.dumps(r), flush=True)
             rows.append(r)
     print()
-    print(f"{'scenario':<16} {'proxy':<7} {'delivered/s':>12} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'cpu':>5} {'rss MiB':>8}")
+    print(
+        f"{'scenario':<16} {'proxy':<7} {'delivered/s':>12} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'cpu':>5} {'rss MiB':>8}"
+    )
     for r in rows:
         if "error" in r:
             print(f"{r['scenario']:<16} {r['proxy']:<7} error: {r['error']}")
             continue
-        print(f"{r['scenario']:<16} {r['proxy']:<7} {r['delivered_per_s']:>12,} {r['delivered_ratio']:>6} "
-              f"{r['p50_ms'] or 0:>8.2f} {r['p99_ms'] or 0:>8.2f} {r.get('proxy_cpu', 0):>5} {r.get('proxy_rss_mib', 0):>8}")
+        print(
+            f"{r['scenario']:<16} {r['proxy']:<7} {r['delivered_per_s']:>12,} {r['delivered_ratio']:>6} "
+            f"{r['p50_ms'] or 0:>8.2f} {r['p99_ms'] or 0:>8.2f} {r.get('proxy_cpu', 0):>5} "
+            f"{r.get('proxy_rss_mib', 0):>8}"
+        )
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ class ServerLock:
         self.fd: int | None = None
 
     def acquire(self) -> bool:
-        state_path, lock_path, _ = paths()
+        _, lock_path, _ = paths()
         lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -190,13 +190,16 @@ def detach(serve_args: list[str], timeout: float = 20.0) -> State:
         return state
     if state is not None:
         remove_stale()
-    state_path, _, log_path = paths()
+    _, _, log_path = paths()
     log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # the child's stderr goes to the log too, so that a crash before logging starts is seen
     with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log_file:
         child = subprocess.Popen(
             [sys.executable, "-m", "oaws", "serve", *serve_args, "--background"],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,
             close_fds=True,
         )
     deadline = time.monotonic() + timeout
@@ -215,16 +218,19 @@ def detach(serve_args: list[str], timeout: float = 20.0) -> State:
                 return other
             raise BackgroundError("another oaws server is starting; try again in a moment")
         if code is not None:
-            raise BackgroundError(f"the background server exited while starting (code {code}); "
-                                  f"the end of its log {log_path}:\n{_log_tail()}")
+            raise BackgroundError(
+                f"the background server exited while starting (code {code}); "
+                f"the end of its log {log_path}:\n{_log_tail()}"
+            )
         state = read_state()
         if state is not None and state.pid == child.pid and state.url and health(state.url, 0.5) is not None:
             return state
         time.sleep(0.05)
     child.kill()
     child.wait()
-    raise BackgroundError(f"the background server did not answer within {timeout:g} s; the end of its log "
-                          f"{log_path}:\n{_log_tail()}")
+    raise BackgroundError(
+        f"the background server did not answer within {timeout:g} s; the end of its log {log_path}:\n{_log_tail()}"
+    )
 
 
 def stop(timeout: float = 5.0) -> int | None:

@@ -39,9 +39,8 @@ def fail(message: str, code: int = 1) -> None:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from oaws.client import ClientError
     from oaws.instruments import InstrumentError
-    from oaws.server.service import ServiceError
-
     from oaws.server.curve import CurveError
+    from oaws.server.service import ServiceError
 
     return (UserError, ClientError, InstrumentError, ServiceError, cfg.ConfigError, CurveError)
 
@@ -76,23 +75,38 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details on stderr.")] = False,
 ) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
 
 
 # Shared options ----------------------------------------------------------------
-Instruments = Annotated[list[str] | None, typer.Argument(
-    help="SYMBOL:EXCHANGE, e.g. RELIANCE:NSE NIFTY:NSE_INDEX. None: the default watchlist.", show_default=False)]
-UrlOpt = Annotated[str | None, typer.Option("--url", help="Proxy URL [env OAWS_URL; default ws://127.0.0.1:8765].",
-                                            show_default=False)]
+Instruments = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="SYMBOL:EXCHANGE, e.g. RELIANCE:NSE NIFTY:NSE_INDEX. None: the default watchlist.", show_default=False
+    ),
+]
+UrlOpt = Annotated[
+    str | None, typer.Option("--url", help="Proxy URL [env OAWS_URL; default ws://127.0.0.1:8765].", show_default=False)
+]
 ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key [env OAWS_API_KEY].", show_default=False)]
-ModeOpt = Annotated[str | None, typer.Option("--mode", "-m", help="ltp, quote or depth (1, 2, 3) [env OAWS_MODE; default quote].",
-                                             show_default=False)]
-NoAutostartOpt = Annotated[bool, typer.Option("--no-autostart", help="Do not start a background server when none answers.")]
+ModeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mode", "-m", help="ltp, quote or depth (1, 2, 3) [env OAWS_MODE; default quote].", show_default=False
+    ),
+]
+NoAutostartOpt = Annotated[
+    bool, typer.Option("--no-autostart", help="Do not start a background server when none answers.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One compact JSON object per line.")]
 
 
@@ -121,38 +135,77 @@ def resolve_mode(mode: str | None) -> int:
 @app.command()
 @friendly
 def serve(
-    broker: Annotated[str | None, typer.Option("--broker", "-b", help="sim, angel or replay [env OAWS_BROKER; default sim].",
-                                               show_default=False)] = None,
-    role: Annotated[str | None, typer.Option("--role", help="all, feed, proxy or forwarder [default all].",
-                                             show_default=False)] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Address to listen on [default 127.0.0.1].", show_default=False)] = None,
-    port: Annotated[int | None, typer.Option("--port", "-p", help="WebSocket port; 0 picks a free one [default 8765].",
-                                             show_default=False)] = None,
-    bus: Annotated[str | None, typer.Option("--bus", help="ZeroMQ bus endpoint [default tcp://127.0.0.1:5555].",
-                                            show_default=False)] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option("--broker", "-b", help="sim, angel or replay [env OAWS_BROKER; default sim].", show_default=False),
+    ] = None,
+    role: Annotated[
+        str | None, typer.Option("--role", help="all, feed, proxy or forwarder [default all].", show_default=False)
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on [default 127.0.0.1].", show_default=False)
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", "-p", help="WebSocket port; 0 picks a free one [default 8765].", show_default=False),
+    ] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option("--bus", help="ZeroMQ bus endpoint [default tcp://127.0.0.1:5555].", show_default=False),
+    ] = None,
     api_key: ApiKeyOpt = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the simulated market (deterministic prices).")] = None,
-    rate: Annotated[float | None, typer.Option("--rate", help="Simulated ticks per second per instrument [default 3].",
-                                               show_default=False)] = None,
-    replay: Annotated[list[str] | None, typer.Option("--replay", help="Recording(s) to serve with --broker replay.")] = None,
-    speed: Annotated[float, typer.Option("--speed", help="Replay speed: 1 real time, 10 ten times faster, 0 at once.")] = 1.0,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of the simulated market (deterministic prices).")
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", help="Simulated ticks per second per instrument [default 3].", show_default=False),
+    ] = None,
+    replay: Annotated[
+        list[str] | None, typer.Option("--replay", help="Recording(s) to serve with --broker replay.")
+    ] = None,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Replay speed: 1 real time, 10 ten times faster, 0 at once.")
+    ] = 1.0,
     loop: Annotated[bool, typer.Option("--loop", help="Replay the recordings again and again.")] = False,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=64,
-                                         help="Proxy processes sharing the port (SO_REUSEPORT), for several cores.")] = 1,
-    slow_timeout: Annotated[float, typer.Option("--slow-timeout",
-                                                help="Seconds a client may stay behind (conflated) before it is closed "
-                                                "with 1008.")] = 3.0,
-    tls_cert: Annotated[str | None, typer.Option("--tls-cert", help="Serve wss:// with this certificate (PEM).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", "-w", min=1, max=64, help="Proxy processes sharing the port (SO_REUSEPORT), for several cores."
+        ),
+    ] = 1,
+    slow_timeout: Annotated[
+        float,
+        typer.Option(
+            "--slow-timeout", help="Seconds a client may stay behind (conflated) before it is closed with 1008."
+        ),
+    ] = 3.0,
+    tls_cert: Annotated[
+        str | None, typer.Option("--tls-cert", help="Serve wss:// with this certificate (PEM).")
+    ] = None,
     tls_key: Annotated[str | None, typer.Option("--tls-key", help="The certificate's private key (PEM).")] = None,
-    allowed_origin: Annotated[list[str] | None, typer.Option(
-        "--allowed-origin", help="A browser origin allowed to connect (repeatable; default: any).")] = None,
-    feeds: Annotated[str | None, typer.Option("--feeds", help="--role forwarder: where feeds connect "
-                                              "[default tcp://127.0.0.1:5556].", show_default=False)] = None,
-    bus_connect: Annotated[bool, typer.Option("--bus-connect", help="A feed connects to --bus (a forwarder) "
-                                              "instead of binding it.")] = False,
-    curve: Annotated[str | None, typer.Option("--curve", help="Encrypt and authenticate the bus with the keys in "
-                                              "this directory (`oaws keys generate`).")] = None,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background; `oaws stop` stops it.")] = False,
+    allowed_origin: Annotated[
+        list[str] | None,
+        typer.Option("--allowed-origin", help="A browser origin allowed to connect (repeatable; default: any)."),
+    ] = None,
+    feeds: Annotated[
+        str | None,
+        typer.Option(
+            "--feeds", help="--role forwarder: where feeds connect [default tcp://127.0.0.1:5556].", show_default=False
+        ),
+    ] = None,
+    bus_connect: Annotated[
+        bool, typer.Option("--bus-connect", help="A feed connects to --bus (a forwarder) instead of binding it.")
+    ] = False,
+    curve: Annotated[
+        str | None,
+        typer.Option(
+            "--curve", help="Encrypt and authenticate the bus with the keys in this directory (`oaws keys generate`)."
+        ),
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Run in the background; `oaws stop` stops it.")
+    ] = False,
     background: Annotated[bool, typer.Option("--background", hidden=True)] = False,
     worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
 ) -> None:
@@ -160,19 +213,48 @@ def serve(
     from oaws.server.service import ServeOptions, Service, run, serve_forever
 
     if detach:
-        _detach(broker=broker, role=role, host=host, port=port, bus=bus, api_key=api_key, seed=seed, rate=rate,
-                replay=replay, speed=speed, loop=loop, workers=workers if workers != 1 else None,
-                slow_timeout=slow_timeout if slow_timeout != 3.0 else None,
-                tls_cert=os.path.abspath(tls_cert) if tls_cert else None,
-                tls_key=os.path.abspath(tls_key) if tls_key else None, allowed_origin=allowed_origin,
-                feeds=feeds, bus_connect=bus_connect, curve=os.path.abspath(curve) if curve else None)
+        _detach(
+            broker=broker,
+            role=role,
+            host=host,
+            port=port,
+            bus=bus,
+            api_key=api_key,
+            seed=seed,
+            rate=rate,
+            replay=replay,
+            speed=speed,
+            loop=loop,
+            workers=workers if workers != 1 else None,
+            slow_timeout=slow_timeout if slow_timeout != 3.0 else None,
+            tls_cert=os.path.abspath(tls_cert) if tls_cert else None,
+            tls_key=os.path.abspath(tls_key) if tls_key else None,
+            allowed_origin=allowed_origin,
+            feeds=feeds,
+            bus_connect=bus_connect,
+            curve=os.path.abspath(curve) if curve else None,
+        )
         return
     opts = ServeOptions(
-        broker=cfg.get("broker", broker), role=cfg.get("role", role), host=cfg.get("host", host),
-        port=cfg.get("port", port), bus=cfg.get("bus", bus), api_key=cfg.get("api_key", api_key),
-        seed=cfg.get("seed", seed), rate=cfg.get("rate", rate), replay=replay or [], speed=speed, loop=loop,
-        workers=workers, worker=worker, slow_timeout=slow_timeout, tls_cert=tls_cert, tls_key=tls_key,
-        allowed_origins=tuple(allowed_origin or ()), bus_connect=bus_connect, curve_dir=curve,
+        broker=cfg.get("broker", broker),
+        role=cfg.get("role", role),
+        host=cfg.get("host", host),
+        port=cfg.get("port", port),
+        bus=cfg.get("bus", bus),
+        api_key=cfg.get("api_key", api_key),
+        seed=cfg.get("seed", seed),
+        rate=cfg.get("rate", rate),
+        replay=replay or [],
+        speed=speed,
+        loop=loop,
+        workers=workers,
+        worker=worker,
+        slow_timeout=slow_timeout,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        allowed_origins=tuple(allowed_origin or ()),
+        bus_connect=bus_connect,
+        curve_dir=curve,
         **({"feeds": feeds} if feeds else {}),
     )
     if background:
@@ -194,8 +276,16 @@ def serve(
     run(lambda: serve_forever(opts, ready))
 
 
-def _detach(*, api_key: str | None, replay: list[str] | None, loop: bool, speed: float,
-            allowed_origin: list[str] | None, bus_connect: bool, **given: Any) -> None:
+def _detach(
+    *,
+    api_key: str | None,
+    replay: list[str] | None,
+    loop: bool,
+    speed: float,
+    allowed_origin: list[str] | None,
+    bus_connect: bool,
+    **given: Any,
+) -> None:
     """Re-run `oaws serve` with the same options as a background process and wait until it answers."""
     from oaws import background
 
@@ -223,8 +313,10 @@ def _detach(*, api_key: str | None, replay: list[str] | None, loop: bool, speed:
     if state.info.get("already"):
         typer.echo(f"oaws: a server is already running: pid {state.pid}, {state.url} (log {log_path})", err=True)
         return
-    typer.echo(f"oaws: server running in the background: pid {state.pid}, {state.url}, "
-               f"{state.info.get('broker')} feed, log {log_path}")
+    typer.echo(
+        f"oaws: server running in the background: pid {state.pid}, {state.url}, "
+        f"{state.info.get('broker')} feed, log {log_path}"
+    )
 
 
 def _serve_in_background(opts: Any) -> None:
@@ -242,8 +334,13 @@ def _serve_in_background(opts: Any) -> None:
     log = logging.getLogger("oaws")
 
     def ready(service: Service) -> None:
-        info = {"pid": os.getpid(), **service.describe(), "version": __version__, "started": time.time(),
-                "log": str(log_path)}
+        info = {
+            "pid": os.getpid(),
+            **service.describe(),
+            "version": __version__,
+            "started": time.time(),
+            "log": str(log_path),
+        }
         lock.publish(info)
         log.info("background server ready: pid %s, %s", info["pid"], info["url"])
 
@@ -287,7 +384,9 @@ def tail(
     json: JsonOpt = False,
     mode: ModeOpt = None,
     count: Annotated[int | None, typer.Option("--count", "-n", help="Stop after N ticks.")] = None,
-    stats: Annotated[bool, typer.Option("--stats", help="Report end-to-end latency p50/p99 on stderr every second.")] = False,
+    stats: Annotated[
+        bool, typer.Option("--stats", help="Report end-to-end latency p50/p99 on stderr every second.")
+    ] = False,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
     no_autostart: NoAutostartOpt = False,
@@ -295,8 +394,16 @@ def tail(
     """Stream ticks as lines (or JSON lines with --json) until Ctrl-C or --count."""
     from oaws.commands.stream import tail as run_tail
 
-    raise typer.Exit(run_tail(resolve_instruments(instruments), resolve_mode(mode), as_json=json, count=count,
-                              stats=stats, settings=cfg.client_settings(url, api_key, no_autostart)))
+    raise typer.Exit(
+        run_tail(
+            resolve_instruments(instruments),
+            resolve_mode(mode),
+            as_json=json,
+            count=count,
+            stats=stats,
+            settings=cfg.client_settings(url, api_key, no_autostart),
+        )
+    )
 
 
 @app.command()
@@ -313,8 +420,15 @@ def subscribe(
     """Print the latest tick of each instrument, then exit."""
     from oaws.commands.stream import snapshot
 
-    raise typer.Exit(snapshot(resolve_instruments(instruments), resolve_mode(mode), as_json=json, timeout=timeout,
-                              settings=cfg.client_settings(url, api_key, no_autostart)))
+    raise typer.Exit(
+        snapshot(
+            resolve_instruments(instruments),
+            resolve_mode(mode),
+            as_json=json,
+            timeout=timeout,
+            settings=cfg.client_settings(url, api_key, no_autostart),
+        )
+    )
 
 
 keys_app = typer.Typer(help="CURVE keys for a bus between hosts.", no_args_is_help=True)
@@ -324,8 +438,9 @@ app.add_typer(keys_app, name="keys")
 @keys_app.command("generate")
 @friendly
 def keys_generate(
-    directory: Annotated[str | None, typer.Argument(help="Where to write them [default: STATE_DIR/curve].",
-                                                    show_default=False)] = None,
+    directory: Annotated[
+        str | None, typer.Argument(help="Where to write them [default: STATE_DIR/curve].", show_default=False)
+    ] = None,
 ) -> None:
     """Make the bus key pair, a client key pair and the list of authorized clients."""
     from pathlib import Path
@@ -340,8 +455,10 @@ def keys_generate(
     typer.echo(f"oaws: wrote {len(files)} files to {target}:")
     for f in files:
         typer.echo(f"  {f}")
-    typer.echo("the feed (or forwarder) host needs the whole directory; each proxy host needs bus.key, "
-               "client.key and client.key_secret. Pass --curve DIR to every `oaws serve` on the bus.")
+    typer.echo(
+        "the feed (or forwarder) host needs the whole directory; each proxy host needs bus.key, "
+        "client.key and client.key_secret. Pass --curve DIR to every `oaws serve` on the bus."
+    )
 
 
 #: Commands that live in modules of their own under oaws/commands/, each with ``register(app)``.

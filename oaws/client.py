@@ -127,9 +127,19 @@ class Client:
     waits for its server) or raised as ``ConnectError`` (a command says why and exits).
     """
 
-    def __init__(self, url: str, *, api_key: str | None = None, instruments: Iterable[Instrument] = (),
-                 mode: int = 2, batch: bool = True, retry_first: bool = False, reconnect: bool = True,
-                 backoff: tuple[float, float] = (0.5, 10.0), open_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        instruments: Iterable[Instrument] = (),
+        mode: int = 2,
+        batch: bool = True,
+        retry_first: bool = False,
+        reconnect: bool = True,
+        backoff: tuple[float, float] = (0.5, 10.0),
+        open_timeout: float = 5.0,
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise ClientError(f"{url!r} is not a WebSocket URL; write ws://HOST:PORT")
@@ -165,8 +175,9 @@ class Client:
     async def unsubscribe(self, instruments: Iterable[Instrument]) -> None:
         gone = [i for i in instruments if self.wanted.pop(i, None) is not None]
         if gone and self.ws is not None:
-            await self._send({"action": "unsubscribe",
-                              "symbols": [{"symbol": i.symbol, "exchange": i.exchange} for i in gone]})
+            await self._send(
+                {"action": "unsubscribe", "symbols": [{"symbol": i.symbol, "exchange": i.exchange} for i in gone]}
+            )
 
     async def request(self, body: dict[str, Any]) -> None:
         """Send any request; its reply comes as an event."""
@@ -182,10 +193,16 @@ class Client:
 
     async def _send_subscribe(self, instruments: list[Instrument], mode: int) -> None:
         for start in range(0, len(instruments), 500):
-            chunk = instruments[start:start + 500]
+            chunk = instruments[start : start + 500]
             if chunk:
-                await self._send({"action": "subscribe", "mode": mode, "depth": 5,
-                                  "symbols": [{"symbol": i.symbol, "exchange": i.exchange} for i in chunk]})
+                await self._send(
+                    {
+                        "action": "subscribe",
+                        "mode": mode,
+                        "depth": 5,
+                        "symbols": [{"symbol": i.symbol, "exchange": i.exchange} for i in chunk],
+                    }
+                )
 
     # Events --------------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[Event]:
@@ -200,8 +217,15 @@ class Client:
         while True:
             yield Status("connecting", self.url)
             try:
-                self.ws = await connect(url, open_timeout=self.open_timeout, max_size=None, compression=None,
-                                        ping_interval=20, ping_timeout=20, close_timeout=2)
+                self.ws = await connect(
+                    url,
+                    open_timeout=self.open_timeout,
+                    max_size=None,
+                    compression=None,
+                    ping_interval=20,
+                    ping_timeout=20,
+                    close_timeout=2,
+                )
             except InvalidURI:
                 raise ClientError(f"{self.url!r} is not a WebSocket URL; write ws://HOST:PORT") from None
             except (OSError, InvalidHandshake, TimeoutError) as exc:
@@ -222,7 +246,9 @@ class Client:
             except ConnectionClosed as exc:
                 reason = explain(self.url, exc)
                 if exc.rcvd is not None and exc.rcvd.code == 4401:
-                    raise AuthError(f"{self.url} closed the connection: {exc.rcvd.reason or 'not authenticated'}") from None
+                    raise AuthError(
+                        f"{self.url} closed the connection: {exc.rcvd.reason or 'not authenticated'}"
+                    ) from None
             finally:
                 self.ws = None
             if not self.reconnect:
@@ -275,8 +301,11 @@ class Client:
             return [Tick(instrument, mode, data, message, received)]
         if message.get("status") == "error" and kind in (None, "error", "subscription", "unsubscription"):
             return [_error(message, message)]
-        failed = [_error(e, message) for e in message.get("subscriptions", ())
-                  if isinstance(e, dict) and e.get("status") == "error"]
+        failed = [
+            _error(e, message)
+            for e in message.get("subscriptions", ())
+            if isinstance(e, dict) and e.get("status") == "error"
+        ]
         return [*failed, Reply(message)] if failed else [Reply(message)]
 
 

@@ -71,5 +71,6 @@ def tick_line(name: str, data: dict[str, Any], *, color: bool = False) -> str:
     depth = data.get("depth")
     if isinstance(depth, dict) and depth.get("buy") and depth.get("sell"):
         bid, ask = depth["buy"][0], depth["sell"][0]
-        parts.append(f"{bid.get('quantity', 0)} @ {price(bid.get('price'))} / {price(ask.get('price'))} @ {ask.get('quantity', 0)}")
+        bid_side = f"{bid.get('quantity', 0)} @ {price(bid.get('price'))}"
+        parts.append(f"{bid_side} / {price(ask.get('price'))} @ {ask.get('quantity', 0)}")
     return "  ".join(parts)

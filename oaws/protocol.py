@@ -32,8 +32,16 @@ SYMBOL_NOT_FOUND = "SYMBOL_NOT_FOUND"
 LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
 BROKER_ERROR = "BROKER_ERROR"
 
-ACTIONS = ("authenticate", "auth", "subscribe", "unsubscribe", "unsubscribe_all", "get_subscriptions",
-           "ping", "get_broker_info")
+ACTIONS = (
+    "authenticate",
+    "auth",
+    "subscribe",
+    "unsubscribe",
+    "unsubscribe_all",
+    "get_subscriptions",
+    "ping",
+    "get_broker_info",
+)
 
 
 class Refused(Exception):
@@ -144,7 +152,9 @@ class Session:
             out.replies.append(self._authenticate(request))
             return out
         if not self.authenticated:
-            out.replies.append(error(NOT_AUTHENTICATED, "authenticate first: {\"action\":\"authenticate\",\"api_key\":\"...\"}"))
+            out.replies.append(
+                error(NOT_AUTHENTICATED, 'authenticate first: {"action":"authenticate","api_key":"..."}')
+            )
             return out
         getattr(self, "_" + action)(request, out)
         return out
@@ -152,25 +162,36 @@ class Session:
     # Actions -------------------------------------------------------------------
     def _authenticate(self, request: JSON) -> JSON:
         key = request.get("api_key", request.get("apikey"))
-        if self.api_key is not None:
-            if not isinstance(key, str) or not hmac.compare_digest(key.encode(), self.api_key.encode()):
-                self.failed_auth += 1
-                return error(AUTHENTICATION_ERROR, "invalid API key")
+        if self.api_key is not None and (
+            not isinstance(key, str) or not hmac.compare_digest(key.encode(), self.api_key.encode())
+        ):
+            self.failed_auth += 1
+            return error(AUTHENTICATION_ERROR, "invalid API key")
         self.authenticated = True
-        return {"type": "auth", "status": "success", "message": "Authentication successful",
-                "broker": self.broker(), "user_id": "oaws",
-                "supported_features": {"ltp": True, "quote": True, "depth": True}}
+        return {
+            "type": "auth",
+            "status": "success",
+            "message": "Authentication successful",
+            "broker": self.broker(),
+            "user_id": "oaws",
+            "supported_features": {"ltp": True, "quote": True, "depth": True},
+        }
 
     def _entries(self, request: JSON, out: Outcome, kind: str) -> list[Any] | None:
         """The request's instruments as raw entries, or None after an error reply."""
         if "symbols" in request:
             entries = request["symbols"]
             if not isinstance(entries, list) or not entries:
-                out.replies.append(self._err(request, INVALID_PARAMETERS, "'symbols' must be a non-empty list of {symbol, exchange}"))
+                out.replies.append(
+                    self._err(request, INVALID_PARAMETERS, "'symbols' must be a non-empty list of {symbol, exchange}")
+                )
                 return None
             if len(entries) > self.limits.per_request:
-                out.replies.append(self._err(request, LIMIT_EXCEEDED,
-                                             f"at most {self.limits.per_request} instruments per {kind} request"))
+                out.replies.append(
+                    self._err(
+                        request, LIMIT_EXCEEDED, f"at most {self.limits.per_request} instruments per {kind} request"
+                    )
+                )
                 return None
             return entries
         if "symbol" in request or "exchange" in request:
@@ -186,7 +207,11 @@ class Session:
 
     @staticmethod
     def _instrument(entry: Any) -> Instrument:
-        if not isinstance(entry, dict) or not isinstance(entry.get("symbol"), str) or not isinstance(entry.get("exchange"), str):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("symbol"), str)
+            or not isinstance(entry.get("exchange"), str)
+        ):
             raise Refused(INVALID_PARAMETERS, "each instrument needs string 'symbol' and 'exchange'")
         try:
             return ins.make(entry["symbol"].strip(), entry["exchange"].strip())
@@ -206,7 +231,9 @@ class Session:
         single = "symbols" not in request
         depth = request.get("depth", 5)
         if depth not in self.depths() or isinstance(depth, bool):
-            out.replies.append(self._err(request, INVALID_DEPTH, f"depth {depth!r} is not offered; use one of {list(self.depths())}"))
+            out.replies.append(
+                self._err(request, INVALID_DEPTH, f"depth {depth!r} is not offered; use one of {list(self.depths())}")
+            )
             return
         entries = self._entries(request, out, "subscribe")
         if entries is None:
@@ -230,8 +257,9 @@ class Session:
             if new != old:
                 out.changes.append(Change(instrument, old, new))
             out.snapshots.append(instrument)
-            results.append({"symbol": instrument.symbol, "exchange": instrument.exchange, "mode": mode,
-                            "status": "success"})
+            results.append(
+                {"symbol": instrument.symbol, "exchange": instrument.exchange, "mode": mode, "status": "success"}
+            )
         out.replies.append(self._summary(request, "subscribe", "subscription", single, results))
 
     def _unsubscribe(self, request: JSON, out: Outcome) -> None:
@@ -261,19 +289,29 @@ class Session:
         out.replies.append(self._summary(request, "unsubscribe", "unsubscription", single, results))
 
     def _unsubscribe_all(self, request: JSON, out: Outcome) -> None:
-        removed = [{"symbol": i.symbol, "exchange": i.exchange, "mode": m}
-                   for i, modes in self.subs.items() for m in sorted(modes)]
+        removed = [
+            {"symbol": i.symbol, "exchange": i.exchange, "mode": m}
+            for i, modes in self.subs.items()
+            for m in sorted(modes)
+        ]
         for instrument in list(self.subs):
             self._drop(instrument, sorted(self.subs[instrument]), out)
-        reply: JSON = {"type": "unsubscribe", "status": "success",
-                       "message": f"unsubscribed from {len(removed)} subscriptions", "subscriptions": removed}
+        reply: JSON = {
+            "type": "unsubscribe",
+            "status": "success",
+            "message": f"unsubscribed from {len(removed)} subscriptions",
+            "subscriptions": removed,
+        }
         if "request_id" in request:
             reply["request_id"] = request["request_id"]
         out.replies.append(reply)
 
     def _get_subscriptions(self, request: JSON, out: Outcome) -> None:
-        subs = [{"symbol": i.symbol, "exchange": i.exchange, "mode": m}
-                for i, modes in self.subs.items() for m in sorted(modes)]
+        subs = [
+            {"symbol": i.symbol, "exchange": i.exchange, "mode": m}
+            for i, modes in self.subs.items()
+            for m in sorted(modes)
+        ]
         out.replies.append({"type": "subscriptions", "status": "success", "count": len(subs), "subscriptions": subs})
 
     def _ping(self, request: JSON, out: Outcome) -> None:
@@ -284,8 +322,7 @@ class Session:
         out.replies.append(reply)
 
     def _get_broker_info(self, request: JSON, out: Outcome) -> None:
-        out.replies.append({"type": "broker_info", "status": "success", "broker": self.broker(),
-                            **self.broker_info()})
+        out.replies.append({"type": "broker_info", "status": "success", "broker": self.broker(), **self.broker_info()})
 
     # Helpers -------------------------------------------------------------------
     def drop(self, instrument: Instrument, modes: list[int]) -> Change | None:
@@ -318,7 +355,9 @@ class Session:
             result = results[0]
             if result["status"] == "success":
                 return {"type": single_kind, **result}
-            reply = error(result["code"], result["message"], symbol=result.get("symbol"), exchange=result.get("exchange"))
+            reply = error(
+                result["code"], result["message"], symbol=result.get("symbol"), exchange=result.get("exchange")
+            )
         else:
             ok = sum(r["status"] == "success" for r in results)
             status = "success" if ok == len(results) else "partial" if ok else "error"

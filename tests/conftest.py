@@ -55,8 +55,14 @@ class TestBus:
 
 
 def tick(symbol: str = "RELIANCE", exchange: str = "NSE", ltp: float = 1424.5, **extra) -> dict:
-    return {"symbol": symbol, "exchange": exchange, "ltp": ltp, "ltt": 1_700_000_000_000,
-            "timestamp": 1_700_000_000_001, **extra}
+    return {
+        "symbol": symbol,
+        "exchange": exchange,
+        "ltp": ltp,
+        "ltt": 1_700_000_000_000,
+        "timestamp": 1_700_000_000_001,
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -84,8 +90,12 @@ async def proxy(bus, proxy_options):
 def cli_env(tmp_path, monkeypatch):
     """An environment for oaws subprocesses: private state/config dirs, no user config."""
     env = dict(os.environ)
-    env.update(OAWS_STATE_DIR=str(tmp_path / "state"), OAWS_CONFIG=str(tmp_path / "config.toml"),
-               OAWS_CACHE_DIR=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
+    env.update(
+        OAWS_STATE_DIR=str(tmp_path / "state"),
+        OAWS_CONFIG=str(tmp_path / "config.toml"),
+        OAWS_CACHE_DIR=str(tmp_path / "cache"),
+        PYTHONUNBUFFERED="1",
+    )
     for key in ("OAWS_URL", "OAWS_API_KEY", "OAWS_BROKER", "OAWS_BUS", "OAWS_PORT", "OAWS_HOST", "OAWS_MODE"):
         env.pop(key, None)
     return env

@@ -89,16 +89,24 @@ def test_stale_state_after_sigkill(env):
 
 
 def test_two_concurrent_detach_calls_start_one_server(env):
-    procs = [subprocess.Popen([*OAWS, "serve", "--detach"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [*OAWS, "serve", "--detach"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=30) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     pid = orjson.loads(oaws(env, "status", "--json").stdout)["pid"]
     text = " ".join(o + e for o, e in outs)
     assert text.count(f"pid {pid}") == 2  # both name the same server
-    servers = subprocess.run(["pgrep", "-f", f"oaws serve.*--background"], capture_output=True, text=True).stdout.split()
-    mine = [p for p in servers if f"OAWS_STATE_DIR={env['OAWS_STATE_DIR']}" in
-            open(f"/proc/{p}/environ", "rb").read().replace(b"\0", b" ").decode(errors="replace")]
+    servers = subprocess.run(["pgrep", "-f", "oaws serve.*--background"], capture_output=True, text=True).stdout.split()
+    mine = [
+        p
+        for p in servers
+        if f"OAWS_STATE_DIR={env['OAWS_STATE_DIR']}"
+        in open(f"/proc/{p}/environ", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+    ]
     assert mine == [str(pid)]
 
 

@@ -132,5 +132,9 @@ async def test_feed_hub_stamps_fseq_per_topic():
     hub.publish(bbb, 1, b"{}")
     hub.publish(aaa, 2, b'{"ltp":3}')
     hub.close()
-    assert [orjson.loads(p) for _, p in sent] == [{"fseq": 1, "ltp": 1}, {"fseq": 2, "ltp": 2}, {"fseq": 1},
-                                                 {"fseq": 1, "ltp": 3}]
+    assert [orjson.loads(p) for _, p in sent] == [
+        {"fseq": 1, "ltp": 1},
+        {"fseq": 2, "ltp": 2},
+        {"fseq": 1},
+        {"fseq": 1, "ltp": 3},
+    ]

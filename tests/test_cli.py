@@ -19,8 +19,13 @@ OAWS = [sys.executable, "-m", "oaws"]
 
 
 def start_server(env, *args: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([*OAWS, "serve", "--port", "0", "--bus", "tcp://127.0.0.1:*", "--rate", "20", *args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*OAWS, "serve", "--port", "0", "--bus", "tcp://127.0.0.1:*", "--rate", "20", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 15
     for line in proc.stderr:
         m = re.search(r"serving on (ws://\S+):", line)
@@ -110,8 +115,13 @@ async def test_subscribe_reports_unknown_and_prints_the_others(bus, capsys):
         import asyncio
 
         task = asyncio.create_task(feed())
-        code = await _snapshot([Instrument("RELIANCE", "NSE"), Instrument("NOSUCH", "NSE")], 2, as_json=True,
-                               timeout=5, settings=ClientSettings(proxy.url, None, False))
+        code = await _snapshot(
+            [Instrument("RELIANCE", "NSE"), Instrument("NOSUCH", "NSE")],
+            2,
+            as_json=True,
+            timeout=5,
+            settings=ClientSettings(proxy.url, None, False),
+        )
         await task
     finally:
         await proxy.close()
@@ -148,7 +158,7 @@ def test_serve_port_in_use_is_one_sentence(cli_env):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_stops_within_a_second_on_signal(cli_env, sig):
-    proc, url = start_server(cli_env)
+    proc, _ = start_server(cli_env)
     start = time.monotonic()
     proc.send_signal(sig)
     assert proc.wait(5) == 0
@@ -162,8 +172,12 @@ def test_workers_share_the_port_and_stop_with_the_server(cli_env):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([*OAWS, "serve", "--port", str(port), "--bus", "tcp://127.0.0.1:*", "--workers", "2"],
-                            env=cli_env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*OAWS, "serve", "--port", str(port), "--bus", "tcp://127.0.0.1:*", "--workers", "2"],
+        env=cli_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for line in proc.stderr:
             if "serving on" in line:

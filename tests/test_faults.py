@@ -83,8 +83,13 @@ async def test_feed_killed_and_restarted_proxy_and_clients_carry_on(cli_env):
 def test_proxy_killed_and_restarted_tail_resubscribes(cli_env):
     port, bus = free_port(), f"tcp://127.0.0.1:{free_port()}"
     server = start(cli_env, "--port", str(port), "--bus", bus)
-    tail = subprocess.Popen([*OAWS, "tail", "--json", "--url", f"ws://127.0.0.1:{port}", "RELIANCE:NSE"], env=cli_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tail = subprocess.Popen(
+        [*OAWS, "tail", "--json", "--url", f"ws://127.0.0.1:{port}", "RELIANCE:NSE"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert orjson.loads(tail.stdout.readline())["symbol"] == "RELIANCE"
         server.send_signal(signal.SIGKILL)
@@ -110,10 +115,14 @@ async def test_a_thousand_connect_subscribe_disconnect_cycles_leave_nothing_behi
     service = Service(ServeOptions(port=0, bus="tcp://127.0.0.1:*", rate=20))
     await service.start()
     try:
+
         async def cycle(i: int) -> None:
             async with connect(service.url) as ws:
-                await ws.send(orjson.dumps({"action": "subscribe", "symbol": f"S{i % 50}", "exchange": "NSE",
-                                            "mode": 1 + i % 3}).decode())
+                await ws.send(
+                    orjson.dumps(
+                        {"action": "subscribe", "symbol": f"S{i % 50}", "exchange": "NSE", "mode": 1 + i % 3}
+                    ).decode()
+                )
                 await ws.recv()
 
         for i in range(20):  # warm up the loop's own structures
@@ -133,7 +142,6 @@ async def test_a_thousand_connect_subscribe_disconnect_cycles_leave_nothing_behi
 
 
 async def test_abrupt_resets_are_cleaned_up(bus, proxy):
-    host, port = proxy.url.removeprefix("ws://").split(":")
     for _ in range(20):
         async with connect(proxy.url) as ws:
             await ws.send('{"action":"subscribe","symbol":"RELIANCE","exchange":"NSE"}')
@@ -150,8 +158,10 @@ async def test_half_open_connection_is_found_by_ping_timeout(bus, proxy):
     """A peer that vanished without a FIN answers nothing, not even pings."""
     host, port = proxy.url.removeprefix("ws://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    writer.write(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
     await reader.readuntil(b"\r\n\r\n")
     await asyncio.sleep(0.1)
     assert len(proxy.clients) == 1

@@ -9,11 +9,24 @@ from hypothesis import strategies as st
 
 from oaws.protocol import ACTIONS, Session
 
-CODES = {"INVALID_JSON", "INVALID_ACTION", "INVALID_PARAMETERS", "INVALID_MODE", "INVALID_DEPTH", "NOT_AUTHENTICATED",
-         "AUTHENTICATION_ERROR", "SYMBOL_NOT_FOUND", "LIMIT_EXCEEDED", "BROKER_ERROR"}
+CODES = {
+    "INVALID_JSON",
+    "INVALID_ACTION",
+    "INVALID_PARAMETERS",
+    "INVALID_MODE",
+    "INVALID_DEPTH",
+    "NOT_AUTHENTICATED",
+    "AUTHENTICATION_ERROR",
+    "SYMBOL_NOT_FOUND",
+    "LIMIT_EXCEEDED",
+    "BROKER_ERROR",
+}
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
@@ -24,9 +37,16 @@ modes = st.sampled_from([1, 2, 3, 0, 4, -1, "LTP", "quote", "Depth", "fast", Non
 entries = st.fixed_dictionaries({}, optional={"symbol": symbols, "exchange": exchanges, "mode": modes}) | json_values
 requests = st.fixed_dictionaries(
     {"action": st.sampled_from([*ACTIONS, "dance", "", None, 3])},
-    optional={"symbol": symbols, "exchange": exchanges, "mode": modes, "depth": st.sampled_from([5, 20, 0, "5", None]),
-              "symbols": st.lists(entries, max_size=6) | json_values, "api_key": json_values,
-              "request_id": json_values, "timestamp": json_values},
+    optional={
+        "symbol": symbols,
+        "exchange": exchanges,
+        "mode": modes,
+        "depth": st.sampled_from([5, 20, 0, "5", None]),
+        "symbols": st.lists(entries, max_size=6) | json_values,
+        "api_key": json_values,
+        "request_id": json_values,
+        "timestamp": json_values,
+    },
 )
 
 

@@ -69,8 +69,9 @@ def hosts():
 
 
 def run_in(ns: str, env: dict, *args: str, procs: list) -> subprocess.Popen:
-    p = subprocess.Popen(["ip", "netns", "exec", ns, *OAWS, *args], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        ["ip", "netns", "exec", ns, *OAWS, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     procs.append(p)
     return p
 
@@ -110,10 +111,14 @@ def test_one_feed_two_proxy_hosts_one_cut_off_and_restored(hosts, cli_env):
     wait_serving(run_in(hosts["feed"], env, "serve", "--role", "feed", "--bus", "tcp://0.0.0.0:5555", procs=procs))
     tails = {}
     for n, ns in ((1, hosts["p1"]), (2, hosts["p2"])):
-        wait_serving(run_in(ns, env, "serve", "--role", "proxy", "--bus", f"tcp://10.250.{n}.1:5555", "--port", "8765",
-                            procs=procs))
-        tail = run_in(ns, env, "tail", "--json", "--no-autostart", "--url", "ws://127.0.0.1:8765", "RELIANCE:NSE",
-                      procs=procs)
+        wait_serving(
+            run_in(
+                ns, env, "serve", "--role", "proxy", "--bus", f"tcp://10.250.{n}.1:5555", "--port", "8765", procs=procs
+            )
+        )
+        tail = run_in(
+            ns, env, "tail", "--json", "--no-autostart", "--url", "ws://127.0.0.1:8765", "RELIANCE:NSE", procs=procs
+        )
         tails[n] = ticks_of(tail)
     for q in tails.values():
         assert len(drain(q, 5.0, enough=10)) >= 10  # both hosts get ticks

@@ -52,8 +52,14 @@ def test_authentication_required_when_key_set():
     (reply,) = s.handle(req(action="authenticate", api_key="wrong")).replies
     assert reply["code"] == "AUTHENTICATION_ERROR" and s.failed_auth == 1
     (reply,) = s.handle(req(action="auth", apikey="sekret")).replies
-    assert reply == {"type": "auth", "status": "success", "message": "Authentication successful", "broker": "sim",
-                     "user_id": "oaws", "supported_features": {"ltp": True, "quote": True, "depth": True}}
+    assert reply == {
+        "type": "auth",
+        "status": "success",
+        "message": "Authentication successful",
+        "broker": "sim",
+        "user_id": "oaws",
+        "supported_features": {"ltp": True, "quote": True, "depth": True},
+    }
     out = s.handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE"))
     assert out.replies[0]["type"] == "subscription"
 
@@ -66,8 +72,9 @@ def test_without_key_any_key_authenticates():
 def test_single_subscribe_reply_and_change():
     s = Session()
     out = s.handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE", mode=1))
-    assert out.replies == [{"type": "subscription", "status": "success", "symbol": "RELIANCE", "exchange": "NSE",
-                            "mode": 1}]
+    assert out.replies == [
+        {"type": "subscription", "status": "success", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1}
+    ]
     assert out.changes == [Change(RELIANCE, None, 1)]
     assert out.snapshots == [RELIANCE]
 
@@ -80,9 +87,17 @@ def test_default_mode_is_quote_and_string_modes_any_case():
 
 
 def test_symbols_form_partial_with_request_id():
-    s = Session(check=lambda i: (_ for _ in ()).throw(Refused("SYMBOL_NOT_FOUND", "no such")) if i.symbol == "XYZ" else None)
-    out = s.handle(req(action="subscribe", request_id=7, mode="LTP",
-                       symbols=[{"symbol": "RELIANCE", "exchange": "NSE"}, {"symbol": "XYZ", "exchange": "NSE"}]))
+    s = Session(
+        check=lambda i: (_ for _ in ()).throw(Refused("SYMBOL_NOT_FOUND", "no such")) if i.symbol == "XYZ" else None
+    )
+    out = s.handle(
+        req(
+            action="subscribe",
+            request_id=7,
+            mode="LTP",
+            symbols=[{"symbol": "RELIANCE", "exchange": "NSE"}, {"symbol": "XYZ", "exchange": "NSE"}],
+        )
+    )
     (reply,) = out.replies
     assert reply["type"] == "subscribe" and reply["status"] == "partial" and reply["request_id"] == 7
     ok, bad = reply["subscriptions"]
@@ -102,16 +117,19 @@ def test_single_form_error_is_an_error_reply():
     assert reply["type"] == "error" and reply["code"] == "SYMBOL_NOT_FOUND" and reply["symbol"] == "RELIANCE"
 
 
-@pytest.mark.parametrize("body,code", [
-    ({"action": "subscribe"}, "INVALID_PARAMETERS"),
-    ({"action": "subscribe", "symbols": "RELIANCE"}, "INVALID_PARAMETERS"),
-    ({"action": "subscribe", "symbols": []}, "INVALID_PARAMETERS"),
-    ({"action": "subscribe", "symbol": "RELIANCE", "exchange": "NSE", "mode": 9}, "INVALID_MODE"),
-    ({"action": "subscribe", "symbol": "RELIANCE", "exchange": "NSE", "mode": True}, "INVALID_MODE"),
-    ({"action": "subscribe", "symbol": "RELIANCE", "exchange": "NSE", "depth": 50}, "INVALID_DEPTH"),
-    ({"action": "subscribe", "symbol": 5, "exchange": "NSE"}, "INVALID_PARAMETERS"),
-    ({"action": "unsubscribe"}, "INVALID_PARAMETERS"),
-])
+@pytest.mark.parametrize(
+    "body,code",
+    [
+        ({"action": "subscribe"}, "INVALID_PARAMETERS"),
+        ({"action": "subscribe", "symbols": "RELIANCE"}, "INVALID_PARAMETERS"),
+        ({"action": "subscribe", "symbols": []}, "INVALID_PARAMETERS"),
+        ({"action": "subscribe", "symbol": "RELIANCE", "exchange": "NSE", "mode": 9}, "INVALID_MODE"),
+        ({"action": "subscribe", "symbol": "RELIANCE", "exchange": "NSE", "mode": True}, "INVALID_MODE"),
+        ({"action": "subscribe", "symbol": "RELIANCE", "exchange": "NSE", "depth": 50}, "INVALID_DEPTH"),
+        ({"action": "subscribe", "symbol": 5, "exchange": "NSE"}, "INVALID_PARAMETERS"),
+        ({"action": "unsubscribe"}, "INVALID_PARAMETERS"),
+    ],
+)
 def test_bad_parameters(body, code):
     s = Session()
     (reply,) = s.handle(orjson.dumps(body).decode()).replies
@@ -128,8 +146,13 @@ def test_mode_hierarchy_highest_mode_wins_and_falls_back():
     assert out.changes == [] and s.effective(RELIANCE) == 3
     out = s.handle(req(action="unsubscribe", symbol="RELIANCE", exchange="NSE", mode=3))
     assert out.changes == [Change(RELIANCE, 3, 2)]
-    assert out.replies[0] == {"type": "unsubscription", "status": "success", "symbol": "RELIANCE",
-                              "exchange": "NSE", "mode": 3}
+    assert out.replies[0] == {
+        "type": "unsubscription",
+        "status": "success",
+        "symbol": "RELIANCE",
+        "exchange": "NSE",
+        "mode": 3,
+    }
 
 
 def test_unsubscribe_without_mode_drops_every_mode():
@@ -156,8 +179,13 @@ def test_unsubscribe_what_is_not_held_succeeds_and_says_so():
 
 def test_unsubscribe_all_and_get_subscriptions():
     s = Session()
-    s.handle(req(action="subscribe", mode=1, symbols=[{"symbol": "RELIANCE", "exchange": "NSE"},
-                                                      {"symbol": "NIFTY", "exchange": "NSE_INDEX"}]))
+    s.handle(
+        req(
+            action="subscribe",
+            mode=1,
+            symbols=[{"symbol": "RELIANCE", "exchange": "NSE"}, {"symbol": "NIFTY", "exchange": "NSE_INDEX"}],
+        )
+    )
     (reply,) = s.handle(req(action="get_subscriptions")).replies
     assert reply["type"] == "subscriptions" and reply["count"] == 2
     assert {"symbol": "NIFTY", "exchange": "NSE_INDEX", "mode": 1} in reply["subscriptions"]
@@ -169,8 +197,14 @@ def test_unsubscribe_all_and_get_subscriptions():
 def test_ping_echoes_timestamp():
     s = Session(clock_ms=lambda: 1234)
     (reply,) = s.handle(req(action="ping", timestamp=99, _pingId="a")).replies
-    assert reply == {"type": "pong", "status": "success", "server_timestamp": 1234, "timestamp": 99,
-                     "client_timestamp": 99, "_pingId": "a"}
+    assert reply == {
+        "type": "pong",
+        "status": "success",
+        "server_timestamp": 1234,
+        "timestamp": 99,
+        "client_timestamp": 99,
+        "_pingId": "a",
+    }
 
 
 def test_broker_info():

@@ -138,11 +138,14 @@ async def test_api_key_required_and_auth_timeout(bus, proxy):
 
 async def test_bad_input_gets_codes_and_connection_survives(bus, proxy):
     async with connect(proxy.url) as ws:
-        for frame, code in [("{oops", "INVALID_JSON"), ('{"action":"fly"}', "INVALID_ACTION"),
-                            ('{"action":"subscribe"}', "INVALID_PARAMETERS"),
-                            ('{"action":"subscribe","symbol":"A","exchange":"NSE","mode":"fast"}', "INVALID_MODE"),
-                            ('{"action":"subscribe","symbol":"A","exchange":"NSE","depth":3}', "INVALID_DEPTH"),
-                            ('{"action":"subscribe","symbol":"A","exchange":"MOON"}', "SYMBOL_NOT_FOUND")]:
+        for frame, code in [
+            ("{oops", "INVALID_JSON"),
+            ('{"action":"fly"}', "INVALID_ACTION"),
+            ('{"action":"subscribe"}', "INVALID_PARAMETERS"),
+            ('{"action":"subscribe","symbol":"A","exchange":"NSE","mode":"fast"}', "INVALID_MODE"),
+            ('{"action":"subscribe","symbol":"A","exchange":"NSE","depth":3}', "INVALID_DEPTH"),
+            ('{"action":"subscribe","symbol":"A","exchange":"MOON"}', "SYMBOL_NOT_FOUND"),
+        ]:
             await ws.send(frame)
             reply = await recv_json(ws)
             assert reply["code"] == code, (frame, reply)
@@ -166,8 +169,14 @@ async def test_oversize_frame_closes_1009_and_server_goes_on(bus, proxy):
 async def test_feed_rejection_reaches_the_client(bus, proxy):
     async with connect(proxy.url) as ws:
         await subscribed(ws, bus, b"NSE_NOPE_LTP", symbol="NOPE", exchange="NSE", mode=1)
-        bus.sock.send_multipart([b"_oaws.reject", orjson.dumps(
-            {"topic": "NSE_NOPE_LTP", "code": "SYMBOL_NOT_FOUND", "message": "NOPE is not listed on NSE"})])
+        bus.sock.send_multipart(
+            [
+                b"_oaws.reject",
+                orjson.dumps(
+                    {"topic": "NSE_NOPE_LTP", "code": "SYMBOL_NOT_FOUND", "message": "NOPE is not listed on NSE"}
+                ),
+            ]
+        )
         err = await recv_json(ws)
         assert err["code"] == "SYMBOL_NOT_FOUND" and err["symbol"] == "NOPE"
         assert await bus.subscription() == (False, b"NSE_NOPE_LTP")
@@ -181,8 +190,10 @@ def _stalled_client(url: str, subscribe: list[str]) -> socket.socket:
     s = socket.create_connection((host, int(port)))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    s.sendall(
+        f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
     s.recv(4096)
     for topic in subscribe:
         sym, exch = topic.split(":")
@@ -234,6 +245,8 @@ async def test_health_endpoint_reports_figures(bus, proxy):
 
     async with connect(proxy.url) as ws:
         await subscribed(ws, bus, b"NSE_RELIANCE_QUOTE", symbol="RELIANCE", exchange="NSE")
-        body = await asyncio.to_thread(lambda: urllib.request.urlopen(proxy.url.replace("ws", "http") + "/health").read())
+        body = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(proxy.url.replace("ws", "http") + "/health").read()
+        )
     stats = orjson.loads(body)
     assert stats["clients"] == 1 and stats["instruments"] == 1 and stats["per_client"][0]["subscriptions"] == 1

@@ -94,7 +94,7 @@ async def test_port_in_use_is_one_sentence():
 
 
 async def test_bus_in_use_is_one_sentence(service):
-    with pytest.raises(ServiceError, match="bus address .* is in use"):
+    with pytest.raises(ServiceError, match=r"bus address .* is in use"):
         await Service(options(bus=service.bus)).start()
 
 

@@ -48,18 +48,19 @@ def autostart(settings: ClientSettings) -> None:
     if not state.info.get("already"):
         broker = state.info.get("broker", "sim")
         what = "the simulated market" if broker == "sim" else f"the {broker} feed"
-        sys.stderr.write(f"oaws: started a background server with {what} on {state.url} (pid {state.pid}); "
-                         f"`oaws stop` stops it\n")
+        sys.stderr.write(
+            f"oaws: started a background server with {what} on {state.url} (pid {state.pid}); `oaws stop` stops it\n"
+        )
         sys.stderr.flush()
 
 
-async def open_client(settings: ClientSettings, instruments: list[Instrument], mode: int, *,
-                      retry_first: bool = False) -> Client:
+async def open_client(
+    settings: ClientSettings, instruments: list[Instrument], mode: int, *, retry_first: bool = False
+) -> Client:
     """A client for ``settings.url`` that subscribes ``instruments`` once connected,
     after starting a background server if none answers there (and autostart allows)."""
     await asyncio.to_thread(autostart, settings)
-    return Client(settings.url, api_key=settings.api_key, instruments=instruments, mode=mode,
-                  retry_first=retry_first)
+    return Client(settings.url, api_key=settings.api_key, instruments=instruments, mode=mode, retry_first=retry_first)
 
 
 def run(coro: Awaitable[Any] | Callable[[], Awaitable[Any]]) -> Any:

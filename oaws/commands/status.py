@@ -48,8 +48,10 @@ def show_status(*, as_json: bool) -> int:
         sys.stderr.write("oaws: no background server is running (start one with `oaws serve --detach`)\n")
         return code
     if code == STALE:
-        sys.stderr.write(f"oaws: stale state: the server with pid {r['pid']} is gone without cleaning up "
-                         f"(state removed; its log: {r['log']})\n")
+        sys.stderr.write(
+            f"oaws: stale state: the server with pid {r['pid']} is gone without cleaning up "
+            f"(state removed; its log: {r['log']})\n"
+        )
         return code
     from rich.console import Console
     from rich.table import Table
@@ -58,9 +60,12 @@ def show_status(*, as_json: bool) -> int:
     feed = r.get("feed") or {}
     rows = [
         ("status", "[green]running[/]" if r.get("answering") else "[yellow]running, not answering[/]"),
-        ("pid", str(r.get("pid"))), ("url", r.get("url", "")), ("bus", r.get("bus", "")),
+        ("pid", str(r.get("pid"))),
+        ("url", r.get("url", "")),
+        ("bus", r.get("bus", "")),
         ("broker", f"{r.get('broker', '')} ({feed.get('adapter_status', 'unknown')})"),
-        ("version", r.get("version", "")), ("uptime", _uptime(r.get("uptime", 0))),
+        ("version", r.get("version", "")),
+        ("uptime", _uptime(r.get("uptime", 0))),
     ]
     if r.get("answering"):
         rows += [
@@ -81,8 +86,13 @@ def show_status(*, as_json: bool) -> int:
         for name in ("peer", "subscriptions", "sent", "send buffer", "conflated", "connected"):
             table.add_column(name, justify="left" if name == "peer" else "right")
         for c in clients:
-            table.add_row(c["peer"] + (" (batch)" if c.get("batch") else ""), str(c["subscriptions"]),
-                          f"{c['sent']:,}", f"{c['send_buffer']:,} B" + (" *" if c.get("conflating") else ""),
-                          f"{c['conflated']:,}", _uptime(c.get("connected_for", 0)))
+            table.add_row(
+                c["peer"] + (" (batch)" if c.get("batch") else ""),
+                str(c["subscriptions"]),
+                f"{c['sent']:,}",
+                f"{c['send_buffer']:,} B" + (" *" if c.get("conflating") else ""),
+                f"{c['conflated']:,}",
+                _uptime(c.get("connected_for", 0)),
+            )
         console.print(table)
     return code

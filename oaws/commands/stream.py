@@ -9,11 +9,11 @@ from typing import Any
 
 import orjson
 
-from oaws.client import Client, ServerError, Status, Tick
+from oaws.client import ServerError, Status, Tick
+from oaws.commands.common import FATAL_CODES, fatal_message, open_client, run
 from oaws.config import ClientSettings
 from oaws.format import change_of, clock, indian, price, signed, tick_line
 from oaws.instruments import Instrument
-from oaws.commands.common import FATAL_CODES, fatal_message, open_client, run
 
 
 def _err(line: str) -> None:
@@ -55,13 +55,15 @@ class LatencyStats:
         _err("total: " + self.summary(self.all))
 
 
-def tail(instruments: list[Instrument], mode: int, *, as_json: bool, count: int | None, stats: bool,
-         settings: ClientSettings) -> int:
+def tail(
+    instruments: list[Instrument], mode: int, *, as_json: bool, count: int | None, stats: bool, settings: ClientSettings
+) -> int:
     return run(_tail(instruments, mode, as_json=as_json, count=count, stats=stats, settings=settings))
 
 
-async def _tail(instruments: list[Instrument], mode: int, *, as_json: bool, count: int | None, stats: bool,
-                settings: ClientSettings) -> int:
+async def _tail(
+    instruments: list[Instrument], mode: int, *, as_json: bool, count: int | None, stats: bool, settings: ClientSettings
+) -> int:
     out = sys.stdout.buffer
     color = sys.stdout.isatty()
     latency = LatencyStats() if stats else None
@@ -100,13 +102,15 @@ async def _tail(instruments: list[Instrument], mode: int, *, as_json: bool, coun
     return 0
 
 
-def snapshot(instruments: list[Instrument], mode: int, *, as_json: bool, timeout: float,
-             settings: ClientSettings) -> int:
+def snapshot(
+    instruments: list[Instrument], mode: int, *, as_json: bool, timeout: float, settings: ClientSettings
+) -> int:
     return run(_snapshot(instruments, mode, as_json=as_json, timeout=timeout, settings=settings))
 
 
-async def _snapshot(instruments: list[Instrument], mode: int, *, as_json: bool, timeout: float,
-                    settings: ClientSettings) -> int:
+async def _snapshot(
+    instruments: list[Instrument], mode: int, *, as_json: bool, timeout: float, settings: ClientSettings
+) -> int:
     ticks: dict[Instrument, Tick] = {}
     errors: dict[Instrument, ServerError] = {}
     pending = set(instruments)
@@ -150,18 +154,39 @@ def _table(ticks: list[Tick]) -> None:
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     widest = max((len(str(t.instrument)) for t in ticks), default=10)
-    for name, justify in (("Instrument", "left"), ("LTP", "right"), ("Change", "right"), ("Change %", "right"),
-                          ("Open", "right"), ("High", "right"), ("Low", "right"), ("Prev close", "right"),
-                          ("Volume", "right"), ("Last trade", "right")):
-        table.add_column(name, justify=justify, no_wrap=True,  # type: ignore[arg-type]
-                         min_width=widest if name == "Instrument" else None)
+    for name, justify in (
+        ("Instrument", "left"),
+        ("LTP", "right"),
+        ("Change", "right"),
+        ("Change %", "right"),
+        ("Open", "right"),
+        ("High", "right"),
+        ("Low", "right"),
+        ("Prev close", "right"),
+        ("Volume", "right"),
+        ("Last trade", "right"),
+    ):
+        table.add_column(
+            name,
+            justify=justify,
+            no_wrap=True,  # type: ignore[arg-type]
+            min_width=widest if name == "Instrument" else None,
+        )
     for tick in ticks:
         d: dict[str, Any] = tick.data
         change, pct = change_of(d)
         style = "green" if (change or 0) > 0 else "red" if (change or 0) < 0 else ""
-        table.add_row(str(tick.instrument), price(d.get("ltp")), f"[{style}]{signed(change)}[/]" if style else signed(change),
-                      f"[{style}]{signed(pct, '%')}[/]" if style else signed(pct, "%"), price(d.get("open")),
-                      price(d.get("high")), price(d.get("low")), price(d.get("close")), indian(d.get("volume")),
-                      clock(d.get("ltt") or d.get("timestamp")))
+        table.add_row(
+            str(tick.instrument),
+            price(d.get("ltp")),
+            f"[{style}]{signed(change)}[/]" if style else signed(change),
+            f"[{style}]{signed(pct, '%')}[/]" if style else signed(pct, "%"),
+            price(d.get("open")),
+            price(d.get("high")),
+            price(d.get("low")),
+            price(d.get("close")),
+            indian(d.get("volume")),
+            clock(d.get("ltt") or d.get("timestamp")),
+        )
     # piped: as wide as it takes, never cut; on a terminal: the terminal's width
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)

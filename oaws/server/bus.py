@@ -50,7 +50,9 @@ class BusError(Exception):
 
 def bind_error(endpoint: str, exc: zmq.ZMQError) -> BusError:
     if exc.errno == zmq.EADDRINUSE:
-        return BusError(f"the bus address {endpoint} is in use; is another oaws serve running? (use --bus to pick another)")
+        return BusError(
+            f"the bus address {endpoint} is in use; is another oaws serve running? (use --bus to pick another)"
+        )
     return BusError(f"cannot bind the bus at {endpoint}: {exc.strerror}")
 
 
@@ -62,8 +64,15 @@ class FeedHub:
     reference count across proxies, and a proxy that vanishes unsubscribes by itself.
     """
 
-    def __init__(self, feed: Feed, endpoint: str, ctx: zmq.asyncio.Context | None = None, *,
-                 connect: bool = False, curve: Any = None) -> None:
+    def __init__(
+        self,
+        feed: Feed,
+        endpoint: str,
+        ctx: zmq.asyncio.Context | None = None,
+        *,
+        connect: bool = False,
+        curve: Any = None,
+    ) -> None:
         self.feed = feed
         # CURVE's handler is one per context: a hub that uses it gets a context of its own
         self.ctx = ctx or (zmq.asyncio.Context() if curve is not None else zmq.asyncio.Context.instance())
@@ -115,8 +124,14 @@ class FeedHub:
             # behind a forwarder another feed may serve it: stay quiet
             log.info("%s: %s", instrument, message)
             return
-        body = {"topic": instrument.topic(mode), "symbol": instrument.symbol, "exchange": instrument.exchange,
-                "mode": mode, "code": code, "message": message}
+        body = {
+            "topic": instrument.topic(mode),
+            "symbol": instrument.symbol,
+            "exchange": instrument.exchange,
+            "mode": mode,
+            "code": code,
+            "message": message,
+        }
         try:
             self.sock.send_multipart([REJECT_TOPIC, orjson.dumps(body)], flags=zmq.NOBLOCK)
         except zmq.Again:
@@ -153,10 +168,15 @@ class FeedHub:
 
     async def _announce(self) -> None:
         while True:
-            info = {"fid": self.fid, "broker": self.feed.name, "depths": list(self.feed.depths),
-                    "published": self.published,
-                    "instruments": len({i for i, _ in self.wanted}), "started": self.started,
-                    **self.feed.status()}
+            info = {
+                "fid": self.fid,
+                "broker": self.feed.name,
+                "depths": list(self.feed.depths),
+                "published": self.published,
+                "instruments": len({i for i, _ in self.wanted}),
+                "started": self.started,
+                **self.feed.status(),
+            }
             try:
                 self.sock.send_multipart([INFO_TOPIC, orjson.dumps(info)], flags=zmq.NOBLOCK)
             except zmq.Again:
@@ -190,8 +210,14 @@ class BusReader:
 
     BUDGET = 4096
 
-    def __init__(self, endpoint: str, on_batch: Callable[[list[tuple[bytes, bytes]]], None],
-                 ctx: zmq.Context | None = None, *, curve: Any = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        on_batch: Callable[[list[tuple[bytes, bytes]]], None],
+        ctx: zmq.Context | None = None,
+        *,
+        curve: Any = None,
+    ) -> None:
         self.ctx = ctx or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.SUB)
         if curve is not None:

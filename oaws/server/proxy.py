@@ -94,8 +94,26 @@ class ProxyOptions:
 class Client:
     """One connection's delivery state."""
 
-    __slots__ = ("ws", "transport", "session", "batch", "out", "items", "conflating", "latest", "slow_since",
-                 "sent", "conflated", "peer", "ip", "connected_at", "closing", "tokens", "refilled", "flooded")
+    __slots__ = (
+        "ws",
+        "transport",
+        "session",
+        "batch",
+        "out",
+        "items",
+        "conflating",
+        "latest",
+        "slow_since",
+        "sent",
+        "conflated",
+        "peer",
+        "ip",
+        "connected_at",
+        "closing",
+        "tokens",
+        "refilled",
+        "flooded",
+    )
 
     def __init__(self, ws: ServerConnection, session: Session, batch: bool) -> None:
         self.ws = ws
@@ -128,10 +146,16 @@ class Client:
         return False
 
     def stats(self) -> dict[str, Any]:
-        return {"peer": self.peer, "batch": self.batch, "subscriptions": self.session.pairs(),
-                "sent": self.sent, "conflated": self.conflated, "conflating": self.conflating,
-                "send_buffer": self.transport.get_write_buffer_size() if not self.transport.is_closing() else 0,
-                "connected_for": round(time.time() - self.connected_at, 1)}
+        return {
+            "peer": self.peer,
+            "batch": self.batch,
+            "subscriptions": self.session.pairs(),
+            "sent": self.sent,
+            "conflated": self.conflated,
+            "conflating": self.conflating,
+            "send_buffer": self.transport.get_write_buffer_size() if not self.transport.is_closing() else 0,
+            "connected_for": round(time.time() - self.connected_at, 1),
+        }
 
 
 class Route:
@@ -152,9 +176,17 @@ class Route:
 
     def relabel(self, broker: str) -> None:
         i = self.instrument
-        self.prefix = (b'{"type":"market_data","topic":' + orjson.dumps(i.dotted) + b',"symbol":' + orjson.dumps(i.symbol)
-                       + b',"exchange":' + orjson.dumps(i.exchange) + b',"mode":%d,"broker":' % self.mode
-                       + orjson.dumps(broker) + b',"data":')
+        self.prefix = (
+            b'{"type":"market_data","topic":'
+            + orjson.dumps(i.dotted)
+            + b',"symbol":'
+            + orjson.dumps(i.symbol)
+            + b',"exchange":'
+            + orjson.dumps(i.exchange)
+            + b',"mode":%d,"broker":' % self.mode
+            + orjson.dumps(broker)
+            + b',"data":'
+        )
 
     def __bool__(self) -> bool:
         return bool(self.single or self.batched)
@@ -164,10 +196,16 @@ class Proxy:
     """Serves WebSocket clients from one bus. ``check`` validates instruments synchronously
     (the feed's own check when it runs in this process)."""
 
-    def __init__(self, bus: str, options: ProxyOptions = ProxyOptions(), *,
-                 check: Callable[[Instrument], None] | None = None,
-                 depths: tuple[int, ...] | None = None,
-                 feed_status: Callable[[], dict[str, Any]] | None = None, curve: Any = None) -> None:
+    def __init__(
+        self,
+        bus: str,
+        options: ProxyOptions = ProxyOptions(),
+        *,
+        check: Callable[[Instrument], None] | None = None,
+        depths: tuple[int, ...] | None = None,
+        feed_status: Callable[[], dict[str, Any]] | None = None,
+        curve: Any = None,
+    ) -> None:
         self.options = options
         self.curve = curve
         self.bus_endpoint = bus
@@ -184,6 +222,7 @@ class Proxy:
         self.ticks_out = 0
         self.slow_closed = 0
         self.rejected = 0
+        self._closing: set[asyncio.Task[None]] = set()
         self.gaps = 0
         self.missing = 0
         self.failed_auth: dict[str, tuple[int, float]] = {}
@@ -200,16 +239,26 @@ class Proxy:
         o = self.options
         try:
             self.server = await serve(
-                self._serve_client, o.host, o.port,
-                compression=None, max_size=o.max_frame, ping_interval=o.ping_interval,
-                ping_timeout=o.ping_timeout, close_timeout=2, process_request=self._process_request,
-                reuse_port=o.reuse_port or None, server_header=f"oaws/{__version__}", ssl=o.ssl,
+                self._serve_client,
+                o.host,
+                o.port,
+                compression=None,
+                max_size=o.max_frame,
+                ping_interval=o.ping_interval,
+                ping_timeout=o.ping_timeout,
+                close_timeout=2,
+                process_request=self._process_request,
+                reuse_port=o.reuse_port or None,
+                server_header=f"oaws/{__version__}",
+                ssl=o.ssl,
                 origins=[*o.allowed_origins, None] if o.allowed_origins else None,
             )
         except OSError as exc:
             self.reader.close()
             if exc.errno == errno.EADDRINUSE:
-                raise ServeError(f"port {o.port} on {o.host} is in use; stop the program using it or pick another with --port") from None
+                raise ServeError(
+                    f"port {o.port} on {o.host} is in use; stop the program using it or pick another with --port"
+                ) from None
             raise ServeError(f"cannot listen on {o.host}:{o.port}: {exc.strerror or exc}") from None
         sock = next(iter(self.server.sockets))
         host, port = sock.getsockname()[:2]
@@ -258,13 +307,23 @@ class Proxy:
     def stats(self) -> dict[str, Any]:
         assert self.reader is not None
         return {
-            "version": __version__, "pid": os.getpid(), "url": self.url, "bus": self.bus_endpoint, "broker": self.broker(),
-            "uptime": round(time.time() - self.started, 1), "clients": len(self.clients),
-            "topics": len(self.routes), "instruments": len({r.instrument for r in self.routes.values()}),
-            "ticks_in": self.reader.received, "ticks_out": self.ticks_out,
-            "ticks_in_per_s": round(self._rates["in"], 1), "ticks_out_per_s": round(self._rates["out"], 1),
-            "conflating": len(self.conflating), "slow_closed": self.slow_closed,
-            "bus_gaps": self.gaps, "bus_missing": self.missing,
+            "version": __version__,
+            "pid": os.getpid(),
+            "url": self.url,
+            "bus": self.bus_endpoint,
+            "broker": self.broker(),
+            "uptime": round(time.time() - self.started, 1),
+            "clients": len(self.clients),
+            "topics": len(self.routes),
+            "instruments": len({r.instrument for r in self.routes.values()}),
+            "ticks_in": self.reader.received,
+            "ticks_out": self.ticks_out,
+            "ticks_in_per_s": round(self._rates["in"], 1),
+            "ticks_out_per_s": round(self._rates["out"], 1),
+            "conflating": len(self.conflating),
+            "slow_closed": self.slow_closed,
+            "bus_gaps": self.gaps,
+            "bus_missing": self.missing,
             "feed": self.broker_info(),
             "feeds": [{k: v for k, v in info.items()} for info, _ in self._fresh_feeds()],
             "per_client": [c.stats() for c in self.clients],
@@ -274,8 +333,9 @@ class Proxy:
         if urlsplit(request.path).path.rstrip("/") != "/health":
             return None
         body = orjson.dumps(self.stats())
-        headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                           ("Connection", "close")])
+        headers = Headers(
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")]
+        )
         return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
 
     # Fan-out -------------------------------------------------------------------
@@ -291,7 +351,7 @@ class Proxy:
                 continue
             last[topic] = payload
             if payload[:8] == b'{"fseq":':
-                n = int(payload[8:payload.index(b",", 8)] if b"," in payload[8:24] else payload[8:-1])
+                n = int(payload[8 : payload.index(b",", 8)] if b"," in payload[8:24] else payload[8:-1])
                 seen = route.fseq
                 if seen is not None and n > seen + 1:
                     self._gap(route, n - seen - 1)
@@ -321,8 +381,7 @@ class Proxy:
     def _gap(self, route: Route, missing: int) -> None:
         self.gaps += 1
         self.missing += missing
-        log.warning("bus gap on %s: %d message(s) lost between the feed and this proxy",
-                    route.topic.decode(), missing)
+        log.warning("bus gap on %s: %d message(s) lost between the feed and this proxy", route.topic.decode(), missing)
 
     @staticmethod
     def _conflate(c: Client, topic: bytes, body: bytes) -> None:
@@ -383,12 +442,19 @@ class Proxy:
                     c.closing = True
                     self.conflating.discard(c)
                     self.slow_closed += 1
-                    log.warning("closing slow client %s: send buffer over %d bytes for %.0f s",
-                                c.peer, self.options.soft_limit, self.options.slow_timeout)
-                    asyncio.create_task(c.ws.close(SLOW_CLIENT_CODE, "client too slow: send buffer full"))
+                    log.warning(
+                        "closing slow client %s: send buffer over %d bytes for %.0f s",
+                        c.peer,
+                        self.options.soft_limit,
+                        self.options.slow_timeout,
+                    )
+                    self._close(c, SLOW_CLIENT_CODE, "client too slow: send buffer full")
             t, n_in, n_out = self._rate_mark
             if now - t >= 1.0 and self.reader is not None:
-                self._rates = {"in": (self.reader.received - n_in) / (now - t), "out": (self.ticks_out - n_out) / (now - t)}
+                self._rates = {
+                    "in": (self.reader.received - n_in) / (now - t),
+                    "out": (self.ticks_out - n_out) / (now - t),
+                }
                 self._rate_mark = (now, self.reader.received, self.ticks_out)
 
     # Control messages from the feed -------------------------------------------
@@ -409,8 +475,13 @@ class Proxy:
             route = self.routes.get(str(body.get("topic", "")).encode())
             if route is None:
                 return
-            reply = error(str(body.get("code", "BROKER_ERROR")), str(body.get("message", "the feed refused it")),
-                          symbol=route.instrument.symbol, exchange=route.instrument.exchange, mode=route.mode)
+            reply = error(
+                str(body.get("code", "BROKER_ERROR")),
+                str(body.get("message", "the feed refused it")),
+                symbol=route.instrument.symbol,
+                exchange=route.instrument.exchange,
+                mode=route.mode,
+            )
             for c in list(route.single | route.batched):
                 change = c.session.drop(route.instrument, [1, 2, 3])
                 if change is not None:
@@ -487,13 +558,25 @@ class Proxy:
     def _auth_timeout(self, c: Client) -> None:
         if not c.session.authenticated and c.ws.protocol.state is OPEN:
             log.info("closing %s: not authenticated within %.0f s", c.peer, self.options.auth_timeout)
-            asyncio.create_task(c.ws.close(AUTH_TIMEOUT_CODE, "auth timeout"))
+            self._close(c, AUTH_TIMEOUT_CODE, "auth timeout")
+
+    def _close(self, c: Client, code: int, reason: str) -> None:
+        """Close without waiting here; the task is kept so that it is not collected mid-way."""
+        task = asyncio.create_task(c.ws.close(code, reason))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _serve_client(self, ws: ServerConnection) -> None:
         query = parse_qs(urlsplit(ws.request.path if ws.request else "/").query)
         batch = query.get("batch", ["0"])[-1].lower() in ("1", "true", "yes")
-        session = Session(api_key=self.options.api_key, broker=self.broker, broker_info=self.broker_info,
-                          check=self.check or (lambda i: None), depths=self.depths, limits=self.options.limits)
+        session = Session(
+            api_key=self.options.api_key,
+            broker=self.broker,
+            broker_info=self.broker_info,
+            check=self.check or (lambda i: None),
+            depths=self.depths,
+            limits=self.options.limits,
+        )
         c = Client(ws, session, batch)
         c.tokens = 2 * self.options.request_rate
         self.clients.add(c)
@@ -506,8 +589,14 @@ class Proxy:
                 if not c.allow(self.options.request_rate):
                     c.flooded += 1
                     if c.flooded == 1 or c.flooded % 100 == 0:
-                        self._send(c, error("LIMIT_EXCEEDED", f"more than {self.options.request_rate:g} requests per "
-                                                              "second; requests are being dropped"))
+                        self._send(
+                            c,
+                            error(
+                                "LIMIT_EXCEEDED",
+                                f"more than {self.options.request_rate:g} requests per "
+                                "second; requests are being dropped",
+                            ),
+                        )
                     if c.flooded >= self.options.flood_close:
                         log.warning("closing %s: request flood", c.peer)
                         await ws.close(SLOW_CLIENT_CODE, "request flood")

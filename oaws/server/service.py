@@ -97,8 +97,10 @@ def tls_context(opts: ServeOptions) -> ssl.SSLContext | None:
     try:
         context.load_cert_chain(opts.tls_cert, opts.tls_key)
     except (OSError, ssl.SSLError) as exc:
-        raise ServiceError(f"cannot load the TLS certificate {opts.tls_cert} and key {opts.tls_key}: "
-                           f"{getattr(exc, 'strerror', None) or exc}") from None
+        raise ServiceError(
+            f"cannot load the TLS certificate {opts.tls_cert} and key {opts.tls_key}: "
+            f"{getattr(exc, 'strerror', None) or exc}"
+        ) from None
     return context
 
 
@@ -125,9 +127,8 @@ class Service:
 
     async def start(self) -> None:
         from oaws.server.bus import BusError
-        from oaws.server.proxy import ServeError
-
         from oaws.server.curve import Curve, CurveError
+        from oaws.server.proxy import ServeError
 
         o = self.opts
         curve = Curve(Path(o.curve_dir).expanduser()) if o.curve_dir else None
@@ -142,10 +143,18 @@ class Service:
                 feed = self.feed
                 self.proxy = Proxy(
                     bus,
-                    ProxyOptions(host=o.host, port=o.port, api_key=o.api_key, broker=feed.name if feed else o.broker,
-                                 limits=o.limits, slow_timeout=o.slow_timeout, soft_limit=o.soft_limit,
-                                 reuse_port=o.workers > 1 or o.worker, ssl=tls_context(o),
-                                 allowed_origins=tuple(o.allowed_origins) or None),
+                    ProxyOptions(
+                        host=o.host,
+                        port=o.port,
+                        api_key=o.api_key,
+                        broker=feed.name if feed else o.broker,
+                        limits=o.limits,
+                        slow_timeout=o.slow_timeout,
+                        soft_limit=o.soft_limit,
+                        reuse_port=o.workers > 1 or o.worker,
+                        ssl=tls_context(o),
+                        allowed_origins=tuple(o.allowed_origins) or None,
+                    ),
                     check=feed.check if feed else None,
                     depths=feed.depths if feed else None,
                     feed_status=feed.status if feed else None,
@@ -173,17 +182,37 @@ class Service:
         env = dict(os.environ)
         if o.api_key:
             env["OAWS_API_KEY"] = o.api_key  # never on a command line
-        args = [sys.executable, "-m", "oaws", "serve", "--worker", "--role", "proxy", "--bus", self.bus,
-                "--host", o.host, "--port", str(self.proxy.port), "--broker", self.describe()["broker"],
-                "--slow-timeout", str(o.slow_timeout)]
+        args = [
+            sys.executable,
+            "-m",
+            "oaws",
+            "serve",
+            "--worker",
+            "--role",
+            "proxy",
+            "--bus",
+            self.bus,
+            "--host",
+            o.host,
+            "--port",
+            str(self.proxy.port),
+            "--broker",
+            self.describe()["broker"],
+            "--slow-timeout",
+            str(o.slow_timeout),
+        ]
         if o.tls_cert and o.tls_key:
             args += ["--tls-cert", o.tls_cert, "--tls-key", o.tls_key]
         for origin in o.allowed_origins:
             args += ["--allowed-origin", origin]
         for _ in range(n):
             self.workers.append(subprocess.Popen(args, stdin=subprocess.PIPE, env=env))
-        log.info("started %d more proxy processes on port %d: pids %s", n, self.proxy.port,
-                 ", ".join(str(w.pid) for w in self.workers))
+        log.info(
+            "started %d more proxy processes on port %d: pids %s",
+            n,
+            self.proxy.port,
+            ", ".join(str(w.pid) for w in self.workers),
+        )
 
     @property
     def url(self) -> str:
@@ -196,8 +225,12 @@ class Service:
         return self.hub.endpoint if self.hub else self.opts.bus
 
     def describe(self) -> dict[str, Any]:
-        d = {"url": self.url, "bus": self.bus, "broker": self.feed.name if self.feed else self.opts.broker,
-             "role": self.opts.role}
+        d = {
+            "url": self.url,
+            "bus": self.bus,
+            "broker": self.feed.name if self.feed else self.opts.broker,
+            "role": self.opts.role,
+        }
         if self.forwarder is not None:
             d["feeds"] = self.forwarder.feeds
         return d

@@ -41,7 +41,7 @@ class Feed(ABC):
     def attach(self, publisher: Publisher) -> None:
         self.publisher = publisher
 
-    def check(self, instrument: Instrument) -> None:
+    def check(self, instrument: Instrument) -> None:  # noqa: B027 - optional hook, accepts by default
         """Raise Rejection if this feed can never serve ``instrument`` (no I/O)."""
 
     @abstractmethod
@@ -56,7 +56,7 @@ class Feed(ABC):
     def unwant(self, instrument: Instrument, mode: int) -> None:
         """No proxy wants ``instrument`` at ``mode`` any longer."""
 
-    def resend(self, instrument: Instrument, mode: int) -> None:
+    def resend(self, instrument: Instrument, mode: int) -> None:  # noqa: B027 - optional hook
         """Another proxy joined an instrument already wanted: publish its latest tick again."""
 
     def status(self) -> dict[str, object]:
