@@ -158,7 +158,8 @@ class Recorder:
                     return await self._session(ws)
             except ConnectionClosed as exc:
                 if exc.rcvd is not None and exc.rcvd.code == 4401:
-                    raise AuthError(f"{self.url} closed the connection: {exc.rcvd.reason or 'not authenticated'}") from None
+                    why = exc.rcvd.reason or "not authenticated"
+                    raise AuthError(f"{self.url} closed the connection: {why}") from None
                 reason = explain(self.url, exc)
             except (OSError, TimeoutError) as exc:
                 reason = explain(self.url, exc)
@@ -367,10 +368,12 @@ def register(app: typer.Typer) -> None:
         instruments: Instruments = None,
         mode: ModeOpt = None,
         rotate: Annotated[str | None, typer.Option(
-            "--rotate", help="Start a new numbered file every SIZE (100MB) or INTERVAL (1h).", show_default=False)] = None,
+            "--rotate", help="Start a new numbered file every SIZE (100MB) or INTERVAL (1h).",
+            show_default=False)] = None,
         duration: Annotated[str | None, typer.Option(
             "--duration", help="Stop after this long (90s, 15m, 6h).", show_default=False)] = None,
-        count: Annotated[int | None, typer.Option("--count", "-n", help="Stop after N ticks.", show_default=False)] = None,
+        count: Annotated[int | None, typer.Option("--count", "-n", help="Stop after N ticks.",
+                                                  show_default=False)] = None,
         url: UrlOpt = None,
         api_key: ApiKeyOpt = None,
         no_autostart: NoAutostartOpt = False,
@@ -390,18 +393,19 @@ def register(app: typer.Typer) -> None:
     @friendly
     def replay(
         files: Annotated[list[str], typer.Argument(help="Recordings to serve, merged by time.", show_default=False)],
-        speed: Annotated[float, typer.Option("--speed", help="1 real time, 10 ten times faster, 0 as fast as possible.")] = 1.0,
+        speed: Annotated[float, typer.Option(
+            "--speed", help="1 real time, 10 ten times faster, 0 as fast as possible.")] = 1.0,
         loop: Annotated[bool, typer.Option("--loop", help="Start again at the end, forever.")] = False,
         start: Annotated[str | None, typer.Option(
             "--from", help="Replay from TIME: 09:15[:30] (on the recording's first day), an ISO datetime or epoch ms.",
             show_default=False)] = None,
         end: Annotated[str | None, typer.Option("--to", help="Replay up to TIME (same forms as --from).",
                                                 show_default=False)] = None,
-        host: Annotated[str | None, typer.Option("--host", help="Address to listen on [default 127.0.0.1].",
+        host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).",
                                                  show_default=False)] = None,
-        port: Annotated[int | None, typer.Option("--port", "-p", help="WebSocket port; 0 picks a free one [default 8765].",
-                                                 show_default=False)] = None,
-        bus: Annotated[str | None, typer.Option("--bus", help="ZeroMQ bus endpoint [default tcp://127.0.0.1:5555].",
+        port: Annotated[int | None, typer.Option(
+            "--port", "-p", help="WebSocket port; 0 picks a free one (default 8765).", show_default=False)] = None,
+        bus: Annotated[str | None, typer.Option("--bus", help="ZeroMQ bus endpoint (default tcp://127.0.0.1:5555).",
                                                 show_default=False)] = None,
         api_key: ApiKeyOpt = None,
     ) -> None:

@@ -22,7 +22,7 @@ def oaws(env, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
 
 
 def recorder(env, tmp_path: Path, *args: str) -> subprocess.Popen:
-    err = open(tmp_path / "record.err", "wb")  # noqa: SIM115 - the process owns it
+    err = open(tmp_path / "record.err", "wb")  # the process owns it
     return subprocess.Popen([*OAWS, "record", *args], env=env, stdout=subprocess.DEVNULL, stderr=err)
 
 

@@ -48,7 +48,8 @@ def test_a_recording_is_a_header_then_one_message_per_line(tmp_path):
 
 
 def test_market_lines_turns_proxy_frames_into_lines_without_parsing():
-    a = {"type": "market_data", "symbol": "A", "exchange": "NSE", "mode": 1, "data": {"ltp": 1.5, "note": '},{"type":"x'}}
+    a = {"type": "market_data", "symbol": "A", "exchange": "NSE", "mode": 1,
+         "data": {"ltp": 1.5, "note": '},{"type":"x'}}
     b = {"type": "market_data", "symbol": "B", "exchange": "NSE", "mode": 1, "data": {"ltp": 2.0}}
     batch = b"[" + orjson.dumps(a) + b"," + orjson.dumps(b) + b"]"
     out, n = market_lines(batch, 42)
@@ -186,7 +187,8 @@ def test_units_and_times():
     day = int(datetime(2026, 1, 2, 15, 0).timestamp() * 1e9)
     assert parse_time("09:15", day) == int(datetime(2026, 1, 2, 9, 15).timestamp() * 1000)
     assert parse_time("09:15:30", day) == int(datetime(2026, 1, 2, 9, 15, 30).timestamp() * 1000)
-    assert parse_time("2026-01-02T09:15:00+05:30") == int(datetime.fromisoformat("2026-01-02T09:15:00+05:30").timestamp() * 1000)
+    iso = "2026-01-02T09:15:00+05:30"
+    assert parse_time(iso) == int(datetime.fromisoformat(iso).timestamp() * 1000)
     assert parse_time("1767325500000") == 1767325500000
     with pytest.raises(RecordingError, match="is not a time"):
         parse_time("after lunch")

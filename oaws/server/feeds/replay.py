@@ -165,8 +165,9 @@ class ReplayFeed(Feed):
         self._publish_soon(instrument, mode)
 
     def status(self) -> dict[str, object]:
-        return {"adapter_status": "connected", "instruments": sum(1 for t in self._tracks.values() if t.modes), "replay": self.state,
-                "speed": self.speed, "loop": self.loop, "replayed": self.replayed, "passes": self.passes,
+        wanted = sum(1 for t in self._tracks.values() if t.modes)
+        return {"adapter_status": "connected", "instruments": wanted, "replay": self.state, "speed": self.speed,
+                "loop": self.loop, "replayed": self.replayed, "passes": self.passes,
                 "position": self.position_ns // 1_000_000 if self.position_ns is not None else None}
 
     def _publish_soon(self, instrument: Instrument, mode: int) -> None:
