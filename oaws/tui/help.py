@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 KEYS: tuple[tuple[str, str], ...] = (
-    ("↑ ↓  PgUp PgDn  Home End", "move the selection (or click a row)"),
+    ("↑ ↓  j k  PgUp PgDn  Home End", "move the selection (or click a row)"),
     ("enter  (double click)", "market depth of the selected instrument"),
     ("a", "add an instrument, with completion"),
     ("d", "remove the selected instrument"),
@@ -18,7 +18,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("tab  shift+tab", "next / previous watchlist of the config file"),
     ("p", "pause the screen (ticks are still taken in)"),
     ("?", "this help"),
-    ("q", "quit"),
+    ("q  ctrl+c", "quit"),
 )
 
 

@@ -61,3 +61,10 @@ def test_bad_options_are_one_line_and_exit_1(cli_env, args, says):
                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert out.returncode == 1 and says in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_the_screen_knows_nothing_of_the_server():
+    code = ("import sys, oaws.tui.app; "
+            "print(sorted(m for m in sys.modules if m.startswith('oaws.server') or m.startswith('oaws.commands')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    assert out.stdout.strip() == "[]"
