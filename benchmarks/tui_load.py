@@ -79,8 +79,9 @@ class ServerThread:
         await service.stop()
 
 
-async def headless(url: str, wanted: list[Instrument], seconds: float, warmup: float, size: tuple[int, int],
-                   sort: str) -> dict:
+async def headless(
+    url: str, wanted: list[Instrument], seconds: float, warmup: float, size: tuple[int, int], sort: str
+) -> dict:
     from oaws.tui.app import WatchApp
     from oaws.tui.model import Watchlist
 
@@ -112,9 +113,15 @@ def in_pty(url: str, wanted: list[Instrument], seconds: float, warmup: float, si
     master, slave = pty.openpty()
     ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
     env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
-    proc = subprocess.Popen([sys.executable, "-m", "oaws", "watch", "--url", url, "--no-autostart",
-                             *(str(i) for i in wanted)], stdin=slave, stdout=slave, stderr=slave, env=env,
-                            close_fds=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oaws", "watch", "--url", url, "--no-autostart", *(str(i) for i in wanted)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+        start_new_session=True,
+    )
     os.close(slave)
     written = 0
 
@@ -164,11 +171,15 @@ def main() -> None:
     finally:
         server.stop()
     where = "oaws watch process in a pty" if args.pty else "headless app thread"
-    print(f"{len(wanted)} instruments, simulated {args.rate:g} ticks/s, {size[0]}x{size[1]} terminal, "
-          f"{result['wall']:.1f} s measured after {args.warmup:g} s warm-up")
+    print(
+        f"{len(wanted)} instruments, simulated {args.rate:g} ticks/s, {size[0]}x{size[1]} terminal, "
+        f"{result['wall']:.1f} s measured after {args.warmup:g} s warm-up"
+    )
     if "ticks" in result:
-        print(f"app received {result['ticks'] / result['wall']:.0f} ticks/s, rendered "
-              f"{result['rows'] / result['wall']:.0f} rows/s")
+        print(
+            f"app received {result['ticks'] / result['wall']:.0f} ticks/s, rendered "
+            f"{result['rows'] / result['wall']:.0f} rows/s"
+        )
         print(f"whole process (app + server + ZeroMQ threads): {result['process_cpu'] / result['wall']:.3f} CPU s/s")
     if "bytes" in result:
         print(f"terminal output: {result['bytes'] / result['wall'] / 1024:.1f} KiB/s")

@@ -27,8 +27,15 @@ from oaws.tui.depth import DepthScreen
 from oaws.tui.model import Watchlist
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
-WATCHLIST = [*DEFAULT_WATCHLIST, "BHARTIARTL:NSE", "ITC:NSE", "LT:NSE", "MARUTI:NSE", "TATASTEEL:NSE",
-             "SENSEX:BSE_INDEX"]
+WATCHLIST = [
+    *DEFAULT_WATCHLIST,
+    "BHARTIARTL:NSE",
+    "ITC:NSE",
+    "LT:NSE",
+    "MARUTI:NSE",
+    "TATASTEEL:NSE",
+    "SENSEX:BSE_INDEX",
+]
 
 
 def to_png(svg: Path) -> Path | None:
@@ -50,8 +57,12 @@ async def main(seconds: float, size: tuple[int, int]) -> list[Path]:
     async def connect(instruments: list[Instrument], mode: int) -> Client:
         return Client(service.url, instruments=instruments, mode=mode, retry_first=True)
 
-    app = WatchApp(connect, [Watchlist("default", parse_many(WATCHLIST)), Watchlist("banks", [])],
-                   url=service.url, completions=known_symbols())
+    app = WatchApp(
+        connect,
+        [Watchlist("default", parse_many(WATCHLIST)), Watchlist("banks", [])],
+        url=service.url,
+        completions=known_symbols(),
+    )
     made: list[Path] = []
     try:
         async with app.run_test(size=size) as pilot:

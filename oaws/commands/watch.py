@@ -25,22 +25,40 @@ def register(app: typer.Typer) -> None:
     @friendly
     def watch(
         instruments: Instruments = None,
-        watchlist: Annotated[str | None, typer.Option(
-            "--watchlist", "-w", help="Open this named watchlist of the config file (its watchlists table).",
-            show_default=False)] = None,
+        watchlist: Annotated[
+            str | None,
+            typer.Option(
+                "--watchlist",
+                "-w",
+                help="Open this named watchlist of the config file (its watchlists table).",
+                show_default=False,
+            ),
+        ] = None,
         mode: ModeOpt = None,
         fps: Annotated[float, typer.Option("--fps", help="Screen updates per second.")] = 10.0,
-        grouping: Annotated[str, typer.Option(
-            "--grouping", help="Digit grouping: indian (12,34,567), intl (1,234,567) or none.")] = "indian",
-        stale_after: Annotated[float, typer.Option(
-            "--stale-after", help="Seconds without a tick before the status line says the feed is stale.")] = 10.0,
+        grouping: Annotated[
+            str, typer.Option("--grouping", help="Digit grouping: indian (12,34,567), intl (1,234,567) or none.")
+        ] = "indian",
+        stale_after: Annotated[
+            float,
+            typer.Option("--stale-after", help="Seconds without a tick before the status line says the feed is stale."),
+        ] = 10.0,
         url: UrlOpt = None,
         api_key: ApiKeyOpt = None,
         no_autostart: NoAutostartOpt = False,
     ) -> None:
         """Live market watch: a grid of quotes, market depth, watchlists (press ? for keys)."""
-        raise typer.Exit(run_watch(instruments, watchlist, mode, fps=fps, grouping=grouping, stale_after=stale_after,
-                                   settings=cfg.client_settings(url, api_key, no_autostart)))
+        raise typer.Exit(
+            run_watch(
+                instruments,
+                watchlist,
+                mode,
+                fps=fps,
+                grouping=grouping,
+                stale_after=stale_after,
+                settings=cfg.client_settings(url, api_key, no_autostart),
+            )
+        )
 
 
 def build_watchlists(given: list[str] | None, name: str | None) -> tuple[list, int]:
@@ -58,8 +76,16 @@ def build_watchlists(given: list[str] | None, name: str | None) -> tuple[list, i
     return lists, current
 
 
-def run_watch(instruments: list[str] | None, watchlist: str | None, mode: str | None, *, fps: float, grouping: str,
-              stale_after: float, settings: cfg.ClientSettings) -> int:
+def run_watch(
+    instruments: list[str] | None,
+    watchlist: str | None,
+    mode: str | None,
+    *,
+    fps: float,
+    grouping: str,
+    stale_after: float,
+    settings: cfg.ClientSettings,
+) -> int:
     from oaws.commands.common import open_client
     from oaws.server.feeds.sim import known_symbols
     from oaws.tui.app import WatchApp
@@ -77,7 +103,16 @@ def run_watch(instruments: list[str] | None, watchlist: str | None, mode: str | 
     async def connect(wanted: list, mode: int):
         return await open_client(settings, wanted, mode, retry_first=True)
 
-    app = WatchApp(connect, lists, current=current, mode=mode_number, url=settings.url, fps=fps, grouping=grouping,
-                   stale_after=stale_after, completions=known_symbols())
+    app = WatchApp(
+        connect,
+        lists,
+        current=current,
+        mode=mode_number,
+        url=settings.url,
+        fps=fps,
+        grouping=grouping,
+        stale_after=stale_after,
+        completions=known_symbols(),
+    )
     result = app.run()
     return result if isinstance(result, int) else 0

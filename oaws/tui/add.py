@@ -34,8 +34,9 @@ class AddScreen(ModalScreen[Instrument | None]):
         with Vertical(id="add-box"):
             yield Label("Add an instrument: SYMBOL:EXCHANGE, or a symbol to complete", id="add-title")
             yield Label("tab completes · ↓ picks a match · enter adds · esc cancels", id="add-hint")
-            yield Input(placeholder="RELIANCE:NSE", id="add-input",
-                        suggester=SuggestFromList(known, case_sensitive=False))
+            yield Input(
+                placeholder="RELIANCE:NSE", id="add-input", suggester=SuggestFromList(known, case_sensitive=False)
+            )
             yield OptionList(id="add-matches")
             yield Label("", id="add-error")
 

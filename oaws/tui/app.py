@@ -67,11 +67,23 @@ class WatchApp(App[int]):
         Binding("question_mark", "help", "Keys"),
     ]
 
-    def __init__(self, connect: Connect, watchlists: list[Watchlist], *, current: int = 0, mode: int = 2,
-                 url: str = "", fps: float = 10.0, grouping: str = "indian", stale_after: float = 10.0,
-                 completions: Iterable[str] = (), clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic, tz: tzinfo | None = None,
-                 roll_every: float = 1.0) -> None:
+    def __init__(
+        self,
+        connect: Connect,
+        watchlists: list[Watchlist],
+        *,
+        current: int = 0,
+        mode: int = 2,
+        url: str = "",
+        fps: float = 10.0,
+        grouping: str = "indian",
+        stale_after: float = 10.0,
+        completions: Iterable[str] = (),
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        tz: tzinfo | None = None,
+        roll_every: float = 1.0,
+    ) -> None:
         super().__init__()
         if fps <= 0:
             raise ValueError("the frame rate must be a positive number of frames per second")
@@ -166,8 +178,12 @@ class WatchApp(App[int]):
     def _refused(self, message: str) -> None:
         self.health.connection("refused", message)
         self.model.set_stale(True)
-        self.notify(f"{message}. Quit with q, then pass --api-key or set OAWS_API_KEY.",
-                    title="Authentication refused", severity="error", timeout=60)
+        self.notify(
+            f"{message}. Quit with q, then pass --api-key or set OAWS_API_KEY.",
+            title="Authentication refused",
+            severity="error",
+            timeout=60,
+        )
         self._refresh_status()
 
     def _send(self, call: Callable[[FeedClient], Awaitable[None]]) -> None:
@@ -258,8 +274,12 @@ class WatchApp(App[int]):
         # Back to the grid's mode first (the client resubscribes that after a reconnect), then
         # drop only the Depth mode, so the grid never misses a tick.
         await client.subscribe([instrument], self.mode)
-        await client.request({"action": "unsubscribe",
-                              "symbols": [{"symbol": instrument.symbol, "exchange": instrument.exchange, "mode": DEPTH}]})
+        await client.request(
+            {
+                "action": "unsubscribe",
+                "symbols": [{"symbol": instrument.symbol, "exchange": instrument.exchange, "mode": DEPTH}],
+            }
+        )
 
     def action_pause(self) -> None:
         self.paused = not self.paused

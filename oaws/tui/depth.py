@@ -35,8 +35,19 @@ from oaws.tui.status import StatusBar
 
 
 class DepthView(Widget):
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"depth--bid", "depth--ask", "depth--bid-bar", "depth--ask-bar", "depth--label",
-                         "depth--value", "depth--muted", "depth--up", "depth--down", "depth--flat", "depth--title"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "depth--bid",
+        "depth--ask",
+        "depth--bid-bar",
+        "depth--ask-bar",
+        "depth--label",
+        "depth--value",
+        "depth--muted",
+        "depth--up",
+        "depth--down",
+        "depth--flat",
+        "depth--title",
+    }
 
     def __init__(self, model: WatchModel, instrument: Instrument, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -61,13 +72,20 @@ class DepthView(Widget):
         view = depth_view(data, g, self.model.tz)
         change, pct = change_of(data)
         trend = self._s(direction_style(change))
-        title = Text.assemble((str(self.instrument), self._s("title")), "   ",
-                              (price_text(data.get("ltp"), g) or "waiting for the first tick…", trend), "  ",
-                              (f"{signed_text(change, '', g)}  {signed_text(pct, '%', 'none')}", trend))
+        title = Text.assemble(
+            (str(self.instrument), self._s("title")),
+            "   ",
+            (price_text(data.get("ltp"), g) or "waiting for the first tick…", trend),
+            "  ",
+            (f"{signed_text(change, '', g)}  {signed_text(pct, '%', 'none')}", trend),
+        )
         bar_width = max(6, min(30, (self.size.width - 72) // 2))
         if not any(level.quantity for level in view.bids + view.asks):
-            note = ("An index has no order book." if is_index(self.instrument)
-                    else "No order book yet: waiting for a Depth tick…")
+            note = (
+                "An index has no order book."
+                if is_index(self.instrument)
+                else "No order book yet: waiting for a Depth tick…"
+            )
             return Group(title, "", Text(note, self._s("muted")), "", self._facts(view))
         book = Table.grid(padding=(0, 2), expand=False)
         # whole cells on the bid side: block characters come in left-aligned eighths only
@@ -79,21 +97,48 @@ class DepthView(Widget):
             book.add_column(justify=justify, no_wrap=True)
         book.add_column(justify="left", min_width=bar_width)
         label, muted = self._s("label"), self._s("muted")
-        book.add_row("", Text("Orders", label), Text("Qty", label), Text("Bid", label), "│",
-                     Text("Ask", label), Text("Qty", label), Text("Orders", label), "")
+        book.add_row(
+            "",
+            Text("Orders", label),
+            Text("Qty", label),
+            Text("Bid", label),
+            "│",
+            Text("Ask", label),
+            Text("Qty", label),
+            Text("Orders", label),
+            "",
+        )
         for bid, ask in zip(view.bids, view.asks, strict=True):
-            book.add_row(Text("█" * round(bid.share * bar_width), self._s("bid-bar")),
-                         Text(bid.orders, muted), Text(bid.quantity, self._s("value")), Text(bid.price, self._s("bid")),
-                         "│", Text(ask.price, self._s("ask")), Text(ask.quantity, self._s("value")),
-                         Text(ask.orders, muted), Text(bar(ask.share, bar_width), self._s("ask-bar")))
-        totals = Text.assemble(("Total bid ", label), (view.total_bid or "–", self._s("bid")),
-                               ("    spread ", label), (view.spread or "–", self._s("value")),
-                               ("    total ask ", label), (view.total_ask or "–", self._s("ask")))
+            book.add_row(
+                Text("█" * round(bid.share * bar_width), self._s("bid-bar")),
+                Text(bid.orders, muted),
+                Text(bid.quantity, self._s("value")),
+                Text(bid.price, self._s("bid")),
+                "│",
+                Text(ask.price, self._s("ask")),
+                Text(ask.quantity, self._s("value")),
+                Text(ask.orders, muted),
+                Text(bar(ask.share, bar_width), self._s("ask-bar")),
+            )
+        totals = Text.assemble(
+            ("Total bid ", label),
+            (view.total_bid or "–", self._s("bid")),
+            ("    spread ", label),
+            (view.spread or "–", self._s("value")),
+            ("    total ask ", label),
+            (view.total_ask or "–", self._s("ask")),
+        )
         if view.buy_share is not None:
             width = 40
             buy = round(view.buy_share * width)
-            totals = Group(totals, Text.assemble(("█" * buy, self._s("bid-bar")), ("█" * (width - buy), self._s("ask-bar")),
-                                                 (f"  {view.buy_share * 100:.0f}% buy", label)))
+            totals = Group(
+                totals,
+                Text.assemble(
+                    ("█" * buy, self._s("bid-bar")),
+                    ("█" * (width - buy), self._s("ask-bar")),
+                    (f"  {view.buy_share * 100:.0f}% buy", label),
+                ),
+            )
         return Group(title, "", book, "", totals, "", self._facts(view))
 
     def _facts(self, view: DepthFigures) -> Table:
@@ -104,7 +149,7 @@ class DepthView(Widget):
         label, value = self._s("label"), self._s("value")
         cells = [Text.assemble((f"{k} ", label), (v, value)) for k, v in view.facts]
         for start in range(0, len(cells), per_row):
-            facts.add_row(*cells[start:start + per_row])
+            facts.add_row(*cells[start : start + per_row])
         return facts
 
 

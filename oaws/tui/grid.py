@@ -24,8 +24,22 @@ from oaws.tui.messages import DepthRequested
 from oaws.tui.model import Column, Piece, WatchModel
 
 #: style names the model uses, each a component class ``grid--NAME`` in app.tcss
-STYLE_NAMES = ("plain", "symbol", "muted", "up", "down", "flat", "flash-up", "flash-down", "error",
-               "spark-up", "spark-down", "spark-flat", "header", "header-sorted")
+STYLE_NAMES = (
+    "plain",
+    "symbol",
+    "muted",
+    "up",
+    "down",
+    "flat",
+    "flash-up",
+    "flash-down",
+    "error",
+    "spark-up",
+    "spark-down",
+    "spark-flat",
+    "header",
+    "header-sorted",
+)
 
 
 class QuoteGrid(ScrollView, can_focus=True):
@@ -95,8 +109,12 @@ class QuoteGrid(ScrollView, can_focus=True):
             style = self.get_component_rich_style(f"grid--{name}")
             if name in ("cursor", "stale"):
                 # these add to a cell's own style (a background, dim, bold) and never replace its colour
-                style = Style(bgcolor=style.bgcolor if name == "cursor" else None, bold=style.bold, dim=style.dim,
-                              italic=style.italic)
+                style = Style(
+                    bgcolor=style.bgcolor if name == "cursor" else None,
+                    bold=style.bold,
+                    dim=style.dim,
+                    italic=style.italic,
+                )
             self._styles[name] = style
         return style
 
@@ -125,8 +143,10 @@ class QuoteGrid(ScrollView, can_focus=True):
             segments = [Segment(text, style(name)) for text, name in pieces]
         else:
             # a flash shows through the cursor; everything else takes the cursor's background
-            segments = [Segment(text, extra + style(name) if name.startswith("flash") else style(name) + extra)
-                        for text, name in pieces]
+            segments = [
+                Segment(text, extra + style(name) if name.startswith("flash") else style(name) + extra)
+                for text, name in pieces
+            ]
         used = sum(len(text) for text, _ in pieces)
         if used < width:
             segments.append(Segment(" " * (width - used), style("plain") if extra is None else style("plain") + extra))

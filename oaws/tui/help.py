@@ -32,9 +32,11 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="help-box"):
             yield Static("Keys", id="help-title")
             yield Static(table)
-            yield Static("Green: up on the day, red: down; the digits that changed flash on each trade. "
-                         "A dim grid means the connection is lost: the values are the last ones seen.",
-                         id="help-note")
+            yield Static(
+                "Green: up on the day, red: down; the digits that changed flash on each trade. "
+                "A dim grid means the connection is lost: the values are the last ones seen.",
+                id="help-note",
+            )
             yield Static("any key closes", id="help-close")
 
     def on_key(self, event: Key) -> None:

@@ -61,9 +61,21 @@ COLUMNS: tuple[Column, ...] = (
     Column("spark", "Trend", 16, "left", 2),
 )
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
-SORT_LABELS = {"given": "as given", "change_percent": "change %", "symbol": "symbol", "volume": "volume",
-               "exchange": "exchange", "ltp": "LTP", "change": "change", "open": "open", "high": "high",
-               "low": "low", "close": "prev close", "ltt": "time", "spark": "trend"}
+SORT_LABELS = {
+    "given": "as given",
+    "change_percent": "change %",
+    "symbol": "symbol",
+    "volume": "volume",
+    "exchange": "exchange",
+    "ltp": "LTP",
+    "change": "change",
+    "open": "open",
+    "high": "high",
+    "low": "low",
+    "close": "prev close",
+    "ltt": "time",
+    "spark": "trend",
+}
 GAP = 2
 INDEX_EXCHANGES = frozenset({"NSE_INDEX", "BSE_INDEX"})
 
@@ -162,8 +174,15 @@ class WatchModel:
     ``clock`` is monotonic seconds (flashes, re-sorting); tests pass a fixed one.
     """
 
-    def __init__(self, watchlists: list[Watchlist], *, current: int = 0, grouping: str = "indian",
-                 clock: Callable[[], float] = time.monotonic, tz: tzinfo | None = None) -> None:
+    def __init__(
+        self,
+        watchlists: list[Watchlist],
+        *,
+        current: int = 0,
+        grouping: str = "indian",
+        clock: Callable[[], float] = time.monotonic,
+        tz: tzinfo | None = None,
+    ) -> None:
         if not watchlists:
             watchlists = [Watchlist("default", [])]
         if grouping not in GROUPINGS:
@@ -318,7 +337,9 @@ class WatchModel:
             change, pct = change_of(row.data)
             value = pct if key == "change_percent" else change
         elif key == "spark":
-            value = (row.history[-1] - row.history[0]) / row.history[0] if len(row.history) > 1 and row.history[0] else None
+            value = (
+                (row.history[-1] - row.history[0]) / row.history[0] if len(row.history) > 1 and row.history[0] else None
+            )
         else:
             value = row.data.get(key)
         # rows without a value go last whichever the direction
@@ -361,8 +382,7 @@ class WatchModel:
     def layout(self, width: int) -> list[tuple[Column, int]]:
         """The columns that fit in ``width`` cells, with their widths."""
         longest = max((len(i.symbol) for i in self.view), default=6)
-        columns = [(c, max(c.width, len(c.title)) if c.key != "symbol" else max(6, min(longest, 24)))
-                   for c in COLUMNS]
+        columns = [(c, max(c.width, len(c.title)) if c.key != "symbol" else max(6, min(longest, 24))) for c in COLUMNS]
         while len(columns) > 2 and sum(w for _, w in columns) + GAP * (len(columns) - 1) > width:
             worst = max(columns, key=lambda cw: cw[0].drop)
             columns.remove(worst)
@@ -410,7 +430,7 @@ class WatchModel:
                 pad = " " * max(0, width - len(text))
                 if row.flash_until > now and row.flash_from < len(text):
                     flash = "flash-up" if row.move > 0 else "flash-down"
-                    pieces += [(pad + text[:row.flash_from], trend), (text[row.flash_from:], flash)]
+                    pieces += [(pad + text[: row.flash_from], trend), (text[row.flash_from :], flash)]
                 else:
                     pieces.append((pad + text, trend))
                 continue
@@ -477,8 +497,12 @@ def depth_view(data: dict[str, Any], grouping: str = "indian", tz: tzinfo | None
         if lv is None or not lv.get("quantity"):
             return Level("", "", "", 0.0)
         qty = int(lv.get("quantity") or 0)
-        return Level(price_text(lv.get("price"), grouping), group_digits(qty, grouping),
-                     str(lv.get("orders") or ""), qty / biggest)
+        return Level(
+            price_text(lv.get("price"), grouping),
+            group_digits(qty, grouping),
+            str(lv.get("orders") or ""),
+            qty / biggest,
+        )
 
     bids = [level(buys[n] if n < len(buys) else None) for n in range(5)]
     asks = [level(sells[n] if n < len(sells) else None) for n in range(5)]
@@ -492,7 +516,10 @@ def depth_view(data: dict[str, Any], grouping: str = "indian", tz: tzinfo | None
     change, pct = change_of(data)
     facts = [
         ("LTP", price_text(data.get("ltp"), grouping)),
-        ("Change", f"{signed_text(change, '', grouping)} ({signed_text(pct, '%', 'none')})" if change is not None else ""),
+        (
+            "Change",
+            f"{signed_text(change, '', grouping)} ({signed_text(pct, '%', 'none')})" if change is not None else "",
+        ),
         ("Open", price_text(data.get("open"), grouping)),
         ("High", price_text(data.get("high"), grouping)),
         ("Low", price_text(data.get("low"), grouping)),
@@ -500,16 +527,33 @@ def depth_view(data: dict[str, Any], grouping: str = "indian", tz: tzinfo | None
         # zero volume, average and last quantity mean "none" (an index, or before the first trade)
         ("Avg price", price_text(data.get("avg_trade_price"), grouping) if data.get("avg_trade_price") else ""),
         ("Volume", group_digits(int(data["volume"]), grouping) if data.get("volume") else ""),
-        ("Last qty", group_digits(int(data["last_trade_quantity"]), grouping) if data.get("last_trade_quantity") else ""),
-        ("Circuits", f"{price_text(data.get('lower_circuit'), grouping)} – {price_text(data.get('upper_circuit'), grouping)}"
-         if data.get("upper_circuit") else ""),
+        (
+            "Last qty",
+            group_digits(int(data["last_trade_quantity"]), grouping) if data.get("last_trade_quantity") else "",
+        ),
+        (
+            "Circuits",
+            f"{price_text(data.get('lower_circuit'), grouping)} – {price_text(data.get('upper_circuit'), grouping)}"
+            if data.get("upper_circuit")
+            else "",
+        ),
         ("OI", group_digits(int(data["oi"]), grouping) if data.get("oi") else ""),
-        ("Last trade", datetime.fromtimestamp(data["ltt"] / 1000, tz).strftime("%H:%M:%S")
-         if isinstance(data.get("ltt"), (int, float)) and data["ltt"] > 0 else ""),
+        (
+            "Last trade",
+            datetime.fromtimestamp(data["ltt"] / 1000, tz).strftime("%H:%M:%S")
+            if isinstance(data.get("ltt"), (int, float)) and data["ltt"] > 0
+            else "",
+        ),
     ]
-    return DepthFigures(bids, asks, group_digits(tb, grouping) if isinstance(tb, int) else "",
-                     group_digits(ts, grouping) if isinstance(ts, int) else "", share,
-                     [(k, v) for k, v in facts if v], spread)
+    return DepthFigures(
+        bids,
+        asks,
+        group_digits(tb, grouping) if isinstance(tb, int) else "",
+        group_digits(ts, grouping) if isinstance(ts, int) else "",
+        share,
+        [(k, v) for k, v in facts if v],
+        spread,
+    )
 
 
 def bar(share: float, width: int) -> str:
@@ -562,8 +606,12 @@ class Health:
     @property
     def stale(self) -> bool:
         """Connected, ticks came before, and none for ``stale_after`` seconds."""
-        return (self.state == "connected" and self.last_tick is not None and self.count == 0
-                and self.clock() - self.last_tick >= self.stale_after)
+        return (
+            self.state == "connected"
+            and self.last_tick is not None
+            and self.count == 0
+            and self.clock() - self.last_tick >= self.stale_after
+        )
 
     def pieces(self) -> list[Piece]:
         """The status line: where, how the connection is, how busy, how fast."""
@@ -579,8 +627,7 @@ class Health:
             state = (f"✕ {self.detail}", "status-bad")
         else:
             state = ("… connecting", "status-wait")
-        pieces: list[Piece] = [(self.url, "status-url"), ("  ", "status"), state,
-                               (f"  {self.tps} ticks/s", "status")]
+        pieces: list[Piece] = [(self.url, "status-url"), ("  ", "status"), state, (f"  {self.tps} ticks/s", "status")]
         if self.latency is not None:
             pieces.append((f"  latency {self.latency[0]:.1f} ms (max {self.latency[1]:.1f})", "status"))
         if self.notice:

@@ -14,9 +14,17 @@ from oaws.tui.model import SORT_LABELS, Health, WatchModel
 class StatusBar(Widget):
     """Redrawn once a second by the app (and when the connection changes), never per tick."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"status--status", "status--status-url", "status--status-ok", "status--status-bad",
-                         "status--status-wait", "status--status-stale", "status--status-notice",
-                         "status--paused", "status--right"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "status--status",
+        "status--status-url",
+        "status--status-ok",
+        "status--status-bad",
+        "status--status-wait",
+        "status--status-stale",
+        "status--status-notice",
+        "status--paused",
+        "status--right",
+    }
 
     def __init__(self, health: Health, model: WatchModel, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -37,8 +45,9 @@ class StatusBar(Widget):
         if self.paused:
             right.append(" PAUSED ", self.get_component_rich_style("status--paused"))
             right.append("  ")
-        right.append(f"{where} · {len(model.view)} · sort {sort} · {clock}",
-                     self.get_component_rich_style("status--right"))
+        right.append(
+            f"{where} · {len(model.view)} · sort {sort} · {clock}", self.get_component_rich_style("status--right")
+        )
         width = self.size.width
         room = max(0, width - right.cell_len - 1)
         left.truncate(room, overflow="ellipsis", pad=True)

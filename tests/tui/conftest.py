@@ -23,8 +23,9 @@ FIXED_NS = 1_764_045_900_000_000_000
 
 
 async def start_service(port: int = 0, **options: Any) -> Service:
-    service = Service(ServeOptions(port=port, bus="tcp://127.0.0.1:*", seed=3, rate=options.pop("rate", 20.0),
-                                   **options))
+    service = Service(
+        ServeOptions(port=port, bus="tcp://127.0.0.1:*", seed=3, rate=options.pop("rate", 20.0), **options)
+    )
     await service.start()
     return service
 
@@ -42,8 +43,15 @@ def live_app(url: str, lists: list[Watchlist] | list[str], *, api_key: str | Non
         lists = [Watchlist("test", parse_many(lists))]  # type: ignore[arg-type]
 
     async def connect(instruments: list[Instrument], mode: int) -> Client:
-        return Client(url, api_key=api_key, instruments=instruments, mode=mode, retry_first=True,
-                      backoff=(0.05, 0.2), open_timeout=2)
+        return Client(
+            url,
+            api_key=api_key,
+            instruments=instruments,
+            mode=mode,
+            retry_first=True,
+            backoff=(0.05, 0.2),
+            open_timeout=2,
+        )
 
     return WatchApp(connect, lists, url=url, **kw)  # type: ignore[arg-type]
 
@@ -98,8 +106,13 @@ def sim_ticks(instruments: list[Instrument], rounds: int, *, seed: int = 1, mode
         for instrument in instruments:
             now = FIXED_NS + n * 250_000_000
             data = orjson.loads(payload(feed.tick(instrument, now_ns=now), mode))
-            message = {"type": "market_data", "symbol": instrument.symbol, "exchange": instrument.exchange,
-                       "mode": mode, "data": data}
+            message = {
+                "type": "market_data",
+                "symbol": instrument.symbol,
+                "exchange": instrument.exchange,
+                "mode": mode,
+                "data": data,
+            }
             ticks.append(Tick(instrument, mode, data, message, now + 1_500_000))
     return ticks
 
@@ -110,6 +123,14 @@ def scripted_app(events: list[Event], lists: list[Watchlist], **kw: Any) -> tupl
     async def connect(instruments: list[Instrument], mode: int) -> ScriptedClient:
         return client
 
-    app = WatchApp(connect, lists, url="ws://127.0.0.1:8765", clock=lambda: FIXED_NS / 1e9,
-                   monotonic=lambda: 1000.0, tz=IST, roll_every=3600.0, **kw)  # type: ignore[arg-type]
+    app = WatchApp(
+        connect,
+        lists,
+        url="ws://127.0.0.1:8765",
+        clock=lambda: FIXED_NS / 1e9,
+        monotonic=lambda: 1000.0,
+        tz=IST,
+        roll_every=3600.0,
+        **kw,
+    )  # type: ignore[arg-type]
     return app, client

@@ -192,8 +192,10 @@ async def test_a_refused_api_key_is_a_notification_not_a_crash():
 
 async def test_an_unknown_symbol_is_marked_on_its_row_and_notified():
     bogus = parse("NOSUCH:NSE")
-    app, _ = scripted_app([ServerError("SYMBOL_NOT_FOUND", "no such symbol NOSUCH on NSE", bogus)],
-                          [Watchlist("w", [bogus, parse("INFY:NSE")])])
+    app, _ = scripted_app(
+        [ServerError("SYMBOL_NOT_FOUND", "no such symbol NOSUCH on NSE", bogus)],
+        [Watchlist("w", [bogus, parse("INFY:NSE")])],
+    )
     async with app.run_test(size=(150, 20)) as pilot:
         await until(pilot, lambda: app.model.rows[bogus].error)
         await pilot.pause(0.15)

@@ -51,20 +51,31 @@ def test_without_a_config_file_the_built_in_list_opens(config):
     assert names(lists) == ["default"] and lists[0].instruments == parse_many(list(DEFAULT_WATCHLIST))
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["--grouping", "roman"], "unknown --grouping 'roman'"),
-    (["--fps", "0"], "--fps must be between 0 and 60"),
-    (["NOT AN INSTRUMENT"], "is not an instrument"),
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--grouping", "roman"], "unknown --grouping 'roman'"),
+        (["--fps", "0"], "--fps must be between 0 and 60"),
+        (["NOT AN INSTRUMENT"], "is not an instrument"),
+    ],
+)
 def test_bad_options_are_one_line_and_exit_1(cli_env, args, says):
-    out = subprocess.run([sys.executable, "-m", "oaws", "watch", "--no-autostart", *args], env=cli_env,
-                         capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        [sys.executable, "-m", "oaws", "watch", "--no-autostart", *args],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
     assert out.returncode == 1 and says in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
 
 
 def test_the_screen_knows_nothing_of_the_server():
-    code = ("import sys, oaws.tui.app; "
-            "print(sorted(m for m in sys.modules if m.startswith('oaws.server') or m.startswith('oaws.commands')))")
+    code = (
+        "import sys, oaws.tui.app; "
+        "print(sorted(m for m in sys.modules if m.startswith('oaws.server') or m.startswith('oaws.commands')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.strip() == "[]"

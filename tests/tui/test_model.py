@@ -36,14 +36,28 @@ class Clock:
 
 
 def model(*symbols: str, clock: Clock | None = None, **kw) -> WatchModel:
-    return WatchModel([Watchlist("w", parse_many(list(symbols or ("RELIANCE:NSE", "INFY:NSE", "TCS:NSE"))))],
-                      clock=clock or Clock(), tz=IST, **kw)
+    return WatchModel(
+        [Watchlist("w", parse_many(list(symbols or ("RELIANCE:NSE", "INFY:NSE", "TCS:NSE"))))],
+        clock=clock or Clock(),
+        tz=IST,
+        **kw,
+    )
 
 
 def quote(ltp: float, close: float = 100.0, volume: int = 1000, **extra) -> dict:
     change = round(ltp - close, 2)
-    return {"ltp": ltp, "close": close, "open": close, "high": ltp, "low": ltp, "volume": volume, "change": change,
-            "change_percent": round(change / close * 100, 2), "ltt": 1_764_045_900_000, **extra}
+    return {
+        "ltp": ltp,
+        "close": close,
+        "open": close,
+        "high": ltp,
+        "low": ltp,
+        "volume": volume,
+        "change": change,
+        "change_percent": round(change / close * 100, 2),
+        "ltt": 1_764_045_900_000,
+        **extra,
+    }
 
 
 def text(m: WatchModel, instrument: Instrument, width: int = 200) -> str:
@@ -194,9 +208,15 @@ def test_sparkline_scales_between_low_and_high():
 
 
 def test_depth_bars_are_shares_of_the_largest_quantity():
-    data = quote(100, total_buy_quantity=300, total_sell_quantity=100, depth={
-        "buy": [{"price": 99.95, "quantity": 200, "orders": 3}, {"price": 99.9, "quantity": 100, "orders": 1}],
-        "sell": [{"price": 100.05, "quantity": 50, "orders": 2}]})
+    data = quote(
+        100,
+        total_buy_quantity=300,
+        total_sell_quantity=100,
+        depth={
+            "buy": [{"price": 99.95, "quantity": 200, "orders": 3}, {"price": 99.9, "quantity": 100, "orders": 1}],
+            "sell": [{"price": 100.05, "quantity": 50, "orders": 2}],
+        },
+    )
     view = depth_view(data)
     assert [lv.share for lv in view.bids[:2]] == [1.0, 0.5] and view.asks[0].share == 0.25
     assert view.bids[4].price == "" and view.asks[1].quantity == ""
