@@ -39,10 +39,11 @@ def fail(message: str, code: int = 1) -> None:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from oaws.client import ClientError
     from oaws.instruments import InstrumentError
+    from oaws.recording import RecordingError
     from oaws.server.curve import CurveError
     from oaws.server.service import ServiceError
 
-    return (UserError, ClientError, InstrumentError, ServiceError, cfg.ConfigError, CurveError)
+    return (UserError, ClientError, InstrumentError, ServiceError, cfg.ConfigError, CurveError, RecordingError)
 
 
 def friendly(fn: F) -> F:
@@ -95,13 +96,13 @@ Instruments = Annotated[
     ),
 ]
 UrlOpt = Annotated[
-    str | None, typer.Option("--url", help="Proxy URL [env OAWS_URL; default ws://127.0.0.1:8765].", show_default=False)
+    str | None, typer.Option("--url", help="Proxy URL (env OAWS_URL; default ws://127.0.0.1:8765).", show_default=False)
 ]
-ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key [env OAWS_API_KEY].", show_default=False)]
+ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key (env OAWS_API_KEY).", show_default=False)]
 ModeOpt = Annotated[
     str | None,
     typer.Option(
-        "--mode", "-m", help="ltp, quote or depth (1, 2, 3) [env OAWS_MODE; default quote].", show_default=False
+        "--mode", "-m", help="ltp, quote or depth (1, 2, 3) (env OAWS_MODE; default quote).", show_default=False
     ),
 ]
 NoAutostartOpt = Annotated[
@@ -137,21 +138,21 @@ def resolve_mode(mode: str | None) -> int:
 def serve(
     broker: Annotated[
         str | None,
-        typer.Option("--broker", "-b", help="sim, angel or replay [env OAWS_BROKER; default sim].", show_default=False),
+        typer.Option("--broker", "-b", help="sim, angel or replay (env OAWS_BROKER; default sim).", show_default=False),
     ] = None,
     role: Annotated[
-        str | None, typer.Option("--role", help="all, feed, proxy or forwarder [default all].", show_default=False)
+        str | None, typer.Option("--role", help="all, feed, proxy or forwarder (default all).", show_default=False)
     ] = None,
     host: Annotated[
-        str | None, typer.Option("--host", help="Address to listen on [default 127.0.0.1].", show_default=False)
+        str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).", show_default=False)
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", "-p", help="WebSocket port; 0 picks a free one [default 8765].", show_default=False),
+        typer.Option("--port", "-p", help="WebSocket port; 0 picks a free one (default 8765).", show_default=False),
     ] = None,
     bus: Annotated[
         str | None,
-        typer.Option("--bus", help="ZeroMQ bus endpoint [default tcp://127.0.0.1:5555].", show_default=False),
+        typer.Option("--bus", help="ZeroMQ bus endpoint (default tcp://127.0.0.1:5555).", show_default=False),
     ] = None,
     api_key: ApiKeyOpt = None,
     seed: Annotated[
@@ -159,7 +160,7 @@ def serve(
     ] = None,
     rate: Annotated[
         float | None,
-        typer.Option("--rate", help="Simulated ticks per second per instrument [default 3].", show_default=False),
+        typer.Option("--rate", help="Simulated ticks per second per instrument (default 3).", show_default=False),
     ] = None,
     replay: Annotated[
         list[str] | None, typer.Option("--replay", help="Recording(s) to serve with --broker replay.")
@@ -168,6 +169,11 @@ def serve(
         float, typer.Option("--speed", help="Replay speed: 1 real time, 10 ten times faster, 0 at once.")
     ] = 1.0,
     loop: Annotated[bool, typer.Option("--loop", help="Replay the recordings again and again.")] = False,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="Replay from TIME: 09:15[:30], ISO datetime or epoch ms.", show_default=False),
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Replay up to TIME.", show_default=False)] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -191,7 +197,7 @@ def serve(
     feeds: Annotated[
         str | None,
         typer.Option(
-            "--feeds", help="--role forwarder: where feeds connect [default tcp://127.0.0.1:5556].", show_default=False
+            "--feeds", help="--role forwarder: where feeds connect (default tcp://127.0.0.1:5556).", show_default=False
         ),
     ] = None,
     bus_connect: Annotated[
@@ -233,9 +239,13 @@ def serve(
             feeds=feeds,
             bus_connect=bus_connect,
             curve=os.path.abspath(curve) if curve else None,
+            **{"from": start, "to": end},
         )
         return
+    replay_from, replay_to = _replay_bounds(replay or [], start, end)
     opts = ServeOptions(
+        replay_from=replay_from,
+        replay_to=replay_to,
         broker=cfg.get("broker", broker),
         role=cfg.get("role", role),
         host=cfg.get("host", host),
@@ -274,6 +284,16 @@ def serve(
         typer.echo(f"oaws: serving {where}{more}: {d['broker']} feed, bus {d['bus']}; Ctrl-C stops", err=True)
 
     run(lambda: serve_forever(opts, ready))
+
+
+def _replay_bounds(files: list[str], start: str | None, end: str | None) -> tuple[int | None, int | None]:
+    """``--from`` / ``--to`` as epoch ms; a bare time of day is on the recording's first day."""
+    if not start and not end:
+        return None, None
+    from oaws.recording import first_time_ns, parse_time
+
+    day = first_time_ns(files) if files and any(t and ":" in t for t in (start, end)) else None
+    return (parse_time(start, day) if start else None, parse_time(end, day) if end else None)
 
 
 def _detach(
@@ -439,7 +459,7 @@ app.add_typer(keys_app, name="keys")
 @friendly
 def keys_generate(
     directory: Annotated[
-        str | None, typer.Argument(help="Where to write them [default: STATE_DIR/curve].", show_default=False)
+        str | None, typer.Argument(help="Where to write them (default: STATE_DIR/curve).", show_default=False)
     ] = None,
 ) -> None:
     """Make the bus key pair, a client key pair and the list of authorized clients."""

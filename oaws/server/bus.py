@@ -80,6 +80,7 @@ class FeedHub:
         self.sock = self.ctx.socket(zmq.XPUB)
         self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.sock.setsockopt(zmq.SNDHWM, 200_000)
+        self.sock.setsockopt(zmq.RCVHWM, 0)  # subscriptions must never be dropped
         self.sock.setsockopt(zmq.LINGER, 0)
         heartbeat(self.sock)
         if curve is not None:
@@ -220,6 +221,9 @@ class BusReader:
     ) -> None:
         self.ctx = ctx or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.SUB)
+        # A SUB socket sends its subscriptions through its send pipe: with the default
+        # high-water mark of 1,000 it silently drops the rest of a large watchlist.
+        self.sock.setsockopt(zmq.SNDHWM, 0)
         if curve is not None:
             curve.as_client(self.sock)
         self.sock.setsockopt(zmq.RCVHWM, 200_000)
@@ -304,8 +308,10 @@ class Forwarder:
         self.xpub = self.ctx.socket(zmq.XPUB)
         self.xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.xpub.setsockopt(zmq.SNDHWM, 200_000)
+        self.xpub.setsockopt(zmq.RCVHWM, 0)  # subscriptions up: never dropped
         self.xsub = self.ctx.socket(zmq.XSUB)
         self.xsub.setsockopt(zmq.RCVHWM, 200_000)
+        self.xsub.setsockopt(zmq.SNDHWM, 0)
         for sock in (self.xpub, self.xsub):
             sock.setsockopt(zmq.LINGER, 0)
             if curve is not None:
