@@ -71,9 +71,14 @@ instruments_app = typer.Typer(
 @instruments_app.command("update")
 @_friendly
 def instruments_update(
-    url: Annotated[str | None, typer.Option("--url", help="Where to download the master from "
-                                            "(env ANGEL_MASTER_URL; default: Angel's OpenAPIScripMaster.json).",
-                                            show_default=False)] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="Where to download the master from (env ANGEL_MASTER_URL; default: Angel's OpenAPIScripMaster.json).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Download Angel One's instrument master into the cache and index it."""
     from rich.console import Console
@@ -84,8 +89,14 @@ def instruments_update(
 
     source = url or load_settings().master_url
     console = Console(stderr=True)
-    with Progress(TextColumn("instrument master"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("instrument master"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("download", total=None)
 
         def advance(done: int, total: int | None) -> None:
@@ -98,15 +109,23 @@ def instruments_update(
 @instruments_app.command("search")
 @_friendly
 def instruments_search(
-    text: Annotated[str, typer.Argument(help="Part of a symbol or name, e.g. RELIANCE, nifty, USDINR.",
-                                        show_default=False)],
-    exchange: Annotated[str | None, typer.Option("--exchange", "-e", help="Only this exchange (NSE, NFO, "
-                                                 "NSE_INDEX...).", show_default=False)] = None,
+    text: Annotated[
+        str, typer.Argument(help="Part of a symbol or name, e.g. RELIANCE, nifty, USDINR.", show_default=False)
+    ],
+    exchange: Annotated[
+        str | None,
+        typer.Option("--exchange", "-e", help="Only this exchange (NSE, NFO, NSE_INDEX...).", show_default=False),
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many results.")] = 20,
     json: Annotated[bool, typer.Option("--json", help="One compact JSON object per line.")] = False,
-    instruments: Annotated[str | None, typer.Option("--instruments", help="A local copy of the master "
-                                                    "(env OAWS_INSTRUMENTS; default: the cached one).",
-                                                    show_default=False)] = None,
+    instruments: Annotated[
+        str | None,
+        typer.Option(
+            "--instruments",
+            help="A local copy of the master (env OAWS_INSTRUMENTS; default: the cached one).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Find instruments in Angel One's master; the first column is what oaws commands accept."""
     from oaws.server.feeds.angel.master import EXCHANGE_SEGMENTS, load_master
@@ -133,8 +152,9 @@ def instruments_search(
         for column in ("instrument", "angel symbol", "token", "type", "name", "expiry", "lot"):
             table.add_column(column, justify="right" if column in ("token", "lot") else "left")
         for m in matches:
-            table.add_row(m.instrument, m.angel_symbol, m.token, m.instrument_type or "EQ", m.name, m.expiry,
-                          str(m.lot_size))
+            table.add_row(
+                m.instrument, m.angel_symbol, m.token, m.instrument_type or "EQ", m.name, m.expiry, str(m.lot_size)
+            )
         Console().print(table)
     if not matches:
         raise typer.Exit(1)
@@ -145,8 +165,9 @@ def angel_sim(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     rest_port: Annotated[int, typer.Option("--rest-port", help="Port of the REST login (0: any free port).")] = 8791,
     feed_port: Annotated[int, typer.Option("--feed-port", help="Port of the feed (0: any free port).")] = 8792,
-    tick_interval: Annotated[float, typer.Option("--tick-interval", min=0.01,
-                                                 help="Seconds between ticks of each subscription.")] = 0.5,
+    tick_interval: Annotated[
+        float, typer.Option("--tick-interval", min=0.01, help="Seconds between ticks of each subscription.")
+    ] = 0.5,
 ) -> None:
     """Run a local Angel One (login, instrument master, feed) for developing offline."""
     import asyncio

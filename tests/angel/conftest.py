@@ -54,17 +54,32 @@ def master() -> Master:
 
 
 def settings_for(sim: AngelSimulator, **overrides: Any) -> AngelSettings:
-    return AngelSettings(api_key=sim.api_key, client_code=sim.client_code, pin=sim.pin, totp_secret=sim.totp_secret,
-                         api_url=sim.api_url, feed_url=sim.feed_url, master_url=sim.master_url).with_overrides(**overrides)
+    settings = AngelSettings(
+        api_key=sim.api_key,
+        client_code=sim.client_code,
+        pin=sim.pin,
+        totp_secret=sim.totp_secret,
+        api_url=sim.api_url,
+        feed_url=sim.feed_url,
+        master_url=sim.master_url,
+    )
+    return settings.with_overrides(**overrides)
 
 
 def make_feed(sim: AngelSimulator, master: Master, tmp_path: Path, **options: Any) -> AngelFeed:
     """An AngelFeed on the simulator with test-sized timeouts (overridable)."""
     settings = settings_for(sim, **options.pop("settings", {}))
     defaults: dict[str, Any] = {
-        "batch_window": 0.05, "backoff_base": 0.05, "backoff_cap": 0.2, "stable_after": 5.0,
-        "silence_timeout": 5.0, "heartbeat_interval": 5.0, "open_timeout": 2.0, "login_timeout": 3.0,
-        "market_hours": lambda exchange_types: True, "session_file": tmp_path / "state" / "angel-session.json",
+        "batch_window": 0.05,
+        "backoff_base": 0.05,
+        "backoff_cap": 0.2,
+        "stable_after": 5.0,
+        "silence_timeout": 5.0,
+        "heartbeat_interval": 5.0,
+        "open_timeout": 2.0,
+        "login_timeout": 3.0,
+        "market_hours": lambda exchange_types: True,
+        "session_file": tmp_path / "state" / "angel-session.json",
         "rng": random.Random(1),
     }
     return AngelFeed(settings, master, **{**defaults, **options})
@@ -89,7 +104,7 @@ class Bus:
     def unsubscribe(self, topic: str) -> None:
         self.sub.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
 
-    async def next(self, topic: str | None = None, timeout: float = 3.0) -> tuple[str, dict[str, Any]]:
+    async def next(self, topic: str | None = None, timeout: float = 5.0) -> tuple[str, dict[str, Any]]:
         """The next message (of ``topic`` if given): (topic, decoded JSON)."""
         async with asyncio.timeout(timeout):
             while True:
@@ -97,10 +112,10 @@ class Bus:
                 if topic is None or raw_topic.decode() == topic:
                     return raw_topic.decode(), orjson.loads(payload)
 
-    async def ticks(self, topic: str, count: int, timeout: float = 3.0) -> list[dict[str, Any]]:
+    async def ticks(self, topic: str, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
         return [(await self.next(topic, timeout))[1] for _ in range(count)]
 
-    async def reject(self, timeout: float = 3.0) -> dict[str, Any]:
+    async def reject(self, timeout: float = 5.0) -> dict[str, Any]:
         return (await self.next(REJECT_TOPIC.decode(), timeout))[1]
 
     async def __aenter__(self) -> Self:
@@ -115,7 +130,7 @@ class Bus:
         self.ctx.term()
 
 
-async def eventually(predicate: Any, timeout: float = 3.0, interval: float = 0.01) -> None:
+async def eventually(predicate: Any, timeout: float = 5.0, interval: float = 0.01) -> None:
     """Wait until ``predicate()`` is true; fail the test after ``timeout``."""
     async with asyncio.timeout(timeout):
         while not predicate():

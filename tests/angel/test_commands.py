@@ -64,9 +64,11 @@ async def test_a_refused_login_is_one_line_on_stderr(app, sim_env, monkeypatch):
 def test_login_without_credentials_names_what_to_set(app):
     result = run(app, "login", "angel")
     assert result.exit_code == 1
-    assert result.stderr.startswith("oaws: Angel One credentials missing: set ANGEL_API_KEY and ANGEL_CLIENT_CODE and "
-                                    "ANGEL_PIN and ANGEL_TOTP_SECRET (or api_key, client_code, pin, totp_secret in "
-                                    "the [angel] section of ")
+    assert result.stderr.startswith(
+        "oaws: Angel One credentials missing: set ANGEL_API_KEY and ANGEL_CLIENT_CODE and "
+        "ANGEL_PIN and ANGEL_TOTP_SECRET (or api_key, client_code, pin, totp_secret in "
+        "the [angel] section of "
+    )
     assert result.stderr.count("\n") == 1
 
 
@@ -86,10 +88,12 @@ async def test_instruments_update_then_search(app, sim_env):
     first = table.stdout.splitlines()[1].split()
     assert first[:3] == ["RELIANCE:NSE", "RELIANCE-EQ", "2885"]
 
-    lines = run(app, "instruments", "search", "nifty", "--exchange", "nse_index", "--json", "-n", "2").stdout.splitlines()
-    found = [orjson.loads(line) for line in lines]
+    result = run(app, "instruments", "search", "nifty", "--exchange", "nse_index", "--json", "-n", "2")
+    found = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert [(f["instrument"], f["token"], f["exchange_type"]) for f in found] == [
-        ("NIFTY:NSE_INDEX", "99926000", 1), ("BANKNIFTY:NSE_INDEX", "99926009", 1)]
+        ("NIFTY:NSE_INDEX", "99926000", 1),
+        ("BANKNIFTY:NSE_INDEX", "99926009", 1),
+    ]
 
 
 def test_search_without_a_master_says_how_to_get_one(app):
@@ -119,11 +123,24 @@ def test_search_mistakes_are_one_sentence(app, tmp_path, monkeypatch):
 
 
 async def test_angel_sim_command_serves_logins_until_interrupted(app, monkeypatch):
-    code = ("import typer\nfrom oaws.commands.angel import register\napp = typer.Typer()\n"
-            "@app.callback()\ndef main():\n    pass\nregister(app)\napp()\n")
+    code = (
+        "import typer\nfrom oaws.commands.angel import register\napp = typer.Typer()\n"
+        "@app.callback()\ndef main():\n    pass\nregister(app)\napp()\n"
+    )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, "angel-sim", "--rest-port", "0", "--feed-port", "0", "--tick-interval", "0.05",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-c",
+        code,
+        "angel-sim",
+        "--rest-port",
+        "0",
+        "--feed-port",
+        "0",
+        "--tick-interval",
+        "0.05",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         env: dict[str, str] = {}
         async with asyncio.timeout(20):

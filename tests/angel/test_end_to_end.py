@@ -33,8 +33,9 @@ async def test_a_client_of_serve_broker_angel_gets_angel_ticks(sim, monkeypatch)
             assert (tick["symbol"], tick["exchange"], tick["mode"], tick["broker"]) == ("RELIANCE", "NSE", 2, "angel")
             packet = sim.packet(tick["data"]["seq"])
             assert tick["data"]["ltp"] == packet.ltp / 100 and tick["data"]["close"] == packet.close / 100
-            await ws.send(json.dumps({"action": "subscribe", "symbols": [{"symbol": "NOSUCHCO", "exchange": "NSE"}],
-                                      "mode": 1}))
+            await ws.send(
+                json.dumps({"action": "subscribe", "symbols": [{"symbol": "NOSUCHCO", "exchange": "NSE"}], "mode": 1})
+            )
             refused = await _reply(ws, "subscribe")
             assert refused["subscriptions"][0]["code"] == "SYMBOL_NOT_FOUND"
             await ws.send(json.dumps({"action": "get_broker_info"}))

@@ -24,25 +24,28 @@ from oaws.server.feeds.angel.simulator import fixture_master_bytes
 from oaws.server.feeds.base import Rejection
 
 
-@pytest.mark.parametrize("text, exchange_type, token, angel_symbol", [
-    ("RELIANCE:NSE", 1, "2885", "RELIANCE-EQ"),
-    ("SBIN:NSE", 1, "3045", "SBIN-EQ"),
-    ("M&M:NSE", 1, "2031", "M&M-EQ"),
-    ("RELIANCE-EQ:NSE", 1, "2885", "RELIANCE-EQ"),
-    ("SMEXAMPLE:NSE", 1, "21808", "SMEXAMPLE-SM"),
-    ("NIFTY:NSE_INDEX", 1, "99926000", "Nifty 50"),
-    ("BANKNIFTY:NSE_INDEX", 1, "99926009", "Nifty Bank"),
-    ("FINNIFTY:NSE_INDEX", 1, "99926037", "Nifty Fin Service"),
-    ("NIFTY 50:NSE_INDEX", 1, "99926000", "Nifty 50"),
-    ("INDIAVIX:NSE_INDEX", 1, "99926017", "India VIX"),
-    ("SENSEX:BSE_INDEX", 3, "99919000", "SENSEX"),
-    ("RELIANCE:BSE", 3, "500325", "RELIANCE"),
-    ("NIFTY26DEC24FUT:NFO", 2, "35003", "NIFTY26DEC24FUT"),
-    ("NIFTY26DEC2424000CE:NFO", 2, "35010", "NIFTY26DEC2424000CE"),
-    ("SENSEX27DEC2480000CE:BFO", 4, "1142950", "SENSEX27DEC2480000CE"),
-    ("CRUDEOIL19DEC24FUT:MCX", 5, "429116", "CRUDEOIL19DEC24FUT"),
-    ("USDINR27DEC24FUT:CDS", 13, "1470", "USDINR27DEC24FUT"),
-])
+@pytest.mark.parametrize(
+    "text, exchange_type, token, angel_symbol",
+    [
+        ("RELIANCE:NSE", 1, "2885", "RELIANCE-EQ"),
+        ("SBIN:NSE", 1, "3045", "SBIN-EQ"),
+        ("M&M:NSE", 1, "2031", "M&M-EQ"),
+        ("RELIANCE-EQ:NSE", 1, "2885", "RELIANCE-EQ"),
+        ("SMEXAMPLE:NSE", 1, "21808", "SMEXAMPLE-SM"),
+        ("NIFTY:NSE_INDEX", 1, "99926000", "Nifty 50"),
+        ("BANKNIFTY:NSE_INDEX", 1, "99926009", "Nifty Bank"),
+        ("FINNIFTY:NSE_INDEX", 1, "99926037", "Nifty Fin Service"),
+        ("NIFTY 50:NSE_INDEX", 1, "99926000", "Nifty 50"),
+        ("INDIAVIX:NSE_INDEX", 1, "99926017", "India VIX"),
+        ("SENSEX:BSE_INDEX", 3, "99919000", "SENSEX"),
+        ("RELIANCE:BSE", 3, "500325", "RELIANCE"),
+        ("NIFTY26DEC24FUT:NFO", 2, "35003", "NIFTY26DEC24FUT"),
+        ("NIFTY26DEC2424000CE:NFO", 2, "35010", "NIFTY26DEC2424000CE"),
+        ("SENSEX27DEC2480000CE:BFO", 4, "1142950", "SENSEX27DEC2480000CE"),
+        ("CRUDEOIL19DEC24FUT:MCX", 5, "429116", "CRUDEOIL19DEC24FUT"),
+        ("USDINR27DEC24FUT:CDS", 13, "1470", "USDINR27DEC24FUT"),
+    ],
+)
 def test_instruments_resolve_to_angel_tokens(master, text, exchange_type, token, angel_symbol):
     resolved = master.resolve(parse(text))
     assert (resolved.exchange_type, resolved.token, resolved.angel_symbol) == (exchange_type, token, angel_symbol)
@@ -78,9 +81,14 @@ def test_search_puts_exact_matches_and_cash_first(master):
 
 
 def test_search_by_exchange_and_index_names(master):
-    assert [m.instrument for m in master.search("nifty", "NSE_INDEX")][:2] == ["NIFTY:NSE_INDEX", "BANKNIFTY:NSE_INDEX"]
+    indices = [m.instrument for m in master.search("nifty", "NSE_INDEX")]
+    assert indices[:2] == ["NIFTY:NSE_INDEX", "BANKNIFTY:NSE_INDEX"]
     options = master.search("NIFTY26DEC24", "NFO")
-    assert {m.instrument for m in options} == {"NIFTY26DEC24FUT:NFO", "NIFTY26DEC2424000CE:NFO", "NIFTY26DEC2424000PE:NFO"}
+    assert {m.instrument for m in options} == {
+        "NIFTY26DEC24FUT:NFO",
+        "NIFTY26DEC2424000CE:NFO",
+        "NIFTY26DEC2424000PE:NFO",
+    }
     strike = next(m for m in options if m.instrument.endswith("CE:NFO"))
     assert (strike.strike, strike.lot_size, strike.expiry) == (24000.0, 25, "26DEC2024")
 

@@ -38,12 +38,15 @@ async def test_login_with_smartconnect_returns_the_three_tokens(sim):
     assert "GET /rest/secure/angelbroking/user/v1/getProfile" in sim.rest_requests
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({"pin": "9999"}, "Invalid PIN"),
-    ({"client_code": "X0000"}, "Invalid clientcode"),
-    ({"api_key": "wrong"}, "Invalid API Key"),
-    ({"totp_secret": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"}, "Invalid totp"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"pin": "9999"}, "Invalid PIN"),
+        ({"client_code": "X0000"}, "Invalid clientcode"),
+        ({"api_key": "wrong"}, "Invalid API Key"),
+        ({"totp_secret": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"}, "Invalid totp"),
+    ],
+)
 async def test_a_refused_login_is_one_sentence_without_secrets(sim, change, reason):
     settings = settings_for(sim, **change)
     with pytest.raises(AngelLoginError) as caught:
@@ -57,7 +60,7 @@ async def test_a_refused_login_is_one_sentence_without_secrets(sim, change, reas
 
 async def test_an_unreachable_server_is_unavailable_not_refused(sim):
     settings = settings_for(sim, api_url="http://127.0.0.1:9")
-    with pytest.raises(AngelUnavailable, match="cannot reach Angel One at http://127.0.0.1:9"):
+    with pytest.raises(AngelUnavailable, match=r"cannot reach Angel One at http://127\.0\.0\.1:9"):
         await asyncio.to_thread(login, settings, 2.0)
 
 
@@ -78,16 +81,31 @@ async def test_no_secret_reaches_the_logs_even_at_debug(sim, caplog):
     session = await asyncio.to_thread(login, settings)
     with pytest.raises(AngelLoginError):
         await asyncio.to_thread(login, replace(settings, pin="0000"))
-    for secret in (settings.pin, settings.totp_secret, settings.api_key, session.jwt, session.feed_token,
-                   session.refresh_token, "0000"):
+    for secret in (
+        settings.pin,
+        settings.totp_secret,
+        settings.api_key,
+        session.jwt,
+        session.feed_token,
+        session.refresh_token,
+        "0000",
+    ):
         assert secret not in caplog.text
     assert "pin" not in repr(settings).lower() and settings.api_key not in repr(settings)
 
 
 def _session(**change) -> Session:
     now = time.time()
-    base = Session(client_code="S1", jwt="j", refresh_token="r", feed_token="f", created=now, expires=now + 3600,
-                   api_url="http://x", api_key_id=key_id("k"))
+    base = Session(
+        client_code="S1",
+        jwt="j",
+        refresh_token="r",
+        feed_token="f",
+        created=now,
+        expires=now + 3600,
+        api_url="http://x",
+        api_key_id=key_id("k"),
+    )
     return replace(base, **change)
 
 
@@ -103,13 +121,16 @@ def test_a_stored_session_is_private_and_read_back():
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-@pytest.mark.parametrize("settings_change, session_change", [
-    ({"client_code": "OTHER"}, {}),
-    ({"api_key": "other"}, {}),
-    ({"api_url": "http://elsewhere"}, {}),
-    ({}, {"expires": time.time() - 10}),
-    ({}, {"expires": time.time() + 60}),  # within the margin: not worth starting with
-])
+@pytest.mark.parametrize(
+    "settings_change, session_change",
+    [
+        ({"client_code": "OTHER"}, {}),
+        ({"api_key": "other"}, {}),
+        ({"api_url": "http://elsewhere"}, {}),
+        ({}, {"expires": time.time() - 10}),
+        ({}, {"expires": time.time() + 60}),  # within the margin: not worth starting with
+    ],
+)
 def test_a_stored_session_is_ignored_when_it_does_not_fit(settings_change, session_change):
     settings = AngelSettings(api_key="k", client_code="S1", pin="1", totp_secret="A", api_url="http://x")
     save_session(_session(**session_change))
@@ -123,13 +144,19 @@ def test_a_corrupt_session_file_is_ignored():
 
 
 def test_settings_come_from_the_environment_before_the_config_file(monkeypatch, isolated):
-    (isolated / "config.toml").write_text('[angel]\napi_key = "file-key"\nclient_code = "FILE1"\npin = 1234\n'
-                                          'feed_url = "ws://127.0.0.1:1/smart-stream"\n')
+    (isolated / "config.toml").write_text(
+        '[angel]\napi_key = "file-key"\nclient_code = "FILE1"\npin = 1234\nfeed_url = "ws://127.0.0.1:1/smart-stream"\n'
+    )
     monkeypatch.setenv("ANGEL_CLIENT_CODE", "ENV1")
     monkeypatch.setenv("OAWS_INSTRUMENTS", "/tmp/master.json")
     s = load_settings()
     assert (s.api_key, s.client_code, s.pin, s.feed_url, s.instruments) == (
-        "file-key", "ENV1", "1234", "ws://127.0.0.1:1/smart-stream", "/tmp/master.json")
+        "file-key",
+        "ENV1",
+        "1234",
+        "ws://127.0.0.1:1/smart-stream",
+        "/tmp/master.json",
+    )
     assert s.api_url == "https://apiconnect.angelone.in"
     with pytest.raises(CredentialsMissing) as caught:
         s.require_credentials()
@@ -157,7 +184,7 @@ def test_importing_smartapi_makes_no_network_call_and_no_logs_directory(tmp_path
     )
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    result = subprocess.run([sys.executable, "-c", code], check=False, cwd=fresh, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], cwd=fresh, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "clean", result.stderr
     assert result.stderr == ""
     assert list(fresh.iterdir()) == []

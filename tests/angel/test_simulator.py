@@ -21,8 +21,12 @@ async def _session(sim: AngelSimulator) -> Session:
 
 
 def _headers(sim: AngelSimulator, session: Session, **change: str) -> dict[str, str]:
-    headers = {"Authorization": session.authorization, "x-api-key": sim.api_key, "x-client-code": sim.client_code,
-               "x-feed-token": session.feed_token}
+    headers = {
+        "Authorization": session.authorization,
+        "x-api-key": sim.api_key,
+        "x-client-code": sim.client_code,
+        "x-feed-token": session.feed_token,
+    }
     return headers | change
 
 
@@ -41,12 +45,15 @@ def _subscribe(mode: int, exchange_type: int, *tokens: str, action: int = 1, cor
     return json.dumps(wire.request(action, mode, {exchange_type: list(tokens)}, correlation))
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"Authorization": "Bearer nope"}, "Invalid Auth Token"),
-    ({"x-feed-token": "nope"}, "Invalid Feed Token"),
-    ({"x-api-key": "nope"}, "Invalid API Key"),
-    ({"x-client-code": "nope"}, "Invalid Client Code"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"Authorization": "Bearer nope"}, "Invalid Auth Token"),
+        ({"x-feed-token": "nope"}, "Invalid Feed Token"),
+        ({"x-api-key": "nope"}, "Invalid API Key"),
+        ({"x-client-code": "nope"}, "Invalid Client Code"),
+    ],
+)
 async def test_a_bad_handshake_header_is_401_with_x_error_message(sim, change, message):
     session = await _session(sim)
     with pytest.raises(InvalidStatus) as caught:
@@ -75,9 +82,17 @@ async def test_both_heartbeats_are_answered(sim):
 
 async def test_invalid_requests_get_e1001(sim):
     async with await _open(sim, await _session(sim)) as ws:
-        for bad in ("{not json", json.dumps({"action": 1, "params": {"mode": 9, "tokenList": []}}),
-                    json.dumps({"correlationID": "x1", "action": 1, "params": {"mode": 1, "tokenList": [
-                        {"exchangeType": 6, "tokens": ["1"]}]}})):
+        for bad in (
+            "{not json",
+            json.dumps({"action": 1, "params": {"mode": 9, "tokenList": []}}),
+            json.dumps(
+                {
+                    "correlationID": "x1",
+                    "action": 1,
+                    "params": {"mode": 1, "tokenList": [{"exchangeType": 6, "tokens": ["1"]}]},
+                }
+            ),
+        ):
             await ws.send(bad)
             async with asyncio.timeout(3):
                 error = json.loads(await ws.recv())
@@ -108,8 +123,11 @@ async def test_past_the_token_limit_the_request_gets_e1002(sim):
         await ws.send(_subscribe(wire.LTP, wire.NSE_CM, "2885", "3045", "1594", correlation="lim0000001"))
         async with asyncio.timeout(3):
             error = json.loads(await ws.recv())
-    assert error == {"correlationID": "lim0000001", "errorCode": "E1002",
-                     "errorMessage": "Invalid Request. Subscription Limit Exceeded"}
+    assert error == {
+        "correlationID": "lim0000001",
+        "errorCode": "E1002",
+        "errorMessage": "Invalid Request. Subscription Limit Exceeded",
+    }
 
 
 async def test_depth_20_only_on_nse_cash_within_its_quota_and_decodable(sim):

@@ -15,15 +15,42 @@ from oaws.server.feeds.angel.ticks import tick
 from oaws.server.feeds.angel.wire import BestFiveEntry, DepthLevel, MalformedFrame, Packet
 
 BEST_FIVE = tuple(BestFiveEntry(1, 100 + i, 295000 - 5 * i, 3 + i) for i in range(5)) + tuple(
-    BestFiveEntry(0, 200 + i, 295005 + 5 * i, 7 + i) for i in range(5))
-SNAP = Packet(wire.SNAP_QUOTE, wire.NSE_CM, "2885", sequence=123456, exchange_timestamp=1_732_000_000_123,
-              ltp=295050, last_traded_quantity=17, avg_traded_price=294812, volume=4_567_890,
-              total_buy_quantity=123456.0, total_sell_quantity=654321.0, open=294000, high=296000, low=293500,
-              close=294000, last_traded_timestamp=1_732_000_000, open_interest=9876, oi_change_percent=-1.25,
-              best_five=BEST_FIVE, upper_circuit=323400, lower_circuit=264600, week52_high=360000, week52_low=220000)
-DEPTH = Packet(wire.DEPTH, wire.NSE_CM, "3045", exchange_timestamp=1_732_000_000_500, packet_received_time=1_732_000_000_503,
-               depth_buy=tuple(DepthLevel(10 + i, 81000 - 5 * i, 1 + i) for i in range(20)),
-               depth_sell=tuple(DepthLevel(20 + i, 81005 + 5 * i, 2 + i) for i in range(20)))
+    BestFiveEntry(0, 200 + i, 295005 + 5 * i, 7 + i) for i in range(5)
+)
+SNAP = Packet(
+    wire.SNAP_QUOTE,
+    wire.NSE_CM,
+    "2885",
+    sequence=123456,
+    exchange_timestamp=1_732_000_000_123,
+    ltp=295050,
+    last_traded_quantity=17,
+    avg_traded_price=294812,
+    volume=4_567_890,
+    total_buy_quantity=123456.0,
+    total_sell_quantity=654321.0,
+    open=294000,
+    high=296000,
+    low=293500,
+    close=294000,
+    last_traded_timestamp=1_732_000_000,
+    open_interest=9876,
+    oi_change_percent=-1.25,
+    best_five=BEST_FIVE,
+    upper_circuit=323400,
+    lower_circuit=264600,
+    week52_high=360000,
+    week52_low=220000,
+)
+DEPTH = Packet(
+    wire.DEPTH,
+    wire.NSE_CM,
+    "3045",
+    exchange_timestamp=1_732_000_000_500,
+    packet_received_time=1_732_000_000_503,
+    depth_buy=tuple(DepthLevel(10 + i, 81000 - 5 * i, 1 + i) for i in range(20)),
+    depth_sell=tuple(DepthLevel(20 + i, 81005 + 5 * i, 2 + i) for i in range(20)),
+)
 
 
 def test_packet_sizes_are_those_of_angel_md():
@@ -69,8 +96,9 @@ def test_the_sdk_parser_reads_our_frames_alike(mode):
     from SmartApi.smartWebSocketV2 import SmartWebSocketV2
 
     sdk = object.__new__(SmartWebSocketV2)  # the parser needs no state; __init__ would create logs/
-    packet = Packet(mode, **{k: getattr(SNAP, k) for k in ("exchange_type", "token", "sequence",
-                                                            "exchange_timestamp", "ltp")})
+    packet = Packet(
+        mode, **{k: getattr(SNAP, k) for k in ("exchange_type", "token", "sequence", "exchange_timestamp", "ltp")}
+    )
     if mode == wire.QUOTE:
         packet = Packet(mode, *[getattr(SNAP, f) for f in Packet.__slots__[1:15]])
     if mode == wire.SNAP_QUOTE:
@@ -79,7 +107,10 @@ def test_the_sdk_parser_reads_our_frames_alike(mode):
     ours = wire.decode(wire.encode(packet))
     assert (parsed["subscription_mode"], parsed["exchange_type"], parsed["token"]) == (mode, 1, "2885")
     assert (parsed["sequence_number"], parsed["exchange_timestamp"], parsed["last_traded_price"]) == (
-        ours.sequence, ours.exchange_timestamp, ours.ltp)
+        ours.sequence,
+        ours.exchange_timestamp,
+        ours.ltp,
+    )
     if mode >= wire.QUOTE:
         assert parsed["total_buy_quantity"] == ours.total_buy_quantity
         assert parsed["closed_price"] == ours.close
@@ -95,8 +126,15 @@ def test_the_sdk_parser_reads_our_frames_alike(mode):
 def test_ltp_tick_in_rupees():
     p = Packet(wire.LTP, wire.NSE_CM, "2885", 42, 1_732_000_000_123, 295050)
     t = tick(wire.decode(wire.encode(p)), "RELIANCE", "NSE", 100.0, 1_732_000_000_200)
-    assert t == {"symbol": "RELIANCE", "exchange": "NSE", "mode": 1, "seq": 42, "ltp": 2950.5,
-                 "ltt": 1_732_000_000_123, "timestamp": 1_732_000_000_200}
+    assert t == {
+        "symbol": "RELIANCE",
+        "exchange": "NSE",
+        "mode": 1,
+        "seq": 42,
+        "ltp": 2950.5,
+        "ltt": 1_732_000_000_123,
+        "timestamp": 1_732_000_000_200,
+    }
 
 
 def test_quote_tick_has_every_field_and_change_from_previous_close():
@@ -132,16 +170,19 @@ def test_no_previous_close_means_no_change():
     assert t["change"] == 0.0 and t["change_percent"] == 0.0
 
 
-@pytest.mark.parametrize("frame, why", [
-    (b"", "empty"),
-    (bytes([9]) + b"\0" * 50, "unknown subscription mode"),
-    (wire.encode(SNAP)[:-1], "expected 379"),
-    (wire.encode(SNAP) + b"\0", "expected 379"),
-    (bytes([1, 6]) + wire.encode(Packet(1, 1, "2885"))[2:], "exchange type"),
-    (wire.encode(Packet(1, 1, "2885")).replace(b"2885", b"28x5"), "token"),
-    (wire.encode(Packet(1, 1, "2885")).replace(b"2885\0", b"2885\1"), "token"),
-    (bytes([1, 1]) + b"\0" * 49, "token"),
-])
+@pytest.mark.parametrize(
+    "frame, why",
+    [
+        (b"", "empty"),
+        (bytes([9]) + b"\0" * 50, "unknown subscription mode"),
+        (wire.encode(SNAP)[:-1], "expected 379"),
+        (wire.encode(SNAP) + b"\0", "expected 379"),
+        (bytes([1, 6]) + wire.encode(Packet(1, 1, "2885"))[2:], "exchange type"),
+        (wire.encode(Packet(1, 1, "2885")).replace(b"2885", b"28x5"), "token"),
+        (wire.encode(Packet(1, 1, "2885")).replace(b"2885\0", b"2885\1"), "token"),
+        (bytes([1, 1]) + b"\0" * 49, "token"),
+    ],
+)
 def test_malformed_frames_are_refused_with_a_reason(frame, why):
     with pytest.raises(MalformedFrame, match=why):
         wire.decode(frame)
@@ -169,21 +210,61 @@ exchange_types = st.sampled_from(wire.EXCHANGE_TYPES)
 
 def _packets() -> st.SearchStrategy[Packet]:
     head = {"exchange_type": exchange_types, "token": tokens}
-    quote = {**head, "sequence": i64, "exchange_timestamp": i64, "ltp": i64, "last_traded_quantity": i64,
-             "avg_traded_price": i64, "volume": i64, "total_buy_quantity": quantity, "total_sell_quantity": quantity,
-             "open": i64, "high": i64, "low": i64, "close": i64}
+    quote = {
+        **head,
+        "sequence": i64,
+        "exchange_timestamp": i64,
+        "ltp": i64,
+        "last_traded_quantity": i64,
+        "avg_traded_price": i64,
+        "volume": i64,
+        "total_buy_quantity": quantity,
+        "total_sell_quantity": quantity,
+        "open": i64,
+        "high": i64,
+        "low": i64,
+        "close": i64,
+    }
     five = st.lists(st.builds(BestFiveEntry, st.sampled_from((0, 1)), i64, i64, u16), min_size=10, max_size=10)
-    levels = st.lists(st.builds(DepthLevel, st.integers(-(2**31), 2**31 - 1), st.integers(-(2**31), 2**31 - 1),
-                                st.integers(-(2**15), 2**15 - 1)), min_size=20, max_size=20).map(tuple)
+    levels = st.lists(
+        st.builds(
+            DepthLevel,
+            st.integers(-(2**31), 2**31 - 1),
+            st.integers(-(2**31), 2**31 - 1),
+            st.integers(-(2**15), 2**15 - 1),
+        ),
+        min_size=20,
+        max_size=20,
+    ).map(tuple)
     return st.one_of(
-        st.builds(Packet, st.just(wire.LTP), **{k: quote[k] for k in ("exchange_type", "token", "sequence",
-                                                                        "exchange_timestamp", "ltp")}),
+        st.builds(
+            Packet,
+            st.just(wire.LTP),
+            **{k: quote[k] for k in ("exchange_type", "token", "sequence", "exchange_timestamp", "ltp")},
+        ),
         st.builds(Packet, st.just(wire.QUOTE), **quote),
-        st.builds(Packet, st.just(wire.SNAP_QUOTE), **quote, last_traded_timestamp=i64, open_interest=i64,
-                  oi_change_percent=st.floats(allow_nan=False, allow_infinity=False), best_five=five.map(tuple),
-                  upper_circuit=i64, lower_circuit=i64, week52_high=i64, week52_low=i64),
-        st.builds(Packet, st.just(wire.DEPTH), **head, exchange_timestamp=i64, packet_received_time=i64,
-                  depth_buy=levels, depth_sell=levels),
+        st.builds(
+            Packet,
+            st.just(wire.SNAP_QUOTE),
+            **quote,
+            last_traded_timestamp=i64,
+            open_interest=i64,
+            oi_change_percent=st.floats(allow_nan=False, allow_infinity=False),
+            best_five=five.map(tuple),
+            upper_circuit=i64,
+            lower_circuit=i64,
+            week52_high=i64,
+            week52_low=i64,
+        ),
+        st.builds(
+            Packet,
+            st.just(wire.DEPTH),
+            **head,
+            exchange_timestamp=i64,
+            packet_received_time=i64,
+            depth_buy=levels,
+            depth_sell=levels,
+        ),
     )
 
 
@@ -192,14 +273,14 @@ def _check_tick(packet: Packet) -> None:
         orjson.dumps(tick(packet, "X", "NSE", 100.0, 0))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_packets())
 def test_every_well_formed_packet_round_trips(packet):
     assert wire.decode(wire.encode(packet)) == packet
     _check_tick(packet)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(_packets(), st.data())
 def test_truncated_packets_are_refused(packet, data):
     frame = wire.encode(packet)
@@ -212,11 +293,13 @@ def _frames() -> st.SearchStrategy[bytes]:
     """Random bytes, often shaped like a packet (right mode byte, right length), so they reach deep."""
     shaped = st.sampled_from(wire.MODES).flatmap(
         lambda mode: st.binary(min_size=wire.SIZES[mode] - 1, max_size=wire.SIZES[mode] - 1).map(
-            lambda rest: bytes([mode]) + rest))
+            lambda rest: bytes([mode]) + rest
+        )
+    )
     return st.one_of(st.binary(max_size=500), shaped)
 
 
-@settings(max_examples=1000)
+@settings(max_examples=1000, deadline=None)
 @given(_frames())
 def test_random_frames_never_escape_and_never_decode_wrongly(frame):
     """Anything the decoder accepts is exactly what the bytes say: re-encoding gives the frame back."""
@@ -228,7 +311,7 @@ def test_random_frames_never_escape_and_never_decode_wrongly(frame):
     _check_tick(packet)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(_packets(), st.data())
 def test_a_flipped_byte_is_refused_or_read_exactly(packet, data):
     frame = bytearray(wire.encode(packet))

@@ -149,8 +149,9 @@ class AngelFeed(Feed):
         try:
             parse_uri(settings.feed_url)
         except InvalidURI:
-            raise AngelError(f"the Angel feed URL {settings.feed_url!r} is not a ws:// or wss:// URL "
-                             "(check ANGEL_FEED_URL)") from None
+            raise AngelError(
+                f"the Angel feed URL {settings.feed_url!r} is not a ws:// or wss:// URL (check ANGEL_FEED_URL)"
+            ) from None
         self.settings = settings
         self.master = master
         self.batch_window = batch_window
@@ -211,9 +212,13 @@ class AngelFeed(Feed):
             conn = self._connection_with_room()
             if conn is None:
                 capacity = len(self._conns) * self.tokens_per_connection
-                self._reject(instrument, mode, LIMIT_EXCEEDED,
-                             f"Angel One allows {capacity} subscriptions ({len(self._conns)} connections of "
-                             f"{self.tokens_per_connection}); all are in use")
+                self._reject(
+                    instrument,
+                    mode,
+                    LIMIT_EXCEEDED,
+                    f"Angel One allows {capacity} subscriptions ({len(self._conns)} connections of "
+                    f"{self.tokens_per_connection}); all are in use",
+                )
                 return
             route = self._routes[key] = _Route(conn, resolved.divisor)
             conn.keys.add(key)
@@ -246,10 +251,16 @@ class AngelFeed(Feed):
             state = "connected"
         else:
             state = "reconnecting" if self.reconnects else "connecting"
-        return {"adapter_status": state, "connections": sum(c.ws is not None for c in self._conns),
-                "subscriptions": len(self._routes), "malformed_frames": self.malformed,
-                "reconnects": self.reconnects, "logins": self.logins,
-                "last_disconnect": self.disconnects[-1] if self.disconnects else None}
+        return {
+            "adapter_status": state,
+            "connections": sum(c.ws is not None for c in self._conns),
+            "subscriptions": len(self._routes),
+            "malformed_frames": self.malformed,
+            "unexpected_ticks": self.unexpected,
+            "reconnects": self.reconnects,
+            "logins": self.logins,
+            "last_disconnect": self.disconnects[-1] if self.disconnects else None,
+        }
 
     async def run(self) -> None:
         """Keep the connections that hold subscriptions (and the first one) up until cancelled.
@@ -355,8 +366,12 @@ class AngelFeed(Feed):
             now = time.monotonic()
             if now - self._malformed_logged > 10:
                 self._malformed_logged = now
-                log.warning("Angel feed connection %d: skipped a malformed frame (%s); %d so far",
-                            conn.index, exc, self.malformed)
+                log.warning(
+                    "Angel feed connection %d: skipped a malformed frame (%s); %d so far",
+                    conn.index,
+                    exc,
+                    self.malformed,
+                )
             return
         conn.last_tick = time.monotonic()
         conn.silence_window = self.silence_timeout
@@ -385,8 +400,13 @@ class AngelFeed(Feed):
             return
         code, reason = str(message.get("errorCode")), str(message.get("errorMessage") or "no reason given")
         keys = conn.requests.pop(str(message.get("correlationID") or ""), None)
-        log.warning("Angel feed connection %d: Angel answered %s %s%s", conn.index, code, reason,
-                    f" to a request for {len(keys)} subscriptions" if keys else "")
+        log.warning(
+            "Angel feed connection %d: Angel answered %s %s%s",
+            conn.index,
+            code,
+            reason,
+            f" to a request for {len(keys)} subscriptions" if keys else "",
+        )
         if keys:
             limit = code == "E1002" or "limit" in reason.lower()
             self._drop_keys(keys, LIMIT_EXCEEDED if limit else BROKER_ERROR, f"Angel One refused: {reason} ({code})")
@@ -433,14 +453,27 @@ class AngelFeed(Feed):
             session = await self._current_session()
         except AngelUnavailable as exc:
             return str(exc), False, False
-        headers = {"Authorization": session.authorization, "x-api-key": self.settings.api_key or "",
-                   "x-client-code": session.client_code, "x-feed-token": session.feed_token}
+        headers = {
+            "Authorization": session.authorization,
+            "x-api-key": self.settings.api_key or "",
+            "x-client-code": session.client_code,
+            "x-feed-token": session.feed_token,
+        }
         url = self.settings.feed_url
         try:
-            ws = await connect(url, additional_headers=headers, open_timeout=self.open_timeout,
-                               ping_interval=self.heartbeat_interval, ping_timeout=self.heartbeat_interval * 2,
-                               close_timeout=2, max_size=1 << 20, max_queue=4096, compression=None,
-                               user_agent_header=f"oaws/{__version__}", logger=_ws_log)
+            ws = await connect(
+                url,
+                additional_headers=headers,
+                open_timeout=self.open_timeout,
+                ping_interval=self.heartbeat_interval,
+                ping_timeout=self.heartbeat_interval * 2,
+                close_timeout=2,
+                max_size=1 << 20,
+                max_queue=4096,
+                compression=None,
+                user_agent_header=f"oaws/{__version__}",
+                logger=_ws_log,
+            )
         except InvalidStatus as exc:
             status = exc.response.status_code
             reason = exc.response.headers.get("x-error-message") or exc.response.reason_phrase
@@ -537,10 +570,15 @@ class AngelFeed(Feed):
             if self._session is not session:
                 return  # another connection has logged in again already
             if session.source == "login" and not session.accepted:
-                raise AngelAuthError(f"Angel One refused the feed tokens of a fresh login ({reason}); "
-                                     "check ANGEL_API_KEY and ANGEL_CLIENT_CODE")
-            log.warning("Angel One refused the %s session tokens (%s); logging in again",
-                        "stored" if session.source == "store" else "current", reason)
+                raise AngelAuthError(
+                    f"Angel One refused the feed tokens of a fresh login ({reason}); "
+                    "check ANGEL_API_KEY and ANGEL_CLIENT_CODE"
+                )
+            log.warning(
+                "Angel One refused the %s session tokens (%s); logging in again",
+                "stored" if session.source == "store" else "current",
+                reason,
+            )
             await self._login()
 
 

@@ -41,8 +41,16 @@ log = logging.getLogger(__name__)
 
 SEGMENT_TYPES = {"NSE": 1, "NFO": 2, "BSE": 3, "BFO": 4, "MCX": 5, "NCDEX": 7, "CDS": 13}
 #: oaws exchange -> the segment (exch_seg) of its records in the master
-EXCHANGE_SEGMENTS = {"NSE": "NSE", "NFO": "NFO", "BSE": "BSE", "BFO": "BFO", "MCX": "MCX", "CDS": "CDS",
-                     "NSE_INDEX": "NSE", "BSE_INDEX": "BSE"}
+EXCHANGE_SEGMENTS = {
+    "NSE": "NSE",
+    "NFO": "NFO",
+    "BSE": "BSE",
+    "BFO": "BFO",
+    "MCX": "MCX",
+    "CDS": "CDS",
+    "NSE_INDEX": "NSE",
+    "BSE_INDEX": "BSE",
+}
 INDEX_EXCHANGES = {"NSE": "NSE_INDEX", "BSE": "BSE_INDEX"}
 INDEX_TYPE = "AMXIDX"
 #: The names users and OpenAlgo give the common indices, and Angel's symbols for them.
@@ -139,8 +147,11 @@ class Master:
                 self._by_symbol.setdefault((segment, row[SYMBOL].upper()), row)
         for key, row in index_names.items():  # a symbol match wins over a name match
             self._indices.setdefault(key, row)
-        self._index_alias = {(EXCHANGE_SEGMENTS[exchange], normalise(angel)): alias
-                             for exchange, table in INDEX_ALIASES.items() for alias, angel in table.items()}
+        self._index_alias = {
+            (EXCHANGE_SEGMENTS[exchange], normalise(angel)): alias
+            for exchange, table in INDEX_ALIASES.items()
+            for alias, angel in table.items()
+        }
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -166,7 +177,9 @@ class Master:
         """Angel's exchange type and token for ``instrument``; raises Rejection(SYMBOL_NOT_FOUND)."""
         if instrument.exchange not in EXCHANGE_SEGMENTS:
             served = ", ".join(EXCHANGE_SEGMENTS)
-            raise Rejection("SYMBOL_NOT_FOUND", f"Angel One's feed does not serve {instrument.exchange} (it serves {served})")
+            raise Rejection(
+                "SYMBOL_NOT_FOUND", f"Angel One's feed does not serve {instrument.exchange} (it serves {served})"
+            )
         row = self.find(instrument)
         if row is None:
             raise Rejection("SYMBOL_NOT_FOUND", self._not_found(instrument))
@@ -282,17 +295,22 @@ def load_master(instruments: str | os.PathLike[str] | None = None) -> Master:
         return read_master(Path(instruments).expanduser())
     index = master_dir() / INDEX_FILE
     if not index.exists():
-        raise MasterMissing("no Angel One instrument master here yet: run `oaws instruments update` "
-                            "(or point OAWS_INSTRUMENTS at a copy of OpenAPIScripMaster.json)")
+        raise MasterMissing(
+            "no Angel One instrument master here yet: run `oaws instruments update` "
+            "(or point OAWS_INSTRUMENTS at a copy of OpenAPIScripMaster.json)"
+        )
     master = read_master(index)
     if master.built and time.time() - master.built > STALE_AFTER:
-        log.warning("the Angel instrument master is %d days old; `oaws instruments update` refreshes it",
-                    (time.time() - master.built) // 86400)
+        log.warning(
+            "the Angel instrument master is %d days old; `oaws instruments update` refreshes it",
+            (time.time() - master.built) // 86400,
+        )
     return master
 
 
-def update_master(url: str, progress: Callable[[int, int | None], None] | None = None,
-                  timeout: float = 30.0) -> tuple[Path, Master]:
+def update_master(
+    url: str, progress: Callable[[int, int | None], None] | None = None, timeout: float = 30.0
+) -> tuple[Path, Master]:
     """Download the master from ``url`` into the cache, build the index; returns (index path, master).
 
     ``progress(done, total)`` is called as bytes arrive (total None when unknown). The old
@@ -308,7 +326,9 @@ def update_master(url: str, progress: Callable[[int, int | None], None] | None =
     try:
         with requests.get(url, stream=True, timeout=timeout) as response:
             if response.status_code != 200:
-                raise AngelUnavailable(f"downloading the instrument master from {url} failed: HTTP {response.status_code}")
+                raise AngelUnavailable(
+                    f"downloading the instrument master from {url} failed: HTTP {response.status_code}"
+                )
             total = int(response.headers.get("Content-Length") or 0) or None
             done = 0
             with tmp.open("wb") as out:

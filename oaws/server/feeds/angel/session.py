@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import logging
 import os
@@ -63,8 +62,11 @@ class Session:
         return (time.time() if now is None else now) >= self.expires - margin
 
     def matches(self, settings: AngelSettings) -> bool:
-        return (self.client_code == settings.client_code and self.api_url == settings.api_url
-                and self.api_key_id == key_id(settings.api_key))
+        return (
+            self.client_code == settings.client_code
+            and self.api_url == settings.api_url
+            and self.api_key_id == key_id(settings.api_key)
+        )
 
 
 def key_id(api_key: str | None) -> str:
@@ -124,11 +126,6 @@ def load_session(settings: AngelSettings, path: Path | None = None) -> Session |
     return session
 
 
-def forget_session(path: Path | None = None) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        (path or session_path()).unlink()
-
-
 def _reply_message(reply: Any) -> str:
     if isinstance(reply, dict):
         message = str(reply.get("message") or "no reason given").rstrip(".")
@@ -159,8 +156,9 @@ def login(settings: AngelSettings, timeout: float = 15.0) -> Session:
         raise AngelUnavailable(f"cannot reach Angel One at {settings.api_url}: {exc.__class__.__name__}") from None
     except (KeyError, TypeError, ValueError, AttributeError, SmartAPIException) as exc:
         # SmartConnect indexes replies it does not expect (no "status" key, a profile without data)
-        raise AngelLoginError(f"Angel One answered the login at {settings.api_url} with an unexpected reply "
-                              f"({exc.__class__.__name__})") from None
+        raise AngelLoginError(
+            f"Angel One answered the login at {settings.api_url} with an unexpected reply ({exc.__class__.__name__})"
+        ) from None
     if not isinstance(reply, dict) or reply.get("status") is not True or not isinstance(reply.get("data"), dict):
         raise AngelLoginError(f"Angel One refused the login of {settings.client_code}: {_reply_message(reply)}")
     data = reply["data"]

@@ -79,9 +79,20 @@ DEFAULT_PIN = "4821"
 DEFAULT_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 #: Rough prices (rupees) so that the simulated market looks familiar; others get one from their token.
-BASE_PRICES = {"RELIANCE-EQ": 2950.0, "SBIN-EQ": 812.0, "INFY-EQ": 1890.0, "TCS-EQ": 4150.0, "HDFCBANK-EQ": 1720.0,
-               "ICICIBANK-EQ": 1290.0, "Nifty 50": 24350.0, "Nifty Bank": 52300.0, "SENSEX": 80200.0,
-               "USDINR27DEC24FUT": 84.4525, "CRUDEOIL19DEC24FUT": 5920.0, "RELIANCE": 2951.0}
+BASE_PRICES = {
+    "RELIANCE-EQ": 2950.0,
+    "SBIN-EQ": 812.0,
+    "INFY-EQ": 1890.0,
+    "TCS-EQ": 4150.0,
+    "HDFCBANK-EQ": 1720.0,
+    "ICICIBANK-EQ": 1290.0,
+    "Nifty 50": 24350.0,
+    "Nifty Bank": 52300.0,
+    "SENSEX": 80200.0,
+    "USDINR27DEC24FUT": 84.4525,
+    "CRUDEOIL19DEC24FUT": 5920.0,
+    "RELIANCE": 2951.0,
+}
 SENT_KEPT = 50_000
 
 
@@ -129,7 +140,6 @@ class SimConnection:
     client_code: str
     subscriptions: set[tuple[int, int, str]] = field(default_factory=set)
     silent: bool = False
-    text_pings: int = 0
 
 
 class AngelSimulator:
@@ -195,11 +205,20 @@ class AngelSimulator:
     async def start(self) -> Self:
         self._httpd = ThreadingHTTPServer((self.host, self._rest_port), _handler_class(self))
         self._httpd.daemon_threads = True
-        self._http_thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                             name="angel-sim-rest", daemon=True)
+        self._http_thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="angel-sim-rest", daemon=True
+        )
         self._http_thread.start()
-        self._server = await serve(self._serve_feed, self.host, self._feed_port, process_request=self._handshake,
-                                   ping_interval=None, compression=None, server_header=None, logger=_ws_log)
+        self._server = await serve(
+            self._serve_feed,
+            self.host,
+            self._feed_port,
+            process_request=self._handshake,
+            ping_interval=None,
+            compression=None,
+            server_header=None,
+            logger=_ws_log,
+        )
         self._ticker = asyncio.create_task(self._tick_forever())
         return self
 
@@ -245,17 +264,28 @@ class AngelSimulator:
 
     def env(self) -> dict[str, str]:
         """The environment that points oaws at this simulator."""
-        return {"ANGEL_API_KEY": self.api_key, "ANGEL_CLIENT_CODE": self.client_code, "ANGEL_PIN": self.pin,
-                "ANGEL_TOTP_SECRET": self.totp_secret, "ANGEL_API_URL": self.api_url,
-                "ANGEL_FEED_URL": self.feed_url, "ANGEL_MASTER_URL": self.master_url}
+        return {
+            "ANGEL_API_KEY": self.api_key,
+            "ANGEL_CLIENT_CODE": self.client_code,
+            "ANGEL_PIN": self.pin,
+            "ANGEL_TOTP_SECRET": self.totp_secret,
+            "ANGEL_API_URL": self.api_url,
+            "ANGEL_FEED_URL": self.feed_url,
+            "ANGEL_MASTER_URL": self.master_url,
+        }
 
     # Tokens --------------------------------------------------------------------------
     def _jwt(self, kind: str) -> str:
         now = time.time()
         header = _b64(b'{"alg":"HS512"}')
         # exp may be fractional (RFC 7519 NumericDate), which lets tests use sub-second lifetimes
-        claims = {"username": self.client_code, "token": kind, "iat": int(now), "exp": round(now + self.token_ttl, 3),
-                  "jti": secrets.token_hex(8)}
+        claims = {
+            "username": self.client_code,
+            "token": kind,
+            "iat": int(now),
+            "exp": round(now + self.token_ttl, 3),
+            "jti": secrets.token_hex(8),
+        }
         payload = _b64(json.dumps(claims).encode())
         signature = _b64(hmac.new(self._signing_key, f"{header}.{payload}".encode(), hashlib.sha512).digest())
         return f"{header}.{payload}.{signature}"
@@ -305,10 +335,21 @@ class AngelSimulator:
                 with self._lock:
                     self._jwts.discard(jwt)
                 return 200, {"status": True, "message": "SUCCESS", "errorcode": "", "data": ""}
-            return 200, {"status": True, "message": "SUCCESS", "errorcode": "", "data": {
-                "clientcode": self.client_code, "name": "SIMULATED USER", "email": "", "mobileno": "",
-                "exchanges": ["nse_cm", "bse_cm", "nse_fo", "bse_fo", "mcx_fo", "cde_fo"],
-                "products": ["MARGIN", "MIS", "NRML", "CNC", "CO", "BO"], "lastlogintime": "", "broker": ""}}
+            return 200, {
+                "status": True,
+                "message": "SUCCESS",
+                "errorcode": "",
+                "data": {
+                    "clientcode": self.client_code,
+                    "name": "SIMULATED USER",
+                    "email": "",
+                    "mobileno": "",
+                    "exchanges": ["nse_cm", "bse_cm", "nse_fo", "bse_fo", "mcx_fo", "cde_fo"],
+                    "products": ["MARGIN", "MIS", "NRML", "CNC", "CO", "BO"],
+                    "lastlogintime": "",
+                    "broker": "",
+                },
+            }
         if method == "POST" and path == TOKENS_PATH:
             refresh = str(_json(body).get("refreshToken", ""))
             if not self._valid(refresh, self._refresh):
@@ -330,7 +371,8 @@ class AngelSimulator:
             reason = "Invalid totp", "AB1050"
         else:
             self.logins += 1
-            return 200, {"status": True, "message": "SUCCESS", "errorcode": "", "data": {**self._issue(), "state": None}}
+            data = {**self._issue(), "state": None}
+            return 200, {"status": True, "message": "SUCCESS", "errorcode": "", "data": data}
         self.login_failures.append(reason[0])
         return 200, _refusal(*reason)
 
@@ -369,7 +411,6 @@ class AngelSimulator:
                 if isinstance(message, bytes):
                     await ws.send(_error("", "E1001", "Invalid Request Payload."))
                 elif message == "ping":
-                    conn.text_pings += 1
                     self.text_pings += 1
                     if not conn.silent:
                         await ws.send("pong")
@@ -428,33 +469,66 @@ class AngelSimulator:
         quantity = s.step(self.rng)
         now_ms = int(time.time() * 1000)
         if mode == wire.DEPTH:
-            packet = Packet(mode, exchange_type, token, exchange_timestamp=now_ms, packet_received_time=now_ms + 3,
-                            depth_buy=tuple(DepthLevel(self.rng.randint(1, 5000), s.ltp - (i + 1) * s.tick,
-                                                       self.rng.randint(1, 40)) for i in range(20)),
-                            depth_sell=tuple(DepthLevel(self.rng.randint(1, 5000), s.ltp + (i + 1) * s.tick,
-                                                        self.rng.randint(1, 40)) for i in range(20)))
+            packet = Packet(
+                mode,
+                exchange_type,
+                token,
+                exchange_timestamp=now_ms,
+                packet_received_time=now_ms + 3,
+                depth_buy=tuple(
+                    DepthLevel(self.rng.randint(1, 5000), s.ltp - (i + 1) * s.tick, self.rng.randint(1, 40))
+                    for i in range(20)
+                ),
+                depth_sell=tuple(
+                    DepthLevel(self.rng.randint(1, 5000), s.ltp + (i + 1) * s.tick, self.rng.randint(1, 40))
+                    for i in range(20)
+                ),
+            )
             self.sent_depth = [*self.sent_depth[-999:], packet]
             return packet
         self._seq += 1
         if mode == wire.LTP:
             packet = Packet(mode, exchange_type, token, self._seq, now_ms, s.ltp)
         else:
-            quote = {"last_traded_quantity": quantity, "avg_traded_price": s.turnover // max(1, s.volume),
-                     "volume": s.volume, "total_buy_quantity": float(self.rng.randint(0, 10**6)),
-                     "total_sell_quantity": float(self.rng.randint(0, 10**6)),
-                     "open": s.open, "high": s.high, "low": s.low, "close": s.close}
+            quote = {
+                "last_traded_quantity": quantity,
+                "avg_traded_price": s.turnover // max(1, s.volume),
+                "volume": s.volume,
+                "total_buy_quantity": float(self.rng.randint(0, 10**6)),
+                "total_sell_quantity": float(self.rng.randint(0, 10**6)),
+                "open": s.open,
+                "high": s.high,
+                "low": s.low,
+                "close": s.close,
+            }
             if mode == wire.QUOTE:
                 packet = Packet(mode, exchange_type, token, self._seq, now_ms, s.ltp, **quote)
             else:
-                five = [BestFiveEntry(1, self.rng.randint(1, 900), s.ltp - (i + 1) * s.tick, self.rng.randint(1, 30))
-                        for i in range(5)]
-                five += [BestFiveEntry(0, self.rng.randint(1, 900), s.ltp + (i + 1) * s.tick, self.rng.randint(1, 30))
-                         for i in range(5)]
-                packet = Packet(mode, exchange_type, token, self._seq, now_ms, s.ltp, **quote,
-                                last_traded_timestamp=now_ms // 1000, open_interest=s.oi,
-                                oi_change_percent=round(self.rng.uniform(-5, 5), 4), best_five=tuple(five),
-                                upper_circuit=s.close * 11 // 10, lower_circuit=s.close * 9 // 10,
-                                week52_high=s.close * 13 // 10, week52_low=s.close * 7 // 10)
+                five = [
+                    BestFiveEntry(1, self.rng.randint(1, 900), s.ltp - (i + 1) * s.tick, self.rng.randint(1, 30))
+                    for i in range(5)
+                ]
+                five += [
+                    BestFiveEntry(0, self.rng.randint(1, 900), s.ltp + (i + 1) * s.tick, self.rng.randint(1, 30))
+                    for i in range(5)
+                ]
+                packet = Packet(
+                    mode,
+                    exchange_type,
+                    token,
+                    self._seq,
+                    now_ms,
+                    s.ltp,
+                    **quote,
+                    last_traded_timestamp=now_ms // 1000,
+                    open_interest=s.oi,
+                    oi_change_percent=round(self.rng.uniform(-5, 5), 4),
+                    best_five=tuple(five),
+                    upper_circuit=s.close * 11 // 10,
+                    lower_circuit=s.close * 9 // 10,
+                    week52_high=s.close * 13 // 10,
+                    week52_low=s.close * 7 // 10,
+                )
         self.sent[self._seq] = packet
         while len(self.sent) > SENT_KEPT:
             self.sent.popitem(last=False)
@@ -502,7 +576,8 @@ class AngelSimulator:
 
     def send_garbage(self, frame: bytes | None = None) -> None:
         """Send a malformed binary frame on every connection (by default a truncated snap quote)."""
-        junk = frame if frame is not None else bytes([wire.SNAP_QUOTE, wire.NSE_CM]) + b"2885".ljust(25, b"\0") + b"\x01" * 40
+        truncated = bytes([wire.SNAP_QUOTE, wire.NSE_CM]) + b"2885".ljust(25, b"\0") + b"\x01" * 40
+        junk = frame if frame is not None else truncated
         for conn in list(self.connections):
             self._spawn(conn.ws.send(junk))
 
@@ -573,11 +648,11 @@ def _handler_class(sim: AngelSimulator) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-async def run(host: str = "127.0.0.1", rest_port: int = 0, feed_port: int = 0, tick_interval: float = 0.5,
-              on_ready: Any = None) -> None:
+async def run(
+    host: str = "127.0.0.1", rest_port: int = 0, feed_port: int = 0, tick_interval: float = 0.5, on_ready: Any = None
+) -> None:
     """Serve the simulator until cancelled (``oaws angel-sim``)."""
     async with AngelSimulator(host=host, rest_port=rest_port, feed_port=feed_port, tick_interval=tick_interval) as sim:
         if on_ready is not None:
             on_ready(sim)
         await asyncio.Event().wait()
-

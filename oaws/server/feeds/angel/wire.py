@@ -136,15 +136,23 @@ def decode(frame: bytes) -> Packet:
         raise MalformedFrame(f"unknown exchange type {exchange_type}")
     token = _token(v[2])
     if mode == DEPTH:
-        levels = [DepthLevel(*v[i:i + 3]) for i in range(5, 125, 3)]
-        return Packet(mode, exchange_type, token, exchange_timestamp=v[3], packet_received_time=v[4],
-                      depth_buy=tuple(levels[:20]), depth_sell=tuple(levels[20:]))
+        levels = [DepthLevel(*v[i : i + 3]) for i in range(5, 125, 3)]
+        return Packet(
+            mode,
+            exchange_type,
+            token,
+            exchange_timestamp=v[3],
+            packet_received_time=v[4],
+            depth_buy=tuple(levels[:20]),
+            depth_sell=tuple(levels[20:]),
+        )
     if mode == LTP:
         return Packet(mode, exchange_type, token, v[3], v[4], v[5])
     buy, sell = _quantity(v[9]), _quantity(v[10])
     if mode == QUOTE:
-        return Packet(mode, exchange_type, token, v[3], v[4], v[5], v[6], v[7], v[8], buy, sell,
-                      v[11], v[12], v[13], v[14])
+        return Packet(
+            mode, exchange_type, token, v[3], v[4], v[5], v[6], v[7], v[8], buy, sell, v[11], v[12], v[13], v[14]
+        )
     oi_change = v[17]
     if not math.isfinite(oi_change):
         raise MalformedFrame(f"open interest change {oi_change!r} is not a number")
@@ -152,9 +160,32 @@ def decode(frame: bytes) -> Packet:
     for i in range(18, 58, 4):
         if v[i] not in (0, 1):
             raise MalformedFrame(f"best-five flag {v[i]} is neither 1 (buy) nor 0 (sell)")
-        entries.append(BestFiveEntry(*v[i:i + 4]))
-    return Packet(mode, exchange_type, token, v[3], v[4], v[5], v[6], v[7], v[8], buy, sell,
-                  v[11], v[12], v[13], v[14], v[15], v[16], oi_change, tuple(entries), v[58], v[59], v[60], v[61])
+        entries.append(BestFiveEntry(*v[i : i + 4]))
+    return Packet(
+        mode,
+        exchange_type,
+        token,
+        v[3],
+        v[4],
+        v[5],
+        v[6],
+        v[7],
+        v[8],
+        buy,
+        sell,
+        v[11],
+        v[12],
+        v[13],
+        v[14],
+        v[15],
+        v[16],
+        oi_change,
+        tuple(entries),
+        v[58],
+        v[59],
+        v[60],
+        v[61],
+    )
 
 
 def encode(p: Packet) -> bytes:
@@ -168,8 +199,18 @@ def encode(p: Packet) -> bytes:
     base = (*head, p.sequence, p.exchange_timestamp, p.ltp)
     if p.mode == LTP:
         return _LTP.pack(*base)
-    quote = (*base, p.last_traded_quantity, p.avg_traded_price, p.volume, p.total_buy_quantity,
-             p.total_sell_quantity, p.open, p.high, p.low, p.close)
+    quote = (
+        *base,
+        p.last_traded_quantity,
+        p.avg_traded_price,
+        p.volume,
+        p.total_buy_quantity,
+        p.total_sell_quantity,
+        p.open,
+        p.high,
+        p.low,
+        p.close,
+    )
     if p.mode == QUOTE:
         return _QUOTE.pack(*quote)
     if p.mode != SNAP_QUOTE:
@@ -177,8 +218,17 @@ def encode(p: Packet) -> bytes:
     if len(p.best_five) != 10:
         raise ValueError("a snap quote packet needs 10 best-five entries")
     five = [x for e in p.best_five for x in (e.flag, e.quantity, e.price, e.orders)]
-    return _SNAP.pack(*quote, p.last_traded_timestamp, p.open_interest, p.oi_change_percent, *five,
-                      p.upper_circuit, p.lower_circuit, p.week52_high, p.week52_low)
+    return _SNAP.pack(
+        *quote,
+        p.last_traded_timestamp,
+        p.open_interest,
+        p.oi_change_percent,
+        *five,
+        p.upper_circuit,
+        p.lower_circuit,
+        p.week52_high,
+        p.week52_low,
+    )
 
 
 def request(action: int, mode: int, token_list: dict[int, list[str]], correlation_id: str) -> dict[str, object]:
