@@ -169,6 +169,12 @@ def serve(
         float, typer.Option("--speed", help="Replay speed: 1 real time, 10 ten times faster, 0 at once.")
     ] = 1.0,
     loop: Annotated[bool, typer.Option("--loop", help="Replay the recordings again and again.")] = False,
+    instruments: Annotated[
+        str | None,
+        typer.Option(
+            "--instruments", help="The broker's instrument master file (env OAWS_INSTRUMENTS).", show_default=False
+        ),
+    ] = None,
     start: Annotated[
         str | None,
         typer.Option("--from", help="Replay from TIME: 09:15[:30], ISO datetime or epoch ms.", show_default=False),
@@ -239,6 +245,7 @@ def serve(
             feeds=feeds,
             bus_connect=bus_connect,
             curve=os.path.abspath(curve) if curve else None,
+            instruments=os.path.abspath(instruments) if instruments else None,
             **{"from": start, "to": end},
         )
         return
@@ -482,7 +489,7 @@ def keys_generate(
 
 
 #: Commands that live in modules of their own under oaws/commands/, each with ``register(app)``.
-COMMAND_MODULES: tuple[str, ...] = ("watch", "record")
+COMMAND_MODULES: tuple[str, ...] = ("watch", "record", "angel")
 
 
 def _register_commands() -> None:

@@ -191,6 +191,11 @@ class FeedHub:
                 tg.create_task(self._follow())
                 tg.create_task(self._announce())
                 tg.create_task(self.feed.run())
+        except BaseExceptionGroup as group:
+            # the feed's own error ("Angel refused the login"), not "a TaskGroup failed"
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
         finally:
             self.close()
 

@@ -67,6 +67,8 @@ class ServeOptions:
     feeds: str = "tcp://127.0.0.1:5556"
     #: a directory made by `oaws keys generate`: CURVE on the bus
     curve_dir: str | None = None
+    #: the broker's instrument master, where it needs one (Angel)
+    instruments: str | None = None
 
 
 def make_feed(opts: ServeOptions) -> Feed:
@@ -76,9 +78,12 @@ def make_feed(opts: ServeOptions) -> Feed:
 
         return SimFeed(seed=opts.seed, rate=opts.rate)
     if opts.broker == "angel":
-        from oaws.server.feeds.angel import AngelFeed
+        from oaws.server.feeds.angel import AngelError, AngelFeed
 
-        return AngelFeed.from_settings()
+        try:
+            return AngelFeed.from_settings(instruments=opts.instruments)
+        except AngelError as exc:
+            raise ServiceError(str(exc)) from None
     if opts.broker == "replay":
         from oaws.server.feeds.replay import ReplayFeed
 
