@@ -83,7 +83,7 @@ async def main(seconds: float, size: tuple[int, int]) -> list[Path]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Screenshots of oaws watch on the simulated market.")
     parser.add_argument("--seconds", type=float, default=8.0, help="trading time before the first picture")
-    parser.add_argument("--size", default="132x24", help="terminal WIDTHxHEIGHT")
+    parser.add_argument("--size", default="150x24", help="terminal WIDTHxHEIGHT")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     width, height = (int(x) for x in args.size.split("x"))
