@@ -86,7 +86,7 @@ def run_watch(
     stale_after: float,
     settings: cfg.ClientSettings,
 ) -> int:
-    from oaws.commands.common import open_client
+    from oaws.commands.common import autostart, open_client
     from oaws.server.feeds.sim import known_symbols
     from oaws.tui.app import WatchApp
     from oaws.tui.model import GROUPINGS
@@ -99,6 +99,9 @@ def run_watch(
         raise UserError("--stale-after must be a positive number of seconds")
     lists, current = build_watchlists(instruments, watchlist)
     mode_number = resolve_mode(mode)
+    # before the screen takes the terminal, so that the line saying a background server
+    # was started stays readable above it (open_client's own check then finds it running)
+    autostart(settings)
 
     async def connect(wanted: list, mode: int):
         return await open_client(settings, wanted, mode, retry_first=True)
