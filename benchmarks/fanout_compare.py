@@ -34,6 +34,9 @@ SCENARIOS: dict[str, list[str]] = {
     "heavy-12k-batch": [*HEAVY, "--rate", "12000", "--batch"],
     "stall-4k": [*LIGHT, "--rate", "4000", "--stall", "1"],
     "many-1000": ["--clients", "1000", "--subs", "5", "--symbols", "200", "--rate", "2000"],
+    # overload: one tick per frame, past what one process delivers (compare --workers 1 and 2)
+    "heavy-12k": [*HEAVY, "--rate", "12000"],
+    "heavy-30k": [*HEAVY, "--rate", "30000"],
 }
 
 
