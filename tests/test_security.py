@@ -129,3 +129,23 @@ async def test_repeated_failed_authentication_is_slowed_down(bus, proxy):
         await ws.send('{"action":"authenticate","api_key":"right"}')
         assert (await recv_json(ws, timeout=10))["status"] == "success"
     assert proxy.failed_auth == {}
+
+
+async def test_invalid_utf8_closes_with_1007_and_the_server_goes_on(bus, proxy):
+    import os
+
+    host, port = proxy.url.removeprefix("ws://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await reader.readuntil(b"\r\n\r\n")
+    body, mask = b'{"action":"\xff\xfe"}', os.urandom(4)
+    writer.write(bytes((0x81, 0x80 | len(body))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
+    head = await asyncio.wait_for(reader.readexactly(4), 3)
+    assert head[0] == 0x88 and int.from_bytes(head[2:4], "big") == 1007  # a close frame: invalid data
+    writer.close()
+    async with connect(proxy.url) as ws:
+        await ws.send('{"action":"ping"}')
+        assert (await recv_json(ws))["type"] == "pong"
