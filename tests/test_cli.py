@@ -211,3 +211,12 @@ def test_workers_share_the_port_and_stop_with_the_server(cli_env):
         time.sleep(0.05)
     else:
         raise AssertionError("the worker outlived the server")
+
+
+def test_tail_stats_reports_end_to_end_latency(server, cli_env):
+    out = oaws(cli_env, "tail", "--stats", "--count", "30", "--url", server, "RELIANCE:NSE", "INFY:NSE")
+    assert out.returncode == 0, out.stderr
+    total = [line for line in out.stderr.splitlines() if line.startswith("oaws: total:")]
+    assert len(total) == 1
+    m = re.search(r"(\d+) ticks, latency p50 ([\d.]+) ms, p99 ([\d.]+) ms", total[0])
+    assert m and int(m.group(1)) == 30 and 0 <= float(m.group(2)) <= float(m.group(3)) < 1000

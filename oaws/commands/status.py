@@ -74,6 +74,7 @@ def show_status(*, as_json: bool) -> int:
             ("ticks/s", f"in {r.get('ticks_in_per_s', 0):,.0f}, out {r.get('ticks_out_per_s', 0):,.0f}"),
             ("ticks", f"in {r.get('ticks_in', 0):,}, out {r.get('ticks_out', 0):,}"),
             ("slow clients", f"{r.get('conflating', 0)} conflated now, {r.get('slow_closed', 0)} closed"),
+            ("bus gaps", f"{r.get('bus_gaps', 0)} ({r.get('bus_missing', 0)} ticks lost between feed and proxy)"),
         ]
     rows.append(("log", r.get("log", "")))
     summary = Table.grid(padding=(0, 2))
