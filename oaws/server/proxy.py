@@ -408,18 +408,21 @@ class Proxy:
             c.slow_since = time.monotonic()
             self.conflating.add(c)
 
-    def _write_conflated(self, c: Client) -> None:
-        bodies = list(c.latest.values())
-        c.latest.clear()
+    def _write_messages(self, c: Client, bodies: list[bytes]) -> None:
+        """Messages outside the fan-out cycle (conflated ones, snapshots), framed for ``c``."""
         if not bodies:
             return
         if c.batch:
-            data = text_frame(b"[" + b",".join(bodies) + b"]")
+            c.transport.write(text_frame(b"[" + b",".join(bodies) + b"]"))
         else:
-            data = b"".join(text_frame(b) for b in bodies)
-        c.transport.write(data)
+            c.transport.write(b"".join(text_frame(b) for b in bodies))
         c.sent += len(bodies)
         self.ticks_out += len(bodies)
+
+    def _write_conflated(self, c: Client) -> None:
+        bodies = list(c.latest.values())
+        c.latest.clear()
+        self._write_messages(c, bodies)
 
     async def _tend(self) -> None:
         """Every 50 ms: drain conflated clients that caught up, close those that did not."""
@@ -533,13 +536,8 @@ class Proxy:
             route = self.routes.get(topic)
             if payload is not None and route is not None:
                 snapshots.append(route.prefix + payload + b"}")
-        if snapshots and c.ws.protocol.state is OPEN:
-            if c.batch:
-                c.transport.write(text_frame(b"[" + b",".join(snapshots) + b"]"))
-            else:
-                c.transport.write(b"".join(text_frame(s) for s in snapshots))
-            c.sent += len(snapshots)
-            self.ticks_out += len(snapshots)
+        if c.ws.protocol.state is OPEN:
+            self._write_messages(c, snapshots)
 
     def _auth_failed(self, c: Client) -> None:
         count, last = self.failed_auth.get(c.ip, (0, 0.0))
