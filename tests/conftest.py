@@ -54,6 +54,18 @@ class TestBus:
         self.ctx.term()
 
 
+async def raw_websocket(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket opened by hand, for clients that misbehave below the library's level."""
+    host, port = url.removeprefix("ws://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await reader.readuntil(b"\r\n\r\n")
+    return reader, writer
+
+
 def tick(symbol: str = "RELIANCE", exchange: str = "NSE", ltp: float = 1424.5, **extra) -> dict:
     return {
         "symbol": symbol,

@@ -19,6 +19,7 @@ from oaws.client import Client, Status, Tick
 from oaws.instruments import Instrument
 from oaws.server.proxy import Proxy, ProxyOptions
 from oaws.server.service import ServeOptions, Service
+from tests.conftest import raw_websocket
 
 OAWS = [sys.executable, "-m", "oaws"]
 RELIANCE = Instrument("RELIANCE", "NSE")
@@ -156,13 +157,7 @@ async def test_abrupt_resets_are_cleaned_up(bus, proxy):
 @pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, ping_interval=0.2, ping_timeout=0.3)])
 async def test_half_open_connection_is_found_by_ping_timeout(bus, proxy):
     """A peer that vanished without a FIN answers nothing, not even pings."""
-    host, port = proxy.url.removeprefix("ws://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    await reader.readuntil(b"\r\n\r\n")
+    _, writer = await raw_websocket(proxy.url)
     await asyncio.sleep(0.1)
     assert len(proxy.clients) == 1
     deadline = time.monotonic() + 3

@@ -17,6 +17,7 @@ from oaws.client import Client, Tick
 from oaws.instruments import Instrument
 from oaws.server.proxy import ProxyOptions
 from oaws.server.service import ServeOptions, Service, ServiceError, tls_context
+from tests.conftest import raw_websocket
 
 
 async def recv_json(ws, timeout=3.0):
@@ -134,13 +135,7 @@ async def test_repeated_failed_authentication_is_slowed_down(bus, proxy):
 async def test_invalid_utf8_closes_with_1007_and_the_server_goes_on(bus, proxy):
     import os
 
-    host, port = proxy.url.removeprefix("ws://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    await reader.readuntil(b"\r\n\r\n")
+    reader, writer = await raw_websocket(proxy.url)
     body, mask = b'{"action":"\xff\xfe"}', os.urandom(4)
     writer.write(bytes((0x81, 0x80 | len(body))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
     head = await asyncio.wait_for(reader.readexactly(4), 3)
