@@ -207,14 +207,6 @@ SCALE = 0.2 / 30
 HOLIDAY = 3.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: AngelFeed._on_binary resets conn.silence_window on every tick, including the one Angel "
-        "answers each subscription with, so the window never doubles and a silent market costs one reconnect "
-        "per silence_timeout (about 2 a minute all day); fix: reset it only on a key's second tick on a connection"
-    ),
-)
 async def test_a_market_silent_all_day_costs_a_few_reconnects_not_one_per_window(
     upstream, master, tmp_path, monkeypatch, record_property
 ):
@@ -456,16 +448,6 @@ async def test_refused_credentials_stop_the_server_with_one_sentence_and_no_retr
         assert sim.login_attempts == 2 and sim.refused == [(401, "Feed access disabled")] * 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: `oaws serve --detach` says 'server running in the background' (exit 0) as soon as /health "
-        "answers, before the feed has logged in; a refused login stops the server 0.1 s later and only the log "
-        "says why (`oaws status`: no background server is running); fix: in background.detach, count the server "
-        "ready only once /health's feed.adapter_status is neither 'connecting' nor 'error', so the child's exit "
-        "is seen and reported with the end of its log"
-    ),
-)
 async def test_a_detached_server_whose_login_is_refused_says_why(upstream, tmp_path, record_property):
     sim = upstream.sim
     env = cli_env(tmp_path, upstream)

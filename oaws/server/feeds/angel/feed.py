@@ -116,6 +116,9 @@ class _Connection:
     cause: str | None = None
     last_tick: float = 0.0
     pongs: int = 0
+    #: keys that have ticked on this socket: Angel answers a subscription with one tick, so
+    #: only a key's second tick proves the market is live (and resets the silence window)
+    ticked: set[Key] = field(default_factory=set)
 
 
 class AngelFeed(Feed):
@@ -374,8 +377,12 @@ class AngelFeed(Feed):
                 )
             return
         conn.last_tick = time.monotonic()
-        conn.silence_window = self.silence_timeout
-        route = self._routes.get((packet.mode, packet.exchange_type, packet.token))
+        key = (packet.mode, packet.exchange_type, packet.token)
+        if key in conn.ticked:
+            conn.silence_window = self.silence_timeout
+        else:
+            conn.ticked.add(key)
+        route = self._routes.get(key)
         if route is None or self.publisher is None:
             self.unexpected += 1  # unsubscribed a moment ago, or a mode we never ask for (depth 20)
             return
@@ -496,7 +503,7 @@ class AngelFeed(Feed):
         return cause, time.monotonic() - started >= self.stable_after, False
 
     async def _serve(self, conn: _Connection, ws: ClientConnection) -> str:
-        conn.ws, conn.sent, conn.cause = ws, set(), None
+        conn.ws, conn.sent, conn.cause, conn.ticked = ws, set(), None, set()
         conn.state = "connected"
         conn.last_tick = time.monotonic()
         log.info("Angel feed connection %d open; subscribing %d instruments", conn.index, len(conn.keys))
