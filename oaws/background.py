@@ -223,8 +223,16 @@ def detach(serve_args: list[str], timeout: float = 20.0) -> State:
                 f"the end of its log {log_path}:\n{_log_tail()}"
             )
         state = read_state()
-        if state is not None and state.pid == child.pid and state.url and health(state.url, 0.5) is not None:
-            return state
+        if state is not None and state.pid == child.pid and not state.url:
+            return state  # a feed or a forwarder alone: no proxy to ask
+        if state is not None and state.pid == child.pid and state.url:
+            # answering, and its feed past logging in: a refused login is reported here,
+            # not as "running" followed by a quiet death (a feed reconnecting counts as up)
+            figures = health(state.url, 0.5)
+            feed = figures.get("feed") if figures is not None else None
+            status = feed.get("adapter_status") if isinstance(feed, dict) else None
+            if figures is not None and status not in ("connecting", "error"):
+                return state
         time.sleep(0.05)
     child.kill()
     child.wait()

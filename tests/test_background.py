@@ -184,3 +184,17 @@ def test_api_key_stays_out_of_ps_and_log(env, tmp_path):
     assert oaws(env, "stop").returncode == 0
     log = (tmp_path / "state" / "server.log").read_text()
     assert "background server ready" in log and secret not in log
+
+
+def test_detached_feed_alone_is_running_without_a_proxy(env):
+    out = oaws(env, "serve", "--detach", "--role", "feed")
+    assert out.returncode == 0, out.stderr
+    report = orjson.loads(oaws(env, "status", "--json").stdout)
+    assert report["running"] and report["role"] == "feed" and report["url"] == ""
+    human = oaws(env, "status")
+    assert human.returncode == 0 and "running" in human.stdout and "not answering" not in human.stdout
+
+
+def test_port_out_of_range_is_refused(env):
+    out = oaws(env, "serve", "--port", "99999")
+    assert out.returncode == 2 and "65535" in out.stderr and "Traceback" not in out.stderr
