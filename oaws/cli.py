@@ -148,7 +148,14 @@ def serve(
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", "-p", help="WebSocket port; 0 picks a free one (default 8765).", show_default=False),
+        typer.Option(
+            "--port",
+            "-p",
+            min=0,
+            max=65535,
+            help="WebSocket port; 0 picks a free one (default 8765).",
+            show_default=False,
+        ),
     ] = None,
     bus: Annotated[
         str | None,
@@ -253,6 +260,7 @@ def serve(
     opts = ServeOptions(
         replay_from=replay_from,
         replay_to=replay_to,
+        instruments=instruments,
         broker=cfg.get("broker", broker),
         role=cfg.get("role", role),
         host=cfg.get("host", host),

@@ -34,8 +34,9 @@ from oaws.cli import (
 
 #: how often buffered lines go to the OS (the promise is at least once a second)
 FLUSH_EVERY = 0.5
-FileArg = Annotated[str, typer.Argument(help="The recording to write; - for standard output; FILE.gz compresses.",
-                                        show_default=False)]
+FileArg = Annotated[
+    str, typer.Argument(help="The recording to write; - for standard output; FILE.gz compresses.", show_default=False)
+]
 
 
 def _err(line: str) -> None:
@@ -59,9 +60,18 @@ class Recorder:
     client's: authenticate, subscribe, reconnect with jittered backoff, resubscribe.
     """
 
-    def __init__(self, writer: Any, instruments: list[Any], mode: int, settings: cfg.ClientSettings, *,
-                 count: int | None = None, duration: float | None = None, live: bool = False,
-                 backoff: tuple[float, float] = (0.5, 10.0)) -> None:
+    def __init__(
+        self,
+        writer: Any,
+        instruments: list[Any],
+        mode: int,
+        settings: cfg.ClientSettings,
+        *,
+        count: int | None = None,
+        duration: float | None = None,
+        live: bool = False,
+        backoff: tuple[float, float] = (0.5, 10.0),
+    ) -> None:
         self.writer = writer
         self.instruments = instruments
         self.mode = mode
@@ -143,8 +153,15 @@ class Recorder:
         url = with_batch(self.url)
         while True:
             try:
-                ws = await connect(url, open_timeout=5, max_size=None, compression=None, ping_interval=20,
-                                   ping_timeout=20, close_timeout=2)
+                ws = await connect(
+                    url,
+                    open_timeout=5,
+                    max_size=None,
+                    compression=None,
+                    ping_interval=20,
+                    ping_timeout=20,
+                    close_timeout=2,
+                )
             except InvalidURI:
                 raise ClientError(f"{self.url!r} is not a WebSocket URL; write ws://HOST:PORT") from None
             except (OSError, InvalidHandshake, TimeoutError) as exc:
@@ -206,8 +223,11 @@ class Recorder:
         self.last_ns = now
         symbols = [{"symbol": i.symbol, "exchange": i.exchange} for i in self.instruments]
         for start in range(0, len(symbols), 500):
-            await ws.send(orjson.dumps({"action": "subscribe", "mode": self.mode, "depth": 5,
-                                        "symbols": symbols[start:start + 500]}).decode())
+            await ws.send(
+                orjson.dumps(
+                    {"action": "subscribe", "mode": self.mode, "depth": 5, "symbols": symbols[start : start + 500]}
+                ).decode()
+            )
         writer = self.writer
         count = self.count
         recv = ws.recv
@@ -276,8 +296,11 @@ class Recorder:
         for entry in errors:
             code, text = str(entry.get("code") or "ERROR"), str(entry.get("message") or "error")
             if code in FATAL_CODES:
-                _err(f"{self.url} requires an API key: pass --api-key or set OAWS_API_KEY"
-                     if code == "NOT_AUTHENTICATED" else f"{self.url} refused the API key: {text}")
+                _err(
+                    f"{self.url} requires an API key: pass --api-key or set OAWS_API_KEY"
+                    if code == "NOT_AUTHENTICATED"
+                    else f"{self.url} refused the API key: {text}"
+                )
                 raise Fatal
             try:
                 instrument = make(entry.get("symbol"), entry.get("exchange"))
@@ -314,9 +337,11 @@ class Recorder:
         elapsed = int(now - self.started)
         where = self.writer.current if self.writer.current != "-" else "stdout"
         state = "" if self.connected or final else "  (reconnecting)" if self.connected_once else "  (connecting)"
-        line = (f"oaws: {'recorded' if final else 'recording'} {where}: {ticks:,} ticks  "
-                f"{self.rate:,.0f}/s{' average' if final else ''}  {human_size(self.writer.total_bytes)}  "
-                f"{elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}{state}")
+        line = (
+            f"oaws: {'recorded' if final else 'recording'} {where}: {ticks:,} ticks  "
+            f"{self.rate:,.0f}/s{' average' if final else ''}  {human_size(self.writer.total_bytes)}  "
+            f"{elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}{state}"
+        )
         sys.stderr.write("\r\x1b[2K" + line + ("\n" if final else ""))
         sys.stderr.flush()
 
@@ -342,9 +367,17 @@ def _last_tick_key(frame: bytes) -> tuple[int, int] | None:
     return None
 
 
-def record_to(path: str, instruments: list[Any], mode: int, settings: cfg.ClientSettings, *,
-              rotate: str | None = None, count: int | None = None, duration: str | None = None,
-              live: bool | None = None) -> int:
+def record_to(
+    path: str,
+    instruments: list[Any],
+    mode: int,
+    settings: cfg.ClientSettings,
+    *,
+    rotate: str | None = None,
+    count: int | None = None,
+    duration: str | None = None,
+    live: bool | None = None,
+) -> int:
     """Record until a signal, ``count`` ticks or ``duration``; the exit code."""
     from oaws.commands.common import run
     from oaws.recording import RecordingError, Writer, make_header, parse_duration, parse_rotate
@@ -355,8 +388,15 @@ def record_to(path: str, instruments: list[Any], mode: int, settings: cfg.Client
         raise RecordingError("--count must be a positive number of ticks")
     header = make_header(settings.url, instruments, mode)
     writer = Writer(path, header, rotate_bytes=rotate_bytes, rotate_seconds=rotate_seconds)
-    recorder = Recorder(writer, instruments, mode, settings, count=count, duration=seconds,
-                        live=sys.stderr.isatty() if live is None else live)
+    recorder = Recorder(
+        writer,
+        instruments,
+        mode,
+        settings,
+        count=count,
+        duration=seconds,
+        live=sys.stderr.isatty() if live is None else live,
+    )
     return int(run(recorder.run))
 
 
@@ -367,13 +407,18 @@ def register(app: typer.Typer) -> None:
         file: FileArg,
         instruments: Instruments = None,
         mode: ModeOpt = None,
-        rotate: Annotated[str | None, typer.Option(
-            "--rotate", help="Start a new numbered file every SIZE (100MB) or INTERVAL (1h).",
-            show_default=False)] = None,
-        duration: Annotated[str | None, typer.Option(
-            "--duration", help="Stop after this long (90s, 15m, 6h).", show_default=False)] = None,
-        count: Annotated[int | None, typer.Option("--count", "-n", help="Stop after N ticks.",
-                                                  show_default=False)] = None,
+        rotate: Annotated[
+            str | None,
+            typer.Option(
+                "--rotate", help="Start a new numbered file every SIZE (100MB) or INTERVAL (1h).", show_default=False
+            ),
+        ] = None,
+        duration: Annotated[
+            str | None, typer.Option("--duration", help="Stop after this long (90s, 15m, 6h).", show_default=False)
+        ] = None,
+        count: Annotated[
+            int | None, typer.Option("--count", "-n", help="Stop after N ticks.", show_default=False)
+        ] = None,
         url: UrlOpt = None,
         api_key: ApiKeyOpt = None,
         no_autostart: NoAutostartOpt = False,
@@ -382,9 +427,15 @@ def register(app: typer.Typer) -> None:
         from oaws.recording import RecordingError
 
         try:
-            code = record_to(file, resolve_instruments(instruments), resolve_mode(mode),
-                             cfg.client_settings(url, api_key, no_autostart), rotate=rotate, count=count,
-                             duration=duration)
+            code = record_to(
+                file,
+                resolve_instruments(instruments),
+                resolve_mode(mode),
+                cfg.client_settings(url, api_key, no_autostart),
+                rotate=rotate,
+                count=count,
+                duration=duration,
+            )
         except RecordingError as exc:
             fail(str(exc))
         raise typer.Exit(code)
@@ -393,20 +444,39 @@ def register(app: typer.Typer) -> None:
     @friendly
     def replay(
         files: Annotated[list[str], typer.Argument(help="Recordings to serve, merged by time.", show_default=False)],
-        speed: Annotated[float, typer.Option(
-            "--speed", help="1 real time, 10 ten times faster, 0 as fast as possible.")] = 1.0,
+        speed: Annotated[
+            float, typer.Option("--speed", help="1 real time, 10 ten times faster, 0 as fast as possible.")
+        ] = 1.0,
         loop: Annotated[bool, typer.Option("--loop", help="Start again at the end, forever.")] = False,
-        start: Annotated[str | None, typer.Option(
-            "--from", help="Replay from TIME: 09:15[:30] (on the recording's first day), an ISO datetime or epoch ms.",
-            show_default=False)] = None,
-        end: Annotated[str | None, typer.Option("--to", help="Replay up to TIME (same forms as --from).",
-                                                show_default=False)] = None,
-        host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).",
-                                                 show_default=False)] = None,
-        port: Annotated[int | None, typer.Option(
-            "--port", "-p", help="WebSocket port; 0 picks a free one (default 8765).", show_default=False)] = None,
-        bus: Annotated[str | None, typer.Option("--bus", help="ZeroMQ bus endpoint (default tcp://127.0.0.1:5555).",
-                                                show_default=False)] = None,
+        start: Annotated[
+            str | None,
+            typer.Option(
+                "--from",
+                help="Replay from TIME: 09:15[:30] (on the recording's first day), an ISO datetime or epoch ms.",
+                show_default=False,
+            ),
+        ] = None,
+        end: Annotated[
+            str | None, typer.Option("--to", help="Replay up to TIME (same forms as --from).", show_default=False)
+        ] = None,
+        host: Annotated[
+            str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).", show_default=False)
+        ] = None,
+        port: Annotated[
+            int | None,
+            typer.Option(
+                "--port",
+                "-p",
+                min=0,
+                max=65535,
+                help="WebSocket port; 0 picks a free one (default 8765).",
+                show_default=False,
+            ),
+        ] = None,
+        bus: Annotated[
+            str | None,
+            typer.Option("--bus", help="ZeroMQ bus endpoint (default tcp://127.0.0.1:5555).", show_default=False),
+        ] = None,
         api_key: ApiKeyOpt = None,
     ) -> None:
         """Serve recordings as the feed, paced by their recorded times (like serve --broker replay)."""
@@ -421,17 +491,30 @@ def register(app: typer.Typer) -> None:
             replay_to = parse_time(end, day) if end else None
         except RecordingError as exc:
             fail(str(exc))
-        opts = ServeOptions(broker="replay", role="all", host=cfg.get("host", host), port=cfg.get("port", port),
-                            bus=cfg.get("bus", bus), api_key=cfg.get("api_key", api_key), replay=list(files),
-                            speed=speed, loop=loop, replay_from=replay_from, replay_to=replay_to)
+        opts = ServeOptions(
+            broker="replay",
+            role="all",
+            host=cfg.get("host", host),
+            port=cfg.get("port", port),
+            bus=cfg.get("bus", bus),
+            api_key=cfg.get("api_key", api_key),
+            replay=list(files),
+            speed=speed,
+            loop=loop,
+            replay_from=replay_from,
+            replay_to=replay_to,
+        )
         logging.getLogger("oaws").setLevel(min(logging.getLogger().level, logging.INFO))
 
         def ready(service: Service) -> None:
             d = service.describe()
             pace = "as fast as possible" if speed == 0 else f"at {speed:g}x"
-            typer.echo(f"oaws: serving on {d['url']}: replay of {len(files)} recording(s) {pace}"
-                       f"{', looping' if loop else ''}, bus {d['bus']}; it starts with the first subscriber; "
-                       f"Ctrl-C stops", err=True)
+            typer.echo(
+                f"oaws: serving on {d['url']}: replay of {len(files)} recording(s) {pace}"
+                f"{', looping' if loop else ''}, bus {d['bus']}; it starts with the first subscriber; "
+                f"Ctrl-C stops",
+                err=True,
+            )
 
         run(lambda: serve_forever(opts, ready))
 
