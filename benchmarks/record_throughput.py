@@ -45,8 +45,9 @@ def symbol(i: int) -> str:
     return f"SYM{i:04d}"
 
 
-def publish(bus: str, n_symbols: int, rate: float, seconds: float, bound: mp.Event, go: mp.Event,
-            sent_out: mp.Value) -> None:
+def publish(
+    bus: str, n_symbols: int, rate: float, seconds: float, bound: mp.Event, go: mp.Event, sent_out: mp.Value
+) -> None:
     import zmq
 
     sock = zmq.Context().socket(zmq.PUB)
@@ -67,8 +68,10 @@ def publish(bus: str, n_symbols: int, rate: float, seconds: float, bound: mp.Eve
             i = sent % n_symbols
             ns = time.time_ns()
             ms = ns // 1_000_000
-            payload = (b'{"symbol":"%s","exchange":"NSE","mode":1,"seq":%d,"ltp":%d.%02d,"ltt":%d,"timestamp":%d,'
-                       b'"bench_ns":%d}' % (names[i], sent, 1000 + sent % 977, sent % 100, ms, ms, ns))
+            payload = (
+                b'{"symbol":"%s","exchange":"NSE","mode":1,"seq":%d,"ltp":%d.%02d,"ltt":%d,"timestamp":%d,'
+                b'"bench_ns":%d}' % (names[i], sent, 1000 + sent % 977, sent % 100, ms, ms, ns)
+            )
             sock.send_multipart([topics[i], payload])
             sent += 1
         time.sleep(0.0005)
@@ -121,8 +124,9 @@ def main() -> None:
     pub = mp.Process(target=publish, args=(bus, a.symbols, a.rate, a.seconds, bound, go, sent))
     pub.start()
     bound.wait(10)
-    server = subprocess.Popen([*OAWS, "serve", "--role", "proxy", "--bus", bus, "--port", "0"], env=env,
-                              stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [*OAWS, "serve", "--role", "proxy", "--bus", bus, "--port", "0"], env=env, stderr=subprocess.PIPE, text=True
+    )
     url = None
     for line in server.stderr:  # type: ignore[union-attr]
         m = re.search(r"serving on (ws://\S+):", line)
@@ -133,8 +137,9 @@ def main() -> None:
         raise SystemExit("the proxy did not start")
     path = a.keep or os.path.join(tmp, "bench.jsonl" + (".gz" if a.gzip else ""))
     instruments = [f"{symbol(i)}:NSE" for i in range(a.symbols)]
-    recorder = subprocess.Popen([*OAWS, "record", path, *instruments, "--mode", "ltp", "--url", url], env=env,
-                                stderr=subprocess.PIPE, text=True)
+    recorder = subprocess.Popen(
+        [*OAWS, "record", path, *instruments, "--mode", "ltp", "--url", url], env=env, stderr=subprocess.PIPE, text=True
+    )
     wait_for_topics(url, a.symbols)
     time.sleep(0.5)  # the proxy's subscriptions travel to the publisher
     go.set()
@@ -163,15 +168,24 @@ def main() -> None:
     lags.sort()
     elapsed = a.seconds
     out = {
-        "rate": a.rate, "symbols": a.symbols, "seconds": a.seconds, "gzip": a.gzip,
-        "published": sent.value, "published_per_s": round(sent.value / elapsed),
-        "recorded": len(seqs), "missing": sent.value - len(set(seqs)), "duplicates": len(seqs) - len(set(seqs)),
-        "in_order": in_order, "recorded_per_s": round(len(seqs) / elapsed),
-        "lag_p50_ms": percentile(lags, 50), "lag_p99_ms": percentile(lags, 99),
+        "rate": a.rate,
+        "symbols": a.symbols,
+        "seconds": a.seconds,
+        "gzip": a.gzip,
+        "published": sent.value,
+        "published_per_s": round(sent.value / elapsed),
+        "recorded": len(seqs),
+        "missing": sent.value - len(set(seqs)),
+        "duplicates": len(seqs) - len(set(seqs)),
+        "in_order": in_order,
+        "recorded_per_s": round(len(seqs) / elapsed),
+        "lag_p50_ms": percentile(lags, 50),
+        "lag_p99_ms": percentile(lags, 99),
         "lag_max_ms": lags[-1] if lags else None,
         "recorder_cpu": round((cpu1 - cpu0) / (elapsed + 1.4), 2),
         "proxy_cpu": round((proxy_cpu1 - proxy_cpu0) / (elapsed + 1.4), 2),
-        "file_bytes": os.path.getsize(path), "recorder_exit": recorder.returncode,
+        "file_bytes": os.path.getsize(path),
+        "recorder_exit": recorder.returncode,
     }
     for k in ("lag_p50_ms", "lag_p99_ms", "lag_max_ms"):
         if out[k] is not None:

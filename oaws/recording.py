@@ -66,8 +66,17 @@ def _log_warning(message: str) -> None:
 
 
 # Units ---------------------------------------------------------------------------
-_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 _TIME_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 _QUANTITY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
@@ -108,14 +117,16 @@ def parse_time(text: str, day_of_ns: int | None = None) -> int:
         if hours > 23 or minutes > 59 or seconds >= 60:
             raise RecordingError(f"{text!r} is not a time of day")
         base = datetime.fromtimestamp((day_of_ns or time.time_ns()) / 1e9).replace(
-            hour=0, minute=0, second=0, microsecond=0)
+            hour=0, minute=0, second=0, microsecond=0
+        )
         when = base + timedelta(hours=hours, minutes=minutes, seconds=seconds)
         return int(when.timestamp() * 1000)
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise RecordingError(
-            f"{text!r} is not a time; write 09:15, 09:15:30, 2025-01-02T09:15 or epoch milliseconds") from None
+            f"{text!r} is not a time; write 09:15, 09:15:30, 2025-01-02T09:15 or epoch milliseconds"
+        ) from None
     return int(parsed.timestamp() * 1000)
 
 
@@ -128,13 +139,28 @@ def human_size(n: float) -> str:
 
 
 # Writing -------------------------------------------------------------------------
-def make_header(source: str, instruments: Iterable[Instrument], mode: int, *, broker: str | None = None,
-                started_ns: int | None = None) -> dict[str, Any]:
+def make_header(
+    source: str,
+    instruments: Iterable[Instrument],
+    mode: int,
+    *,
+    broker: str | None = None,
+    started_ns: int | None = None,
+) -> dict[str, Any]:
     started = time.time_ns() if started_ns is None else started_ns
-    return {"type": "header", "format": FORMAT, "version": VERSION, "source": source, "broker": broker,
-            "instruments": [str(i) for i in instruments], "mode": mode, "started_ns": started,
-            "started": datetime.fromtimestamp(started / 1e9).astimezone().isoformat(timespec="milliseconds"),
-            "part": 1, "oaws": __version__}
+    return {
+        "type": "header",
+        "format": FORMAT,
+        "version": VERSION,
+        "source": source,
+        "broker": broker,
+        "instruments": [str(i) for i in instruments],
+        "mode": mode,
+        "started_ns": started,
+        "started": datetime.fromtimestamp(started / 1e9).astimezone().isoformat(timespec="milliseconds"),
+        "part": 1,
+        "oaws": __version__,
+    }
 
 
 def _write_error(path: str, exc: OSError) -> RecordingError:
@@ -168,8 +194,15 @@ class Writer:
     Errors (unwritable path, full disk) raise ``RecordingError``.
     """
 
-    def __init__(self, path: str, header: dict[str, Any], *, rotate_bytes: int | None = None,
-                 rotate_seconds: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        path: str,
+        header: dict[str, Any],
+        *,
+        rotate_bytes: int | None = None,
+        rotate_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = path
         self.header = header
         self.rotate_bytes = rotate_bytes
@@ -320,8 +353,9 @@ class Writer:
         """Ticks between these receive times may be missing (the connection was down)."""
         if not self._header_written:
             self._write_header()
-        line = orjson.dumps({"type": "gap", "from_ns": from_ns, "to_ns": to_ns, "reason": reason},
-                            option=orjson.OPT_APPEND_NEWLINE)
+        line = orjson.dumps(
+            {"type": "gap", "from_ns": from_ns, "to_ns": to_ns, "reason": reason}, option=orjson.OPT_APPEND_NEWLINE
+        )
         self._buf.append(line)
         self._buffered += len(line)
         self.gaps += 1
@@ -503,8 +537,10 @@ def records(path: str, warn: Warn = _log_warning) -> Iterator[dict[str, Any]]:
         else:
             warn(f"{path}: skipped a truncated last line (the recorder stopped mid-write)")
     if bad:
-        warn(f"{path}: skipped {bad} line{'s' if bad > 1 else ''} that {'are' if bad > 1 else 'is'} "
-             f"not JSON (first: line {first_bad})")
+        warn(
+            f"{path}: skipped {bad} line{'s' if bad > 1 else ''} that {'are' if bad > 1 else 'is'} "
+            f"not JSON (first: line {first_bad})"
+        )
 
 
 def read_header(path: str) -> dict[str, Any] | None:
@@ -533,8 +569,9 @@ def instrument_of(record: dict[str, Any]) -> Instrument | None:
         return None
 
 
-def timeline(paths: list[str], *, start_ms: int | None = None, end_ms: int | None = None,
-             warn: Warn = _log_warning) -> Iterator[tuple[int, dict[str, Any]]]:
+def timeline(
+    paths: list[str], *, start_ms: int | None = None, end_ms: int | None = None, warn: Warn = _log_warning
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """The ticks of several recordings as one stream ordered by receive time: (ns, message).
 
     Files are merged (rotated parts follow each other; recordings of different instruments
@@ -594,13 +631,22 @@ class Summary:
     def as_json(self) -> dict[str, Any]:
         first_header = self.headers[0] if self.headers else {}
         return {
-            "files": self.files, "sessions": len(self.headers), "source": first_header.get("source"),
-            "broker": first_header.get("broker"), "mode": first_header.get("mode"), "ticks": self.ticks,
-            "first_ns": self.first_ns, "last_ns": self.last_ns, "span_s": round(self.span_s, 3),
-            "ticks_per_s": round(self.per_s, 1), "peak_ticks_per_s": self.peak_per_s, "missing": self.missing,
+            "files": self.files,
+            "sessions": len(self.headers),
+            "source": first_header.get("source"),
+            "broker": first_header.get("broker"),
+            "mode": first_header.get("mode"),
+            "ticks": self.ticks,
+            "first_ns": self.first_ns,
+            "last_ns": self.last_ns,
+            "span_s": round(self.span_s, 3),
+            "ticks_per_s": round(self.per_s, 1),
+            "peak_ticks_per_s": self.peak_per_s,
+            "missing": self.missing,
             "instruments": dict(sorted(self.instruments.items(), key=lambda kv: (-kv[1], kv[0]))),
             "modes": {str(k): v for k, v in sorted(self.modes.items())},
-            "gaps": self.gaps, "warnings": self.warnings,
+            "gaps": self.gaps,
+            "warnings": self.warnings,
         }
 
 

@@ -24,17 +24,43 @@ TCS = Instrument("TCS", "NSE")
 NIFTY = Instrument("NIFTY", "NSE_INDEX")
 OPTION = Instrument("NIFTY25DEC25900CE", "NFO")
 UNKNOWN = Instrument("ZZTOPTRADERS", "NSE")
-VARIETY = (RELIANCE, NIFTY, OPTION, UNKNOWN, Instrument("MARUTI", "NSE"), Instrument("SENSEX", "BSE_INDEX"),
-           Instrument("CRUDEOIL25DECFUT", "MCX"), Instrument("ETERNAL", "BSE"))
+VARIETY = (
+    RELIANCE,
+    NIFTY,
+    OPTION,
+    UNKNOWN,
+    Instrument("MARUTI", "NSE"),
+    Instrument("SENSEX", "BSE_INDEX"),
+    Instrument("CRUDEOIL25DECFUT", "MCX"),
+    Instrument("ETERNAL", "BSE"),
+)
 
 #: fields that depend on the wall clock or on what else the feed did
 CLOCK_FIELDS = ("seq", "ltt", "timestamp", "ts_ns")
 
-LTP_TYPES = {"symbol": str, "exchange": str, "mode": int, "seq": int, "ltp": float, "ltt": int, "timestamp": int,
-             "ts_ns": int}
-QUOTE_TYPES = LTP_TYPES | {"open": float, "high": float, "low": float, "close": float, "volume": int,
-                           "last_trade_quantity": int, "avg_trade_price": float, "total_buy_quantity": int,
-                           "total_sell_quantity": int, "change": float, "change_percent": float}
+LTP_TYPES = {
+    "symbol": str,
+    "exchange": str,
+    "mode": int,
+    "seq": int,
+    "ltp": float,
+    "ltt": int,
+    "timestamp": int,
+    "ts_ns": int,
+}
+QUOTE_TYPES = LTP_TYPES | {
+    "open": float,
+    "high": float,
+    "low": float,
+    "close": float,
+    "volume": int,
+    "last_trade_quantity": int,
+    "avg_trade_price": float,
+    "total_buy_quantity": int,
+    "total_sell_quantity": int,
+    "change": float,
+    "change_percent": float,
+}
 DEPTH_TYPES = QUOTE_TYPES | {"oi": int, "upper_circuit": float, "lower_circuit": float, "depth": dict}
 TYPES = {LTP: LTP_TYPES, QUOTE: QUOTE_TYPES, DEPTH: DEPTH_TYPES}
 
@@ -42,7 +68,8 @@ TYPES = {LTP: LTP_TYPES, QUOTE: QUOTE_TYPES, DEPTH: DEPTH_TYPES}
 def prices_of(tick: dict) -> list[float]:
     levels = tick["depth"]["buy"] + tick["depth"]["sell"]
     return [tick[k] for k in ("ltp", "open", "high", "low", "close", "upper_circuit", "lower_circuit")] + [
-        level["price"] for level in levels]
+        level["price"] for level in levels
+    ]
 
 
 def on_grid(price: float) -> bool:
@@ -89,10 +116,16 @@ def test_every_price_stays_on_the_tick_grid_and_json_has_two_decimals_at_most():
 
 def test_built_in_instruments_open_near_real_levels():
     feed = SimFeed(seed=1)
-    for instrument, low, high in [(RELIANCE, 1300, 1700), (Instrument("HDFCBANK", "NSE"), 900, 2000),
-                                  (TCS, 2800, 3500), (INFY, 1350, 1700), (Instrument("ICICIBANK", "NSE"), 1200, 1500),
-                                  (Instrument("SBIN", "NSE"), 750, 1000), (NIFTY, 24000, 28000),
-                                  (Instrument("BANKNIFTY", "NSE_INDEX"), 54000, 62000)]:
+    for instrument, low, high in [
+        (RELIANCE, 1300, 1700),
+        (Instrument("HDFCBANK", "NSE"), 900, 2000),
+        (TCS, 2800, 3500),
+        (INFY, 1350, 1700),
+        (Instrument("ICICIBANK", "NSE"), 1200, 1500),
+        (Instrument("SBIN", "NSE"), 750, 1000),
+        (NIFTY, 24000, 28000),
+        (Instrument("BANKNIFTY", "NSE_INDEX"), 54000, 62000),
+    ]:
         tick = feed.tick(instrument)
         assert low <= tick["close"] <= high, tick
         assert abs(tick["ltp"] / tick["close"] - 1) < 0.05
@@ -102,15 +135,24 @@ def test_known_symbols_lists_the_nifty_50_and_the_indices():
     names = known_symbols()
     stocks = [n for n in names if n.endswith(":NSE")]
     assert len(stocks) == 50 and len(set(stocks)) == 50
-    assert {"NIFTY:NSE_INDEX", "BANKNIFTY:NSE_INDEX", "FINNIFTY:NSE_INDEX", "SENSEX:BSE_INDEX", "RELIANCE:NSE",
-            "M&M:NSE", "BAJAJ-AUTO:NSE"} <= set(names)
+    assert {
+        "NIFTY:NSE_INDEX",
+        "BANKNIFTY:NSE_INDEX",
+        "FINNIFTY:NSE_INDEX",
+        "SENSEX:BSE_INDEX",
+        "RELIANCE:NSE",
+        "M&M:NSE",
+        "BAJAJ-AUTO:NSE",
+    } <= set(names)
     for name in names:  # every name is one the command line accepts
         assert str(parse(name)) == name
 
 
 def test_unknown_symbol_opens_at_a_stable_name_derived_price_in_every_process():
-    script = ("from oaws.instruments import Instrument; from oaws.server.feeds.sim import SimFeed;"
-              "print(SimFeed().tick(Instrument('ZZTOPTRADERS', 'NSE'))['close'])")
+    script = (
+        "from oaws.instruments import Instrument; from oaws.server.feeds.sim import SimFeed;"
+        "print(SimFeed().tick(Instrument('ZZTOPTRADERS', 'NSE'))['close'])"
+    )
     closes = set()
     for hashseed in ("1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=hashseed)
@@ -178,8 +220,7 @@ def test_without_a_seed_each_feed_seeds_itself():
 
 
 def test_a_fixed_clock_makes_the_whole_tick_reproducible():
-    ticks = [[SimFeed(seed=4).tick(RELIANCE, now_ns=1_750_000_000_000_000_000 + n) for n in range(3)]
-             for _ in range(2)]
+    ticks = [[SimFeed(seed=4).tick(RELIANCE, now_ns=1_750_000_000_000_000_000 + n) for n in range(3)] for _ in range(2)]
     assert ticks[0] == ticks[1]
     assert ticks[0][0]["timestamp"] == 1_750_000_000_000 and ticks[0][0]["ts_ns"] == 1_750_000_000_000_000_000
     assert ticks[0][0]["ltt"] < ticks[0][0]["timestamp"]
@@ -217,8 +258,10 @@ def test_open_interest_only_on_derivative_exchanges_and_indices_trade_no_volume(
         assert feed.tick(RELIANCE)["oi"] == 0
         index = feed.tick(NIFTY)
         assert index["oi"] == index["volume"] == index["last_trade_quantity"] == 0
-        assert all(level == {"price": 0.0, "quantity": 0, "orders": 0}
-                   for level in index["depth"]["buy"] + index["depth"]["sell"])
+        assert all(
+            level == {"price": 0.0, "quantity": 0, "orders": 0}
+            for level in index["depth"]["buy"] + index["depth"]["sell"]
+        )
 
 
 def test_depth_is_sorted_tick_spaced_and_around_the_price():

@@ -23,12 +23,20 @@ T0 = 1_767_000_000_000_000_000  # a fixed receive time (ns) for recordings made 
 def message(feed: SimFeed, instrument: Instrument, mode: int, now_ns: int) -> dict[str, Any]:
     """A ``market_data`` message as the proxy sends it, for the sim's next tick of ``instrument``."""
     state = feed.tick(instrument, now_ns=now_ns)
-    return {"type": "market_data", "topic": instrument.dotted, "symbol": instrument.symbol,
-            "exchange": instrument.exchange, "mode": mode, "broker": "sim", "data": orjson.loads(payload(state, mode))}
+    return {
+        "type": "market_data",
+        "topic": instrument.dotted,
+        "symbol": instrument.symbol,
+        "exchange": instrument.exchange,
+        "mode": mode,
+        "broker": "sim",
+        "data": orjson.loads(payload(state, mode)),
+    }
 
 
-def write_recording(path: Path | str, ticks: list[tuple[str, float]], mode: int = 2, seed: int = 1,
-                    gaps: list[tuple[float, float]] = ()) -> list[dict[str, Any]]:
+def write_recording(
+    path: Path | str, ticks: list[tuple[str, float]], mode: int = 2, seed: int = 1, gaps: list[tuple[float, float]] = ()
+) -> list[dict[str, Any]]:
     """A recording of ``(instrument, seconds after T0)`` ticks; returns the messages written."""
     feed = SimFeed(seed=seed)
     instruments = list(dict.fromkeys(parse(name) for name, _ in ticks))

@@ -47,6 +47,7 @@ def test_record_then_replay_then_record_again_gives_the_same_ticks(cli_env, tmp_
         stop(replay)
     original, again = ticks_of(first), ticks_of(second)
     assert len(original) == 60 and {t["symbol"] for t in original} == {"RELIANCE", "INFY", "NIFTY"}
+
     def same(t: dict) -> tuple:  # fseq is the bus's stamp: each bus counts its own
         return t["symbol"], t["exchange"], t["mode"], {k: v for k, v in t["data"].items() if k != "fseq"}
 
@@ -97,9 +98,11 @@ def test_a_server_restart_leaves_a_gap_marker(cli_env, tmp_path):
         stop(first)
         again, _ = start(cli_env, tmp_path / "serve2.err", *serve, "--port", url.rsplit(":", 1)[1])
         try:
+
             def resumed() -> bool:
                 kinds = [r["type"] for r in records(str(path), lambda _: None)]
-                return "gap" in kinds and kinds[kinds.index("gap"):].count("market_data") >= 5
+                return "gap" in kinds and kinds[kinds.index("gap") :].count("market_data") >= 5
+
             wait_until(resumed, timeout=20)
             proc.terminate()
             assert proc.wait(10) == 0

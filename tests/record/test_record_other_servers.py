@@ -13,10 +13,24 @@ from tests.record.helpers import OAWS
 
 
 def tick(seq: int) -> str:
-    data = {"symbol": "RELIANCE", "exchange": "NSE", "ltp": 1400.0 + seq, "ltt": 1_767_000_000_000 + seq,
-            "timestamp": 1_767_000_000_000 + seq * 10, "seq": seq}
-    return json.dumps({"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1,
-                       "broker": "openalgo-test", "data": data})
+    data = {
+        "symbol": "RELIANCE",
+        "exchange": "NSE",
+        "ltp": 1400.0 + seq,
+        "ltt": 1_767_000_000_000 + seq,
+        "timestamp": 1_767_000_000_000 + seq * 10,
+        "seq": seq,
+    }
+    return json.dumps(
+        {
+            "type": "market_data",
+            "symbol": "RELIANCE",
+            "exchange": "NSE",
+            "mode": 1,
+            "broker": "openalgo-test",
+            "data": data,
+        }
+    )
 
 
 class OpenAlgoLike:
@@ -35,15 +49,38 @@ class OpenAlgoLike:
             self.requests.append(request)
             if request["action"] == "authenticate":
                 ok = request.get("api_key") == "secret"
-                await ws.send(json.dumps({"type": "auth", "status": "success"} if ok else
-                                         {"type": "error", "status": "error", "code": "AUTHENTICATION_ERROR",
-                                          "message": "Invalid API key"}))
+                await ws.send(
+                    json.dumps(
+                        {"type": "auth", "status": "success"}
+                        if ok
+                        else {
+                            "type": "error",
+                            "status": "error",
+                            "code": "AUTHENTICATION_ERROR",
+                            "message": "Invalid API key",
+                        }
+                    )
+                )
             elif request["action"] == "subscribe":
-                await ws.send(json.dumps({"type": "subscribe", "status": "success", "subscriptions": [
-                    {"symbol": "RELIANCE", "exchange": "NSE", "mode": 1, "status": "success"},
-                    {"symbol": "NOPE", "exchange": "NSE", "status": "error", "code": "SYMBOL_NOT_FOUND",
-                     "message": "Symbol NOPE not found"}]}))
-                for seq in (range(1, 6) if first else range(5, 9)):
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "subscribe",
+                            "status": "success",
+                            "subscriptions": [
+                                {"symbol": "RELIANCE", "exchange": "NSE", "mode": 1, "status": "success"},
+                                {
+                                    "symbol": "NOPE",
+                                    "exchange": "NSE",
+                                    "status": "error",
+                                    "code": "SYMBOL_NOT_FOUND",
+                                    "message": "Symbol NOPE not found",
+                                },
+                            ],
+                        }
+                    )
+                )
+                for seq in range(1, 6) if first else range(5, 9):
                     await ws.send(tick(seq))
                     await asyncio.sleep(0.01)
                 if first:
@@ -53,8 +90,20 @@ class OpenAlgoLike:
 
 
 async def record(url: str, path, env, *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(*OAWS, "record", str(path), "RELIANCE:NSE", "NOPE:NSE", "--mode", "ltp",
-                                                "--url", url, *args, env=env, stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        *OAWS,
+        "record",
+        str(path),
+        "RELIANCE:NSE",
+        "NOPE:NSE",
+        "--mode",
+        "ltp",
+        "--url",
+        url,
+        *args,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     return proc.returncode, err.decode()
 

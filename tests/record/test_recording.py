@@ -40,16 +40,25 @@ def test_a_recording_is_a_header_then_one_message_per_line(tmp_path):
     assert head["source"] == "ws://test" and head["broker"] == "sim" and head["mode"] == 2
     assert head["instruments"] == ["RELIANCE:NSE", "INFY:NSE", "NIFTY:NSE_INDEX"] and head["started_ns"] == T0
     assert [g["type"] for g in got[1:]] == ["market_data", "market_data", "gap", "market_data", "market_data"]
-    assert got[3] == {"type": "gap", "from_ns": T0 + 500_000_000, "to_ns": T0 + 750_000_000,
-                      "reason": "the connection dropped"}
+    assert got[3] == {
+        "type": "gap",
+        "from_ns": T0 + 500_000_000,
+        "to_ns": T0 + 750_000_000,
+        "reason": "the connection dropped",
+    }
     ticks = [g for g in got if g["type"] == "market_data"]
     assert [t["received_ns"] for t in ticks] == [T0, T0 + 250_000_000, T0 + 1_000_000_000, T0 + 1_500_000_000]
     assert [t["data"] for t in ticks] == [w["data"] for w in written]
 
 
 def test_market_lines_turns_proxy_frames_into_lines_without_parsing():
-    a = {"type": "market_data", "symbol": "A", "exchange": "NSE", "mode": 1,
-         "data": {"ltp": 1.5, "note": '},{"type":"x'}}
+    a = {
+        "type": "market_data",
+        "symbol": "A",
+        "exchange": "NSE",
+        "mode": 1,
+        "data": {"ltp": 1.5, "note": '},{"type":"x'},
+    }
     b = {"type": "market_data", "symbol": "B", "exchange": "NSE", "mode": 1, "data": {"ltp": 2.0}}
     batch = b"[" + orjson.dumps(a) + b"," + orjson.dumps(b) + b"]"
     out, n = market_lines(batch, 42)
@@ -90,17 +99,23 @@ def test_a_cut_gzip_stream_yields_every_line_that_was_flushed(tmp_path):
     header = make_header("ws://test", [parse("RELIANCE:NSE")], 1, broker="sim")
     writer = Writer(str(path), header)
     for i in range(50):
-        writer.write_tick({"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1,
-                           "data": {"ltp": float(i)}}, T0 + i)
+        writer.write_tick(
+            {"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1, "data": {"ltp": float(i)}},
+            T0 + i,
+        )
     writer.tick()  # what a crash after a flush leaves on disk: no gzip trailer
     size = path.stat().st_size
-    writer.write_tick({"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1,
-                       "data": {"ltp": 99.0}}, T0 + 99)  # buffered, never flushed
+    writer.write_tick(
+        {"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1, "data": {"ltp": 99.0}}, T0 + 99
+    )  # buffered, never flushed
     (tmp_path / "crashed.jsonl.gz").write_bytes(path.read_bytes()[:size])
     writer.close()
     warnings: list[str] = []
-    got = [r["data"]["ltp"] for r in records(str(tmp_path / "crashed.jsonl.gz"), warnings.append)
-           if r["type"] == "market_data"]
+    got = [
+        r["data"]["ltp"]
+        for r in records(str(tmp_path / "crashed.jsonl.gz"), warnings.append)
+        if r["type"] == "market_data"
+    ]
     assert got == [float(i) for i in range(50)]
     assert len(warnings) == 1 and "ends early" in warnings[0]
     assert len(ticks_of(path)) == 51  # closed properly: everything, no warning
@@ -123,8 +138,16 @@ def test_rotation_by_size_writes_numbered_parts_each_with_a_header(tmp_path):
     header = make_header("ws://test", [parse("RELIANCE:NSE")], 1, broker="sim")
     writer = Writer(str(path), header, rotate_bytes=20_000)
     for i in range(3000):
-        writer.write_tick({"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1,
-                           "data": {"ltp": float(i), "pad": os.urandom(40).hex()}}, T0 + i)
+        writer.write_tick(
+            {
+                "type": "market_data",
+                "symbol": "RELIANCE",
+                "exchange": "NSE",
+                "mode": 1,
+                "data": {"ltp": float(i), "pad": os.urandom(40).hex()},
+            },
+            T0 + i,
+        )
         if i % 500 == 0:
             writer.tick()
     writer.close()
@@ -146,8 +169,9 @@ def test_rotation_by_interval(tmp_path):
     writer = Writer(str(tmp_path / "t.jsonl"), header, rotate_seconds=3600, clock=lambda: now[0])
     for minute in range(0, 150, 10):
         now[0] = minute * 60.0
-        writer.write_tick({"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1,
-                           "data": {"minute": minute}}, T0)
+        writer.write_tick(
+            {"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1, "data": {"minute": minute}}, T0
+        )
         writer.tick()
     writer.close()
     assert [Path(p).name for p in writer.files] == ["t.0001.jsonl", "t.0002.jsonl", "t.0003.jsonl"]
@@ -210,8 +234,16 @@ def test_summary_counts_ticks_the_feeds_fseq_says_are_missing(tmp_path):
     path = tmp_path / "r.jsonl"
     writer = Writer(str(path), make_header("ws://test", [parse("RELIANCE:NSE")], 1, broker="sim"))
     for fseq, mode in [(1, 1), (2, 1), (5, 1), (6, 1), (1, 2), (3, 2), (1, 1), (2, 1)]:  # then the feed restarts
-        writer.write_tick({"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": mode,
-                           "data": {"fseq": fseq, "ltp": 1.0}}, T0)
+        writer.write_tick(
+            {
+                "type": "market_data",
+                "symbol": "RELIANCE",
+                "exchange": "NSE",
+                "mode": mode,
+                "data": {"fseq": fseq, "ltp": 1.0},
+            },
+            T0,
+        )
     writer.close()
     assert summarize([str(path)]).missing == 2 + 1
 
@@ -231,7 +263,9 @@ def test_timeline_merges_files_by_receive_time_within_bounds(tmp_path):
 
 def test_tail_json_output_without_a_header_still_reads(tmp_path):
     path = tmp_path / "tail.jsonl"
-    path.write_bytes(b'{"type":"market_data","symbol":"SBIN","exchange":"NSE","mode":1,'
-                     b'"data":{"ltp":800.5,"timestamp":1767000000123}}\n')
+    path.write_bytes(
+        b'{"type":"market_data","symbol":"SBIN","exchange":"NSE","mode":1,'
+        b'"data":{"ltp":800.5,"timestamp":1767000000123}}\n'
+    )
     assert instruments_in([str(path)]) == {parse("SBIN:NSE")}
     assert [ns for ns, _ in timeline([str(path)])] == [1767000000123 * 1_000_000]

@@ -58,8 +58,9 @@ def make_feed(path, **kwargs) -> tuple[ReplayFeed, Bus, FakeTime]:
 TICKS = [("RELIANCE:NSE", 0.0), ("INFY:NSE", 1.0), ("RELIANCE:NSE", 1.5), ("RELIANCE:NSE", 3.0)]
 
 
-@pytest.mark.parametrize(("speed", "pauses"), [(1, [1.0, 0.5, 1.5]), (2, [0.5, 0.25, 0.75]), (10, [0.1, 0.05, 0.15]),
-                                               (0, [])])
+@pytest.mark.parametrize(
+    ("speed", "pauses"), [(1, [1.0, 0.5, 1.5]), (2, [0.5, 0.25, 0.75]), (10, [0.1, 0.05, 0.15]), (0, [])]
+)
 async def test_pacing_follows_the_recorded_receive_times(tmp_path, speed, pauses):
     write_recording(tmp_path / "r.jsonl", TICKS)
     feed, bus, t = make_feed(tmp_path / "r.jsonl", speed=speed)
@@ -67,8 +68,12 @@ async def test_pacing_follows_the_recorded_receive_times(tmp_path, speed, pauses
     feed.want(INFY, QUOTE)
     await feed.run()
     assert t.sleeps == pauses
-    assert [(name, m) for name, m, _ in bus.published] == [("RELIANCE:NSE", 2), ("INFY:NSE", 2), ("RELIANCE:NSE", 2),
-                                                            ("RELIANCE:NSE", 2)]
+    assert [(name, m) for name, m, _ in bus.published] == [
+        ("RELIANCE:NSE", 2),
+        ("INFY:NSE", 2),
+        ("RELIANCE:NSE", 2),
+        ("RELIANCE:NSE", 2),
+    ]
     assert feed.state == "finished" and feed.replayed == 4
 
 
@@ -172,8 +177,16 @@ async def test_the_recorded_bus_stamp_is_left_for_the_bus_to_renew(tmp_path):
     from oaws.recording import Writer, make_header
 
     writer = Writer(str(tmp_path / "r.jsonl"), make_header("ws://test", [RELIANCE], LTP, broker="sim"))
-    writer.write_tick({"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": LTP,
-                       "data": {"fseq": 41, "symbol": "RELIANCE", "exchange": "NSE", "ltp": 1.5, "seq": 7}}, T0)
+    writer.write_tick(
+        {
+            "type": "market_data",
+            "symbol": "RELIANCE",
+            "exchange": "NSE",
+            "mode": LTP,
+            "data": {"fseq": 41, "symbol": "RELIANCE", "exchange": "NSE", "ltp": 1.5, "seq": 7},
+        },
+        T0,
+    )
     writer.close()
     feed, bus, _ = make_feed(tmp_path / "r.jsonl", speed=0)
     feed.want(RELIANCE, LTP)

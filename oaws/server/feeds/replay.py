@@ -47,8 +47,19 @@ BATCH_WINDOW = 0.002
 YIELD_EVERY = 500
 
 #: fields a tick of each mode adds (SPEC §2); dropped to serve a lower mode
-QUOTE_ONLY = ("open", "high", "low", "close", "volume", "last_trade_quantity", "avg_trade_price",
-              "total_buy_quantity", "total_sell_quantity", "change", "change_percent")
+QUOTE_ONLY = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "last_trade_quantity",
+    "avg_trade_price",
+    "total_buy_quantity",
+    "total_sell_quantity",
+    "change",
+    "change_percent",
+)
 DEPTH_ONLY = ("oi", "upper_circuit", "lower_circuit", "depth")
 ABOVE = {LTP: QUOTE_ONLY + DEPTH_ONLY, QUOTE: DEPTH_ONLY, DEPTH: ()}
 
@@ -88,9 +99,18 @@ class ReplayFeed(Feed):
 
     name = "replay"
 
-    def __init__(self, files: list[str], *, speed: float = 1.0, loop: bool = False, start: int | None = None,
-                 end: int | None = None, clock: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep,
-                 settle: float = SETTLE) -> None:
+    def __init__(
+        self,
+        files: list[str],
+        *,
+        speed: float = 1.0,
+        loop: bool = False,
+        start: int | None = None,
+        end: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        settle: float = SETTLE,
+    ) -> None:
         super().__init__()
         if not files:
             raise ServiceError("--broker replay needs a recording: add --replay FILE")
@@ -119,7 +139,8 @@ class ReplayFeed(Feed):
         self._tracks = {instrument: _Track(instrument) for instrument in self.known}
         #: a recorded (symbol, exchange) as written -> its track (None: not an instrument)
         self._by_name: dict[tuple[object, object], _Track | None] = {
-            (i.symbol, i.exchange): track for i, track in self._tracks.items()}
+            (i.symbol, i.exchange): track for i, track in self._tracks.items()
+        }
         self.state = "waiting"
         self.replayed = 0
         self.passes = 0
@@ -166,9 +187,16 @@ class ReplayFeed(Feed):
 
     def status(self) -> dict[str, object]:
         wanted = sum(1 for t in self._tracks.values() if t.modes)
-        return {"adapter_status": "connected", "instruments": wanted, "replay": self.state, "speed": self.speed,
-                "loop": self.loop, "replayed": self.replayed, "passes": self.passes,
-                "position": self.position_ns // 1_000_000 if self.position_ns is not None else None}
+        return {
+            "adapter_status": "connected",
+            "instruments": wanted,
+            "replay": self.state,
+            "speed": self.speed,
+            "loop": self.loop,
+            "replayed": self.replayed,
+            "passes": self.passes,
+            "position": self.position_ns // 1_000_000 if self.position_ns is not None else None,
+        }
 
     def _publish_soon(self, instrument: Instrument, mode: int) -> None:
         # After the current callback, so that the bus has registered the subscription first;
@@ -258,8 +286,12 @@ class ReplayFeed(Feed):
         return count, due
 
     async def run(self) -> None:
-        log.info("replay of %s at speed %g%s: waiting for the first subscription",
-                 ", ".join(self.files), self.speed, ", looping" if self.loop else "")
+        log.info(
+            "replay of %s at speed %g%s: waiting for the first subscription",
+            ", ".join(self.files),
+            self.speed,
+            ", looping" if self.loop else "",
+        )
         await self._first_want.wait()
         if self.settle > 0:
             await self.sleep(self.settle)

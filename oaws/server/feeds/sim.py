@@ -223,8 +223,10 @@ class _Book:
 
     def _depth(self) -> dict[str, list[dict[str, object]]]:
         if self.is_index:
-            return {"buy": [dict(_EMPTY_LEVEL) for _ in range(DEPTH_LEVELS)],
-                    "sell": [dict(_EMPTY_LEVEL) for _ in range(DEPTH_LEVELS)]}
+            return {
+                "buy": [dict(_EMPTY_LEVEL) for _ in range(DEPTH_LEVELS)],
+                "sell": [dict(_EMPTY_LEVEL) for _ in range(DEPTH_LEVELS)],
+            }
         rng, unit = self.rng, self.unit
         # best bid < ltp <= best ask: the last trade took the ask, or emptied it
         bid = self.ltp - unit * (2 if rng.random() < 0.15 else 1)
