@@ -111,6 +111,31 @@ NoAutostartOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="One compact JSON object per line.")]
 
 
+HostOpt = Annotated[
+    str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).", show_default=False)
+]
+PortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--port", "-p", min=0, max=65535, help="WebSocket port; 0 picks a free one (default 8765).", show_default=False
+    ),
+]
+BusOpt = Annotated[
+    str | None, typer.Option("--bus", help="ZeroMQ bus endpoint (default tcp://127.0.0.1:5555).", show_default=False)
+]
+FromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        help="Replay from TIME: 09:15[:30] (on the recording's first day), an ISO datetime or epoch ms.",
+        show_default=False,
+    ),
+]
+ToOpt = Annotated[
+    str | None, typer.Option("--to", help="Replay up to TIME (same forms as --from).", show_default=False)
+]
+
+
 def resolve_instruments(given: list[str] | None, watchlist: str | None = None) -> list[Any]:
     """The instruments given, else the named or default watchlist of the config file, else the built-in list."""
     from oaws.instruments import DEFAULT_WATCHLIST, parse_many
@@ -143,24 +168,9 @@ def serve(
     role: Annotated[
         str | None, typer.Option("--role", help="all, feed, proxy or forwarder (default all).", show_default=False)
     ] = None,
-    host: Annotated[
-        str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).", show_default=False)
-    ] = None,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            "--port",
-            "-p",
-            min=0,
-            max=65535,
-            help="WebSocket port; 0 picks a free one (default 8765).",
-            show_default=False,
-        ),
-    ] = None,
-    bus: Annotated[
-        str | None,
-        typer.Option("--bus", help="ZeroMQ bus endpoint (default tcp://127.0.0.1:5555).", show_default=False),
-    ] = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    bus: BusOpt = None,
     api_key: ApiKeyOpt = None,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed of the simulated market (deterministic prices).")
@@ -182,11 +192,8 @@ def serve(
             "--instruments", help="The broker's instrument master file (env OAWS_INSTRUMENTS).", show_default=False
         ),
     ] = None,
-    start: Annotated[
-        str | None,
-        typer.Option("--from", help="Replay from TIME: 09:15[:30], ISO datetime or epoch ms.", show_default=False),
-    ] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Replay up to TIME.", show_default=False)] = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -256,7 +263,7 @@ def serve(
             **{"from": start, "to": end},
         )
         return
-    replay_from, replay_to = _replay_bounds(replay or [], start, end)
+    replay_from, replay_to = replay_bounds(replay or [], start, end)
     opts = ServeOptions(
         replay_from=replay_from,
         replay_to=replay_to,
@@ -301,7 +308,7 @@ def serve(
     run(lambda: serve_forever(opts, ready))
 
 
-def _replay_bounds(files: list[str], start: str | None, end: str | None) -> tuple[int | None, int | None]:
+def replay_bounds(files: list[str], start: str | None, end: str | None) -> tuple[int | None, int | None]:
     """``--from`` / ``--to`` as epoch ms; a bare time of day is on the recording's first day."""
     if not start and not end:
         return None, None

@@ -114,6 +114,20 @@ def explain(url: str, exc: BaseException) -> str:
     return f"cannot reach {url}: {exc}"
 
 
+async def dial(url: str, open_timeout: float) -> ClientConnection:
+    """A WebSocket connection as oaws's clients open one: no size limit on what the
+    server sends, no compression, pings every 20 s."""
+    return await connect(
+        url,
+        open_timeout=open_timeout,
+        max_size=None,
+        compression=None,
+        ping_interval=20,
+        ping_timeout=20,
+        close_timeout=2,
+    )
+
+
 def with_batch(url: str) -> str:
     parts = urlsplit(url)
     query = parts.query + ("&" if parts.query else "") + "batch=1"
@@ -217,15 +231,7 @@ class Client:
         while True:
             yield Status("connecting", self.url)
             try:
-                self.ws = await connect(
-                    url,
-                    open_timeout=self.open_timeout,
-                    max_size=None,
-                    compression=None,
-                    ping_interval=20,
-                    ping_timeout=20,
-                    close_timeout=2,
-                )
+                self.ws = await dial(url, self.open_timeout)
             except InvalidURI:
                 raise ClientError(f"{self.url!r} is not a WebSocket URL; write ws://HOST:PORT") from None
             except (OSError, InvalidHandshake, TimeoutError) as exc:

@@ -21,13 +21,19 @@ import typer
 from oaws import config as cfg
 from oaws.cli import (
     ApiKeyOpt,
+    BusOpt,
+    FromOpt,
+    HostOpt,
     Instruments,
     JsonOpt,
     ModeOpt,
     NoAutostartOpt,
+    PortOpt,
+    ToOpt,
     UrlOpt,
     fail,
     friendly,
+    replay_bounds,
     resolve_instruments,
     resolve_mode,
 )
@@ -145,23 +151,14 @@ class Recorder:
 
     async def _receive(self) -> int:
         """Connect, record, reconnect after drops; the exit code once ``count`` is reached."""
-        from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-        from oaws.client import AuthError, ClientError, ConnectError, explain, with_batch
+        from oaws.client import AuthError, ClientError, ConnectError, dial, explain, with_batch
 
         url = with_batch(self.url)
         while True:
             try:
-                ws = await connect(
-                    url,
-                    open_timeout=5,
-                    max_size=None,
-                    compression=None,
-                    ping_interval=20,
-                    ping_timeout=20,
-                    close_timeout=2,
-                )
+                ws = await dial(url, 5)
             except InvalidURI:
                 raise ClientError(f"{self.url!r} is not a WebSocket URL; write ws://HOST:PORT") from None
             except (OSError, InvalidHandshake, TimeoutError) as exc:
@@ -448,49 +445,19 @@ def register(app: typer.Typer) -> None:
             float, typer.Option("--speed", help="1 real time, 10 ten times faster, 0 as fast as possible.")
         ] = 1.0,
         loop: Annotated[bool, typer.Option("--loop", help="Start again at the end, forever.")] = False,
-        start: Annotated[
-            str | None,
-            typer.Option(
-                "--from",
-                help="Replay from TIME: 09:15[:30] (on the recording's first day), an ISO datetime or epoch ms.",
-                show_default=False,
-            ),
-        ] = None,
-        end: Annotated[
-            str | None, typer.Option("--to", help="Replay up to TIME (same forms as --from).", show_default=False)
-        ] = None,
-        host: Annotated[
-            str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).", show_default=False)
-        ] = None,
-        port: Annotated[
-            int | None,
-            typer.Option(
-                "--port",
-                "-p",
-                min=0,
-                max=65535,
-                help="WebSocket port; 0 picks a free one (default 8765).",
-                show_default=False,
-            ),
-        ] = None,
-        bus: Annotated[
-            str | None,
-            typer.Option("--bus", help="ZeroMQ bus endpoint (default tcp://127.0.0.1:5555).", show_default=False),
-        ] = None,
+        start: FromOpt = None,
+        end: ToOpt = None,
+        host: HostOpt = None,
+        port: PortOpt = None,
+        bus: BusOpt = None,
         api_key: ApiKeyOpt = None,
     ) -> None:
         """Serve recordings as the feed, paced by their recorded times (like serve --broker replay)."""
         import logging
 
-        from oaws.recording import RecordingError, first_time_ns, parse_time
         from oaws.server.service import ServeOptions, Service, run, serve_forever
 
-        try:
-            day = first_time_ns(files) if any(t and ":" in t for t in (start, end)) else None
-            replay_from = parse_time(start, day) if start else None
-            replay_to = parse_time(end, day) if end else None
-        except RecordingError as exc:
-            fail(str(exc))
+        replay_from, replay_to = replay_bounds(list(files), start, end)
         opts = ServeOptions(
             broker="replay",
             role="all",
