@@ -165,3 +165,46 @@ async def test_half_open_connection_is_found_by_ping_timeout(bus, proxy):
         await asyncio.sleep(0.05)
     assert proxy.clients == set()
     writer.close()
+
+
+def test_proxy_killed_and_restarted_record_writes_a_gap_and_goes_on(cli_env, tmp_path):
+    port, bus = free_port(), f"tcp://127.0.0.1:{free_port()}"
+    server = start(cli_env, "--port", str(port), "--bus", bus)
+    path = tmp_path / "ticks.jsonl"
+    record = subprocess.Popen(
+        [*OAWS, "record", str(path), "--url", f"ws://127.0.0.1:{port}", "RELIANCE:NSE"],
+        env=cli_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def lines() -> list[dict]:
+        text = path.read_text() if path.exists() else ""
+        return [orjson.loads(line) for line in text.splitlines() if line.endswith("}")]
+
+    def wait(predicate, timeout=15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert predicate()
+
+    try:
+        wait(lambda: sum(r["type"] == "market_data" for r in lines()) >= 5)
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        server = start(cli_env, "--port", str(port), "--bus", bus)
+        wait(
+            lambda: (
+                any(r["type"] == "gap" for r in lines()) and [r["type"] for r in lines()][-3:] == ["market_data"] * 3
+            )
+        )
+    finally:
+        record.terminate()
+        err = record.communicate(timeout=10)[1]
+        server.terminate()
+        server.wait(5)
+    assert record.returncode == 0 and "Traceback" not in err
+    kinds = [r["type"] for r in lines()]
+    assert kinds[0] == "header" and kinds.count("gap") == 1
+    gap = lines()[kinds.index("gap")]
+    assert gap["from_ns"] < gap["to_ns"]
