@@ -431,27 +431,11 @@ class Proxy:
             await asyncio.sleep(0.05)
             now = loop_time()
             for c in list(self.conflating):
-                if c.closing or c.ws.protocol.state is not OPEN:
+                try:
+                    self._tend_client(c, now)
+                except Exception:  # one client's trouble must not stop the tending of the others
+                    log.exception("while tending slow client %s", c.peer)
                     self.conflating.discard(c)
-                    continue
-                if c.transport.get_write_buffer_size() <= self.options.soft_limit // 2:
-                    self._write_conflated(c)
-                    if c.transport.get_write_buffer_size() <= self.options.soft_limit:
-                        c.conflating = False
-                        self.conflating.discard(c)
-                    else:
-                        c.slow_since = now
-                elif now - c.slow_since > self.options.slow_timeout:
-                    c.closing = True
-                    self.conflating.discard(c)
-                    self.slow_closed += 1
-                    log.warning(
-                        "closing slow client %s: send buffer over %d bytes for %.0f s",
-                        c.peer,
-                        self.options.soft_limit,
-                        self.options.slow_timeout,
-                    )
-                    self._close(c, SLOW_CLIENT_CODE, "client too slow: send buffer full")
             t, n_in, n_out = self._rate_mark
             if now - t >= 1.0 and self.reader is not None:
                 self._rates = {
@@ -459,6 +443,29 @@ class Proxy:
                     "out": (self.ticks_out - n_out) / (now - t),
                 }
                 self._rate_mark = (now, self.reader.received, self.ticks_out)
+
+    def _tend_client(self, c: Client, now: float) -> None:
+        if c.closing or c.ws.protocol.state is not OPEN:
+            self.conflating.discard(c)
+            return
+        if c.transport.get_write_buffer_size() <= self.options.soft_limit // 2:
+            self._write_conflated(c)
+            if c.transport.get_write_buffer_size() <= self.options.soft_limit:
+                c.conflating = False
+                self.conflating.discard(c)
+            else:
+                c.slow_since = now
+        elif now - c.slow_since > self.options.slow_timeout:
+            c.closing = True
+            self.conflating.discard(c)
+            self.slow_closed += 1
+            log.warning(
+                "closing slow client %s: send buffer over %d bytes for %.0f s",
+                c.peer,
+                self.options.soft_limit,
+                self.options.slow_timeout,
+            )
+            self._close(c, SLOW_CLIENT_CODE, "client too slow: send buffer full")
 
     # Control messages from the feed -------------------------------------------
     def _on_control(self, topic: bytes, payload: bytes) -> None:
