@@ -31,7 +31,7 @@ def collect() -> tuple[int, dict[str, Any]]:
         return STALE, {"running": False, "stale": True, "pid": state.pid, "url": state.url, "log": str(log_path)}
     report: dict[str, Any] = {"running": True, **state.info}
     report["uptime"] = round(time.time() - float(state.info.get("started", time.time())), 1)
-    figures = background.health(state.url) if state.url else None
+    figures = background.health(state.url, timeout=5.0) if state.url else None
     report["answering"] = figures is not None
     if figures is not None:
         report.update({k: v for k, v in figures.items() if k not in ("uptime", "url", "version")})
