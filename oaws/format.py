@@ -24,10 +24,6 @@ def indian(n: int | float | None) -> str:
     return sign + ",".join(groups) + "," + tail
 
 
-def plain(n: int | float | None) -> str:
-    return "" if n is None else f"{int(n):,}"
-
-
 def price(p: float | int | None) -> str:
     return "" if p is None else f"{p:,.2f}"
 
@@ -54,7 +50,7 @@ def change_of(data: dict[str, Any]) -> tuple[float | None, float | None]:
     return change, pct
 
 
-GREEN, RED, DIM, RESET = "\x1b[32m", "\x1b[31m", "\x1b[2m", "\x1b[0m"
+GREEN, RED, RESET = "\x1b[32m", "\x1b[31m", "\x1b[0m"
 
 
 def tick_line(name: str, data: dict[str, Any], *, color: bool = False) -> str:
