@@ -403,7 +403,13 @@ def stop(
 
     pid = background.stop(timeout)
     if pid is None:
-        typer.echo("oaws: no background server is running", err=True)
+        from oaws.commands.common import answering
+
+        other = cfg.serve_url()
+        also = (
+            f"; the server answering at {other} was not started by oaws in the background" if answering(other) else ""
+        )
+        typer.echo(f"oaws: no background server is running{also}", err=True)
     else:
         typer.echo(f"oaws: stopped the background server (pid {pid})", err=True)
 

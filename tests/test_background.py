@@ -198,3 +198,21 @@ def test_detached_feed_alone_is_running_without_a_proxy(env):
 def test_port_out_of_range_is_refused(env):
     out = oaws(env, "serve", "--port", "99999")
     assert out.returncode == 2 and "65535" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_status_finds_a_foreground_server_and_stop_leaves_it_alone(env):
+    proc = subprocess.Popen([*OAWS, "serve"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:
+            if "serving on" in line:
+                break
+        st = oaws(env, "status", "--json")
+        report = orjson.loads(st.stdout)
+        assert st.returncode == 0 and report["running"] and report["managed"] is False
+        assert report["pid"] == proc.pid and report["url"] == f"ws://127.0.0.1:{env['OAWS_PORT']}"
+        stopped = oaws(env, "stop")
+        assert stopped.returncode == 0 and "not started by oaws in the background" in stopped.stderr
+        assert proc.poll() is None  # still running
+    finally:
+        proc.terminate()
+        proc.wait(5)

@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 
 from oaws import background
+from oaws.commands.common import answering
+from oaws.config import serve_url
 
 RUNNING, STALE, NOT_RUNNING = 0, 1, 3
 
@@ -25,7 +27,13 @@ def collect() -> tuple[int, dict[str, Any]]:
     state = background.read_state()
     _, _, log_path = background.paths()
     if state is None:
-        return NOT_RUNNING, {"running": False, "log": str(log_path)}
+        # not ours, but maybe a server in the foreground (or under systemd) answers where
+        # ours would: say so, with its figures, rather than "not running"
+        url = serve_url()
+        figures = background.health(url, timeout=2.0) if answering(url) else None
+        if figures is None:
+            return NOT_RUNNING, {"running": False, "log": str(log_path)}
+        return RUNNING, {"running": True, "managed": False, "answering": True, **figures, "url": url}
     if not state.alive:
         background.remove_stale()
         return STALE, {"running": False, "stale": True, "pid": state.pid, "url": state.url, "log": str(log_path)}
@@ -58,6 +66,11 @@ def show_status(*, as_json: bool) -> int:
 
     console = Console(highlight=False)
     feed = r.get("feed") or {}
+    if r.get("managed") is False:
+        console.print(
+            f"not started by `oaws serve --detach` (pid {r.get('pid')}): `oaws stop` leaves it alone; "
+            "stop it where it runs"
+        )
     rows = [
         (
             "status",
@@ -79,7 +92,8 @@ def show_status(*, as_json: bool) -> int:
             ("slow clients", f"{r.get('conflating', 0)} conflated now, {r.get('slow_closed', 0)} closed"),
             ("bus gaps", f"{r.get('bus_gaps', 0)} ({r.get('bus_missing', 0)} ticks lost between feed and proxy)"),
         ]
-    rows.append(("log", r.get("log", "")))
+    if r.get("log"):
+        rows.append(("log", r["log"]))
     summary = Table.grid(padding=(0, 2))
     for key, value in rows:
         summary.add_row(f"[bold]{key}[/]", value)
