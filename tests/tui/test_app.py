@@ -31,12 +31,18 @@ async def test_grid_fills_with_the_given_instruments_and_values_change(service):
     app = live_app(service.url, THREE)
     async with app.run_test(size=(150, 20)) as pilot:
         await until(pilot, lambda: filled(app), what="a tick of every instrument")
-        await pilot.pause(0.15)
+
+        def shows_the_models_prices() -> bool:
+            # ticks keep coming between two frames, so the screen may lag the model by one:
+            # wait for a frame where both agree
+            for y, instrument in enumerate(parse_many(THREE)):
+                row, ltp = line(app, y), app.model.rows[instrument].data["ltp"]
+                if not row.startswith(instrument.symbol) or f"{ltp:,.2f}"[-6:] not in row:
+                    return False
+            return True
+
+        await until(pilot, shows_the_models_prices, what="rows showing the model's prices")
         rows = [line(app, y) for y in range(3)]
-        for row, instrument in zip(rows, parse_many(THREE), strict=True):
-            assert row.startswith(instrument.symbol)
-            ltp = app.model.rows[instrument].data["ltp"]
-            assert f"{ltp:,.2f}"[-6:] in row
         assert "Symbol" in app.screen.query_one("#header").render_line(0).text
         first = rows[0]
         await until(pilot, lambda: line(app, 0) != first, what="the first row to change")
