@@ -27,15 +27,21 @@ from oaws.server.feeds.angel.simulator import AngelSimulator, fixture_master_byt
 REPO = Path(__file__).resolve().parents[2]
 
 
+#: oaws settings a developer's shell may hold, which would point tests at the wrong server
+OAWS_VARS = ("OAWS_URL", "OAWS_API_KEY", "OAWS_BROKER", "OAWS_BUS", "OAWS_PORT", "OAWS_HOST", "OAWS_MODE")
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private cwd, state, cache and config; no ANGEL_* or OAWS_* settings from the developer's shell."""
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.setenv("OAWS_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("OAWS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("OAWS_CONFIG", str(tmp_path / "config.toml"))
-    for var in (*ENV_VARS.values(), "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+    proxies = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy")
+    for var in (*ENV_VARS.values(), *OAWS_VARS, *proxies):
         monkeypatch.delenv(var, raising=False)
     yield tmp_path
     assert not (work / "logs").exists(), "something created logs/ in the current directory"

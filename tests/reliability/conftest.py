@@ -40,34 +40,16 @@ from oaws.client import Client, ServerError, Status, Tick
 from oaws.instruments import Instrument, make
 from oaws.server.feeds.angel.feed import AngelFeed
 from oaws.server.feeds.angel.master import Master, rows_from_raw
-from oaws.server.feeds.angel.settings import ENV_VARS, AngelSettings
+from oaws.server.feeds.angel.settings import AngelSettings
 from oaws.server.feeds.angel.simulator import LOGIN_PATH, AngelSimulator, SimConnection, fixture_master_bytes
 from oaws.server.feeds.angel.ticks import ANGEL_MODE
 from oaws.server.service import ServeOptions, Service
+from tests.angel.conftest import isolated  # noqa: F401 - the same private cwd, state and environment
 
 REPO = Path(__file__).resolve().parents[2]
 OAWS = [sys.executable, "-m", "oaws"]
 
 Sub = tuple[Instrument, int]  # (instrument, client mode)
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private cwd, state, cache and config; no ANGEL_* or OAWS_* settings from the developer's shell."""
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.setenv("OAWS_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("OAWS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("OAWS_CONFIG", str(tmp_path / "config.toml"))
-    for var in (*ENV_VARS.values(), *_OAWS_VARS, "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    yield tmp_path
-    assert not (work / "logs").exists(), "something created logs/ in the current directory"
-    assert not (REPO / "logs").exists(), "something created logs/ in the repository"
-
-
-_OAWS_VARS = ("OAWS_URL", "OAWS_API_KEY", "OAWS_BROKER", "OAWS_BUS", "OAWS_PORT", "OAWS_HOST", "OAWS_MODE")
 
 
 @pytest.fixture
