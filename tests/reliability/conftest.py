@@ -46,7 +46,6 @@ from oaws.server.feeds.angel.ticks import ANGEL_MODE
 from oaws.server.service import ServeOptions, Service
 from tests.angel.conftest import isolated  # noqa: F401 - the same private cwd, state and environment
 
-REPO = Path(__file__).resolve().parents[2]
 OAWS = [sys.executable, "-m", "oaws"]
 
 Sub = tuple[Instrument, int]  # (instrument, client mode)
