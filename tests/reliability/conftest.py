@@ -44,7 +44,10 @@ from oaws.server.feeds.angel.settings import AngelSettings
 from oaws.server.feeds.angel.simulator import LOGIN_PATH, AngelSimulator, SimConnection, fixture_master_bytes
 from oaws.server.feeds.angel.ticks import ANGEL_MODE
 from oaws.server.service import ServeOptions, Service
-from tests.angel.conftest import isolated  # noqa: F401 - the same private cwd, state and environment
+from tests.angel.conftest import (
+    isolated,  # noqa: F401 - the same private cwd, state and environment
+    settings_for,
+)
 
 OAWS = [sys.executable, "-m", "oaws"]
 
@@ -154,16 +157,7 @@ class Upstream:
         return sum(getattr(life.sim, name) for life in self.lives)
 
     def settings(self) -> AngelSettings:
-        sim = self.sim
-        return AngelSettings(
-            api_key=sim.api_key,
-            client_code=sim.client_code,
-            pin=sim.pin,
-            totp_secret=sim.totp_secret,
-            api_url=sim.api_url,
-            feed_url=sim.feed_url,
-            master_url=sim.master_url,
-        )
+        return settings_for(self.sim)
 
 
 @pytest.fixture
