@@ -241,26 +241,54 @@ def detach(serve_args: list[str], timeout: float = 20.0) -> State:
     )
 
 
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` has exited: gone, a zombie nobody reaped yet, or now another user's process."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return True  # the pid was reused by a process that is not ours
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False  # no /proc (macOS): its zombies are reaped by launchd, so kill -0 is enough
+
+
+def _wait_exit(pid: int, deadline: float) -> bool:
+    """Wait until the server released its lock and its process exited (it unlocks first, then exits)."""
+    while True:
+        if not lock_held() and _exited(pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
 def stop(timeout: float = 5.0) -> int | None:
-    """Stop the background server: SIGTERM, then SIGKILL after ``timeout``. Its pid, or None if none ran."""
+    """Stop the background server: SIGTERM, then SIGKILL after ``timeout``.
+
+    Returns once the process has exited, not merely once it let go of its lock, so that
+    whatever runs next (a new server, a test) never meets the old one. Its pid, or None if
+    none ran.
+    """
     state = read_state()
     if state is None or not state.alive:
         if state is not None:
             remove_stale()
         return None
     pid = state.pid
+    if pid <= 0:
+        # never kill(0): that would signal our own process group
+        state_path, lock_path, _ = paths()
+        raise BackgroundError(f"{state_path} names no server process although {lock_path} is held; stop it by hand")
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not lock_held():
-            return pid
-        time.sleep(0.05)
+    if _wait_exit(pid, time.monotonic() + timeout):
+        return pid
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    for _ in range(100):
-        if not lock_held():
-            break
-        time.sleep(0.05)
+    _wait_exit(pid, time.monotonic() + 5.0)
     remove_stale()
     return pid

@@ -37,13 +37,23 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from oaws.background import BackgroundError
     from oaws.client import ClientError
     from oaws.instruments import InstrumentError
     from oaws.recording import RecordingError
     from oaws.server.curve import CurveError
     from oaws.server.service import ServiceError
 
-    return (UserError, ClientError, InstrumentError, ServiceError, cfg.ConfigError, CurveError, RecordingError)
+    return (
+        UserError,
+        BackgroundError,
+        ClientError,
+        InstrumentError,
+        ServiceError,
+        cfg.ConfigError,
+        CurveError,
+        RecordingError,
+    )
 
 
 def friendly(fn: F) -> F:

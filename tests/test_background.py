@@ -216,3 +216,35 @@ def test_status_finds_a_foreground_server_and_stop_leaves_it_alone(env):
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def test_exited_counts_an_unreaped_zombie_and_not_a_live_process():
+    from oaws.background import _exited
+
+    live = subprocess.Popen(["sleep", "30"])
+    dead = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 5
+        while not _exited(dead.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _exited(dead.pid)  # exited, not yet reaped: a zombie
+        assert not _exited(live.pid)
+    finally:
+        live.kill()
+        live.wait()
+        dead.wait()
+    assert _exited(dead.pid)  # reaped: gone
+
+
+def test_stop_refuses_a_state_file_without_a_pid(env, monkeypatch, tmp_path):
+    from oaws.background import ServerLock
+
+    monkeypatch.setenv("OAWS_STATE_DIR", env["OAWS_STATE_DIR"])
+    lock = ServerLock()
+    assert lock.acquire()
+    try:
+        lock.publish({"url": ""})
+        out = oaws(env, "stop")
+    finally:
+        lock.release()
+    assert out.returncode == 1 and "names no server process" in out.stderr and "Traceback" not in out.stderr
