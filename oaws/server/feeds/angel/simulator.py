@@ -44,6 +44,7 @@ import json
 import logging
 import random
 import secrets
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -651,8 +652,23 @@ def _handler_class(sim: AngelSimulator) -> type[BaseHTTPRequestHandler]:
 async def run(
     host: str = "127.0.0.1", rest_port: int = 0, feed_port: int = 0, tick_interval: float = 0.5, on_ready: Any = None
 ) -> None:
-    """Serve the simulator until cancelled (``oaws angel-sim``)."""
-    async with AngelSimulator(host=host, rest_port=rest_port, feed_port=feed_port, tick_interval=tick_interval) as sim:
-        if on_ready is not None:
-            on_ready(sim)
-        await asyncio.Event().wait()
+    """Serve the simulator until SIGINT or SIGTERM, or until cancelled (``oaws angel-sim``).
+
+    The handlers are installed explicitly, as ``oaws serve`` does, so that a simulator
+    started in the background of a script (where the shell ignores SIGINT) still stops
+    cleanly on either signal.
+    """
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        async with AngelSimulator(
+            host=host, rest_port=rest_port, feed_port=feed_port, tick_interval=tick_interval
+        ) as sim:
+            if on_ready is not None:
+                on_ready(sim)
+            await stopping.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
