@@ -219,9 +219,12 @@ class Session:
             raise Refused(SYMBOL_NOT_FOUND, str(exc)) from None
 
     def _mode(self, request: JSON, entry: Any, default: int | None) -> int | None:
-        raw = entry.get("mode") if isinstance(entry, dict) and "mode" in entry else request.get("mode", default)
+        # the instrument's own mode, else the request's, else the default; null counts as not given
+        raw = entry.get("mode") if isinstance(entry, dict) else None
         if raw is None:
-            return None
+            raw = request.get("mode")
+        if raw is None:
+            return default
         try:
             return ins.parse_mode(raw)
         except InstrumentError as exc:

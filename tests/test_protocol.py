@@ -86,6 +86,17 @@ def test_default_mode_is_quote_and_string_modes_any_case():
     assert s.handle(req(action="subscribe", symbol="TCS", exchange="NSE", mode="Ltp")).replies[0]["mode"] == 1
 
 
+def test_a_null_mode_counts_as_not_given():
+    s = Session()
+    assert s.handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE", mode=None)).replies[0]["mode"] == 2
+    # an instrument's null mode falls back to the request's mode
+    out = s.handle(req(action="subscribe", mode=3, symbols=[{"symbol": "INFY", "exchange": "NSE", "mode": None}]))
+    assert out.replies[0]["subscriptions"][0]["mode"] == 3, out.replies
+    # on unsubscribe, null means every mode
+    out = s.handle(req(action="unsubscribe", symbol="RELIANCE", exchange="NSE", mode=None))
+    assert out.replies[0]["status"] == "success" and RELIANCE not in s.subs
+
+
 def test_symbols_form_partial_with_request_id():
     s = Session(
         check=lambda i: (_ for _ in ()).throw(Refused("SYMBOL_NOT_FOUND", "no such")) if i.symbol == "XYZ" else None
