@@ -319,13 +319,14 @@ def serve(
 
 
 def replay_bounds(files: list[str], start: str | None, end: str | None) -> tuple[int | None, int | None]:
-    """``--from`` / ``--to`` as epoch ms; a bare time of day is on the recording's first day."""
+    """``--from`` / ``--to`` as epoch ms; a bare time of day is on the recording's first day, in ``time_zone``."""
     if not start and not end:
         return None, None
     from oaws.recording import first_time_ns, parse_time
 
     day = first_time_ns(files) if files and any(t and ":" in t for t in (start, end)) else None
-    return (parse_time(start, day) if start else None, parse_time(end, day) if end else None)
+    tz = cfg.time_zone()
+    return (parse_time(start, day, tz) if start else None, parse_time(end, day, tz) if end else None)
 
 
 def _detach(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass
+from datetime import timedelta, timezone, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,13 @@ DEFAULTS: dict[str, Any] = {
     "autostart": True,
     "seed": None,
     "rate": 3.0,
+    "time_zone": "Asia/Kolkata",
 }
+
+#: India Standard Time has had no daylight saving since 1945: a fixed offset is exact and
+#: needs no time-zone database (a slim container may have none)
+IST = timezone(timedelta(hours=5, minutes=30), "IST")
+_IST_NAMES = frozenset({"asia/kolkata", "asia/calcutta", "ist", "exchange"})
 
 
 class ConfigError(Exception):
@@ -140,6 +147,32 @@ def get(key: str, cli: Any = None, *, default: Any = None, section: str | None =
     if key in cfg:
         return _cast(f"{key} in {config_path()}", cfg[key], like)
     return DEFAULTS.get(key, default)
+
+
+def time_zone() -> tzinfo | None:
+    """The zone oaws shows and reads clock times in: the exchange's (IST) unless set.
+
+    ``local`` means the machine's zone (returned as None, which ``datetime`` takes as
+    local); any other value is an IANA name such as ``Europe/London``.
+    """
+    value = str(get("time_zone")).strip()
+    if value.lower() in _IST_NAMES:
+        return IST
+    if value.lower() == "local":
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        where = (
+            f"OAWS_TIME_ZONE={value!r}"
+            if os.environ.get("OAWS_TIME_ZONE")
+            else f"time_zone = {value!r} in {config_path()}"
+        )
+        raise ConfigError(
+            f"{where} is not a time zone; use Asia/Kolkata (the default), local, or an IANA name"
+        ) from None
 
 
 def watchlists() -> dict[str, list[str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from datetime import datetime, tzinfo
 from typing import Any
 
 
@@ -32,12 +32,16 @@ def signed(x: float | int | None, suffix: str = "") -> str:
     return "" if x is None else f"{x:+,.2f}{suffix}"
 
 
-def clock(ms: int | float | None) -> str:
-    """Epoch milliseconds as local HH:MM:SS.mmm."""
+def moment(seconds: float, tz: tzinfo | None) -> datetime:
+    """Epoch seconds as an aware datetime in ``tz`` (None: the machine's zone), so ``%Z`` names it."""
+    return datetime.fromtimestamp(seconds, tz) if tz is not None else datetime.fromtimestamp(seconds).astimezone()
+
+
+def clock(ms: int | float | None, tz: tzinfo | None = None) -> str:
+    """Epoch milliseconds as HH:MM:SS.mmm in ``tz`` (None: the machine's local time)."""
     if not ms:
         return "--:--:--.---"
-    seconds = ms / 1000
-    return time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{int(ms % 1000):03d}"
+    return datetime.fromtimestamp(ms / 1000, tz).strftime("%H:%M:%S") + f".{int(ms % 1000):03d}"
 
 
 def change_of(data: dict[str, Any]) -> tuple[float | None, float | None]:
@@ -53,10 +57,10 @@ def change_of(data: dict[str, Any]) -> tuple[float | None, float | None]:
 GREEN, RED, RESET = "\x1b[32m", "\x1b[31m", "\x1b[0m"
 
 
-def tick_line(name: str, data: dict[str, Any], *, color: bool = False) -> str:
+def tick_line(name: str, data: dict[str, Any], *, color: bool = False, tz: tzinfo | None = None) -> str:
     """One human-readable line for ``oaws tail``."""
     change, pct = change_of(data)
-    parts = [clock(data.get("ltt") or data.get("timestamp")), f"{name:<22}", f"{price(data.get('ltp')):>12}"]
+    parts = [clock(data.get("ltt") or data.get("timestamp"), tz), f"{name:<22}", f"{price(data.get('ltp')):>12}"]
     if change is not None:
         move = f"{signed(change):>10} {signed(pct, '%'):>8}"
         if color:

@@ -35,7 +35,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import IO, Any
 
@@ -102,10 +102,11 @@ def parse_rotate(text: str) -> tuple[int | None, float | None]:
     raise RecordingError(f"{text!r} is neither a size nor an interval; write e.g. --rotate 100MB or --rotate 1h")
 
 
-def parse_time(text: str, day_of_ns: int | None = None) -> int:
+def parse_time(text: str, day_of_ns: int | None = None, tz: tzinfo | None = None) -> int:
     """``--from`` / ``--to``: epoch ms, an ISO datetime, or ``HH:MM[:SS]`` on the day of ``day_of_ns``.
 
-    Times without a zone are local time, like the times ``oaws inspect`` prints.
+    Times without a zone are in ``tz`` (None: the machine's local time), the zone
+    ``oaws inspect`` prints them in.
     """
     value = text.strip()
     if re.fullmatch(r"\d{10,16}", value):
@@ -116,7 +117,7 @@ def parse_time(text: str, day_of_ns: int | None = None) -> int:
         hours, minutes, seconds = int(clock.group(1)), int(clock.group(2)), float(clock.group(3) or 0)
         if hours > 23 or minutes > 59 or seconds >= 60:
             raise RecordingError(f"{text!r} is not a time of day")
-        base = datetime.fromtimestamp((day_of_ns or time.time_ns()) / 1e9).replace(
+        base = datetime.fromtimestamp((day_of_ns or time.time_ns()) / 1e9, tz).replace(
             hour=0, minute=0, second=0, microsecond=0
         )
         when = base + timedelta(hours=hours, minutes=minutes, seconds=seconds)
@@ -127,6 +128,8 @@ def parse_time(text: str, day_of_ns: int | None = None) -> int:
         raise RecordingError(
             f"{text!r} is not a time; write 09:15, 09:15:30, 2025-01-02T09:15 or epoch milliseconds"
         ) from None
+    if parsed.tzinfo is None and tz is not None:
+        parsed = parsed.replace(tzinfo=tz)
     return int(parsed.timestamp() * 1000)
 
 

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from oaws.client import Client
+from oaws.config import time_zone
 from oaws.instruments import DEFAULT_WATCHLIST, Instrument, parse_many
 from oaws.server.feeds.sim import known_symbols
 from oaws.server.service import ServeOptions, Service
@@ -62,6 +63,7 @@ async def main(seconds: float, size: tuple[int, int]) -> list[Path]:
         [Watchlist("default", parse_many(WATCHLIST)), Watchlist("banks", [])],
         url=service.url,
         completions=known_symbols(),
+        tz=time_zone(),  # as oaws watch shows them: exchange time unless configured
     )
     made: list[Path] = []
     try:

@@ -75,6 +75,20 @@ def test_tail_default_watchlist_human_lines(server, cli_env):
     assert "NIFTY:NSE_INDEX" in names or "RELIANCE:NSE" in names
 
 
+def test_tail_shows_trade_times_in_exchange_time_or_the_configured_zone(server, cli_env):
+    from datetime import datetime, timedelta
+
+    def first_clock(env):
+        out = oaws(env, "tail", "--count", "1", "--url", server, "RELIANCE:NSE")
+        assert out.returncode == 0, out.stderr
+        return datetime.strptime(out.stdout.split()[0], "%H:%M:%S.%f")
+
+    ist, utc = first_clock(cli_env), first_clock({**cli_env, "OAWS_TIME_ZONE": "UTC"})
+    # the two ticks are a moment apart; their clocks are 5 h 30 min apart
+    apart = (ist - utc) % timedelta(days=1)
+    assert abs(apart - timedelta(hours=5, minutes=30)) < timedelta(seconds=30), (ist, utc)
+
+
 def test_tail_into_head_exits_cleanly(server, cli_env):
     cmd = " ".join(OAWS) + f" tail --json --url {server} RELIANCE:NSE | head -1"
     out = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], env=cli_env, capture_output=True, text=True, timeout=30)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
 from oaws import config as cfg
@@ -11,7 +13,7 @@ from oaws import config as cfg
 def config_file(tmp_path, monkeypatch):
     path = tmp_path / "config.toml"
     monkeypatch.setenv("OAWS_CONFIG", str(path))
-    for key in ("OAWS_URL", "OAWS_PORT", "OAWS_HOST", "OAWS_BROKER", "OAWS_AUTOSTART", "OAWS_RATE"):
+    for key in ("OAWS_URL", "OAWS_PORT", "OAWS_HOST", "OAWS_BROKER", "OAWS_AUTOSTART", "OAWS_RATE", "OAWS_TIME_ZONE"):
         monkeypatch.delenv(key, raising=False)
     return path
 
@@ -53,3 +55,24 @@ def test_broken_config_file_is_one_sentence(config_file):
 def test_watchlists(config_file):
     config_file.write_text('watchlist = ["RELIANCE:NSE"]\n[watchlists]\nbanks = ["SBIN:NSE", "HDFCBANK:NSE"]\n')
     assert cfg.watchlists() == {"default": ["RELIANCE:NSE"], "banks": ["SBIN:NSE", "HDFCBANK:NSE"]}
+
+
+def test_times_are_shown_in_exchange_time_unless_set(config_file, monkeypatch):
+    from datetime import datetime, timedelta
+
+    from oaws.format import clock, moment
+
+    # 2026-01-02 03:45:00.250 UTC is the 09:15 opening in India
+    ms = int(datetime(2026, 1, 2, 3, 45, tzinfo=UTC).timestamp() * 1000) + 250
+    ist = cfg.time_zone()
+    assert ist is not None and ist.utcoffset(None) == timedelta(hours=5, minutes=30)
+    assert clock(ms, ist) == "09:15:00.250"
+    assert f"{moment(ms / 1000, ist):%Z}" == "IST"
+    config_file.write_text('time_zone = "local"\n')
+    assert cfg.time_zone() is None
+    assert clock(ms, None) == datetime.fromtimestamp(ms / 1000).strftime("%H:%M:%S") + ".250"
+    monkeypatch.setenv("OAWS_TIME_ZONE", "Europe/London")  # the environment beats the file
+    assert clock(ms, cfg.time_zone()) == "03:45:00.250"
+    monkeypatch.setenv("OAWS_TIME_ZONE", "Mars/Olympus_Mons")
+    with pytest.raises(cfg.ConfigError, match="OAWS_TIME_ZONE='Mars/Olympus_Mons' is not a time zone"):
+        cfg.time_zone()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -49,13 +48,15 @@ def login(
     if broker.lower() != "angel":
         typer.echo(f"oaws: unknown broker {broker!r}; only angel needs a login", err=True)
         raise typer.Exit(1)
+    from oaws.config import time_zone
+    from oaws.format import moment
     from oaws.server.feeds.angel.session import login as angel_login
     from oaws.server.feeds.angel.session import save_session
     from oaws.server.feeds.angel.settings import load_settings
 
     session = angel_login(load_settings())
     path = save_session(session)
-    until = time.strftime("%Y-%m-%d %H:%M", time.localtime(session.expires))
+    until = f"{moment(session.expires, time_zone()):%Y-%m-%d %H:%M %Z}"
     who = f"{session.client_code} ({session.name})" if session.name else session.client_code
     typer.echo(f"Logged in to Angel One as {who}; session saved to {path}, valid until about {until}.")
 

@@ -14,6 +14,7 @@ import random
 import signal
 import sys
 import time
+from datetime import tzinfo
 from typing import Annotated, Any
 
 import typer
@@ -494,6 +495,7 @@ def register(app: typer.Typer) -> None:
         """Instruments, tick counts, time span, gaps and rates of recordings."""
         from oaws.recording import RecordingError, summarize
 
+        tz = None if json else cfg.time_zone()
         try:
             summary = summarize(files, warn=lambda message: _err(f"warning: {message}"))
         except RecordingError as exc:
@@ -504,13 +506,17 @@ def register(app: typer.Typer) -> None:
             sys.stdout.buffer.write(orjson.dumps(summary.as_json()) + b"\n")
             sys.stdout.flush()
         else:
-            _inspect_table(summary)
+            _inspect_table(summary, tz)
 
 
-def _when(ns: int | None) -> str:
+def _when(ns: int | None, tz: tzinfo | None) -> str:
+    """A receive time as the date, the time to the millisecond and the zone's abbreviation."""
     if ns is None:
         return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ns / 1e9)) + f".{ns // 1_000_000 % 1000:03d}"
+    from oaws.format import moment
+
+    at = moment(ns / 1e9, tz)
+    return f"{at:%Y-%m-%d %H:%M:%S}.{ns // 1_000_000 % 1000:03d} {at:%Z}"
 
 
 def _span(seconds: float) -> str:
@@ -518,7 +524,7 @@ def _span(seconds: float) -> str:
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}" + (f" ({seconds:.3f} s)" if seconds < 60 else "")
 
 
-def _inspect_table(summary: Any) -> None:
+def _inspect_table(summary: Any, tz: tzinfo | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -535,8 +541,8 @@ def _inspect_table(summary: Any) -> None:
         ("Source", f"{head.get('source') or '-'} ({head.get('broker') or 'unknown broker'})"),
         ("Sessions", str(len(summary.headers))),
         ("Ticks", f"{summary.ticks:,}  ({modes})"),
-        ("From", _when(summary.first_ns)),
-        ("To", _when(summary.last_ns)),
+        ("From", _when(summary.first_ns, tz)),
+        ("To", _when(summary.last_ns, tz)),
         ("Span", _span(summary.span_s)),
         ("Ticks/s", f"{summary.per_s:,.1f} average, {summary.peak_per_s:,} peak"),
         ("Gaps", str(len(summary.gaps))),
@@ -563,6 +569,6 @@ def _inspect_table(summary: Any) -> None:
         for gap in summary.gaps:
             start, stop = gap.get("from_ns"), gap.get("to_ns")
             length = f"{(stop - start) / 1e9:.1f} s" if isinstance(start, int) and isinstance(stop, int) else "-"
-            gaps.add_row(_when(start), _when(stop), length, str(gap.get("reason") or ""))
+            gaps.add_row(_when(start, tz), _when(stop, tz), length, str(gap.get("reason") or ""))
         console.print()
         console.print(gaps)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from datetime import tzinfo
 from typing import Any
 
 import orjson
 
 from oaws.client import ServerError, Status, Tick
 from oaws.commands.common import FATAL_CODES, fatal_message, open_client, run
-from oaws.config import ClientSettings
+from oaws.config import ClientSettings, time_zone
 from oaws.format import change_of, clock, indian, price, signed, tick_line
 from oaws.instruments import Instrument
 
@@ -66,6 +67,7 @@ async def _tail(
 ) -> int:
     out = sys.stdout.buffer
     color = sys.stdout.isatty()
+    tz = None if as_json else time_zone()
     latency = LatencyStats() if stats else None
     failed: set[Instrument] = set()
     written = 0
@@ -76,7 +78,7 @@ async def _tail(
                     if as_json:
                         out.write(orjson.dumps(event.message) + b"\n")
                     else:
-                        out.write(tick_line(str(event.instrument), event.data, color=color).encode() + b"\n")
+                        out.write(tick_line(str(event.instrument), event.data, color=color, tz=tz).encode() + b"\n")
                     out.flush()
                     written += 1
                     if latency is not None:
@@ -111,6 +113,7 @@ def snapshot(
 async def _snapshot(
     instruments: list[Instrument], mode: int, *, as_json: bool, timeout: float, settings: ClientSettings
 ) -> int:
+    tz = None if as_json else time_zone()
     ticks: dict[Instrument, Tick] = {}
     errors: dict[Instrument, ServerError] = {}
     pending = set(instruments)
@@ -139,7 +142,7 @@ async def _snapshot(
                 out.write(orjson.dumps(ticks[instrument].message) + b"\n")
         out.flush()
     else:
-        _table([ticks[i] for i in instruments if i in ticks])
+        _table([ticks[i] for i in instruments if i in ticks], tz)
     for instrument in instruments:
         if instrument in errors:
             _err(f"{instrument}: {errors[instrument].message} ({errors[instrument].code})")
@@ -148,7 +151,7 @@ async def _snapshot(
     return 0 if len(ticks) == len(instruments) else 1
 
 
-def _table(ticks: list[Tick]) -> None:
+def _table(ticks: list[Tick], tz: tzinfo | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -186,7 +189,7 @@ def _table(ticks: list[Tick]) -> None:
             price(d.get("low")),
             price(d.get("close")),
             indian(d.get("volume")),
-            clock(d.get("ltt") or d.get("timestamp")),
+            clock(d.get("ltt") or d.get("timestamp"), tz),
         )
     # piped: as wide as it takes, never cut; on a terminal: the terminal's width
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)

@@ -97,6 +97,7 @@ def run_watch(
         raise UserError(f"--fps must be between 0 and 60, not {fps:g}")
     if stale_after <= 0:
         raise UserError("--stale-after must be a positive number of seconds")
+    tz = cfg.time_zone()
     lists, current = build_watchlists(instruments, watchlist)
     mode_number = resolve_mode(mode)
     # before the screen takes the terminal, so that the line saying a background server
@@ -116,6 +117,7 @@ def run_watch(
         grouping=grouping,
         stale_after=stale_after,
         completions=known_symbols(),
+        tz=tz,
     )
     result = app.run()
     return result if isinstance(result, int) else 0

@@ -168,6 +168,12 @@ def test_record_to_stdout_rotate_and_inspect(cli_env, tmp_path, server):
     assert out.returncode == 0, out.stderr
     for text in ("Ticks", "80", "Span", "Gaps", "RELIANCE:NSE", "NIFTY:NSE_INDEX", "Ticks/s"):
         assert text in out.stdout
+    # times in exchange time by default, in the configured zone otherwise
+    (start,) = [line for line in out.stdout.splitlines() if line.startswith("From")]
+    assert start.rstrip().endswith(" IST")
+    utc = oaws({**cli_env, "OAWS_TIME_ZONE": "UTC"}, "inspect", *map(str, parts))
+    (start_utc,) = [line for line in utc.stdout.splitlines() if line.startswith("From")]
+    assert start_utc.rstrip().endswith(" UTC") and start_utc != start
 
 
 def test_replay_and_inspect_errors_are_one_sentence(cli_env, tmp_path):
@@ -178,3 +184,5 @@ def test_replay_and_inspect_errors_are_one_sentence(cli_env, tmp_path):
     assert out.returncode == 1 and "is not a time" in out.stderr and out.stderr.count("\n") == 1
     out = oaws(cli_env, "inspect", str(missing))
     assert out.returncode == 1 and out.stderr.startswith(f"oaws: cannot read {missing}: No such file")
+    out = oaws({**cli_env, "OAWS_TIME_ZONE": "Mars/Olympus_Mons"}, "inspect", str(missing))
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "is not a time zone" in out.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
@@ -216,6 +216,20 @@ def test_units_and_times():
     assert parse_time("1767325500000") == 1767325500000
     with pytest.raises(RecordingError, match="is not a time"):
         parse_time("after lunch")
+
+
+def test_times_of_day_and_zoneless_datetimes_are_read_in_the_given_zone():
+    ist = timezone(timedelta(hours=5, minutes=30))
+    # 2026-01-02 03:00 UTC is 08:30 IST on the same day: 09:15 means 03:45 UTC
+    day = int(datetime(2026, 1, 2, 3, 0, tzinfo=UTC).timestamp() * 1e9)
+    opening = int(datetime(2026, 1, 2, 3, 45, tzinfo=UTC).timestamp() * 1000)
+    assert parse_time("09:15", day, ist) == opening
+    assert parse_time("2026-01-02T09:15", None, ist) == opening
+    # an explicit offset wins over the zone
+    assert parse_time("2026-01-02T09:15+00:00", None, ist) == opening + 5 * 3600_000 + 30 * 60_000
+    # 2026-01-01 20:00 UTC is already 2 January in India: the day is the zone's day
+    late = int(datetime(2026, 1, 1, 20, 0, tzinfo=UTC).timestamp() * 1e9)
+    assert parse_time("09:15", late, ist) == opening
 
 
 def test_summary_counts_instruments_span_gaps_and_peak(tmp_path):
