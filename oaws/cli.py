@@ -407,7 +407,7 @@ def _serve_in_background(opts: Any) -> None:
 @app.command()
 @friendly
 def stop(
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait before SIGKILL.")] = 5.0,
+    timeout: Annotated[float, typer.Option("--timeout", min=0, help="Seconds to wait before SIGKILL.")] = 5.0,
 ) -> None:
     """Stop the background server (SIGTERM; SIGKILL after --timeout)."""
     from oaws import background
@@ -442,7 +442,7 @@ def tail(
     instruments: Instruments = None,
     json: JsonOpt = False,
     mode: ModeOpt = None,
-    count: Annotated[int | None, typer.Option("--count", "-n", help="Stop after N ticks.")] = None,
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N ticks.")] = None,
     stats: Annotated[
         bool, typer.Option("--stats", help="Report end-to-end latency p50/p99 on stderr every second.")
     ] = False,
@@ -471,7 +471,9 @@ def subscribe(
     instruments: Instruments = None,
     json: JsonOpt = False,
     mode: ModeOpt = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each instrument's tick.")] = 10.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each instrument's tick.")
+    ] = 10.0,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
     no_autostart: NoAutostartOpt = False,
@@ -535,7 +537,26 @@ _register_commands()
 
 
 def main() -> None:
-    app()
+    """The ``oaws`` command: a mistake on the command line is one line on stderr and exit 2."""
+    try:  # typer vendors click since 0.22; before, it used click itself
+        from typer._click.exceptions import ClickException, UsageError
+    except ImportError:  # pragma: no cover
+        from click import ClickException, UsageError  # type: ignore[no-redef]
+
+    try:
+        code = app(standalone_mode=False)
+    except UsageError as exc:
+        message = exc.format_message().rstrip(".")
+        if message:  # empty: a bare `oaws`, whose help is already printed
+            where = exc.ctx.command_path if exc.ctx is not None else "oaws"
+            sys.stderr.write(f"oaws: {message} (see `{where} --help`)\n")
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        sys.stderr.write(f"oaws: {exc.format_message()}\n")
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -234,3 +234,32 @@ def test_tail_stats_reports_end_to_end_latency(server, cli_env):
     assert len(total) == 1
     m = re.search(r"(\d+) ticks, latency p50 ([\d.]+) ms, p99 ([\d.]+) ms", total[0])
     assert m and int(m.group(1)) == 30 and 0 <= float(m.group(2)) <= float(m.group(3)) < 1000
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["nosuch"], "No such command 'nosuch' (see `"),
+        (["tail", "--nosuch"], "No such option: --nosuch (see `"),
+        (["tail", "--count", "0"], "'--count'"),
+        (["inspect"], "Missing argument 'files'"),
+        (["serve", "--port", "abc"], "'--port'"),
+    ],
+)
+def test_command_line_mistakes_are_one_line_and_exit_2(cli_env, args, says):
+    out = oaws(cli_env, *args)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith("oaws: ") and out.stderr.count("\n") == 1 and says in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "says"),
+    [
+        ({}, ["--rate", "-1"], "the simulated tick rate must be a positive number of ticks per second, not -1"),
+        ({"OAWS_RATE": "0"}, [], "the simulated tick rate must be a positive number of ticks per second, not 0"),
+        ({}, ["--slow-timeout", "0"], "--slow-timeout must be a positive number of seconds, not 0"),
+    ],
+)
+def test_impossible_serve_settings_are_one_sentence(cli_env, env, args, says):
+    out = oaws({**cli_env, **env}, "serve", "--port", "0", "--bus", "tcp://127.0.0.1:*", *args)
+    assert out.returncode == 1 and out.stderr == f"oaws: {says}\n"

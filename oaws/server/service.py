@@ -109,7 +109,12 @@ def tls_context(opts: ServeOptions) -> ssl.SSLContext | None:
     return context
 
 
-def check_listen(opts: ServeOptions) -> None:
+def check_options(opts: ServeOptions) -> None:
+    """Refuse what cannot work, in one sentence, before anything binds a port."""
+    if opts.rate <= 0:
+        raise ServiceError(f"the simulated tick rate must be a positive number of ticks per second, not {opts.rate:g}")
+    if opts.slow_timeout <= 0:
+        raise ServiceError(f"--slow-timeout must be a positive number of seconds, not {opts.slow_timeout:g}")
     if opts.role not in ROLES:
         raise ServiceError(f"unknown role {opts.role!r}; choose one of {', '.join(ROLES)}")
     loopback = opts.host in ("127.0.0.1", "localhost", "::1") or opts.host.startswith("127.")
@@ -121,7 +126,7 @@ class Service:
     """The running parts of one ``oaws serve``; ``start`` then ``stop``."""
 
     def __init__(self, opts: ServeOptions) -> None:
-        check_listen(opts)
+        check_options(opts)
         self.opts = opts
         self.feed: Feed | None = None
         self.hub: FeedHub | None = None
