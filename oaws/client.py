@@ -80,6 +80,19 @@ class ServerError:
     instrument: Instrument | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def text(self) -> str:
+        """The message, naming the instrument unless it already does."""
+        return describe_error(self.message, self.instrument)
+
+    def __str__(self) -> str:
+        return f"{self.text} ({self.code})"
+
+
+def describe_error(message: str, instrument: Instrument | None = None) -> str:
+    """``INSTRUMENT: message``, or the message alone when it already starts with the instrument."""
+    return message if instrument is None or message.startswith(str(instrument)) else f"{instrument}: {message}"
+
 
 @dataclass(slots=True)
 class Reply:

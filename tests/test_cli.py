@@ -116,6 +116,8 @@ async def test_subscribe_reports_unknown_and_prints_the_others(bus, capsys):
     def check(i: Instrument) -> None:
         if i.symbol == "NOSUCH":
             raise Refused("SYMBOL_NOT_FOUND", "NOSUCH is not listed on NSE")
+        if i.symbol == "FOO":  # a message that names the instrument itself, as Angel's does
+            raise Refused("SYMBOL_NOT_FOUND", "FOO:NSE is not in Angel One's instrument master")
 
     proxy = Proxy(bus.endpoint, ProxyOptions(port=0), check=check)
     await proxy.start()
@@ -130,7 +132,7 @@ async def test_subscribe_reports_unknown_and_prints_the_others(bus, capsys):
 
         task = asyncio.create_task(feed())
         code = await _snapshot(
-            [Instrument("RELIANCE", "NSE"), Instrument("NOSUCH", "NSE")],
+            [Instrument("RELIANCE", "NSE"), Instrument("NOSUCH", "NSE"), Instrument("FOO", "NSE")],
             2,
             as_json=True,
             timeout=5,
@@ -143,6 +145,7 @@ async def test_subscribe_reports_unknown_and_prints_the_others(bus, capsys):
     assert code == 1
     assert orjson.loads(out.out)["data"]["ltp"] == 1400.0
     assert "NOSUCH:NSE: NOSUCH is not listed on NSE (SYMBOL_NOT_FOUND)" in out.err
+    assert "oaws: FOO:NSE is not in Angel One's instrument master (SYMBOL_NOT_FOUND)\n" in out.err  # named once
 
 
 def test_bad_instrument_is_one_sentence(cli_env):

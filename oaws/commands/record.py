@@ -283,6 +283,7 @@ class Recorder:
 
     def _refused(self, message: dict[str, Any]) -> bool:
         """Report subscription errors; True when nothing is left to record or the key was refused."""
+        from oaws.client import describe_error
         from oaws.commands.common import FATAL_CODES
         from oaws.instruments import InstrumentError, make
 
@@ -305,7 +306,7 @@ class Recorder:
             except InstrumentError:
                 _err(f"{text} ({code})")
                 continue
-            _err(f"{text} ({code})" if text.startswith(str(instrument)) else f"{instrument}: {text} ({code})")
+            _err(f"{describe_error(text, instrument)} ({code})")
             self.failed.add(instrument)
             listed = self.writer.header["instruments"]
             if str(instrument) in listed and self.writer.ticks == 0:

@@ -90,7 +90,7 @@ async def _tail(
                     if event.code in FATAL_CODES:
                         _err(fatal_message(event, settings))
                         return 1
-                    _err(f"{event.instrument or ''}: {event.message} ({event.code})".lstrip(": "))
+                    _err(str(event))
                     if event.instrument is not None:
                         failed.add(event.instrument)
                         if failed >= set(instruments):
@@ -145,7 +145,7 @@ async def _snapshot(
         _table([ticks[i] for i in instruments if i in ticks], tz)
     for instrument in instruments:
         if instrument in errors:
-            _err(f"{instrument}: {errors[instrument].message} ({errors[instrument].code})")
+            _err(str(errors[instrument]))
         elif instrument not in ticks:
             _err(f"{instrument}: no tick within {timeout:g} s")
     return 0 if len(ticks) == len(instruments) else 1

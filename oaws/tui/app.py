@@ -171,9 +171,7 @@ class WatchApp(App[int]):
             return
         if event.instrument is not None:
             self.model.fail(event.instrument, event.code.replace("_", " ").lower())
-            self.notify(f"{event.instrument}: {event.message}", title=event.code, severity="warning", timeout=8)
-        else:
-            self.notify(event.message, title=event.code, severity="warning", timeout=8)
+        self.notify(event.text, title=event.code, severity="warning", timeout=8)
 
     def _refused(self, message: str) -> None:
         self.health.connection("refused", message)
