@@ -141,7 +141,7 @@ async def _snapshot(
             if instrument in ticks:
                 out.write(orjson.dumps(ticks[instrument].message) + b"\n")
         out.flush()
-    else:
+    elif ticks:  # no table at all rather than a header over nothing
         _table([ticks[i] for i in instruments if i in ticks], tz)
     for instrument in instruments:
         if instrument in errors:

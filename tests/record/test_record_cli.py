@@ -43,6 +43,7 @@ def test_record_then_replay_then_record_again_gives_the_same_ticks(cli_env, tmp_
         out = oaws(cli_env, "record", str(second), *THREE, "--mode", "quote", "--count", "60", "--url", url)
         assert out.returncode == 0, out.stderr
         refused = oaws(cli_env, "record", str(tmp_path / "no.jsonl"), "TCS:NSE", "--count", "1", "--url", url)
+        unknown = oaws(cli_env, "subscribe", "TCS:NSE", "--url", url)
     finally:
         stop(replay)
     original, again = ticks_of(first), ticks_of(second)
@@ -56,6 +57,9 @@ def test_record_then_replay_then_record_again_gives_the_same_ticks(cli_env, tmp_
     assert lines(second)[0]["broker"] == "replay" and lines(first)[0]["broker"] == "sim"
     assert refused.returncode == 1
     assert refused.stderr == "oaws: TCS:NSE is not in the recording (SYMBOL_NOT_FOUND)\n"
+    # nothing to show: no table, just the reason
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    assert unknown.stderr == "oaws: TCS:NSE is not in the recording (SYMBOL_NOT_FOUND)\n"
     assert not (tmp_path / "no.jsonl").exists()
 
 
