@@ -96,6 +96,9 @@ def main_options(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if verbose:
+        # websockets' DEBUG log dumps every frame, and an authenticate frame carries the API key
+        logging.getLogger("websockets").setLevel(logging.INFO)
 
 
 # Shared options ----------------------------------------------------------------

@@ -266,3 +266,31 @@ def test_command_line_mistakes_are_one_line_and_exit_2(cli_env, args, says):
 def test_impossible_serve_settings_are_one_sentence(cli_env, env, args, says):
     out = oaws({**cli_env, **env}, "serve", "--port", "0", "--bus", "tcp://127.0.0.1:*", *args)
     assert out.returncode == 1 and out.stderr == f"oaws: {says}\n"
+
+
+def test_verbose_logs_never_show_the_api_key(cli_env):
+    secret = "k3y-that-must-not-reach-a-log"
+    proc = subprocess.Popen(
+        [*OAWS, "-v", "serve", "--port", "0", "--bus", "tcp://127.0.0.1:*", "--api-key", secret],
+        env=cli_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            m = re.search(r"serving on (ws://\S+):", line)
+            if m:
+                break
+        assert m, "".join(seen)
+        client = oaws(cli_env, "-v", "subscribe", "--api-key", secret, "--url", m.group(1), "RELIANCE:NSE")
+        wrong = oaws(cli_env, "-v", "subscribe", "--api-key", "x" + secret, "--url", m.group(1), "INFY:NSE")
+    finally:
+        proc.terminate()
+        rest = proc.communicate(timeout=10)[1]
+    server_log = "".join(seen) + rest
+    assert client.returncode == 0 and wrong.returncode == 1
+    assert "INFO websockets.server" in server_log  # verbose it was: websockets logs only under -v
+    for text in (server_log, client.stderr, wrong.stderr):
+        assert secret not in text
