@@ -138,3 +138,28 @@ async def test_feed_hub_stamps_fseq_per_topic():
         {"fseq": 1},
         {"fseq": 1, "ltp": 3},
     ]
+
+
+def test_keys_generate_refuses_an_unwritable_place_and_existing_keys(tmp_path, cli_env):
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    out = subprocess.run(
+        [sys.executable, "-m", "oaws", "keys", "generate", str(blocker / "keys")],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 1 and out.stderr == f"oaws: cannot write the keys to {blocker / 'keys'}: Not a directory\n"
+    generate(tmp_path / "keys")
+    again = subprocess.run(
+        [sys.executable, "-m", "oaws", "keys", "generate", str(tmp_path / "keys")],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert again.returncode == 1 and "exists already" in again.stderr and again.stderr.count("\n") == 1

@@ -30,17 +30,21 @@ class CurveError(Exception):
 
 def generate(directory: Path) -> list[Path]:
     """Write a bus key pair, a client key pair and the authorized list; return the files."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    authorized = directory / "authorized"
-    authorized.mkdir(exist_ok=True, mode=0o700)
-    written = []
     for name in ("bus", "client"):
         if (directory / f"{name}.key_secret").exists():
             raise CurveError(f"{directory / (name + '.key_secret')} exists already; remove it to make new keys")
-        public, secret = zmq.auth.create_certificates(str(directory), name)
-        Path(secret).chmod(0o600)
-        written += [Path(public), Path(secret)]
-    shutil.copy(directory / "client.key", authorized / "client.key")
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        authorized = directory / "authorized"
+        authorized.mkdir(exist_ok=True, mode=0o700)
+        written = []
+        for name in ("bus", "client"):
+            public, secret = zmq.auth.create_certificates(str(directory), name)
+            Path(secret).chmod(0o600)
+            written += [Path(public), Path(secret)]
+        shutil.copy(directory / "client.key", authorized / "client.key")
+    except OSError as exc:
+        raise CurveError(f"cannot write the keys to {directory}: {exc.strerror or exc}") from None
     written.append(authorized / "client.key")
     return written
 
