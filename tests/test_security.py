@@ -144,3 +144,41 @@ async def test_invalid_utf8_closes_with_1007_and_the_server_goes_on(bus, proxy):
     async with connect(proxy.url) as ws:
         await ws.send('{"action":"ping"}')
         assert (await recv_json(ws))["type"] == "pong"
+
+
+async def test_off_loopback_only_pages_of_the_server_itself_may_connect_unless_allowed():
+    """Off loopback with no --allowed-origin, a browser page from elsewhere is refused;
+    scripts (no Origin) and clients that send the server's own origin, as websocket-client
+    and so OpenAlgo's SDK do, are not. On loopback the check is off."""
+    import websocket  # websocket-client, what OpenAlgo's Python SDK connects with
+
+    wide = Service(ServeOptions(host="0.0.0.0", port=0, bus="tcp://127.0.0.1:*", api_key="k", rate=5))
+    local = Service(ServeOptions(port=0, bus="tcp://127.0.0.1:*", rate=5))
+    await wide.start()
+    await local.start()
+    try:
+        url = f"ws://127.0.0.1:{wide.proxy.port}"
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url, origin="https://evil.example"):
+                pass
+        assert refused.value.response.status_code == 403
+        for origin in (None, f"http://127.0.0.1:{wide.proxy.port}"):
+            async with connect(url, origin=origin) as ws:
+                await ws.send('{"action":"authenticate","api_key":"k"}')
+                assert (await recv_json(ws))["status"] == "success"
+
+        def sdk_style() -> str:
+            ws = websocket.create_connection(url, timeout=5)  # sends Origin: http://127.0.0.1:PORT
+            try:
+                ws.send('{"action":"authenticate","api_key":"k"}')
+                return ws.recv()
+            finally:
+                ws.close()
+
+        assert orjson.loads(await asyncio.to_thread(sdk_style))["status"] == "success"
+        async with connect(local.url, origin="https://evil.example") as ws:  # loopback: off
+            await ws.send('{"action":"ping"}')
+            assert (await recv_json(ws))["type"] == "pong"
+    finally:
+        await wide.stop()
+        await local.stop()

@@ -86,8 +86,11 @@ class ProxyOptions:
     #: answered with LIMIT_EXCEEDED, and a client that goes on is closed with 1008
     request_rate: float = 100.0
     flood_close: int = 1000
-    #: browser origins allowed to connect (None: any); clients that send no Origin always may
+    #: browser origins allowed to connect (None: see same_origin); clients that send no Origin always may
     allowed_origins: tuple[str, ...] | None = None
+    #: with no allowed_origins: refuse a browser whose page is not served from this very
+    #: host and port (on by default off loopback: a page elsewhere must not reach the feed)
+    same_origin: bool = False
     ssl: Any = None
 
 
@@ -330,6 +333,14 @@ class Proxy:
         }
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        origin = request.headers.get("Origin")
+        if origin is not None and self.options.same_origin and not self.options.allowed_origins:
+            host = request.headers.get("Host", "")
+            if urlsplit(origin).netloc.lower() != host.lower():
+                log.warning("refused a browser page from %s: allow it with --allowed-origin", origin)
+                return connection.respond(
+                    HTTPStatus.FORBIDDEN, f"Origin {origin} is not allowed (see --allowed-origin)\n"
+                )
         if urlsplit(request.path).path.rstrip("/") != "/health":
             return None
         body = orjson.dumps(self.stats())

@@ -109,6 +109,10 @@ def tls_context(opts: ServeOptions) -> ssl.SSLContext | None:
     return context
 
 
+def is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
 def check_options(opts: ServeOptions) -> None:
     """Refuse what cannot work, in one sentence, before anything binds a port."""
     if opts.rate <= 0:
@@ -117,8 +121,7 @@ def check_options(opts: ServeOptions) -> None:
         raise ServiceError(f"--slow-timeout must be a positive number of seconds, not {opts.slow_timeout:g}")
     if opts.role not in ROLES:
         raise ServiceError(f"unknown role {opts.role!r}; choose one of {', '.join(ROLES)}")
-    loopback = opts.host in ("127.0.0.1", "localhost", "::1") or opts.host.startswith("127.")
-    if opts.role in ("all", "proxy") and not loopback and not opts.api_key:
+    if opts.role in ("all", "proxy") and not is_loopback(opts.host) and not opts.api_key:
         raise ServiceError(f"refusing to listen on {opts.host} without an API key: set --api-key or OAWS_API_KEY")
 
 
@@ -164,6 +167,7 @@ class Service:
                         reuse_port=o.workers > 1 or o.worker,
                         ssl=tls_context(o),
                         allowed_origins=tuple(o.allowed_origins) or None,
+                        same_origin=not is_loopback(o.host),
                     ),
                     check=feed.check if feed else None,
                     depths=feed.depths if feed else None,
