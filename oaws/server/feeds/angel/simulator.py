@@ -31,12 +31,18 @@ Feed (``websockets`` server on the same event loop as the caller):
 Every packet sent is kept by its sequence number (``packet(seq)``) so a test can compare
 what the adapter decoded with what was encoded, field by field. Failures on demand:
 ``drop_all()``, ``go_silent()``, ``send_garbage()``, ``expire_tokens()``, ``close_all()``.
+
+Control (for ``oaws angel-sim``, where nobody holds the Python object): ``POST /sim/drop``,
+``POST /sim/silent?seconds=N`` (default 60, longer than the adapter's 30-s silence window),
+``POST /sim/garbage`` and ``POST /sim/expire`` on the REST port trigger the same failures on
+the feed connections open at that moment and answer one line of JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import hmac
 import importlib.resources
@@ -51,7 +57,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -73,6 +79,12 @@ TOKENS_PATH = "/rest/auth/angelbroking/jwt/v1/generateTokens"
 LOGOUT_PATH = "/rest/secure/angelbroking/user/v1/logout"
 MASTER_PATH = "/OpenAPI_File/files/OpenAPIScripMaster.json"
 FEED_PATH = "/smart-stream"
+CONTROL_PREFIX = "/sim/"
+#: Seconds ``POST /sim/silent`` keeps connections silent without ``?seconds=``: past the adapter's silence timeout.
+DEFAULT_SILENCE = 60.0
+#: The longest silence ``POST /sim/silent`` accepts (an hour): a typo should not silence the day.
+MAX_SILENCE = 3600.0
+CONTROL_HELP = "POST /sim/drop, /sim/silent?seconds=N, /sim/garbage or /sim/expire"
 
 DEFAULT_API_KEY = "simapikey"
 DEFAULT_CLIENT_CODE = "S9990001"
@@ -141,6 +153,8 @@ class SimConnection:
     client_code: str
     subscriptions: set[tuple[int, int, str]] = field(default_factory=set)
     silent: bool = False
+    #: when set, the timer that ends a silence of ``go_silent(seconds=...)``
+    resume: asyncio.TimerHandle | None = None
 
 
 class AngelSimulator:
@@ -201,9 +215,13 @@ class AngelSimulator:
         self._server: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: the /sim control requests answered, e.g. "drop" (for tests)
+        self.controls: list[str] = []
 
     # Lifecycle ---------------------------------------------------------------------
     async def start(self) -> Self:
+        self._loop = asyncio.get_running_loop()  # the REST thread hands /sim controls over to it
         self._httpd = ThreadingHTTPServer((self.host, self._rest_port), _handler_class(self))
         self._httpd.daemon_threads = True
         self._http_thread = threading.Thread(
@@ -228,6 +246,9 @@ class AngelSimulator:
             self._ticker.cancel()
         for task in list(self._tasks):
             task.cancel()
+        for conn in self.connections:
+            if conn.resume is not None:
+                conn.resume.cancel()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -570,10 +591,18 @@ class AngelSimulator:
         for conn in list(self.connections):
             self._spawn(conn.ws.close(code, reason))
 
-    def go_silent(self, silent: bool = True) -> None:
-        """Stop (or resume) ticks and pongs on the connections open now; new connections tick normally."""
+    def go_silent(self, silent: bool = True, seconds: float | None = None) -> None:
+        """Stop (or resume) ticks and pongs on the connections open now; new connections tick normally.
+
+        With ``seconds``, those connections speak again after that long (if still open).
+        """
         for conn in self.connections:
             conn.silent = silent
+            if conn.resume is not None:  # the latest call decides when a connection speaks again
+                conn.resume.cancel()
+                conn.resume = None
+            if silent and seconds is not None:
+                conn.resume = asyncio.get_running_loop().call_later(seconds, setattr, conn, "silent", False)
 
     def send_garbage(self, frame: bytes | None = None) -> None:
         """Send a malformed binary frame on every connection (by default a truncated snap quote)."""
@@ -581,6 +610,58 @@ class AngelSimulator:
         junk = frame if frame is not None else truncated
         for conn in list(self.connections):
             self._spawn(conn.ws.send(junk))
+
+    # Control over HTTP (oaws angel-sim) --------------------------------------------------
+    def control(self, method: str, path: str, query: str) -> tuple[int, dict[str, Any]]:
+        """One ``/sim/...`` request -> (HTTP status, JSON). Called from the HTTP thread.
+
+        The failures touch the WebSocket connections, which belong to the event loop, so the
+        action runs there and this thread waits for its answer.
+        """
+        action = path.removeprefix(CONTROL_PREFIX)
+        if action not in ("drop", "silent", "garbage", "expire"):
+            return 404, {"error": f"no such simulator control {path}; use {CONTROL_HELP}"}
+        if method != "POST":
+            return 405, {"error": f"use POST for {path}"}
+        seconds = DEFAULT_SILENCE
+        if action == "silent":
+            given = parse_qs(query).get("seconds", [""])[-1]
+            if given:
+                try:
+                    seconds = float(given)
+                except ValueError:
+                    seconds = float("nan")
+                if not 0 < seconds <= MAX_SILENCE:  # also refuses nan and inf
+                    limit = f"above 0 and at most {MAX_SILENCE:g}"
+                    return 400, {"error": f"seconds must be a number {limit}, not {given!r}"}
+        assert self._loop is not None, "start the simulator first"
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._control(action, seconds), self._loop)
+            reply = future.result(timeout=5)
+        except (RuntimeError, TimeoutError, concurrent.futures.CancelledError):
+            return 503, {"error": "the simulator is stopping"}
+        self.controls.append(action)
+        return 200, reply
+
+    async def _control(self, action: str, seconds: float) -> dict[str, Any]:
+        count = len(self.connections)
+        noun = f"{count} feed connection{'' if count == 1 else 's'}"
+        if action == "drop":
+            self.drop_all()
+            message = f"dropped {noun} without a close frame"
+        elif action == "silent":
+            self.go_silent(seconds=seconds)
+            message = f"{noun} silent (no ticks, no pongs) for {seconds:g} s"
+        elif action == "garbage":
+            self.send_garbage()
+            message = f"sent a malformed frame on {noun}"
+        else:
+            self.expire_tokens()
+            message = f"expired every token issued so far and dropped {noun}"
+        reply: dict[str, Any] = {"action": action, "connections": count, "message": message}
+        if action == "silent":
+            reply["seconds"] = seconds
+        return reply
 
     def subscriptions(self) -> set[tuple[int, int, str]]:
         """(mode, exchange type, token) subscribed on all open connections."""
@@ -632,8 +713,13 @@ def _handler_class(sim: AngelSimulator) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, reply = sim.rest(self.command, urlsplit(self.path).path, headers, body)
-            data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
+            url = urlsplit(self.path)
+            if url.path.startswith(CONTROL_PREFIX) or url.path == CONTROL_PREFIX.rstrip("/"):
+                status, reply = sim.control(self.command, url.path, url.query)
+                data = json.dumps(reply).encode() + b"\n"  # one line, also for curl on a terminal
+            else:
+                status, reply = sim.rest(self.command, url.path, headers, body)
+                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
