@@ -89,7 +89,11 @@ def show_status(*, as_json: bool) -> int:
             ("instruments", f"{r.get('instruments', 0)} ({r.get('topics', 0)} topics)"),
             ("ticks/s", f"in {r.get('ticks_in_per_s', 0):,.0f}, out {r.get('ticks_out_per_s', 0):,.0f}"),
             ("ticks", f"in {r.get('ticks_in', 0):,}, out {r.get('ticks_out', 0):,}"),
-            ("slow clients", f"{r.get('conflating', 0)} conflated now, {r.get('slow_closed', 0)} closed"),
+            (
+                "slow clients",
+                f"{r.get('conflating', 0)} conflated now, {r.get('slow_closed', 0)} closed; "
+                f"{r.get('ticks_conflated', 0):,} ticks conflated away",
+            ),
             ("bus gaps", f"{r.get('bus_gaps', 0)} ({r.get('bus_missing', 0)} ticks lost between feed and proxy)"),
         ]
     if r.get("log"):

@@ -224,6 +224,9 @@ class Proxy:
         self.started = time.time()
         self.ticks_out = 0
         self.slow_closed = 0
+        #: ticks slow clients that have left never got (superseded while conflating, or
+        #: pending when they went); the ones still here count in their own ``conflated``
+        self.skipped_gone = 0
         self.rejected = 0
         self._closing: set[asyncio.Task[None]] = set()
         self.gaps = 0
@@ -325,6 +328,7 @@ class Proxy:
             "ticks_out_per_s": round(self._rates["out"], 1),
             "conflating": len(self.conflating),
             "slow_closed": self.slow_closed,
+            "ticks_conflated": self.skipped_gone + sum(c.conflated for c in self.clients),
             "bus_gaps": self.gaps,
             "bus_missing": self.missing,
             "feed": self.broker_info(),
@@ -635,4 +639,5 @@ class Proxy:
                 self._apply(c, change)
             self.clients.discard(c)
             self.conflating.discard(c)
+            self.skipped_gone += c.conflated + len(c.latest)
             log.debug("client %s gone (code %s)", c.peer, ws.close_code)
