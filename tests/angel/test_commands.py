@@ -6,10 +6,12 @@ import asyncio
 import os
 import signal
 import stat
+import subprocess
 import sys
 
 import orjson
 import pytest
+import requests
 import typer
 from typer.testing import CliRunner
 
@@ -145,20 +147,49 @@ async def test_angel_sim_command_serves_logins_until_a_signal(app, monkeypatch, 
     try:
         env: dict[str, str] = {}
         async with asyncio.timeout(20):
-            while "ANGEL_MASTER_URL" not in env:
-                line = (await proc.stderr.readline()).decode()
-                assert line, "angel-sim exited early"
-                if line.startswith("export "):
-                    name, _, value = line.removeprefix("export ").strip().partition("=")
-                    env[name] = value
+            while "ANGEL_MASTER_URL" not in env:  # stdout holds the exports and nothing else
+                line = (await proc.stdout.readline()).decode()
+                assert line.startswith("export "), f"angel-sim wrote {line!r} on stdout"
+                name, _, value = line.removeprefix("export ").strip().partition("=")
+                env[name] = value
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         result = await asyncio.to_thread(run, app, "login", "angel")
         assert result.exit_code == 0, result.output
         assert env["ANGEL_FEED_URL"].startswith("ws://127.0.0.1:") and env["ANGEL_FEED_URL"].endswith("/smart-stream")
+        async with asyncio.timeout(20):
+            curl = ""
+            while "/sim/expire" not in curl:  # the banner on stderr shows how to cause faults
+                curl = (await proc.stderr.readline()).decode()
+                assert curl, "angel-sim exited early"
+                assert not curl.startswith("export ")
+        assert curl.split()[:4] == ["curl", "-X", "POST", f"{env['ANGEL_API_URL']}/sim/expire"]
+        control = await asyncio.to_thread(requests.post, f"{env['ANGEL_API_URL']}/sim/drop", timeout=5)
+        assert control.status_code == 200 and control.json()["action"] == "drop"
     finally:
         proc.send_signal(sig)
         async with asyncio.timeout(10):
             await proc.wait()
     assert proc.returncode == 0, (await proc.stderr.read()).decode()
+    assert await proc.stdout.read() == b""
     assert not os.path.exists("logs")
+
+
+def _oaws(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "oaws", *args], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def _one_sentence(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("oaws: ") and result.stderr.count("\n") == 1, result.stderr
+    return result.stderr.strip()
+
+
+@pytest.mark.parametrize("option", ["--rest-port", "--feed-port"])
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_angel_sim_refuses_a_port_out_of_range_in_one_line(cli_env, option, port):
+    message = _one_sentence(_oaws(cli_env, "angel-sim", option, port), code=2)  # 2: a command-line mistake
+    assert f"Invalid value for '{option}'" in message and message.endswith(" angel-sim --help`)")
