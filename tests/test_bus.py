@@ -84,7 +84,7 @@ async def test_forwarder_merges_two_feeds_for_two_proxies():
         fwd.close()
 
 
-async def test_curve_bus_serves_only_proxies_with_the_keys(tmp_path):
+async def test_curve_bus_serves_only_proxies_with_the_keys(tmp_path, caplog):
     keys = tmp_path / "keys"
     generate(keys)
     feed = Service(ServeOptions(role="feed", bus="tcp://127.0.0.1:*", curve_dir=str(keys), rate=50))
@@ -102,6 +102,12 @@ async def test_curve_bus_serves_only_proxies_with_the_keys(tmp_path):
         for p in (bare, stranger):
             with pytest.raises(TimeoutError):
                 await first_tick(p.url, "RELIANCE", timeout=1.0)
+        # refused, they say why (in /health and so in `oaws status`), not just stay quiet
+        assert good.proxy.stats()["bus_refused"] is None
+        assert "CURVE (--curve)" in bare.proxy.stats()["bus_refused"]
+        assert "do not authorize this proxy" in stranger.proxy.stats()["bus_refused"]
+        refusals = [r.getMessage() for r in caplog.records if "refuses this proxy" in r.getMessage()]
+        assert len(refusals) == 2, refusals  # once each, however often ZeroMQ retried
     finally:
         for p in (good, bare, stranger, feed):
             await p.stop()
@@ -163,3 +169,20 @@ def test_keys_generate_refuses_an_unwritable_place_and_existing_keys(tmp_path, c
         timeout=30,
     )
     assert again.returncode == 1 and "exists already" in again.stderr and again.stderr.count("\n") == 1
+
+
+async def test_a_bus_open_beyond_loopback_without_curve_is_warned_about(caplog, tmp_path):
+    wide = Service(ServeOptions(role="feed", bus="tcp://0.0.0.0:*", rate=5))
+    local = Service(ServeOptions(role="feed", bus="tcp://127.0.0.1:*", rate=5))
+    keys = tmp_path / "keys"
+    generate(keys)
+    sealed = Service(ServeOptions(role="feed", bus="tcp://0.0.0.0:*", rate=5, curve_dir=str(keys)))
+    for s in (wide, local, sealed):
+        await s.start()
+    for s in (wide, local, sealed):
+        await s.stop()
+    warnings = [r.getMessage() for r in caplog.records if "unencrypted" in r.getMessage()]
+    assert warnings == [
+        "the bus at tcp://0.0.0.0:* is open to every host that reaches it, unencrypted; "
+        "on a network you do not trust, use --curve (see `oaws keys generate`)"
+    ]

@@ -78,7 +78,7 @@ def show_status(*, as_json: bool) -> int:
         ),
         ("pid", str(r.get("pid"))),
         ("url", r.get("url", "")),
-        ("bus", r.get("bus", "")),
+        ("bus", r.get("bus", "") + (f" (refused: {r['bus_refused']})" if r.get("bus_refused") else "")),
         ("broker", f"{r.get('broker', '')} ({feed.get('adapter_status', 'unknown')})"),
         ("version", r.get("version", "")),
         ("uptime", _uptime(r.get("uptime", 0))),

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import recv_monitor_message
 
 from oaws.instruments import Instrument, parse_topic
 from oaws.server.feeds.base import Feed
@@ -206,6 +207,18 @@ class FeedHub:
             self.auth = None
 
 
+HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
+HANDSHAKE_FAILURES = {
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "one side encrypts the bus with CURVE (--curve) and the other does not",
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "its CURVE keys do not authorize this proxy's (see `oaws keys generate`)",
+}
+
+
 class BusReader:
     """The proxy's end: a SUB socket drained straight from the event loop.
 
@@ -236,14 +249,20 @@ class BusReader:
         self.sock.setsockopt(zmq.RECONNECT_IVL, 100)
         self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         heartbeat(self.sock)
+        self.monitor = self.sock.get_monitor_socket(HANDSHAKE_EVENTS)  # before connecting: no event missed
         try:
             self.sock.connect(endpoint)
         except zmq.ZMQError as exc:
+            self.sock.disable_monitor()
+            self.monitor.close(0)
             self.sock.close(0)
             raise BusError(f"cannot connect to the bus at {endpoint}: {exc.strerror}") from None
         self.endpoint = endpoint
         self.on_batch = on_batch
         self.received = 0
+        #: why the bus refuses this reader's handshake (CURVE on one side only, keys not
+        #: authorized), or None; ZeroMQ would otherwise retry in silence
+        self.refused: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
         self.sock.setsockopt(zmq.SUBSCRIBE, CONTROL_PREFIX)
@@ -251,12 +270,38 @@ class BusReader:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self.sock.getsockopt(zmq.FD), self._readable)
+        self._loop.add_reader(self.monitor.getsockopt(zmq.FD), self._handshakes)
         self._kick()
+        self._loop.call_soon(self._handshakes)
 
     def close(self) -> None:
         if self._loop is not None and not self.sock.closed:
             self._loop.remove_reader(self.sock.getsockopt(zmq.FD))
+            self._loop.remove_reader(self.monitor.getsockopt(zmq.FD))
+        if not self.sock.closed:
+            self.sock.disable_monitor()
+        self.monitor.close(0)
         self.sock.close(0)
+
+    def _handshakes(self) -> None:
+        """Say once, in the log and in ``refused``, when the bus refuses us, and when it stops."""
+        while not self.monitor.closed:
+            try:
+                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                return
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                if self.refused is not None:
+                    log.info("the bus at %s accepted this proxy's handshake", self.endpoint)
+                self.refused = None
+                continue
+            why = HANDSHAKE_FAILURES.get(event)
+            if why is None:  # no detail (the peer hung up mid-handshake): a reason only if none is known
+                self.refused = self.refused or "the handshake failed"
+                continue
+            if why != self.refused:
+                log.warning("the bus at %s refuses this proxy: %s", self.endpoint, why)
+            self.refused = why
 
     def subscribe(self, topic: bytes) -> None:
         self.sock.setsockopt(zmq.SUBSCRIBE, topic)

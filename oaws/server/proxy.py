@@ -329,6 +329,7 @@ class Proxy:
             "conflating": len(self.conflating),
             "slow_closed": self.slow_closed,
             "ticks_conflated": self.skipped_gone + sum(c.conflated for c in self.clients),
+            "bus_refused": self.reader.refused,
             "bus_gaps": self.gaps,
             "bus_missing": self.missing,
             "feed": self.broker_info(),

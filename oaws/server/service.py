@@ -181,6 +181,15 @@ class Service:
             if self.forwarder is not None:
                 self.forwarder.close()
             raise ServiceError(str(exc)) from None
+        if curve is None:
+            bound = [o.bus, o.feeds] if self.forwarder else [o.bus] if self.hub and not o.bus_connect else []
+            for endpoint in bound:
+                if endpoint.startswith("tcp://") and not is_loopback(endpoint[6:].rpartition(":")[0].strip("[]")):
+                    log.warning(
+                        "the bus at %s is open to every host that reaches it, unencrypted; "
+                        "on a network you do not trust, use --curve (see `oaws keys generate`)",
+                        endpoint,
+                    )
         if self.hub is not None:
             self._hub_task = asyncio.create_task(self.hub.run())
         elif self.forwarder is not None:
