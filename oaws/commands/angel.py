@@ -97,6 +97,7 @@ def instruments_update(
         TransferSpeedColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # a bar on a pipe or file is only noise (and a stray blank line)
     ) as progress:
         task = progress.add_task("download", total=None)
 

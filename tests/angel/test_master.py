@@ -13,6 +13,7 @@ from oaws.server.feeds.angel.errors import AngelUnavailable, MasterMissing
 from oaws.server.feeds.angel.master import (
     INDEX_FILE,
     MASTER_FILE,
+    MasterNotSaved,
     index_bytes,
     load_master,
     master_dir,
@@ -138,8 +139,50 @@ async def test_update_downloads_from_the_simulator_with_progress(sim):
 async def test_update_failures_keep_the_old_master(sim):
     await asyncio.to_thread(update_master, sim.master_url)
     before = (master_dir() / INDEX_FILE).read_bytes()
-    with pytest.raises(AngelUnavailable, match="HTTP 404"):
+    with pytest.raises(AngelUnavailable, match=r"HTTP 404 Not Found$"):
         await asyncio.to_thread(update_master, sim.api_url + "/no/such/file.json")
-    with pytest.raises(AngelUnavailable, match="cannot download"):
+    with pytest.raises(AngelUnavailable, match=r"^cannot download .*OpenAPIScripMaster\.json: connection refused$"):
         await asyncio.to_thread(update_master, "http://127.0.0.1:9/OpenAPIScripMaster.json", None, 2.0)
     assert (master_dir() / INDEX_FILE).read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("http://127.0.0.1:1/x", "connection refused"),
+        ("file:///tmp/OpenAPIScripMaster.json", "unsupported URL scheme 'file' (use http:// or https://)"),
+        ("OpenAPIScripMaster.json", "not a URL (it needs http:// or https://)"),
+        ("http://[::1/x", "not a valid URL"),
+    ],
+)
+def test_a_failed_download_says_why_in_words(url, reason):
+    with pytest.raises(AngelUnavailable) as caught:
+        update_master(url, None, 2.0)
+    assert str(caught.value) == f"cannot download the instrument master from {url}: {reason}"
+
+
+async def test_an_unwritable_cache_fails_before_downloading(sim, tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("OAWS_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+    with pytest.raises(MasterNotSaved) as caught:
+        await asyncio.to_thread(update_master, sim.master_url)
+    assert str(caught.value) == f"cannot save the instrument master in {master_dir()}: Not a directory"
+    assert sim.rest_requests == []
+
+
+async def test_a_cache_that_cannot_take_the_index_keeps_the_old_master(sim, monkeypatch):
+    await asyncio.to_thread(update_master, sim.master_url)
+    before = (master_dir() / INDEX_FILE).read_bytes()
+    real_replace = os.replace
+
+    def full_disk(src, dst):
+        if str(dst).endswith(INDEX_FILE):
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(MasterNotSaved, match=r"No space left on device$"):
+        await asyncio.to_thread(update_master, sim.master_url)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert (master_dir() / INDEX_FILE).read_bytes() == before
+    assert not [p for p in os.listdir(master_dir()) if p.endswith(".part")]

@@ -21,20 +21,23 @@ NCDEX 7, CDS 13); prices of CDS come in units of 1e-7 rupee, all others in paise
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
 from oaws import config
 from oaws.instruments import Instrument
-from oaws.server.feeds.angel.errors import AngelUnavailable, MasterMissing
+from oaws.server.feeds.angel.errors import AngelError, AngelUnavailable, MasterMissing
 from oaws.server.feeds.base import Rejection
 
 log = logging.getLogger(__name__)
@@ -308,46 +311,106 @@ def load_master(instruments: str | os.PathLike[str] | None = None) -> Master:
     return master
 
 
+class MasterNotSaved(AngelError):
+    """The cache directory cannot take the instrument master (missing, not a directory, read-only, full)."""
+
+
+@contextlib.contextmanager
+def _saving_in(directory: Path) -> Iterator[None]:
+    """File errors as one MasterNotSaved sentence; only around file operations (requests' errors are OSErrors too)."""
+    try:
+        yield
+    except OSError as exc:
+        raise MasterNotSaved(f"cannot save the instrument master in {directory}: {exc.strerror or exc}") from None
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: requests -> urllib3 (``reason``, ``args``) -> the socket error."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = (getattr(current, "reason", None), current.__cause__, current.__context__, *current.args)
+        todo.extend(e for e in linked if isinstance(e, BaseException))
+
+
+def describe_request_error(exc: BaseException, url: str) -> str:
+    """Why a ``requests`` call failed in a few words ("connection refused"), not the exception's class name."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.InvalidSchema):
+        return f"unsupported URL scheme {urlsplit(url).scheme!r} (use http:// or https://)"
+    if isinstance(exc, requests.exceptions.MissingSchema):
+        return "not a URL (it needs http:// or https://)"
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.URLRequired):
+        return "not a valid URL"
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+        return "the download broke off"
+    causes = list(_causes(exc))
+    for cause in causes:
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve the host name {urlsplit(url).hostname!r}"
+        if isinstance(cause, TimeoutError):
+            return "timed out"
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror[:1].lower() + cause.strerror[1:]  # "connection refused"
+    text = str(causes[-1]).strip().splitlines()
+    return text[0][:200] if text else exc.__class__.__name__
+
+
 def update_master(
     url: str, progress: Callable[[int, int | None], None] | None = None, timeout: float = 30.0
 ) -> tuple[Path, Master]:
     """Download the master from ``url`` into the cache, build the index; returns (index path, master).
 
     ``progress(done, total)`` is called as bytes arrive (total None when unknown). The old
-    files stay in place until the new ones are complete and valid.
+    files stay in place until the new ones are complete and valid. Raises AngelUnavailable
+    (with the reason) when the download fails, MasterNotSaved when the cache cannot take it
+    (checked before downloading), MasterMissing when what arrived is not a master.
     """
     import requests
 
     directory = master_dir()
-    directory.mkdir(parents=True, exist_ok=True)
     raw_path, index_path = directory / MASTER_FILE, directory / INDEX_FILE
     tmp = directory / f".{MASTER_FILE}.{os.getpid()}.part"
     index_tmp = directory / f".{INDEX_FILE}.{os.getpid()}.part"
     try:
-        with requests.get(url, stream=True, timeout=timeout) as response:
+        with _saving_in(directory):
+            directory.mkdir(parents=True, exist_ok=True)
+            out = tmp.open("wb")
+        with out, requests.get(url, stream=True, timeout=timeout) as response:
             if response.status_code != 200:
-                raise AngelUnavailable(
-                    f"downloading the instrument master from {url} failed: HTTP {response.status_code}"
-                )
+                status = f"HTTP {response.status_code} {response.reason or ''}".strip()
+                raise AngelUnavailable(f"cannot download the instrument master from {url}: {status}")
             total = int(response.headers.get("Content-Length") or 0) or None
             done = 0
-            with tmp.open("wb") as out:
-                for chunk in response.iter_content(chunk_size=1 << 16):
+            for chunk in response.iter_content(chunk_size=1 << 16):
+                with _saving_in(directory):
                     out.write(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, total)
-        data = tmp.read_bytes()
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+        with _saving_in(directory):
+            data = tmp.read_bytes()
         try:
             rows = rows_from_raw(data)
         except ValueError as exc:
             raise MasterMissing(f"{url} did not send an Angel One instrument master: {exc}") from None
-        index_tmp.write_bytes(index_bytes(rows, url))
-        os.replace(tmp, raw_path)
-        os.replace(index_tmp, index_path)
+        with _saving_in(directory):
+            index_tmp.write_bytes(index_bytes(rows, url))
+            os.replace(tmp, raw_path)
+            os.replace(index_tmp, index_path)
     except requests.RequestException as exc:
-        raise AngelUnavailable(f"cannot download the instrument master from {url}: {exc.__class__.__name__}") from None
+        reason = describe_request_error(exc, url)
+        raise AngelUnavailable(f"cannot download the instrument master from {url}: {reason}") from None
     finally:
-        tmp.unlink(missing_ok=True)
-        index_tmp.unlink(missing_ok=True)
+        for part in (tmp, index_tmp):
+            with contextlib.suppress(OSError):  # the directory may not exist at all
+                part.unlink(missing_ok=True)
     return index_path, Master(rows, url)
