@@ -193,3 +193,51 @@ def _one_sentence(result: subprocess.CompletedProcess[str], code: int = 1) -> st
 def test_angel_sim_refuses_a_port_out_of_range_in_one_line(cli_env, option, port):
     message = _one_sentence(_oaws(cli_env, "angel-sim", option, port), code=2)  # 2: a command-line mistake
     assert f"Invalid value for '{option}'" in message and message.endswith(" angel-sim --help`)")
+
+
+def _unwritable(tmp_path, where: str) -> str:
+    """A directory oaws cannot create: under /proc, or under a regular file."""
+    if where == "proc":
+        if not os.path.isdir("/proc"):
+            pytest.skip("no /proc here")
+        return "/proc/oaws-no-such-dir"
+    (tmp_path / "a-file").write_text("")
+    return str(tmp_path / "a-file" / "dir")
+
+
+@pytest.mark.parametrize("where", ["proc", "file"])
+async def test_login_with_an_unwritable_state_dir_is_one_sentence(sim_env, cli_env, tmp_path, where):
+    state = _unwritable(tmp_path, where)
+    env = cli_env | sim_env.env() | {"OAWS_STATE_DIR": state}
+    message = _one_sentence(await asyncio.to_thread(_oaws, env, "login", "angel"))
+    assert message.startswith(f"oaws: cannot save the Angel session to {state}/angel-session.json: ")
+    assert message.endswith(("No such file or directory", "Not a directory"))
+    assert sim_env.logins == 1
+
+
+@pytest.mark.parametrize("where", ["proc", "file"])
+async def test_instruments_update_with_an_unwritable_cache_is_one_sentence(sim_env, cli_env, tmp_path, where):
+    cache = _unwritable(tmp_path, where)
+    env = cli_env | sim_env.env() | {"OAWS_CACHE_DIR": cache}
+    message = _one_sentence(await asyncio.to_thread(_oaws, env, "instruments", "update"))
+    assert message.startswith(f"oaws: cannot save the instrument master in {cache}/angel: ")
+    assert sim_env.rest_requests == []  # found out before downloading
+
+
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("http://127.0.0.1:1/x", "connection refused"),
+        ("file:///tmp/master.json", "unsupported URL scheme 'file' (use http:// or https://)"),
+        ("master.json", "not a URL (it needs http:// or https://)"),
+    ],
+)
+def test_instruments_update_says_why_a_download_failed(cli_env, url, reason):
+    message = _one_sentence(_oaws(cli_env, "instruments", "update", "--url", url))
+    assert message == f"oaws: cannot download the instrument master from {url}: {reason}"
+
+
+async def test_instruments_update_names_the_http_status(sim_env, cli_env):
+    url = f"{sim_env.api_url}/no/such/master.json"
+    message = _one_sentence(await asyncio.to_thread(_oaws, cli_env, "instruments", "update", "--url", url))
+    assert message == f"oaws: cannot download the instrument master from {url}: HTTP 404 Not Found"

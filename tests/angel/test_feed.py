@@ -489,3 +489,13 @@ async def test_from_settings_reads_the_environment_and_the_cached_master(sim, mo
     monkeypatch.delenv("ANGEL_PIN")
     with pytest.raises(CredentialsMissing, match="set ANGEL_PIN"):
         AngelFeed.from_settings()
+
+
+async def test_a_session_file_that_cannot_be_written_is_logged_and_the_feed_streams(sim, master, tmp_path, caplog):
+    (tmp_path / "a-file").write_text("")
+    feed = make_feed(sim, master, tmp_path, session_file=tmp_path / "a-file" / "state" / "angel-session.json")
+    async with Bus(feed) as bus:
+        bus.subscribe("NSE_RELIANCE_LTP")
+        await bus.next("NSE_RELIANCE_LTP")
+    assert feed.logins == 1
+    assert "cannot store the Angel session: Not a directory" in caplog.text

@@ -13,9 +13,10 @@ from dataclasses import replace
 
 import pytest
 
-from oaws.server.feeds.angel.errors import AngelLoginError, AngelUnavailable, CredentialsMissing
+from oaws.server.feeds.angel.errors import AngelError, AngelLoginError, AngelUnavailable, CredentialsMissing
 from oaws.server.feeds.angel.session import (
     Session,
+    SessionNotSaved,
     jwt_expiry,
     key_id,
     load_session,
@@ -60,7 +61,8 @@ async def test_a_refused_login_is_one_sentence_without_secrets(sim, change, reas
 
 async def test_an_unreachable_server_is_unavailable_not_refused(sim):
     settings = settings_for(sim, api_url="http://127.0.0.1:9")
-    with pytest.raises(AngelUnavailable, match=r"cannot reach Angel One at http://127\.0\.0\.1:9"):
+    expected = r"^cannot reach Angel One at http://127\.0\.0\.1:9: connection refused$"
+    with pytest.raises(AngelUnavailable, match=expected):
         await asyncio.to_thread(login, settings, 2.0)
 
 
@@ -188,3 +190,23 @@ def test_importing_smartapi_makes_no_network_call_and_no_logs_directory(tmp_path
     assert result.stdout.strip() == "clean", result.stderr
     assert result.stderr == ""
     assert list(fresh.iterdir()) == []
+
+
+def test_a_session_that_cannot_be_saved_is_one_sentence_and_still_an_os_error(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("OAWS_STATE_DIR", str(tmp_path / "a-file" / "state"))
+    with pytest.raises(SessionNotSaved) as caught:
+        save_session(_session())
+    error = caught.value
+    assert str(error) == f"cannot save the Angel session to {session_path()}: Not a directory"
+    assert isinstance(error, AngelError)  # the command line prints it as one sentence
+    assert isinstance(error, OSError) and error.strerror == "Not a directory"  # the feed logs it and goes on
+
+
+def test_a_failed_save_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "private" / "angel-session.json"
+    target.mkdir(parents=True)  # os.replace cannot put a file over a directory
+    with pytest.raises(SessionNotSaved) as caught:
+        save_session(_session(), target)
+    assert str(caught.value).startswith(f"cannot save the Angel session to {target}: ")
+    assert [p.name for p in target.parent.iterdir()] == ["angel-session.json"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import logging
 import os
@@ -26,7 +27,7 @@ from typing import Any
 import orjson
 
 from oaws import config
-from oaws.server.feeds.angel.errors import AngelLoginError, AngelUnavailable
+from oaws.server.feeds.angel.errors import AngelError, AngelLoginError, AngelUnavailable
 from oaws.server.feeds.angel.settings import AngelSettings
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,22 @@ SESSION_FILE = "angel-session.json"
 DEFAULT_LIFETIME = 20 * 3600
 #: A stored session this close to its expiry is not worth starting with.
 EXPIRY_MARGIN = 300
+
+
+class SessionNotSaved(AngelError, OSError):
+    """The session file could not be written (state directory missing, read-only, full).
+
+    An ``AngelError`` so that ``oaws login angel`` prints one sentence, and still an
+    ``OSError`` (with the cause's errno and strerror) so that the feed, which can run
+    without a stored session, logs it and carries on as it always has.
+    """
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror, cause.filename)
+        self.message = f"cannot save the Angel session to {path}: {cause.strerror or cause}"
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass
@@ -91,18 +108,26 @@ def session_path() -> Path:
 
 
 def save_session(session: Session, path: Path | None = None) -> Path:
-    """Write the session with mode 0600 (atomically: a reader never sees half a file)."""
+    """Write the session with mode 0600 (atomically: a reader never sees half a file).
+
+    Raises SessionNotSaved (an AngelError and an OSError) when the file cannot be written.
+    """
     path = path or session_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = {k: v for k, v in asdict(session).items() if k not in ("source", "accepted")}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file that already existed
-        os.write(fd, orjson.dumps(data, option=orjson.OPT_INDENT_2))
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file that already existed
+            os.write(fd, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # a half-written temporary file, if any
+            tmp.unlink(missing_ok=True)
+        raise SessionNotSaved(path, exc) from None
     return path
 
 
@@ -153,7 +178,13 @@ def login(settings: AngelSettings, timeout: float = 15.0) -> Session:
         reply = smart.generateSession(settings.client_code, settings.pin, code)
     except (requests.RequestException, DataException, NetworkException) as exc:
         # no answer, or a gateway page instead of JSON: Angel is down or unreachable, try again later
-        raise AngelUnavailable(f"cannot reach Angel One at {settings.api_url}: {exc.__class__.__name__}") from None
+        from oaws.server.feeds.angel.master import describe_request_error
+
+        if isinstance(exc, requests.RequestException):
+            reason = describe_request_error(exc, settings.api_url)  # "connection refused", not "ConnectionError"
+        else:
+            reason = exc.__class__.__name__
+        raise AngelUnavailable(f"cannot reach Angel One at {settings.api_url}: {reason}") from None
     except (KeyError, TypeError, ValueError, AttributeError, SmartAPIException) as exc:
         # SmartConnect indexes replies it does not expect (no "status" key, a profile without data)
         raise AngelLoginError(
