@@ -357,10 +357,11 @@ class Session:
         if single:
             result = results[0]
             if result["status"] == "success":
-                return {"type": single_kind, **result}
-            reply = error(
-                result["code"], result["message"], symbol=result.get("symbol"), exchange=result.get("exchange")
-            )
+                reply = {"type": single_kind, **result}
+            else:
+                reply = error(
+                    result["code"], result["message"], symbol=result.get("symbol"), exchange=result.get("exchange")
+                )
         else:
             ok = sum(r["status"] == "success" for r in results)
             status = "success" if ok == len(results) else "partial" if ok else "error"

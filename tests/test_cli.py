@@ -261,6 +261,8 @@ def test_command_line_mistakes_are_one_line_and_exit_2(cli_env, args, says):
         ({}, ["--rate", "-1"], "the simulated tick rate must be a positive number of ticks per second, not -1"),
         ({"OAWS_RATE": "0"}, [], "the simulated tick rate must be a positive number of ticks per second, not 0"),
         ({}, ["--slow-timeout", "0"], "--slow-timeout must be a positive number of seconds, not 0"),
+        ({}, ["--rate", "nan"], "the simulated tick rate must be a positive number of ticks per second, not nan"),
+        ({"OAWS_RATE": "inf"}, [], "the simulated tick rate must be a positive number of ticks per second, not inf"),
     ],
 )
 def test_impossible_serve_settings_are_one_sentence(cli_env, env, args, says):

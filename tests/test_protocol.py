@@ -97,6 +97,16 @@ def test_a_null_mode_counts_as_not_given():
     assert out.replies[0]["status"] == "success" and RELIANCE not in s.subs
 
 
+def test_request_id_is_echoed_in_every_form():
+    s = Session()
+    (ok,) = s.handle(req(action="subscribe", symbol="TCS", exchange="NSE", request_id="r2")).replies
+    assert ok["type"] == "subscription" and ok["status"] == "success" and ok["request_id"] == "r2"
+    (bad,) = s.handle(req(action="subscribe", symbol="TCS", exchange="MOON", request_id="r3")).replies
+    assert bad["status"] == "error" and bad["request_id"] == "r3"
+    (gone,) = s.handle(req(action="unsubscribe", symbol="TCS", exchange="NSE", request_id=4)).replies
+    assert gone["status"] == "success" and gone["request_id"] == 4
+
+
 def test_symbols_form_partial_with_request_id():
     s = Session(
         check=lambda i: (_ for _ in ()).throw(Refused("SYMBOL_NOT_FOUND", "no such")) if i.symbol == "XYZ" else None

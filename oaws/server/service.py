@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import ssl
@@ -115,9 +116,9 @@ def is_loopback(host: str) -> bool:
 
 def check_options(opts: ServeOptions) -> None:
     """Refuse what cannot work, in one sentence, before anything binds a port."""
-    if opts.rate <= 0:
+    if not (math.isfinite(opts.rate) and opts.rate > 0):
         raise ServiceError(f"the simulated tick rate must be a positive number of ticks per second, not {opts.rate:g}")
-    if opts.slow_timeout <= 0:
+    if not (math.isfinite(opts.slow_timeout) and opts.slow_timeout > 0):
         raise ServiceError(f"--slow-timeout must be a positive number of seconds, not {opts.slow_timeout:g}")
     if opts.role not in ROLES:
         raise ServiceError(f"unknown role {opts.role!r}; choose one of {', '.join(ROLES)}")
