@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
@@ -93,9 +94,10 @@ def run_watch(
 
     if grouping not in GROUPINGS:
         raise UserError(f"unknown --grouping {grouping!r}; use one of {', '.join(GROUPINGS)}")
-    if fps <= 0 or fps > 60:
+    # not finite: nan passes every comparison (a blank screen spinning at 100% CPU), inf means never
+    if not math.isfinite(fps) or fps <= 0 or fps > 60:
         raise UserError(f"--fps must be between 0 and 60, not {fps:g}")
-    if stale_after <= 0:
+    if not math.isfinite(stale_after) or stale_after <= 0:
         raise UserError("--stale-after must be a positive number of seconds")
     tz = cfg.time_zone()
     lists, current = build_watchlists(instruments, watchlist)

@@ -11,6 +11,7 @@ deterministic events.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import tzinfo
@@ -85,7 +86,7 @@ class WatchApp(App[int]):
         roll_every: float = 1.0,
     ) -> None:
         super().__init__()
-        if fps <= 0:
+        if not math.isfinite(fps) or fps <= 0:
             raise ValueError("the frame rate must be a positive number of frames per second")
         self.connect = connect
         self.mode = mode

@@ -56,6 +56,9 @@ def test_without_a_config_file_the_built_in_list_opens(config):
     [
         (["--grouping", "roman"], "unknown --grouping 'roman'"),
         (["--fps", "0"], "--fps must be between 0 and 60"),
+        (["--fps", "nan"], "--fps must be between 0 and 60, not nan"),
+        (["--stale-after", "nan"], "--stale-after must be a positive number of seconds"),
+        (["--stale-after", "inf"], "--stale-after must be a positive number of seconds"),
         (["NOT AN INSTRUMENT"], "is not an instrument"),
     ],
 )
