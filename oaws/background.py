@@ -168,10 +168,13 @@ def health(ws_url: str, timeout: float = 2.0) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def _log_tail(n: int = 15) -> str:
+def _log_tail(since: int = 0, n: int = 15) -> str:
+    """The last lines the log got after byte ``since`` (this start's, not earlier sessions')."""
     _, _, log_path = paths()
     try:
-        lines = log_path.read_text(errors="replace").splitlines()
+        with log_path.open("rb") as f:
+            f.seek(since if since <= log_path.stat().st_size else 0)  # rotated meanwhile: all of it
+            lines = f.read().decode(errors="replace").splitlines()
     except OSError:
         return ""
     return "\n".join(lines[-n:])
@@ -194,6 +197,7 @@ def detach(serve_args: list[str], timeout: float = 20.0) -> State:
     log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # the child's stderr goes to the log too, so that a crash before logging starts is seen
     with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log_file:
+        since = log_file.seek(0, os.SEEK_END)
         child = subprocess.Popen(
             [sys.executable, "-m", "oaws", "serve", *serve_args, "--background"],
             stdin=subprocess.DEVNULL,
@@ -220,7 +224,7 @@ def detach(serve_args: list[str], timeout: float = 20.0) -> State:
         if code is not None:
             raise BackgroundError(
                 f"the background server exited while starting (code {code}); "
-                f"the end of its log {log_path}:\n{_log_tail()}"
+                f"the end of its log {log_path}:\n{_log_tail(since)}"
             )
         state = read_state()
         if state is not None and state.pid == child.pid and not state.url:
@@ -237,7 +241,7 @@ def detach(serve_args: list[str], timeout: float = 20.0) -> State:
     child.kill()
     child.wait()
     raise BackgroundError(
-        f"the background server did not answer within {timeout:g} s; the end of its log {log_path}:\n{_log_tail()}"
+        f"the background server did not answer within {timeout:g} s; the end of its log {log_path}:\n{_log_tail(since)}"
     )
 
 

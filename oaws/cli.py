@@ -361,6 +361,20 @@ def _detach(
         args += ["--speed", str(speed)]
     if api_key is not None:
         os.environ["OAWS_API_KEY"] = api_key  # to the child by environment: never on a command line `ps` shows
+    state = background.read_state()
+    port = cfg.get("port", given.get("port"))
+    if not (state and state.alive) and port and cfg.get("role", given.get("role")) in ("all", "proxy"):
+        # an oaws server in the foreground, or under systemd, already serves where this one would
+        host = cfg.get("host", given.get("host"))
+        url = f"ws://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
+        figures = background.health(url)
+        if figures is not None:
+            typer.echo(
+                f"oaws: a server is already running at {url} (pid {figures.get('pid')}), "
+                "not started by `oaws serve --detach`; `oaws stop` leaves it alone",
+                err=True,
+            )
+            return
     try:
         state = background.detach(args)
     except background.BackgroundError as exc:

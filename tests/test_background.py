@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -40,6 +41,10 @@ def env(cli_env, tmp_path):
 
 def oaws(env, *args, timeout=30):
     return subprocess.run([*OAWS, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def env_state(env) -> Path:
+    return Path(env["OAWS_STATE_DIR"])
 
 
 def alive(pid: int) -> bool:
@@ -213,6 +218,10 @@ def test_status_finds_a_foreground_server_and_stop_leaves_it_alone(env):
         stopped = oaws(env, "stop")
         assert stopped.returncode == 0 and "not started by oaws in the background" in stopped.stderr
         assert proc.poll() is None  # still running
+        again = oaws(env, "serve", "--detach")  # says so and starts nothing
+        assert again.returncode == 0 and again.stderr.count("\n") == 1, again.stderr
+        assert f"already running at ws://127.0.0.1:{env['OAWS_PORT']} (pid {proc.pid})" in again.stderr
+        assert oaws(env, "status", "--json").returncode == 0 and not (env_state(env) / "server.json").exists()
     finally:
         proc.terminate()
         proc.wait(5)
@@ -248,3 +257,12 @@ def test_stop_refuses_a_state_file_without_a_pid(env, monkeypatch, tmp_path):
     finally:
         lock.release()
     assert out.returncode == 1 and "names no server process" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_failed_start_shows_its_own_log_lines_not_earlier_ones(env):
+    for _ in range(2):
+        out = oaws(env, "serve", "--detach", "--broker", "replay")
+        assert out.returncode == 1 and "exited while starting" in out.stderr
+    # the log holds both failures; the second report quotes only its own
+    assert out.stderr.count("needs a recording") == 1, out.stderr
+    assert (env_state(env) / "server.log").read_text().count("needs a recording") == 2
