@@ -251,6 +251,10 @@ def serve(
     """Run the feed and the WebSocket proxy (in the foreground; --detach for the background)."""
     from oaws.server.service import ServeOptions, Service, run, serve_forever
 
+    if replay and broker is None:
+        broker = "replay"  # --replay FILE says which feed, whatever the config's broker
+    elif replay and broker != "replay":
+        raise UserError(f"--replay serves recordings with --broker replay, not --broker {broker}")
     if detach:
         _detach(
             broker=broker,

@@ -296,3 +296,15 @@ def test_verbose_logs_never_show_the_api_key(cli_env):
     assert "INFO websockets.server" in server_log  # verbose it was: websockets logs only under -v
     for text in (server_log, client.stderr, wrong.stderr):
         assert secret not in text
+
+
+def test_replay_option_picks_the_replay_feed(cli_env, tmp_path):
+    missing = tmp_path / "none.jsonl"
+    # the replay feed it is (it looks for the file), not the configured simulated market
+    out = oaws(cli_env, "serve", "--replay", str(missing), "--port", "0", "--bus", "tcp://127.0.0.1:*")
+    assert out.returncode == 1 and out.stderr == f"oaws: the recording {missing} does not exist\n"
+    out = oaws(cli_env, "serve", "--broker", "sim", "--replay", str(missing), "--port", "0")
+    assert (
+        out.returncode == 1
+        and out.stderr == "oaws: --replay serves recordings with --broker replay, not --broker sim\n"
+    )
