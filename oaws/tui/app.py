@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Protocol
 from textual.app import App
 from textual.binding import Binding, BindingType
 
-from oaws.client import AuthError, ClientError, Event, ServerError, Status, Tick
+from oaws.client import AuthError, ClientError, Event, Reply, ServerError, Status, Tick
 from oaws.instruments import DEFAULT_WATCHLIST, DEPTH, Instrument
 from oaws.protocol import AUTHENTICATION_ERROR, NOT_AUTHENTICATED
 from oaws.tui.add import AddScreen
@@ -29,7 +29,7 @@ from oaws.tui.depth import DepthScreen
 from oaws.tui.grid import QuoteGrid
 from oaws.tui.help import HelpScreen
 from oaws.tui.messages import DepthRequested, SortRequested
-from oaws.tui.model import Health, Watchlist, WatchModel
+from oaws.tui.model import Health, Watchlist, WatchModel, subscribed_in
 from oaws.tui.screen import WatchScreen
 from oaws.tui.status import StatusBar
 
@@ -151,12 +151,15 @@ class WatchApp(App[int]):
                 self.ticks += 1
                 instrument = event.instrument
                 apply(instrument, event.data)
-                count(event.latency_ms)
+                count(instrument, event.latency_ms)
                 seen.add(instrument)
             elif isinstance(event, Status):
                 self._status(event)
             elif isinstance(event, ServerError):
                 self._server_error(event)
+            elif isinstance(event, Reply):
+                # the server follows a subscription's reply with its last known tick of each: no latency sample
+                health.subscribed(subscribed_in(event.body))
 
     def _status(self, event: Status) -> None:
         self.health.connection(event.state, event.detail, event.retry_at)

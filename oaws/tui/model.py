@@ -17,7 +17,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from oaws.format import indian
-from oaws.instruments import Instrument, InstrumentError, parse
+from oaws.instruments import Instrument, InstrumentError, make, parse
 
 #: how long the changed digits of a new LTP stay highlighted (seconds)
 FLASH_SECONDS = 0.6
@@ -564,6 +564,35 @@ def bar(share: float, width: int) -> str:
 
 
 # The status line ----------------------------------------------------------------
+#: Ticks stamped longer ago than this (ms) are no latency sample. A live tick reaches the
+#: screen in milliseconds, and one that falls behind cannot get seconds late: the proxy
+#: conflates a slow client (latest tick per instrument only) and closes it after 3 s of
+#: that. So a stamp more than 5 s old means the tick was not just made: a tick replayed by
+#: ``oaws replay`` (it keeps its recorded ``ts_ns``, minutes or days old), a snapshot of the
+#: last known tick that no subscription reply announced, or a server whose clock is far
+#: off ours. Shown as latency, any of them says the feed is slow when it is not.
+LIVE_LATENCY_MS = 5_000.0
+
+
+def subscribed_in(body: dict[str, Any]) -> list[Instrument]:
+    """The instruments a subscription reply says were subscribed (both the batch and the single form)."""
+    kind = body.get("type")
+    if kind == "subscribe":
+        entries = body.get("subscriptions")
+    elif kind == "subscription":
+        entries = [body]
+    else:
+        return []
+    subscribed = []
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, dict) and entry.get("status") == "success":
+            try:
+                subscribed.append(make(entry.get("symbol"), entry.get("exchange")))
+            except InstrumentError:
+                continue
+    return subscribed
+
+
 class Health:
     """Connection state, ticks per second and latency, rolled over once a second."""
 
@@ -580,17 +609,35 @@ class Health:
         self.latency: tuple[float, float] | None = None
         self.last_tick: float | None = None
         self.notice = ""
+        #: instruments whose next tick is the server's snapshot of the last known one
+        self.snapshot_due: set[Instrument] = set()
 
     def connection(self, state: str, detail: str = "", retry_at: float | None = None) -> None:
         self.state, self.detail, self.retry_at = state, detail, retry_at
+        if state == "connected":
+            # a new connection: the client resubscribes, and those replies announce the snapshots again
+            self.snapshot_due.clear()
 
-    def tick(self, latency_ms: float | None) -> None:
+    def subscribed(self, instruments: Iterable[Instrument]) -> None:
+        """The server confirmed these subscriptions (first ones, added, after a reconnect, a mode change).
+
+        Right after its reply it sends the last tick it knows of each, which may be minutes
+        old: that tick says how old the market's last trade is, not how fast the feed is.
+        (When the server knows no tick yet, the first live tick is skipped instead: one
+        sample less, never a wrong one.)
+        """
+        self.snapshot_due.update(instruments)
+
+    def tick(self, instrument: Instrument, latency_ms: float | None) -> None:
         self.count += 1
-        if latency_ms is not None:
+        due = self.snapshot_due
+        if due and instrument in due:
+            due.discard(instrument)
+        elif latency_ms is not None and latency_ms <= LIVE_LATENCY_MS:
             self.latencies.append(latency_ms)
 
     def roll(self) -> None:
-        """Close the current second: ticks per second and latency p50 / max of it."""
+        """Close the current second: ticks per second and latency p50 / max of its live samples (none: no figure)."""
         now = self.clock()
         if self.count:
             self.last_tick = now

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from oaws.client import ServerError
+from oaws.client import Reply, ServerError, Status, Tick
 from oaws.instruments import DEPTH, QUOTE, parse, parse_many
 from oaws.tui.add import AddScreen
 from oaws.tui.depth import DepthScreen, DepthView
@@ -14,7 +14,7 @@ from oaws.tui.help import HelpScreen
 from oaws.tui.model import Watchlist
 from oaws.tui.status import StatusBar
 
-from .conftest import line, live_app, scripted_app, start_service, until
+from .conftest import FIXED_NS, line, live_app, scripted_app, start_service, until
 
 THREE = ["RELIANCE:NSE", "INFY:NSE", "NIFTY:NSE_INDEX"]
 
@@ -207,3 +207,36 @@ async def test_an_unknown_symbol_is_marked_on_its_row_and_notified():
         await pilot.pause(0.15)
         assert "symbol not found" in line(app, 0)
         assert any("no such symbol" in n.message for n in app._notifications)
+
+
+async def test_the_status_line_takes_no_latency_from_a_subscriptions_snapshot():
+    rel, infy = parse("RELIANCE:NSE"), parse("INFY:NSE")
+    reply = {
+        "type": "subscribe",
+        "status": "success",
+        "subscriptions": [
+            {"symbol": s, "exchange": "NSE", "mode": 2, "status": "success"} for s in ("RELIANCE", "INFY")
+        ],
+    }
+
+    def tick(instrument, age_ms: float) -> Tick:
+        data = {"ltp": 100.0, "ts_ns": FIXED_NS - int(age_ms * 1e6)}
+        return Tick(instrument, QUOTE, data, {"type": "market_data", "data": data}, FIXED_NS)
+
+    app, _ = scripted_app(
+        [
+            Status("connected", "ws://127.0.0.1:8765"),
+            Reply(reply),
+            tick(rel, 900.0),  # snapshots: the last ticks the server knew, not the feed's speed
+            tick(infy, 14_935.7),
+            tick(rel, 0.4),
+            tick(infy, 0.6),
+            tick(rel, 0.5),
+        ],
+        [Watchlist("w", [rel, infy])],
+    )
+    async with app.run_test(size=(150, 20)) as pilot:
+        await until(pilot, lambda: app.ticks == 5)
+        app.second()
+        await pilot.pause()
+        assert "5 ticks/s  latency 0.5 ms (max 0.6)" in status_text(app)

@@ -6,6 +6,7 @@ from datetime import timedelta, timezone
 
 import pytest
 
+from oaws.client import Tick
 from oaws.instruments import Instrument, InstrumentError, parse, parse_many
 from oaws.tui.model import (
     FLASH_SECONDS,
@@ -21,6 +22,7 @@ from oaws.tui.model import (
     resolve_instrument,
     signed_text,
     sparkline,
+    subscribed_in,
 )
 
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -231,7 +233,7 @@ def test_status_line_reports_connection_rate_latency_and_silence():
     assert "connecting" in "".join(t for t, _ in h.pieces())
     h.connection("connected")
     for ms in (1.0, 2.0, 9.0):
-        h.tick(ms)
+        h.tick(REL, ms)
     h.roll()
     line = "".join(t for t, _ in h.pieces())
     assert "3 ticks/s" in line and "latency 2.0 ms (max 9.0)" in line
@@ -241,6 +243,98 @@ def test_status_line_reports_connection_rate_latency_and_silence():
     h.connection("reconnecting", "the connection dropped", clock.now + 3)
     line = "".join(t for t, _ in h.pieces())
     assert "reconnecting, retry in 3 s" in line and not h.stale
+
+
+NOW_NS = 1_764_045_900_000_000_000
+
+
+def received(instrument: Instrument, made_ns: int, now_ns: int = NOW_NS, **extra) -> Tick:
+    """A tick made at ``made_ns`` (its ``ts_ns``) and received at ``now_ns``, as the client makes them."""
+    data = {"ltp": 100.0, "ts_ns": made_ns, "timestamp": made_ns // 1_000_000, **extra}
+    return Tick(instrument, 2, data, {"type": "market_data", "data": data}, now_ns)
+
+
+def latency(h: Health) -> str:
+    h.roll()
+    line = "".join(t for t, _ in h.pieces())
+    return line[line.index("latency") :] if "latency" in line else ""
+
+
+def test_live_ticks_are_latency_samples():
+    h = Health("ws://x", clock=Clock(1000.0))
+    h.connection("connected")
+    for ms in (0.4, 0.5, 2.5):
+        t = received(REL, NOW_NS - int(ms * 1e6))
+        h.tick(t.instrument, t.latency_ms)
+    assert latency(h) == "latency 0.5 ms (max 2.5)" and h.tps == 3
+
+
+def test_the_snapshot_after_a_subscription_or_reconnect_is_no_latency_sample():
+    h = Health("ws://x", clock=Clock(1000.0))
+    h.connection("connected")
+    h.subscribed(subscribed_in({"type": "subscribe", "status": "success", "subscriptions": [
+        {"symbol": "RELIANCE", "exchange": "NSE", "mode": 2, "status": "success"},
+        {"symbol": "INFY", "exchange": "NSE", "mode": 2, "status": "success"},
+    ]}))  # fmt: skip
+    # the server's last known ticks: one 3 s old (young enough to pass for live), one 15 s old
+    for t in (received(REL, NOW_NS - 3_000_000_000), received(INFY, NOW_NS - 14_935_700_000)):
+        h.tick(t.instrument, t.latency_ms)
+    for t in (received(REL, NOW_NS - 400_000), received(INFY, NOW_NS - 600_000)):
+        h.tick(t.instrument, t.latency_ms)
+    assert latency(h) == "latency 0.6 ms (max 0.6)" and h.tps == 4  # ticks all the same, samples only live
+
+    # added later (single-form reply): its first tick is a snapshot, the others' are not
+    h.subscribed(subscribed_in({"type": "subscription", "symbol": "TCS", "exchange": "NSE", "status": "success"}))
+    for t in (received(TCS, NOW_NS - 2_000_000_000), received(REL, NOW_NS - 700_000)):
+        h.tick(t.instrument, t.latency_ms)
+    assert latency(h) == "latency 0.7 ms (max 0.7)"
+
+    # after a reconnect the client resubscribes: snapshots again, and nothing else is skipped
+    h.connection("reconnecting", "the connection dropped")
+    h.connection("connected")
+    h.subscribed([REL])
+    h.tick(REL, 1_500.0)
+    h.tick(REL, 0.8)
+    h.tick(INFY, 0.9)
+    assert latency(h) == "latency 0.9 ms (max 0.9)"
+
+
+def test_a_subscription_reply_names_only_what_was_subscribed():
+    partial = {
+        "type": "subscribe",
+        "status": "partial",
+        "subscriptions": [
+            {"symbol": "RELIANCE", "exchange": "NSE", "status": "success"},
+            {"symbol": "NOPE", "exchange": "NSE", "status": "error", "code": "SYMBOL_NOT_FOUND"},
+            {"symbol": "BAD", "exchange": "MARS", "status": "success"},
+        ],
+    }
+    assert subscribed_in(partial) == [REL]
+    assert subscribed_in({"type": "unsubscribe", "status": "success", "subscriptions": partial["subscriptions"]}) == []
+    assert subscribed_in({"type": "subscription", "status": "error", "symbol": "INFY", "exchange": "NSE"}) == []
+    assert subscribed_in({"type": "subscribe", "subscriptions": "nonsense"}) == []
+
+
+def test_old_stamps_are_no_latency_sample_and_without_samples_no_latency_shows():
+    h = Health("ws://x", clock=Clock(1000.0))
+    h.connection("connected")
+    # a replay of a recording made 12 minutes ago: every tick carries its recorded time
+    for n in range(5):
+        t = received(REL, NOW_NS - 763_353_900_000 + n * 250_000_000)
+        h.tick(t.instrument, t.latency_ms)
+    assert latency(h) == "" and h.tps == 5 and h.latency is None
+    # only the "timestamp" (epoch ms) field: the same rule
+    t = received(INFY, 0)
+    t.data.pop("ts_ns")
+    t.data["timestamp"] = NOW_NS // 1_000_000 - 6_000
+    h.tick(t.instrument, t.latency_ms)
+    assert latency(h) == ""
+    # a second with both: only the live one counts, 5 s is still live
+    h.tick(REL, 763_353.9)
+    h.tick(REL, 5_000.0)
+    h.tick(INFY, 1.2)
+    h.tick(INFY, 1.4)
+    assert latency(h) == "latency 1.4 ms (max 5000.0)"
 
 
 def test_completion_prefers_prefixes_then_substrings():
