@@ -52,6 +52,10 @@ VERSION = 1
 BUFFER_BYTES = 256 * 1024
 #: gzip level 3: about 10x smaller than the text and several times faster than the default 6
 GZIP_LEVEL = 3
+#: bytes a gzip part keeps free under ``--rotate SIZE`` for what closing it adds (last block, CRC, length)
+GZIP_SLACK = 64
+#: the room of a part without a size limit
+UNLIMITED = sys.maxsize
 READ_CHUNK = 1 << 20
 
 Warn = Callable[[str], None]
@@ -192,6 +196,12 @@ class Writer:
     full buffer hand them to the OS, so a crash loses at most that buffer and can only
     leave a cut last line. With ``rotate_bytes`` or ``rotate_seconds`` the recording goes
     to numbered parts (``ticks.0001.jsonl``...), each starting with its own header.
+
+    ``rotate_bytes`` is a limit no part exceeds: each line is checked against the room
+    left in the part (a running count, one comparison per write) before it is buffered,
+    and goes to the next part when it does not fit; only a line larger than the limit
+    exceeds it, alone in its part. For gzip the room counts buffered lines uncompressed
+    (an overestimate); when it runs out, the buffer is compressed to learn the real size.
     An existing file is appended to, never overwritten: a new header starts a new session.
 
     Errors (unwritable path, full disk) raise ``RecordingError``.
@@ -229,6 +239,12 @@ class Writer:
         self._out: IO[bytes] | None = None
         self._size = 0
         self._done_bytes = 0
+        #: the most bytes the current part may hold on disk (None: no size limit)
+        self._limit = max(rotate_bytes - GZIP_SLACK, 1) if rotate_bytes and self.gzip else rotate_bytes or None
+        #: bytes the current part can still take: the limit less what is on disk and buffered
+        self._room = UNLIMITED
+        #: ticks + gaps written before the current part: more now means the part holds a line besides its header
+        self._part_base = 0
         self._part_started = clock()
         self._header_written = False
         self._created: list[str] = []
@@ -287,6 +303,8 @@ class Writer:
             self._created.append(target)
         self._raw = raw
         self._size = size
+        self._room = self._limit - size if self._limit else UNLIMITED
+        self._part_base = self.ticks + self.gaps
         self.files.append(target)
         if self.gzip:
             self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=0)
@@ -305,6 +323,7 @@ class Writer:
         line = orjson.dumps(header, option=orjson.OPT_APPEND_NEWLINE)
         self._buf.append(line)
         self._buffered += len(line)
+        self._room -= len(line)
         self._header_written = True
 
     def _close_part(self) -> None:
@@ -334,23 +353,30 @@ class Writer:
         line = orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE)
         if not self._header_written:
             self._write_header()
+        n = len(line)
+        if n > self._room:
+            self._make_room(n)
         self._buf.append(line)
         self.ticks += 1
-        self._buffered += len(line)
+        self._buffered += n
+        self._room -= n
         if self._buffered >= BUFFER_BYTES:
             self._drain()
-            self._maybe_rotate_by_size()
 
     def write_lines(self, lines: bytes, count: int) -> None:
         """``count`` ready-made tick lines (see ``market_lines``), each ending in a newline."""
         if not self._header_written:
             self._write_header()
-        self._buf.append(lines)
-        self.ticks += count
-        self._buffered += len(lines)
+        n = len(lines)
+        if n > self._room:
+            self._write_split(lines)
+        else:
+            self._buf.append(lines)
+            self.ticks += count
+            self._buffered += n
+            self._room -= n
         if self._buffered >= BUFFER_BYTES:
             self._drain()
-            self._maybe_rotate_by_size()
 
     def write_gap(self, from_ns: int, to_ns: int, reason: str) -> None:
         """Ticks between these receive times may be missing (the connection was down)."""
@@ -359,9 +385,40 @@ class Writer:
         line = orjson.dumps(
             {"type": "gap", "from_ns": from_ns, "to_ns": to_ns, "reason": reason}, option=orjson.OPT_APPEND_NEWLINE
         )
+        if len(line) > self._room:
+            self._make_room(len(line))
         self._buf.append(line)
         self._buffered += len(line)
+        self._room -= len(line)
         self.gaps += 1
+
+    def _write_split(self, lines: bytes) -> None:
+        """Tick lines that do not all fit in the current part: line by line, rotating where one does not fit."""
+        for line in lines.split(b"\n")[:-1]:
+            n = len(line) + 1
+            if n > self._room:
+                self._make_room(n)
+            self._buf.append(line + b"\n")
+            self.ticks += 1
+            self._buffered += n
+            self._room -= n
+
+    def _make_room(self, n: int) -> None:
+        """The next line (``n`` bytes) does not fit in the room counted: measure (gzip), else rotate.
+
+        A part that holds nothing but its header takes the line anyway: a line larger than
+        the limit goes alone in its part rather than nowhere.
+        """
+        if self._limit is None:
+            return
+        if self._gz is not None:
+            self._drain()  # compressed, the buffered lines take far less than counted
+            self._room = self._limit - self._size
+            if n <= self._room:
+                return
+        if self.ticks + self.gaps > self._part_base:
+            self._close_part()
+            self._open_part()
 
     def _drain(self) -> None:
         if not self._buf or self._out is None:
@@ -382,16 +439,12 @@ class Writer:
         except OSError as exc:
             raise _write_error(self.current, exc) from None
         self._size = self._raw.tell() if self._raw is not None else self._size + len(data)
-
-    def _maybe_rotate_by_size(self) -> None:
-        if self.rotate_bytes and self._size >= self.rotate_bytes:
-            self._close_part()
-            self._open_part()
+        if self._gz is not None and self._limit is not None:
+            self._room = self._limit - self._size  # the compressed size, now known
 
     def tick(self) -> None:
         """Hand buffered lines to the OS and rotate when due; call at least once a second."""
         self._drain()
-        self._maybe_rotate_by_size()
         if self.rotate_seconds and self.clock() - self._part_started >= self.rotate_seconds:
             self._close_part()
             self._open_part()

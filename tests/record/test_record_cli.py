@@ -159,6 +159,7 @@ def test_record_to_stdout_rotate_and_inspect(cli_env, tmp_path, server):
     assert out.returncode == 0, out.stderr
     parts = sorted(tmp_path.glob("r.*.jsonl"))
     assert len(parts) >= 2 and not base.exists() and parts[0].name == "r.0001.jsonl"
+    assert all(p.stat().st_size <= 4000 for p in parts)  # checked line by line, not at each flush
     assert all(lines(p)[0]["type"] == "header" for p in parts)
 
     out = oaws(cli_env, "inspect", *map(str, parts), "--json")

@@ -154,6 +154,7 @@ def test_rotation_by_size_writes_numbered_parts_each_with_a_header(tmp_path):
     assert not path.exists() and (tmp_path / "ticks.0001.jsonl.gz").read_bytes() == b""
     parts = writer.files
     assert parts[0] == str(tmp_path / "ticks.0002.jsonl.gz") and len(parts) >= 3
+    assert all(os.path.getsize(p) <= 20_000 for p in parts)
     assert parts == sorted(str(p) for p in tmp_path.glob("ticks.*.jsonl.gz") if p.name != "ticks.0001.jsonl.gz")
     seen = []
     for number, part in enumerate(parts, start=2):
@@ -161,6 +162,54 @@ def test_rotation_by_size_writes_numbered_parts_each_with_a_header(tmp_path):
         assert got[0]["type"] == "header" and got[0]["part"] == number
         seen += [r["data"]["ltp"] for r in got[1:]]
     assert seen == [float(i) for i in range(3000)]
+
+
+def tick_line(i: int, pad: int = 0) -> dict:
+    return {"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1, "data": {"i": i, "p": "x" * pad}}
+
+
+def frame(first: int, n: int) -> bytes:
+    """A proxy frame of ``n`` ticks, as ``record`` writes it without parsing (``write_lines``)."""
+    ticks = [dict(tick_line(i), data={"i": i, "pad": os.urandom(8).hex()}) for i in range(first, first + n)]
+    return orjson.dumps(ticks)
+
+
+@pytest.mark.parametrize("name", ["day.jsonl", "day.jsonl.gz"])
+def test_size_rotation_keeps_every_part_within_the_size(tmp_path, name):
+    # the limit holds line by line, between flushes: no `tick()` is called here at all
+    header = make_header("ws://test", [parse("RELIANCE:NSE")], 1, broker="sim")
+    writer = Writer(str(tmp_path / name), header, rotate_bytes=20_000)
+    i = 0
+    for _ in range(60):
+        for _ in range(20):
+            writer.write_tick(tick_line(i, pad=40 + i % 50), T0 + i)
+            i += 1
+        writer.write_lines(*market_lines(frame(i, 30), T0 + i))
+        i += 30
+    writer.write_gap(T0, T0 + 1, "the connection dropped")
+    writer.close()
+    sizes = [os.path.getsize(p) for p in writer.files]
+    assert len(sizes) >= (3 if name.endswith(".gz") else 5) and max(sizes) <= 20_000
+    if not name.endswith(".gz"):
+        assert min(sizes[:-1]) > 19_000  # full parts, not a new part per flush
+    got = [r for p in writer.files for r in records(p)]
+    assert [r["data"]["i"] for r in got if r["type"] == "market_data"] == list(range(i)) and writer.ticks == i
+    assert [r["type"] for r in got].count("header") == len(sizes) and got[-1]["type"] == "gap"
+
+
+def test_a_line_larger_than_the_size_goes_alone_in_its_part(tmp_path):
+    header = make_header("ws://test", [parse("RELIANCE:NSE")], 1, broker="sim")
+    writer = Writer(str(tmp_path / "r.jsonl"), header, rotate_bytes=2_000)
+    writer.write_tick(tick_line(0), T0)
+    writer.write_tick(tick_line(1, pad=5_000), T0)
+    writer.write_lines(*market_lines(frame(2, 3), T0))
+    writer.write_lines(*market_lines(orjson.dumps([tick_line(5, pad=3_000), tick_line(6)]), T0))
+    writer.close()
+    parts = [[r["data"]["i"] for r in records(p) if r["type"] == "market_data"] for p in writer.files]
+    assert parts == [[0], [1], [2, 3, 4], [5], [6]]
+    sizes = [os.path.getsize(p) for p in writer.files]
+    assert sizes[1] > 5_000 and sizes[3] > 3_000
+    assert all(size <= 2_000 for k, size in enumerate(sizes) if k not in (1, 3))
 
 
 def test_rotation_by_interval(tmp_path):
