@@ -655,6 +655,91 @@ def timeline(
     return heapq.merge(*streams, key=lambda item: item[0])
 
 
+def when(ns: int | None, tz: tzinfo | None) -> str:
+    """A receive time as ``oaws inspect`` shows it: date, time to the millisecond, the zone's abbreviation."""
+    if ns is None:
+        return "-"
+    from oaws.format import moment
+
+    at = moment(ns / 1e9, tz)
+    return f"{at:%Y-%m-%d %H:%M:%S}.{ns // 1_000_000 % 1000:03d} {at:%Z}"
+
+
+def _gzip_trouble(path: str) -> str | None:
+    """Why a gzip file yields no tick: its data is damaged or cut short (None: neither, or not gzip)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(READ_CHUNK)
+    except OSError:
+        return None
+    if data[:2] != b"\x1f\x8b":
+        return None
+    decoder = zlib.decompressobj(wbits=31)
+    try:
+        decoder.decompress(data)
+    except zlib.error:
+        return "its compressed data is damaged"
+    return "its compressed data is cut short" if len(data) < READ_CHUNK and not decoder.eof else None
+
+
+def _names(paths: list[str]) -> str:
+    return ", ".join(paths) if len(paths) <= 3 else f"{', '.join(paths[:2])} and {len(paths) - 2} more"
+
+
+def no_ticks(paths: list[str]) -> str:
+    """One sentence for a set of recordings without a single tick, saying the likely reason.
+
+    Replay refuses such a set (it would serve nothing, forever); ``inspect`` refuses it
+    unless a header shows it is a recording whose session received nothing.
+    """
+    recorded = all(read_header(p) is not None for p in paths)
+    if len(paths) == 1:
+        path, trouble = paths[0], _gzip_trouble(paths[0])
+        if recorded and trouble != "its compressed data is damaged":
+            return f"{path} holds no ticks: its recorder received none"
+        if trouble:
+            return f"{path} holds no ticks: {trouble}"
+        return f"{path} holds no ticks (is it a recording made by `oaws record`?)"
+    if recorded:
+        return f"none of {_names(paths)} holds a tick: their recorders received none"
+    return f"none of {_names(paths)} holds a tick (are they recordings made by `oaws record`?)"
+
+
+def first_tick_ns(
+    paths: list[str], *, start_ms: int | None = None, end_ms: int | None = None, warn: Warn = _log_warning
+) -> int | None:
+    """The receive time of the first tick between ``start_ms`` and ``end_ms`` (None: there is none).
+
+    Reads each file only up to its first tick in the window (to its end when there is none).
+    """
+    for ns, _ in timeline(paths, start_ms=start_ms, end_ms=end_ms, warn=warn):
+        return ns
+    return None
+
+
+def tick_span(paths: list[str], warn: Warn = _log_warning) -> tuple[int, int] | None:
+    """The receive times of the first and the last tick of a set of recordings (a full read)."""
+    first = last = None
+    for ns, _ in timeline(paths, warn=warn):
+        first = ns if first is None else min(first, ns)
+        last = ns if last is None else max(last, ns)
+    return (first, last) if first is not None and last is not None else None
+
+
+def empty_window(paths: list[str], start_ms: int | None, end_ms: int | None, tz: tzinfo | None) -> str:
+    """One sentence for a window (``--from`` / ``--to``) holding no tick of recordings that hold some."""
+    if start_ms is not None and end_ms is not None:
+        window = f"between {when(start_ms * 1_000_000, tz)} and {when(end_ms * 1_000_000, tz)}"
+    elif start_ms is not None:
+        window = f"at or after {when(start_ms * 1_000_000, tz)}"
+    else:
+        window = f"at or before {when((end_ms or 0) * 1_000_000, tz)}"
+    span = tick_span(paths, warn=lambda _: None)
+    which, they = (paths[0], "it spans") if len(paths) == 1 else ("the recordings", "they span")
+    spanned = f" ({they} {when(span[0], tz)} to {when(span[1], tz)})" if span else ""
+    return f"no tick of {which} falls {window}{spanned}"
+
+
 # Summaries -----------------------------------------------------------------------
 @dataclass
 class Summary:

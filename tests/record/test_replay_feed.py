@@ -4,6 +4,7 @@ what it publishes for which subscriptions, and what it refuses."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 
 import orjson
 import pytest
@@ -192,3 +193,86 @@ async def test_the_recorded_bus_stamp_is_left_for_the_bus_to_renew(tmp_path):
     feed.want(RELIANCE, LTP)
     await feed.run()
     assert bus.published == [("RELIANCE:NSE", LTP, {"symbol": "RELIANCE", "exchange": "NSE", "ltp": 1.5, "seq": 7})]
+
+
+NOT_A_RECORDING = " (is it a recording made by `oaws record`?)"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "why"),
+    [
+        ("junk.txt", b"hello world\nthis is not a recording\n", NOT_A_RECORDING),
+        ("empty.jsonl", b"", NOT_A_RECORDING),
+        ("objects.jsonl", b'{"a": 1}\n[1, 2]\n', NOT_A_RECORDING),
+        ("bad.gz", b"\x1f\x8b\x08\x00" + b"garbage" * 20, ": its compressed data is damaged"),
+        ("cut.jsonl.gz", gzip.compress(b'{"type":"header"}\n' * 50)[:20], ": its compressed data is cut short"),
+    ],
+)
+def test_a_file_without_a_tick_is_refused_before_serving(tmp_path, caplog, name, content, why):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ServiceError) as refused:
+        ReplayFeed([str(path)])
+    assert str(refused.value) == f"{path} holds no ticks{why}"
+    assert not caplog.records  # the readers' warnings (a line that is not JSON...) are not said as well
+
+
+def test_recordings_whose_recorders_received_nothing_are_refused(tmp_path):
+    from oaws.recording import Writer, make_header
+
+    for name in ("a.jsonl", "b.jsonl.gz"):
+        Writer(str(tmp_path / name), make_header("ws://test", [RELIANCE], LTP, broker="sim")).close()
+    a, b = str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl.gz")
+    with pytest.raises(ServiceError, match=r"^.*a\.jsonl holds no ticks: its recorder received none$"):
+        ReplayFeed([a])
+    with pytest.raises(ServiceError) as refused:
+        ReplayFeed([a, b])
+    assert str(refused.value) == f"none of {a}, {b} holds a tick: their recorders received none"
+    (tmp_path / "junk.txt").write_text("junk\n")
+    with pytest.raises(ServiceError) as refused:
+        ReplayFeed([a, b, str(tmp_path / "junk.txt")])
+    they = " (are they recordings made by `oaws record`?)"
+    assert str(refused.value) == f"none of {a}, {b}, {tmp_path / 'junk.txt'} holds a tick{they}"
+
+
+def test_a_set_with_some_ticks_is_served_and_warns_about_the_rest(tmp_path, caplog):
+    write_recording(tmp_path / "r.jsonl", TICKS)
+    (tmp_path / "junk.txt").write_text("junk\n")
+    feed = ReplayFeed([str(tmp_path / "junk.txt"), str(tmp_path / "r.jsonl")])
+    assert feed.known == {RELIANCE, INFY}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'junk.txt'}: skipped 1 line that is not JSON (first: line 1)"
+    ]
+
+
+@pytest.fixture
+def utc(tmp_path, monkeypatch):
+    monkeypatch.setenv("OAWS_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.setenv("OAWS_TIME_ZONE", "UTC")
+
+
+SPAN = "2025-12-29 09:20:00.000 UTC to 2025-12-29 09:20:03.000 UTC"  # TICKS, from T0
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "window"),
+    [
+        (5000, None, "at or after 2025-12-29 09:20:05.000 UTC"),
+        (None, -1, "at or before 2025-12-29 09:19:59.999 UTC"),
+        (1600, 2900, "between 2025-12-29 09:20:01.600 UTC and 2025-12-29 09:20:02.900 UTC"),
+    ],
+)
+def test_a_window_without_a_tick_is_refused_with_the_recordings_span(tmp_path, utc, start, end, window):
+    write_recording(tmp_path / "r.jsonl", TICKS)
+    ms = T0 // 1_000_000
+    bounds = {"start": None if start is None else ms + start, "end": None if end is None else ms + end}
+    with pytest.raises(ServiceError) as refused:
+        ReplayFeed([str(tmp_path / "r.jsonl")], **bounds)
+    assert str(refused.value) == f"no tick of {tmp_path / 'r.jsonl'} falls {window} (it spans {SPAN})"
+    # two files: "the recordings", spanning both
+    write_recording(tmp_path / "s.jsonl", [("TCS:NSE", 4.0)])
+    with pytest.raises(ServiceError) as refused:
+        ReplayFeed([str(tmp_path / "r.jsonl"), str(tmp_path / "s.jsonl")], **bounds)
+    spans = "2025-12-29 09:20:00.000 UTC to 2025-12-29 09:20:04.000 UTC"
+    assert str(refused.value) == f"no tick of the recordings falls {window} (they span {spans})"
+    ReplayFeed([str(tmp_path / "r.jsonl")], start=ms + 3000, end=ms + 3000)  # a window of one tick is enough

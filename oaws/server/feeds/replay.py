@@ -16,6 +16,8 @@ against a replay unchanged. How it plays:
   (SPEC §2) with ``mode`` set to it; asked for a higher one, it gets the tick as recorded
   (its ``data.mode`` says which), since a recording cannot invent depth it never had.
 * Only instruments in the recording can be subscribed (``SYMBOL_NOT_FOUND`` otherwise).
+* Recordings without a tick, or a window (``start`` / ``end``) without one, are refused
+  when the feed is made, before anything listens: they would serve nothing, forever.
 * At the end, without ``loop``, the feed stays up and keeps serving the last ticks.
 """
 
@@ -33,7 +35,7 @@ import orjson
 
 from oaws.instruments import DEPTH, LTP, QUOTE, Instrument, InstrumentError, make
 from oaws.protocol import SYMBOL_NOT_FOUND
-from oaws.recording import RecordingError, instruments_in, timeline
+from oaws.recording import RecordingError, empty_window, first_tick_ns, instruments_in, no_ticks, timeline
 from oaws.server.feeds.base import Feed, Rejection
 from oaws.server.service import ServiceError
 
@@ -133,6 +135,7 @@ class ReplayFeed(Feed):
         self.settle = settle
         self._warned: set[str] = set()
         try:
+            self._check_ticks()
             self.known = instruments_in(self.files, self._warn)
         except RecordingError as exc:
             raise ServiceError(str(exc)) from None
@@ -147,6 +150,28 @@ class ReplayFeed(Feed):
         self.position_ns: int | None = None
         self._first_want = asyncio.Event()
         self._pending: set[tuple[Instrument, int]] = set()
+
+    def _check_ticks(self) -> None:
+        """Refuse recordings (or a window of them) without a tick; cheap when there are ticks.
+
+        The readers' warnings (a line that is not JSON...) are held back until the set is
+        known to be playable: for a file that is no recording at all, the refusal says it
+        in one sentence instead of a warning about its first line.
+        """
+        notes: list[str] = []
+        windowed = self.start is not None or self.end is not None
+        if first_tick_ns(self.files, start_ms=self.start, end_ms=self.end, warn=notes.append) is None:
+            if not windowed or first_tick_ns(self.files, warn=lambda _: None) is None:
+                raise ServiceError(no_ticks(self.files))
+            from oaws import config
+
+            try:
+                tz = config.time_zone()
+            except config.ConfigError:
+                tz = None
+            raise ServiceError(empty_window(self.files, self.start, self.end, tz))
+        for note in notes:
+            self._warn(note)
 
     @property
     def wanted(self) -> dict[Instrument, set[int]]:
