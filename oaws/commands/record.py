@@ -494,13 +494,19 @@ def register(app: typer.Typer) -> None:
         json: JsonOpt = False,
     ) -> None:
         """Instruments, tick counts, time span, gaps and rates of recordings."""
-        from oaws.recording import RecordingError, summarize
+        from oaws.recording import RecordingError, no_ticks, summarize
 
         tz = None if json else cfg.time_zone()
         try:
-            summary = summarize(files, warn=lambda message: _err(f"warning: {message}"))
+            summary = summarize(files)
         except RecordingError as exc:
             fail(str(exc))
+        if not summary.ticks and not summary.headers:
+            # nothing oaws wrote (text, random bytes, an empty or damaged file): one sentence,
+            # not the reader's warnings and a summary of zeros
+            fail(no_ticks(files))
+        for message in summary.warnings:
+            _err(f"warning: {message}")
         if json:
             import orjson
 
@@ -508,16 +514,6 @@ def register(app: typer.Typer) -> None:
             sys.stdout.flush()
         else:
             _inspect_table(summary, tz)
-
-
-def _when(ns: int | None, tz: tzinfo | None) -> str:
-    """A receive time as the date, the time to the millisecond and the zone's abbreviation."""
-    if ns is None:
-        return "-"
-    from oaws.format import moment
-
-    at = moment(ns / 1e9, tz)
-    return f"{at:%Y-%m-%d %H:%M:%S}.{ns // 1_000_000 % 1000:03d} {at:%Z}"
 
 
 def _span(seconds: float) -> str:
@@ -530,6 +526,7 @@ def _inspect_table(summary: Any, tz: tzinfo | None) -> None:
     from rich.table import Table
 
     from oaws.instruments import MODE_LABELS
+    from oaws.recording import when as _when  # the same times as replay's refusals show
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     head = summary.headers[0] if summary.headers else {}

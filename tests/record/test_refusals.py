@@ -72,3 +72,41 @@ def test_replay_of_recordings_that_received_nothing_is_one_sentence(cli_env, tmp
     refused(
         oaws(cli_env, "replay", str(path), "--port", "0", *BUS), f"{path} holds no ticks: its recorder received none"
     )
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+@pytest.mark.parametrize("json", [False, True])
+def test_inspect_of_a_file_that_is_no_recording_is_one_sentence(cli_env, tmp_path, name, json):
+    content, why = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    refused(oaws(cli_env, "inspect", str(path), *(["--json"] if json else [])), f"{path} holds no ticks{why}")
+
+
+def test_inspect_of_several_files_none_a_recording_is_one_sentence(cli_env, tmp_path):
+    paths = []
+    for name, (content, _) in sorted(BAD_FILES.items()):
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(content)
+    names = f"{paths[0]}, {paths[1]} and 2 more"
+    refused(
+        oaws(cli_env, "inspect", *map(str, paths)),
+        f"none of {names} holds a tick (are they recordings made by `oaws record`?)",
+    )
+
+
+def test_inspect_summarises_a_recording_that_received_nothing_and_warns_about_junk_beside_ticks(cli_env, tmp_path):
+    # a header and no tick: a session that recorded nothing is still a recording (exit 0)
+    quiet = tmp_path / "quiet.jsonl"
+    write_recording(quiet, [])
+    out = oaws(cli_env, "inspect", str(quiet), "--json")
+    assert (out.returncode, out.stderr) == (0, "")
+    assert '"sessions":1' in out.stdout and '"ticks":0' in out.stdout
+    # ticks beside junk: the summary of the ticks, and one warning line for the junk
+    junk, good = tmp_path / "junk.txt", tmp_path / "r.jsonl"
+    junk.write_bytes(BAD_FILES["junk.txt"][0])
+    write_recording(good, [("RELIANCE:NSE", 0.0), ("INFY:NSE", 1.0)])
+    out = oaws(cli_env, "inspect", str(junk), str(good))
+    assert out.returncode == 0 and "Traceback" not in out.stderr
+    assert out.stderr == f"oaws: warning: {junk}: skipped 2 lines that are not JSON (first: line 1)\n"
+    assert "RELIANCE:NSE" in out.stdout and "INFY:NSE" in out.stdout
