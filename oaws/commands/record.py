@@ -416,7 +416,7 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--duration", help="Stop after this long (90s, 15m, 6h).", show_default=False)
         ] = None,
         count: Annotated[
-            int | None, typer.Option("--count", "-n", help="Stop after N ticks.", show_default=False)
+            int | None, typer.Option("--count", "-n", min=1, help="Stop after N ticks.", show_default=False)
         ] = None,
         url: UrlOpt = None,
         api_key: ApiKeyOpt = None,

@@ -1,6 +1,7 @@
-"""What ``oaws replay``, ``serve --broker replay`` and ``inspect`` refuse, as real processes: files
-that are no recording, recordings without a tick, windows without a tick. Each is one sentence
-on stderr and exit 1, before anything listens (a refused replay that served would time out here)."""
+"""What ``oaws replay``, ``serve --broker replay``, ``inspect`` and ``record`` refuse, as real processes:
+files that are no recording, recordings or windows without a tick, ``record --count 0``. Each is one
+line on stderr and exit 1 (2 for a usage error, as typer gives it), before anything listens: a refused
+replay that served instead would time out here."""
 
 from __future__ import annotations
 
@@ -110,3 +111,15 @@ def test_inspect_summarises_a_recording_that_received_nothing_and_warns_about_ju
     assert out.returncode == 0 and "Traceback" not in out.stderr
     assert out.stderr == f"oaws: warning: {junk}: skipped 2 lines that are not JSON (first: line 1)\n"
     assert "RELIANCE:NSE" in out.stdout and "INFY:NSE" in out.stdout
+
+
+@pytest.mark.parametrize("count", ["0", "-3"])
+def test_record_count_below_one_is_the_usage_error_tail_gives(cli_env, tmp_path, count):
+    path = tmp_path / "r.jsonl"
+    nowhere = ("--url", "ws://127.0.0.1:9", "--no-autostart")  # never reached: the option is refused first
+    record = oaws(cli_env, "record", str(path), "--count", count, *nowhere)
+    tail = oaws(cli_env, "tail", "--count", count, *nowhere)
+    assert record.returncode == tail.returncode == 2 and "Traceback" not in record.stderr
+    assert record.stderr.count("\n") == 1 and "'--count'" in record.stderr
+    assert record.stderr.replace(" record ", " tail ") == tail.stderr
+    assert not path.exists()
