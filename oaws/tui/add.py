@@ -1,4 +1,8 @@
-"""The `a` dialog: type an instrument, with completion from the symbols the watch knows."""
+"""The `a` dialog: type an instrument, with completion from the symbols the watch knows.
+
+The app owns the candidates (an instrument master may arrive while the dialog is open):
+the dialog asks it on every key through ``complete`` and ``resolve``.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,27 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
-from textual.suggester import SuggestFromList
+from textual.suggester import Suggester
 from textual.widgets import Input, Label, OptionList
 
 from oaws.instruments import Instrument, InstrumentError
-from oaws.tui.model import complete, resolve_instrument
+
+#: (text, at most how many) -> completions, prefixes first
+Complete = Callable[[str, int], list[str]]
+
+
+class CompletionSuggester(Suggester):
+    """The inline suggestion: the first completion that starts with what is typed (what tab takes)."""
+
+    def __init__(self, complete: Complete) -> None:
+        super().__init__(use_cache=False, case_sensitive=False)  # no cache: the candidates can grow
+        self.complete = complete
+
+    async def get_suggestion(self, value: str) -> str | None:
+        best = self.complete(value, 1)
+        return best[0] if best and best[0].casefold().startswith(value) else None
 
 
 class AddScreen(ModalScreen[Instrument | None]):
@@ -25,18 +44,16 @@ class AddScreen(ModalScreen[Instrument | None]):
         Binding("down", "focus_matches", "Matches", show=False),
     ]
 
-    def __init__(self, candidates: Callable[[], list[str]]) -> None:
+    def __init__(self, complete: Complete, resolve: Callable[[str], Instrument]) -> None:
         super().__init__()
-        self.candidates = candidates
+        self.complete = complete
+        self.resolve = resolve
 
     def compose(self) -> ComposeResult:
-        known = self.candidates()
         with Vertical(id="add-box"):
             yield Label("Add an instrument: SYMBOL:EXCHANGE, or a symbol to complete", id="add-title")
             yield Label("tab completes · ↓ picks a match · enter adds · esc cancels", id="add-hint")
-            yield Input(
-                placeholder="RELIANCE:NSE", id="add-input", suggester=SuggestFromList(known, case_sensitive=False)
-            )
+            yield Input(placeholder="RELIANCE:NSE", id="add-input", suggester=CompletionSuggester(self.complete))
             yield OptionList(id="add-matches")
             yield Label("", id="add-error")
 
@@ -45,12 +62,19 @@ class AddScreen(ModalScreen[Instrument | None]):
 
     @on(Input.Changed)
     def show_matches(self, event: Input.Changed) -> None:
-        matches = complete(event.value, self.candidates())
-        options = self.query_one(OptionList)
+        self.refresh_matches()
+        self.query_one("#add-error", Label).update("")
+
+    def refresh_matches(self) -> None:
+        """The matches of what is typed, again (also when more candidates arrived)."""
+        try:
+            field, options = self.query_one(Input), self.query_one(OptionList)
+        except NoMatches:  # more candidates arrived before the dialog was composed: it asks when it is
+            return
+        matches = self.complete(field.value, 8)
         options.clear_options()
         options.add_options(matches)
         options.display = bool(matches)
-        self.query_one("#add-error", Label).update("")
 
     def on_key(self, event) -> None:
         if event.key == "tab" and self.focused is self.query_one(Input):
@@ -72,7 +96,7 @@ class AddScreen(ModalScreen[Instrument | None]):
 
     def _finish(self, text: str) -> None:
         try:
-            instrument = resolve_instrument(text, self.candidates())
+            instrument = self.resolve(text)
         except InstrumentError as exc:
             self.query_one("#add-error", Label).update(str(exc))
             self.query_one(Input).focus()

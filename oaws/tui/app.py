@@ -10,6 +10,7 @@ deterministic events.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -29,7 +30,7 @@ from oaws.tui.depth import DepthScreen
 from oaws.tui.grid import QuoteGrid
 from oaws.tui.help import HelpScreen
 from oaws.tui.messages import DepthRequested, SortRequested
-from oaws.tui.model import Health, Watchlist, WatchModel, subscribed_in
+from oaws.tui.model import Completer, Health, Watchlist, WatchModel, resolve_instrument, subscribed_in
 from oaws.tui.screen import WatchScreen
 from oaws.tui.status import StatusBar
 
@@ -80,6 +81,7 @@ class WatchApp(App[int]):
         grouping: str = "indian",
         stale_after: float = 10.0,
         completions: Iterable[str] = (),
+        more_completions: Callable[[], Iterable[str]] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         tz: tzinfo | None = None,
@@ -94,7 +96,9 @@ class WatchApp(App[int]):
         self.roll_every = roll_every
         self.model = WatchModel(watchlists, current=current, grouping=grouping, clock=monotonic, tz=tz)
         self.health = Health(url, stale_after=stale_after, clock=clock)
-        self.completions = list(dict.fromkeys([*DEFAULT_WATCHLIST, *completions]))
+        self.completer = Completer([*DEFAULT_WATCHLIST, *completions])
+        #: more candidates, slow to get (an instrument master): fetched in a thread when `a` is first pressed
+        self.more_completions = more_completions
         self.seen: set[Instrument] = set()
         self.client: FeedClient | None = None
         self.paused = False
@@ -214,9 +218,41 @@ class WatchApp(App[int]):
                 bar.refresh()
 
     # Actions -----------------------------------------------------------------------
-    def candidates(self) -> list[str]:
+    def session_candidates(self) -> list[str]:
+        """The instruments of the watchlists and those the feed sent: few, and they change."""
         lists = [str(i) for w in self.model.watchlists for i in w.instruments]
-        return list(dict.fromkeys([*self.completions, *lists, *(str(i) for i in self.seen)]))
+        return list(dict.fromkeys([*lists, *(str(i) for i in self.seen)]))
+
+    def complete(self, text: str, limit: int = 8) -> list[str]:
+        return self.completer.complete(text, limit, self.session_candidates())
+
+    def resolve(self, text: str) -> Instrument:
+        return resolve_instrument(text, self.completer, self.session_candidates())
+
+    def _fetch_more_completions(self) -> None:
+        """Once, in a thread: an instrument master takes a while to read and must not stall the screen."""
+        fetch, self.more_completions = self.more_completions, None
+        if fetch is None:
+            return
+        base = self.completer
+
+        async def work() -> None:
+            try:
+                completer = await asyncio.to_thread(lambda: base.with_more(fetch()))
+            except Exception:  # completion is a convenience: without the extra symbols the dialog still works
+                log.debug("no extra completions", exc_info=True)
+                return
+            if len(completer) > len(base):
+                self._more_completions_arrived(completer)
+
+        # an asyncio worker awaiting the thread, so that quitting meanwhile simply drops the result
+        self.run_worker(work(), name="completions", exit_on_error=False)
+
+    def _more_completions_arrived(self, completer: Completer) -> None:
+        self.completer = completer
+        for screen in self.screen_stack:
+            if isinstance(screen, AddScreen):
+                screen.refresh_matches()
 
     def action_add(self) -> None:
         def added(instrument: Instrument | None) -> None:
@@ -227,7 +263,8 @@ class WatchApp(App[int]):
                 self.notify(f"added {instrument}", timeout=2)
             self.frame()
 
-        self.push_screen(AddScreen(self.candidates), added)
+        self._fetch_more_completions()
+        self.push_screen(AddScreen(self.complete, self.resolve), added)
 
     def action_remove(self) -> None:
         instrument = self.model.selected

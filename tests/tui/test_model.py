@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from oaws.client import Tick
 from oaws.instruments import Instrument, InstrumentError, parse, parse_many
 from oaws.tui.model import (
     FLASH_SECONDS,
     RESORT_SECONDS,
+    Completer,
     Health,
     Watchlist,
     WatchModel,
@@ -342,6 +346,69 @@ def test_completion_prefers_prefixes_then_substrings():
     assert complete("nif", known) == ["NIFTY:NSE_INDEX", "BANKNIFTY:NSE_INDEX"]
     assert complete("rel", known) == ["RELIANCE:NSE"]
     assert complete("", known) == []
+
+
+def test_completion_ranks_the_symbol_typed_nse_first_and_contracts_last():
+    known = ["RELIANCE26DEC24FUT:NFO", "RELIANCE:BSE", "RELAXO:NSE", "RELIANCE:NSE", "NIFTYBEES:NSE", "NIFTY:NSE_INDEX"]
+    assert complete("reli", known) == ["RELIANCE:NSE", "RELIANCE:BSE", "RELIANCE26DEC24FUT:NFO"]
+    assert complete("rel", known, limit=2) == ["RELAXO:NSE", "RELIANCE:NSE"]
+    assert complete("nifty", known)[0] == "NIFTY:NSE_INDEX"  # the index, not the ETF that starts alike
+    assert resolve_instrument("reliance", known) == parse("RELIANCE:NSE")
+
+
+def test_the_completer_merges_the_sessions_own_instruments_and_grows():
+    c = Completer(["INFY:NSE", "TCS:NSE"])
+    assert c.complete("in", extra=["INDIGO:NSE", "infy:nse"]) == ["INFY:NSE", "INDIGO:NSE"]
+    assert c.complete("go", extra=["INDIGO:NSE"]) == ["INDIGO:NSE"]  # contains, from the extras only
+    bigger = c.with_more(["INFY:BSE", "tcs:nse"])
+    assert len(c) == 2 and len(bigger) == 3 and bigger.complete("tc") == ["TCS:NSE"]  # first spelling wins
+    assert bigger.complete("infy", anywhere=False) == ["INFY:NSE", "INFY:BSE"]
+    assert resolve_instrument("indigo", c, extra=["INDIGO:BSE"]) == parse("INDIGO:BSE")
+
+
+def naive(text: str, candidates: list[str], limit: int) -> list[str]:
+    """The definition: every candidate checked, prefixes first, each group by rank."""
+    needle = text.strip().upper()
+    if not needle:
+        return []
+    first: dict[str, str] = {}
+    for c in candidates:
+        first.setdefault(c.upper(), c)
+
+    def rank(u: str) -> tuple:
+        symbol, _, exchange = u.partition(":")
+        order = ("NSE", "NSE_INDEX", "BSE", "BSE_INDEX", "NFO", "BFO", "MCX", "CDS")
+        return len(symbol), order.index(exchange) if exchange in order else len(order), u
+
+    starts = sorted((u for u in first if u.startswith(needle)), key=rank)
+    inside = sorted((u for u in first if needle in u and not u.startswith(needle)), key=rank)
+    return [first[u] for u in (starts + inside)[:limit]]
+
+
+SYMBOLS = st.text("ABCNIFTY&-1 ", min_size=1, max_size=6)
+CANDIDATES = st.lists(st.builds("{}:{}".format, SYMBOLS, st.sampled_from(["NSE", "BSE", "NFO", "NSE_INDEX", "X"])))
+
+
+@given(CANDIDATES, CANDIDATES, st.text("ABCnify:&-1 S", max_size=5), st.integers(1, 9))
+def test_the_completer_finds_what_checking_every_candidate_finds(ours, extra, text, limit):
+    assert Completer(ours).complete(text, limit, extra) == naive(text, ours + extra, limit)
+
+
+def test_completion_over_an_instrument_master_is_quick():
+    # about the size of Angel One's master: cash on two exchanges, a few expiries of futures and options
+    names = [f"S{n:05d}X" for n in range(2_000)]
+    master = [f"{s}:{e}" for s in names for e in ("NSE", "BSE")]
+    master += [f"{s}{x}{k}{t}:NFO" for s in names[:500] for x in ("26DEC24", "30JAN25") for k in range(1000, 1500, 20)
+               for t in ("CE", "PE")]  # fmt: skip
+    c = Completer(master)
+    assert len(c) > 50_000
+    began = time.perf_counter()
+    for text in ("s", "s0", "s01", "s0123", "x26", "dec", "1240ce", "nothing"):
+        c.complete(text, 8, ["RELIANCE:NSE"] * 100)
+    assert time.perf_counter() - began < 1.0  # eight keys; about 30 ms in all on a quiet machine
+    found = c.complete("s00012")
+    assert found[:3] == ["S00012X:NSE", "S00012X:BSE", "S00012X26DEC241000CE:NFO"] and len(found) == 8
+    assert c.complete("s00012", 20) == naive("s00012", master, 20)
 
 
 def test_what_is_typed_in_the_add_dialog_resolves_to_what_was_meant():
