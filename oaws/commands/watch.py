@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,6 +21,8 @@ from oaws.cli import (
     resolve_instruments,
     resolve_mode,
 )
+
+log = logging.getLogger(__name__)
 
 
 def register(app: typer.Typer) -> None:
@@ -77,6 +81,63 @@ def build_watchlists(given: list[str] | None, name: str | None) -> tuple[list, i
     return lists, current
 
 
+def master_instruments() -> list[str]:
+    """Every instrument of the Angel One instrument master as ``SYMBOL:EXCHANGE``, if there is one; else none.
+
+    For the add dialog's completion, read in a thread when the dialog first opens (the
+    master holds 100k+ records; the watch must not wait for it at start). The same master
+    the Angel feed and ``oaws instruments search`` use: OAWS_INSTRUMENTS (or ``instruments``
+    of ``[angel]``), else the index ``oaws instruments update`` keeps in the cache. Absent
+    or unreadable, completion keeps the built-in symbols: that is no error for the watch.
+    """
+    try:
+        return _master_instruments()
+    except Exception:
+        log.debug("no instrument master for completion", exc_info=True)
+        return []
+
+
+def _master_instruments() -> list[str]:
+    import orjson
+
+    from oaws.instruments import EXCHANGES, valid_symbol
+    from oaws.server.feeds.angel.master import (
+        INDEX_FILE,
+        INDEX_FORMAT,
+        SEGMENT,
+        SEGMENT_TYPES,
+        Master,
+        master_dir,
+        read_master,
+    )
+    from oaws.server.feeds.angel.settings import load_settings
+
+    given = load_settings().instruments
+    path = Path(given).expanduser() if given else master_dir() / INDEX_FILE
+    if not path.is_file():
+        return []
+    # The index's rows as parsed, not a whole Master (tuples and lookup tables): about half
+    # the time and a fraction of the memory the watch keeps afterwards. A raw master (only
+    # through OAWS_INSTRUMENTS) goes through read_master, which knows its records.
+    parsed = orjson.loads(path.read_bytes())
+    if isinstance(parsed, dict) and parsed.get("format") == INDEX_FORMAT:
+        rows = parsed["rows"]
+    else:
+        del parsed
+        rows = read_master(path).rows  # not load_master: its warning about an old index would print over the screen
+    naming = Master([])  # only how oaws writes a record's instrument
+    exchanges = frozenset(EXCHANGES)
+    found: dict[str, None] = {}
+    for row in rows:
+        if row[SEGMENT] not in SEGMENT_TYPES:
+            continue
+        text = naming.instrument_of(row)
+        symbol, _, exchange = text.rpartition(":")
+        if exchange in exchanges and valid_symbol(symbol):
+            found[text] = None
+    return list(found)
+
+
 def run_watch(
     instruments: list[str] | None,
     watchlist: str | None,
@@ -119,6 +180,7 @@ def run_watch(
         grouping=grouping,
         stale_after=stale_after,
         completions=known_symbols(),
+        more_completions=master_instruments,
         tz=tz,
     )
     result = app.run()
