@@ -205,8 +205,13 @@ NOT_A_RECORDING = " (is it a recording made by `oaws record`?)"
         ("empty.jsonl", b"", NOT_A_RECORDING),
         ("objects.jsonl", b'{"a": 1}\n[1, 2]\n', NOT_A_RECORDING),
         ("bad.gz", b"\x1f\x8b\x08\x00" + b"garbage" * 20, ": its compressed data is damaged"),
-        ("cut.jsonl.gz", gzip.compress(b'{"type":"header"}\n' * 50)[:20], ": its compressed data is cut short"),
+        (
+            "cut.jsonl.gz",
+            gzip.compress(b'{"type":"header"}\n' * 50, 9, mtime=0)[:20],
+            ": its compressed data is cut short",
+        ),
     ],
+    ids=["junk.txt", "empty.jsonl", "objects.jsonl", "bad.gz", "cut.jsonl.gz"],  # the same on every xdist worker
 )
 def test_a_file_without_a_tick_is_refused_before_serving(tmp_path, caplog, name, content, why):
     path = tmp_path / name
