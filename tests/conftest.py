@@ -111,3 +111,18 @@ def cli_env(tmp_path, monkeypatch):
     for key in ("OAWS_URL", "OAWS_API_KEY", "OAWS_BROKER", "OAWS_BUS", "OAWS_PORT", "OAWS_HOST", "OAWS_MODE"):
         env.pop(key, None)
     return env
+
+
+@pytest.fixture
+def ipc_bus():
+    """A bus address of this test's own: an ipc socket in a short private directory.
+
+    A tcp address from a port that was free a moment ago can be taken by another test
+    (or another run) before the server binds it; a path cannot.
+    """
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="oaws-bus-")  # short: ipc paths are limited to ~100 bytes
+    yield f"ipc://{directory}/bus"
+    shutil.rmtree(directory, ignore_errors=True)

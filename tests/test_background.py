@@ -24,8 +24,8 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def env(cli_env, tmp_path):
-    cli_env.update(OAWS_PORT=str(free_port()), OAWS_BUS=f"tcp://127.0.0.1:{free_port()}", OAWS_RATE="20")
+def env(cli_env, tmp_path, ipc_bus):
+    cli_env.update(OAWS_PORT=str(free_port()), OAWS_BUS=ipc_bus, OAWS_RATE="20")
     yield cli_env
     # whatever a test started, stop it
     state = tmp_path / "state" / "server.json"

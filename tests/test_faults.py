@@ -104,8 +104,8 @@ def collected(connections: weakref.WeakSet) -> int:
     return len(connections)
 
 
-async def test_feed_killed_and_restarted_proxy_and_clients_carry_on(cli_env):
-    bus = f"tcp://127.0.0.1:{free_port()}"
+async def test_feed_killed_and_restarted_proxy_and_clients_carry_on(cli_env, ipc_bus):
+    bus = ipc_bus
     feed = start(cli_env, "--role", "feed", "--bus", bus)
     proxy = Proxy(bus, ProxyOptions(port=0))
     await proxy.start()
@@ -137,8 +137,8 @@ async def test_feed_killed_and_restarted_proxy_and_clients_carry_on(cli_env):
         await proxy.close()
 
 
-def test_proxy_killed_and_restarted_tail_resubscribes(cli_env):
-    port, bus = free_port(), f"tcp://127.0.0.1:{free_port()}"
+def test_proxy_killed_and_restarted_tail_resubscribes(cli_env, ipc_bus):
+    port, bus = free_port(), ipc_bus
     server = start(cli_env, "--port", str(port), "--bus", bus)
     tail = subprocess.Popen(
         [*OAWS, "tail", "--json", "--url", f"ws://127.0.0.1:{port}", "RELIANCE:NSE"],
@@ -264,8 +264,8 @@ async def test_half_open_connection_is_found_by_ping_timeout(bus, proxy):
     assert collected(server_side) == 0, "server-side connection still referenced"
 
 
-def test_proxy_killed_and_restarted_record_writes_a_gap_and_goes_on(cli_env, tmp_path):
-    port, bus = free_port(), f"tcp://127.0.0.1:{free_port()}"
+def test_proxy_killed_and_restarted_record_writes_a_gap_and_goes_on(cli_env, tmp_path, ipc_bus):
+    port, bus = free_port(), ipc_bus
     server = start(cli_env, "--port", str(port), "--bus", bus)
     path = tmp_path / "ticks.jsonl"
     record = subprocess.Popen(
