@@ -25,19 +25,17 @@ import contextlib
 import logging
 import os
 import re
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
 from oaws import config
 from oaws.instruments import Instrument
-from oaws.server.feeds.angel.errors import AngelError, AngelUnavailable, MasterMissing
+from oaws.server.feeds.angel.errors import AngelError, AngelUnavailable, MasterMissing, describe_request_error
 from oaws.server.feeds.base import Rejection
 
 log = logging.getLogger(__name__)
@@ -322,46 +320,6 @@ def _saving_in(directory: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         raise MasterNotSaved(f"cannot save the instrument master in {directory}: {exc.strerror or exc}") from None
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and what it wraps: requests -> urllib3 (``reason``, ``args``) -> the socket error."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        linked = (getattr(current, "reason", None), current.__cause__, current.__context__, *current.args)
-        todo.extend(e for e in linked if isinstance(e, BaseException))
-
-
-def describe_request_error(exc: BaseException, url: str) -> str:
-    """Why a ``requests`` call failed in a few words ("connection refused"), not the exception's class name."""
-    import requests
-
-    if isinstance(exc, requests.exceptions.InvalidSchema):
-        return f"unsupported URL scheme {urlsplit(url).scheme!r} (use http:// or https://)"
-    if isinstance(exc, requests.exceptions.MissingSchema):
-        return "not a URL (it needs http:// or https://)"
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.URLRequired):
-        return "not a valid URL"
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
-        return "the download broke off"
-    causes = list(_causes(exc))
-    for cause in causes:
-        if isinstance(cause, socket.gaierror):
-            return f"cannot resolve the host name {urlsplit(url).hostname!r}"
-        if isinstance(cause, TimeoutError):
-            return "timed out"
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror[:1].lower() + cause.strerror[1:]  # "connection refused"
-    text = str(causes[-1]).strip().splitlines()
-    return text[0][:200] if text else exc.__class__.__name__
 
 
 def update_master(

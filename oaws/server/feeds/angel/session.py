@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from oaws import config
-from oaws.server.feeds.angel.errors import AngelError, AngelLoginError, AngelUnavailable
+from oaws.server.feeds.angel.errors import AngelError, AngelLoginError, AngelUnavailable, describe_request_error
 from oaws.server.feeds.angel.settings import AngelSettings
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,6 @@ def login(settings: AngelSettings, timeout: float = 15.0) -> Session:
         reply = smart.generateSession(settings.client_code, settings.pin, code)
     except (requests.RequestException, DataException, NetworkException) as exc:
         # no answer, or a gateway page instead of JSON: Angel is down or unreachable, try again later
-        from oaws.server.feeds.angel.master import describe_request_error
-
         if isinstance(exc, requests.RequestException):
             reason = describe_request_error(exc, settings.api_url)  # "connection refused", not "ConnectionError"
         else:
