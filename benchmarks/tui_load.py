@@ -27,9 +27,9 @@ import threading
 import time
 from fcntl import ioctl
 
+from oaws.brokers.sim.feed import known_symbols
 from oaws.client import Client
 from oaws.instruments import Instrument, parse
-from oaws.server.feeds.sim import known_symbols
 from oaws.server.service import ServeOptions, Service
 
 
@@ -83,7 +83,7 @@ async def headless(
     url: str, wanted: list[Instrument], seconds: float, warmup: float, size: tuple[int, int], sort: str
 ) -> dict:
     from oaws.tui.app import WatchApp
-    from oaws.tui.model import Watchlist
+    from oaws.tui.models.watch import Watchlist
 
     async def connect(instruments: list[Instrument], mode: int) -> Client:
         return Client(url, instruments=instruments, mode=mode, retry_first=True)

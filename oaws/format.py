@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 from typing import Any
 
+from oaws.ticks import change_of
+
 
 def indian(n: int | float | None) -> str:
     """Indian digit grouping: 1234567 -> 12,34,567."""
@@ -42,16 +44,6 @@ def clock(ms: int | float | None, tz: tzinfo | None = None) -> str:
     if not ms:
         return "--:--:--.---"
     return datetime.fromtimestamp(ms / 1000, tz).strftime("%H:%M:%S") + f".{int(ms % 1000):03d}"
-
-
-def change_of(data: dict[str, Any]) -> tuple[float | None, float | None]:
-    """(change, change %) from the tick, or computed from ltp and the previous close."""
-    change, pct = data.get("change"), data.get("change_percent")
-    ltp, close = data.get("ltp"), data.get("close")
-    if change is None and isinstance(ltp, (int, float)) and isinstance(close, (int, float)) and close:
-        change = ltp - close
-        pct = change / close * 100
-    return change, pct
 
 
 GREEN, RED, RESET = "\x1b[32m", "\x1b[31m", "\x1b[0m"

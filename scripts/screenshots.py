@@ -18,14 +18,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from oaws.brokers.sim.feed import known_symbols
 from oaws.client import Client
 from oaws.config import time_zone
 from oaws.instruments import DEFAULT_WATCHLIST, Instrument, parse_many
-from oaws.server.feeds.sim import known_symbols
 from oaws.server.service import ServeOptions, Service
 from oaws.tui.app import WatchApp
 from oaws.tui.depth import DepthScreen
-from oaws.tui.model import Watchlist
+from oaws.tui.models.watch import Watchlist
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
 WATCHLIST = [

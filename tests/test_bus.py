@@ -9,10 +9,10 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
+from oaws.brokers.api import Feed
 from oaws.instruments import Instrument
 from oaws.server.bus import FeedHub, Forwarder
 from oaws.server.curve import generate
-from oaws.server.feeds.base import Feed
 from oaws.server.service import ServeOptions, Service
 
 

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from oaws.instruments import Instrument
-from oaws.protocol import Refused
+from oaws.protocol.codes import Refused
 
 OAWS = [sys.executable, "-m", "oaws"]
 
@@ -109,7 +109,7 @@ def test_subscribe_table_and_json(server, cli_env):
 
 async def test_subscribe_reports_unknown_and_prints_the_others(bus, capsys):
     """Against a feed that knows only some symbols, the others still print (exit 1)."""
-    from oaws.commands.stream import _snapshot
+    from oaws.cli.stream import _snapshot
     from oaws.config import ClientSettings
     from oaws.server.proxy import Proxy, ProxyOptions
 

@@ -7,7 +7,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oaws.protocol import ACTIONS, Session
+from oaws.protocol.codes import ACTIONS
+from oaws.protocol.server import Session
 
 CODES = {
     "INVALID_JSON",

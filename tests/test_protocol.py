@@ -4,7 +4,8 @@ import orjson
 import pytest
 
 from oaws.instruments import Instrument
-from oaws.protocol import Change, Limits, Refused, Session
+from oaws.protocol.codes import Limits, Refused
+from oaws.protocol.server import Change, Session
 
 
 def req(**body):

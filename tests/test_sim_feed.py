@@ -1,4 +1,4 @@
-"""The simulated market (oaws.server.feeds.sim): its prices, its ticks and its scheduling."""
+"""The simulated market (oaws.brokers.sim.feed): its prices, its ticks and its scheduling."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 import zmq
 import zmq.asyncio
 
+from oaws.brokers.sim.feed import SimFeed, known_symbols, payload, reference_price
 from oaws.instruments import DEPTH, LTP, QUOTE, Instrument, parse
 from oaws.server.bus import FeedHub
-from oaws.server.feeds.sim import SimFeed, known_symbols, payload, reference_price
 
 RELIANCE = Instrument("RELIANCE", "NSE")
 INFY = Instrument("INFY", "NSE")
@@ -150,7 +150,7 @@ def test_known_symbols_lists_the_nifty_50_and_the_indices():
 
 def test_unknown_symbol_opens_at_a_stable_name_derived_price_in_every_process():
     script = (
-        "from oaws.instruments import Instrument; from oaws.server.feeds.sim import SimFeed;"
+        "from oaws.instruments import Instrument; from oaws.brokers.sim.feed import SimFeed;"
         "print(SimFeed().tick(Instrument('ZZTOPTRADERS', 'NSE'))['close'])"
     )
     closes = set()

@@ -25,8 +25,8 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import recv_monitor_message
 
+from oaws.brokers.api import Feed
 from oaws.instruments import Instrument, parse_topic
-from oaws.server.feeds.base import Feed
 
 log = logging.getLogger(__name__)
 

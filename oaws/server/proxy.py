@@ -42,7 +42,8 @@ from websockets.protocol import State
 
 from oaws import __version__
 from oaws.instruments import Instrument
-from oaws.protocol import Change, Limits, Session, error
+from oaws.protocol.codes import Limits, error
+from oaws.protocol.server import Change, Session
 from oaws.server.bus import INFO_TOPIC, REJECT_TOPIC, BusReader
 
 log = logging.getLogger(__name__)

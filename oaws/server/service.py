@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oaws.protocol import Limits
+from oaws.brokers.api import Feed, FeedError
+from oaws.protocol.codes import Limits
 from oaws.server.bus import FeedHub, Forwarder
-from oaws.server.feeds.base import Feed
 from oaws.server.proxy import Proxy, ProxyOptions
 
 log = logging.getLogger(__name__)
@@ -75,22 +75,25 @@ class ServeOptions:
 def make_feed(opts: ServeOptions) -> Feed:
     """The feed for ``--broker``; imported lazily so that a feed's dependencies load only when used."""
     if opts.broker == "sim":
-        from oaws.server.feeds.sim import SimFeed
+        from oaws.brokers.sim.feed import SimFeed
 
         return SimFeed(seed=opts.seed, rate=opts.rate)
     if opts.broker == "angel":
-        from oaws.server.feeds.angel import AngelError, AngelFeed
+        from oaws.brokers.angel import AngelError, AngelFeed
 
         try:
             return AngelFeed.from_settings(instruments=opts.instruments)
         except AngelError as exc:
             raise ServiceError(str(exc)) from None
     if opts.broker == "replay":
-        from oaws.server.feeds.replay import ReplayFeed
+        from oaws.brokers.replay.feed import ReplayFeed
 
         if not opts.replay:
             raise ServiceError("--broker replay needs a recording: add --replay FILE")
-        return ReplayFeed(opts.replay, speed=opts.speed, loop=opts.loop, start=opts.replay_from, end=opts.replay_to)
+        try:
+            return ReplayFeed(opts.replay, speed=opts.speed, loop=opts.loop, start=opts.replay_from, end=opts.replay_to)
+        except FeedError as exc:
+            raise ServiceError(str(exc)) from None
     raise ServiceError(f"unknown broker {opts.broker!r}; choose one of {', '.join(BROKERS)}")
 
 
@@ -317,13 +320,3 @@ async def serve_forever(opts: ServeOptions, on_ready: Callable[[Service], None] 
         await service.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-
-
-def run(coro_fn: Callable[[], Any]) -> Any:
-    """Run a coroutine on uvloop when it is installed, else on asyncio's loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro_fn())
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro_fn())

@@ -24,13 +24,15 @@ from textual.binding import Binding, BindingType
 
 from oaws.client import AuthError, ClientError, Event, Reply, ServerError, Status, Tick
 from oaws.instruments import DEFAULT_WATCHLIST, DEPTH, Instrument
-from oaws.protocol import AUTHENTICATION_ERROR, NOT_AUTHENTICATED
+from oaws.protocol.codes import AUTHENTICATION_ERROR, NOT_AUTHENTICATED
 from oaws.tui.add import AddScreen
 from oaws.tui.depth import DepthScreen
 from oaws.tui.grid import QuoteGrid
 from oaws.tui.help import HelpScreen
 from oaws.tui.messages import DepthRequested, SortRequested
-from oaws.tui.model import Completer, Health, Watchlist, WatchModel, resolve_instrument, subscribed_in
+from oaws.tui.models.completion import Completer, resolve_instrument
+from oaws.tui.models.health import Health, subscribed_in
+from oaws.tui.models.watch import Watchlist, WatchModel
 from oaws.tui.screen import WatchScreen
 from oaws.tui.status import StatusBar
 

@@ -19,18 +19,11 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from oaws.instruments import Instrument
-from oaws.tui.model import (
-    DepthFigures,
-    Health,
-    WatchModel,
-    bar,
-    change_of,
-    depth_view,
-    direction_style,
-    is_index,
-    price_text,
-    signed_text,
-)
+from oaws.ticks import change_of, is_index
+from oaws.tui.models.columns import direction_style, price_text, signed_text
+from oaws.tui.models.depth import DepthFigures, bar, depth_view
+from oaws.tui.models.health import Health
+from oaws.tui.models.watch import WatchModel
 from oaws.tui.status import StatusBar
 
 

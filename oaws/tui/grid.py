@@ -21,7 +21,8 @@ from textual.strip import Strip
 
 from oaws.instruments import Instrument
 from oaws.tui.messages import DepthRequested
-from oaws.tui.model import Column, Piece, WatchModel
+from oaws.tui.models.columns import Column, Piece
+from oaws.tui.models.watch import WatchModel
 
 #: style names the model uses, each a component class ``grid--NAME`` in app.tcss
 STYLE_NAMES = (

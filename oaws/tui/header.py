@@ -11,7 +11,7 @@ from textual.widget import Widget
 
 from oaws.tui.grid import QuoteGrid
 from oaws.tui.messages import SortRequested
-from oaws.tui.model import GAP
+from oaws.tui.models.columns import GAP
 
 
 class GridHeader(Widget):

@@ -11,7 +11,8 @@ from textual.widgets import Footer
 
 from oaws.tui.grid import QuoteGrid
 from oaws.tui.header import GridHeader
-from oaws.tui.model import Health, WatchModel
+from oaws.tui.models.health import Health
+from oaws.tui.models.watch import WatchModel
 from oaws.tui.status import StatusBar
 
 

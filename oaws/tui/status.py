@@ -8,7 +8,9 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widget import Widget
 
-from oaws.tui.model import SORT_LABELS, Health, WatchModel
+from oaws.tui.models.columns import SORT_LABELS
+from oaws.tui.models.health import Health
+from oaws.tui.models.watch import WatchModel
 
 
 class StatusBar(Widget):

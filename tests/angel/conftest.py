@@ -18,11 +18,11 @@ import pytest
 import zmq
 import zmq.asyncio
 
+from oaws.brokers.angel.feed import AngelFeed
+from oaws.brokers.angel.master import Master, rows_from_raw
+from oaws.brokers.angel.settings import ENV_VARS, AngelSettings
+from oaws.brokers.angel.simulator import AngelSimulator, fixture_master_bytes
 from oaws.server.bus import REJECT_TOPIC, FeedHub
-from oaws.server.feeds.angel.feed import AngelFeed
-from oaws.server.feeds.angel.master import Master, rows_from_raw
-from oaws.server.feeds.angel.settings import ENV_VARS, AngelSettings
-from oaws.server.feeds.angel.simulator import AngelSimulator, fixture_master_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,10 +15,10 @@ import requests
 import typer
 from typer.testing import CliRunner
 
-from oaws.commands.angel import register
-from oaws.server.feeds.angel.master import INDEX_FILE, master_dir
-from oaws.server.feeds.angel.session import session_path
-from oaws.server.feeds.angel.simulator import fixture_master_bytes
+from oaws.brokers.angel.master import INDEX_FILE, master_dir
+from oaws.brokers.angel.session import session_path
+from oaws.brokers.angel.simulator import fixture_master_bytes
+from oaws.cli.angel import register
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ def test_search_mistakes_are_one_sentence(app, tmp_path, monkeypatch):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 async def test_angel_sim_command_serves_logins_until_a_signal(app, monkeypatch, sig):
     code = (
-        "import typer\nfrom oaws.commands.angel import register\napp = typer.Typer()\n"
+        "import typer\nfrom oaws.cli.angel import register\napp = typer.Typer()\n"
         "@app.callback()\ndef main():\n    pass\nregister(app)\napp()\n"
     )
     proc = await asyncio.create_subprocess_exec(

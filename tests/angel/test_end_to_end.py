@@ -8,7 +8,7 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from oaws.server.feeds.angel.master import update_master
+from oaws.brokers.angel.master import update_master
 from oaws.server.service import ServeOptions, Service
 
 

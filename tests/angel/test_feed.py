@@ -12,21 +12,21 @@ import orjson
 import pytest
 import zmq
 
-from oaws.instruments import parse
-from oaws.server.feeds.angel import wire
-from oaws.server.feeds.angel.errors import (
+from oaws.brokers.angel import wire
+from oaws.brokers.angel.errors import (
     AngelAuthError,
     AngelError,
     AngelLoginError,
     CredentialsMissing,
     MasterMissing,
 )
-from oaws.server.feeds.angel.feed import AngelFeed, market_open
-from oaws.server.feeds.angel.master import update_master
-from oaws.server.feeds.angel.session import login, save_session
-from oaws.server.feeds.angel.simulator import AngelSimulator
-from oaws.server.feeds.angel.wire import Packet
-from oaws.server.feeds.base import Rejection
+from oaws.brokers.angel.feed import AngelFeed, market_open
+from oaws.brokers.angel.master import update_master
+from oaws.brokers.angel.session import login, save_session
+from oaws.brokers.angel.simulator import AngelSimulator
+from oaws.brokers.angel.wire import Packet
+from oaws.brokers.api import Rejection
+from oaws.instruments import parse
 from tests.angel.conftest import Bus, eventually, make_feed, settings_for
 
 
@@ -313,7 +313,7 @@ async def test_silence_outside_market_hours_is_left_alone(sim, master, tmp_path)
 def test_market_hours_follow_each_exchange_in_ist():
     from datetime import datetime
 
-    from oaws.server.feeds.angel.feed import IST
+    from oaws.brokers.angel.feed import IST
 
     wednesday_noon = datetime(2024, 12, 11, 12, 0, tzinfo=IST)
     wednesday_night = datetime(2024, 12, 11, 21, 0, tzinfo=IST)

@@ -8,9 +8,8 @@ import os
 import orjson
 import pytest
 
-from oaws.instruments import parse
-from oaws.server.feeds.angel.errors import AngelUnavailable, MasterMissing
-from oaws.server.feeds.angel.master import (
+from oaws.brokers.angel.errors import AngelUnavailable, MasterMissing
+from oaws.brokers.angel.master import (
     INDEX_FILE,
     MASTER_FILE,
     MasterNotSaved,
@@ -21,8 +20,9 @@ from oaws.server.feeds.angel.master import (
     rows_from_raw,
     update_master,
 )
-from oaws.server.feeds.angel.simulator import fixture_master_bytes
-from oaws.server.feeds.base import Rejection
+from oaws.brokers.angel.simulator import fixture_master_bytes
+from oaws.brokers.api import Rejection
+from oaws.instruments import parse
 
 
 @pytest.mark.parametrize(

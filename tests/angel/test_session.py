@@ -13,8 +13,8 @@ from dataclasses import replace
 
 import pytest
 
-from oaws.server.feeds.angel.errors import AngelError, AngelLoginError, AngelUnavailable, CredentialsMissing
-from oaws.server.feeds.angel.session import (
+from oaws.brokers.angel.errors import AngelError, AngelLoginError, AngelUnavailable, CredentialsMissing
+from oaws.brokers.angel.session import (
     Session,
     SessionNotSaved,
     jwt_expiry,
@@ -24,7 +24,7 @@ from oaws.server.feeds.angel.session import (
     save_session,
     session_path,
 )
-from oaws.server.feeds.angel.settings import AngelSettings, load_settings
+from oaws.brokers.angel.settings import AngelSettings, load_settings
 from tests.angel.conftest import settings_for
 
 
@@ -67,7 +67,7 @@ async def test_an_unreachable_server_is_unavailable_not_refused(sim):
 
 
 async def test_smartconnect_token_refresh_works_against_the_simulator(sim):
-    from oaws.server.feeds.angel.smartapi import new_smart_connect
+    from oaws.brokers.angel.smartapi import new_smart_connect
 
     session = await asyncio.to_thread(login, settings_for(sim))
     smart = new_smart_connect(api_key=sim.api_key, root=sim.api_url, access_token=session.jwt)
@@ -178,7 +178,7 @@ def test_importing_smartapi_makes_no_network_call_and_no_logs_directory(tmp_path
         "    raise SystemExit('network call: %r' % (a,))\n"
         "socket.create_connection = refuse\n"
         "socket.socket.connect = refuse\n"
-        "from oaws.server.feeds.angel.smartapi import smart_connect_class\n"
+        "from oaws.brokers.angel.smartapi import smart_connect_class\n"
         "smart_connect_class()(api_key='k', root='http://127.0.0.1:9')\n"
         "import SmartApi.smartConnect as sc\n"
         "assert sc.SmartConnect.clientPublicIp == '106.193.147.98'\n"

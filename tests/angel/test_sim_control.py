@@ -15,9 +15,9 @@ import requests
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
-from oaws.server.feeds.angel import wire
-from oaws.server.feeds.angel.session import login
-from oaws.server.feeds.angel.simulator import AngelSimulator
+from oaws.brokers.angel import wire
+from oaws.brokers.angel.session import login
+from oaws.brokers.angel.simulator import AngelSimulator
 from tests.angel.conftest import Bus, eventually, make_feed, settings_for
 
 RELIANCE = json.dumps(wire.request(wire.SUBSCRIBE, wire.LTP, {wire.NSE_CM: ["2885"]}, "abcde12345"))

@@ -10,9 +10,9 @@ import requests
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from oaws.server.feeds.angel import wire
-from oaws.server.feeds.angel.session import Session, login
-from oaws.server.feeds.angel.simulator import AngelSimulator
+from oaws.brokers.angel import wire
+from oaws.brokers.angel.session import Session, login
+from oaws.brokers.angel.simulator import AngelSimulator
 from tests.angel.conftest import settings_for
 
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oaws.server.feeds.angel import wire
-from oaws.server.feeds.angel.ticks import tick
-from oaws.server.feeds.angel.wire import BestFiveEntry, DepthLevel, MalformedFrame, Packet
+from oaws.brokers.angel import wire
+from oaws.brokers.angel.ticks import tick
+from oaws.brokers.angel.wire import BestFiveEntry, DepthLevel, MalformedFrame, Packet
 
 BEST_FIVE = tuple(BestFiveEntry(1, 100 + i, 295000 - 5 * i, 3 + i) for i in range(5)) + tuple(
     BestFiveEntry(0, 200 + i, 295005 + 5 * i, 7 + i) for i in range(5)
@@ -90,7 +90,7 @@ def test_depth_20_fields_sit_at_the_offsets_of_angel_md():
 @pytest.mark.parametrize("mode", [wire.LTP, wire.QUOTE, wire.SNAP_QUOTE])
 def test_the_sdk_parser_reads_our_frames_alike(mode):
     """smartapi-python's own decoder (bar defect 7) is an independent check of the encoder."""
-    from oaws.server.feeds.angel.smartapi import smart_connect_class
+    from oaws.brokers.angel.smartapi import smart_connect_class
 
     smart_connect_class()  # import SmartApi through the guard first (no network, no logs/)
     from SmartApi.smartWebSocketV2 import SmartWebSocketV2

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
+from oaws.brokers.sim.feed import SimFeed, payload
 from oaws.instruments import Instrument, parse
 from oaws.recording import Writer, make_header
-from oaws.server.feeds.sim import SimFeed, payload
 
 OAWS = [sys.executable, "-m", "oaws"]
 T0 = 1_767_000_000_000_000_000  # a fixed receive time (ns) for recordings made in tests

@@ -9,10 +9,11 @@ import gzip
 import orjson
 import pytest
 
+from oaws.brokers.api import FeedError
+from oaws.brokers.replay.feed import ReplayFeed
 from oaws.instruments import DEPTH, LTP, QUOTE, parse
-from oaws.protocol import Refused
-from oaws.server.feeds.replay import DEPTH_ONLY, QUOTE_ONLY, ReplayFeed
-from oaws.server.service import ServiceError
+from oaws.protocol.codes import Refused
+from oaws.ticks import ADDED
 from tests.record.helpers import T0, write_recording
 
 RELIANCE, INFY, TCS = parse("RELIANCE:NSE"), parse("INFY:NSE"), parse("TCS:NSE")
@@ -136,8 +137,8 @@ async def test_replayed_ticks_keep_their_fields_and_lower_modes_are_cut_down(tmp
     got = {mode: data for _, mode, data in bus.published}
     recorded = written[0]["data"]
     assert got[DEPTH] == recorded
-    assert got[QUOTE] == {k: v for k, v in recorded.items() if k not in DEPTH_ONLY} | {"mode": QUOTE}
-    assert got[LTP] == {k: v for k, v in recorded.items() if k not in QUOTE_ONLY + DEPTH_ONLY} | {"mode": LTP}
+    assert got[QUOTE] == {k: v for k, v in recorded.items() if k not in ADDED[DEPTH]} | {"mode": QUOTE}
+    assert got[LTP] == {k: v for k, v in recorded.items() if k not in ADDED[QUOTE] + ADDED[DEPTH]} | {"mode": LTP}
     assert got[LTP]["seq"] == recorded["seq"] and got[LTP]["timestamp"] == recorded["timestamp"]
 
 
@@ -163,14 +164,14 @@ async def test_instruments_not_in_the_recording_are_refused(tmp_path):
 
 
 def test_bad_recordings_and_options_are_one_sentence(tmp_path):
-    with pytest.raises(ServiceError, match=r"^the recording .*nope.jsonl does not exist$"):
+    with pytest.raises(FeedError, match=r"^the recording .*nope.jsonl does not exist$"):
         ReplayFeed([str(tmp_path / "nope.jsonl")])
-    with pytest.raises(ServiceError, match="is a directory"):
+    with pytest.raises(FeedError, match="is a directory"):
         ReplayFeed([str(tmp_path)])
     write_recording(tmp_path / "r.jsonl", TICKS)
-    with pytest.raises(ServiceError, match="speed must be 0"):
+    with pytest.raises(FeedError, match="speed must be 0"):
         ReplayFeed([str(tmp_path / "r.jsonl")], speed=-1)
-    with pytest.raises(ServiceError, match="--from is after --to"):
+    with pytest.raises(FeedError, match="--from is after --to"):
         ReplayFeed([str(tmp_path / "r.jsonl")], start=2, end=1)
 
 
@@ -216,7 +217,7 @@ NOT_A_RECORDING = " (is it a recording made by `oaws record`?)"
 def test_a_file_without_a_tick_is_refused_before_serving(tmp_path, caplog, name, content, why):
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(ServiceError) as refused:
+    with pytest.raises(FeedError) as refused:
         ReplayFeed([str(path)])
     assert str(refused.value) == f"{path} holds no ticks{why}"
     assert not caplog.records  # the readers' warnings (a line that is not JSON...) are not said as well
@@ -228,13 +229,13 @@ def test_recordings_whose_recorders_received_nothing_are_refused(tmp_path):
     for name in ("a.jsonl", "b.jsonl.gz"):
         Writer(str(tmp_path / name), make_header("ws://test", [RELIANCE], LTP, broker="sim")).close()
     a, b = str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl.gz")
-    with pytest.raises(ServiceError, match=r"^.*a\.jsonl holds no ticks: its recorder received none$"):
+    with pytest.raises(FeedError, match=r"^.*a\.jsonl holds no ticks: its recorder received none$"):
         ReplayFeed([a])
-    with pytest.raises(ServiceError) as refused:
+    with pytest.raises(FeedError) as refused:
         ReplayFeed([a, b])
     assert str(refused.value) == f"none of {a}, {b} holds a tick: their recorders received none"
     (tmp_path / "junk.txt").write_text("junk\n")
-    with pytest.raises(ServiceError) as refused:
+    with pytest.raises(FeedError) as refused:
         ReplayFeed([a, b, str(tmp_path / "junk.txt")])
     they = " (are they recordings made by `oaws record`?)"
     assert str(refused.value) == f"none of {a}, {b}, {tmp_path / 'junk.txt'} holds a tick{they}"
@@ -271,12 +272,12 @@ def test_a_window_without_a_tick_is_refused_with_the_recordings_span(tmp_path, u
     write_recording(tmp_path / "r.jsonl", TICKS)
     ms = T0 // 1_000_000
     bounds = {"start": None if start is None else ms + start, "end": None if end is None else ms + end}
-    with pytest.raises(ServiceError) as refused:
+    with pytest.raises(FeedError) as refused:
         ReplayFeed([str(tmp_path / "r.jsonl")], **bounds)
     assert str(refused.value) == f"no tick of {tmp_path / 'r.jsonl'} falls {window} (it spans {SPAN})"
     # two files: "the recordings", spanning both
     write_recording(tmp_path / "s.jsonl", [("TCS:NSE", 4.0)])
-    with pytest.raises(ServiceError) as refused:
+    with pytest.raises(FeedError) as refused:
         ReplayFeed([str(tmp_path / "r.jsonl"), str(tmp_path / "s.jsonl")], **bounds)
     spans = "2025-12-29 09:20:00.000 UTC to 2025-12-29 09:20:04.000 UTC"
     assert str(refused.value) == f"no tick of the recordings falls {window} (they span {spans})"

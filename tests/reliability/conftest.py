@@ -36,13 +36,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from oaws import background
+from oaws.brokers.angel.feed import AngelFeed
+from oaws.brokers.angel.master import Master, rows_from_raw
+from oaws.brokers.angel.settings import AngelSettings
+from oaws.brokers.angel.simulator import LOGIN_PATH, AngelSimulator, SimConnection, fixture_master_bytes
+from oaws.brokers.angel.ticks import ANGEL_MODE
 from oaws.client import Client, ServerError, Status, Tick
 from oaws.instruments import Instrument, make
-from oaws.server.feeds.angel.feed import AngelFeed
-from oaws.server.feeds.angel.master import Master, rows_from_raw
-from oaws.server.feeds.angel.settings import AngelSettings
-from oaws.server.feeds.angel.simulator import LOGIN_PATH, AngelSimulator, SimConnection, fixture_master_bytes
-from oaws.server.feeds.angel.ticks import ANGEL_MODE
 from oaws.server.service import ServeOptions, Service
 from tests.angel.conftest import (
     isolated,  # noqa: F401 - the same private cwd, state and environment

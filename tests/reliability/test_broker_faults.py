@@ -32,10 +32,10 @@ from typing import Any
 import pytest
 
 from oaws import background
+from oaws.brokers.angel import wire
+from oaws.brokers.angel.session import SESSION_FILE
+from oaws.brokers.angel.wire import DepthLevel, Packet
 from oaws.instruments import Instrument
-from oaws.server.feeds.angel import wire
-from oaws.server.feeds.angel.session import SESSION_FILE
-from oaws.server.feeds.angel.wire import DepthLevel, Packet
 from tests.reliability.conftest import (
     FEED_DEFAULTS,
     Foreground,
@@ -55,7 +55,7 @@ from tests.reliability.conftest import (
     untouched,
 )
 
-FEED_LOG = "oaws.server.feeds.angel.feed"
+FEED_LOG = "oaws.brokers.angel.feed"
 BASE, CAP = FEED_DEFAULTS["backoff_base"], FEED_DEFAULTS["backoff_cap"]
 
 

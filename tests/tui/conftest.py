@@ -10,12 +10,12 @@ from typing import Any
 import orjson
 import pytest
 
+from oaws.brokers.sim.feed import SimFeed, payload
 from oaws.client import Client, Event, Tick
 from oaws.instruments import DEPTH, Instrument, parse_many
-from oaws.server.feeds.sim import SimFeed, payload
 from oaws.server.service import ServeOptions, Service
 from oaws.tui.app import WatchApp
-from oaws.tui.model import Watchlist
+from oaws.tui.models.watch import Watchlist
 
 IST = timezone(timedelta(hours=5, minutes=30))
 #: 2025-11-25 10:15:00 IST, the fixed clock of the snapshots

@@ -11,7 +11,7 @@ from oaws.instruments import DEPTH, QUOTE, parse, parse_many
 from oaws.tui.add import AddScreen
 from oaws.tui.depth import DepthScreen, DepthView
 from oaws.tui.help import HelpScreen
-from oaws.tui.model import Watchlist
+from oaws.tui.models.watch import Watchlist
 from oaws.tui.status import StatusBar
 
 from .conftest import FIXED_NS, line, live_app, scripted_app, start_service, until

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from oaws.cli import UserError
-from oaws.commands.watch import build_watchlists
+from oaws.cli.watch import build_watchlists
 from oaws.instruments import DEFAULT_WATCHLIST, parse, parse_many
 
 CONFIG = """

@@ -14,13 +14,13 @@ import orjson
 import pytest
 
 import oaws.cli  # noqa: F401  (first: it registers the commands, so importing a command module first is circular)
-from oaws.commands.watch import master_instruments
+from oaws.brokers.angel.master import INDEX_FILE, INDEX_FORMAT, index_bytes, rows_from_raw
+from oaws.brokers.angel.simulator import fixture_master_bytes
+from oaws.brokers.sim.feed import known_symbols
+from oaws.cli.watch import master_instruments
 from oaws.instruments import parse, parse_many
-from oaws.server.feeds.angel.master import INDEX_FILE, INDEX_FORMAT, index_bytes, rows_from_raw
-from oaws.server.feeds.angel.simulator import fixture_master_bytes
-from oaws.server.feeds.sim import known_symbols
 from oaws.tui.add import AddScreen
-from oaws.tui.model import Watchlist
+from oaws.tui.models.watch import Watchlist
 
 from .conftest import scripted_app, until
 

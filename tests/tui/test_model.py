@@ -11,23 +11,11 @@ from hypothesis import strategies as st
 
 from oaws.client import Tick
 from oaws.instruments import Instrument, InstrumentError, parse, parse_many
-from oaws.tui.model import (
-    FLASH_SECONDS,
-    RESORT_SECONDS,
-    Completer,
-    Health,
-    Watchlist,
-    WatchModel,
-    bar,
-    changed_from,
-    complete,
-    depth_view,
-    price_text,
-    resolve_instrument,
-    signed_text,
-    sparkline,
-    subscribed_in,
-)
+from oaws.tui.models.columns import FLASH_SECONDS, RESORT_SECONDS, changed_from, price_text, signed_text, sparkline
+from oaws.tui.models.completion import Completer, complete, resolve_instrument
+from oaws.tui.models.depth import bar, depth_view
+from oaws.tui.models.health import Health, subscribed_in
+from oaws.tui.models.watch import Watchlist, WatchModel
 
 IST = timezone(timedelta(hours=5, minutes=30))
 REL, INFY, TCS = parse("RELIANCE:NSE"), parse("INFY:NSE"), parse("TCS:NSE")

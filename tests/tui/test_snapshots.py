@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from oaws.client import Status
 from oaws.instruments import DEFAULT_WATCHLIST, parse_many
-from oaws.tui.model import Watchlist
+from oaws.tui.models.watch import Watchlist
 
 from .conftest import FIXED_NS, scripted_app, sim_ticks, until
 

@@ -1,0 +1,374 @@
+"""Angel One's instrument master: download, a fast index, symbol resolution, search.
+
+Angel's scrip master is one JSON array of tens of MB (ANGEL.md). ``oaws instruments
+update`` downloads it into the cache directory and writes beside it a compact index
+(only the columns used, as lists, read back with orjson in a fraction of the time); the
+feed and ``oaws instruments search`` load the index.
+
+How an oaws instrument finds its Angel record:
+
+- ``RELIANCE:NSE``: the NSE cash record ``RELIANCE-EQ`` (then the symbol as written, then
+  the other cash series ``-BE``, ``-BZ``, ``-SM``, ``-ST``); indices are never matched here.
+- ``NIFTY:NSE_INDEX`` / ``SENSEX:BSE_INDEX``: an ``AMXIDX`` record of segment NSE / BSE,
+  through the alias table below (NIFTY -> "Nifty 50"), else by its symbol or name compared
+  without case, spaces or dashes (``NIFTY 50`` and ``nifty50`` both find "Nifty 50").
+- NFO, BFO, BSE, MCX, CDS: the record of that segment whose symbol is the one written
+  (``NIFTY26DEC24FUT:NFO``, ``RELIANCE:BSE``).
+
+The exchange type sent to the feed follows the segment (NSE 1, NFO 2, BSE 3, BFO 4, MCX 5,
+NCDEX 7, CDS 13); prices of CDS come in units of 1e-7 rupee, all others in paise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from oaws import config
+from oaws.brokers.angel.errors import AngelError, AngelUnavailable, MasterMissing, describe_request_error
+from oaws.brokers.api import Rejection
+from oaws.instruments import Instrument
+
+log = logging.getLogger(__name__)
+
+SEGMENT_TYPES = {"NSE": 1, "NFO": 2, "BSE": 3, "BFO": 4, "MCX": 5, "NCDEX": 7, "CDS": 13}
+#: oaws exchange -> the segment (exch_seg) of its records in the master
+EXCHANGE_SEGMENTS = {
+    "NSE": "NSE",
+    "NFO": "NFO",
+    "BSE": "BSE",
+    "BFO": "BFO",
+    "MCX": "MCX",
+    "CDS": "CDS",
+    "NSE_INDEX": "NSE",
+    "BSE_INDEX": "BSE",
+}
+INDEX_EXCHANGES = {"NSE": "NSE_INDEX", "BSE": "BSE_INDEX"}
+INDEX_TYPE = "AMXIDX"
+#: The names users and OpenAlgo give the common indices, and Angel's symbols for them.
+INDEX_ALIASES: dict[str, dict[str, str]] = {
+    "NSE_INDEX": {
+        "NIFTY": "Nifty 50",
+        "BANKNIFTY": "Nifty Bank",
+        "FINNIFTY": "Nifty Fin Service",
+        "MIDCPNIFTY": "NIFTY MID SELECT",
+        "NIFTYNXT50": "Nifty Next 50",
+        "NIFTYIT": "Nifty IT",
+        "INDIAVIX": "India VIX",
+    },
+    "BSE_INDEX": {"SENSEX": "SENSEX", "BANKEX": "BANKEX", "SENSEX50": "SNSX50"},
+}
+NSE_CASH_SERIES = ("BE", "BZ", "SM", "ST")
+CDS_DIVISOR = 10_000_000.0
+PAISE = 100.0
+
+MASTER_FILE = "OpenAPIScripMaster.json"
+INDEX_FILE = "angel-index.json"
+INDEX_FORMAT = "oaws-angel-index-1"
+#: An index older than this earns a warning: new F&O contracts appear in the master daily.
+STALE_AFTER = 3 * 86400
+
+# Columns of the index rows.
+TOKEN, SYMBOL, NAME, SEGMENT, TYPE, EXPIRY, STRIKE, LOTSIZE, TICK = range(9)
+_COLUMNS = ("token", "symbol", "name", "exch_seg", "instrumenttype", "expiry", "strike", "lotsize", "tick_size")
+_SEGMENT_ORDER = {segment: i for i, segment in enumerate(SEGMENT_TYPES)}
+_NORMALISE = re.compile(r"[\s\-_.]+")
+
+Row = tuple[str, ...]
+
+
+def normalise(text: str) -> str:
+    return _NORMALISE.sub("", text).upper()
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """Where an instrument lives on Angel's feed."""
+
+    exchange_type: int
+    token: str
+    angel_symbol: str
+    divisor: float
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A search result, with the ``SYMBOL:EXCHANGE`` that oaws commands accept for it."""
+
+    instrument: str
+    angel_symbol: str
+    token: str
+    exchange_type: int
+    name: str
+    instrument_type: str
+    expiry: str
+    strike: float
+    lot_size: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__slots__}
+
+
+def _number(text: str, default: float = 0.0) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return default
+
+
+class Master:
+    """The instrument master in memory, with the lookups resolution and search need."""
+
+    def __init__(self, rows: list[Row], source: str = "", built: float = 0.0) -> None:
+        self.rows = rows
+        self.source = source
+        self.built = built
+        self._by_symbol: dict[tuple[str, str], Row] = {}
+        self._indices: dict[tuple[str, str], Row] = {}
+        self._by_token: dict[tuple[int, str], Row] = {}
+        index_names: dict[tuple[str, str], Row] = {}
+        for row in rows:
+            segment = row[SEGMENT]
+            if segment not in SEGMENT_TYPES:
+                continue
+            self._by_token[(SEGMENT_TYPES[segment], row[TOKEN])] = row
+            if row[TYPE] == INDEX_TYPE:
+                self._indices.setdefault((segment, normalise(row[SYMBOL])), row)
+                index_names.setdefault((segment, normalise(row[NAME])), row)
+            else:
+                self._by_symbol.setdefault((segment, row[SYMBOL].upper()), row)
+        for key, row in index_names.items():  # a symbol match wins over a name match
+            self._indices.setdefault(key, row)
+        self._index_alias = {
+            (EXCHANGE_SEGMENTS[exchange], normalise(angel)): alias
+            for exchange, table in INDEX_ALIASES.items()
+            for alias, angel in table.items()
+        }
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    # Resolution ------------------------------------------------------------------
+    def find(self, instrument: Instrument) -> Row | None:
+        segment = EXCHANGE_SEGMENTS.get(instrument.exchange)
+        if segment is None:
+            return None
+        symbol = instrument.symbol.upper()
+        if instrument.exchange in INDEX_ALIASES:
+            alias = INDEX_ALIASES[instrument.exchange].get(normalise(symbol))
+            return self._indices.get((segment, normalise(alias or symbol)))
+        if segment == "NSE":
+            for candidate in (f"{symbol}-EQ", symbol, *(f"{symbol}-{s}" for s in NSE_CASH_SERIES)):
+                row = self._by_symbol.get((segment, candidate))
+                if row is not None:
+                    return row
+            return None
+        return self._by_symbol.get((segment, symbol))
+
+    def resolve(self, instrument: Instrument) -> Resolved:
+        """Angel's exchange type and token for ``instrument``; raises Rejection(SYMBOL_NOT_FOUND)."""
+        if instrument.exchange not in EXCHANGE_SEGMENTS:
+            served = ", ".join(EXCHANGE_SEGMENTS)
+            raise Rejection(
+                "SYMBOL_NOT_FOUND", f"Angel One's feed does not serve {instrument.exchange} (it serves {served})"
+            )
+        row = self.find(instrument)
+        if row is None:
+            raise Rejection("SYMBOL_NOT_FOUND", self._not_found(instrument))
+        segment = row[SEGMENT]
+        return Resolved(SEGMENT_TYPES[segment], row[TOKEN], row[SYMBOL], CDS_DIVISOR if segment == "CDS" else PAISE)
+
+    def _not_found(self, instrument: Instrument) -> str:
+        message = f"{instrument} is not in Angel One's instrument master"
+        if instrument.exchange in ("NSE", "BSE"):
+            index = Instrument(instrument.symbol, INDEX_EXCHANGES[instrument.exchange])
+            if self.find(index) is not None:
+                return f"{message}; the index is {index}"
+        return f"{message}; try: oaws instruments search {instrument.symbol.split()[0]}"
+
+    def row_for_token(self, exchange_type: int, token: str) -> Row | None:
+        return self._by_token.get((exchange_type, token))
+
+    # Search ----------------------------------------------------------------------
+    def instrument_of(self, row: Row) -> str:
+        """How oaws commands write the instrument of ``row``."""
+        segment, symbol = row[SEGMENT], row[SYMBOL]
+        if row[TYPE] == INDEX_TYPE:
+            name = self._index_alias.get((segment, normalise(symbol)), symbol.upper())
+            return f"{name}:{INDEX_EXCHANGES.get(segment, segment)}"
+        if segment == "NSE" and symbol.upper().endswith("-EQ"):
+            return f"{symbol[:-3].upper()}:NSE"
+        return f"{symbol.upper()}:{segment}"
+
+    def search(self, text: str, exchange: str | None = None, limit: int = 20) -> list[Match]:
+        """Instruments whose symbol or name contains ``text``: exact, then prefix, then anywhere."""
+        needle = text.strip().upper()
+        if not needle:
+            return []
+        segment = EXCHANGE_SEGMENTS.get(exchange.upper()) if exchange else None
+        want_index = exchange.upper() in INDEX_ALIASES if exchange else None
+        scored: list[tuple[int, int, int, str, Row]] = []
+        for row in self.rows:
+            if row[SEGMENT] not in SEGMENT_TYPES:
+                continue
+            if segment is not None and (row[SEGMENT] != segment or (row[TYPE] == INDEX_TYPE) != want_index):
+                continue
+            symbol, name = row[SYMBOL].upper(), row[NAME].upper()
+            base = symbol.removesuffix("-EQ")
+            if needle in (symbol, base, name):
+                rank = 0
+            elif symbol.startswith(needle) or name.startswith(needle):
+                rank = 1
+            elif needle in symbol or needle in name:
+                rank = 2
+            else:
+                continue
+            derivative = 1 if row[EXPIRY] else 0  # cash and indices before contracts, NSE before BSE
+            scored.append((rank, derivative, _SEGMENT_ORDER.get(row[SEGMENT], 9), symbol, row))
+        scored.sort(key=lambda s: s[:4])
+        return [self._match(row) for *_, row in scored[:limit]]
+
+    def _match(self, row: Row) -> Match:
+        strike = _number(row[STRIKE], -1.0)
+        return Match(
+            instrument=self.instrument_of(row),
+            angel_symbol=row[SYMBOL],
+            token=row[TOKEN],
+            exchange_type=SEGMENT_TYPES[row[SEGMENT]],
+            name=row[NAME],
+            instrument_type=row[TYPE],
+            expiry=row[EXPIRY],
+            strike=strike / 100 if strike > 0 else 0.0,
+            lot_size=int(_number(row[LOTSIZE], 1)),
+        )
+
+
+# Files -----------------------------------------------------------------------------
+def rows_from_raw(data: bytes) -> list[Row]:
+    """Rows of Angel's master JSON; raises ValueError when it is not one."""
+    records = orjson.loads(data)
+    if not isinstance(records, list) or not records:
+        raise ValueError("not a JSON array of instrument records")
+    rows: list[Row] = []
+    for record in records:
+        if not isinstance(record, dict) or "token" not in record or "exch_seg" not in record:
+            raise ValueError("a record has no token or exch_seg")
+        rows.append(tuple(str(record.get(c) or "") for c in _COLUMNS))
+    return rows
+
+
+def index_bytes(rows: list[Row], source: str, built: float | None = None) -> bytes:
+    return orjson.dumps({"format": INDEX_FORMAT, "source": source, "built": built or time.time(), "rows": rows})
+
+
+def read_master(path: Path) -> Master:
+    """An oaws index or a raw Angel master; raises MasterMissing with the reason."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MasterMissing(f"cannot read the instrument master {path}: {exc.strerror}") from None
+    try:
+        parsed = orjson.loads(data)
+        if isinstance(parsed, dict) and parsed.get("format") == INDEX_FORMAT:
+            rows = [tuple(r) for r in parsed["rows"]]
+            return Master(rows, str(parsed.get("source", path)), float(parsed.get("built", 0)))
+        return Master(rows_from_raw(data), str(path), path.stat().st_mtime)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MasterMissing(f"{path} is not an Angel One instrument master: {exc}") from None
+
+
+def master_dir() -> Path:
+    return config.cache_dir() / "angel"
+
+
+def load_master(instruments: str | os.PathLike[str] | None = None) -> Master:
+    """The master from ``instruments`` if given, else the cached index; MasterMissing says how to get one."""
+    if instruments:
+        return read_master(Path(instruments).expanduser())
+    index = master_dir() / INDEX_FILE
+    if not index.exists():
+        raise MasterMissing(
+            "no Angel One instrument master here yet: run `oaws instruments update` "
+            "(or point OAWS_INSTRUMENTS at a copy of OpenAPIScripMaster.json)"
+        )
+    master = read_master(index)
+    if master.built and time.time() - master.built > STALE_AFTER:
+        log.warning(
+            "the Angel instrument master is %d days old; `oaws instruments update` refreshes it",
+            (time.time() - master.built) // 86400,
+        )
+    return master
+
+
+class MasterNotSaved(AngelError):
+    """The cache directory cannot take the instrument master (missing, not a directory, read-only, full)."""
+
+
+@contextlib.contextmanager
+def _saving_in(directory: Path) -> Iterator[None]:
+    """File errors as one MasterNotSaved sentence; only around file operations (requests' errors are OSErrors too)."""
+    try:
+        yield
+    except OSError as exc:
+        raise MasterNotSaved(f"cannot save the instrument master in {directory}: {exc.strerror or exc}") from None
+
+
+def update_master(
+    url: str, progress: Callable[[int, int | None], None] | None = None, timeout: float = 30.0
+) -> tuple[Path, Master]:
+    """Download the master from ``url`` into the cache, build the index; returns (index path, master).
+
+    ``progress(done, total)`` is called as bytes arrive (total None when unknown). The old
+    files stay in place until the new ones are complete and valid. Raises AngelUnavailable
+    (with the reason) when the download fails, MasterNotSaved when the cache cannot take it
+    (checked before downloading), MasterMissing when what arrived is not a master.
+    """
+    import requests
+
+    directory = master_dir()
+    raw_path, index_path = directory / MASTER_FILE, directory / INDEX_FILE
+    tmp = directory / f".{MASTER_FILE}.{os.getpid()}.part"
+    index_tmp = directory / f".{INDEX_FILE}.{os.getpid()}.part"
+    try:
+        with _saving_in(directory):
+            directory.mkdir(parents=True, exist_ok=True)
+            out = tmp.open("wb")
+        with out, requests.get(url, stream=True, timeout=timeout) as response:
+            if response.status_code != 200:
+                status = f"HTTP {response.status_code} {response.reason or ''}".strip()
+                raise AngelUnavailable(f"cannot download the instrument master from {url}: {status}")
+            total = int(response.headers.get("Content-Length") or 0) or None
+            done = 0
+            for chunk in response.iter_content(chunk_size=1 << 16):
+                with _saving_in(directory):
+                    out.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+        with _saving_in(directory):
+            data = tmp.read_bytes()
+        try:
+            rows = rows_from_raw(data)
+        except ValueError as exc:
+            raise MasterMissing(f"{url} did not send an Angel One instrument master: {exc}") from None
+        with _saving_in(directory):
+            index_tmp.write_bytes(index_bytes(rows, url))
+            os.replace(tmp, raw_path)
+            os.replace(index_tmp, index_path)
+    except requests.RequestException as exc:
+        reason = describe_request_error(exc, url)
+        raise AngelUnavailable(f"cannot download the instrument master from {url}: {reason}") from None
+    finally:
+        for part in (tmp, index_tmp):
+            with contextlib.suppress(OSError):  # the directory may not exist at all
+                part.unlink(missing_ok=True)
+    return index_path, Master(rows, url)

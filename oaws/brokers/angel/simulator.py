@@ -1,0 +1,760 @@
+"""A local stand-in for Angel One: SmartAPI's REST login and the WebSocket V2 feed.
+
+No machine here reaches Angel's servers, so the adapter (and the real ``SmartConnect``)
+are tested against this, and ``oaws angel-sim`` serves it to people who develop offline.
+It follows ANGEL.md wherever that is known:
+
+REST (``http.server`` in a thread, so a blocking ``SmartConnect`` in the same process works):
+
+- ``POST /rest/auth/angelbroking/user/v1/loginByPassword`` checks ``X-PrivateKey`` (the API
+  key), the client code, the PIN and the TOTP of the shared secret (one 30-s step of slack),
+  and answers ``{"status":true,"data":{"jwtToken","refreshToken","feedToken"}}``.
+- ``GET /rest/secure/angelbroking/user/v1/getProfile`` requires ``Authorization: Bearer <jwt>``.
+- ``POST /rest/auth/angelbroking/jwt/v1/generateTokens`` trades a refresh token for new tokens
+  (``SmartConnect.generateToken`` / ``renewAccessToken``); ``.../user/v1/logout`` ends a session.
+- ``GET /OpenAPI_File/files/OpenAPIScripMaster.json`` serves the small fixture master.
+
+Tokens are JWT-shaped (``header.payload.signature``, base64url) with an ``exp`` claim, as
+Angel's are. Refusals carry Angel's error codes as far as they are known (unverified).
+
+Feed (``websockets`` server on the same event loop as the caller):
+
+- the handshake requires ``Authorization``, ``x-api-key``, ``x-client-code`` and
+  ``x-feed-token``; a bad one gets HTTP 401 with ``x-error-message``; more than
+  ``max_connections`` per client code get 429;
+- text ``ping`` is answered with text ``pong``; protocol pings by websockets itself;
+- subscribe / unsubscribe requests; E1001 for an invalid payload, E1002 past the token
+  limit of a connection or the depth-20 quota (exchange type 1 only, ``depth_quota`` tokens);
+- a tick right after each subscription, then one per subscription every ``tick_interval``,
+  built with ``wire.encode`` in every mode, prices walking by the instrument's tick size.
+
+Every packet sent is kept by its sequence number (``packet(seq)``) so a test can compare
+what the adapter decoded with what was encoded, field by field. Failures on demand:
+``drop_all()``, ``go_silent()``, ``send_garbage()``, ``expire_tokens()``, ``close_all()``.
+
+Control (for ``oaws angel-sim``, where nobody holds the Python object): ``POST /sim/drop``,
+``POST /sim/silent?seconds=N`` (default 60, longer than the adapter's 30-s silence window),
+``POST /sim/garbage`` and ``POST /sim/expire`` on the REST port trigger the same failures on
+the feed connections open at that moment and answer one line of JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import hashlib
+import hmac
+import importlib.resources
+import json
+import logging
+import random
+import secrets
+import signal
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
+
+import pyotp
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from oaws.brokers.angel import wire
+from oaws.brokers.angel.master import CDS_DIVISOR, PAISE, SEGMENT, SYMBOL, TICK, Master, rows_from_raw
+from oaws.brokers.angel.wire import BestFiveEntry, DepthLevel, Packet
+
+log = logging.getLogger(__name__)
+# websockets logs handshake headers (tokens) at DEBUG; the simulator keeps them out of logs like the adapter does
+_ws_log = logging.getLogger("oaws.angel.simulator.websocket")
+_ws_log.setLevel(logging.INFO)
+
+LOGIN_PATH = "/rest/auth/angelbroking/user/v1/loginByPassword"
+PROFILE_PATH = "/rest/secure/angelbroking/user/v1/getProfile"
+TOKENS_PATH = "/rest/auth/angelbroking/jwt/v1/generateTokens"
+LOGOUT_PATH = "/rest/secure/angelbroking/user/v1/logout"
+MASTER_PATH = "/OpenAPI_File/files/OpenAPIScripMaster.json"
+FEED_PATH = "/smart-stream"
+CONTROL_PREFIX = "/sim/"
+#: Seconds ``POST /sim/silent`` keeps connections silent without ``?seconds=``: past the adapter's silence timeout.
+DEFAULT_SILENCE = 60.0
+#: The longest silence ``POST /sim/silent`` accepts (an hour): a typo should not silence the day.
+MAX_SILENCE = 3600.0
+CONTROL_HELP = "POST /sim/drop, /sim/silent?seconds=N, /sim/garbage or /sim/expire"
+
+DEFAULT_API_KEY = "simapikey"
+DEFAULT_CLIENT_CODE = "S9990001"
+DEFAULT_PIN = "4821"
+DEFAULT_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+#: Rough prices (rupees) so that the simulated market looks familiar; others get one from their token.
+BASE_PRICES = {
+    "RELIANCE-EQ": 2950.0,
+    "SBIN-EQ": 812.0,
+    "INFY-EQ": 1890.0,
+    "TCS-EQ": 4150.0,
+    "HDFCBANK-EQ": 1720.0,
+    "ICICIBANK-EQ": 1290.0,
+    "Nifty 50": 24350.0,
+    "Nifty Bank": 52300.0,
+    "SENSEX": 80200.0,
+    "USDINR27DEC24FUT": 84.4525,
+    "CRUDEOIL19DEC24FUT": 5920.0,
+    "RELIANCE": 2951.0,
+}
+SENT_KEPT = 50_000
+
+
+def fixture_master_bytes() -> bytes:
+    """The small instrument master shipped with oaws (a few dozen real-looking records)."""
+    return importlib.resources.files("oaws.brokers.angel").joinpath("sim_master.json").read_bytes()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@dataclass
+class _Instrument:
+    """The simulated market of one token (prices in the wire's units)."""
+
+    ltp: int
+    tick: int
+    close: int
+    open: int = 0
+    high: int = 0
+    low: int = 0
+    volume: int = 0
+    turnover: int = 0
+    oi: int = 0
+
+    def __post_init__(self) -> None:
+        self.open = self.high = self.low = self.ltp
+
+    def step(self, rng: random.Random) -> int:
+        self.ltp = max(self.tick, self.ltp + rng.choice((-2, -1, -1, 0, 1, 1, 2)) * self.tick)
+        self.high, self.low = max(self.high, self.ltp), min(self.low, self.ltp)
+        quantity = rng.randint(1, 500)
+        self.volume += quantity
+        self.turnover += quantity * self.ltp
+        self.oi = max(0, self.oi + rng.randint(-50, 60))
+        return quantity
+
+
+@dataclass(eq=False)
+class SimConnection:
+    """One feed connection as the simulator sees it."""
+
+    ws: ServerConnection
+    client_code: str
+    subscriptions: set[tuple[int, int, str]] = field(default_factory=set)
+    silent: bool = False
+    #: when set, the timer that ends a silence of ``go_silent(seconds=...)``
+    resume: asyncio.TimerHandle | None = None
+
+
+class AngelSimulator:
+    """Angel's REST login and WebSocket feed on 127.0.0.1; ``await start()`` or ``async with``."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = DEFAULT_API_KEY,
+        client_code: str = DEFAULT_CLIENT_CODE,
+        pin: str = DEFAULT_PIN,
+        totp_secret: str = DEFAULT_TOTP_SECRET,
+        host: str = "127.0.0.1",
+        rest_port: int = 0,
+        feed_port: int = 0,
+        tick_interval: float = 0.2,
+        token_ttl: float = 28 * 3600,
+        max_connections: int = 3,
+        tokens_per_connection: int = 1000,
+        depth_quota: int = 50,
+        seed: int | None = None,
+        master: bytes | None = None,
+    ) -> None:
+        self.api_key, self.client_code, self.pin, self.totp_secret = api_key, client_code, pin, totp_secret
+        self.host, self._rest_port, self._feed_port = host, rest_port, feed_port
+        self.tick_interval = tick_interval
+        self.token_ttl = token_ttl
+        self.max_connections = max_connections
+        self.tokens_per_connection = tokens_per_connection
+        self.depth_quota = depth_quota
+        self.rng = random.Random(seed)
+        self.master_bytes = master if master is not None else fixture_master_bytes()
+        self.master = Master(rows_from_raw(self.master_bytes), "simulator")
+        self._signing_key = secrets.token_bytes(32)
+        self._lock = threading.Lock()  # the REST thread and the event loop share the token sets
+        self._jwts: set[str] = set()
+        self._refresh: set[str] = set()
+        self._feed_tokens: set[str] = set()
+        self._market: dict[tuple[int, str], _Instrument] = {}
+        self._seq = 0
+        self.sent: OrderedDict[int, Packet] = OrderedDict()
+        self.sent_depth: list[Packet] = []
+        self.connections: list[SimConnection] = []
+        # what happened, for tests
+        self.logins = 0
+        self.login_failures: list[str] = []
+        self.rest_requests: list[str] = []
+        self.handshakes = 0
+        self.refused: list[tuple[int, str]] = []
+        self.requests: list[dict[str, Any]] = []
+        self.text_pings = 0
+        #: when set, every feed handshake is refused with 401 and this message (an account without feed access)
+        self.refuse_feed: str | None = None
+        #: when true, the REST API answers 503 with an HTML page, as a gateway in maintenance does
+        self.rest_unavailable = False
+        self._httpd: ThreadingHTTPServer | None = None
+        self._http_thread: threading.Thread | None = None
+        self._server: Server | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: the /sim control requests answered, e.g. "drop" (for tests)
+        self.controls: list[str] = []
+
+    # Lifecycle ---------------------------------------------------------------------
+    async def start(self) -> Self:
+        self._loop = asyncio.get_running_loop()  # the REST thread hands /sim controls over to it
+        self._httpd = ThreadingHTTPServer((self.host, self._rest_port), _handler_class(self))
+        self._httpd.daemon_threads = True
+        self._http_thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="angel-sim-rest", daemon=True
+        )
+        self._http_thread.start()
+        self._server = await serve(
+            self._serve_feed,
+            self.host,
+            self._feed_port,
+            process_request=self._handshake,
+            ping_interval=None,
+            compression=None,
+            server_header=None,
+            logger=_ws_log,
+        )
+        self._ticker = asyncio.create_task(self._tick_forever())
+        return self
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        for conn in self.connections:
+            if conn.resume is not None:
+                conn.resume.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        if self._httpd is not None:
+            await asyncio.to_thread(self._httpd.shutdown)
+            self._httpd.server_close()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def rest_port(self) -> int:
+        assert self._httpd is not None, "start the simulator first"
+        return self._httpd.server_address[1]
+
+    @property
+    def feed_port(self) -> int:
+        assert self._server is not None, "start the simulator first"
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.rest_port}"
+
+    @property
+    def feed_url(self) -> str:
+        return f"ws://{self.host}:{self.feed_port}{FEED_PATH}"
+
+    @property
+    def master_url(self) -> str:
+        return f"{self.api_url}{MASTER_PATH}"
+
+    def env(self) -> dict[str, str]:
+        """The environment that points oaws at this simulator."""
+        return {
+            "ANGEL_API_KEY": self.api_key,
+            "ANGEL_CLIENT_CODE": self.client_code,
+            "ANGEL_PIN": self.pin,
+            "ANGEL_TOTP_SECRET": self.totp_secret,
+            "ANGEL_API_URL": self.api_url,
+            "ANGEL_FEED_URL": self.feed_url,
+            "ANGEL_MASTER_URL": self.master_url,
+        }
+
+    # Tokens --------------------------------------------------------------------------
+    def _jwt(self, kind: str) -> str:
+        now = time.time()
+        header = _b64(b'{"alg":"HS512"}')
+        # exp may be fractional (RFC 7519 NumericDate), which lets tests use sub-second lifetimes
+        claims = {
+            "username": self.client_code,
+            "token": kind,
+            "iat": int(now),
+            "exp": round(now + self.token_ttl, 3),
+            "jti": secrets.token_hex(8),
+        }
+        payload = _b64(json.dumps(claims).encode())
+        signature = _b64(hmac.new(self._signing_key, f"{header}.{payload}".encode(), hashlib.sha512).digest())
+        return f"{header}.{payload}.{signature}"
+
+    def _valid(self, token: str, pool: set[str]) -> bool:
+        with self._lock:
+            if token not in pool:
+                return False
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+        except (ValueError, IndexError):
+            return False
+        return claims.get("exp", 0) > time.time()
+
+    def _issue(self) -> dict[str, str]:
+        tokens = {"jwtToken": self._jwt("access"), "refreshToken": self._jwt("refresh"), "feedToken": self._jwt("feed")}
+        with self._lock:
+            self._jwts.add(tokens["jwtToken"])
+            self._refresh.add(tokens["refreshToken"])
+            self._feed_tokens.add(tokens["feedToken"])
+        return tokens
+
+    def expire_tokens(self, drop: bool = True) -> None:
+        """Invalidate every token issued so far (Angel's nightly rollover); drop live connections too."""
+        with self._lock:
+            self._jwts.clear()
+            self._refresh.clear()
+            self._feed_tokens.clear()
+        if drop:
+            self.drop_all()
+
+    # REST ----------------------------------------------------------------------------
+    def rest(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """One REST request -> (HTTP status, JSON body or bytes). Called from the HTTP thread."""
+        self.rest_requests.append(f"{method} {path}")
+        if method == "GET" and path == MASTER_PATH:
+            return 200, self.master_bytes
+        if self.rest_unavailable:
+            return 503, b"<html><body>Service Unavailable</body></html>"
+        if method == "POST" and path == LOGIN_PATH:
+            return self._login(headers, body)
+        if path in (PROFILE_PATH, LOGOUT_PATH):
+            jwt = headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not self._valid(jwt, self._jwts):
+                return 401, _refusal("Invalid Token", "AG8001")
+            if path == LOGOUT_PATH:
+                with self._lock:
+                    self._jwts.discard(jwt)
+                return 200, {"status": True, "message": "SUCCESS", "errorcode": "", "data": ""}
+            return 200, {
+                "status": True,
+                "message": "SUCCESS",
+                "errorcode": "",
+                "data": {
+                    "clientcode": self.client_code,
+                    "name": "SIMULATED USER",
+                    "email": "",
+                    "mobileno": "",
+                    "exchanges": ["nse_cm", "bse_cm", "nse_fo", "bse_fo", "mcx_fo", "cde_fo"],
+                    "products": ["MARGIN", "MIS", "NRML", "CNC", "CO", "BO"],
+                    "lastlogintime": "",
+                    "broker": "",
+                },
+            }
+        if method == "POST" and path == TOKENS_PATH:
+            refresh = str(_json(body).get("refreshToken", ""))
+            if not self._valid(refresh, self._refresh):
+                return 200, _refusal("Invalid Refresh Token", "AB8050")
+            with self._lock:
+                self._refresh.discard(refresh)
+            return 200, {"status": True, "message": "SUCCESS", "errorcode": "", "data": self._issue()}
+        return 404, _refusal(f"no such route {path}", "AB2000")
+
+    def _login(self, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        request = _json(body)
+        if headers.get("x-privatekey") != self.api_key:
+            reason = "Invalid API Key", "AG8004"
+        elif request.get("clientcode") != self.client_code:
+            reason = "Invalid clientcode", "AB1007"
+        elif request.get("password") != self.pin:
+            reason = "Invalid PIN", "AB1000"
+        elif not pyotp.TOTP(self.totp_secret).verify(str(request.get("totp", "")), valid_window=1):
+            reason = "Invalid totp", "AB1050"
+        else:
+            self.logins += 1
+            data = {**self._issue(), "state": None}
+            return 200, {"status": True, "message": "SUCCESS", "errorcode": "", "data": data}
+        self.login_failures.append(reason[0])
+        return 200, _refusal(*reason)
+
+    # Feed handshake --------------------------------------------------------------------
+    def _handshake(self, connection: ServerConnection, request: Request) -> Response | None:
+        self.handshakes += 1
+        h = request.headers
+        if urlsplit(request.path).path != FEED_PATH:
+            return self._refuse(connection, 404, "Not Found")
+        jwt = h.get("Authorization", "").removeprefix("Bearer ").strip()
+        if self.refuse_feed:
+            return self._refuse(connection, 401, self.refuse_feed)
+        if h.get("x-api-key") != self.api_key:
+            return self._refuse(connection, 401, "Invalid API Key")
+        if h.get("x-client-code") != self.client_code:
+            return self._refuse(connection, 401, "Invalid Client Code")
+        if not self._valid(jwt, self._jwts):
+            return self._refuse(connection, 401, "Invalid Auth Token")
+        if not self._valid(h.get("x-feed-token", ""), self._feed_tokens):
+            return self._refuse(connection, 401, "Invalid Feed Token")
+        if sum(c.client_code == self.client_code for c in self.connections) >= self.max_connections:
+            return self._refuse(connection, 429, "Connection Limit Exceeded")
+        return None
+
+    def _refuse(self, connection: ServerConnection, status: int, message: str) -> Response:
+        self.refused.append((status, message))
+        response = connection.respond(status, f"{message}\n")
+        response.headers["x-error-message"] = message
+        return response
+
+    async def _serve_feed(self, ws: ServerConnection) -> None:
+        conn = SimConnection(ws, self.client_code)
+        self.connections.append(conn)
+        try:
+            async for message in ws:
+                if isinstance(message, bytes):
+                    await ws.send(_error("", "E1001", "Invalid Request Payload."))
+                elif message == "ping":
+                    self.text_pings += 1
+                    if not conn.silent:
+                        await ws.send("pong")
+                else:
+                    for frame in self._request(conn, message):
+                        await ws.send(frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections.remove(conn)
+
+    def _request(self, conn: SimConnection, text: str) -> list[str | bytes]:
+        try:
+            request = json.loads(text)
+        except ValueError:
+            return [_error("", "E1001", "Invalid Request Payload.")]
+        self.requests.append(request)
+        correlation = str(request.get("correlationID", "")) if isinstance(request, dict) else ""
+        keys = _parse_request(request)
+        if keys is None:
+            return [_error(correlation, "E1001", "Invalid Request Payload.")]
+        action, wanted = keys
+        if action == wire.UNSUBSCRIBE:
+            conn.subscriptions.difference_update(wanted)
+            return []
+        new = wanted - conn.subscriptions
+        depth = {k for k in conn.subscriptions | new if k[0] == wire.DEPTH}
+        if any(k[1] != wire.NSE_CM for k in depth) or len(depth) > self.depth_quota:
+            return [_error(correlation, "E1002", "Invalid Request. Depth Subscription Limit Exceeded")]
+        if len(conn.subscriptions) + len(new) > self.tokens_per_connection:
+            return [_error(correlation, "E1002", "Invalid Request. Subscription Limit Exceeded")]
+        conn.subscriptions.update(new)
+        return [wire.encode(p) for k in sorted(new) if (p := self._next_packet(*k)) is not None]
+
+    # Ticks -----------------------------------------------------------------------------
+    def _instrument(self, exchange_type: int, token: str) -> _Instrument | None:
+        state = self._market.get((exchange_type, token))
+        if state is None:
+            row = self.master.row_for_token(exchange_type, token)
+            if row is None:
+                return None
+            divisor = CDS_DIVISOR if row[SEGMENT] == "CDS" else PAISE
+            rupees = BASE_PRICES.get(row[SYMBOL]) or 100 + int(token) % 2900
+            tick = max(1, round(float(row[TICK] or 0) / 100 * divisor)) if float(row[TICK] or 0) > 0 else 5
+            ltp = round(rupees * divisor) // tick * tick
+            close = ltp + self.rng.randint(-20, 20) * tick
+            state = self._market[(exchange_type, token)] = _Instrument(ltp=ltp, tick=tick, close=close)
+            state.oi = self.rng.randint(0, 100_000) if row[SEGMENT] in ("NFO", "BFO", "MCX", "CDS") else 0
+        return state
+
+    def _next_packet(self, mode: int, exchange_type: int, token: str) -> Packet | None:
+        """A fresh tick of ``token`` in ``mode``, remembered by its sequence number."""
+        s = self._instrument(exchange_type, token)
+        if s is None:
+            return None  # like Angel, unknown tokens are accepted and never tick
+        quantity = s.step(self.rng)
+        now_ms = int(time.time() * 1000)
+        if mode == wire.DEPTH:
+            packet = Packet(
+                mode,
+                exchange_type,
+                token,
+                exchange_timestamp=now_ms,
+                packet_received_time=now_ms + 3,
+                depth_buy=tuple(
+                    DepthLevel(self.rng.randint(1, 5000), s.ltp - (i + 1) * s.tick, self.rng.randint(1, 40))
+                    for i in range(20)
+                ),
+                depth_sell=tuple(
+                    DepthLevel(self.rng.randint(1, 5000), s.ltp + (i + 1) * s.tick, self.rng.randint(1, 40))
+                    for i in range(20)
+                ),
+            )
+            self.sent_depth = [*self.sent_depth[-999:], packet]
+            return packet
+        self._seq += 1
+        if mode == wire.LTP:
+            packet = Packet(mode, exchange_type, token, self._seq, now_ms, s.ltp)
+        else:
+            quote = {
+                "last_traded_quantity": quantity,
+                "avg_traded_price": s.turnover // max(1, s.volume),
+                "volume": s.volume,
+                "total_buy_quantity": float(self.rng.randint(0, 10**6)),
+                "total_sell_quantity": float(self.rng.randint(0, 10**6)),
+                "open": s.open,
+                "high": s.high,
+                "low": s.low,
+                "close": s.close,
+            }
+            if mode == wire.QUOTE:
+                packet = Packet(mode, exchange_type, token, self._seq, now_ms, s.ltp, **quote)
+            else:
+                five = [
+                    BestFiveEntry(1, self.rng.randint(1, 900), s.ltp - (i + 1) * s.tick, self.rng.randint(1, 30))
+                    for i in range(5)
+                ]
+                five += [
+                    BestFiveEntry(0, self.rng.randint(1, 900), s.ltp + (i + 1) * s.tick, self.rng.randint(1, 30))
+                    for i in range(5)
+                ]
+                packet = Packet(
+                    mode,
+                    exchange_type,
+                    token,
+                    self._seq,
+                    now_ms,
+                    s.ltp,
+                    **quote,
+                    last_traded_timestamp=now_ms // 1000,
+                    open_interest=s.oi,
+                    oi_change_percent=round(self.rng.uniform(-5, 5), 4),
+                    best_five=tuple(five),
+                    upper_circuit=s.close * 11 // 10,
+                    lower_circuit=s.close * 9 // 10,
+                    week52_high=s.close * 13 // 10,
+                    week52_low=s.close * 7 // 10,
+                )
+        self.sent[self._seq] = packet
+        while len(self.sent) > SENT_KEPT:
+            self.sent.popitem(last=False)
+        return packet
+
+    def packet(self, seq: int) -> Packet:
+        """The packet sent with sequence number ``seq``."""
+        return self.sent[seq]
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_interval)
+            for conn in list(self.connections):
+                if conn.silent:
+                    continue
+                for key in sorted(conn.subscriptions):
+                    packet = self._next_packet(*key)
+                    if packet is None:
+                        continue
+                    try:
+                        await conn.ws.send(wire.encode(packet))
+                    except ConnectionClosed:
+                        break
+
+    # Failures on demand ------------------------------------------------------------------
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def drop_all(self) -> None:
+        """Drop every feed connection at the TCP level (no close frame), as a network failure would."""
+        for conn in list(self.connections):
+            conn.ws.transport.abort()
+
+    def close_all(self, code: int = 1000, reason: str = "") -> None:
+        """Close every feed connection with a close frame."""
+        for conn in list(self.connections):
+            self._spawn(conn.ws.close(code, reason))
+
+    def go_silent(self, silent: bool = True, seconds: float | None = None) -> None:
+        """Stop (or resume) ticks and pongs on the connections open now; new connections tick normally.
+
+        With ``seconds``, those connections speak again after that long (if still open).
+        """
+        for conn in self.connections:
+            conn.silent = silent
+            if conn.resume is not None:  # the latest call decides when a connection speaks again
+                conn.resume.cancel()
+                conn.resume = None
+            if silent and seconds is not None:
+                conn.resume = asyncio.get_running_loop().call_later(seconds, setattr, conn, "silent", False)
+
+    def send_garbage(self, frame: bytes | None = None) -> None:
+        """Send a malformed binary frame on every connection (by default a truncated snap quote)."""
+        truncated = bytes([wire.SNAP_QUOTE, wire.NSE_CM]) + b"2885".ljust(25, b"\0") + b"\x01" * 40
+        junk = frame if frame is not None else truncated
+        for conn in list(self.connections):
+            self._spawn(conn.ws.send(junk))
+
+    # Control over HTTP (oaws angel-sim) --------------------------------------------------
+    def control(self, method: str, path: str, query: str) -> tuple[int, dict[str, Any]]:
+        """One ``/sim/...`` request -> (HTTP status, JSON). Called from the HTTP thread.
+
+        The failures touch the WebSocket connections, which belong to the event loop, so the
+        action runs there and this thread waits for its answer.
+        """
+        action = path.removeprefix(CONTROL_PREFIX)
+        if action not in ("drop", "silent", "garbage", "expire"):
+            return 404, {"error": f"no such simulator control {path}; use {CONTROL_HELP}"}
+        if method != "POST":
+            return 405, {"error": f"use POST for {path}"}
+        seconds = DEFAULT_SILENCE
+        if action == "silent":
+            given = parse_qs(query).get("seconds", [""])[-1]
+            if given:
+                try:
+                    seconds = float(given)
+                except ValueError:
+                    seconds = float("nan")
+                if not 0 < seconds <= MAX_SILENCE:  # also refuses nan and inf
+                    limit = f"above 0 and at most {MAX_SILENCE:g}"
+                    return 400, {"error": f"seconds must be a number {limit}, not {given!r}"}
+        assert self._loop is not None, "start the simulator first"
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._control(action, seconds), self._loop)
+            reply = future.result(timeout=5)
+        except (RuntimeError, TimeoutError, concurrent.futures.CancelledError):
+            return 503, {"error": "the simulator is stopping"}
+        self.controls.append(action)
+        return 200, reply
+
+    async def _control(self, action: str, seconds: float) -> dict[str, Any]:
+        count = len(self.connections)
+        noun = f"{count} feed connection{'' if count == 1 else 's'}"
+        if action == "drop":
+            self.drop_all()
+            message = f"dropped {noun} without a close frame"
+        elif action == "silent":
+            self.go_silent(seconds=seconds)
+            message = f"{noun} silent (no ticks, no pongs) for {seconds:g} s"
+        elif action == "garbage":
+            self.send_garbage()
+            message = f"sent a malformed frame on {noun}"
+        else:
+            self.expire_tokens()
+            message = f"expired every token issued so far and dropped {noun}"
+        reply: dict[str, Any] = {"action": action, "connections": count, "message": message}
+        if action == "silent":
+            reply["seconds"] = seconds
+        return reply
+
+    def subscriptions(self) -> set[tuple[int, int, str]]:
+        """(mode, exchange type, token) subscribed on all open connections."""
+        return {k for c in self.connections for k in c.subscriptions}
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _refusal(message: str, code: str) -> dict[str, Any]:
+    return {"status": False, "message": message, "errorcode": code, "data": None}
+
+
+def _error(correlation: str, code: str, message: str) -> str:
+    return json.dumps({"correlationID": correlation, "errorCode": code, "errorMessage": message})
+
+
+def _parse_request(request: Any) -> tuple[int, set[tuple[int, int, str]]] | None:
+    """(action, {(mode, exchange type, token)}) of a valid request, else None (E1001)."""
+    if not isinstance(request, dict) or request.get("action") not in (wire.SUBSCRIBE, wire.UNSUBSCRIBE):
+        return None
+    params = request.get("params")
+    if not isinstance(params, dict) or params.get("mode") not in wire.MODES:
+        return None
+    token_list = params.get("tokenList")
+    if not isinstance(token_list, list) or not token_list:
+        return None
+    keys: set[tuple[int, int, str]] = set()
+    for entry in token_list:
+        if not isinstance(entry, dict) or entry.get("exchangeType") not in wire.EXCHANGE_TYPES:
+            return None
+        tokens = entry.get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, str) and t.isdigit() for t in tokens):
+            return None
+        keys.update((params["mode"], entry["exchangeType"], t) for t in tokens)
+    return request["action"], keys
+
+
+def _handler_class(sim: AngelSimulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            url = urlsplit(self.path)
+            if url.path.startswith(CONTROL_PREFIX) or url.path == CONTROL_PREFIX.rstrip("/"):
+                status, reply = sim.control(self.command, url.path, url.query)
+                data = json.dumps(reply).encode() + b"\n"  # one line, also for curl on a terminal
+            else:
+                status, reply = sim.rest(self.command, url.path, headers, body)
+                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            # not the request line: getProfile carries the refresh token in its query string
+            log.debug("angel-sim REST: %s %s", self.command, urlsplit(self.path).path)
+
+    return Handler
+
+
+async def run(
+    host: str = "127.0.0.1", rest_port: int = 0, feed_port: int = 0, tick_interval: float = 0.5, on_ready: Any = None
+) -> None:
+    """Serve the simulator until SIGINT or SIGTERM, or until cancelled (``oaws angel-sim``).
+
+    The handlers are installed explicitly, as ``oaws serve`` does, so that a simulator
+    started in the background of a script (where the shell ignores SIGINT) still stops
+    cleanly on either signal.
+    """
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        async with AngelSimulator(
+            host=host, rest_port=rest_port, feed_port=feed_port, tick_interval=tick_interval
+        ) as sim:
+            if on_ready is not None:
+                on_ready(sim)
+            await stopping.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,417 @@
+"""The simulated market: a feed that needs no broker account and no network.
+
+It exists so that ``oaws watch`` shows a living market on a fresh install, and so that
+tests and screenshots can drive a deterministic one. Prices start near real levels for
+the NIFTY 50 stocks and the main indices; any other symbol opens at a price derived from
+its name with hashlib, so it is the same in every run and every process.
+
+Each instrument walks on the NSE tick grid (0.05) with its own ``random.Random``, seeded
+from the feed's seed and the instrument, so its path depends only on how many ticks it
+has made, never on what else is subscribed. Trades arrive with exponential gaps, like a
+real market; one scheduler (a heap of next-tick times) serves every wanted instrument,
+so hundreds of instruments cost one timer, not one task each.
+
+``SimFeed.tick`` and ``payload`` are pure and synchronous: they advance the market and
+build the JSON without an event loop. ``run`` only decides when to call them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import itertools
+import logging
+import math
+import random
+import time
+
+import orjson
+
+from oaws.brokers.api import Feed
+from oaws.instruments import DEPTH, Instrument
+from oaws.ticks import DEPTH_LEVELS, DERIVATIVE_EXCHANGES, INDEX_EXCHANGES, at_mode, depth_book, empty_level
+
+log = logging.getLogger(__name__)
+
+#: prices move on a grid of 0.05 rupees; internally a price is an int count of ticks
+TICKS_PER_RUPEE = 20
+TICK_SIZE = 1 / TICKS_PER_RUPEE
+
+# Previous closes near late-2025 levels (HDFCBANK and BAJFINANCE after their 2025 bonus
+# and split; TMPV is Tata Motors' passenger-vehicle arm after the October 2025 demerger).
+NIFTY50: dict[str, float] = {
+    "ADANIENT": 2300.0, "ADANIPORTS": 1480.0, "APOLLOHOSP": 7200.0, "ASIANPAINT": 2880.0,
+    "AXISBANK": 1270.0, "BAJAJ-AUTO": 9000.0, "BAJAJFINSV": 2050.0, "BAJFINANCE": 1030.0,
+    "BEL": 410.0, "BHARTIARTL": 2100.0, "CIPLA": 1520.0, "COALINDIA": 380.0,
+    "DRREDDY": 1250.0, "EICHERMOT": 7000.0, "ETERNAL": 300.0, "GRASIM": 2750.0,
+    "HCLTECH": 1600.0, "HDFCBANK": 1000.0, "HDFCLIFE": 770.0, "HINDALCO": 820.0,
+    "HINDUNILVR": 2450.0, "ICICIBANK": 1360.0, "INDIGO": 5800.0, "INFY": 1520.0,
+    "ITC": 405.0, "JIOFIN": 300.0, "JSWSTEEL": 1150.0, "KOTAKBANK": 2100.0,
+    "LT": 4000.0, "M&M": 3700.0, "MARUTI": 16000.0, "MAXHEALTH": 1100.0,
+    "NESTLEIND": 1250.0, "NTPC": 330.0, "ONGC": 245.0, "POWERGRID": 270.0,
+    "RELIANCE": 1480.0, "SBILIFE": 2000.0, "SBIN": 900.0, "SHRIRAMFIN": 780.0,
+    "SUNPHARMA": 1780.0, "TATACONSUM": 1170.0, "TATASTEEL": 170.0, "TCS": 3100.0,
+    "TECHM": 1500.0, "TITAN": 3800.0, "TMPV": 410.0, "TRENT": 4300.0,
+    "ULTRACEMCO": 11800.0, "WIPRO": 250.0,
+}  # fmt: skip
+
+INDICES: dict[tuple[str, str], float] = {
+    ("NIFTY", "NSE_INDEX"): 25900.0,
+    ("BANKNIFTY", "NSE_INDEX"): 58000.0,
+    ("FINNIFTY", "NSE_INDEX"): 27400.0,
+    ("MIDCPNIFTY", "NSE_INDEX"): 13500.0,
+    ("SENSEX", "BSE_INDEX"): 84500.0,
+    ("BANKEX", "BSE_INDEX"): 65000.0,
+}
+
+#: the listed stocks above trade on BSE too, at the same level
+CASH_EXCHANGES = frozenset({"NSE", "BSE"})
+
+# The walk. Per-trade volatility (a fraction of the price) gives a realistic minute at
+# ~3 ticks/s; a slow pull towards the previous close keeps a long run inside its circuits.
+STOCK_SIGMA = 8e-5
+INDEX_SIGMA = 4e-5
+JUMP_CHANCE = 0.01
+JUMP_SCALE = 4.0
+REVERSION = 5e-5
+#: a typical trade, one depth level and a day's turnover, in rupees
+TRADE_VALUE = 60_000.0
+LEVEL_VALUE = 1_000_000.0
+DAY_VALUE = {True: 5e9, False: 5e8}  # keyed by "is a NIFTY 50 stock"
+
+
+#: ticks due this close together fire in one wake-up of the scheduler (seconds)
+BATCH_WINDOW = 0.002
+#: a scheduler that fell behind skips ticks older than this instead of bursting them out
+MAX_LAG = 1.0
+
+
+def known_symbols() -> list[str]:
+    """The built-in instruments as ``SYMBOL:EXCHANGE``, indices first (for completion)."""
+    return [f"{s}:{e}" for s, e in INDICES] + [f"{s}:NSE" for s in sorted(NIFTY50)]
+
+
+def _digest(text: str) -> int:
+    """A 64-bit number fixed by ``text`` in every process (unlike ``hash``)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def _is_listed(instrument: Instrument) -> bool:
+    return instrument.exchange in CASH_EXCHANGES and instrument.symbol in NIFTY50
+
+
+def reference_price(instrument: Instrument) -> float:
+    """The previous close an instrument opens its day at, on the tick grid.
+
+    Built-in instruments use their real level; any other symbol gets a log-uniform price
+    from its name alone (50 to 5000, indices 1000 to 50000), the same on every exchange.
+    """
+    if instrument.exchange in INDEX_EXCHANGES:
+        known = INDICES.get((instrument.symbol, instrument.exchange))
+        low, high = 1000.0, 50000.0
+    else:
+        known = NIFTY50.get(instrument.symbol) if instrument.exchange in CASH_EXCHANGES else None
+        low, high = 50.0, 5000.0
+    if known is None:
+        known = low * (high / low) ** (_digest(instrument.symbol) / 2**64)
+    return max(1, round(known * TICKS_PER_RUPEE)) / TICKS_PER_RUPEE
+
+
+def _price(ticks: int) -> float:
+    # n / 20 is the double nearest to the 2-decimal value, so JSON shows at most 2 decimals
+    return ticks / TICKS_PER_RUPEE
+
+
+class _Book:
+    """One instrument's trading day: price walk, totals and order book, in ticks."""
+
+    __slots__ = (
+        "buy_total", "close", "has_oi", "high", "instrument", "is_index", "last", "last_qty",
+        "level_mu", "low", "lower", "ltp", "oi", "open", "order_qty", "rng", "sell_total",
+        "sigma", "trade_mu", "turnover", "unit", "upper", "volume",
+    )  # fmt: skip
+
+    def __init__(self, instrument: Instrument, seed: int) -> None:
+        self.instrument = instrument
+        # An integer seed (not a str or tuple) keeps random.Random independent of PYTHONHASHSEED.
+        self.rng = rng = random.Random(_digest(f"{seed}|{instrument.exchange}|{instrument.symbol}"))
+        self.is_index = instrument.exchange in INDEX_EXCHANGES
+        self.has_oi = instrument.exchange in DERIVATIVE_EXCHANGES
+        self.last: dict[str, object] = {}
+        reference = reference_price(instrument)
+        close = self.close = round(reference * TICKS_PER_RUPEE)
+        if self.is_index:
+            self.upper = self.lower = 0
+        else:
+            band = 0.10 if _is_listed(instrument) else 0.20
+            self.upper = math.floor(close * (1 + band))
+            self.lower = max(1, math.ceil(close * (1 - band)))
+        self.sigma = INDEX_SIGMA if self.is_index else STOCK_SIGMA
+        # Deeper levels of a high-priced stock sit several ticks apart, as on the exchange.
+        self.unit = max(1, round(close * 2e-5))
+        self.trade_mu = math.log(max(1.0, TRADE_VALUE / reference))
+        self.level_mu = math.log(max(1.0, LEVEL_VALUE / reference))
+        # a resting order is a few trades' worth
+        self.order_qty = 2 * math.exp(self.trade_mu)
+
+        # The day is already under way when the feed first sees an instrument.
+        self.open = self._clamp(round(close * math.exp(rng.gauss(0.0, 0.004))))
+        self.ltp = self._clamp(round(self.open * math.exp(rng.gauss(0.0, 0.005))))
+        self.high = self._clamp(round(max(self.open, self.ltp) * (1 + abs(rng.gauss(0.0, 0.003)))))
+        self.low = self._clamp(round(min(self.open, self.ltp) * (1 - abs(rng.gauss(0.0, 0.003)))))
+        if self.is_index:
+            self.volume = self.last_qty = self.buy_total = self.sell_total = self.oi = 0
+            self.turnover = 0.0
+            return
+        self.volume = max(1, int(rng.uniform(0.2, 0.8) * DAY_VALUE[_is_listed(instrument)] / reference))
+        self.turnover = self.volume * rng.uniform(self.low, self.high)
+        self.last_qty = self._trade_qty()
+        level = math.exp(self.level_mu)
+        self.buy_total = int(level * rng.uniform(150, 400))
+        self.sell_total = int(level * rng.uniform(150, 400))
+        self.oi = int(self.volume * rng.uniform(0.8, 2.5)) if self.has_oi else 0
+
+    def _clamp(self, ticks: int) -> int:
+        if self.is_index:
+            return max(1, ticks)
+        return min(self.upper, max(self.lower, ticks))
+
+    def _trade_qty(self) -> int:
+        return 1 + int(self.rng.lognormvariate(self.trade_mu, 1.1))
+
+    def step(self) -> None:
+        """One trade: a move of the price (often none), then the day's totals."""
+        rng = self.rng
+        sigma = self.sigma * self.ltp
+        if rng.random() < JUMP_CHANCE:
+            sigma *= JUMP_SCALE
+        drift = REVERSION * (self.close - self.ltp)
+        self.ltp = ltp = self._clamp(self.ltp + round(rng.gauss(drift, sigma)))
+        if ltp > self.high:
+            self.high = ltp
+        elif ltp < self.low:
+            self.low = ltp
+        if self.is_index:
+            return
+        qty = self.last_qty = self._trade_qty()
+        self.volume += qty
+        self.turnover += qty * ltp
+        self.buy_total = max(1, round(self.buy_total * (1 + rng.gauss(0.0, 0.004))))
+        self.sell_total = max(1, round(self.sell_total * (1 + rng.gauss(0.0, 0.004))))
+        if self.has_oi:
+            self.oi = max(1, self.oi + round(rng.gauss(0.0, qty)))
+
+    def _level(self, ticks: int) -> dict[str, object]:
+        rng = self.rng
+        quantity = 1 + int(rng.lognormvariate(self.level_mu, 0.9))
+        orders = max(1, min(quantity, round(quantity / self.order_qty * rng.uniform(0.5, 1.5))))
+        return {"price": _price(ticks), "quantity": quantity, "orders": orders}
+
+    def _depth(self) -> dict[str, list[dict[str, object]]]:
+        if self.is_index:
+            return depth_book((), ())
+        rng, unit = self.rng, self.unit
+        # best bid < ltp <= best ask: the last trade took the ask, or emptied it
+        bid = self.ltp - unit * (2 if rng.random() < 0.15 else 1)
+        ask = self.ltp + (unit if rng.random() < 0.5 else 0)
+        buy: list[dict[str, object]] = []
+        sell: list[dict[str, object]] = []
+        for _ in range(DEPTH_LEVELS):
+            # beyond a circuit nobody can quote: the exchange shows an empty level
+            buy.append(self._level(bid) if bid >= self.lower else empty_level())
+            sell.append(self._level(ask) if ask <= self.upper else empty_level())
+            bid -= unit * (2 if rng.random() < 0.3 else 1)
+            ask += unit * (2 if rng.random() < 0.3 else 1)
+        return {"buy": buy, "sell": sell}
+
+    def snapshot(self, seq: int, now_ns: int) -> dict[str, object]:
+        """The full (depth mode) tick of the current state."""
+        timestamp = now_ns // 1_000_000
+        ltp, close = _price(self.ltp), _price(self.close)
+        change = round(ltp - close, 2)
+        volume = self.volume
+        tick = {
+            "symbol": self.instrument.symbol,
+            "exchange": self.instrument.exchange,
+            "mode": DEPTH,
+            "seq": seq,
+            "ltp": ltp,
+            "ltt": timestamp - self.rng.randrange(2, 40),
+            "timestamp": timestamp,
+            "ts_ns": now_ns,
+            "open": _price(self.open),
+            "high": _price(self.high),
+            "low": _price(self.low),
+            "close": close,
+            "volume": volume,
+            "last_trade_quantity": self.last_qty,
+            "avg_trade_price": round(self.turnover / volume / TICKS_PER_RUPEE, 2) if volume else 0.0,
+            "total_buy_quantity": self.buy_total,
+            "total_sell_quantity": self.sell_total,
+            "change": change,
+            "change_percent": round(change / close * 100, 2),
+            "oi": self.oi,
+            "upper_circuit": _price(self.upper),
+            "lower_circuit": _price(self.lower),
+            "depth": self._depth(),
+        }
+        self.last = tick
+        return tick
+
+
+def payload(state: dict[str, object], mode: int) -> bytes:
+    """The JSON of ``state`` (a full tick) at ``mode``: only that mode's fields (SPEC §2)."""
+    return orjson.dumps(at_mode(state, mode))
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class SimFeed(Feed):
+    """A simulated market for every symbol on every exchange (see the module docstring)."""
+
+    name = "sim"
+
+    def __init__(self, *, seed: int | None = None, rate: float = 3.0) -> None:
+        super().__init__()
+        if not (isinstance(rate, int | float) and rate > 0 and math.isfinite(rate)):
+            raise ValueError(f"the simulated tick rate must be a positive number of ticks per second, not {rate!r}")
+        #: the seed in use; log it to replay a session without one
+        self.seed = time.time_ns() if seed is None else seed
+        self.rate = float(rate)
+        self.seq = 0
+        #: instruments some proxy wants, with the modes wanted
+        self.wanted: dict[Instrument, set[int]] = {}
+        self._books: dict[Instrument, _Book] = {}
+        # Tick times come from their own generator so that they never shift a price path.
+        self._schedule_rng = random.Random(self.seed)
+        self._heap: list[tuple[float, int, Instrument]] = []
+        self._tokens: dict[Instrument, int] = {}
+        self._counter = itertools.count()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._pending: set[tuple[Instrument, int]] = set()
+
+    # The market, without I/O ----------------------------------------------------------
+    def tick(self, instrument: Instrument, now_ns: int | None = None) -> dict[str, object]:
+        """Advance ``instrument`` by one trade and return its full depth-mode tick.
+
+        The first call opens the instrument's day instead of trading. ``now_ns`` fixes the
+        clock (``timestamp``, ``ts_ns``, ``ltt``) for reproducible output.
+        """
+        book = self._books.get(instrument)
+        if book is None:
+            book = self._books[instrument] = _Book(instrument, self.seed)
+        else:
+            book.step()
+        self.seq += 1
+        return book.snapshot(self.seq, time.time_ns() if now_ns is None else now_ns)
+
+    def latest(self, instrument: Instrument) -> dict[str, object] | None:
+        """The last tick made for ``instrument``, or None if it never traded."""
+        book = self._books.get(instrument)
+        return book.last if book is not None else None
+
+    payload = staticmethod(payload)
+
+    # The bus -------------------------------------------------------------------------
+    def want(self, instrument: Instrument, mode: int) -> None:
+        modes = self.wanted.setdefault(instrument, set())
+        first = not modes
+        modes.add(mode)
+        if first and instrument not in self._books:
+            self.tick(instrument)
+        self._publish_soon(instrument, mode)  # queued before the scheduler wakes: the held tick goes first
+        if first:
+            self._schedule(instrument, self._now())
+            if self._waiter is not None:
+                _wake(self._waiter)
+
+    def unwant(self, instrument: Instrument, mode: int) -> None:
+        modes = self.wanted.get(instrument)
+        if modes is None:
+            return
+        modes.discard(mode)
+        if not modes:
+            del self.wanted[instrument]
+            self._tokens.pop(instrument, None)  # its heap entry is now stale
+            if len(self._heap) > 2 * len(self._tokens) + 64:  # subscription churn: drop stale entries
+                self._heap = [entry for entry in self._heap if self._tokens.get(entry[2]) == entry[1]]
+                heapq.heapify(self._heap)
+
+    def resend(self, instrument: Instrument, mode: int) -> None:
+        self._publish_soon(instrument, mode)
+
+    def status(self) -> dict[str, object]:
+        return {"adapter_status": "connected", "instruments": len(self.wanted), "rate": self.rate}
+
+    def _publish_soon(self, instrument: Instrument, mode: int) -> None:
+        # After the current callback, so the bus has registered the subscription first.
+        # One pending publish serves every subscriber that asked in the meantime.
+        key = (instrument, mode)
+        if key in self._pending:
+            return
+        self._pending.add(key)
+        try:
+            asyncio.get_running_loop().call_soon(self._publish_latest, instrument, mode)
+        except RuntimeError:  # driven without a loop (scripts, tests): nothing to wait for
+            self._publish_latest(instrument, mode)
+
+    def _publish_latest(self, instrument: Instrument, mode: int) -> None:
+        self._pending.discard((instrument, mode))
+        if self.publisher is None or mode not in self.wanted.get(instrument, ()):
+            return
+        self.publisher.publish(instrument, mode, payload(self._books[instrument].last, mode))
+
+    # The scheduler -------------------------------------------------------------------
+    def _now(self) -> float:
+        return self._loop.time() if self._loop is not None else 0.0
+
+    def _schedule(self, instrument: Instrument, after: float) -> None:
+        token = next(self._counter)
+        self._tokens[instrument] = token
+        heapq.heappush(self._heap, (after + self._schedule_rng.expovariate(self.rate), token, instrument))
+
+    def _fire_due(self, now: float) -> None:
+        heap, tokens, wanted = self._heap, self._tokens, self.wanted
+        horizon = now + BATCH_WINDOW
+        while heap and heap[0][0] <= horizon:
+            due, token, instrument = heapq.heappop(heap)
+            if tokens.get(instrument) != token:
+                continue
+            state = self.tick(instrument)
+            publisher = self.publisher
+            if publisher is not None:
+                for mode in sorted(wanted[instrument]):
+                    publisher.publish(instrument, mode, payload(state, mode))
+            self._schedule(instrument, max(due, now - MAX_LAG))
+
+    async def _sleep(self, delay: float | None) -> None:
+        """Sleep ``delay`` seconds (None: forever), or until ``want`` adds an instrument."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(delay, _wake, waiter) if delay is not None else None
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    async def run(self) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        log.info("simulated market: seed %d, %.3g ticks/s per instrument", self.seed, self.rate)
+        # Instruments wanted before the loop ran were scheduled on another clock.
+        self._heap.clear()
+        now = loop.time()
+        for instrument in self.wanted:
+            self._schedule(instrument, now)
+        try:
+            while True:
+                self._fire_due(loop.time())
+                await self._sleep(self._heap[0][0] - loop.time() if self._heap else None)
+        finally:
+            self._loop = None

@@ -1,0 +1,195 @@
+"""``oaws tail`` and ``oaws subscribe``: ticks to stdout, for people and for pipes."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from datetime import tzinfo
+from typing import Any
+
+import orjson
+
+from oaws.cli.common import FATAL_CODES, fatal_message, open_client, run
+from oaws.client import ServerError, Status, Tick
+from oaws.config import ClientSettings, time_zone
+from oaws.format import change_of, clock, indian, price, signed, tick_line
+from oaws.instruments import Instrument
+
+
+def _err(line: str) -> None:
+    sys.stderr.write(f"oaws: {line}\n")
+    sys.stderr.flush()
+
+
+class LatencyStats:
+    """End-to-end latency (the feed's stamp to here), reported per second and at the end."""
+
+    def __init__(self) -> None:
+        self.window: list[float] = []
+        self.all: list[float] = []
+        self.mark = time.monotonic()
+
+    def add(self, tick: Tick) -> None:
+        ms = tick.latency_ms
+        if ms is not None:
+            self.window.append(ms)
+
+    @staticmethod
+    def summary(values: list[float]) -> str:
+        if not values:
+            return "no timestamped ticks"
+        v = sorted(values)
+        p50, p99 = v[len(v) // 2], v[min(len(v) - 1, int(len(v) * 0.99))]
+        return f"{len(v)} ticks, latency p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {v[-1]:.2f} ms"
+
+    def maybe_report(self) -> None:
+        now = time.monotonic()
+        if now - self.mark >= 1.0:
+            _err(self.summary(self.window))
+            self.all.extend(self.window)
+            self.window.clear()
+            self.mark = now
+
+    def final(self) -> None:
+        self.all.extend(self.window)
+        _err("total: " + self.summary(self.all))
+
+
+def tail(
+    instruments: list[Instrument], mode: int, *, as_json: bool, count: int | None, stats: bool, settings: ClientSettings
+) -> int:
+    return run(_tail(instruments, mode, as_json=as_json, count=count, stats=stats, settings=settings))
+
+
+async def _tail(
+    instruments: list[Instrument], mode: int, *, as_json: bool, count: int | None, stats: bool, settings: ClientSettings
+) -> int:
+    out = sys.stdout.buffer
+    color = sys.stdout.isatty()
+    tz = None if as_json else time_zone()
+    latency = LatencyStats() if stats else None
+    failed: set[Instrument] = set()
+    written = 0
+    try:
+        async with await open_client(settings, instruments, mode) as client:
+            async for event in client:
+                if isinstance(event, Tick):
+                    if as_json:
+                        out.write(orjson.dumps(event.message) + b"\n")
+                    else:
+                        out.write(tick_line(str(event.instrument), event.data, color=color, tz=tz).encode() + b"\n")
+                    out.flush()
+                    written += 1
+                    if latency is not None:
+                        latency.add(event)
+                        latency.maybe_report()
+                    if count is not None and written >= count:
+                        return 0
+                elif isinstance(event, ServerError):
+                    if event.code in FATAL_CODES:
+                        _err(fatal_message(event, settings))
+                        return 1
+                    _err(str(event))
+                    if event.instrument is not None:
+                        failed.add(event.instrument)
+                        if failed >= set(instruments):
+                            return 1
+                elif isinstance(event, Status) and event.state == "reconnecting":
+                    wait = max(0.0, (event.retry_at or time.time()) - time.time())
+                    _err(f"{event.detail}; reconnecting in {wait:.1f} s")
+    finally:
+        if latency is not None:
+            latency.final()
+    return 0
+
+
+def snapshot(
+    instruments: list[Instrument], mode: int, *, as_json: bool, timeout: float, settings: ClientSettings
+) -> int:
+    return run(_snapshot(instruments, mode, as_json=as_json, timeout=timeout, settings=settings))
+
+
+async def _snapshot(
+    instruments: list[Instrument], mode: int, *, as_json: bool, timeout: float, settings: ClientSettings
+) -> int:
+    tz = None if as_json else time_zone()
+    ticks: dict[Instrument, Tick] = {}
+    errors: dict[Instrument, ServerError] = {}
+    pending = set(instruments)
+    async with await open_client(settings, instruments, mode) as client:
+        try:
+            async with asyncio.timeout(timeout):
+                async for event in client:
+                    if isinstance(event, Tick) and event.instrument in pending:
+                        ticks[event.instrument] = event
+                        pending.discard(event.instrument)
+                    elif isinstance(event, ServerError):
+                        if event.code in FATAL_CODES:
+                            _err(fatal_message(event, settings))
+                            return 1
+                        if event.instrument in pending:
+                            errors[event.instrument] = event
+                            pending.discard(event.instrument)
+                    if not pending:
+                        break
+        except TimeoutError:
+            pass
+    if as_json:
+        out = sys.stdout.buffer
+        for instrument in instruments:
+            if instrument in ticks:
+                out.write(orjson.dumps(ticks[instrument].message) + b"\n")
+        out.flush()
+    elif ticks:  # no table at all rather than a header over nothing
+        _table([ticks[i] for i in instruments if i in ticks], tz)
+    for instrument in instruments:
+        if instrument in errors:
+            _err(str(errors[instrument]))
+        elif instrument not in ticks:
+            _err(f"{instrument}: no tick within {timeout:g} s")
+    return 0 if len(ticks) == len(instruments) else 1
+
+
+def _table(ticks: list[Tick], tz: tzinfo | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    widest = max((len(str(t.instrument)) for t in ticks), default=10)
+    for name, justify in (
+        ("Instrument", "left"),
+        ("LTP", "right"),
+        ("Change", "right"),
+        ("Change %", "right"),
+        ("Open", "right"),
+        ("High", "right"),
+        ("Low", "right"),
+        ("Prev close", "right"),
+        ("Volume", "right"),
+        ("Last trade", "right"),
+    ):
+        table.add_column(
+            name,
+            justify=justify,
+            no_wrap=True,  # type: ignore[arg-type]
+            min_width=widest if name == "Instrument" else None,
+        )
+    for tick in ticks:
+        d: dict[str, Any] = tick.data
+        change, pct = change_of(d)
+        style = "green" if (change or 0) > 0 else "red" if (change or 0) < 0 else ""
+        table.add_row(
+            str(tick.instrument),
+            price(d.get("ltp")),
+            f"[{style}]{signed(change)}[/]" if style else signed(change),
+            f"[{style}]{signed(pct, '%')}[/]" if style else signed(pct, "%"),
+            price(d.get("open")),
+            price(d.get("high")),
+            price(d.get("low")),
+            price(d.get("close")),
+            indian(d.get("volume")),
+            clock(d.get("ltt") or d.get("timestamp"), tz),
+        )
+    # piped: as wide as it takes, never cut; on a terminal: the terminal's width
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)

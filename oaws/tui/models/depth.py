@@ -1,0 +1,115 @@
+"""The depth view's figures: five levels a side, their shares, the spread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any
+
+from oaws.ticks import change_of
+from oaws.tui.models.columns import (
+    group_digits,
+    price_text,
+    signed_text,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    price: str
+    quantity: str
+    orders: str
+    #: quantity as a share of the largest quantity on either side (0..1), for the bar
+    share: float
+
+
+@dataclass(frozen=True, slots=True)
+class DepthFigures:
+    bids: list[Level]
+    asks: list[Level]
+    total_bid: str
+    total_ask: str
+    #: share of the buy side in the total quantity of both sides (0..1), None without totals
+    buy_share: float | None
+    facts: list[tuple[str, str]]
+    spread: str
+
+
+def _levels(side: Any) -> list[dict[str, Any]]:
+    return [lv for lv in side if isinstance(lv, dict)][:5] if isinstance(side, list) else []
+
+
+def depth_view(data: dict[str, Any], grouping: str = "indian", tz: tzinfo | None = None) -> DepthFigures:
+    """Five levels a side with bar lengths, the day's figures, and who leads the book."""
+    depth = data.get("depth") if isinstance(data.get("depth"), dict) else {}
+    buys, sells = _levels(depth.get("buy")), _levels(depth.get("sell"))
+    biggest = max((int(lv.get("quantity") or 0) for lv in buys + sells), default=0) or 1
+
+    def level(lv: dict[str, Any] | None) -> Level:
+        if lv is None or not lv.get("quantity"):
+            return Level("", "", "", 0.0)
+        qty = int(lv.get("quantity") or 0)
+        return Level(
+            price_text(lv.get("price"), grouping),
+            group_digits(qty, grouping),
+            str(lv.get("orders") or ""),
+            qty / biggest,
+        )
+
+    bids = [level(buys[n] if n < len(buys) else None) for n in range(5)]
+    asks = [level(sells[n] if n < len(sells) else None) for n in range(5)]
+    tb, ts = data.get("total_buy_quantity"), data.get("total_sell_quantity")
+    share = tb / (tb + ts) if isinstance(tb, int) and isinstance(ts, int) and tb + ts > 0 else None
+    spread = ""
+    best_bid = buys[0].get("price") if buys else None
+    best_ask = sells[0].get("price") if sells else None
+    if isinstance(best_bid, (int, float)) and isinstance(best_ask, (int, float)) and best_bid and best_ask:
+        spread = price_text(best_ask - best_bid, grouping)
+    change, pct = change_of(data)
+    facts = [
+        ("LTP", price_text(data.get("ltp"), grouping)),
+        (
+            "Change",
+            f"{signed_text(change, '', grouping)} ({signed_text(pct, '%', 'none')})" if change is not None else "",
+        ),
+        ("Open", price_text(data.get("open"), grouping)),
+        ("High", price_text(data.get("high"), grouping)),
+        ("Low", price_text(data.get("low"), grouping)),
+        ("Prev close", price_text(data.get("close"), grouping)),
+        # zero volume, average and last quantity mean "none" (an index, or before the first trade)
+        ("Avg price", price_text(data.get("avg_trade_price"), grouping) if data.get("avg_trade_price") else ""),
+        ("Volume", group_digits(int(data["volume"]), grouping) if data.get("volume") else ""),
+        (
+            "Last qty",
+            group_digits(int(data["last_trade_quantity"]), grouping) if data.get("last_trade_quantity") else "",
+        ),
+        (
+            "Circuits",
+            f"{price_text(data.get('lower_circuit'), grouping)} – {price_text(data.get('upper_circuit'), grouping)}"
+            if data.get("upper_circuit")
+            else "",
+        ),
+        ("OI", group_digits(int(data["oi"]), grouping) if data.get("oi") else ""),
+        (
+            "Last trade",
+            datetime.fromtimestamp(data["ltt"] / 1000, tz).strftime("%H:%M:%S")
+            if isinstance(data.get("ltt"), (int, float)) and data["ltt"] > 0
+            else "",
+        ),
+    ]
+    return DepthFigures(
+        bids,
+        asks,
+        group_digits(tb, grouping) if isinstance(tb, int) else "",
+        group_digits(ts, grouping) if isinstance(ts, int) else "",
+        share,
+        [(k, v) for k, v in facts if v],
+        spread,
+    )
+
+
+def bar(share: float, width: int) -> str:
+    """A horizontal bar of ``share`` (0..1) of ``width`` cells, in eighths of a cell."""
+    eighths = round(max(0.0, min(1.0, share)) * width * 8)
+    full, part = divmod(eighths, 8)
+    return ("█" * full + ("" if not part else " ▏▎▍▌▋▊▉"[part]))[:width]

@@ -1,0 +1,129 @@
+"""The status line's model: the connection, tick rates and the feed-to-screen latency."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from oaws.instruments import Instrument, InstrumentError, make
+from oaws.tui.models.columns import (
+    Piece,
+)
+
+#: Ticks stamped longer ago than this (ms) are no latency sample. A live tick reaches the
+#: screen in milliseconds, and one that falls behind cannot get seconds late: the proxy
+#: conflates a slow client (latest tick per instrument only) and closes it after 3 s of
+#: that. So a stamp more than 5 s old means the tick was not just made: a tick replayed by
+#: ``oaws replay`` (it keeps its recorded ``ts_ns``, minutes or days old), a snapshot of the
+#: last known tick that no subscription reply announced, or a server whose clock is far
+#: off ours. Shown as latency, any of them says the feed is slow when it is not.
+LIVE_LATENCY_MS = 5_000.0
+
+
+def subscribed_in(body: dict[str, Any]) -> list[Instrument]:
+    """The instruments a subscription reply says were subscribed (both the batch and the single form)."""
+    kind = body.get("type")
+    if kind == "subscribe":
+        entries = body.get("subscriptions")
+    elif kind == "subscription":
+        entries = [body]
+    else:
+        return []
+    subscribed = []
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, dict) and entry.get("status") == "success":
+            try:
+                subscribed.append(make(entry.get("symbol"), entry.get("exchange")))
+            except InstrumentError:
+                continue
+    return subscribed
+
+
+class Health:
+    """Connection state, ticks per second and latency, rolled over once a second."""
+
+    def __init__(self, url: str, *, stale_after: float = 10.0, clock: Callable[[], float] = time.time) -> None:
+        self.url = url
+        self.stale_after = stale_after
+        self.clock = clock
+        self.state = "connecting"
+        self.detail = ""
+        self.retry_at: float | None = None
+        self.count = 0
+        self.latencies: list[float] = []
+        self.tps = 0
+        self.latency: tuple[float, float] | None = None
+        self.last_tick: float | None = None
+        self.notice = ""
+        #: instruments whose next tick is the server's snapshot of the last known one
+        self.snapshot_due: set[Instrument] = set()
+
+    def connection(self, state: str, detail: str = "", retry_at: float | None = None) -> None:
+        self.state, self.detail, self.retry_at = state, detail, retry_at
+        if state == "connected":
+            # a new connection: the client resubscribes, and those replies announce the snapshots again
+            self.snapshot_due.clear()
+
+    def subscribed(self, instruments: Iterable[Instrument]) -> None:
+        """The server confirmed these subscriptions (first ones, added, after a reconnect, a mode change).
+
+        Right after its reply it sends the last tick it knows of each, which may be minutes
+        old: that tick says how old the market's last trade is, not how fast the feed is.
+        (When the server knows no tick yet, the first live tick is skipped instead: one
+        sample less, never a wrong one.)
+        """
+        self.snapshot_due.update(instruments)
+
+    def tick(self, instrument: Instrument, latency_ms: float | None) -> None:
+        self.count += 1
+        due = self.snapshot_due
+        if due and instrument in due:
+            due.discard(instrument)
+        elif latency_ms is not None and latency_ms <= LIVE_LATENCY_MS:
+            self.latencies.append(latency_ms)
+
+    def roll(self) -> None:
+        """Close the current second: ticks per second and latency p50 / max of its live samples (none: no figure)."""
+        now = self.clock()
+        if self.count:
+            self.last_tick = now
+        self.tps = self.count
+        if self.latencies:
+            v = sorted(self.latencies)
+            self.latency = (v[len(v) // 2], v[-1])
+        else:
+            self.latency = None
+        self.count = 0
+        self.latencies = []
+
+    @property
+    def stale(self) -> bool:
+        """Connected, ticks came before, and none for ``stale_after`` seconds."""
+        return (
+            self.state == "connected"
+            and self.last_tick is not None
+            and self.count == 0
+            and self.clock() - self.last_tick >= self.stale_after
+        )
+
+    def pieces(self) -> list[Piece]:
+        """The status line: where, how the connection is, how busy, how fast."""
+        now = self.clock()
+        if self.state == "connected" and self.stale:
+            state = (f"stale: no tick for {now - (self.last_tick or now):.0f} s", "status-stale")
+        elif self.state == "connected":
+            state = ("● connected", "status-ok")
+        elif self.state == "reconnecting":
+            wait = f", retry in {max(0.0, (self.retry_at or now) - now):.0f} s" if self.retry_at else ""
+            state = (f"○ reconnecting{wait}: {self.detail}" if self.detail else f"○ reconnecting{wait}", "status-bad")
+        elif self.state == "refused":
+            state = (f"✕ {self.detail}", "status-bad")
+        else:
+            state = ("… connecting", "status-wait")
+        pieces: list[Piece] = [(self.url, "status-url"), ("  ", "status"), state, (f"  {self.tps} ticks/s", "status")]
+        if self.latency is not None:
+            pieces.append((f"  latency {self.latency[0]:.1f} ms (max {self.latency[1]:.1f})", "status"))
+        if self.notice:
+            pieces.append((f"  {self.notice}", "status-notice"))
+        return pieces

@@ -1,0 +1,344 @@
+"""The watch grid's model: rows, watchlists, their order, the cursor and what changed."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Any
+
+from oaws.instruments import Instrument
+from oaws.ticks import change_of, is_index
+from oaws.tui.models.columns import (
+    COLUMN_BY_KEY,
+    COLUMNS,
+    FLASH_SECONDS,
+    GAP,
+    GROUPINGS,
+    HISTORY,
+    RESORT_SECONDS,
+    SORT_CYCLE,
+    Column,
+    Piece,
+    changed_from,
+    direction_style,
+    group_digits,
+    price_text,
+    signed_text,
+    sparkline,
+)
+
+
+@dataclass(slots=True)
+class Row:
+    instrument: Instrument
+    data: dict[str, Any] = field(default_factory=dict)
+    history: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    #: +1 / -1: which way the last LTP change went
+    move: int = 0
+    #: where the flashing part of the LTP text starts, and until when (monotonic seconds)
+    flash_from: int = 0
+    flash_until: float = 0.0
+    error: str | None = None
+    ticks: int = 0
+
+
+@dataclass(slots=True)
+class Watchlist:
+    name: str
+    instruments: list[Instrument]
+
+
+class WatchModel:
+    """Rows, their order, the cursor and what changed since the screen last looked.
+
+    ``clock`` is monotonic seconds (flashes, re-sorting); tests pass a fixed one.
+    """
+
+    def __init__(
+        self,
+        watchlists: list[Watchlist],
+        *,
+        current: int = 0,
+        grouping: str = "indian",
+        clock: Callable[[], float] = time.monotonic,
+        tz: tzinfo | None = None,
+    ) -> None:
+        if not watchlists:
+            watchlists = [Watchlist("default", [])]
+        if grouping not in GROUPINGS:
+            raise ValueError(f"unknown digit grouping {grouping!r}; use one of {', '.join(GROUPINGS)}")
+        self.watchlists = watchlists
+        self.current = current % len(watchlists)
+        self.grouping = grouping
+        self.clock = clock
+        self.tz = tz
+        self.rows: dict[Instrument, Row] = {}
+        self.view: list[Instrument] = []
+        self.position: dict[Instrument, int] = {}
+        self.sort = "given"
+        self.descending = False
+        self.selected: Instrument | None = None
+        self.stale = False
+        self.dirty: set[Instrument] = set()
+        self.flashing: dict[Instrument, float] = {}
+        #: the order changed (sort, add, remove, switch): the whole grid must be redrawn
+        self.reordered = True
+        self._changed_since_sort = False
+        self._sorted_at = float("-inf")
+        self._show_list()
+
+    # Watchlists -------------------------------------------------------------------
+    @property
+    def watchlist(self) -> Watchlist:
+        return self.watchlists[self.current]
+
+    def switch(self, step: int) -> tuple[list[Instrument], list[Instrument]]:
+        """Show the next (+1) or previous (-1) watchlist; returns (to subscribe, to unsubscribe)."""
+        before = set(self.watchlist.instruments)
+        self.current = (self.current + step) % len(self.watchlists)
+        after = self.watchlist.instruments
+        self._show_list()
+        return [i for i in after if i not in before], [i for i in before if i not in set(after)]
+
+    def add(self, instrument: Instrument) -> bool:
+        """Add to the current watchlist and select it; False when it is there already."""
+        self.selected = instrument
+        if instrument in self.watchlist.instruments:
+            self.reordered = True
+            return False
+        self.watchlist.instruments.append(instrument)
+        self._show_list()
+        self.selected = instrument
+        return True
+
+    def remove(self, instrument: Instrument) -> bool:
+        """Remove from the current watchlist; the cursor moves to the next row."""
+        if instrument not in self.watchlist.instruments:
+            return False
+        index = self.position.get(instrument, 0)
+        self.watchlist.instruments.remove(instrument)
+        self.rows.pop(instrument, None)
+        self._show_list()
+        self.selected = self.view[min(index, len(self.view) - 1)] if self.view else None
+        return True
+
+    def wanted(self) -> list[Instrument]:
+        return list(self.watchlist.instruments)
+
+    def _show_list(self) -> None:
+        for instrument in self.watchlist.instruments:
+            if instrument not in self.rows:
+                self.rows[instrument] = Row(instrument)
+        self._sort_now()
+        if self.selected not in self.position:
+            self.selected = self.view[0] if self.view else None
+
+    # Ticks ------------------------------------------------------------------------
+    def apply(self, instrument: Instrument, data: dict[str, Any]) -> bool:
+        """Take one tick; False when the instrument is not on screen (its tick is ignored)."""
+        row = self.rows.get(instrument)
+        if row is None:
+            return False
+        old = row.data.get("ltp")
+        ltp = data.get("ltp")
+        row.data = data
+        row.ticks += 1
+        row.error = None
+        if isinstance(ltp, (int, float)):
+            if ltp != old and isinstance(old, (int, float)):
+                row.move = 1 if ltp > old else -1
+                now = self.clock()
+                start = changed_from(price_text(old, self.grouping), price_text(ltp, self.grouping))
+                row.flash_from = min(row.flash_from, start) if row.flash_until > now else start
+                row.flash_until = now + FLASH_SECONDS
+                self.flashing[instrument] = row.flash_until
+            row.history.append(float(ltp))
+        self.dirty.add(instrument)
+        self._changed_since_sort = True
+        return True
+
+    def fail(self, instrument: Instrument, message: str) -> None:
+        """The server refused this instrument: its row says why instead of prices."""
+        row = self.rows.get(instrument)
+        if row is not None:
+            row.error = message
+            self.dirty.add(instrument)
+
+    def set_stale(self, stale: bool) -> None:
+        """Connection lost (True) or back (False): every row is dimmed or undimmed."""
+        if stale != self.stale:
+            self.stale = stale
+            self.reordered = True
+
+    # What the screen redraws ------------------------------------------------------
+    def take_changes(self) -> tuple[bool, set[Instrument]]:
+        """(whole grid, changed rows) since the last call, counting flashes that just ended."""
+        now = self.clock()
+        if self.flashing:
+            ended = [i for i, until in self.flashing.items() if until <= now]
+            for instrument in ended:
+                del self.flashing[instrument]
+            self.dirty.update(ended)
+        if self.sort != "given" and self._changed_since_sort and now - self._sorted_at >= RESORT_SECONDS:
+            old = self.view
+            self._sort_now()
+            self.reordered = self.reordered or self.view != old
+        whole, dirty = self.reordered, self.dirty
+        self.reordered, self.dirty = False, set()
+        return whole, dirty
+
+    # Sorting ----------------------------------------------------------------------
+    def cycle_sort(self) -> str:
+        """The next of ``SORT_CYCLE``, each in its natural direction."""
+        key = SORT_CYCLE[(SORT_CYCLE.index(self.sort) + 1) % len(SORT_CYCLE)] if self.sort in SORT_CYCLE else "given"
+        self.sort_by(key)
+        return key
+
+    def sort_by(self, key: str, descending: bool | None = None) -> None:
+        """Sort by a column key (or "given"); sorting by the current key again reverses it."""
+        if key != "given" and key not in COLUMN_BY_KEY:
+            raise ValueError(f"cannot sort by {key!r}")
+        if descending is None:
+            if key == self.sort and key != "given":
+                descending = not self.descending
+            else:
+                descending = key != "given" and not COLUMN_BY_KEY[key].ascending
+        self.sort, self.descending = key, descending
+        self._sort_now()
+
+    def _sort_key(self, instrument: Instrument) -> tuple[int, Any]:
+        row = self.rows[instrument]
+        key = self.sort
+        if key == "symbol":
+            return 0, instrument.symbol
+        if key == "exchange":
+            return 0, (instrument.exchange, instrument.symbol)
+        if key == "change_percent" or key == "change":
+            change, pct = change_of(row.data)
+            value = pct if key == "change_percent" else change
+        elif key == "spark":
+            value = (
+                (row.history[-1] - row.history[0]) / row.history[0] if len(row.history) > 1 and row.history[0] else None
+            )
+        else:
+            value = row.data.get(key)
+        # rows without a value go last whichever the direction
+        if not isinstance(value, (int, float)):
+            return (0 if self.descending else 1), 0.0
+        return (1 if self.descending else 0), value
+
+    def _sort_now(self) -> None:
+        given = self.watchlist.instruments
+        if self.sort == "given":
+            view = list(given)
+        else:
+            view = sorted(given, key=self._sort_key, reverse=self.descending)
+        self.view = view
+        self.position = {instrument: n for n, instrument in enumerate(view)}
+        self._sorted_at = self.clock()
+        self._changed_since_sort = False
+        self.reordered = True
+
+    # The cursor -------------------------------------------------------------------
+    @property
+    def cursor(self) -> int:
+        return self.position.get(self.selected, 0) if self.selected is not None else 0
+
+    def select_index(self, index: int) -> Instrument | None:
+        if not self.view:
+            return None
+        old = self.selected
+        self.selected = self.view[max(0, min(index, len(self.view) - 1))]
+        if old != self.selected:
+            if old is not None:
+                self.dirty.add(old)
+            self.dirty.add(self.selected)
+        return self.selected
+
+    def move(self, delta: int) -> Instrument | None:
+        return self.select_index(self.cursor + delta)
+
+    # Presentation -----------------------------------------------------------------
+    def layout(self, width: int) -> list[tuple[Column, int]]:
+        """The columns that fit in ``width`` cells, with their widths."""
+        longest = max((len(i.symbol) for i in self.view), default=6)
+        columns = [(c, max(c.width, len(c.title)) if c.key != "symbol" else max(6, min(longest, 24))) for c in COLUMNS]
+        while len(columns) > 2 and sum(w for _, w in columns) + GAP * (len(columns) - 1) > width:
+            worst = max(columns, key=lambda cw: cw[0].drop)
+            columns.remove(worst)
+        return columns
+
+    def header(self, layout: list[tuple[Column, int]]) -> list[Piece]:
+        pieces: list[Piece] = []
+        for n, (column, width) in enumerate(layout):
+            title = column.title
+            style = "header"
+            if column.key == self.sort:
+                title = title + ("▼" if self.descending else "▲")
+                style = "header-sorted"
+            if n:
+                pieces.append((" " * GAP, "header"))
+            pieces.append((title.rjust(width) if column.align == "right" else title.ljust(width), style))
+        return pieces
+
+    def cells(self, instrument: Instrument, layout: list[tuple[Column, int]]) -> list[Piece]:
+        """One row as styled pieces, padded to the layout (without the cursor or stale dimming)."""
+        row = self.rows[instrument]
+        data = row.data
+        g = self.grouping
+        change, pct = change_of(data)
+        trend = direction_style(change)
+        now = self.clock() if row.flash_until else 0.0
+        pieces: list[Piece] = []
+        for n, (column, width) in enumerate(layout):
+            if n:
+                pieces.append((" " * GAP, "plain"))
+            key = column.key
+            if key == "symbol":
+                pieces.append((instrument.symbol[:width].ljust(width), "symbol"))
+                continue
+            if key == "exchange":
+                pieces.append((instrument.exchange[:width].ljust(width), "muted"))
+                continue
+            if row.error is not None:
+                # the reason takes the room of the figures
+                room = sum(w for _, w in layout[n:]) + GAP * (len(layout) - n - 1)
+                pieces.append((row.error[:room].ljust(room), "error"))
+                break
+            if key == "ltp":
+                text = price_text(data.get("ltp"), g)
+                pad = " " * max(0, width - len(text))
+                if row.flash_until > now and row.flash_from < len(text):
+                    flash = "flash-up" if row.move > 0 else "flash-down"
+                    pieces += [(pad + text[: row.flash_from], trend), (text[row.flash_from :], flash)]
+                else:
+                    pieces.append((pad + text, trend))
+                continue
+            if key == "change":
+                text, style = signed_text(change, "", g), trend
+            elif key == "change_percent":
+                text, style = signed_text(pct, "%", "none"), trend
+            elif key == "volume":
+                volume = data.get("volume")
+                shown = isinstance(volume, (int, float)) and not (volume == 0 and is_index(instrument))
+                text, style = (group_digits(int(volume), g) if shown else ""), "plain"
+            elif key == "ltt":
+                text, style = self.clock_text(data.get("ltt") or data.get("timestamp")), "muted"
+            elif key == "spark":
+                history = row.history
+                text = sparkline(history, width)
+                style = direction_style(history[-1] - history[0]) if len(history) > 1 else "flat"
+                pieces.append((text.ljust(width), "spark-" + style))
+                continue
+            else:
+                text, style = price_text(data.get(key), g), "plain"
+            pieces.append((text[-width:].rjust(width) if column.align == "right" else text[:width].ljust(width), style))
+        return pieces
+
+    def clock_text(self, ms: Any) -> str:
+        if not isinstance(ms, (int, float)) or ms <= 0:
+            return ""
+        return datetime.fromtimestamp(ms / 1000, self.tz).strftime("%H:%M:%S")
