@@ -30,7 +30,8 @@ from fcntl import ioctl
 from oaws.brokers.sim.feed import known_symbols
 from oaws.client import Client
 from oaws.instruments import Instrument, parse
-from oaws.server.service import ServeOptions, Service
+from oaws.server.service import Service
+from oaws.server.settings import ServeSettings
 
 
 def instruments(count: int) -> list[Instrument]:
@@ -42,7 +43,7 @@ def instruments(count: int) -> list[Instrument]:
 class ServerThread:
     """A Service on its own event loop in a thread, so the app's loop and CPU time stay apart."""
 
-    def __init__(self, opts: ServeOptions) -> None:
+    def __init__(self, opts: ServeSettings) -> None:
         self.opts = opts
         self.ready = threading.Event()
         self.url = ""
@@ -161,7 +162,9 @@ def main() -> None:
     args = parser.parse_args()
     size = tuple(int(x) for x in args.size.split("x"))
     wanted = instruments(args.instruments)
-    server = ServerThread(ServeOptions(port=0, bus="tcp://127.0.0.1:*", seed=1, rate=args.rate / len(wanted)))
+    server = ServerThread(
+        ServeSettings(port=0, bus="tcp://127.0.0.1:*", feed={"seed": 1, "rate": args.rate / len(wanted)})
+    )
     url = server.start()
     try:
         if args.pty:

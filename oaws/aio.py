@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    """Run ``coro_fn()`` to completion on a fresh loop (uvloop's when it is installed)."""
+def run(main: Coroutine[Any, Any, T] | Callable[[], Awaitable[T]]) -> T:
+    """Run ``main`` (a coroutine, or a function that makes one) to completion on a fresh loop."""
+
+    async def body() -> T:
+        return await (main if asyncio.iscoroutine(main) else main())  # type: ignore[operator]
+
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(_wrap(coro_fn))
+        return asyncio.run(body())
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(_wrap(coro_fn))
-
-
-async def _wrap(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    return await coro_fn()
+        return runner.run(body())

@@ -180,8 +180,9 @@ def _log_tail(since: int = 0, n: int = 15) -> str:
     return "\n".join(lines[-n:])
 
 
-def detach(serve_args: list[str], timeout: float = 20.0) -> State:
-    """Start ``oaws serve SERVE_ARGS`` in the background and wait until it answers.
+def detach(settings: Any = None, timeout: float = 20.0) -> State:
+    """Start ``oaws serve`` in the background with ``settings`` (a ``ServeSettings``; None:
+    as the environment and the config file say) and wait until it answers.
 
     Returns the running server's state; if one was already running, that one's (with
     ``info["already"] = True``). Raises BackgroundError with the log's last lines when the
@@ -198,8 +199,15 @@ def detach(serve_args: list[str], timeout: float = 20.0) -> State:
     # the child's stderr goes to the log too, so that a crash before logging starts is seen
     with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log_file:
         since = log_file.seek(0, os.SEEK_END)
+        if settings is not None:
+            env = settings.environment()
+        else:
+            from oaws.server.settings import ENV
+
+            env = {k: v for k, v in os.environ.items() if k != ENV}
         child = subprocess.Popen(
-            [sys.executable, "-m", "oaws", "serve", *serve_args, "--background"],
+            [sys.executable, "-m", "oaws", "serve", "--background"],
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=log_file,

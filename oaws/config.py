@@ -98,7 +98,8 @@ def file_config() -> dict[str, Any]:
     return _read(path, mtime)
 
 
-def _cast(key: str, raw: Any, like: Any) -> Any:
+def cast(key: str, raw: Any, like: Any) -> Any:
+    """``raw`` as the type of ``like`` (a default); ConfigError naming ``key`` when it is not one."""
     if raw is None:
         return None
     try:
@@ -140,12 +141,12 @@ def get(key: str, cli: Any = None, *, default: Any = None, section: str | None =
         return cli
     env = os.environ.get(f"OAWS_{key.upper()}")
     if env is not None and env != "":
-        return _cast(f"OAWS_{key.upper()}", env, like)
+        return cast(f"OAWS_{key.upper()}", env, like)
     cfg = file_config()
     if section:
         cfg = cfg.get(section, {}) if isinstance(cfg.get(section), dict) else {}
     if key in cfg:
-        return _cast(f"{key} in {config_path()}", cfg[key], like)
+        return cast(f"{key} in {config_path()}", cfg[key], like)
     return DEFAULTS.get(key, default)
 
 

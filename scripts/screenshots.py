@@ -22,7 +22,8 @@ from oaws.brokers.sim.feed import known_symbols
 from oaws.client import Client
 from oaws.config import time_zone
 from oaws.instruments import DEFAULT_WATCHLIST, Instrument, parse_many
-from oaws.server.service import ServeOptions, Service
+from oaws.server.service import Service
+from oaws.server.settings import ServeSettings
 from oaws.tui.app import WatchApp
 from oaws.tui.depth import DepthScreen
 from oaws.tui.models.watch import Watchlist
@@ -52,7 +53,7 @@ def to_png(svg: Path) -> Path | None:
 
 
 async def main(seconds: float, size: tuple[int, int]) -> list[Path]:
-    service = Service(ServeOptions(port=0, bus="tcp://127.0.0.1:*", seed=20251125, rate=4.0))
+    service = Service(ServeSettings(port=0, bus="tcp://127.0.0.1:*", feed={"seed": 20251125, "rate": 4.0}))
     await service.start()
 
     async def connect(instruments: list[Instrument], mode: int) -> Client:

@@ -13,7 +13,8 @@ from oaws.brokers.api import Feed
 from oaws.instruments import Instrument
 from oaws.server.bus import FeedHub, Forwarder
 from oaws.server.curve import generate
-from oaws.server.service import ServeOptions, Service
+from oaws.server.service import Service
+from oaws.server.settings import ServeSettings
 
 
 class OnlyFeed(Feed):
@@ -64,7 +65,7 @@ async def test_forwarder_merges_two_feeds_for_two_proxies():
     feeds = [OnlyFeed("alpha", {"AAA"}), OnlyFeed("beta", {"BBB"})]
     hubs = [FeedHub(f, fwd.feeds, connect=True) for f in feeds]
     tasks = [asyncio.create_task(h.run()) for h in hubs]
-    proxies = [Service(ServeOptions(role="proxy", port=0, bus=fwd.bus)) for _ in range(2)]
+    proxies = [Service(ServeSettings(role="proxy", port=0, bus=fwd.bus)) for _ in range(2)]
     try:
         for p in proxies:
             await p.start()
@@ -88,14 +89,14 @@ async def test_forwarder_merges_two_feeds_for_two_proxies():
 async def test_curve_bus_serves_only_proxies_with_the_keys(tmp_path, caplog):
     keys = tmp_path / "keys"
     generate(keys)
-    feed = Service(ServeOptions(role="feed", bus="tcp://127.0.0.1:*", curve_dir=str(keys), rate=50))
+    feed = Service(ServeSettings(role="feed", bus="tcp://127.0.0.1:*", curve_dir=str(keys), feed={"rate": 50}))
     await feed.start()
-    good = Service(ServeOptions(role="proxy", port=0, bus=feed.bus, curve_dir=str(keys)))
-    bare = Service(ServeOptions(role="proxy", port=0, bus=feed.bus))
+    good = Service(ServeSettings(role="proxy", port=0, bus=feed.bus, curve_dir=str(keys)))
+    bare = Service(ServeSettings(role="proxy", port=0, bus=feed.bus))
     stranger_keys = tmp_path / "stranger"
     generate(stranger_keys)
     (stranger_keys / "bus.key").write_bytes((keys / "bus.key").read_bytes())  # knows the bus, not authorized
-    stranger = Service(ServeOptions(role="proxy", port=0, bus=feed.bus, curve_dir=str(stranger_keys)))
+    stranger = Service(ServeSettings(role="proxy", port=0, bus=feed.bus, curve_dir=str(stranger_keys)))
     try:
         for p in (good, bare, stranger):
             await p.start()
@@ -179,11 +180,11 @@ def test_keys_generate_refuses_an_unwritable_place_and_existing_keys(tmp_path, c
 
 
 async def test_a_bus_open_beyond_loopback_without_curve_is_warned_about(caplog, tmp_path):
-    wide = Service(ServeOptions(role="feed", bus="tcp://0.0.0.0:*", rate=5))
-    local = Service(ServeOptions(role="feed", bus="tcp://127.0.0.1:*", rate=5))
+    wide = Service(ServeSettings(role="feed", bus="tcp://0.0.0.0:*", feed={"rate": 5}))
+    local = Service(ServeSettings(role="feed", bus="tcp://127.0.0.1:*", feed={"rate": 5}))
     keys = tmp_path / "keys"
     generate(keys)
-    sealed = Service(ServeOptions(role="feed", bus="tcp://0.0.0.0:*", rate=5, curve_dir=str(keys)))
+    sealed = Service(ServeSettings(role="feed", bus="tcp://0.0.0.0:*", curve_dir=str(keys), feed={"rate": 5}))
     for s in (wide, local, sealed):
         await s.start()
     for s in (wide, local, sealed):

@@ -306,5 +306,5 @@ def test_replay_option_picks_the_replay_feed(cli_env, tmp_path):
     out = oaws(cli_env, "serve", "--broker", "sim", "--replay", str(missing), "--port", "0")
     assert (
         out.returncode == 1
-        and out.stderr == "oaws: --replay serves recordings with --broker replay, not --broker sim\n"
+        and out.stderr == "oaws: --replay goes with --broker replay, not --broker sim\n"
     )

@@ -22,7 +22,8 @@ from websockets.asyncio.client import connect
 from oaws.client import Client, Status, Tick
 from oaws.instruments import Instrument
 from oaws.server.proxy import Proxy, ProxyOptions
-from oaws.server.service import ServeOptions, Service
+from oaws.server.service import Service
+from oaws.server.settings import ServeSettings
 from tests.conftest import raw_websocket
 
 OAWS = [sys.executable, "-m", "oaws"]
@@ -169,7 +170,7 @@ def test_proxy_killed_and_restarted_tail_resubscribes(cli_env, ipc_bus):
 
 
 async def test_a_thousand_connect_subscribe_disconnect_cycles_leave_nothing_behind():
-    service = Service(ServeOptions(port=0, bus="tcp://127.0.0.1:*", rate=20))
+    service = Service(ServeSettings(port=0, bus="tcp://127.0.0.1:*", feed={"rate": 20}))
     await service.start()
     try:
 

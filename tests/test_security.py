@@ -16,7 +16,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from oaws.client import Client, Tick
 from oaws.instruments import Instrument
 from oaws.server.proxy import ProxyOptions
-from oaws.server.service import ServeOptions, Service, ServiceError, tls_context
+from oaws.server.service import Service, ServiceError, tls_context
+from oaws.server.settings import ServeSettings
 from tests.conftest import raw_websocket
 
 
@@ -56,7 +57,9 @@ def certificate(tmp_path):
 
 async def test_tls_serves_wss_to_a_client_that_trusts_the_certificate(certificate, monkeypatch):
     cert, key = certificate
-    service = Service(ServeOptions(port=0, bus="tcp://127.0.0.1:*", tls_cert=str(cert), tls_key=str(key), rate=50))
+    service = Service(
+        ServeSettings(port=0, bus="tcp://127.0.0.1:*", tls_cert=str(cert), tls_key=str(key), feed={"rate": 50})
+    )
     await service.start()
     try:
         assert service.url.startswith("wss://")
@@ -76,9 +79,9 @@ async def test_tls_serves_wss_to_a_client_that_trusts_the_certificate(certificat
 
 def test_tls_needs_cert_and_key(tmp_path):
     with pytest.raises(ServiceError, match="both --tls-cert and --tls-key"):
-        tls_context(ServeOptions(tls_cert="x.pem"))
+        tls_context(ServeSettings(tls_cert="x.pem"))
     with pytest.raises(ServiceError, match="cannot load the TLS certificate"):
-        tls_context(ServeOptions(tls_cert=str(tmp_path / "no.pem"), tls_key=str(tmp_path / "no.key")))
+        tls_context(ServeSettings(tls_cert=str(tmp_path / "no.pem"), tls_key=str(tmp_path / "no.key")))
 
 
 @pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, allowed_origins=("https://screen.example",))])
@@ -152,8 +155,8 @@ async def test_off_loopback_only_pages_of_the_server_itself_may_connect_unless_a
     and so OpenAlgo's SDK do, are not. On loopback the check is off."""
     import websocket  # websocket-client, what OpenAlgo's Python SDK connects with
 
-    wide = Service(ServeOptions(host="0.0.0.0", port=0, bus="tcp://127.0.0.1:*", api_key="k", rate=5))
-    local = Service(ServeOptions(port=0, bus="tcp://127.0.0.1:*", rate=5))
+    wide = Service(ServeSettings(host="0.0.0.0", port=0, bus="tcp://127.0.0.1:*", api_key="k", feed={"rate": 5}))
+    local = Service(ServeSettings(port=0, bus="tcp://127.0.0.1:*", feed={"rate": 5}))
     await wide.start()
     await local.start()
     try:

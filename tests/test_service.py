@@ -12,7 +12,8 @@ from websockets.exceptions import ConnectionClosed
 
 from oaws.client import AuthError, Client, ConnectError, ServerError, Status, Tick
 from oaws.instruments import Instrument
-from oaws.server.service import ServeOptions, Service, ServiceError
+from oaws.server.service import Service, ServiceError
+from oaws.server.settings import ServeSettings
 
 RELIANCE = Instrument("RELIANCE", "NSE")
 INFY = Instrument("INFY", "NSE")
@@ -24,10 +25,10 @@ def connect(url: str):
     return ws_connect(url, max_queue=None)
 
 
-def options(**kw) -> ServeOptions:
-    base = dict(port=0, bus="tcp://127.0.0.1:*", seed=7, rate=50.0)
+def options(**kw) -> ServeSettings:
+    base = dict(port=0, bus="tcp://127.0.0.1:*", feed={"seed": 7, "rate": 50.0})
     base.update(kw)
-    return ServeOptions(**base)
+    return ServeSettings(**base)
 
 
 @pytest.fixture

@@ -1,14 +1,26 @@
-"""The one interface every feed (sim, replay, angel) implements.
+"""What a broker plugin is: the ``Broker`` it declares, the ``Feed`` it runs.
+
+A broker (Angel One, the simulated market, a recording played back, or a package of
+someone else's) registers a ``Broker`` under the ``oaws.brokers`` entry-point group
+(``oaws.brokers`` finds it); everything oaws does with a broker goes through that
+object, so ``serve``, ``login``, ``instruments``, ``sim`` and the watch's completion know
+no broker by name. See docs/adding-a-broker.md.
 
 A feed knows the bus, never the proxy: the bus tells it which instruments are wanted
 (``want`` / ``unwant``, already reference-counted across every proxy by ZeroMQ), and it
 hands each tick to ``publisher.publish`` as ready-made JSON bytes, once per mode.
+
+A plugin module is imported whenever oaws lists its brokers (``oaws --help`` does), so it
+stays light: the ``Broker``'s callables import the heavy parts when they are called.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 from oaws.instruments import Instrument
 from oaws.protocol.codes import Refused
@@ -22,8 +34,13 @@ class Publisher(Protocol):
         """Tell the proxies that a wanted instrument cannot be served (SYMBOL_NOT_FOUND...)."""
 
 
-class FeedError(Exception):
-    """A feed cannot be made from its settings (no credentials, no recording...); one sentence."""
+class BrokerError(Exception):
+    """A broker cannot do what was asked (log in, find its master, make its feed); the
+    message is one sentence for the user, never a traceback."""
+
+
+class FeedError(BrokerError):
+    """A feed cannot be made from its settings (no credentials, no recording...)."""
 
 
 #: An instrument a feed cannot serve: ``Rejection(code, message)`` with the client
@@ -66,3 +83,92 @@ class Feed(ABC):
     def status(self) -> dict[str, object]:
         """Figures for ``get_broker_info`` and ``oaws status``."""
         return {"adapter_status": "connected"}
+
+
+#: The settings of ``oaws serve`` a feed may read (``seed``, ``rate``, ``replay``,
+#: ``speed``, ``loop``, ``replay_from``, ``replay_to``, ``instruments``...), as data: the
+#: broker's ``options`` say which. Its own settings (credentials, URLs) it loads itself.
+FeedOptions = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class BrokerLimits:
+    """What the broker allows, as far as it is known; shown by ``oaws brokers``."""
+
+    #: the ``depth`` values a client may ask for
+    depths: tuple[int, ...] = (5,)
+    #: (instrument, mode) subscriptions the broker serves at once (None: no known limit)
+    subscriptions: int | None = None
+    #: upstream connections it allows at once (None: no known limit)
+    connections: int | None = None
+    #: anything else worth knowing, one sentence
+    note: str = ""
+
+
+class Match(Protocol):
+    """One result of ``oaws instruments search``."""
+
+    #: ``SYMBOL:EXCHANGE``, as oaws commands accept it
+    instrument: str
+
+    def columns(self) -> dict[str, str]:
+        """The table's columns for this result, in order (the first is the instrument)."""
+        ...
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result for ``--json``."""
+        ...
+
+
+class InstrumentMaster(Protocol):
+    """A broker's list of instruments: downloaded, searched, mapped to ``SYMBOL:EXCHANGE``."""
+
+    #: the exchanges ``search --exchange`` accepts
+    exchanges: tuple[str, ...]
+
+    def update(self, url: str | None, progress: Callable[[int, int | None], None] | None) -> tuple[Path, int]:
+        """Download the master (from ``url``, else the broker's own address) into the cache;
+        (where it is, how many instruments). Raises BrokerError with the reason."""
+        ...
+
+    def search(self, text: str, exchange: str | None, limit: int, source: str | None) -> list[Match]:
+        """Instruments whose symbol or name holds ``text``; ``source`` is a local copy to read instead."""
+        ...
+
+    def instruments(self) -> list[str]:
+        """Every instrument as ``SYMBOL:EXCHANGE``, for completion; [] (quietly) when there is no master."""
+        ...
+
+
+@dataclass(frozen=True)
+class Broker:
+    """A broker plugin: what oaws needs to serve it, log in to it, search it and simulate it.
+
+    Only ``name``, ``title`` and ``make_feed`` are required. Every callable is called
+    only when used, so that importing the plugin stays cheap.
+    """
+
+    #: ``--broker NAME``; lower case, no spaces
+    name: str
+    #: the broker's own name, for people ("Angel One")
+    title: str
+    #: makes the feed ``oaws serve --broker NAME`` runs; raises BrokerError (one sentence)
+    make_feed: Callable[[FeedOptions], Feed]
+    #: one line for ``oaws brokers``
+    summary: str = ""
+    #: the ``oaws serve`` options its feed reads (keys of FeedOptions)
+    options: tuple[str, ...] = ()
+    #: ``oaws serve`` options that choose this broker when no ``--broker`` is given (``--replay FILE``)
+    selected_by: tuple[str, ...] = ()
+    #: its own settings: environment variables and a ``[NAME]`` section of the config file
+    settings: Any = None
+    #: ``oaws login NAME``: logs in, keeps the session, returns one line for the user
+    login: Callable[[], str] | None = None
+    #: ``oaws instruments ... --broker NAME``: its instrument master (made when first used)
+    master: Callable[[], InstrumentMaster] | None = None
+    #: ``oaws sim NAME`` (and ``oaws NAME-sim``): a command function, its options typer-annotated,
+    #: that runs a local simulator of the broker's wire format
+    simulator: Callable[..., Any] | None = None
+    #: instruments it always knows, for the watch's completion (no I/O, fast)
+    symbols: Callable[[], list[str]] | None = None
+    limits: BrokerLimits = field(default_factory=BrokerLimits)

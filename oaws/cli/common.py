@@ -1,67 +1,205 @@
-"""What the client commands share: reaching a server (starting one if need be), and
-running on the event loop."""
+"""What every command shares: one-sentence errors, the options declared once, the config
+file as the options' defaults, and the instruments and mode a command is given.
+
+Precedence (SPEC §4) is click's own: the command line, then the option's environment
+variable (``envvar=``), then the config file (``config_defaults`` feeds click's
+``default_map``), then the default.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import socket
+import functools
+import os
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
-from oaws.aio import run as run_loop
-from oaws.client import Client, ClientError, ServerError
-from oaws.config import ClientSettings
-from oaws.instruments import Instrument
-from oaws.protocol.codes import AUTHENTICATION_ERROR, NOT_AUTHENTICATED
+import typer
 
-FATAL_CODES = frozenset({NOT_AUTHENTICATED, AUTHENTICATION_ERROR})
+from oaws import config as cfg
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def fatal_message(event: ServerError, settings: ClientSettings) -> str:
-    if event.code == NOT_AUTHENTICATED:
-        return f"{settings.url} requires an API key: pass --api-key or set OAWS_API_KEY"
-    return f"{settings.url} refused the API key: {event.message}"
+class UserError(Exception):
+    """A mistake the user can fix: one sentence on stderr, exit 1."""
 
 
-def answering(url: str, timeout: float = 0.5) -> bool:
-    """Whether anything accepts TCP connections at the URL's host and port."""
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=timeout):
-            return True
-    except OSError:
-        return False
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"oaws: {message}", err=True)
+    raise typer.Exit(code)
 
 
-def autostart(settings: ClientSettings) -> None:
-    """Start a background server for ``settings.url`` when nothing answers there."""
-    from oaws import background
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from oaws.background import BackgroundError
+    from oaws.brokers.api import BrokerError
+    from oaws.client import ClientError
+    from oaws.instruments import InstrumentError
+    from oaws.recording import RecordingError
+    from oaws.server.curve import CurveError
+    from oaws.server.service import ServiceError
+    from oaws.server.settings import SettingsError
 
-    if not settings.may_autostart or answering(settings.url):
-        return
-    try:
-        state = background.detach([])
-    except background.BackgroundError as exc:
-        raise ClientError(f"nothing answers at {settings.url} and starting a background server failed: {exc}") from None
-    if not state.info.get("already"):
-        broker = state.info.get("broker", "sim")
-        what = "the simulated market" if broker == "sim" else f"the {broker} feed"
-        sys.stderr.write(
-            f"oaws: started a background server with {what} on {state.url} (pid {state.pid}); `oaws stop` stops it\n"
-        )
-        sys.stderr.flush()
-
-
-async def open_client(
-    settings: ClientSettings, instruments: list[Instrument], mode: int, *, retry_first: bool = False
-) -> Client:
-    """A client for ``settings.url`` that subscribes ``instruments`` once connected,
-    after starting a background server if none answers there (and autostart allows)."""
-    await asyncio.to_thread(autostart, settings)
-    return Client(settings.url, api_key=settings.api_key, instruments=instruments, mode=mode, retry_first=retry_first)
+    return (
+        UserError,
+        BackgroundError,
+        BrokerError,
+        ClientError,
+        InstrumentError,
+        ServiceError,
+        SettingsError,
+        cfg.ConfigError,
+        CurveError,
+        RecordingError,
+    )
 
 
-def run(coro: Awaitable[Any] | Callable[[], Awaitable[Any]]) -> Any:
-    return run_loop(coro if callable(coro) else (lambda: coro))
+def friendly(fn: F) -> F:
+    """Turn the user's mistakes and Ctrl-C into one line and an exit code, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # the reader went away (`| head -1`): not an error
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0) from None
+        except _user_errors() as exc:
+            fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
+    """``app.command`` with ``friendly`` around the function."""
+
+    def register(fn: F) -> F:
+        app.command(name, **kwargs)(friendly(fn))
+        return fn
+
+    return register
+
+
+# The config file as the options' defaults -------------------------------------------
+def config_defaults(group: Any) -> dict[str, Any]:
+    """click's ``default_map`` for ``group`` (the ``oaws`` command): every option named like a
+    top-level setting of the config file (``port``, ``broker``, ``mode``...) defaults to its
+    value there, checked here so that a wrong one is a sentence that names the file."""
+    given = cfg.file_config()
+    settings = {key: value for key, value in given.items() if key in cfg.DEFAULTS and not isinstance(value, dict)}
+    if not settings:
+        return {}
+    where = cfg.config_path()
+    checked = {key: cfg.cast(f"{key} in {where}", value, cfg.DEFAULTS[key]) for key, value in settings.items()}
+
+    def defaults(cmd: Any) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, sub in getattr(cmd, "commands", {}).items():
+            inner = defaults(sub)
+            if inner:
+                found[name] = inner
+        for param in getattr(cmd, "params", ()):
+            if param.name in checked and getattr(param, "envvar", None):
+                found[param.name] = checked[param.name]
+        return found
+
+    return defaults(group)
+
+
+def given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the option was written on the command line or set in its environment variable
+    (not left to the config file or the default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+# Options shared by several commands ---------------------------------------------------
+Instruments = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="SYMBOL:EXCHANGE, e.g. RELIANCE:NSE NIFTY:NSE_INDEX. None: the default watchlist.", show_default=False
+    ),
+]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url", envvar="OAWS_URL", help="Proxy URL (default: where `oaws serve` listens).", show_default=False
+    ),
+]
+ApiKeyOpt = Annotated[
+    str | None, typer.Option("--api-key", envvar="OAWS_API_KEY", help="The proxy's API key.", show_default=False)
+]
+ModeOpt = Annotated[
+    str,
+    typer.Option("--mode", "-m", envvar="OAWS_MODE", help="ltp, quote or depth (1, 2, 3)."),
+]
+AutostartOpt = Annotated[
+    bool,
+    typer.Option(
+        "--autostart/--no-autostart",
+        envvar="OAWS_AUTOSTART",
+        help="Start a background server when none answers at the default URL.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One compact JSON object per line.")]
+HostOpt = Annotated[str, typer.Option("--host", envvar="OAWS_HOST", help="Address to listen on.")]
+PortOpt = Annotated[
+    int,
+    typer.Option("--port", "-p", envvar="OAWS_PORT", min=0, max=65535, help="WebSocket port; 0 picks a free one."),
+]
+BusOpt = Annotated[str, typer.Option("--bus", envvar="OAWS_BUS", help="ZeroMQ bus endpoint.")]
+FromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        help="Replay from TIME: 09:15[:30] (on the recording's first day), an ISO datetime or epoch ms.",
+        show_default=False,
+    ),
+]
+ToOpt = Annotated[
+    str | None, typer.Option("--to", help="Replay up to TIME (same forms as --from).", show_default=False)
+]
+
+
+# What a client command is given -------------------------------------------------------
+def resolve_instruments(given: list[str] | None, watchlist: str | None = None) -> list[Any]:
+    """The instruments given, else the named or default watchlist of the config file, else the built-in list."""
+    from oaws.instruments import DEFAULT_WATCHLIST, parse_many
+
+    if given:
+        return parse_many(given)
+    lists = cfg.watchlists()
+    if watchlist is not None:
+        if watchlist not in lists:
+            known = ", ".join(sorted(lists)) or "none"
+            raise UserError(f"no watchlist named {watchlist!r} in {cfg.config_path()} (known: {known})")
+        return parse_many(lists[watchlist])
+    return parse_many(lists.get("default") or list(DEFAULT_WATCHLIST))
+
+
+def resolve_mode(mode: str) -> int:
+    from oaws.instruments import parse_mode
+
+    return parse_mode(mode)
+
+
+def client_settings(url: str | None, api_key: str | None, autostart: bool) -> cfg.ClientSettings:
+    """Where a client command connects; without ``--url``, where ``oaws serve`` would listen."""
+    return cfg.ClientSettings(url=url or cfg.serve_url(), api_key=api_key, autostart=autostart)
+
+
+def replay_bounds(files: list[str], start: str | None, end: str | None) -> tuple[int | None, int | None]:
+    """``--from`` / ``--to`` as epoch ms; a bare time of day is on the recording's first day, in ``time_zone``."""
+    if not start and not end:
+        return None, None
+    from oaws.recording import first_time_ns, parse_time
+
+    day = first_time_ns(files) if files and any(t and ":" in t for t in (start, end)) else None
+    tz = cfg.time_zone()
+    return (parse_time(start, day, tz) if start else None, parse_time(end, day, tz) if end else None)

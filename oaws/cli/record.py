@@ -20,24 +20,26 @@ from typing import Annotated, Any
 import typer
 
 from oaws import config as cfg
-from oaws.cli import (
+from oaws.cli.common import (
     ApiKeyOpt,
+    AutostartOpt,
     BusOpt,
     FromOpt,
     HostOpt,
     Instruments,
     JsonOpt,
     ModeOpt,
-    NoAutostartOpt,
     PortOpt,
     ToOpt,
     UrlOpt,
+    client_settings,
+    command,
     fail,
-    friendly,
     replay_bounds,
     resolve_instruments,
     resolve_mode,
 )
+from oaws.config import DEFAULT_BUS, DEFAULT_HOST, DEFAULT_PORT
 
 #: how often buffered lines go to the OS (the promise is at least once a second)
 FLUSH_EVERY = 0.5
@@ -106,7 +108,7 @@ class Recorder:
         self.rate = 0.0
 
     async def run(self) -> int:
-        from oaws.cli.common import open_client
+        from oaws.autostart import open_client
 
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -283,7 +285,7 @@ class Recorder:
 
     def _refused(self, message: dict[str, Any]) -> bool:
         """Report subscription errors; True when nothing is left to record or the key was refused."""
-        from oaws.cli.common import FATAL_CODES
+        from oaws.autostart import FATAL_CODES
         from oaws.client import describe_error
         from oaws.instruments import InstrumentError, make
 
@@ -378,7 +380,7 @@ def record_to(
     live: bool | None = None,
 ) -> int:
     """Record until a signal, ``count`` ticks or ``duration``; the exit code."""
-    from oaws.cli.common import run
+    from oaws.aio import run
     from oaws.recording import RecordingError, Writer, make_header, parse_duration, parse_rotate
 
     rotate_bytes, rotate_seconds = parse_rotate(rotate) if rotate else (None, None)
@@ -399,122 +401,120 @@ def record_to(
     return int(run(recorder.run))
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    @friendly
-    def record(
-        file: FileArg,
-        instruments: Instruments = None,
-        mode: ModeOpt = None,
-        rotate: Annotated[
-            str | None,
-            typer.Option(
-                "--rotate", help="Start a new numbered file every SIZE (100MB) or INTERVAL (1h).", show_default=False
-            ),
-        ] = None,
-        duration: Annotated[
-            str | None, typer.Option("--duration", help="Stop after this long (90s, 15m, 6h).", show_default=False)
-        ] = None,
-        count: Annotated[
-            int | None, typer.Option("--count", "-n", min=1, help="Stop after N ticks.", show_default=False)
-        ] = None,
-        url: UrlOpt = None,
-        api_key: ApiKeyOpt = None,
-        no_autostart: NoAutostartOpt = False,
-    ) -> None:
-        """Append every tick to FILE as JSON lines (a header, then one market_data message per line)."""
-        from oaws.recording import RecordingError
+app = typer.Typer()
 
-        try:
-            code = record_to(
-                file,
-                resolve_instruments(instruments),
-                resolve_mode(mode),
-                cfg.client_settings(url, api_key, no_autostart),
-                rotate=rotate,
-                count=count,
-                duration=duration,
-            )
-        except RecordingError as exc:
-            fail(str(exc))
-        raise typer.Exit(code)
 
-    @app.command()
-    @friendly
-    def replay(
-        files: Annotated[list[str], typer.Argument(help="Recordings to serve, merged by time.", show_default=False)],
-        speed: Annotated[
-            float, typer.Option("--speed", help="1 real time, 10 ten times faster, 0 as fast as possible.")
-        ] = 1.0,
-        loop: Annotated[bool, typer.Option("--loop", help="Start again at the end, forever.")] = False,
-        start: FromOpt = None,
-        end: ToOpt = None,
-        host: HostOpt = None,
-        port: PortOpt = None,
-        bus: BusOpt = None,
-        api_key: ApiKeyOpt = None,
-    ) -> None:
-        """Serve recordings as the feed, paced by their recorded times (like serve --broker replay)."""
-        import logging
+@command(app)
+def record(
+    file: FileArg,
+    instruments: Instruments = None,
+    mode: ModeOpt = "quote",
+    rotate: Annotated[
+        str | None,
+        typer.Option(
+            "--rotate", help="Start a new numbered file every SIZE (100MB) or INTERVAL (1h).", show_default=False
+        ),
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option("--duration", help="Stop after this long (90s, 15m, 6h).", show_default=False)
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", "-n", min=1, help="Stop after N ticks.", show_default=False)
+    ] = None,
+    url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    autostart: AutostartOpt = True,
+) -> None:
+    """Append every tick to FILE as JSON lines (a header, then one market_data message per line)."""
+    from oaws.recording import RecordingError
 
-        from oaws.aio import run
-        from oaws.server.service import ServeOptions, Service, serve_forever
-
-        replay_from, replay_to = replay_bounds(list(files), start, end)
-        opts = ServeOptions(
-            broker="replay",
-            role="all",
-            host=cfg.get("host", host),
-            port=cfg.get("port", port),
-            bus=cfg.get("bus", bus),
-            api_key=cfg.get("api_key", api_key),
-            replay=list(files),
-            speed=speed,
-            loop=loop,
-            replay_from=replay_from,
-            replay_to=replay_to,
+    try:
+        code = record_to(
+            file,
+            resolve_instruments(instruments),
+            resolve_mode(mode),
+            client_settings(url, api_key, autostart),
+            rotate=rotate,
+            count=count,
+            duration=duration,
         )
-        logging.getLogger("oaws").setLevel(min(logging.getLogger().level, logging.INFO))
+    except RecordingError as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
 
-        def ready(service: Service) -> None:
-            d = service.describe()
-            pace = "as fast as possible" if speed == 0 else f"at {speed:g}x"
-            typer.echo(
-                f"oaws: serving on {d['url']}: replay of {len(files)} recording(s) {pace}"
-                f"{', looping' if loop else ''}, bus {d['bus']}; it starts with the first subscriber; "
-                f"Ctrl-C stops",
-                err=True,
-            )
 
-        run(lambda: serve_forever(opts, ready))
+@command(app)
+def replay(
+    files: Annotated[list[str], typer.Argument(help="Recordings to serve, merged by time.", show_default=False)],
+    speed: Annotated[
+        float, typer.Option("--speed", help="1 real time, 10 ten times faster, 0 as fast as possible.")
+    ] = 1.0,
+    loop: Annotated[bool, typer.Option("--loop", help="Start again at the end, forever.")] = False,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    host: HostOpt = DEFAULT_HOST,
+    port: PortOpt = DEFAULT_PORT,
+    bus: BusOpt = DEFAULT_BUS,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Serve recordings as the feed, paced by their recorded times (like serve --broker replay)."""
+    import logging
 
-    @app.command()
-    @friendly
-    def inspect(
-        files: Annotated[list[str], typer.Argument(help="Recordings to describe.", show_default=False)],
-        json: JsonOpt = False,
-    ) -> None:
-        """Instruments, tick counts, time span, gaps and rates of recordings."""
-        from oaws.recording import RecordingError, no_ticks, summarize
+    from oaws.aio import run
+    from oaws.server.service import Service, serve_forever
+    from oaws.server.settings import ServeSettings
 
-        tz = None if json else cfg.time_zone()
-        try:
-            summary = summarize(files)
-        except RecordingError as exc:
-            fail(str(exc))
-        if not summary.ticks and not summary.headers:
-            # nothing oaws wrote (text, random bytes, an empty or damaged file): one sentence,
-            # not the reader's warnings and a summary of zeros
-            fail(no_ticks(files))
-        for message in summary.warnings:
-            _err(f"warning: {message}")
-        if json:
-            import orjson
+    replay_from, replay_to = replay_bounds(list(files), start, end)
+    opts = ServeSettings(
+        broker="replay",
+        role="all",
+        host=host,
+        port=port,
+        bus=bus,
+        api_key=api_key,
+        feed={"replay": list(files), "speed": speed, "loop": loop, "replay_from": replay_from, "replay_to": replay_to},
+    )
+    logging.getLogger("oaws").setLevel(min(logging.getLogger().level, logging.INFO))
 
-            sys.stdout.buffer.write(orjson.dumps(summary.as_json()) + b"\n")
-            sys.stdout.flush()
-        else:
-            _inspect_table(summary, tz)
+    def ready(service: Service) -> None:
+        d = service.describe()
+        pace = "as fast as possible" if speed == 0 else f"at {speed:g}x"
+        typer.echo(
+            f"oaws: serving on {d['url']}: replay of {len(files)} recording(s) {pace}"
+            f"{', looping' if loop else ''}, bus {d['bus']}; it starts with the first subscriber; "
+            f"Ctrl-C stops",
+            err=True,
+        )
+
+    run(lambda: serve_forever(opts, ready))
+
+
+@command(app)
+def inspect(
+    files: Annotated[list[str], typer.Argument(help="Recordings to describe.", show_default=False)],
+    json: JsonOpt = False,
+) -> None:
+    """Instruments, tick counts, time span, gaps and rates of recordings."""
+    from oaws.recording import RecordingError, no_ticks, summarize
+
+    tz = None if json else cfg.time_zone()
+    try:
+        summary = summarize(files)
+    except RecordingError as exc:
+        fail(str(exc))
+    if not summary.ticks and not summary.headers:
+        # nothing oaws wrote (text, random bytes, an empty or damaged file): one sentence,
+        # not the reader's warnings and a summary of zeros
+        fail(no_ticks(files))
+    for message in summary.warnings:
+        _err(f"warning: {message}")
+    if json:
+        import orjson
+
+        sys.stdout.buffer.write(orjson.dumps(summary.as_json()) + b"\n")
+        sys.stdout.flush()
+    else:
+        _inspect_table(summary, tz)
 
 
 def _span(seconds: float) -> str:

@@ -1,16 +1,21 @@
-"""``oaws status``: the background server's state file and its own figures (``/health``)."""
+"""``oaws status`` and ``oaws stop``: the background server's state file, its own figures
+(``/health``), and stopping it."""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+import typer
 
 from oaws import background
-from oaws.cli.common import answering
+from oaws.autostart import answering
+from oaws.cli.common import JsonOpt, command
 from oaws.config import serve_url
+
+app = typer.Typer()
 
 RUNNING, STALE, NOT_RUNNING = 0, 1, 3
 
@@ -118,3 +123,25 @@ def show_status(*, as_json: bool) -> int:
             )
         console.print(table)
     return code
+
+
+@command(app)
+def status(json: JsonOpt = False) -> None:
+    """Is a background server running? Its figures. Exit 0 running, 3 not running, 1 stale state."""
+    raise typer.Exit(show_status(as_json=json))
+
+
+@command(app)
+def stop(
+    timeout: Annotated[float, typer.Option("--timeout", min=0, help="Seconds to wait before SIGKILL.")] = 5.0,
+) -> None:
+    """Stop the background server (SIGTERM; SIGKILL after --timeout)."""
+    pid = background.stop(timeout)
+    if pid is None:
+        other = serve_url()
+        also = (
+            f"; the server answering at {other} was not started by oaws in the background" if answering(other) else ""
+        )
+        typer.echo(f"oaws: no background server is running{also}", err=True)
+    else:
+        typer.echo(f"oaws: stopped the background server (pid {pid})", err=True)

@@ -6,15 +6,81 @@ import asyncio
 import sys
 import time
 from datetime import tzinfo
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+import typer
 
-from oaws.cli.common import FATAL_CODES, fatal_message, open_client, run
+from oaws.aio import run
+from oaws.autostart import FATAL_CODES, fatal_message, open_client
+from oaws.cli.common import (
+    ApiKeyOpt,
+    AutostartOpt,
+    Instruments,
+    JsonOpt,
+    ModeOpt,
+    UrlOpt,
+    client_settings,
+    command,
+    resolve_instruments,
+    resolve_mode,
+)
 from oaws.client import ServerError, Status, Tick
 from oaws.config import ClientSettings, time_zone
 from oaws.format import change_of, clock, indian, price, signed, tick_line
 from oaws.instruments import Instrument
+
+app = typer.Typer()
+
+
+@command(app)
+def tail(
+    instruments: Instruments = None,
+    json: JsonOpt = False,
+    mode: ModeOpt = "quote",
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N ticks.")] = None,
+    stats: Annotated[
+        bool, typer.Option("--stats", help="Report end-to-end latency p50/p99 on stderr every second.")
+    ] = False,
+    url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    autostart: AutostartOpt = True,
+) -> None:
+    """Stream ticks as lines (or JSON lines with --json) until Ctrl-C or --count."""
+    raise typer.Exit(
+        run_tail(
+            resolve_instruments(instruments),
+            resolve_mode(mode),
+            as_json=json,
+            count=count,
+            stats=stats,
+            settings=client_settings(url, api_key, autostart),
+        )
+    )
+
+
+@command(app)
+def subscribe(
+    instruments: Instruments = None,
+    json: JsonOpt = False,
+    mode: ModeOpt = "quote",
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each instrument's tick.")
+    ] = 10.0,
+    url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    autostart: AutostartOpt = True,
+) -> None:
+    """Print the latest tick of each instrument, then exit."""
+    raise typer.Exit(
+        snapshot(
+            resolve_instruments(instruments),
+            resolve_mode(mode),
+            as_json=json,
+            timeout=timeout,
+            settings=client_settings(url, api_key, autostart),
+        )
+    )
 
 
 def _err(line: str) -> None:
@@ -56,7 +122,7 @@ class LatencyStats:
         _err("total: " + self.summary(self.all))
 
 
-def tail(
+def run_tail(
     instruments: list[Instrument], mode: int, *, as_json: bool, count: int | None, stats: bool, settings: ClientSettings
 ) -> int:
     return run(_tail(instruments, mode, as_json=as_json, count=count, stats=stats, settings=settings))

@@ -2,68 +2,65 @@
 
 from __future__ import annotations
 
-import logging
 import math
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from oaws import config as cfg
-from oaws.cli import (
+from oaws.cli.common import (
     ApiKeyOpt,
+    AutostartOpt,
     Instruments,
     ModeOpt,
-    NoAutostartOpt,
     UrlOpt,
     UserError,
-    friendly,
+    client_settings,
+    command,
     resolve_instruments,
     resolve_mode,
 )
 
-log = logging.getLogger(__name__)
+app = typer.Typer()
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    @friendly
-    def watch(
-        instruments: Instruments = None,
-        watchlist: Annotated[
-            str | None,
-            typer.Option(
-                "--watchlist",
-                "-w",
-                help="Open this named watchlist of the config file (its watchlists table).",
-                show_default=False,
-            ),
-        ] = None,
-        mode: ModeOpt = None,
-        fps: Annotated[float, typer.Option("--fps", help="Screen updates per second.")] = 10.0,
-        grouping: Annotated[
-            str, typer.Option("--grouping", help="Digit grouping: indian (12,34,567), intl (1,234,567) or none.")
-        ] = "indian",
-        stale_after: Annotated[
-            float,
-            typer.Option("--stale-after", help="Seconds without a tick before the status line says the feed is stale."),
-        ] = 10.0,
-        url: UrlOpt = None,
-        api_key: ApiKeyOpt = None,
-        no_autostart: NoAutostartOpt = False,
-    ) -> None:
-        """Live market watch: a grid of quotes, market depth, watchlists (press ? for keys)."""
-        raise typer.Exit(
-            run_watch(
-                instruments,
-                watchlist,
-                mode,
-                fps=fps,
-                grouping=grouping,
-                stale_after=stale_after,
-                settings=cfg.client_settings(url, api_key, no_autostart),
-            )
+@command(app)
+def watch(
+    instruments: Instruments = None,
+    watchlist: Annotated[
+        str | None,
+        typer.Option(
+            "--watchlist",
+            "-w",
+            help="Open this named watchlist of the config file (its watchlists table).",
+            show_default=False,
+        ),
+    ] = None,
+    mode: ModeOpt = "quote",
+    fps: Annotated[float, typer.Option("--fps", help="Screen updates per second.")] = 10.0,
+    grouping: Annotated[
+        str, typer.Option("--grouping", help="Digit grouping: indian (12,34,567), intl (1,234,567) or none.")
+    ] = "indian",
+    stale_after: Annotated[
+        float,
+        typer.Option("--stale-after", help="Seconds without a tick before the status line says the feed is stale."),
+    ] = 10.0,
+    url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    autostart: AutostartOpt = True,
+) -> None:
+    """Live market watch: a grid of quotes, market depth, watchlists (press ? for keys)."""
+    raise typer.Exit(
+        run_watch(
+            instruments,
+            watchlist,
+            mode,
+            fps=fps,
+            grouping=grouping,
+            stale_after=stale_after,
+            settings=client_settings(url, api_key, autostart),
         )
+    )
 
 
 def build_watchlists(given: list[str] | None, name: str | None) -> tuple[list, int]:
@@ -81,75 +78,18 @@ def build_watchlists(given: list[str] | None, name: str | None) -> tuple[list, i
     return lists, current
 
 
-def master_instruments() -> list[str]:
-    """Every instrument of the Angel One instrument master as ``SYMBOL:EXCHANGE``, if there is one; else none.
-
-    For the add dialog's completion, read in a thread when the dialog first opens (the
-    master holds 100k+ records; the watch must not wait for it at start). The same master
-    the Angel feed and ``oaws instruments search`` use: OAWS_INSTRUMENTS (or ``instruments``
-    of ``[angel]``), else the index ``oaws instruments update`` keeps in the cache. Absent
-    or unreadable, completion keeps the built-in symbols: that is no error for the watch.
-    """
-    try:
-        return _master_instruments()
-    except Exception:
-        log.debug("no instrument master for completion", exc_info=True)
-        return []
-
-
-def _master_instruments() -> list[str]:
-    import orjson
-
-    from oaws.brokers.angel.master import (
-        INDEX_FILE,
-        INDEX_FORMAT,
-        SEGMENT,
-        SEGMENT_TYPES,
-        Master,
-        master_dir,
-        read_master,
-    )
-    from oaws.brokers.angel.settings import load_settings
-    from oaws.instruments import EXCHANGES, valid_symbol
-
-    given = load_settings().instruments
-    path = Path(given).expanduser() if given else master_dir() / INDEX_FILE
-    if not path.is_file():
-        return []
-    # The index's rows as parsed, not a whole Master (tuples and lookup tables): about half
-    # the time and a fraction of the memory the watch keeps afterwards. A raw master (only
-    # through OAWS_INSTRUMENTS) goes through read_master, which knows its records.
-    parsed = orjson.loads(path.read_bytes())
-    if isinstance(parsed, dict) and parsed.get("format") == INDEX_FORMAT:
-        rows = parsed["rows"]
-    else:
-        del parsed
-        rows = read_master(path).rows  # not load_master: its warning about an old index would print over the screen
-    naming = Master([])  # only how oaws writes a record's instrument
-    exchanges = frozenset(EXCHANGES)
-    found: dict[str, None] = {}
-    for row in rows:
-        if row[SEGMENT] not in SEGMENT_TYPES:
-            continue
-        text = naming.instrument_of(row)
-        symbol, _, exchange = text.rpartition(":")
-        if exchange in exchanges and valid_symbol(symbol):
-            found[text] = None
-    return list(found)
-
-
 def run_watch(
     instruments: list[str] | None,
     watchlist: str | None,
-    mode: str | None,
+    mode: str,
     *,
     fps: float,
     grouping: str,
     stale_after: float,
     settings: cfg.ClientSettings,
 ) -> int:
-    from oaws.brokers.sim.feed import known_symbols
-    from oaws.cli.common import autostart, open_client
+    from oaws import brokers
+    from oaws.autostart import autostart, open_client
     from oaws.tui.app import WatchApp
     from oaws.tui.models.columns import GROUPINGS
 
@@ -179,8 +119,8 @@ def run_watch(
         fps=fps,
         grouping=grouping,
         stale_after=stale_after,
-        completions=known_symbols(),
-        more_completions=master_instruments,
+        completions=brokers.completions(),
+        more_completions=brokers.master_completions,
         tz=tz,
     )
     result = app.run()

@@ -264,7 +264,7 @@ class Session:
 
     def _unsubscribe_all(self, request: JSON, out: Outcome) -> None:
         removed = [
-            {"symbol": i.symbol, "exchange": i.exchange, "mode": m}
+            {"symbol": i.symbol, "exchange": i.exchange, "mode": m, "status": "success"}
             for i, modes in self.subs.items()
             for m in sorted(modes)
         ]

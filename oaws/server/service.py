@@ -17,87 +17,31 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oaws.brokers.api import Feed, FeedError
-from oaws.protocol.codes import Limits
+from oaws import brokers
+from oaws.brokers.api import BrokerError, Feed
 from oaws.server.bus import FeedHub, Forwarder
 from oaws.server.proxy import Proxy, ProxyOptions
+from oaws.server.settings import ROLES, ServeSettings
 
 log = logging.getLogger(__name__)
-
-ROLES = ("all", "feed", "proxy", "forwarder")
-BROKERS = ("sim", "angel", "replay")
 
 
 class ServiceError(Exception):
     """The server cannot start; the message is one sentence for the user."""
 
 
-@dataclass
-class ServeOptions:
-    broker: str = "sim"
-    role: str = "all"
-    host: str = "127.0.0.1"
-    port: int = 8765
-    bus: str = "tcp://127.0.0.1:5555"
-    api_key: str | None = None
-    seed: int | None = None
-    rate: float = 3.0
-    replay: list[str] = field(default_factory=list)
-    speed: float = 1.0
-    loop: bool = False
-    #: replay only ticks recorded in [replay_from, replay_to] (epoch ms; None: no bound)
-    replay_from: int | None = None
-    replay_to: int | None = None
-    slow_timeout: float = 3.0
-    soft_limit: int = 256 * 1024
-    limits: Limits = field(default_factory=Limits)
-    #: proxy processes sharing the port (SO_REUSEPORT); this one plus workers - 1
-    workers: int = 1
-    #: this process is one of those extra workers: reuse the port, exit when stdin closes
-    worker: bool = False
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    allowed_origins: tuple[str, ...] = ()
-    #: a feed connects to the bus (a forwarder's feed side) instead of binding it
-    bus_connect: bool = False
-    #: the forwarder's feed side, which feeds connect to
-    feeds: str = "tcp://127.0.0.1:5556"
-    #: a directory made by `oaws keys generate`: CURVE on the bus
-    curve_dir: str | None = None
-    #: the broker's instrument master, where it needs one (Angel)
-    instruments: str | None = None
+def make_feed(settings: ServeSettings) -> Feed:
+    """The feed of ``settings.broker``, from its plugin (``oaws.brokers``); its refusal is one sentence."""
+    try:
+        return brokers.get(settings.broker).make_feed(settings.feed)
+    except BrokerError as exc:
+        raise ServiceError(str(exc)) from None
 
 
-def make_feed(opts: ServeOptions) -> Feed:
-    """The feed for ``--broker``; imported lazily so that a feed's dependencies load only when used."""
-    if opts.broker == "sim":
-        from oaws.brokers.sim.feed import SimFeed
-
-        return SimFeed(seed=opts.seed, rate=opts.rate)
-    if opts.broker == "angel":
-        from oaws.brokers.angel import AngelError, AngelFeed
-
-        try:
-            return AngelFeed.from_settings(instruments=opts.instruments)
-        except AngelError as exc:
-            raise ServiceError(str(exc)) from None
-    if opts.broker == "replay":
-        from oaws.brokers.replay.feed import ReplayFeed
-
-        if not opts.replay:
-            raise ServiceError("--broker replay needs a recording: add --replay FILE")
-        try:
-            return ReplayFeed(opts.replay, speed=opts.speed, loop=opts.loop, start=opts.replay_from, end=opts.replay_to)
-        except FeedError as exc:
-            raise ServiceError(str(exc)) from None
-    raise ServiceError(f"unknown broker {opts.broker!r}; choose one of {', '.join(BROKERS)}")
-
-
-def tls_context(opts: ServeOptions) -> ssl.SSLContext | None:
+def tls_context(opts: ServeSettings) -> ssl.SSLContext | None:
     if not opts.tls_cert and not opts.tls_key:
         return None
     if not (opts.tls_cert and opts.tls_key):
@@ -117,10 +61,8 @@ def is_loopback(host: str) -> bool:
     return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
 
 
-def check_options(opts: ServeOptions) -> None:
+def check_options(opts: ServeSettings) -> None:
     """Refuse what cannot work, in one sentence, before anything binds a port."""
-    if not (math.isfinite(opts.rate) and opts.rate > 0):
-        raise ServiceError(f"the simulated tick rate must be a positive number of ticks per second, not {opts.rate:g}")
     if not (math.isfinite(opts.slow_timeout) and opts.slow_timeout > 0):
         raise ServiceError(f"--slow-timeout must be a positive number of seconds, not {opts.slow_timeout:g}")
     if opts.role not in ROLES:
@@ -132,7 +74,7 @@ def check_options(opts: ServeOptions) -> None:
 class Service:
     """The running parts of one ``oaws serve``; ``start`` then ``stop``."""
 
-    def __init__(self, opts: ServeOptions) -> None:
+    def __init__(self, opts: ServeSettings) -> None:
         check_options(opts)
         self.opts = opts
         self.feed: Feed | None = None
@@ -176,7 +118,7 @@ class Service:
                     check=feed.check if feed else None,
                     depths=feed.depths if feed else None,
                     feed_status=feed.status if feed else None,
-                    curve=curve if not self.hub else None,
+                    curve=curve,
                 )
                 await self.proxy.start()
         except (BusError, ServeError, CurveError) as exc:
@@ -203,37 +145,17 @@ class Service:
 
     def _spawn_workers(self, n: int) -> None:
         """Extra proxy processes on the same port and bus: the kernel spreads new
-        connections over them (SO_REUSEPORT), so the fan-out uses every core."""
+        connections over them (SO_REUSEPORT), so the fan-out uses every core.
+
+        Each gets this server's settings as data, as a proxy of the bus this one serves:
+        TLS, origins, CURVE keys and limits included."""
         assert self.proxy is not None
-        o = self.opts
-        env = dict(os.environ)
-        if o.api_key:
-            env["OAWS_API_KEY"] = o.api_key  # never on a command line
-        args = [
-            sys.executable,
-            "-m",
-            "oaws",
-            "serve",
-            "--worker",
-            "--role",
-            "proxy",
-            "--bus",
-            self.bus,
-            "--host",
-            o.host,
-            "--port",
-            str(self.proxy.port),
-            "--broker",
-            self.describe()["broker"],
-            "--slow-timeout",
-            str(o.slow_timeout),
-        ]
-        if o.tls_cert and o.tls_key:
-            args += ["--tls-cert", o.tls_cert, "--tls-key", o.tls_key]
-        for origin in o.allowed_origins:
-            args += ["--allowed-origin", origin]
+        settings = self.opts.replace(
+            role="proxy", worker=True, workers=1, bus=self.bus, port=self.proxy.port, broker=self.describe()["broker"]
+        )
+        args = [sys.executable, "-m", "oaws", "serve", "--worker"]
         for _ in range(n):
-            self.workers.append(subprocess.Popen(args, stdin=subprocess.PIPE, env=env))
+            self.workers.append(subprocess.Popen(args, stdin=subprocess.PIPE, env=settings.environment()))
         log.info(
             "started %d more proxy processes on port %d: pids %s",
             n,
@@ -288,7 +210,7 @@ class Service:
                 await self._hub_task
 
 
-async def serve_forever(opts: ServeOptions, on_ready: Callable[[Service], None] | None = None) -> None:
+async def serve_forever(opts: ServeSettings, on_ready: Callable[[Service], None] | None = None) -> None:
     """Run until SIGINT or SIGTERM, then close clients with 1001 and return."""
     service = Service(opts)
     await service.start()

@@ -1,4 +1,5 @@
-"""`oaws login angel`, `oaws instruments update|search`, `oaws angel-sim` (through register())."""
+"""`oaws login angel`, `oaws instruments update|search`, `oaws sim angel` / `oaws angel-sim`: the plugin's commands
+through the real command line."""
 
 from __future__ import annotations
 
@@ -18,19 +19,12 @@ from typer.testing import CliRunner
 from oaws.brokers.angel.master import INDEX_FILE, master_dir
 from oaws.brokers.angel.session import session_path
 from oaws.brokers.angel.simulator import fixture_master_bytes
-from oaws.cli.angel import register
+from oaws.cli import app as oaws_app
 
 
 @pytest.fixture
 def app() -> typer.Typer:
-    app = typer.Typer(add_completion=False)
-
-    @app.callback()
-    def main() -> None:
-        """A stand-in for the oaws app."""
-
-    register(app)
-    return app
+    return oaws_app
 
 
 @pytest.fixture
@@ -76,7 +70,8 @@ def test_login_without_credentials_names_what_to_set(app):
 
 def test_login_to_another_broker_is_refused(app):
     result = run(app, "login", "zerodha")
-    assert result.exit_code == 1 and result.stderr == "oaws: unknown broker 'zerodha'; only angel needs a login\n"
+    assert result.exit_code == 1
+    assert result.stderr == "oaws: unknown broker 'zerodha'; choose one of angel, replay, sim\n"
 
 
 async def test_instruments_update_then_search(app, sim_env):
@@ -126,14 +121,10 @@ def test_search_mistakes_are_one_sentence(app, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 async def test_angel_sim_command_serves_logins_until_a_signal(app, monkeypatch, sig):
-    code = (
-        "import typer\nfrom oaws.cli.angel import register\napp = typer.Typer()\n"
-        "@app.callback()\ndef main():\n    pass\nregister(app)\napp()\n"
-    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-c",
-        code,
+        "-m",
+        "oaws",
         "angel-sim",
         "--rest-port",
         "0",

@@ -9,7 +9,8 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from oaws.brokers.angel.master import update_master
-from oaws.server.service import ServeOptions, Service
+from oaws.server.service import Service
+from oaws.server.settings import ServeSettings
 
 
 async def _reply(ws: Any, kind: str) -> dict[str, Any]:
@@ -24,7 +25,7 @@ async def test_a_client_of_serve_broker_angel_gets_angel_ticks(sim, monkeypatch)
     for name, value in sim.env().items():
         monkeypatch.setenv(name, value)
     await asyncio.to_thread(update_master, sim.master_url)
-    service = Service(ServeOptions(broker="angel", port=0, bus="tcp://127.0.0.1:*"))
+    service = Service(ServeSettings(broker="angel", port=0, bus="tcp://127.0.0.1:*"))
     await service.start()
     try:
         async with connect(service.url) as ws:

@@ -43,7 +43,8 @@ from oaws.brokers.angel.simulator import LOGIN_PATH, AngelSimulator, SimConnecti
 from oaws.brokers.angel.ticks import ANGEL_MODE
 from oaws.client import Client, ServerError, Status, Tick
 from oaws.instruments import Instrument, make
-from oaws.server.service import ServeOptions, Service
+from oaws.server.service import Service
+from oaws.server.settings import ServeSettings
 from tests.angel.conftest import (
     isolated,  # noqa: F401 - the same private cwd, state and environment
     settings_for,
@@ -460,7 +461,7 @@ async def serve_in_process(
         },
     )
     monkeypatch.setattr("oaws.server.service.make_feed", lambda opts: feed)
-    service = Service(ServeOptions(broker="angel", port=0, bus="tcp://127.0.0.1:*"))
+    service = Service(ServeSettings(broker="angel", port=0, bus="tcp://127.0.0.1:*"))
     await service.start()
     try:
         yield InProcess(service, feed)

@@ -13,7 +13,8 @@ import pytest
 from oaws.brokers.sim.feed import SimFeed, payload
 from oaws.client import Client, Event, Tick
 from oaws.instruments import DEPTH, Instrument, parse_many
-from oaws.server.service import ServeOptions, Service
+from oaws.server.service import Service
+from oaws.server.settings import ServeSettings
 from oaws.tui.app import WatchApp
 from oaws.tui.models.watch import Watchlist
 
@@ -23,9 +24,8 @@ FIXED_NS = 1_764_045_900_000_000_000
 
 
 async def start_service(port: int = 0, **options: Any) -> Service:
-    service = Service(
-        ServeOptions(port=port, bus="tcp://127.0.0.1:*", seed=3, rate=options.pop("rate", 20.0), **options)
-    )
+    feed = {"seed": 3, "rate": options.pop("rate", 20.0)}
+    service = Service(ServeSettings(port=port, bus="tcp://127.0.0.1:*", feed=feed, **options))
     await service.start()
     return service
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from oaws.cli import UserError
+from oaws.cli.common import UserError
 from oaws.cli.watch import build_watchlists
 from oaws.instruments import DEFAULT_WATCHLIST, parse, parse_many
 

@@ -14,10 +14,10 @@ import orjson
 import pytest
 
 import oaws.cli  # noqa: F401  (first: it registers the commands, so importing a command module first is circular)
+from oaws.brokers import master_completions
 from oaws.brokers.angel.master import INDEX_FILE, INDEX_FORMAT, index_bytes, rows_from_raw
 from oaws.brokers.angel.simulator import fixture_master_bytes
 from oaws.brokers.sim.feed import known_symbols
-from oaws.cli.watch import master_instruments
 from oaws.instruments import parse, parse_many
 from oaws.tui.add import AddScreen
 from oaws.tui.models.watch import Watchlist
@@ -43,7 +43,7 @@ def write_index(directory: Path) -> Path:
 
 def test_the_cached_index_gives_every_instrument_as_oaws_writes_it(cache):
     write_index(cache)
-    found = master_instruments()
+    found = master_completions()
     for expected in (
         "RELIANCE:NSE",  # RELIANCE-EQ
         "RELIANCE:BSE",
@@ -64,7 +64,7 @@ def test_oaws_instruments_may_point_at_a_raw_master(cache, tmp_path, monkeypatch
     raw = tmp_path / "OpenAPIScripMaster.json"
     raw.write_bytes(fixture_master_bytes())
     monkeypatch.setenv("OAWS_INSTRUMENTS", str(raw))
-    assert "GOLD05FEB25FUT:MCX" in master_instruments()
+    assert "GOLD05FEB25FUT:MCX" in master_completions()
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ def test_without_a_readable_master_there_are_no_extra_completions(cache, content
     elif content is not None:
         cache.mkdir(parents=True)
         (cache / INDEX_FILE).write_bytes(content)
-    assert master_instruments() == []
+    assert master_completions() == []
 
 
 def loader(result):
@@ -106,7 +106,7 @@ async def test_the_master_is_read_in_a_thread_on_the_first_add_and_its_symbols_c
         [],
         [Watchlist("w", parse_many(["INFY:NSE"]))],
         completions=known_symbols(),
-        more_completions=lambda: (load(), master_instruments())[1],
+        more_completions=lambda: (load(), master_completions())[1],
     )
     async with app.run_test(size=(150, 24)) as pilot:
         await pilot.pause(0.1)

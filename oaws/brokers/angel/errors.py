@@ -11,8 +11,10 @@ import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+from oaws.brokers.api import BrokerError
 
-class AngelError(Exception):
+
+class AngelError(BrokerError):
     """A problem with the Angel One adapter; ``str()`` is one sentence for the user."""
 
 

@@ -208,3 +208,16 @@ def login(settings: AngelSettings, timeout: float = 15.0) -> Session:
         api_key_id=key_id(settings.api_key),
         name=str(data.get("name") or ""),
     )
+
+
+def login_and_save() -> str:
+    """``oaws login angel``: log in with the configured credentials, keep the session; one line for the user."""
+    from oaws.brokers.angel.settings import load_settings
+    from oaws.config import time_zone
+    from oaws.format import moment
+
+    session = login(load_settings())
+    path = save_session(session)
+    until = f"{moment(session.expires, time_zone()):%Y-%m-%d %H:%M %Z}"
+    who = f"{session.client_code} ({session.name})" if session.name else session.client_code
+    return f"Logged in to Angel One as {who}; session saved to {path}, valid until about {until}."

@@ -4,36 +4,40 @@ Secrets (API key, PIN, TOTP secret) come only from these two places, never from 
 command line where ``ps`` would show them, and the settings object keeps them out of its
 ``repr`` so that no log line or traceback prints them.
 
-The ``ANGEL_*`` variables are read rather than ``oaws.config.get``'s ``OAWS_*`` ones:
-``OAWS_API_KEY`` is the proxy's own key for its clients, not Angel's.
+The settings are declared in ``SPEC`` and read by ``oaws.brokers.settings``: the
+``ANGEL_*`` variables rather than ``OAWS_*`` ones (``OAWS_API_KEY`` is the proxy's own key
+for its clients, not Angel's).
 """
 
 from __future__ import annotations
 
 import binascii
-import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from oaws import config
 from oaws.brokers.angel.errors import CredentialsMissing
+from oaws.brokers.settings import Setting, SettingsError, SettingsSpec
 
 DEFAULT_API_URL = "https://apiconnect.angelone.in"
 DEFAULT_FEED_URL = "wss://smartapisocket.angelone.in/smart-stream"
 DEFAULT_MASTER_URL = "https://margincalculator.angelbroking.com/OpenAPI_File/files/OpenAPIScripMaster.json"
 
+SPEC = SettingsSpec(
+    "angel",
+    (
+        Setting("api_key", "ANGEL_API_KEY", secret=True, required=True, help="the SmartAPI app's API key"),
+        Setting("client_code", "ANGEL_CLIENT_CODE", required=True, help="the Angel One client code (user id)"),
+        Setting("pin", "ANGEL_PIN", secret=True, required=True, help="the four-digit login PIN"),
+        Setting("totp_secret", "ANGEL_TOTP_SECRET", secret=True, required=True, help="the base32 TOTP secret"),
+        Setting("api_url", "ANGEL_API_URL", default=DEFAULT_API_URL, help="SmartAPI's REST address"),
+        Setting("feed_url", "ANGEL_FEED_URL", default=DEFAULT_FEED_URL, help="the WebSocket V2 feed"),
+        Setting("master_url", "ANGEL_MASTER_URL", default=DEFAULT_MASTER_URL, help="the instrument master"),
+        Setting("instruments", "OAWS_INSTRUMENTS", help="a local instrument master instead of the cached one"),
+    ),
+)
 #: setting -> environment variable; the config file uses the setting's name in [angel].
-ENV_VARS = {
-    "api_key": "ANGEL_API_KEY",
-    "client_code": "ANGEL_CLIENT_CODE",
-    "pin": "ANGEL_PIN",
-    "totp_secret": "ANGEL_TOTP_SECRET",
-    "api_url": "ANGEL_API_URL",
-    "feed_url": "ANGEL_FEED_URL",
-    "master_url": "ANGEL_MASTER_URL",
-    "instruments": "OAWS_INSTRUMENTS",
-}
-CREDENTIALS = ("api_key", "client_code", "pin", "totp_secret")
+ENV_VARS = {s.name: s.env for s in SPEC}
+CREDENTIALS = tuple(s.name for s in SPEC if s.required)
 
 
 @dataclass(frozen=True)
@@ -50,13 +54,10 @@ class AngelSettings:
 
     def require_credentials(self) -> None:
         """Raise CredentialsMissing naming what to set (never the values)."""
-        missing = [name for name in CREDENTIALS if not getattr(self, name)]
-        if missing:
-            env = " and ".join(ENV_VARS[n] for n in missing)
-            keys = ", ".join(missing)
-            raise CredentialsMissing(
-                f"Angel One credentials missing: set {env} (or {keys} in the [angel] section of {config.config_path()})"
-            )
+        try:
+            SPEC.require({name: getattr(self, name) for name in CREDENTIALS}, "Angel One credentials")
+        except SettingsError as exc:
+            raise CredentialsMissing(str(exc)) from None
 
     def totp(self) -> str:
         """The current six-digit code of the TOTP secret."""
@@ -80,13 +81,4 @@ def load_settings(**overrides: Any) -> AngelSettings:
 
     ``overrides`` that are not None win (tests, and ``--instruments FILE``).
     """
-    section = config.file_config().get("angel")
-    section = section if isinstance(section, dict) else {}
-    values: dict[str, Any] = {}
-    for name, env in ENV_VARS.items():
-        raw = os.environ.get(env)
-        if raw is None or raw == "":
-            raw = section.get(name)
-        if raw is not None and raw != "":
-            values[name] = str(raw).strip()
-    return AngelSettings(**values).with_overrides(**overrides)
+    return AngelSettings(**SPEC.load(**overrides))

@@ -1,0 +1,221 @@
+"""The commands a broker plugin offers: ``oaws login NAME``, ``oaws instruments update|search``,
+``oaws sim NAME`` (with ``oaws NAME-sim`` kept as an alias), and ``oaws brokers``.
+
+Every one goes through the registry (``oaws.brokers``): nothing here knows a broker by
+name. Credentials are never options (``ps`` would show them): a broker reads them from
+its environment variables or its section of the config file.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from oaws import brokers
+from oaws.brokers.api import Broker
+from oaws.cli.common import UserError, command, friendly
+
+
+def _offering(feature: str, name: str | None, what: str) -> Broker:
+    """The broker called ``name`` (or the configured one, or the only one) that offers ``feature``."""
+    offering = brokers.with_feature(feature)
+    if name is not None:
+        broker = brokers.get(name)
+        if getattr(broker, feature) is None:
+            others = ", ".join(b.name for b in offering) or "none"
+            raise UserError(f"the {broker.name} broker has no {what} (brokers with one: {others})")
+        return broker
+    from oaws import config
+
+    configured = brokers.brokers().get(str(config.get("broker")))
+    if configured is not None and getattr(configured, feature) is not None:
+        return configured
+    if len(offering) == 1:
+        return offering[0]
+    if not offering:
+        raise UserError(f"no installed broker has {what}")
+    raise UserError(f"say which broker with --broker: {', '.join(b.name for b in offering)} have {what}")
+
+
+BrokerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--broker",
+        "-b",
+        help="Whose instrument master (default: the configured broker's, or the only one).",
+        show_default=False,
+    ),
+]
+
+app = typer.Typer()
+
+
+@command(app)
+def login(
+    broker: Annotated[str, typer.Argument(help="The broker to log in to (`oaws brokers` lists them).")],
+) -> None:
+    """Log in to the broker and keep the session for `oaws serve --broker NAME`.
+
+    Credentials come from the broker's environment variables or its section of the config
+    file (`oaws brokers` lists them); the session is stored in the state directory, mode 0600.
+    """
+    chosen = _offering("login", broker, "login")
+    typer.echo(chosen.login())  # type: ignore[misc]
+
+
+instruments_app = typer.Typer(
+    help="A broker's instrument master: download it, search it.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@command(instruments_app, "update")
+def instruments_update(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", help="Where to download it from (default: the broker's own address).", show_default=False
+        ),
+    ] = None,
+    broker: BrokerOpt = None,
+) -> None:
+    """Download the broker's instrument master into the cache and index it."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    master = _offering("master", broker, "an instrument master").master()  # type: ignore[misc]
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("instrument master"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,  # a bar on a pipe or file is only noise (and a stray blank line)
+    ) as progress:
+        task = progress.add_task("download", total=None)
+
+        def advance(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        path, count = master.update(url, advance)
+    typer.echo(f"Saved {count} instruments to {path}.")
+
+
+@command(instruments_app, "search")
+def instruments_search(
+    text: Annotated[
+        str, typer.Argument(help="Part of a symbol or name, e.g. RELIANCE, nifty, USDINR.", show_default=False)
+    ],
+    exchange: Annotated[
+        str | None,
+        typer.Option("--exchange", "-e", help="Only this exchange (NSE, NFO, NSE_INDEX...).", show_default=False),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many results.")] = 20,
+    json: Annotated[bool, typer.Option("--json", help="One compact JSON object per line.")] = False,
+    instruments: Annotated[
+        str | None,
+        typer.Option(
+            "--instruments",
+            envvar="OAWS_INSTRUMENTS",
+            help="A local copy of the master (default: the cached one).",
+            show_default=False,
+        ),
+    ] = None,
+    broker: BrokerOpt = None,
+) -> None:
+    """Find instruments in a broker's master; the first column is what oaws commands accept."""
+    master = _offering("master", broker, "an instrument master").master()  # type: ignore[misc]
+    if exchange is not None and exchange.upper() not in master.exchanges:
+        raise UserError(f"unknown exchange {exchange!r}; use one of {', '.join(master.exchanges)}")
+    matches = master.search(text, exchange, limit, instruments)
+    if json:
+        import orjson
+
+        for match in matches:
+            sys.stdout.write(orjson.dumps(match.as_dict()).decode() + "\n")
+        sys.stdout.flush()
+    elif not matches:
+        typer.echo(f"oaws: no instrument matches {text!r}", err=True)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(box=None, header_style="bold")
+        rows = [m.columns() for m in matches]
+        for column in rows[0]:
+            numeric = all(r[column].replace(".", "", 1).isdigit() for r in rows if r[column])
+            table.add_column(column, justify="right" if numeric and column != "instrument" else "left")
+        for row in rows:
+            table.add_row(*row.values())
+        Console().print(table)
+    if not matches:
+        raise typer.Exit(1)
+
+
+sim_app = typer.Typer(
+    help="Local simulators of the brokers' wire formats, for developing offline.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@command(app, "brokers")
+def list_brokers(json: Annotated[bool, typer.Option("--json", help="One JSON object per broker.")] = False) -> None:
+    """The brokers oaws can serve (built in and from installed plugins), with their settings."""
+    found = brokers.brokers()
+    if json:
+        import orjson
+
+        for broker in found.values():
+            sys.stdout.write(orjson.dumps(_describe(broker)).decode() + "\n")
+        for name, why in brokers.broken().items():
+            sys.stdout.write(orjson.dumps({"name": name, "error": why}).decode() + "\n")
+        return
+    for name, broker in sorted(found.items()):
+        offers = [
+            w for w, f in (("login", "login"), ("instruments", "master"), ("sim", "simulator")) if getattr(broker, f)
+        ]
+        typer.echo(f"{name:<10} {broker.title}: {broker.summary}" + (f" [{', '.join(offers)}]" if offers else ""))
+        for setting in broker.settings or ():
+            typer.echo(f"{'':<10}   {setting.env:<20} {setting.help}{' (required)' if setting.required else ''}")
+    for name, why in sorted(brokers.broken().items()):
+        typer.echo(f"{name:<10} (not loaded) {why}")
+
+
+def _describe(broker: Broker) -> dict[str, Any]:
+    return {
+        "name": broker.name,
+        "title": broker.title,
+        "summary": broker.summary,
+        "options": list(broker.options),
+        "login": broker.login is not None,
+        "instruments": broker.master is not None,
+        "sim": broker.simulator is not None,
+        "settings": [
+            {"name": s.name, "env": s.env, "required": s.required, "secret": s.secret} for s in broker.settings or ()
+        ],
+        "limits": {
+            "depths": list(broker.limits.depths),
+            "subscriptions": broker.limits.subscriptions,
+            "connections": broker.limits.connections,
+            "note": broker.limits.note,
+        },
+    }
+
+
+def register(root: typer.Typer) -> None:
+    """Add these commands, one ``oaws sim NAME`` per broker with a simulator and its ``NAME-sim`` alias."""
+    root.add_typer(app)
+    root.add_typer(instruments_app, name="instruments")
+    simulators = brokers.with_feature("simulator")
+    for broker in simulators:
+        run = friendly(broker.simulator)  # type: ignore[arg-type]
+        sim_app.command(broker.name)(run)
+        root.command(f"{broker.name}-sim", hidden=True)(run)
+    if simulators:
+        root.add_typer(sim_app, name="sim")
