@@ -304,7 +304,4 @@ def test_replay_option_picks_the_replay_feed(cli_env, tmp_path):
     out = oaws(cli_env, "serve", "--replay", str(missing), "--port", "0", "--bus", "tcp://127.0.0.1:*")
     assert out.returncode == 1 and out.stderr == f"oaws: the recording {missing} does not exist\n"
     out = oaws(cli_env, "serve", "--broker", "sim", "--replay", str(missing), "--port", "0")
-    assert (
-        out.returncode == 1
-        and out.stderr == "oaws: --replay goes with --broker replay, not --broker sim\n"
-    )
+    assert out.returncode == 1 and out.stderr == "oaws: --replay goes with --broker replay, not --broker sim\n"
