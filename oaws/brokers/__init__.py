@@ -40,7 +40,7 @@ def _load() -> tuple[dict[str, Broker], dict[str, str]]:
             broker = ep.load()
         except Exception as exc:  # someone else's package: its bug must not take oaws down
             broken[ep.name] = f"cannot load {ep.value}: {type(exc).__name__}: {exc}"
-            log.warning("broker plugin %r is left out: %s", ep.name, broken[ep.name])
+            log.info("broker plugin %r is left out: %s", ep.name, broken[ep.name])
             continue
         if not isinstance(broker, Broker):
             broken[ep.name] = f"{ep.value} is a {type(broker).__name__}, not an oaws.brokers.api.Broker"
@@ -49,7 +49,7 @@ def _load() -> tuple[dict[str, Broker], dict[str, str]]:
         else:
             found[ep.name] = broker
             continue
-        log.warning("broker plugin %r is left out: %s", ep.name, broken[ep.name])
+        log.info("broker plugin %r is left out: %s", ep.name, broken[ep.name])
     return found, broken
 
 
