@@ -34,7 +34,7 @@ def _load() -> tuple[dict[str, Broker], dict[str, str]]:
     broken: dict[str, str] = {}
     for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
         if ep.name in found or ep.name in broken:
-            log.warning("broker %r is registered twice; using %s", ep.name, found.get(ep.name) or "neither")
+            log.warning("broker %r is registered twice; the first one stands", ep.name)
             continue
         try:
             broker = ep.load()
