@@ -37,6 +37,7 @@ from oaws import config
 from oaws.brokers.angel.errors import AngelError, AngelUnavailable, MasterMissing, describe_request_error
 from oaws.brokers.api import Rejection
 from oaws.instruments import Instrument
+from oaws.protocol.codes import SYMBOL_NOT_FOUND
 
 log = logging.getLogger(__name__)
 
@@ -190,11 +191,11 @@ class Master:
         if instrument.exchange not in EXCHANGE_SEGMENTS:
             served = ", ".join(EXCHANGE_SEGMENTS)
             raise Rejection(
-                "SYMBOL_NOT_FOUND", f"Angel One's feed does not serve {instrument.exchange} (it serves {served})"
+                SYMBOL_NOT_FOUND, f"Angel One's feed does not serve {instrument.exchange} (it serves {served})"
             )
         row = self.find(instrument)
         if row is None:
-            raise Rejection("SYMBOL_NOT_FOUND", self._not_found(instrument))
+            raise Rejection(SYMBOL_NOT_FOUND, self._not_found(instrument))
         segment = row[SEGMENT]
         return Resolved(SEGMENT_TYPES[segment], row[TOKEN], row[SYMBOL], CDS_DIVISOR if segment == "CDS" else PAISE)
 

@@ -1,0 +1,255 @@
+"""The WebSocket proxy over a real ZeroMQ bus, with real clients on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import time
+
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from oaws.server.proxy import ProxyOptions, text_frame
+from tests.helpers import tick
+
+
+async def recv_json(ws, timeout=3.0):
+    return orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def send(ws, **body):
+    await ws.send(orjson.dumps(body).decode())
+
+
+async def subscribed(ws, bus, topic: bytes, **body):
+    """Subscribe and wait until the bus saw the proxy subscribe ``topic``."""
+    await send(ws, action="subscribe", **body)
+    reply = await recv_json(ws)
+    assert reply["status"] == "success", reply
+    assert await bus.subscription() == (True, topic)
+    return reply
+
+
+def test_text_frame_lengths():
+    assert text_frame(b"x") == b"\x81\x01x"
+    assert text_frame(b"y" * 200)[:4] == b"\x81\x7e\x00\xc8"
+    assert text_frame(b"z" * 70000)[:10] == b"\x81\x7f" + (70000).to_bytes(8, "big")
+
+
+async def test_seed_and_openalgo_clients_together(bus, proxy):
+    async with connect(proxy.url) as seed, connect(proxy.url) as algo:
+        # a seed-style client: no auth, single subscribe, reads type/topic/data
+        await subscribed(seed, bus, b"NSE_RELIANCE_QUOTE", symbol="RELIANCE", exchange="NSE")
+        # an OpenAlgo-style client: authenticates, bulk subscribe with a mode
+        await send(algo, action="authenticate", api_key="x")
+        assert (await recv_json(algo))["type"] == "auth"
+        await send(algo, action="subscribe", symbols=[{"symbol": "RELIANCE", "exchange": "NSE"}], mode=1, depth=5)
+        reply = await recv_json(algo)
+        assert reply["type"] == "subscribe" and reply["status"] == "success"
+        assert await bus.subscription() == (True, b"NSE_RELIANCE_LTP")
+
+        quote = bus.publish("NSE_RELIANCE_QUOTE", tick(volume=10, seq=1))
+        ltp = bus.publish("NSE_RELIANCE_LTP", tick(seq=1))
+        m = await recv_json(seed)
+        assert m["type"] == "market_data" and m["topic"] == "RELIANCE.NSE" and m["mode"] == 2
+        assert orjson.dumps(m["data"]) == quote  # every field passed through unchanged
+        m = await recv_json(algo)
+        assert (m["symbol"], m["exchange"], m["mode"], m["broker"]) == ("RELIANCE", "NSE", 1, "sim")
+        assert orjson.dumps(m["data"]) == ltp
+
+
+async def test_last_tick_sent_on_subscribe(bus, proxy):
+    async with connect(proxy.url) as first, connect(proxy.url) as late:
+        await subscribed(first, bus, b"NSE_INFY_LTP", symbol="INFY", exchange="NSE", mode=1)
+        bus.publish("NSE_INFY_LTP", tick("INFY", ltp=1500.0))
+        assert (await recv_json(first))["data"]["ltp"] == 1500.0
+        await send(late, action="subscribe", symbol="INFY", exchange="NSE", mode=1)
+        assert (await recv_json(late))["type"] == "subscription"
+        m = await recv_json(late)  # before any new tick is published
+        assert m["type"] == "market_data" and m["data"]["ltp"] == 1500.0
+
+
+async def test_mode_hierarchy_one_message_at_highest_mode(bus, proxy):
+    async with connect(proxy.url) as ws:
+        await subscribed(ws, bus, b"NSE_SBIN_LTP", symbol="SBIN", exchange="NSE", mode=1)
+        await send(ws, action="subscribe", symbol="SBIN", exchange="NSE", mode=3)
+        await recv_json(ws)
+        assert await bus.subscription() == (True, b"NSE_SBIN_DEPTH")
+        assert await bus.subscription() == (False, b"NSE_SBIN_LTP")  # nobody else wanted LTP
+        bus.publish("NSE_SBIN_DEPTH", tick("SBIN", ltp=800.0, depth={"buy": [], "sell": []}))
+        m = await recv_json(ws)
+        assert m["mode"] == 3 and m["data"]["ltp"] == 800.0
+        # dropping depth falls back to LTP
+        await send(ws, action="unsubscribe", symbol="SBIN", exchange="NSE", mode=3)
+        assert (await recv_json(ws))["type"] == "unsubscription"
+        assert await bus.subscription() == (True, b"NSE_SBIN_LTP")
+        assert await bus.subscription() == (False, b"NSE_SBIN_DEPTH")
+
+
+async def test_batch_clients_get_arrays(bus, proxy):
+    async with connect(proxy.url + "/?batch=1") as ws:
+        await subscribed(ws, bus, b"NSE_TCS_LTP", symbol="TCS", exchange="NSE", mode="ltp")
+        for i in range(5):
+            bus.publish("NSE_TCS_LTP", tick("TCS", ltp=3000.0 + i))
+        got = []
+        while len(got) < 5:
+            frame = await recv_json(ws)
+            assert isinstance(frame, list)
+            got += [m["data"]["ltp"] for m in frame]
+        assert got == [3000.0, 3001.0, 3002.0, 3003.0, 3004.0]
+        # replies stay single objects
+        await send(ws, action="ping")
+        assert (await recv_json(ws))["type"] == "pong"
+
+
+async def test_last_client_leaving_unsubscribes_the_bus(bus, proxy):
+    async with connect(proxy.url) as a:
+        await subscribed(a, bus, b"NSE_ITC_QUOTE", symbol="ITC", exchange="NSE")
+        async with connect(proxy.url) as b:
+            await send(b, action="subscribe", symbol="ITC", exchange="NSE")
+            await recv_json(b)
+        await asyncio.sleep(0.1)
+        assert proxy.routes  # a still holds it
+    assert await bus.subscription() == (False, b"NSE_ITC_QUOTE")
+    assert proxy.routes == {} and proxy.last == {}
+
+
+@pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, api_key="k3y", auth_timeout=0.4)])
+async def test_api_key_required_and_auth_timeout(bus, proxy):
+    async with connect(proxy.url) as ws:
+        await send(ws, action="subscribe", symbol="RELIANCE", exchange="NSE")
+        assert (await recv_json(ws))["code"] == "NOT_AUTHENTICATED"
+        await send(ws, action="authenticate", api_key="nope")
+        assert (await recv_json(ws))["code"] == "AUTHENTICATION_ERROR"
+        with pytest.raises(ConnectionClosed) as closed:
+            await recv_json(ws, timeout=3)
+        assert closed.value.rcvd.code == 4401
+    async with connect(proxy.url) as ws:
+        await send(ws, action="authenticate", api_key="k3y")
+        assert (await recv_json(ws))["status"] == "success"
+        await asyncio.sleep(0.6)  # past the auth timeout: still open
+        await send(ws, action="ping")
+        assert (await recv_json(ws))["type"] == "pong"
+
+
+async def test_bad_input_gets_codes_and_connection_survives(bus, proxy):
+    async with connect(proxy.url) as ws:
+        for frame, code in [
+            ("{oops", "INVALID_JSON"),
+            ('{"action":"fly"}', "INVALID_ACTION"),
+            ('{"action":"subscribe"}', "INVALID_PARAMETERS"),
+            ('{"action":"subscribe","symbol":"A","exchange":"NSE","mode":"fast"}', "INVALID_MODE"),
+            ('{"action":"subscribe","symbol":"A","exchange":"NSE","depth":3}', "INVALID_DEPTH"),
+            ('{"action":"subscribe","symbol":"A","exchange":"MOON"}', "SYMBOL_NOT_FOUND"),
+        ]:
+            await ws.send(frame)
+            reply = await recv_json(ws)
+            assert reply["code"] == code, (frame, reply)
+        await ws.send(b"\x00\x01binary")
+        assert (await recv_json(ws))["code"] == "INVALID_JSON"
+        await send(ws, action="ping", timestamp=5)
+        assert (await recv_json(ws))["timestamp"] == 5
+
+
+async def test_oversize_frame_closes_1009_and_server_goes_on(bus, proxy):
+    async with connect(proxy.url, max_size=None) as ws:
+        await ws.send("x" * (proxy.options.max_frame + 1))
+        with pytest.raises(ConnectionClosed) as closed:
+            await recv_json(ws)
+        assert closed.value.rcvd.code == 1009
+    async with connect(proxy.url) as ws:
+        await send(ws, action="ping")
+        assert (await recv_json(ws))["type"] == "pong"
+
+
+async def test_feed_rejection_reaches_the_client(bus, proxy):
+    async with connect(proxy.url) as ws:
+        await subscribed(ws, bus, b"NSE_NOPE_LTP", symbol="NOPE", exchange="NSE", mode=1)
+        bus.sock.send_multipart(
+            [
+                b"_oaws.reject",
+                orjson.dumps(
+                    {"topic": "NSE_NOPE_LTP", "code": "SYMBOL_NOT_FOUND", "message": "NOPE is not listed on NSE"}
+                ),
+            ]
+        )
+        err = await recv_json(ws)
+        assert err["code"] == "SYMBOL_NOT_FOUND" and err["symbol"] == "NOPE"
+        assert await bus.subscription() == (False, b"NSE_NOPE_LTP")
+        await send(ws, action="get_subscriptions")
+        assert (await recv_json(ws))["subscriptions"] == []
+
+
+def _stalled_client(url: str, subscribe: list[str]) -> socket.socket:
+    """A raw WebSocket client that subscribes and then never reads."""
+    host, port = url.removeprefix("ws://").split(":")
+    s = socket.create_connection((host, int(port)))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(
+        f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    s.recv(4096)
+    for topic in subscribe:
+        sym, exch = topic.split(":")
+        body = orjson.dumps({"action": "subscribe", "symbol": sym, "exchange": exch, "mode": 1})
+        mask = os.urandom(4)
+        s.sendall(bytes((0x81, 0x80 | len(body))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
+    return s
+
+
+@pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, soft_limit=64 * 1024, slow_timeout=0.5)])
+async def test_stalled_client_is_conflated_then_closed_and_others_get_everything(bus, proxy):
+    stalled = await asyncio.to_thread(_stalled_client, proxy.url, ["RELIANCE:NSE"])
+    try:
+        assert await bus.subscription() == (True, b"NSE_RELIANCE_LTP")
+        async with connect(proxy.url) as ws:
+            await send(ws, action="subscribe", symbol="RELIANCE", exchange="NSE", mode=1)
+            await recv_json(ws)
+            n = 20000
+            received = 0
+
+            async def reader():
+                nonlocal received
+                while received < n:
+                    m = await recv_json(ws, timeout=10)
+                    if m.get("type") == "market_data":
+                        assert m["data"]["seq"] == received
+                        received += 1
+
+            task = asyncio.create_task(reader())
+            pad = "p" * 200
+            for i in range(n):
+                bus.publish("NSE_RELIANCE_LTP", tick(seq=i, pad=pad))
+                if i % 100 == 0:
+                    await asyncio.sleep(0.005)  # the reader shares this loop: give it a turn
+            await asyncio.wait_for(task, 20)
+            assert received == n  # every tick, in order, despite the stalled client
+            stalled_client = next(c for c in proxy.clients if c.ws.remote_address[1] == stalled.getsockname()[1])
+            assert stalled_client.conflated > 0
+            assert proxy.stats()["ticks_conflated"] >= stalled_client.conflated
+            deadline = time.monotonic() + 5
+            while stalled_client in proxy.clients and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert proxy.slow_closed == 1
+            # the count outlives the client: status still shows what it never got
+            assert proxy.stats()["ticks_conflated"] >= stalled_client.conflated > 0
+    finally:
+        stalled.close()
+
+
+async def test_health_endpoint_reports_figures(bus, proxy):
+    import urllib.request
+
+    async with connect(proxy.url) as ws:
+        await subscribed(ws, bus, b"NSE_RELIANCE_QUOTE", symbol="RELIANCE", exchange="NSE")
+        body = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(proxy.url.replace("ws", "http") + "/health").read()
+        )
+    stats = orjson.loads(body)
+    assert stats["clients"] == 1 and stats["instruments"] == 1 and stats["per_client"][0]["subscriptions"] == 1
