@@ -79,7 +79,8 @@ def test_bad_options_are_one_line_and_exit_1(cli_env, args, says):
 def test_the_screen_knows_nothing_of_the_server():
     code = (
         "import sys, oaws.tui.app; "
-        "print(sorted(m for m in sys.modules if m.split('.')[:2] in (['oaws', 'server'], ['oaws', 'brokers'], ['oaws', 'cli'])))"
+        "print(sorted(m for m in sys.modules if m.split('.')[:2] in "
+        "(['oaws', 'server'], ['oaws', 'brokers'], ['oaws', 'cli'])))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.strip() == "[]"
