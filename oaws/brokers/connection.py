@@ -20,8 +20,9 @@ What the runner does for one connection:
   its window while the market of those subscriptions is open is closed and reconnected.
   Each silent reconnect in a row doubles the window (up to 16x) and only a key's second
   tick on a socket resets it: brokers answer a subscription with a snapshot, so on a
-  trading holiday the first tick of every key arrives and proves nothing. cryptofeed's
-  watchdogs restart quiet feeds for ever; this one costs a holiday a few reconnects.
+  trading holiday the first tick of every key arrives and proves nothing. A watchdog
+  that restarts every quiet feed by mistake (cryptofeed's weak spot) would reconnect
+  all day; this one costs a holiday a few reconnects.
 - Session refresh: a refusal of the credentials (HTTP 401/403 at the handshake, or
   whatever the broker raises as ``AuthRefused``) leads to one fresh login through the
   shared ``Sessions``; fresh credentials refused again stop the feed with the broker's

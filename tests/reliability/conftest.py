@@ -415,6 +415,10 @@ def audit(clients: list[RawClient | LibClient], up: Upstream, master: Master) ->
 
 
 # The server -----------------------------------------------------------------------------
+#: The seed of the feed's rng: with one connection, its backoff sleeps are known in advance.
+BACKOFF_SEED = 1
+
+
 FEED_DEFAULTS: dict[str, Any] = {
     "batch_window": 0.05,
     "backoff_base": 0.05,
@@ -466,10 +470,6 @@ async def serve_in_process(
         yield InProcess(service, feed)
     finally:
         await service.stop()
-
-
-#: The seed of the feed's rng: with one connection, its backoff sleeps are known in advance.
-BACKOFF_SEED = 1
 
 
 def feed_delays(base: float, cap: float, start: int = 0) -> Iterator[float]:
