@@ -110,16 +110,20 @@ class BrokerLink(ABC, Generic[K, S]):
         """The URL and handshake headers for a connection with ``session``."""
 
     def greeting(self, session: S | None) -> list[Message]:
-        """Messages to send once the handshake is done, before subscribing (an auth message)."""
+        """Messages to send once the handshake is done, before subscribing (an auth message).
+
+        With a greeting, the session counts as accepted once a frame comes that ``on_frame``
+        does not answer with ``AuthRefused``; without one, once the handshake succeeds.
+        """
         return []
 
     @abstractmethod
     def subscribe(self, keys: set[K]) -> list[Message]:
-        """The requests that subscribe ``keys`` (never empty)."""
+        """The requests that subscribe ``keys`` (a set never empty)."""
 
     @abstractmethod
     def unsubscribe(self, keys: set[K]) -> list[Message]:
-        """The requests that unsubscribe ``keys`` (never empty)."""
+        """The requests that unsubscribe ``keys`` (a set never empty)."""
 
     @abstractmethod
     def on_frame(self, frame: Message) -> K | None:
