@@ -24,22 +24,18 @@ What the feed does:
   E1002, the client gets LIMIT_EXCEEDED through ``publisher.reject``. Depth 20 (Angel
   mode 4) is never requested: the bus has no topic for it, so its quota (50 tokens,
   exchange type 1) cannot be exceeded; ``wire`` decodes its packets all the same.
-- Each connection reconnects on its own with exponential backoff and jitter (reset
-  once a connection has stayed up ``stable_after`` seconds) and resubscribes everything
-  it holds; the cause of every disconnect is logged in one line.
 - A malformed binary frame is counted and skipped; the connection stays.
-- A 401 at the handshake leads to one fresh login; a refusal of fresh tokens stops the
-  feed with ``AngelAuthError`` (no retry storm against a locked account).
-- A connection that delivers no tick for ``silence_timeout`` while it holds
-  subscriptions and its market is open is closed and reconnected; each silent
-  reconnect in a row doubles the window (up to 16x), so a trading holiday costs a few
-  reconnects, not one every half minute.
+- Keeping each connection up is ``oaws.brokers.connection``'s job, as for every broker:
+  backoff with full jitter and resubscription after every reconnect, one log line per
+  disconnect with its cause, the market-hours-aware silence watchdog, and one fresh login
+  when Angel refuses the tokens (401 at the handshake), fresh tokens refused stopping the
+  feed with ``AngelAuthError``. This module gives it Angel's handshake headers, requests,
+  text ``ping`` heartbeat and decoding (``_AngelLink``), and Angel's login (``Sessions``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import random
@@ -47,78 +43,155 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
+from websockets.exceptions import InvalidURI
+from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from oaws import __version__
 from oaws.brokers.angel import wire
 from oaws.brokers.angel.errors import AngelAuthError, AngelError, AngelUnavailable
-from oaws.brokers.angel.master import Master, load_master
+from oaws.brokers.angel.master import SEGMENT_TYPES, Master, load_master
 from oaws.brokers.angel.session import Session, load_session, login, save_session
 from oaws.brokers.angel.settings import AngelSettings, load_settings
 from oaws.brokers.angel.ticks import ANGEL_MODE, CLIENT_MODE, tick
 from oaws.brokers.api import Feed, Rejection
+from oaws.brokers.connection import Backoff, BrokerLink, Connection, Endpoint, Message, Sessions, Unavailable
+from oaws.brokers.hours import market_open
 from oaws.instruments import Instrument
 
 log = logging.getLogger(__name__)
-# websockets logs handshake headers (the tokens) at DEBUG: keep its logger above that, even under -v.
-_ws_log = logging.getLogger("oaws.angel.websocket")
-_ws_log.setLevel(logging.INFO)
 
 LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
 BROKER_ERROR = "BROKER_ERROR"
 
 Key = tuple[int, int, str]  # (Angel mode, exchange type, token)
 
-IST = timezone(timedelta(hours=5, minutes=30))
-#: Trading session (minutes after midnight IST) by exchange type; pre-open and holidays are not modelled.
-SESSIONS = {1: (555, 930), 2: (555, 930), 3: (555, 930), 4: (555, 930), 5: (540, 1435), 7: (540, 1200), 13: (540, 1020)}
-
-
-def market_open(exchange_types: Iterable[int], now: datetime | None = None) -> bool:
-    """Whether any of these exchange types is in its trading session now (weekdays, IST)."""
-    t = (now or datetime.now(IST)).astimezone(IST)
-    if t.weekday() >= 5:
-        return False
-    minute = t.hour * 60 + t.minute
-    return any(lo <= minute < hi for lo, hi in (SESSIONS.get(et, (555, 930)) for et in exchange_types))
+#: The exchange each exchange type trades on, for its market hours.
+EXCHANGES = {exchange_type: segment for segment, exchange_type in SEGMENT_TYPES.items()}
 
 
 @dataclass(eq=False)
 class _Route:
     """The instruments a subscription key is published as, and where it is subscribed."""
 
-    conn: _Connection
+    conn: Connection[Key, Session]
     divisor: float
     instruments: dict[Instrument, None] = field(default_factory=dict)
 
 
-@dataclass(eq=False)
-class _Connection:
-    index: int
-    silence_window: float
-    #: keys this connection should hold (the desired state)
-    keys: set[Key] = field(default_factory=set)
-    #: keys subscribed on the current socket (what Angel was told)
-    sent: set[Key] = field(default_factory=set)
-    ws: ClientConnection | None = None
-    task: asyncio.Task[None] | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    #: correlation ID -> keys of the subscribe request, to map E1002 & co. back to instruments
-    requests: OrderedDict[str, list[Key]] = field(default_factory=OrderedDict)
-    state: str = "idle"
-    cause: str | None = None
-    last_tick: float = 0.0
-    pongs: int = 0
-    #: keys that have ticked on this socket: Angel answers a subscription with one tick, so
-    #: only a key's second tick proves the market is live (and resets the silence window)
-    ticked: set[Key] = field(default_factory=set)
+class _AngelLink(BrokerLink[Key, Session]):
+    """Angel's side of one feed connection: handshake headers, requests, frames."""
+
+    name = "Angel"
+    heartbeat = "ping"  # Angel's documented heartbeat, answered by text "pong"
+
+    def __init__(self, feed: AngelFeed, index: int) -> None:
+        self.feed = feed
+        self.index = index
+        #: correlation ID -> keys of the subscribe request, to map E1002 & co. back to instruments
+        self.requests: OrderedDict[str, list[Key]] = OrderedDict()
+        self.pongs = 0
+
+    def endpoint(self, session: Session | None) -> Endpoint:
+        assert session is not None, "Angel's feed always runs with a session"
+        headers = {
+            "Authorization": session.authorization,
+            "x-api-key": self.feed.settings.api_key or "",
+            "x-client-code": session.client_code,
+            "x-feed-token": session.feed_token,
+        }
+        return Endpoint(self.feed.settings.feed_url, headers)
+
+    def refusal_reason(self, response: Response) -> str:
+        return response.headers.get("x-error-message") or response.reason_phrase
+
+    def subscribe(self, keys: set[Key]) -> list[Message]:
+        return self._requests(wire.SUBSCRIBE, keys)
+
+    def unsubscribe(self, keys: set[Key]) -> list[Message]:
+        return self._requests(wire.UNSUBSCRIBE, keys)
+
+    def market_open(self, keys: set[Key]) -> bool:
+        return self.feed.market_hours({EXCHANGES.get(exchange_type, "") for _, exchange_type, _ in keys})
+
+    def on_frame(self, frame: Message) -> Key | None:
+        if isinstance(frame, bytes):
+            return self._on_binary(frame)
+        self._on_text(frame)
+        return None
+
+    def _requests(self, action: int, keys: set[Key]) -> list[Message]:
+        """One request per (mode, exchange type): Angel takes a token list for each pair."""
+        groups: dict[tuple[int, int], list[str]] = {}
+        for mode, exchange_type, token in sorted(keys):
+            groups.setdefault((mode, exchange_type), []).append(token)
+        messages: list[Message] = []
+        for (mode, exchange_type), tokens in groups.items():
+            correlation = f"oaws{next(self.feed._correlation) % 1_000_000:06d}"  # Angel: 10 characters
+            if action == wire.SUBSCRIBE:
+                self.requests[correlation] = [(mode, exchange_type, t) for t in tokens]
+                while len(self.requests) > 256:
+                    self.requests.popitem(last=False)
+            messages.append(orjson.dumps(wire.request(action, mode, {exchange_type: tokens}, correlation)).decode())
+        return messages
+
+    def _on_binary(self, frame: bytes) -> Key | None:
+        feed = self.feed
+        try:
+            packet = wire.decode(frame)
+        except wire.MalformedFrame as exc:
+            feed.malformed += 1
+            now = time.monotonic()
+            if now - feed._malformed_logged > 10:
+                feed._malformed_logged = now
+                log.warning(
+                    "Angel feed connection %d: skipped a malformed frame (%s); %d so far",
+                    self.index,
+                    exc,
+                    feed.malformed,
+                )
+            return None
+        key = (packet.mode, packet.exchange_type, packet.token)
+        route = feed._routes.get(key)
+        if route is None or feed.publisher is None:
+            feed.unexpected += 1  # unsubscribed a moment ago, or a mode we never ask for (depth 20)
+            return key
+        mode = CLIENT_MODE[packet.mode]
+        received = int(time.time() * 1000)
+        for instrument in route.instruments:
+            payload = orjson.dumps(tick(packet, instrument.symbol, instrument.exchange, route.divisor, received))
+            feed._latest[(instrument, mode)] = payload
+            feed.publisher.publish(instrument, mode, payload)
+        return key
+
+    def _on_text(self, text: str) -> None:
+        if text == "pong":
+            self.pongs += 1
+            return
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            log.debug("Angel feed connection %d: ignoring text frame %.80r", self.index, text)
+            return
+        if not isinstance(message, dict) or "errorCode" not in message:
+            log.debug("Angel feed connection %d: ignoring text frame %.80r", self.index, text)
+            return
+        code, reason = str(message.get("errorCode")), str(message.get("errorMessage") or "no reason given")
+        keys = self.requests.pop(str(message.get("correlationID") or ""), None)
+        log.warning(
+            "Angel feed connection %d: Angel answered %s %s%s",
+            self.index,
+            code,
+            reason,
+            f" to a request for {len(keys)} subscriptions" if keys else "",
+        )
+        if keys:
+            limit = code == "E1002" or "limit" in reason.lower()
+            refusal = f"Angel One refused: {reason} ({code})"
+            self.feed._drop_keys(keys, LIMIT_EXCEEDED if limit else BROKER_ERROR, refusal)
 
 
 class AngelFeed(Feed):
@@ -142,7 +215,7 @@ class AngelFeed(Feed):
         login_timeout: float = 15.0,
         max_connections: int = 3,
         tokens_per_connection: int = 1000,
-        market_hours: Callable[[Iterable[int]], bool] = market_open,
+        market_hours: Callable[[Iterable[str]], bool] = market_open,
         session_file: Path | None = None,
         store_session: bool = True,
         rng: random.Random | None = None,
@@ -158,33 +231,50 @@ class AngelFeed(Feed):
         self.settings = settings
         self.master = master
         self.batch_window = batch_window
-        self.backoff_base, self.backoff_cap, self.stable_after = backoff_base, backoff_cap, stable_after
-        self.silence_timeout = silence_timeout
-        self.heartbeat_interval = heartbeat_interval
-        self.open_timeout = open_timeout
         self.login_timeout = login_timeout
         self.tokens_per_connection = tokens_per_connection
+        #: exchanges -> whether any trades now; the silence watchdog asks it
         self.market_hours = market_hours
         self.session_file = session_file
         self.store_session = store_session
-        self.rng = rng or random.Random()
-        self._conns = [_Connection(i, silence_timeout) for i in range(max_connections)]
+        rng = rng or random.Random()
+        self._sessions: Sessions[Session] = Sessions(
+            "Angel One",
+            self._login,
+            stored=self._stored if store_session else None,
+            expired=lambda session: session.expired(),
+            refused_fresh=lambda reason: AngelAuthError(
+                f"Angel One refused the feed tokens of a fresh login ({reason}); "
+                "check ANGEL_API_KEY and ANGEL_CLIENT_CODE"
+            ),
+            log=log,
+        )
+        self._conns = [
+            Connection(
+                _AngelLink(self, index),
+                label=f"Angel feed connection {index}",
+                sessions=self._sessions,
+                backoff=Backoff(backoff_base, backoff_cap, rng=rng),
+                stable_after=stable_after,
+                silence_timeout=silence_timeout,
+                heartbeat_interval=heartbeat_interval,
+                open_timeout=open_timeout,
+                log=log,
+            )
+            for index in range(max_connections)
+        ]
+        self._tasks: dict[int, asyncio.Task[None]] = {}
         self._routes: dict[Key, _Route] = {}
         self._wanted: dict[tuple[Instrument, int], Key] = {}
         self._latest: dict[tuple[Instrument, int], bytes] = {}
         self._flush_task: asyncio.Task[None] | None = None
         self._dirty = False
-        self._session_lock = asyncio.Lock()
-        self._session: Session | None = None
         self._fatal: asyncio.Future[None] | None = None
         self._correlation = itertools.count(1)
         self._malformed_logged = 0.0
         # figures for status() and tests
         self.malformed = 0
         self.unexpected = 0
-        self.reconnects = 0
-        self.logins = 0
-        self.disconnects: list[str] = []
 
     @classmethod
     def from_settings(cls, instruments: str | None = None, **options: Any) -> AngelFeed:
@@ -196,6 +286,20 @@ class AngelFeed(Feed):
         settings = load_settings(instruments=instruments)
         settings.require_credentials()
         return cls(settings, load_master(settings.instruments), **options)
+
+    @property
+    def reconnects(self) -> int:
+        return sum(conn.reconnects for conn in self._conns)
+
+    @property
+    def logins(self) -> int:
+        """Login attempts, failed ones included."""
+        return self._sessions.logins
+
+    @property
+    def disconnects(self) -> list[str]:
+        """The causes of the latest disconnects of all connections, oldest first."""
+        return [cause for _, cause in sorted(d for conn in self._conns for d in conn.disconnects)][-20:]
 
     # Feed interface (called from the event loop) ------------------------------------
     def check(self, instrument: Instrument) -> None:
@@ -247,22 +351,23 @@ class AngelFeed(Feed):
             self.publisher.publish(instrument, mode, payload)
 
     def status(self) -> dict[str, object]:
-        active = [c for c in self._conns if c.task is not None]
+        active = [self._conns[index] for index in self._tasks]
         if self._fatal is not None and self._fatal.done() and not self._fatal.cancelled():
             state = "error"
         elif active and all(c.state == "connected" for c in active):
             state = "connected"
         else:
             state = "reconnecting" if self.reconnects else "connecting"
+        disconnects = self.disconnects
         return {
             "adapter_status": state,
-            "connections": sum(c.ws is not None for c in self._conns),
+            "connections": sum(c.connected for c in self._conns),
             "subscriptions": len(self._routes),
             "malformed_frames": self.malformed,
             "unexpected_ticks": self.unexpected,
             "reconnects": self.reconnects,
             "logins": self.logins,
-            "last_disconnect": self.disconnects[-1] if self.disconnects else None,
+            "last_disconnect": disconnects[-1] if disconnects else None,
         }
 
     async def run(self) -> None:
@@ -271,18 +376,17 @@ class AngelFeed(Feed):
         Raises the AngelError that made the feed give up (a refused login or refused fresh tokens).
         """
         self._fatal = asyncio.get_running_loop().create_future()
-        for conn in self._conns:
-            if conn.index == 0 or conn.keys:
-                self._start(conn)
+        for index, conn in enumerate(self._conns):
+            if index == 0 or conn.keys:
+                self._start(index)
         try:
             await self._fatal
         finally:
-            tasks = [t for t in (self._flush_task, *(c.task for c in self._conns)) if t is not None]
+            tasks = [t for t in (self._flush_task, *self._tasks.values()) if t is not None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for conn in self._conns:
-                conn.task = None
+            self._tasks.clear()
 
     # Subscriptions --------------------------------------------------------------------
     def _reject(self, instrument: Instrument, mode: int, code: str, message: str) -> None:
@@ -290,11 +394,11 @@ class AngelFeed(Feed):
         if self.publisher is not None:
             self.publisher.reject(instrument, mode, code, message)
 
-    def _connection_with_room(self) -> _Connection | None:
-        for conn in self._conns:
+    def _connection_with_room(self) -> Connection[Key, Session] | None:
+        for index, conn in enumerate(self._conns):
             if len(conn.keys) < self.tokens_per_connection:
-                if conn.task is None and self._fatal is not None and not self._fatal.done():
-                    self._start(conn)
+                if index not in self._tasks and self._fatal is not None and not self._fatal.done():
+                    self._start(index)
                 return conn
         return None
 
@@ -308,43 +412,11 @@ class AngelFeed(Feed):
         while self._dirty:
             await asyncio.sleep(self.batch_window)
             self._dirty = False
-            for conn in self._conns:
-                if conn.index > 0 and not conn.keys and conn.task is not None:
-                    conn.task.cancel()  # an extra connection that holds nothing is given back
-                    conn.task = None
+            for index, conn in enumerate(self._conns):
+                if index > 0 and not conn.keys and index in self._tasks:
+                    self._tasks.pop(index).cancel()  # an extra connection that holds nothing is given back
                 else:
-                    await self._sync(conn)
-
-    async def _sync(self, conn: _Connection) -> None:
-        """Tell Angel the difference between what ``conn`` holds and what it should hold."""
-        async with conn.lock:
-            ws = conn.ws
-            if ws is None:
-                return
-            add, remove = conn.keys - conn.sent, conn.sent - conn.keys
-            if not add and not remove:
-                return
-            messages = [*self._requests(conn, wire.UNSUBSCRIBE, remove), *self._requests(conn, wire.SUBSCRIBE, add)]
-            if add and not (conn.sent - remove):
-                conn.last_tick = time.monotonic()  # the silence clock starts with the first subscription
-            conn.sent = set(conn.keys)
-            with contextlib.suppress(ConnectionClosed):  # the connection's own loop reports the cause
-                for message in messages:
-                    await ws.send(message)
-
-    def _requests(self, conn: _Connection, action: int, keys: set[Key]) -> list[str]:
-        groups: dict[tuple[int, int], list[str]] = {}
-        for mode, exchange_type, token in sorted(keys):
-            groups.setdefault((mode, exchange_type), []).append(token)
-        messages = []
-        for (mode, exchange_type), tokens in groups.items():
-            correlation = f"oaws{next(self._correlation) % 1_000_000:06d}"  # Angel: 10 characters
-            if action == wire.SUBSCRIBE:
-                conn.requests[correlation] = [(mode, exchange_type, t) for t in tokens]
-                while len(conn.requests) > 256:
-                    conn.requests.popitem(last=False)
-            messages.append(orjson.dumps(wire.request(action, mode, {exchange_type: tokens}, correlation)).decode())
-        return messages
+                    await conn.sync()
 
     def _drop_keys(self, keys: Iterable[Key], code: str, message: str) -> None:
         """Angel refused these subscriptions: give them up and tell the clients that wanted them."""
@@ -352,257 +424,45 @@ class AngelFeed(Feed):
             route = self._routes.pop(key, None)
             if route is None:
                 continue
-            route.conn.keys.discard(key)
-            route.conn.sent.discard(key)
+            route.conn.forget({key})
             mode = CLIENT_MODE[key[0]]
             for instrument in route.instruments:
                 self._wanted.pop((instrument, mode), None)
                 self._latest.pop((instrument, mode), None)
                 self._reject(instrument, mode, code, message)
 
-    # Frames ------------------------------------------------------------------------------
-    def _on_binary(self, conn: _Connection, frame: bytes) -> None:
+    # Connections and session --------------------------------------------------------------
+    def _start(self, index: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._keep(self._conns[index]), name=f"angel-feed-{index}")
+        self._tasks[index] = task
+
+    async def _keep(self, conn: Connection[Key, Session]) -> None:
+        """Run one connection; what makes it stand down stops the feed."""
         try:
-            packet = wire.decode(frame)
-        except wire.MalformedFrame as exc:
-            self.malformed += 1
-            now = time.monotonic()
-            if now - self._malformed_logged > 10:
-                self._malformed_logged = now
-                log.warning(
-                    "Angel feed connection %d: skipped a malformed frame (%s); %d so far",
-                    conn.index,
-                    exc,
-                    self.malformed,
-                )
-            return
-        conn.last_tick = time.monotonic()
-        key = (packet.mode, packet.exchange_type, packet.token)
-        if key in conn.ticked:
-            conn.silence_window = self.silence_timeout
-        else:
-            conn.ticked.add(key)
-        route = self._routes.get(key)
-        if route is None or self.publisher is None:
-            self.unexpected += 1  # unsubscribed a moment ago, or a mode we never ask for (depth 20)
-            return
-        mode = CLIENT_MODE[packet.mode]
-        received = int(time.time() * 1000)
-        for instrument in route.instruments:
-            payload = orjson.dumps(tick(packet, instrument.symbol, instrument.exchange, route.divisor, received))
-            self._latest[(instrument, mode)] = payload
-            self.publisher.publish(instrument, mode, payload)
-
-    def _on_text(self, conn: _Connection, text: str) -> None:
-        if text == "pong":
-            conn.pongs += 1
-            return
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            log.debug("Angel feed connection %d: ignoring text frame %.80r", conn.index, text)
-            return
-        if not isinstance(message, dict) or "errorCode" not in message:
-            log.debug("Angel feed connection %d: ignoring text frame %.80r", conn.index, text)
-            return
-        code, reason = str(message.get("errorCode")), str(message.get("errorMessage") or "no reason given")
-        keys = conn.requests.pop(str(message.get("correlationID") or ""), None)
-        log.warning(
-            "Angel feed connection %d: Angel answered %s %s%s",
-            conn.index,
-            code,
-            reason,
-            f" to a request for {len(keys)} subscriptions" if keys else "",
-        )
-        if keys:
-            limit = code == "E1002" or "limit" in reason.lower()
-            self._drop_keys(keys, LIMIT_EXCEEDED if limit else BROKER_ERROR, f"Angel One refused: {reason} ({code})")
-
-    # Connections --------------------------------------------------------------------------
-    def _start(self, conn: _Connection) -> None:
-        conn.task = asyncio.get_running_loop().create_task(self._keep_connected(conn), name=f"angel-feed-{conn.index}")
-
-    def _backoff(self, attempt: int) -> float:
-        delay = min(self.backoff_cap, self.backoff_base * 2**attempt)
-        return delay / 2 + self.rng.uniform(0, delay / 2)  # "equal jitter": never 0, never in lockstep
-
-    async def _keep_connected(self, conn: _Connection) -> None:
-        try:
-            attempt = 0
-            while True:
-                cause, stable, again_now = await self._connect_once(conn)
-                self.disconnects.append(cause)
-                del self.disconnects[:-20]
-                if stable:
-                    attempt = 0
-                if again_now:
-                    log.warning("Angel feed connection %d: %s; connecting again", conn.index, cause)
-                    continue
-                delay = self._backoff(attempt)
-                attempt += 1
-                self.reconnects += 1
-                conn.state = "reconnecting"
-                log.warning("Angel feed connection %d: %s; reconnecting in %.1f s", conn.index, cause, delay)
-                await asyncio.sleep(delay)
+            await conn.run()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # AngelError: the feed cannot go on; anything else is a bug, also fatal
-            conn.state = "error"
             if not isinstance(exc, AngelError):
-                log.exception("Angel feed connection %d failed", conn.index)
+                log.exception("%s failed", conn.label)
             if self._fatal is not None and not self._fatal.done():
                 self._fatal.set_exception(exc)
 
-    async def _connect_once(self, conn: _Connection) -> tuple[str, bool, bool]:
-        """One connection's life: (cause of its end, whether it was stable, whether to retry at once)."""
-        conn.state = "connecting"
-        try:
-            session = await self._current_session()
-        except AngelUnavailable as exc:
-            return str(exc), False, False
-        headers = {
-            "Authorization": session.authorization,
-            "x-api-key": self.settings.api_key or "",
-            "x-client-code": session.client_code,
-            "x-feed-token": session.feed_token,
-        }
-        url = self.settings.feed_url
-        try:
-            ws = await connect(
-                url,
-                additional_headers=headers,
-                open_timeout=self.open_timeout,
-                ping_interval=self.heartbeat_interval,
-                ping_timeout=self.heartbeat_interval * 2,
-                close_timeout=2,
-                max_size=1 << 20,
-                max_queue=4096,
-                compression=None,
-                user_agent_header=f"oaws/{__version__}",
-                logger=_ws_log,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            reason = exc.response.headers.get("x-error-message") or exc.response.reason_phrase
-            if status in (401, 403):
-                try:
-                    await self._refused(session, reason)
-                except AngelUnavailable as exc:  # the login itself could not get through: try it all again later
-                    return f"Angel refused the session tokens (HTTP {status}: {reason}) and {exc}", False, False
-                return f"Angel refused the session tokens (HTTP {status}: {reason}); logged in again", False, True
-            return f"Angel refused the connection (HTTP {status}: {reason})", False, False
-        except (OSError, TimeoutError, WebSocketException) as exc:
-            return f"cannot connect to {url} ({_describe(exc)})", False, False
-        session.accepted = True
-        started = time.monotonic()
-        try:
-            cause = await self._serve(conn, ws)
-        finally:
-            conn.ws = None
-            conn.sent = set()
-        return cause, time.monotonic() - started >= self.stable_after, False
-
-    async def _serve(self, conn: _Connection, ws: ClientConnection) -> str:
-        conn.ws, conn.sent, conn.cause, conn.ticked = ws, set(), None, set()
-        conn.state = "connected"
-        conn.last_tick = time.monotonic()
-        log.info("Angel feed connection %d open; subscribing %d instruments", conn.index, len(conn.keys))
-        await self._sync(conn)
-        watchdog = asyncio.get_running_loop().create_task(self._watch(conn, ws))
-        closed: ConnectionClosed | None = None
-        try:
-            async for frame in ws:
-                try:
-                    if isinstance(frame, bytes):
-                        self._on_binary(conn, frame)
-                    else:
-                        self._on_text(conn, frame)
-                except Exception:  # a bug in handling one frame must not cost the connection
-                    log.exception("Angel feed connection %d: failed to handle a frame", conn.index)
-        except ConnectionClosed as exc:
-            closed = exc
-        finally:
-            watchdog.cancel()
-            if ws.transport is not None and not ws.transport.is_closing():
-                ws.transport.abort()
-        return conn.cause or _describe_close(ws, closed)
-
-    async def _watch(self, conn: _Connection, ws: ClientConnection) -> None:
-        """Send text pings (Angel's documented heartbeat) and close a connection gone silent."""
-        check = max(0.01, min(self.heartbeat_interval, self.silence_timeout / 4, 1.0))
-        next_ping = time.monotonic() + self.heartbeat_interval
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                await asyncio.sleep(check)
-                now = time.monotonic()
-                if now >= next_ping:
-                    next_ping = now + self.heartbeat_interval
-                    await ws.send("ping")
-                silent_for = now - conn.last_tick
-                if conn.sent and silent_for > conn.silence_window and self.market_hours({k[1] for k in conn.sent}):
-                    conn.cause = f"no ticks for {silent_for:.1f} s during market hours"
-                    conn.silence_window = min(conn.silence_window * 2, self.silence_timeout * 16)
-                    await ws.close(1000, "no ticks")
-                    return
-
-    # Session ------------------------------------------------------------------------------
-    async def _current_session(self) -> Session:
-        async with self._session_lock:
-            session = self._session
-            if session is not None and not session.expired():
-                return session
-            if session is None and self.store_session:
-                stored = load_session(self.settings, self.session_file)
-                if stored is not None:
-                    log.info("using the stored Angel session of %s", stored.client_code)
-                    self._session = stored
-                    return stored
-            return await self._login()
+    def _stored(self) -> Session | None:
+        stored = load_session(self.settings, self.session_file)
+        if stored is not None:
+            log.info("using the stored Angel session of %s", stored.client_code)
+        return stored
 
     async def _login(self) -> Session:
-        self.logins += 1
-        session = await asyncio.to_thread(login, self.settings, self.login_timeout)
+        try:
+            session = await asyncio.to_thread(login, self.settings, self.login_timeout)
+        except AngelUnavailable as exc:
+            raise Unavailable(str(exc)) from exc
         log.info("logged in to Angel One as %s", session.client_code)
         if self.store_session:
             try:
                 save_session(session, self.session_file)
             except OSError as exc:
                 log.warning("cannot store the Angel session: %s", exc.strerror)
-        self._session = session
         return session
-
-    async def _refused(self, session: Session, reason: str) -> None:
-        """Angel refused ``session`` at the handshake: log in again once; fresh tokens refused is fatal."""
-        async with self._session_lock:
-            if self._session is not session:
-                return  # another connection has logged in again already
-            if session.source == "login" and not session.accepted:
-                raise AngelAuthError(
-                    f"Angel One refused the feed tokens of a fresh login ({reason}); "
-                    "check ANGEL_API_KEY and ANGEL_CLIENT_CODE"
-                )
-            log.warning(
-                "Angel One refused the %s session tokens (%s); logging in again",
-                "stored" if session.source == "store" else "current",
-                reason,
-            )
-            await self._login()
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or exc.__class__.__name__
-
-
-def _describe_close(ws: ClientConnection, exc: ConnectionClosed | None) -> str:
-    rcvd = exc.rcvd if exc is not None else ws.protocol.close_rcvd
-    if rcvd is not None:
-        reason = f": {rcvd.reason}" if rcvd.reason else ""
-        return f"Angel closed the connection (code {rcvd.code}{reason})"
-    sent = exc.sent if exc is not None else ws.protocol.close_sent
-    if sent is not None and sent.code == 1011:
-        return "the connection stopped answering pings"
-    return "the connection dropped without a close frame"

@@ -20,7 +20,7 @@ from oaws.brokers.angel.errors import (
     CredentialsMissing,
     MasterMissing,
 )
-from oaws.brokers.angel.feed import AngelFeed, market_open
+from oaws.brokers.angel.feed import AngelFeed
 from oaws.brokers.angel.master import update_master
 from oaws.brokers.angel.session import login, save_session
 from oaws.brokers.angel.simulator import AngelSimulator
@@ -310,23 +310,18 @@ async def test_silence_outside_market_hours_is_left_alone(sim, master, tmp_path)
         assert sim.handshakes == 1 and feed.reconnects == 0
 
 
-def test_market_hours_follow_each_exchange_in_ist():
-    from datetime import datetime
-
-    from oaws.brokers.angel.feed import IST
-
-    wednesday_noon = datetime(2024, 12, 11, 12, 0, tzinfo=IST)
-    wednesday_night = datetime(2024, 12, 11, 21, 0, tzinfo=IST)
-    saturday = datetime(2024, 12, 14, 12, 0, tzinfo=IST)
-    assert market_open({1}, wednesday_noon) and not market_open({1}, wednesday_night)
-    assert market_open({1, 5}, wednesday_night)  # MCX trades in the evening
-    assert not market_open({1, 5}, saturday)
+def test_the_silence_watchdog_asks_the_market_hours_of_each_exchange_type(sim, master, tmp_path):
+    asked: list[set[str]] = []
+    feed = make_feed(sim, master, tmp_path, market_hours=lambda exchanges: asked.append(set(exchanges)) or False)
+    link = feed._conns[0].link
+    assert not link.market_open({(wire.LTP, wire.NSE_CM, "2885"), (wire.QUOTE, wire.MCX_FO, "1"), (1, 13, "2")})
+    assert asked == [{"NSE", "MCX", "CDS"}]
 
 
 async def test_text_heartbeats_are_sent_and_answered(sim, master, tmp_path):
     feed = make_feed(sim, master, tmp_path, heartbeat_interval=0.1)
     async with Bus(feed):
-        await eventually(lambda: sim.text_pings >= 2 and feed._conns[0].pongs >= 2)
+        await eventually(lambda: sim.text_pings >= 2 and feed._conns[0].link.pongs >= 2)
 
 
 async def test_a_stored_session_is_reused_without_logging_in(sim, master, tmp_path):
@@ -434,11 +429,15 @@ async def test_an_unreachable_feed_is_retried_with_growing_delays(sim, master, t
     assert all(d.startswith("cannot connect to ws://127.0.0.1:9/smart-stream") for d in feed.disconnects)
 
 
-def test_backoff_grows_exponentially_with_jitter_up_to_a_cap(sim, master, tmp_path):
+def test_backoff_grows_exponentially_with_full_jitter_up_to_a_cap(sim, master, tmp_path):
     feed = make_feed(sim, master, tmp_path, backoff_base=1.0, backoff_cap=8.0)
+    backoff = feed._conns[0].backoff
     for attempt, full in enumerate([1, 2, 4, 8, 8, 8]):
-        delays = {feed._backoff(attempt) for _ in range(50)}
-        assert all(full / 2 <= d <= full for d in delays) and len(delays) > 1
+        delays = set()
+        for _ in range(50):
+            backoff.attempt = attempt
+            delays.add(backoff.next())
+        assert all(0.1 <= d <= full for d in delays) and min(delays) < full / 2 < max(delays)
 
 
 async def test_no_secret_reaches_the_logs_while_streaming(sim, master, tmp_path, caplog):
@@ -450,7 +449,7 @@ async def test_no_secret_reaches_the_logs_while_streaming(sim, master, tmp_path,
         sim.expire_tokens()
         await eventually(lambda: sim.logins == 2)
         await bus.next("NSE_RELIANCE_LTP")
-    session = feed._session
+    session = feed._sessions.session
     for secret in (sim.pin, sim.totp_secret, sim.api_key, session.jwt, session.feed_token, session.refresh_token):
         assert secret not in caplog.text
 

@@ -416,6 +416,10 @@ def audit(clients: list[RawClient | LibClient], up: Upstream, master: Master) ->
 
 
 # The server -----------------------------------------------------------------------------
+#: The seed of the feed's rng: with one connection, its backoff sleeps are known in advance.
+BACKOFF_SEED = 1
+
+
 FEED_DEFAULTS: dict[str, Any] = {
     "batch_window": 0.05,
     "backoff_base": 0.05,
@@ -456,7 +460,7 @@ async def serve_in_process(
         **{
             **FEED_DEFAULTS,
             "session_file": tmp_path / "state" / "angel-session.json",
-            "rng": random.Random(1),
+            "rng": random.Random(BACKOFF_SEED),
             **options,
         },
     )
@@ -469,18 +473,24 @@ async def serve_in_process(
         await service.stop()
 
 
-def min_delays(base: float, cap: float, start: int = 0) -> Iterator[float]:
-    """The shortest sleeps the feed's backoff allows, attempt after attempt ("equal jitter": half the bound)."""
-    attempt = start
-    while True:
-        yield min(cap, base * 2**attempt) / 2
-        attempt += 1
+def feed_delays(base: float, cap: float, start: int = 0) -> Iterator[float]:
+    """The sleeps the feed's backoff takes from its (start + 1)-th reconnect in a row on.
+
+    Full jitter, written out here rather than taken from ``oaws.brokers.connection``: the n-th
+    sleep is uniform in [0, min(cap, base * 2**n)] (one draw from the feed's rng per sleep),
+    never below the floor of a tenth of ``base``.
+    """
+    rng = random.Random(BACKOFF_SEED)
+    for attempt in itertools.count():
+        delay = max(base / 10, rng.uniform(0, min(cap, base * 2**attempt)))
+        if attempt >= start:
+            yield delay
 
 
 def most_reconnects(elapsed: float, base: float, cap: float, start: int = 0) -> int:
     """How many reconnects backoff allows within ``elapsed`` seconds, at most."""
     spent = 0.0
-    for n, delay in enumerate(min_delays(base, cap, start), 1):
+    for n, delay in enumerate(feed_delays(base, cap, start), 1):
         spent += delay  # reconnect n sleeps at least this long before reconnect n + 1 may start
         if spent > elapsed:
             return n
