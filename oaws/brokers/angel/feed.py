@@ -61,11 +61,10 @@ from oaws.brokers.api import Feed, Rejection
 from oaws.brokers.connection import Backoff, BrokerLink, Connection, Endpoint, Message, Sessions, Unavailable
 from oaws.brokers.hours import market_open
 from oaws.instruments import Instrument
+from oaws.protocol.codes import BROKER_ERROR, LIMIT_EXCEEDED
 
 log = logging.getLogger(__name__)
 
-LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
-BROKER_ERROR = "BROKER_ERROR"
 
 Key = tuple[int, int, str]  # (Angel mode, exchange type, token)
 

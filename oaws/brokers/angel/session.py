@@ -68,8 +68,6 @@ class Session:
     name: str = ""
     #: "login" right after generateSession, "store" when read back from the state directory
     source: str = field(default="login", compare=False)
-    #: set once Angel has accepted these tokens on the feed
-    accepted: bool = field(default=False, compare=False)
 
     @property
     def authorization(self) -> str:
@@ -113,7 +111,7 @@ def save_session(session: Session, path: Path | None = None) -> Path:
     Raises SessionNotSaved (an AngelError and an OSError) when the file cannot be written.
     """
     path = path or session_path()
-    data = {k: v for k, v in asdict(session).items() if k not in ("source", "accepted")}
+    data = {k: v for k, v in asdict(session).items() if k != "source"}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
