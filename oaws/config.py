@@ -98,20 +98,25 @@ def file_config() -> dict[str, Any]:
     return _read(path, mtime)
 
 
+def truth(raw: object) -> bool:
+    """A yes or no as people write one in a file or a variable; ValueError for anything else."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
 def cast(key: str, raw: Any, like: Any) -> Any:
     """``raw`` as the type of ``like`` (a default); ConfigError naming ``key`` when it is not one."""
     if raw is None:
         return None
     try:
         if isinstance(like, bool):
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
+            return truth(raw)
         if isinstance(like, int):
             return int(raw)
         if isinstance(like, float):

@@ -89,14 +89,10 @@ class SettingsSpec:
 def _cast(s: Setting, raw: Any, where: str) -> Any:
     shown = "(hidden)" if s.secret else repr(raw)
     if s.kind is bool:
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise SettingsError(f"{where} = {shown} is not true or false")
+        try:
+            return config.truth(raw)
+        except ValueError:
+            raise SettingsError(f"{where} = {shown} is not true or false") from None
     if s.kind in (int, float):
         try:
             number = s.kind(raw) if not isinstance(raw, bool) else None

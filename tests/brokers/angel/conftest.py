@@ -134,10 +134,3 @@ class Bus:
         await asyncio.gather(self.task, return_exceptions=True)
         self.sub.close(0)
         self.ctx.term()
-
-
-async def eventually(predicate: Any, timeout: float = 5.0, interval: float = 0.01) -> None:
-    """Wait until ``predicate()`` is true; fail the test after ``timeout``."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(interval)

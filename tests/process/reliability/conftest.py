@@ -49,6 +49,7 @@ from tests.brokers.angel.conftest import (
     isolated,  # noqa: F401 - the same private cwd, state and environment
     settings_for,
 )
+from tests.helpers import eventually
 
 OAWS = [sys.executable, "-m", "oaws"]
 
@@ -58,19 +59,6 @@ Sub = tuple[Instrument, int]  # (instrument, client mode)
 @pytest.fixture
 def master() -> Master:
     return Master(rows_from_raw(fixture_master_bytes()), "fixture")
-
-
-async def eventually(predicate: Any, timeout: float = 10.0, interval: float = 0.01, what: Any = "") -> None:
-    """Wait until ``predicate()`` is true; fail the test after ``timeout`` (generous: 2 cores, -n 2).
-
-    ``what`` (a string, or a function giving one) says what was awaited when it never came."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(interval)
-    except TimeoutError:
-        said = what() if callable(what) else what
-        raise AssertionError(f"timed out after {timeout} s waiting for {said or predicate}") from None
 
 
 # The upstream ---------------------------------------------------------------------------
