@@ -2,15 +2,15 @@
 
 Why the wire protocol is driven directly with ``websockets`` instead of wrapping
 smartapi-python's ``SmartWebSocketV2``: that class runs ``websocket-client`` in its own
-thread and carries the defects listed in ANGEL.md (a close handler that never runs,
-recursive retries that count across the object's lifetime, causes of disconnects
-thrown away, ``struct.error`` on a short frame forcing a reconnect, subscription state
-shared between instances and corrupted by ``unsubscribe``, text frames dropped, OI
-change decoded with the wrong type, a ``./logs`` directory in the user's cwd). Wrapping
-it would mean fighting each of those from the outside, across a thread boundary. The
-protocol itself is small and documented (a handshake with four headers, JSON
-subscribe / unsubscribe, text ``ping``, fixed binary layouts), so this module speaks it
-on the event loop the bus already runs on: no threads, and every failure is ours to
+thread and carries the defects listed in docs/brokers/angel.md (a close handler that
+never runs, recursive retries that count across the object's lifetime, causes of
+disconnects thrown away, ``struct.error`` on a short frame forcing a reconnect,
+subscription state shared between instances and corrupted by ``unsubscribe``, text frames
+dropped, OI change decoded with the wrong type, a ``./logs`` directory in the user's
+cwd). Wrapping it would mean fighting each of those from the outside, across a thread
+boundary. The protocol itself is small and documented (a handshake with four headers,
+JSON subscribe / unsubscribe, text ``ping``, fixed binary layouts), so this module speaks
+it on the event loop the bus already runs on: no threads, and every failure is ours to
 handle. smartapi-python is still used where it is solid, for the REST login
 (``session.login``).
 

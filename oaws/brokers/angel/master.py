@@ -1,9 +1,9 @@
 """Angel One's instrument master: download, a fast index, symbol resolution, search.
 
-Angel's scrip master is one JSON array of tens of MB (ANGEL.md). ``oaws instruments
-update`` downloads it into the cache directory and writes beside it a compact index
-(only the columns used, as lists, read back with orjson in a fraction of the time); the
-feed and ``oaws instruments search`` load the index.
+Angel's scrip master is one JSON array of tens of MB (docs/brokers/angel.md, section 4).
+``oaws instruments update`` downloads it into the cache directory and writes beside it a
+compact index (only the columns used, as lists, read back with orjson in a fraction of
+the time); the feed and ``oaws instruments search`` load the index.
 
 How an oaws instrument finds its Angel record:
 

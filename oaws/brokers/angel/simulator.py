@@ -2,7 +2,7 @@
 
 No machine here reaches Angel's servers, so the adapter (and the real ``SmartConnect``)
 are tested against this, and ``oaws angel-sim`` serves it to people who develop offline.
-It follows ANGEL.md wherever that is known:
+It follows docs/brokers/angel.md wherever that is known:
 
 REST (``http.server`` in a thread, so a blocking ``SmartConnect`` in the same process works):
 

@@ -1,10 +1,11 @@
 """smartapi-python's ``SmartConnect``, imported so that its side effects cannot hurt us.
 
-ANGEL.md, defect 8: ``import SmartApi`` calls ``requests.get("https://api.ipify.org")``
-with no timeout while the class body runs (a hang on a network that drops packets), and
-constructing ``SmartConnect`` creates ``./logs/<date>/app.log`` in whatever directory the
-user happens to be in. Its logger also writes request headers and bodies (the API key,
-and on errors the PIN and TOTP) through logzero.
+docs/brokers/angel.md, defect 8: ``import SmartApi`` calls
+``requests.get("https://api.ipify.org")`` with no timeout while the class body runs (a
+hang on a network that drops packets), and constructing ``SmartConnect`` creates
+``./logs/<date>/app.log`` in whatever directory the user happens to be in. Its logger
+also writes request headers and bodies (the API key, and on errors the PIN and TOTP)
+through logzero.
 
 So the import happens once, lazily (only ``oaws login`` and the Angel feed pay for it),
 with ``requests.get`` replaced by a stub that fails at once (SmartApi then falls back to

@@ -1,9 +1,9 @@
-"""Angel One's WebSocket V2 wire format, without I/O (ANGEL.md, "Feed").
+"""Angel One's WebSocket V2 wire format, without I/O (docs/brokers/angel.md, sections 5 and 6).
 
 Both ends use this module: the adapter decodes what Angel sends, the simulator encodes
 what a test expects to read back. Keeping one definition of each layout, built from
-``struct`` formats that a test checks against the offsets of ANGEL.md, is what makes
-"the simulator encoded X, the adapter decoded X" a meaningful test.
+``struct`` formats that a test checks against the offsets of docs/brokers/angel.md, is
+what makes "the simulator encoded X, the adapter decoded X" a meaningful test.
 
 Decoding is strict on purpose. A frame is accepted only if re-encoding the decoded
 packet gives the same bytes back (exact length for its mode, a known exchange type, an

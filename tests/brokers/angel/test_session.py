@@ -171,7 +171,7 @@ def test_a_bad_totp_secret_is_explained():
 
 
 def test_importing_smartapi_makes_no_network_call_and_no_logs_directory(tmp_path):
-    """ANGEL.md defect 8, checked in a fresh interpreter where SmartApi has not been imported yet."""
+    """docs/brokers/angel.md, defect 8, checked in a fresh interpreter where SmartApi has not been imported yet."""
     code = (
         "import socket\n"
         "def refuse(*a, **k):\n"

@@ -1,4 +1,4 @@
-"""The binary layouts of ANGEL.md: offsets, round trips, the SDK's own parser, and garbage."""
+"""The binary layouts of docs/brokers/angel.md: offsets, round trips, the SDK's own parser, and garbage."""
 
 from __future__ import annotations
 
