@@ -34,9 +34,10 @@ def _offering(feature: str, name: str | None, what: str) -> Broker:
         return configured
     if len(offering) == 1:
         return offering[0]
+    article = "an" if what[0] in "aeiou" else "a"
     if not offering:
-        raise UserError(f"no installed broker has {what}")
-    raise UserError(f"say which broker with --broker: {', '.join(b.name for b in offering)} have {what}")
+        raise UserError(f"no installed broker has {article} {what}")
+    raise UserError(f"say which broker with --broker: {', '.join(b.name for b in offering)} have {article} {what}")
 
 
 BrokerOpt = Annotated[
@@ -86,7 +87,7 @@ def instruments_update(
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    master = _offering("master", broker, "an instrument master").master()  # type: ignore[misc]
+    master = _offering("master", broker, "instrument master").master()  # type: ignore[misc]
     console = Console(stderr=True)
     with Progress(
         TextColumn("instrument master"),
@@ -129,7 +130,7 @@ def instruments_search(
     broker: BrokerOpt = None,
 ) -> None:
     """Find instruments in a broker's master; the first column is what oaws commands accept."""
-    master = _offering("master", broker, "an instrument master").master()  # type: ignore[misc]
+    master = _offering("master", broker, "instrument master").master()  # type: ignore[misc]
     if exchange is not None and exchange.upper() not in master.exchanges:
         raise UserError(f"unknown exchange {exchange!r}; use one of {', '.join(master.exchanges)}")
     matches = master.search(text, exchange, limit, instruments)

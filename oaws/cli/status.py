@@ -47,7 +47,8 @@ def collect() -> tuple[int, dict[str, Any]]:
     figures = background.health(state.url, timeout=5.0) if state.url else None
     report["answering"] = figures is not None
     if figures is not None:
-        report.update({k: v for k, v in figures.items() if k not in ("uptime", "url", "version")})
+        # the state's pid is the server's; with --workers, /health may be answered by a worker
+        report.update({k: v for k, v in figures.items() if k not in ("uptime", "url", "version", "pid")})
     return RUNNING, report
 
 
