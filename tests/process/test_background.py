@@ -70,6 +70,20 @@ def test_detach_status_stop(env):
     assert nothing.returncode == 0 and "no background server" in nothing.stderr
 
 
+def test_a_detached_server_with_workers_keeps_its_settings_and_its_pid(env, tmp_path):
+    keys = tmp_path / "keys"
+    assert oaws(env, "keys", "generate", str(keys)).returncode == 0
+    out = oaws(env, "serve", "--detach", "--workers", "2", "--curve", str(keys), "--slow-timeout", "7")
+    assert out.returncode == 0, out.stderr
+    state = orjson.loads((env_state(env) / "server.json").read_text())
+    # whichever process answers /health, status names the server that holds the state
+    pids = {orjson.loads(oaws(env, "status", "--json").stdout)["pid"] for _ in range(6)}
+    assert pids == {state["pid"]}
+    # every setting reached the server as data: CURVE on its bus, so its clients get ticks
+    ticks = oaws(env, "tail", "RELIANCE:NSE", "--json", "--count", "2", "--no-autostart")
+    assert ticks.returncode == 0 and len(ticks.stdout.splitlines()) == 2, ticks.stderr
+
+
 def test_stale_state_after_sigkill(env):
     assert oaws(env, "serve", "--detach").returncode == 0
     pid = orjson.loads(oaws(env, "status", "--json").stdout)["pid"]
