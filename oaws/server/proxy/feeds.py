@@ -30,6 +30,11 @@ FRESH = 3.5
 FORGET_AFTER = 60
 
 
+def _offered_depths(info: dict[str, Any]) -> list[int]:
+    depths = info.get("depths")
+    return [d for d in depths if type(d) is int] if isinstance(depths, list) else []
+
+
 class Feeds:
     """The feeds heard on the bus. ``broker``, ``depths`` and ``status`` are the feed's own
     when it runs in this process (then announcements only add to the figures)."""
@@ -59,7 +64,7 @@ class Feeds:
     def depths(self) -> tuple[int, ...]:
         if self.own_depths:
             return self.own_depths
-        depths = {d for info, _ in self.fresh() for d in info.get("depths") or ()}
+        depths = {d for info, _ in self.fresh() for d in _offered_depths(info)}
         return tuple(sorted(depths)) or (5,)
 
     def broker_info(self) -> dict[str, Any]:
