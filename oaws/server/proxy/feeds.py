@@ -36,8 +36,9 @@ def _offered_depths(info: dict[str, Any]) -> list[int]:
 
 
 class Feeds:
-    """The feeds heard on the bus. ``broker``, ``depths`` and ``status`` are the feed's own
-    when it runs in this process (then announcements only add to the figures)."""
+    """The feeds heard on the bus. ``broker`` names the feed until one announces itself;
+    ``depths`` and ``status`` are the feed's own when it runs in this process, and then
+    stand instead of what the announcements say."""
 
     def __init__(
         self,
