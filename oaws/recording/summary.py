@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
 
+from oaws.protocol.bus import tick_fseq
 from oaws.recording.errors import READ_CHUNK, Warn
 from oaws.recording.reader import read_header, received_ns, records, tick_span, when
 
@@ -140,8 +141,8 @@ def summarize(paths: list[str], warn: Warn | None = None) -> Summary:
                 if isinstance(mode, int):
                     modes[mode] = modes.get(mode, 0) + 1
                 data = record.get("data")
-                fseq = data.get("fseq") if isinstance(data, dict) else None
-                if isinstance(fseq, int):
+                fseq = tick_fseq(data) if isinstance(data, dict) else None
+                if fseq is not None:
                     topic = (record.get("symbol"), record.get("exchange"), mode)
                     seen = fseqs.get(topic)
                     if seen is not None and fseq > seen + 1:

@@ -7,7 +7,8 @@ sockets and subscribe to the exact topics their clients need.
 Besides ticks, the feed publishes control messages under the prefix ``_oaws.`` (no
 exchange starts with ``_``): ``_oaws.reject`` when it cannot serve a wanted instrument,
 and ``_oaws.info`` once a second with its name and state, so that a proxy in another
-process can tell clients which broker it serves and whether the feed is alive.
+process can tell clients which broker it serves and whether the feed is alive. The
+format of both, and of the ``fseq`` stamped on each tick, is ``oaws.protocol.bus``.
 """
 
 from __future__ import annotations
@@ -27,12 +28,11 @@ from zmq.utils.monitor import recv_monitor_message
 
 from oaws.brokers.api import Feed
 from oaws.instruments import Instrument, parse_topic
+from oaws.protocol.bus import CONTROL_PREFIX, INFO_TOPIC, REJECT_TOPIC, stamp_fseq
+from oaws.protocol.codes import SYMBOL_NOT_FOUND
 
 log = logging.getLogger(__name__)
 
-CONTROL_PREFIX = b"_oaws."
-REJECT_TOPIC = b"_oaws.reject"
-INFO_TOPIC = b"_oaws.info"
 INFO_INTERVAL = 1.0
 
 
@@ -112,17 +112,15 @@ class FeedHub:
         topic = instrument.topic(mode).encode()
         n = self.fseq.get(topic, 0) + 1
         self.fseq[topic] = n
-        if payload[:1] == b"{":
-            payload = (b'{"fseq":%d,' % n + payload[1:]) if len(payload) > 2 else b'{"fseq":%d}' % n
         try:
-            self.sock.send_multipart([topic, payload], flags=zmq.NOBLOCK, copy=True)
+            self.sock.send_multipart([topic, stamp_fseq(payload, n)], flags=zmq.NOBLOCK, copy=True)
         except zmq.Again:
             return
         self.published += 1
 
     def reject(self, instrument: Instrument, mode: int, code: str, message: str) -> None:
         self.wanted.discard((instrument, mode))
-        if self.connected and code == "SYMBOL_NOT_FOUND":
+        if self.connected and code == SYMBOL_NOT_FOUND:
             # behind a forwarder another feed may serve it: stay quiet
             log.info("%s: %s", instrument, message)
             return

@@ -76,7 +76,7 @@ async def test_forwarder_merges_two_feeds_for_two_proxies():
         await asyncio.sleep(1.2)
         assert proxies[0].proxy.broker() == "alpha+beta"
         # the feed that does not serve BBB stayed quiet instead of refusing it for everyone
-        assert proxies[1].proxy.rejected == 0
+        assert proxies[1].proxy.feeds.rejected == 0
     finally:
         for p in proxies:
             await p.stop()
@@ -131,8 +131,53 @@ async def test_proxy_counts_gaps_in_the_feeds_sequence(bus, proxy):
         for _ in range(7):
             m = orjson.loads(await asyncio.wait_for(ws.recv(), 3))
             assert "fseq" in m["data"]
-    assert proxy.gaps == 2 and proxy.missing == 4
-    assert proxy.stats()["bus_gaps"] == 2
+    assert proxy.stats()["bus_gaps"] == 2 and proxy.stats()["bus_missing"] == 4
+
+
+#: what a broken or hostile publisher may put on the bus: each must leave the proxy serving
+HOSTILE = [
+    [b"NSE_RELIANCE_LTP", b'{"fseq":"x","ltp":1}'],
+    [b"NSE_RELIANCE_LTP", b'{"fseq":-1,"ltp":1}'],
+    [b"NSE_RELIANCE_LTP", b'{"fseq":' + b"9" * 5000 + b"}"],
+    [b"NSE_RELIANCE_LTP", b'{"fseq":'],
+    [b"NSE_RELIANCE_LTP", b"not json"],
+    [b"NSE_RELIANCE_LTP", b""],
+    [b"NSE_RELIANCE_LTP"],
+    [b"NSE_RELIANCE_LTP", b"{}", b"a third frame"],
+    [b"_oaws.info", b"not json"],
+    [b"_oaws.info", b"[1, 2]"],
+    [b"_oaws.info", b'{"fid":"evil","broker":["x"],"depths":5,"adapter_status":{}}'],
+    [b"_oaws.info", b'{"fid":"worse","depths":[{"a":1},"5",null,true]}'],
+    [b"_oaws.reject", b'{"topic":5}'],
+    [b"_oaws.reject", b'{"topic":"NSE_NOBODY_LTP","code":[]}'],
+    [b"_oaws.reject", b"\xff\xfe"],
+    [b"_oaws.reject"],
+    [b"_oaws.anything", b"{}"],
+]
+
+
+async def test_garbage_on_the_bus_never_stops_the_proxy(bus, proxy):
+    async with connect(proxy.url) as ws:
+        await ws.send('{"action":"subscribe","symbol":"RELIANCE","exchange":"NSE","mode":1}')
+        await ws.recv()
+        assert await bus.subscription() == (True, b"NSE_RELIANCE_LTP")
+        bus.sock.send_multipart([b"NSE_RELIANCE_LTP", b'{"fseq":1,"seq":1}'])
+        for message in HOSTILE:
+            bus.sock.send_multipart(message)
+        bus.sock.send_multipart([b"NSE_RELIANCE_LTP", b'{"fseq":2,"seq":2}'])
+        seqs = []
+        async with asyncio.timeout(3):
+            while seqs != [1, 2]:
+                frame = await ws.recv()  # what the proxy passed through of the garbage is not JSON
+                if '"seq":' in frame:
+                    seqs.append(orjson.loads(frame)["data"]["seq"])
+        # a new client is served as before: subscribes (the announced depths were garbage) and gets the latest tick
+        async with connect(proxy.url) as late:
+            await late.send('{"action":"subscribe","symbol":"RELIANCE","exchange":"NSE","mode":1,"depth":5}')
+            assert orjson.loads(await late.recv())["status"] == "success"
+            assert orjson.loads(await late.recv())["data"]["seq"] == 2
+    stats = orjson.loads(orjson.dumps(proxy.stats()))  # /health still answers
+    assert stats["bus_gaps"] == 0 and stats["feed"]["adapter_status"]
 
 
 async def test_feed_hub_stamps_fseq_per_topic():

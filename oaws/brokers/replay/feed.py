@@ -35,6 +35,7 @@ import orjson
 
 from oaws.brokers.api import Feed, FeedError, Rejection
 from oaws.instruments import DEPTH, MODES, Instrument, InstrumentError, make
+from oaws.protocol.bus import strip_fseq
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
 from oaws.recording import RecordingError, empty_window, first_tick_ns, instruments_in, no_ticks, timeline
 from oaws.ticks import at_mode
@@ -237,7 +238,7 @@ class ReplayFeed(Feed):
             return
         if track is None or not isinstance(data, dict):
             return
-        data.pop("fseq", None)  # the bus's stamp, not the tick's: the bus stamps the replay afresh
+        strip_fseq(data)  # the bus's stamp, not the tick's: the bus stamps the replay afresh
         recorded = record.get("mode")
         if type(recorded) is not int or recorded not in MODES:
             recorded = data.get("mode") if data.get("mode") in MODES else DEPTH

@@ -1,0 +1,199 @@
+"""The fan-out: ticks from the bus to the clients that want them, and why it is fast.
+
+* ``BusReader`` drains the SUB socket straight from the event loop into ``on_ticks``,
+  a batch at a time.
+* Each topic has a ``Route``: the JSON prefix of its ``market_data`` message, built once,
+  and the clients that receive it. A message is ``prefix + payload + "}"``: the tick is
+  never parsed (only its ``fseq``, the first key, is read from the bytes). A server frame
+  is not masked, so the WebSocket frame itself is the same bytes for every client: it is
+  built once per tick and mode.
+* Frames queue per client during a drain cycle and go out with one ``transport.write``
+  per client per cycle. Nothing awaits a client: a slow one only grows its own buffer,
+  and ``slow`` takes it from there.
+* ``?batch=1`` clients get one JSON array of messages per cycle instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import orjson
+
+from oaws.instruments import Instrument
+from oaws.protocol.bus import CONTROL_PREFIX, read_fseq
+from oaws.protocol.server import Change
+from oaws.server.bus import BusReader
+from oaws.server.proxy.connection import OPEN, Client, text_frame
+from oaws.server.proxy.slow import SlowClients, conflate
+
+log = logging.getLogger(__name__)
+
+
+class Route:
+    """A bus topic and the clients that receive it."""
+
+    __slots__ = ("topic", "instrument", "mode", "prefix", "single", "batched", "fseq")
+
+    def __init__(self, topic: bytes, instrument: Instrument, mode: int, broker: str) -> None:
+        self.topic = topic
+        self.instrument = instrument
+        self.mode = mode
+        self.single: set[Client] = set()
+        self.batched: set[Client] = set()
+        #: the feed's count of messages on this topic, as last seen (None: none seen yet)
+        self.fseq: int | None = None
+        self.prefix = b""
+        self.relabel(broker)
+
+    def relabel(self, broker: str) -> None:
+        i = self.instrument
+        self.prefix = (
+            b'{"type":"market_data","topic":'
+            + orjson.dumps(i.dotted)
+            + b',"symbol":'
+            + orjson.dumps(i.symbol)
+            + b',"exchange":'
+            + orjson.dumps(i.exchange)
+            + b',"mode":%d,"broker":' % self.mode
+            + orjson.dumps(broker)
+            + b',"data":'
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.single or self.batched)
+
+
+class Fanout:
+    """The routes, the latest tick of each, and the delivery of every tick.
+
+    ``broker`` names the feed for the messages of a new route; ``on_control`` receives
+    the bus's control messages (``_oaws.``), in their place among the ticks; ``reader``
+    is the bus the routes subscribe on, set when the proxy starts.
+    """
+
+    def __init__(
+        self,
+        soft_limit: int,
+        slow: SlowClients,
+        *,
+        broker: Callable[[], str],
+        on_control: Callable[[bytes, bytes], None],
+    ) -> None:
+        self.soft_limit = soft_limit
+        self.slow = slow
+        self.broker = broker
+        self.on_control = on_control
+        self.reader: BusReader | None = None
+        self.routes: dict[bytes, Route] = {}
+        #: topic -> the latest payload, sent to a client as soon as it subscribes
+        self.last: dict[bytes, bytes] = {}
+        #: breaks in a feed's ``fseq`` (ZeroMQ dropped messages past its high-water mark), and the messages lost
+        self.gaps = 0
+        self.missing = 0
+
+    # The hot path ----------------------------------------------------------------
+    def on_ticks(self, batch: list[tuple[bytes, bytes]]) -> None:
+        routes_get = self.routes.get
+        last = self.last
+        dirty: list[Client] = []
+        for topic, payload in batch:
+            route = routes_get(topic)
+            if route is None:
+                if topic.startswith(CONTROL_PREFIX):
+                    self.on_control(topic, payload)
+                continue
+            last[topic] = payload
+            fseq = read_fseq(payload)
+            if fseq is not None:
+                seen = route.fseq
+                if seen is not None and fseq > seen + 1:
+                    self._gap(route, fseq - seen - 1)
+                route.fseq = fseq  # lower than seen: the feed restarted and counts afresh
+            body = route.prefix + payload + b"}"
+            if route.single:
+                frame = text_frame(body)
+                for c in route.single:
+                    if c.conflating:
+                        conflate(c, topic, body)
+                        continue
+                    out = c.out
+                    if not out:
+                        dirty.append(c)
+                    out.append(frame)
+            for c in route.batched:
+                if c.conflating:
+                    conflate(c, topic, body)
+                    continue
+                items = c.items
+                if not items:
+                    dirty.append(c)
+                items.append(body)
+        for c in dirty:
+            self.flush(c)
+
+    def _gap(self, route: Route, missing: int) -> None:
+        self.gaps += 1
+        self.missing += missing
+        log.warning("bus gap on %s: %d message(s) lost between the feed and this proxy", route.topic.decode(), missing)
+
+    def flush(self, c: Client) -> None:
+        """The client's messages of this cycle, in one write."""
+        if c.batch:
+            n = len(c.items)
+            data = text_frame(b"[" + b",".join(c.items) + b"]")
+            c.items.clear()
+        else:
+            n = len(c.out)
+            data = b"".join(c.out)
+            c.out.clear()
+        if c.ws.protocol.state is not OPEN:
+            return
+        c.transport.write(data)
+        c.sent += n
+        if c.transport.get_write_buffer_size() > self.soft_limit:
+            self.slow.begin(c)
+
+    # Routes ----------------------------------------------------------------------
+    def apply(self, c: Client, change: Change) -> None:
+        """Move ``c`` between routes; the bus is subscribed to a route's topic while it has clients."""
+        # Make before break: join the new route first, so that the feed never sees the
+        # instrument go unwanted for a moment when a client only changes its mode.
+        if change.new is not None:
+            topic = change.instrument.topic(change.new).encode()
+            route = self.routes.get(topic)
+            if route is None:
+                route = self.routes[topic] = Route(topic, change.instrument, change.new, self.broker())
+                assert self.reader is not None
+                self.reader.subscribe(topic)
+            (route.batched if c.batch else route.single).add(c)
+        if change.old is not None:
+            topic = change.instrument.topic(change.old).encode()
+            route = self.routes.get(topic)
+            if route is not None:
+                (route.batched if c.batch else route.single).discard(c)
+                c.latest.pop(topic, None)
+                if not route:
+                    del self.routes[topic]
+                    self.last.pop(topic, None)
+                    assert self.reader is not None
+                    self.reader.unsubscribe(topic)
+
+    def snapshots(self, c: Client, instruments: list[Instrument]) -> list[bytes]:
+        """The latest message of each instrument, at ``c``'s mode, for a client that just subscribed."""
+        bodies = []
+        for instrument in instruments:
+            mode = c.session.effective(instrument)
+            if mode is None:
+                continue
+            topic = instrument.topic(mode).encode()
+            payload = self.last.get(topic)
+            route = self.routes.get(topic)
+            if payload is not None and route is not None:
+                bodies.append(route.prefix + payload + b"}")
+        return bodies
+
+    def relabel(self, broker: str) -> None:
+        """The feed's name changed: every route's messages say the new one."""
+        for route in self.routes.values():
+            route.relabel(broker)

@@ -1,0 +1,36 @@
+"""The proxy's settings, one place for the knobs of every job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from oaws.protocol.codes import Limits
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyOptions:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    api_key: str | None = None
+    broker: str = "sim"
+    limits: Limits = Limits()
+    #: bytes of unsent data past which a client is conflated
+    soft_limit: int = 256 * 1024
+    #: seconds a client may stay conflated before it is closed with 1008
+    slow_timeout: float = 3.0
+    auth_timeout: float = 15.0
+    max_frame: int = 128 * 1024
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    reuse_port: bool = False
+    #: requests per second a client may send (a token bucket of twice that); a flood is
+    #: answered with LIMIT_EXCEEDED, and a client that goes on is closed with 1008
+    request_rate: float = 100.0
+    flood_close: int = 1000
+    #: browser origins allowed to connect (None: see same_origin); clients that send no Origin always may
+    allowed_origins: tuple[str, ...] | None = None
+    #: with no allowed_origins: refuse a browser whose page is not served from this very
+    #: host and port (on by default off loopback: a page elsewhere must not reach the feed)
+    same_origin: bool = False
+    ssl: Any = None

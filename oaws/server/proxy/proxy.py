@@ -1,0 +1,257 @@
+"""``Proxy``: the jobs of the proxy put together around one WebSocket server and one bus.
+
+Each connection's requests go through the sans-I/O ``oaws.protocol.Session``; this module
+applies what it decides, with the flood control and the authentication guard in front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+
+from oaws import __version__
+from oaws.instruments import Instrument
+from oaws.protocol.server import Session
+from oaws.server.bus import BusReader
+from oaws.server.proxy.auth import AuthGuard
+from oaws.server.proxy.connection import OPEN, Client
+from oaws.server.proxy.fanout import Fanout, Route
+from oaws.server.proxy.feeds import Feeds
+from oaws.server.proxy.flood import FloodControl
+from oaws.server.proxy.gate import Gate
+from oaws.server.proxy.options import ProxyOptions
+from oaws.server.proxy.slow import SlowClients
+
+log = logging.getLogger(__name__)
+
+#: seconds between two rounds of tending slow clients
+TEND_EVERY = 0.05
+
+
+class ServeError(Exception):
+    """The proxy cannot start (port in use, address not available)."""
+
+
+class Proxy:
+    """Serves WebSocket clients from one bus. ``check`` validates instruments synchronously
+    (the feed's own check when it runs in this process)."""
+
+    def __init__(
+        self,
+        bus: str,
+        options: ProxyOptions | None = None,
+        *,
+        check: Callable[[Instrument], None] | None = None,
+        depths: tuple[int, ...] | None = None,
+        feed_status: Callable[[], dict[str, Any]] | None = None,
+        curve: Any = None,
+    ) -> None:
+        self.options = options = options or ProxyOptions()
+        self.curve = curve
+        self.bus_endpoint = bus
+        self.check = check
+        self.clients: set[Client] = set()
+        self.gate = Gate(options, self.stats)
+        self.slow = SlowClients(options.soft_limit, options.slow_timeout, self._close)
+        self.fanout = Fanout(options.soft_limit, self.slow, broker=self.broker, on_control=self._on_control)
+        self.feeds = Feeds(self.fanout, broker=options.broker, depths=depths, status=feed_status)
+        self.auth = AuthGuard(options.auth_timeout, self._close)
+        self.flood = FloodControl(options.request_rate, options.flood_close)
+        self.started = time.time()
+        #: messages sent to clients that have left (the ones here count in their own ``sent``)
+        self.sent_gone = 0
+        self._closing: set[asyncio.Task[None]] = set()
+        self._rates = {"in": 0.0, "out": 0.0}
+        self._rate_mark = (time.monotonic(), 0, 0)
+        self.reader: BusReader | None = None
+        self.server: Server | None = None
+        self._tender: asyncio.Task[None] | None = None
+        self.url = ""
+
+    # Life cycle ----------------------------------------------------------------
+    async def start(self) -> None:
+        self.reader = self.fanout.reader = BusReader(self.bus_endpoint, self.fanout.on_ticks, curve=self.curve)
+        o = self.options
+        try:
+            self.server = await serve(
+                self._serve_client,
+                o.host,
+                o.port,
+                compression=None,
+                max_size=o.max_frame,
+                ping_interval=o.ping_interval,
+                ping_timeout=o.ping_timeout,
+                close_timeout=2,
+                process_request=self.gate.process_request,
+                reuse_port=o.reuse_port or None,
+                server_header=f"oaws/{__version__}",
+                ssl=o.ssl,
+                origins=self.gate.origins(),
+            )
+        except OSError as exc:
+            self.reader.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise ServeError(
+                    f"port {o.port} on {o.host} is in use; stop the program using it or pick another with --port"
+                ) from None
+            raise ServeError(f"cannot listen on {o.host}:{o.port}: {exc.strerror or exc}") from None
+        sock = next(iter(self.server.sockets))
+        host, port = sock.getsockname()[:2]
+        self.port = port
+        scheme = "wss" if o.ssl is not None else "ws"
+        self.url = f"{scheme}://{host if ':' not in host else '[' + host + ']'}:{port}"
+        self.reader.start()
+        self._tender = asyncio.create_task(self._tend())
+        log.info("proxy listening on %s, bus %s", self.url, self.bus_endpoint)
+
+    async def close(self) -> None:
+        """Close every client with 1001 (going away) and stop."""
+        if self._tender:
+            self._tender.cancel()
+        if self.server is not None:
+            self.server.close(close_connections=True)
+            try:
+                await asyncio.wait_for(self.server.wait_closed(), 3)
+            except TimeoutError:
+                log.warning("some clients did not close in time")
+        if self.reader is not None:
+            self.reader.close()
+
+    async def _tend(self) -> None:
+        """Every 50 ms: tend the slow clients; every second, the rates of ``/health``."""
+        while True:
+            await asyncio.sleep(TEND_EVERY)
+            now = time.monotonic()
+            self.slow.tend(now)
+            t, n_in, n_out = self._rate_mark
+            if now - t >= 1.0 and self.reader is not None:
+                ticks_out = self.ticks_out()
+                self._rates = {"in": (self.reader.received - n_in) / (now - t), "out": (ticks_out - n_out) / (now - t)}
+                self._rate_mark = (now, self.reader.received, ticks_out)
+
+    # What the feeds say, for the sessions -----------------------------------------
+    def broker(self) -> str:
+        return self.feeds.broker()
+
+    def depths(self) -> tuple[int, ...]:
+        return self.feeds.depths()
+
+    def broker_info(self) -> dict[str, Any]:
+        return self.feeds.broker_info()
+
+    def _on_control(self, topic: bytes, payload: bytes) -> None:
+        # the fan-out is made before the feed control that acts on its routes
+        self.feeds.on_control(topic, payload)
+
+    # Figures -------------------------------------------------------------------
+    @property
+    def routes(self) -> dict[bytes, Route]:
+        return self.fanout.routes
+
+    @property
+    def last(self) -> dict[bytes, bytes]:
+        return self.fanout.last
+
+    @property
+    def conflating(self) -> set[Client]:
+        return self.slow.conflating
+
+    @property
+    def failed_auth(self) -> dict[str, tuple[int, float]]:
+        return self.auth.failed
+
+    def ticks_out(self) -> int:
+        return self.sent_gone + sum(c.sent for c in self.clients)
+
+    def stats(self) -> dict[str, Any]:
+        assert self.reader is not None
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "url": self.url,
+            "bus": self.bus_endpoint,
+            "broker": self.broker(),
+            "uptime": round(time.time() - self.started, 1),
+            "clients": len(self.clients),
+            "topics": len(self.routes),
+            "instruments": len({r.instrument for r in self.routes.values()}),
+            "ticks_in": self.reader.received,
+            "ticks_out": self.ticks_out(),
+            "ticks_in_per_s": round(self._rates["in"], 1),
+            "ticks_out_per_s": round(self._rates["out"], 1),
+            "conflating": len(self.conflating),
+            "slow_closed": self.slow.closed,
+            "ticks_conflated": self.slow.skipped_gone + sum(c.conflated for c in self.clients),
+            "bus_refused": self.reader.refused,
+            "bus_gaps": self.fanout.gaps,
+            "bus_missing": self.fanout.missing,
+            "feed": self.broker_info(),
+            "feeds": [dict(info) for info, _ in self.feeds.fresh()],
+            "per_client": [c.stats() for c in self.clients],
+        }
+
+    # Clients -------------------------------------------------------------------
+    def _on_request(self, c: Client, frame: str | bytes) -> None:
+        outcome = c.session.handle(frame)
+        for reply in outcome.replies:
+            c.send(reply)
+        for change in outcome.changes:
+            self.fanout.apply(c, change)
+        snapshots = self.fanout.snapshots(c, outcome.snapshots)
+        if c.ws.protocol.state is OPEN:
+            c.write(snapshots)
+
+    def _close(self, c: Client, code: int, reason: str) -> None:
+        """Close without waiting here; the task is kept so that it is not collected mid-way."""
+        task = asyncio.create_task(c.ws.close(code, reason))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _serve_client(self, ws: ServerConnection) -> None:
+        query = parse_qs(urlsplit(ws.request.path if ws.request else "/").query)
+        batch = query.get("batch", ["0"])[-1].lower() in ("1", "true", "yes")
+        session = Session(
+            api_key=self.options.api_key,
+            broker=self.broker,
+            broker_info=self.broker_info,
+            check=self.check or (lambda i: None),
+            depths=self.depths,
+            limits=self.options.limits,
+        )
+        c = Client(ws, session, batch, self.flood.bucket())
+        self.clients.add(c)
+        deadline = self.auth.deadline(c) if self.options.api_key is not None else None
+        log.debug("client %s connected%s", c.peer, " (batch)" if batch else "")
+        try:
+            async for frame in ws:
+                if not self.flood.admit(c):
+                    if self.flood.overwhelmed(c):
+                        log.warning("closing %s: request flood", c.peer)
+                        await ws.close(CloseCode.POLICY_VIOLATION, "request flood")
+                        break
+                    continue
+                await self.auth.wait_turn(c)
+                failures, was_authenticated = session.failed_auth, session.authenticated
+                self._on_request(c, frame)
+                self.auth.settle(c, failures, was_authenticated)
+        except ConnectionClosed:
+            pass
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+            for change in session.close():
+                self.fanout.apply(c, change)
+            self.clients.discard(c)
+            self.sent_gone += c.sent
+            self.slow.forget(c)
+            log.debug("client %s gone (code %s)", c.peer, ws.close_code)
