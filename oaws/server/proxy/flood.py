@@ -9,9 +9,10 @@ each: the answers would be a flood of their own); a client that keeps on is clos
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 from oaws.protocol.codes import LIMIT_EXCEEDED, error
-from oaws.server.proxy.connection import Client
 
 #: one LIMIT_EXCEEDED answer per this many dropped requests
 ANSWER_EVERY = 100
@@ -49,14 +50,13 @@ class FloodControl:
     def bucket(self) -> Bucket:
         return Bucket(self.rate)
 
-    def admit(self, c: Client) -> bool:
-        """Whether ``c``'s request may go on; if not, it is dropped and ``c`` told so."""
-        bucket = c.bucket
+    def admit(self, bucket: Bucket, send: Callable[[dict[str, Any]], None]) -> bool:
+        """Whether a client's request may go on; if not, it is dropped and the client told so (``send``)."""
         if bucket.take():
             return True
         bucket.dropped += 1
         if bucket.dropped == 1 or bucket.dropped % ANSWER_EVERY == 0:
-            c.send(
+            send(
                 error(
                     LIMIT_EXCEEDED,
                     f"more than {self.rate:g} requests per second; requests are being dropped",
@@ -64,6 +64,6 @@ class FloodControl:
             )
         return False
 
-    def overwhelmed(self, c: Client) -> bool:
-        """``c`` kept on flooding: it is to be closed."""
-        return c.bucket.dropped >= self.close_after
+    def overwhelmed(self, bucket: Bucket) -> bool:
+        """The client kept on flooding: it is to be closed."""
+        return bucket.dropped >= self.close_after

@@ -234,8 +234,8 @@ class Proxy:
         log.debug("client %s connected%s", c.peer, " (batch)" if batch else "")
         try:
             async for frame in ws:
-                if not self.flood.admit(c):
-                    if self.flood.overwhelmed(c):
+                if not self.flood.admit(c.bucket, c.send):
+                    if self.flood.overwhelmed(c.bucket):
                         log.warning("closing %s: request flood", c.peer)
                         await ws.close(CloseCode.POLICY_VIOLATION, "request flood")
                         break
