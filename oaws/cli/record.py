@@ -283,9 +283,9 @@ class Recorder:
 
     def _refused(self, message: dict[str, Any]) -> bool:
         """Report subscription errors; True when nothing is left to record or the key was refused."""
-        from oaws.cli.common import FATAL_CODES
         from oaws.client import describe_error
         from oaws.instruments import InstrumentError, make
+        from oaws.protocol.client import FATAL_CODES
 
         kind = message.get("type")
         if message.get("status") == "error" and kind in (None, "error", "subscription", "unsubscription"):

@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from oaws.cli.common import FATAL_CODES, fatal_message, open_client, run
-from oaws.client import ServerError, Status, Tick
+from oaws.cli.common import open_client, run
+from oaws.client import ServerError, Status, Tick, refusal
 from oaws.config import ClientSettings, time_zone
 from oaws.format import change_of, clock, indian, price, signed, tick_line
 from oaws.instruments import Instrument
@@ -87,8 +87,8 @@ async def _tail(
                     if count is not None and written >= count:
                         return 0
                 elif isinstance(event, ServerError):
-                    if event.code in FATAL_CODES:
-                        _err(fatal_message(event, settings))
+                    if event.fatal:
+                        _err(refusal(settings.url, event))
                         return 1
                     _err(str(event))
                     if event.instrument is not None:
@@ -125,8 +125,8 @@ async def _snapshot(
                         ticks[event.instrument] = event
                         pending.discard(event.instrument)
                     elif isinstance(event, ServerError):
-                        if event.code in FATAL_CODES:
-                            _err(fatal_message(event, settings))
+                        if event.fatal:
+                            _err(refusal(settings.url, event))
                             return 1
                         if event.instrument in pending:
                             errors[event.instrument] = event
