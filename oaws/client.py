@@ -272,8 +272,6 @@ class Client:
                 raise ClientError(f"{self.url!r} is not a WebSocket URL; write ws://HOST:PORT") from None
             except (OSError, InvalidHandshake, TimeoutError) as exc:
                 reason = explain(self.url, exc)
-                if not self.reconnect or not (self.connected_once or self.retry_first):
-                    raise ConnectError(reason) from None
             else:
                 self.ws = ws
                 reason = "the connection dropped"
@@ -292,8 +290,8 @@ class Client:
                 finally:
                     self.protocol.connection_lost()
                 await ws.close()  # at once when the server closed it; a session given up on is closed here
-                if not self.reconnect:
-                    raise ConnectError(reason)
+            if not self.reconnect or not (self.connected_once or self.retry_first):
+                raise ConnectError(reason)
             delay = self._delay()
             self.attempts += 1
             yield Status("reconnecting", reason, time.time() + delay)

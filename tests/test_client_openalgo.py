@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 from websockets.asyncio.server import serve
 
-from oaws.client import BrokerInfo, Client, Pong, ServerError, Status, Subscribed, Tick, Unsubscribed
+from oaws.client import BrokerInfo, Client, ConnectError, Pong, ServerError, Status, Subscribed, Tick, Unsubscribed
 from oaws.instruments import Instrument
 
 
@@ -128,8 +129,6 @@ async def test_client_against_an_openalgo_style_server():
 
 
 async def test_client_reports_typeless_auth_error():
-    import pytest
-
     from oaws.client import AuthError
 
     async with serve(openalgo_like, "127.0.0.1", 0) as server:
@@ -227,3 +226,50 @@ async def test_client_holds_several_modes_and_unsubscribes_each_on_an_openalgo_s
             assert pong.body["client_timestamp"] == 1234
             await client.get_broker_info()
             assert (await next_event(events, BrokerInfo)).body["broker"] == "angel"
+
+
+class FlakyAuth:
+    """Answers the first ``failures`` authentications with OpenAlgo's broker error (no type), or
+    not at all when ``silent``; then accepts."""
+
+    def __init__(self, failures: int, *, silent: bool = False) -> None:
+        self.failures = failures
+        self.silent = silent
+
+    async def handler(self, ws) -> None:
+        async for frame in ws:
+            if orjson.loads(frame).get("action") != "authenticate":
+                continue
+            if self.failures:
+                self.failures -= 1
+                if not self.silent:
+                    error = {"status": "error", "code": "BROKER_CONNECTION_ERROR", "message": "broker down"}
+                    await ws.send(orjson.dumps(error).decode())
+                continue
+            await ws.send(orjson.dumps({"type": "auth", "status": "success"}).decode())
+
+
+@pytest.mark.parametrize(
+    ("silent", "reason"),
+    [(False, "could not authenticate: broker down (BROKER_CONNECTION_ERROR)"), (True, "no answer from")],
+)
+async def test_an_authentication_that_fails_on_the_servers_side_is_retried_on_a_new_connection(silent, reason):
+    flaky = FlakyAuth(1, silent=silent)
+    async with serve(flaky.handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        client = Client(url, api_key="k", retry_first=True, backoff=(0.01, 0.02), open_timeout=0.3)
+        statuses = []
+        async with asyncio.timeout(5), client:
+            async for event in client:
+                if isinstance(event, Status):
+                    statuses.append((event.state, event.detail))
+                    if event.state == "connected":
+                        break
+        assert [s for s, _ in statuses] == ["connecting", "reconnecting", "connecting", "connected"]
+        assert reason in statuses[1][1]
+
+        # a command does not wait: the first connection's failure is the answer
+        flaky.failures = 1
+        with pytest.raises(ConnectError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+            async for _ in Client(url, api_key="k", open_timeout=0.3, instruments=[Instrument("RELIANCE", "NSE")]):
+                pass

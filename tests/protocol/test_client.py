@@ -5,6 +5,8 @@ the server half (oaws.protocol.server) with no socket in between."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -509,3 +511,11 @@ def test_whatever_a_server_sends_makes_well_formed_events(batch, authenticating)
             assert isinstance(event.instrument, Instrument) and event.mode in (None, 1, 2, 3)
         else:
             assert isinstance(event, Reply) and isinstance(event.body, dict)
+
+
+def test_the_client_half_loads_no_io_library():
+    code = (
+        "import sys, oaws.protocol.client; print(sorted({'asyncio', 'websockets', 'zmq', 'socket'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
