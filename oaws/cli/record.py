@@ -11,7 +11,6 @@ writer and the client; the loop between them is ``oaws.recording.recorder``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -38,6 +37,8 @@ from oaws.cli import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from oaws.client import Client, FrameHook
 
 FileArg = Annotated[
