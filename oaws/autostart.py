@@ -8,18 +8,9 @@ import socket
 import sys
 from urllib.parse import urlsplit
 
-from oaws.client import Client, ClientError, ServerError
+from oaws.client import Client, ClientError, FrameHook
 from oaws.config import ClientSettings
 from oaws.instruments import Instrument
-from oaws.protocol.codes import AUTHENTICATION_ERROR, NOT_AUTHENTICATED
-
-FATAL_CODES = frozenset({NOT_AUTHENTICATED, AUTHENTICATION_ERROR})
-
-
-def fatal_message(event: ServerError, settings: ClientSettings) -> str:
-    if event.code == NOT_AUTHENTICATED:
-        return f"{settings.url} requires an API key: pass --api-key or set OAWS_API_KEY"
-    return f"{settings.url} refused the API key: {event.message}"
 
 
 def answering(url: str, timeout: float = 0.5) -> bool:
@@ -52,9 +43,21 @@ def autostart(settings: ClientSettings) -> None:
 
 
 async def open_client(
-    settings: ClientSettings, instruments: list[Instrument], mode: int, *, retry_first: bool = False
+    settings: ClientSettings,
+    instruments: list[Instrument],
+    mode: int,
+    *,
+    retry_first: bool = False,
+    on_frame: FrameHook | None = None,
 ) -> Client:
     """A client for ``settings.url`` that subscribes ``instruments`` once connected,
     after starting a background server if none answers there (and autostart allows)."""
     await asyncio.to_thread(autostart, settings)
-    return Client(settings.url, api_key=settings.api_key, instruments=instruments, mode=mode, retry_first=retry_first)
+    return Client(
+        settings.url,
+        api_key=settings.api_key,
+        instruments=instruments,
+        mode=mode,
+        retry_first=retry_first,
+        on_frame=on_frame,
+    )

@@ -5,11 +5,16 @@
             if isinstance(event, Tick):
                 print(event.instrument, event.data["ltp"])
 
-The client holds the wanted subscriptions; after any drop it reconnects with exponential
-backoff and full jitter, authenticates and subscribes everything again, reporting each
-step as a ``Status`` event. It relies only on what OpenAlgo's server sends too (``type``,
-``symbol``, ``exchange``, ``mode``, ``data``; never ``topic``), and asks for batched
-frames with ``?batch=1``, which OpenAlgo ignores, so both kinds of frame are read.
+A thin layer over the protocol's client half (``oaws.protocol.client``), which holds the
+wanted subscriptions, builds the requests and turns frames into events: this module dials,
+sends what the protocol queues, feeds it every frame received, and after any drop
+reconnects with exponential backoff and jitter, reporting each step as a ``Status`` event.
+It asks for batched frames with ``?batch=1``, which OpenAlgo ignores; the protocol reads
+both kinds of frame.
+
+``on_frame`` lets a consumer take frames before they are parsed: ``oaws record`` writes
+the proxy's market-data frames to its file as bytes, at tens of thousands of ticks a
+second, and leaves every other frame to the protocol.
 """
 
 from __future__ import annotations
@@ -18,16 +23,57 @@ import asyncio
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from oaws.instruments import Instrument, InstrumentError, make
+from oaws.instruments import Instrument
+from oaws.protocol.client import (
+    Authenticated,
+    AuthFailed,
+    BrokerInfo,
+    ClientProtocol,
+    Pong,
+    ProtocolEvent,
+    Reply,
+    ServerError,
+    State,
+    Subscribed,
+    Tick,
+    Unsubscribed,
+    describe_error,
+    encode,
+    fatal_close,
+)
+from oaws.protocol.codes import NOT_AUTHENTICATED
+
+__all__ = [
+    "AuthError",
+    "AuthFailed",
+    "Authenticated",
+    "BrokerInfo",
+    "Client",
+    "ClientError",
+    "ConnectError",
+    "Event",
+    "FrameHook",
+    "Pong",
+    "Reply",
+    "ServerError",
+    "Status",
+    "Subscribed",
+    "Tick",
+    "Unsubscribed",
+    "describe_error",
+    "dial",
+    "explain",
+    "refusal",
+    "with_batch",
+]
 
 
 class ClientError(Exception):
@@ -39,29 +85,11 @@ class ConnectError(ClientError):
 
 
 class AuthError(ClientError):
-    """The server refused the API key."""
+    """The server refused the API key, or closed the connection for want of one (4401)."""
 
 
-@dataclass(slots=True)
-class Tick:
-    instrument: Instrument
-    mode: int
-    data: dict[str, Any]
-    #: the whole ``market_data`` message as the server sent it
-    message: dict[str, Any]
-    #: local receive time, epoch ns
-    received_ns: int
-
-    @property
-    def latency_ms(self) -> float | None:
-        """Feed-to-here latency when the tick carries its creation time (``ts_ns`` or ``timestamp``)."""
-        ns = self.data.get("ts_ns")
-        if isinstance(ns, int):
-            return (self.received_ns - ns) / 1e6
-        ms = self.data.get("timestamp")
-        if isinstance(ms, (int, float)) and ms > 1e12:
-            return self.received_ns / 1e6 - ms
-        return None
+class _Dropped(Exception):
+    """This connection is of no use (authentication failed on the server's side): reconnect."""
 
 
 @dataclass(slots=True)
@@ -73,35 +101,16 @@ class Status:
     retry_at: float | None = None
 
 
-@dataclass(slots=True)
-class ServerError:
-    code: str
-    message: str
-    instrument: Instrument | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def text(self) -> str:
-        """The message, naming the instrument unless it already does."""
-        return describe_error(self.message, self.instrument)
-
-    def __str__(self) -> str:
-        return f"{self.text} ({self.code})"
+Event = ProtocolEvent | Status
+#: ``on_frame(frame, received_ns)``: True when it consumed the frame, which then goes no further
+FrameHook = Callable[[bytes, int], bool]
 
 
-def describe_error(message: str, instrument: Instrument | None = None) -> str:
-    """``INSTRUMENT: message``, or the message alone when it already starts with the instrument."""
-    return message if instrument is None or message.startswith(str(instrument)) else f"{instrument}: {message}"
-
-
-@dataclass(slots=True)
-class Reply:
-    """Any other reply (subscriptions, pong, broker_info...)."""
-
-    body: dict[str, Any]
-
-
-Event = Tick | Status | ServerError | Reply
+def refusal(url: str, error: ServerError) -> str:
+    """One sentence for a fatal error (``error.fatal``): the server wants a key, or refused the one given."""
+    if error.code == NOT_AUTHENTICATED:
+        return f"{url} requires an API key: pass --api-key or set OAWS_API_KEY"
+    return f"{url} refused the API key: {error.message}"
 
 
 def explain(url: str, exc: BaseException) -> str:
@@ -152,6 +161,7 @@ class Client:
 
     ``retry_first``: whether a failure of the very first connection is retried (a screen
     waits for its server) or raised as ``ConnectError`` (a command says why and exits).
+    ``instruments`` are subscribed at ``mode`` once connected; ``subscribe`` adds modes.
     """
 
     def __init__(
@@ -166,21 +176,25 @@ class Client:
         reconnect: bool = True,
         backoff: tuple[float, float] = (0.5, 10.0),
         open_timeout: float = 5.0,
+        on_frame: FrameHook | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise ClientError(f"{url!r} is not a WebSocket URL; write ws://HOST:PORT")
         self.url = url
-        self.api_key = api_key
         self.batch = batch
         self.retry_first = retry_first
         self.reconnect = reconnect
         self.backoff = backoff
         self.open_timeout = open_timeout
-        self.wanted: dict[Instrument, int] = {i: mode for i in instruments}
+        self.on_frame = on_frame
+        self.protocol = ClientProtocol(api_key=api_key)
+        self.protocol.subscribe(instruments, mode)
         self.ws: ClientConnection | None = None
         self.connected_once = False
         self.attempts = 0
+        # one sender at a time, so that requests leave in the order the protocol queued them
+        self._sending = asyncio.Lock()
 
     async def __aenter__(self) -> Client:
         return self
@@ -192,46 +206,55 @@ class Client:
         if self.ws is not None:
             await self.ws.close()
 
-    # Subscriptions -------------------------------------------------------------
-    async def subscribe(self, instruments: Iterable[Instrument], mode: int = 2) -> None:
-        new = list(instruments)
-        for i in new:
-            self.wanted[i] = mode
-        await self._send_subscribe(new, mode)
+    # Subscriptions and requests --------------------------------------------------------
+    @property
+    def wanted(self) -> dict[Instrument, set[int]]:
+        """The modes held of each instrument, resubscribed after every reconnect (read only: use ``subscribe``)."""
+        return self.protocol.wanted
 
-    async def unsubscribe(self, instruments: Iterable[Instrument]) -> None:
-        gone = [i for i in instruments if self.wanted.pop(i, None) is not None]
-        if gone and self.ws is not None:
-            await self._send(
-                {"action": "unsubscribe", "symbols": [{"symbol": i.symbol, "exchange": i.exchange} for i in gone]}
-            )
+    async def subscribe(self, instruments: Iterable[Instrument], mode: int = 2) -> None:
+        """Add ``mode`` to the modes held of each instrument."""
+        self.protocol.subscribe(instruments, mode)
+        await self._flush()
+
+    async def unsubscribe(self, instruments: Iterable[Instrument], mode: int | None = None) -> None:
+        """Drop ``mode`` of each instrument, or all its modes when ``mode`` is None."""
+        self.protocol.unsubscribe(instruments, mode)
+        await self._flush()
+
+    async def ping(self, timestamp: int | None = None) -> None:
+        """Its ``Pong`` comes as an event."""
+        self.protocol.ping(timestamp)
+        await self._flush()
+
+    async def get_broker_info(self) -> None:
+        """Its ``BrokerInfo`` comes as an event."""
+        self.protocol.get_broker_info()
+        await self._flush()
+
+    async def get_subscriptions(self) -> None:
+        """Its reply (``type`` ``subscriptions``) comes as a ``Reply``."""
+        self.protocol.get_subscriptions()
+        await self._flush()
 
     async def request(self, body: dict[str, Any]) -> None:
-        """Send any request; its reply comes as an event."""
-        await self._send(body)
+        """Send any request while connected; its reply comes as an event."""
+        self.protocol.request(body)
+        await self._flush()
 
-    async def _send(self, body: dict[str, Any]) -> None:
-        if self.ws is None:
-            return
-        try:
-            await self.ws.send(orjson.dumps(body).decode())
-        except ConnectionClosed:
-            pass  # the reader notices and reconnects
+    async def _flush(self) -> None:
+        async with self._sending:
+            requests = self.protocol.requests_to_send()
+            ws = self.ws
+            if ws is None:
+                return
+            try:
+                for request in requests:
+                    await ws.send(encode(request))
+            except ConnectionClosed:
+                pass  # the reader notices, and the next connection resubscribes everything
 
-    async def _send_subscribe(self, instruments: list[Instrument], mode: int) -> None:
-        for start in range(0, len(instruments), 500):
-            chunk = instruments[start : start + 500]
-            if chunk:
-                await self._send(
-                    {
-                        "action": "subscribe",
-                        "mode": mode,
-                        "depth": 5,
-                        "symbols": [{"symbol": i.symbol, "exchange": i.exchange} for i in chunk],
-                    }
-                )
-
-    # Events --------------------------------------------------------------------
+    # Events ----------------------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[Event]:
         return self.events()
 
@@ -244,33 +267,30 @@ class Client:
         while True:
             yield Status("connecting", self.url)
             try:
-                self.ws = await dial(url, self.open_timeout)
+                ws = await dial(url, self.open_timeout)
             except InvalidURI:
                 raise ClientError(f"{self.url!r} is not a WebSocket URL; write ws://HOST:PORT") from None
             except (OSError, InvalidHandshake, TimeoutError) as exc:
                 reason = explain(self.url, exc)
-                if not self.connected_once and not self.retry_first:
-                    raise ConnectError(reason) from None
-                if not self.reconnect:
-                    raise ConnectError(reason) from None
-                delay = self._delay()
-                self.attempts += 1
-                yield Status("reconnecting", reason, time.time() + delay)
-                await asyncio.sleep(delay)
-                continue
-            reason = "the connection dropped"
-            try:
-                async for event in self._session(self.ws):
-                    yield event
-            except ConnectionClosed as exc:
-                reason = explain(self.url, exc)
-                if exc.rcvd is not None and exc.rcvd.code == 4401:
-                    raise AuthError(
-                        f"{self.url} closed the connection: {exc.rcvd.reason or 'not authenticated'}"
-                    ) from None
-            finally:
-                self.ws = None
-            if not self.reconnect:
+            else:
+                self.ws = ws
+                reason = "the connection dropped"
+                try:
+                    async for event in self._session(ws):
+                        yield event
+                except ConnectionClosed as exc:
+                    if exc.rcvd is not None and fatal_close(exc.rcvd.code):
+                        why = exc.rcvd.reason or "not authenticated"
+                        raise AuthError(f"{self.url} closed the connection: {why}") from None
+                    reason = explain(self.url, exc)
+                except (OSError, TimeoutError) as exc:
+                    reason = explain(self.url, exc)
+                except _Dropped as exc:
+                    reason = str(exc)
+                finally:
+                    self.protocol.connection_lost()
+                await ws.close()  # at once when the server closed it; a session given up on is closed here
+            if not self.reconnect or not (self.connected_once or self.retry_first):
                 raise ConnectError(reason)
             delay = self._delay()
             self.attempts += 1
@@ -278,61 +298,31 @@ class Client:
             await asyncio.sleep(delay)
 
     async def _session(self, ws: ClientConnection) -> AsyncIterator[Event]:
-        if self.api_key is not None:
-            await ws.send(orjson.dumps({"action": "authenticate", "api_key": self.api_key}).decode())
+        protocol = self.protocol
+        protocol.connection_made()
+        await self._flush()
+        early: list[ProtocolEvent] = []
+        if protocol.state is State.AUTHENTICATING:
+            # the answer to authenticate, within open_timeout (the events wait: the consumer's time is not the server's)
             async with asyncio.timeout(self.open_timeout):
-                while True:
-                    body = orjson.loads(await ws.recv())
-                    if isinstance(body, dict) and body.get("type") == "auth":
-                        break
-                    if isinstance(body, dict) and body.get("code") == "AUTHENTICATION_ERROR":
-                        raise AuthError(f"{self.url} refused the API key: {body.get('message', 'invalid API key')}")
+                while protocol.state is State.AUTHENTICATING:
+                    for event in protocol.receive(await ws.recv(decode=False), time.time_ns()):
+                        if isinstance(event, AuthFailed):
+                            if event.fatal:
+                                raise AuthError(refusal(self.url, event))
+                            raise _Dropped(f"{self.url} could not authenticate: {event}")
+                        early.append(event)
+            await self._flush()
         self.connected_once = True
         self.attempts = 0
         yield Status("connected", self.url)
-        by_mode: dict[int, list[Instrument]] = {}
-        for instrument, mode in self.wanted.items():
-            by_mode.setdefault(mode, []).append(instrument)
-        for mode, instruments in by_mode.items():
-            await self._send_subscribe(instruments, mode)
-        async for frame in ws:
-            received = time.time_ns()
-            try:
-                body = orjson.loads(frame)
-            except orjson.JSONDecodeError:
+        for event in early:
+            yield event
+        hook, receive, recv, time_ns = self.on_frame, protocol.receive, ws.recv, time.time_ns
+        while True:
+            frame = await recv(decode=False)
+            received = time_ns()
+            if hook is not None and hook(frame, received):
                 continue
-            for message in body if isinstance(body, list) else (body,):
-                for event in self._events(message, received):
-                    yield event
-
-    def _events(self, message: Any, received: int) -> list[Event]:
-        if not isinstance(message, dict):
-            return []
-        kind = message.get("type")
-        if kind == "market_data":
-            data, mode = message.get("data"), message.get("mode")
-            try:
-                instrument = make(message.get("symbol"), message.get("exchange"))
-            except InstrumentError:
-                return []
-            if not isinstance(data, dict) or not isinstance(mode, int):
-                return []
-            return [Tick(instrument, mode, data, message, received)]
-        if message.get("status") == "error" and kind in (None, "error", "subscription", "unsubscription"):
-            return [_error(message, message)]
-        failed = [
-            _error(e, message)
-            for e in message.get("subscriptions", ())
-            if isinstance(e, dict) and e.get("status") == "error"
-        ]
-        return [*failed, Reply(message)] if failed else [Reply(message)]
-
-
-def _error(entry: dict[str, Any], raw: dict[str, Any]) -> ServerError:
-    instrument = None
-    if entry.get("symbol") is not None:
-        try:
-            instrument = make(entry.get("symbol"), entry.get("exchange"))
-        except InstrumentError:
-            instrument = None
-    return ServerError(str(entry.get("code") or "ERROR"), str(entry.get("message") or "error"), instrument, raw)
+            for event in receive(frame, received):
+                yield event

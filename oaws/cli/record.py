@@ -4,18 +4,15 @@
 message to a recording (oaws.recording) with its receive time. Losing data quietly is
 the one thing it must not do, so: lines reach the OS at least once a second; SIGINT and
 SIGTERM flush and close; a dropped connection is retried and leaves a gap marker; a
-full disk stops it with one sentence, keeping what was written.
+full disk stops it with one sentence, keeping what was written. The command builds the
+writer and the client; the loop between them is ``oaws.recording.recorder``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
-import signal
 import sys
-import time
 from datetime import tzinfo
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -41,331 +38,14 @@ from oaws.cli.common import (
 )
 from oaws.config import DEFAULT_BUS, DEFAULT_HOST, DEFAULT_PORT
 
-#: how often buffered lines go to the OS (the promise is at least once a second)
-FLUSH_EVERY = 0.5
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from oaws.client import Client, FrameHook
+
 FileArg = Annotated[
     str, typer.Argument(help="The recording to write; - for standard output; FILE.gz compresses.", show_default=False)
 ]
-
-
-def _err(line: str) -> None:
-    # clear a live status line first, so the message does not end up glued to it
-    prefix = "\r\x1b[2K" if sys.stderr.isatty() else ""
-    sys.stderr.write(f"{prefix}oaws: {line}\n")
-    sys.stderr.flush()
-
-
-class Fatal(Exception):
-    """The server refused us for good (API key): already reported; exit 1."""
-
-
-class Recorder:
-    """One ``oaws record`` run: a connection's ticks into a ``Writer`` until stopped.
-
-    Its own receive loop rather than ``Client``'s events: at tens of thousands of ticks a
-    second, parsing each message only to write it out again costs more than the rest of
-    the recorder, so frames of the proxy's shape go to the file as bytes
-    (``recording.market_lines``); anything else is parsed. The semantics are the
-    client's: authenticate, subscribe, reconnect with jittered backoff, resubscribe.
-    """
-
-    def __init__(
-        self,
-        writer: Any,
-        instruments: list[Any],
-        mode: int,
-        settings: cfg.ClientSettings,
-        *,
-        count: int | None = None,
-        duration: float | None = None,
-        live: bool = False,
-        backoff: tuple[float, float] = (0.5, 10.0),
-    ) -> None:
-        self.writer = writer
-        self.instruments = instruments
-        self.mode = mode
-        self.settings = settings
-        self.url = settings.url
-        self.count = count
-        self.duration = duration
-        self.live = live
-        self.backoff = backoff
-        self.started = time.monotonic()
-        self.connected = False
-        self.connected_once = False
-        self.attempts = 0
-        #: receive time of the last frame, for a gap's start
-        self.last_ns = 0
-        self.last_frame = b""
-        self.down_since: int | None = None
-        self.down_reason = ""
-        #: after a reconnect: (timestamp, seq) of the last tick received before the drop, and
-        #: until when (ns) the server's snapshots of older ticks are dropped as repeats
-        self.resume_after: tuple[int, int] | None = None
-        self.recheck_until = 0
-        self.failed: set[Any] = set()
-        self._rate_mark = (self.started, 0)
-        self.rate = 0.0
-
-    async def run(self) -> int:
-        from oaws.autostart import open_client
-
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        tasks: list[asyncio.Task[Any]] = []
-        try:
-            # open_client starts a background server when none answers (and autostart allows)
-            client = await open_client(self.settings, self.instruments, self.mode)
-            self.url = client.url
-            receiver = asyncio.create_task(self._receive())
-            tasks = [receiver, asyncio.create_task(stop.wait()), asyncio.create_task(self._tend())]
-            if self.duration is not None:
-                tasks.append(asyncio.create_task(asyncio.sleep(self.duration)))
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not receiver and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-            code = receiver.result() if receiver in done else 0
-        except Fatal:
-            code = 1
-        except BaseException:
-            self.writer.abort()
-            raise
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-        if code != 0 and self.writer.ticks == 0:
-            self.writer.abort()  # nothing recorded (refused key...): leave no header-only file behind
-            return code
-        self.writer.close()
-        if self.live:
-            self._show(final=True)
-        return code
-
-    # The connection ------------------------------------------------------------------
-    def _delay(self) -> float:
-        base, cap = self.backoff
-        return random.uniform(base / 2, min(cap, base * 2 ** min(self.attempts, 16)))
-
-    async def _receive(self) -> int:
-        """Connect, record, reconnect after drops; the exit code once ``count`` is reached."""
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-
-        from oaws.client import AuthError, ClientError, ConnectError, dial, explain, with_batch
-
-        url = with_batch(self.url)
-        while True:
-            try:
-                ws = await dial(url, 5)
-            except InvalidURI:
-                raise ClientError(f"{self.url!r} is not a WebSocket URL; write ws://HOST:PORT") from None
-            except (OSError, InvalidHandshake, TimeoutError) as exc:
-                if not self.connected_once:
-                    raise ConnectError(explain(self.url, exc)) from None
-                await self._pause(explain(self.url, exc))
-                continue
-            reason = "the connection dropped"
-            try:
-                async with ws:
-                    return await self._session(ws)
-            except ConnectionClosed as exc:
-                if exc.rcvd is not None and exc.rcvd.code == 4401:
-                    why = exc.rcvd.reason or "not authenticated"
-                    raise AuthError(f"{self.url} closed the connection: {why}") from None
-                reason = explain(self.url, exc)
-            except (OSError, TimeoutError) as exc:
-                reason = explain(self.url, exc)
-            self._went_down(reason)
-            await self._pause(reason)
-
-    async def _pause(self, reason: str) -> None:
-        delay = self._delay()
-        self.attempts += 1
-        _err(f"{reason}; reconnecting in {delay:.1f} s")
-        await asyncio.sleep(delay)
-
-    def _went_down(self, reason: str) -> None:
-        if not self.connected:
-            return
-        self.connected = False
-        self.down_since = self.last_ns or time.time_ns()
-        self.down_reason = reason
-        self.resume_after = _last_tick_key(self.last_frame)
-
-    async def _session(self, ws: Any) -> int:
-        import orjson
-
-        from oaws.recording import market_lines
-
-        if self.settings.api_key is not None:
-            await ws.send(orjson.dumps({"action": "authenticate", "api_key": self.settings.api_key}).decode())
-            async with asyncio.timeout(5):
-                while True:
-                    body = orjson.loads(await ws.recv(decode=False))
-                    if isinstance(body, dict) and body.get("type") == "auth":
-                        break
-                    if isinstance(body, dict) and body.get("code") == "AUTHENTICATION_ERROR":
-                        _err(f"{self.url} refused the API key: {body.get('message', 'invalid API key')}")
-                        raise Fatal
-        now = time.time_ns()
-        if self.down_since is not None:
-            self.writer.write_gap(self.down_since, now, self.down_reason)
-            _err(f"reconnected to {self.url}; marked a gap of {(now - self.down_since) / 1e9:.1f} s")
-            self.down_since = None
-            self.recheck_until = now + 1_000_000_000
-        self.connected = self.connected_once = True
-        self.attempts = 0
-        self.last_ns = now
-        symbols = [{"symbol": i.symbol, "exchange": i.exchange} for i in self.instruments]
-        for start in range(0, len(symbols), 500):
-            await ws.send(
-                orjson.dumps(
-                    {"action": "subscribe", "mode": self.mode, "depth": 5, "symbols": symbols[start : start + 500]}
-                ).decode()
-            )
-        writer = self.writer
-        count = self.count
-        recv = ws.recv
-        time_ns = time.time_ns
-        while True:
-            frame = await recv(decode=False)
-            received = time_ns()
-            self.last_ns = received
-            fast = None
-            if received > self.recheck_until and writer.header["broker"] is not None:
-                fast = market_lines(frame, received)
-            if fast is not None and (count is None or writer.ticks + fast[1] < count):
-                writer.write_lines(*fast)
-                self.last_frame = frame
-                continue
-            if self._parsed(frame, received):
-                return 0 if writer.ticks else 1
-
-    def _parsed(self, frame: bytes, received: int) -> bool:
-        """Handle a frame the slow way, message by message; True when recording should stop."""
-        import orjson
-
-        try:
-            body = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return False
-        writer = self.writer
-        for message in body if isinstance(body, list) else (body,):
-            if not isinstance(message, dict):
-                continue
-            if message.get("type") == "market_data":
-                if received <= self.recheck_until and self._seen(message):
-                    continue
-                if writer.header["broker"] is None:
-                    writer.header["broker"] = message.get("broker") or "unknown"
-                writer.write_tick(message, received)
-                self.last_frame = frame
-                if self.count is not None and writer.ticks >= self.count:
-                    return True
-            elif self._refused(message):
-                return True
-        return False
-
-    def _seen(self, message: dict[str, Any]) -> bool:
-        """Whether a tick sent right after a reconnect repeats one received before the drop.
-
-        On subscribe the server sends the latest tick it holds; if that tick came before
-        the last one received (by the feed's timestamp, then sequence), it is not new.
-        """
-        data = message.get("data")
-        if self.resume_after is None or not isinstance(data, dict):
-            return False
-        key = _tick_key(data)
-        return key is not None and key <= self.resume_after
-
-    def _refused(self, message: dict[str, Any]) -> bool:
-        """Report subscription errors; True when nothing is left to record or the key was refused."""
-        from oaws.autostart import FATAL_CODES
-        from oaws.client import describe_error
-        from oaws.instruments import InstrumentError, make
-
-        kind = message.get("type")
-        if message.get("status") == "error" and kind in (None, "error", "subscription", "unsubscription"):
-            errors = [message]
-        else:
-            errors = [e for e in message.get("subscriptions", ()) if isinstance(e, dict) and e.get("status") == "error"]
-        for entry in errors:
-            code, text = str(entry.get("code") or "ERROR"), str(entry.get("message") or "error")
-            if code in FATAL_CODES:
-                _err(
-                    f"{self.url} requires an API key: pass --api-key or set OAWS_API_KEY"
-                    if code == "NOT_AUTHENTICATED"
-                    else f"{self.url} refused the API key: {text}"
-                )
-                raise Fatal
-            try:
-                instrument = make(entry.get("symbol"), entry.get("exchange"))
-            except InstrumentError:
-                _err(f"{text} ({code})")
-                continue
-            _err(f"{describe_error(text, instrument)} ({code})")
-            self.failed.add(instrument)
-            listed = self.writer.header["instruments"]
-            if str(instrument) in listed and self.writer.ticks == 0:
-                listed.remove(str(instrument))
-        return bool(self.failed) and self.failed >= set(self.instruments)
-
-    # Housekeeping --------------------------------------------------------------------
-    async def _tend(self) -> None:
-        """Hand lines to the OS (and rotate) every FLUSH_EVERY seconds; refresh the live line."""
-        while True:
-            await asyncio.sleep(FLUSH_EVERY)
-            self.writer.tick()
-            if self.live:
-                self._show()
-
-    def _show(self, final: bool = False) -> None:
-        from oaws.recording import human_size
-
-        now = time.monotonic()
-        ticks = self.writer.ticks
-        mark, marked = self._rate_mark
-        if final or now - self.started < 1.0:
-            self.rate = ticks / max(now - self.started, 1e-3)  # the average, until a full second is measured
-        elif now - mark >= 1.0:
-            self.rate = (ticks - marked) / (now - mark)
-            self._rate_mark = (now, ticks)
-        elapsed = int(now - self.started)
-        where = self.writer.current if self.writer.current != "-" else "stdout"
-        state = "" if self.connected or final else "  (reconnecting)" if self.connected_once else "  (connecting)"
-        line = (
-            f"oaws: {'recorded' if final else 'recording'} {where}: {ticks:,} ticks  "
-            f"{self.rate:,.0f}/s{' average' if final else ''}  {human_size(self.writer.total_bytes)}  "
-            f"{elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}{state}"
-        )
-        sys.stderr.write("\r\x1b[2K" + line + ("\n" if final else ""))
-        sys.stderr.flush()
-
-
-def _tick_key(data: dict[str, Any]) -> tuple[int, int] | None:
-    ts, seq = data.get("timestamp"), data.get("seq")
-    if not isinstance(ts, (int, float)):
-        return None
-    return int(ts), seq if isinstance(seq, int) else -1
-
-
-def _last_tick_key(frame: bytes) -> tuple[int, int] | None:
-    """(timestamp, seq) of the last tick in a frame (the last one received before a drop)."""
-    import orjson
-
-    try:
-        body = orjson.loads(frame) if frame else None
-    except orjson.JSONDecodeError:
-        return None
-    for message in reversed(body if isinstance(body, list) else [body]):
-        if isinstance(message, dict) and isinstance(message.get("data"), dict):
-            return _tick_key(message["data"])
-    return None
 
 
 def record_to(
@@ -381,7 +61,9 @@ def record_to(
 ) -> int:
     """Record until a signal, ``count`` ticks or ``duration``; the exit code."""
     from oaws.aio import run
+    from oaws.autostart import open_client
     from oaws.recording import RecordingError, Writer, make_header, parse_duration, parse_rotate
+    from oaws.recording.recorder import Recorder
 
     rotate_bytes, rotate_seconds = parse_rotate(rotate) if rotate else (None, None)
     seconds = parse_duration(duration) if duration else None
@@ -389,11 +71,15 @@ def record_to(
         raise RecordingError("--count must be a positive number of ticks")
     header = make_header(settings.url, instruments, mode)
     writer = Writer(path, header, rotate_bytes=rotate_bytes, rotate_seconds=rotate_seconds)
+
+    def connect(on_frame: FrameHook) -> Awaitable[Client]:
+        # open_client starts a background server when none answers (and autostart allows)
+        return open_client(settings, instruments, mode, on_frame=on_frame)
+
     recorder = Recorder(
         writer,
         instruments,
-        mode,
-        settings,
+        connect,
         count=count,
         duration=seconds,
         live=sys.stderr.isatty() if live is None else live,
@@ -507,7 +193,7 @@ def inspect(
         # not the reader's warnings and a summary of zeros
         fail(no_ticks(files))
     for message in summary.warnings:
-        _err(f"warning: {message}")
+        typer.echo(f"oaws: warning: {message}", err=True)
     if json:
         import orjson
 

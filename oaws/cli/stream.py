@@ -12,7 +12,7 @@ import orjson
 import typer
 
 from oaws.aio import run
-from oaws.autostart import FATAL_CODES, fatal_message, open_client
+from oaws.autostart import open_client
 from oaws.cli.common import (
     ApiKeyOpt,
     AutostartOpt,
@@ -25,7 +25,7 @@ from oaws.cli.common import (
     resolve_instruments,
     resolve_mode,
 )
-from oaws.client import ServerError, Status, Tick
+from oaws.client import ServerError, Status, Tick, refusal
 from oaws.config import ClientSettings, time_zone
 from oaws.format import change_of, clock, indian, price, signed, tick_line
 from oaws.instruments import Instrument
@@ -153,8 +153,8 @@ async def _tail(
                     if count is not None and written >= count:
                         return 0
                 elif isinstance(event, ServerError):
-                    if event.code in FATAL_CODES:
-                        _err(fatal_message(event, settings))
+                    if event.fatal:
+                        _err(refusal(settings.url, event))
                         return 1
                     _err(str(event))
                     if event.instrument is not None:
@@ -191,8 +191,8 @@ async def _snapshot(
                         ticks[event.instrument] = event
                         pending.discard(event.instrument)
                     elif isinstance(event, ServerError):
-                        if event.code in FATAL_CODES:
-                            _err(fatal_message(event, settings))
+                        if event.fatal:
+                            _err(refusal(settings.url, event))
                             return 1
                         if event.instrument in pending:
                             errors[event.instrument] = event

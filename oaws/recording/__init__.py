@@ -15,6 +15,10 @@ apart by ``type``:
 * ``gap`` — ``{"type":"gap","from_ns":...,"to_ns":...,"reason":"..."}``: the connection
   was down, so ticks between those two receive times may be missing.
 
+``Recorder`` (``oaws.recording.recorder``) is ``oaws record``'s loop: a client's ticks into a
+``Writer``. It is imported on first use, so that readers of recordings (``oaws replay``'s
+feed among them) do not load the WebSocket client.
+
 Why lines and not a binary format: ``grep``, ``jq`` and ``oaws tail --json`` speak it, and
 a crash can only cut the last line short. The writer buffers in memory and hands whole
 lines to the OS at least once a second (the caller's timer calls ``Writer.tick``), so a

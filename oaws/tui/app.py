@@ -17,21 +17,20 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 from textual.app import App
 from textual.binding import Binding, BindingType
 
-from oaws.client import AuthError, ClientError, Event, Reply, ServerError, Status, Tick
+from oaws.client import AuthError, ClientError, Event, ServerError, Status, Subscribed, Tick
 from oaws.instruments import DEFAULT_WATCHLIST, DEPTH, Instrument
-from oaws.protocol.codes import AUTHENTICATION_ERROR, NOT_AUTHENTICATED
 from oaws.tui.add import AddScreen
 from oaws.tui.depth import DepthScreen
 from oaws.tui.grid import QuoteGrid
 from oaws.tui.help import HelpScreen
 from oaws.tui.messages import DepthRequested, SortRequested
 from oaws.tui.models.completion import Completer, resolve_instrument
-from oaws.tui.models.health import Health, subscribed_in
+from oaws.tui.models.health import Health
 from oaws.tui.models.watch import Watchlist, WatchModel
 from oaws.tui.screen import WatchScreen
 from oaws.tui.status import StatusBar
@@ -46,9 +45,7 @@ class FeedClient(Protocol):
 
     async def subscribe(self, instruments: Iterable[Instrument], mode: int = 2) -> None: ...
 
-    async def unsubscribe(self, instruments: Iterable[Instrument]) -> None: ...
-
-    async def request(self, body: dict[str, Any]) -> None: ...
+    async def unsubscribe(self, instruments: Iterable[Instrument], mode: int | None = None) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -159,13 +156,13 @@ class WatchApp(App[int]):
                 apply(instrument, event.data)
                 count(instrument, event.latency_ms)
                 seen.add(instrument)
+            elif type(event) is Subscribed:
+                # the server follows a subscription's reply with its last known tick: no latency sample
+                health.subscribed(event.instrument)
             elif isinstance(event, Status):
                 self._status(event)
             elif isinstance(event, ServerError):
                 self._server_error(event)
-            elif isinstance(event, Reply):
-                # the server follows a subscription's reply with its last known tick of each: no latency sample
-                health.subscribed(subscribed_in(event.body))
 
     def _status(self, event: Status) -> None:
         self.health.connection(event.state, event.detail, event.retry_at)
@@ -176,7 +173,7 @@ class WatchApp(App[int]):
         self._refresh_status()
 
     def _server_error(self, event: ServerError) -> None:
-        if event.code in (NOT_AUTHENTICATED, AUTHENTICATION_ERROR):
+        if event.fatal:
             self._refused(f"{self.health.url} refused the API key: {event.message}")
             return
         if event.instrument is not None:
@@ -306,21 +303,11 @@ class WatchApp(App[int]):
             self._send(lambda c: c.subscribe([instrument], DEPTH))
 
         def closed(_: None) -> None:
-            if self.mode < DEPTH and instrument in self.model.watchlist.instruments:
-                self._send(lambda c: self._leave_depth(c, instrument))
+            # only the Depth mode goes: the grid's mode was held all along, so the grid misses no tick
+            if self.mode < DEPTH:
+                self._send(lambda c: c.unsubscribe([instrument], mode=DEPTH))
 
         self.push_screen(DepthScreen(self.model, self.health, instrument), closed)
-
-    async def _leave_depth(self, client: FeedClient, instrument: Instrument) -> None:
-        # Back to the grid's mode first (the client resubscribes that after a reconnect), then
-        # drop only the Depth mode, so the grid never misses a tick.
-        await client.subscribe([instrument], self.mode)
-        await client.request(
-            {
-                "action": "unsubscribe",
-                "symbols": [{"symbol": instrument.symbol, "exchange": instrument.exchange, "mode": DEPTH}],
-            }
-        )
 
     def action_pause(self) -> None:
         self.paused = not self.paused

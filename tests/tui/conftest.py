@@ -88,11 +88,8 @@ class ScriptedClient:
     async def subscribe(self, instruments: Iterable[Instrument], mode: int = 2) -> None:
         self.requests.append(("subscribe", (list(instruments), mode)))
 
-    async def unsubscribe(self, instruments: Iterable[Instrument]) -> None:
-        self.requests.append(("unsubscribe", list(instruments)))
-
-    async def request(self, body: dict[str, Any]) -> None:
-        self.requests.append(("request", body))
+    async def unsubscribe(self, instruments: Iterable[Instrument], mode: int | None = None) -> None:
+        self.requests.append(("unsubscribe", (list(instruments), mode)))
 
     async def close(self) -> None:
         self.closed = True

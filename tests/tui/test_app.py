@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from oaws.client import Reply, ServerError, Status, Tick
+from oaws.client import ServerError, Status, Subscribed, Tick
 from oaws.instruments import DEPTH, QUOTE, parse, parse_many
 from oaws.tui.add import AddScreen
 from oaws.tui.depth import DepthScreen, DepthView
@@ -21,6 +21,12 @@ THREE = ["RELIANCE:NSE", "INFY:NSE", "NIFTY:NSE_INDEX"]
 
 def status_text(app) -> str:
     return str(app.screen.query_one(StatusBar).render())
+
+
+def held_by_server(service) -> dict:
+    """The modes the server holds of each instrument for its one client, the app."""
+    (client,) = service.proxy.clients
+    return client.session.subs
 
 
 def filled(app) -> bool:
@@ -59,7 +65,7 @@ async def test_add_remove_and_sort_by_key(service):
         tcs = parse("TCS:NSE")
         assert app.model.view[-1] == tcs and app.model.selected == tcs
         await until(pilot, lambda: app.model.rows[tcs].data.get("ltp"), what="the added instrument's tick")
-        assert app.client.wanted[tcs] == QUOTE
+        assert app.client.wanted[tcs] == {QUOTE}
 
         await pilot.press("d")
         assert tcs not in app.model.view and tcs not in app.client.wanted
@@ -104,7 +110,8 @@ async def test_depth_view_subscribes_depth_while_open_and_shows_five_levels(serv
         await until(pilot, lambda: filled(app))
         await pilot.press("enter")
         assert isinstance(app.screen, DepthScreen)
-        await until(pilot, lambda: app.client.wanted[reliance] == DEPTH)
+        await until(pilot, lambda: held_by_server(service).get(reliance) == {QUOTE, DEPTH}, what="Depth added")
+        assert app.client.wanted[reliance] == {QUOTE, DEPTH}
         await until(pilot, lambda: app.model.rows[reliance].data.get("depth"), what="a Depth tick")
         await pilot.pause(0.2)
         console = Console(width=150, record=True, file=io.StringIO())
@@ -115,7 +122,8 @@ async def test_depth_view_subscribes_depth_while_open_and_shows_five_levels(serv
         assert f"{best_bid:,.2f}" in text
         await pilot.press("escape")
         assert not isinstance(app.screen, DepthScreen)
-        await until(pilot, lambda: app.client.wanted[reliance] == QUOTE, what="back to Quote mode")
+        await until(pilot, lambda: held_by_server(service).get(reliance) == {QUOTE}, what="Depth dropped")
+        assert app.client.wanted[reliance] == {QUOTE}
 
 
 async def test_pause_freezes_the_screen_but_not_the_feed(service):
@@ -218,6 +226,7 @@ async def test_the_status_line_takes_no_latency_from_a_subscriptions_snapshot():
             {"symbol": s, "exchange": "NSE", "mode": 2, "status": "success"} for s in ("RELIANCE", "INFY")
         ],
     }
+    confirmations = [Subscribed(i, QUOTE, reply) for i in (rel, infy)]
 
     def tick(instrument, age_ms: float) -> Tick:
         data = {"ltp": 100.0, "ts_ns": FIXED_NS - int(age_ms * 1e6)}
@@ -226,7 +235,7 @@ async def test_the_status_line_takes_no_latency_from_a_subscriptions_snapshot():
     app, _ = scripted_app(
         [
             Status("connected", "ws://127.0.0.1:8765"),
-            Reply(reply),
+            *confirmations,
             tick(rel, 900.0),  # snapshots: the last ticks the server knew, not the feed's speed
             tick(infy, 14_935.7),
             tick(rel, 0.4),
@@ -240,3 +249,17 @@ async def test_the_status_line_takes_no_latency_from_a_subscriptions_snapshot():
         app.second()
         await pilot.pause()
         assert "5 ticks/s  latency 0.5 ms (max 0.6)" in status_text(app)
+
+
+async def test_leaving_the_depth_view_drops_only_depth_and_keeps_the_grids_mode():
+    rel, infy = parse("RELIANCE:NSE"), parse("INFY:NSE")
+    app, client = scripted_app([Status("connected", "ws://127.0.0.1:8765")], [Watchlist("w", [rel, infy])])
+    async with app.run_test(size=(150, 30)) as pilot:
+        await until(pilot, lambda: app.client is client)
+        await pilot.press("enter")
+        assert isinstance(app.screen, DepthScreen)
+        await until(pilot, lambda: client.requests, what="the Depth subscription")
+        await pilot.press("escape")
+        await until(pilot, lambda: len(client.requests) == 2, what="the Depth unsubscription")
+        await pilot.pause(0.1)
+    assert client.requests == [("subscribe", ([rel], DEPTH)), ("unsubscribe", ([rel], DEPTH))]

@@ -5,16 +5,18 @@ from __future__ import annotations
 import time
 from datetime import timedelta, timezone
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oaws.client import Tick
+from oaws.client import Subscribed, Tick
 from oaws.instruments import Instrument, InstrumentError, parse, parse_many
+from oaws.protocol.client import ClientProtocol
 from oaws.tui.models.columns import FLASH_SECONDS, RESORT_SECONDS, changed_from, price_text, signed_text, sparkline
 from oaws.tui.models.completion import Completer, complete, resolve_instrument
 from oaws.tui.models.depth import bar, depth_view
-from oaws.tui.models.health import Health, subscribed_in
+from oaws.tui.models.health import Health
 from oaws.tui.models.watch import Watchlist, WatchModel
 
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -261,13 +263,20 @@ def test_live_ticks_are_latency_samples():
     assert latency(h) == "latency 0.5 ms (max 2.5)" and h.tps == 3
 
 
+def confirmed(h: Health, reply: dict) -> None:
+    """What the app does with a subscription reply: each instrument the protocol says was subscribed."""
+    for event in ClientProtocol().receive(orjson.dumps(reply), NOW_NS):
+        if isinstance(event, Subscribed):
+            h.subscribed(event.instrument)
+
+
 def test_the_snapshot_after_a_subscription_or_reconnect_is_no_latency_sample():
     h = Health("ws://x", clock=Clock(1000.0))
     h.connection("connected")
-    h.subscribed(subscribed_in({"type": "subscribe", "status": "success", "subscriptions": [
+    confirmed(h, {"type": "subscribe", "status": "success", "subscriptions": [
         {"symbol": "RELIANCE", "exchange": "NSE", "mode": 2, "status": "success"},
         {"symbol": "INFY", "exchange": "NSE", "mode": 2, "status": "success"},
-    ]}))  # fmt: skip
+    ]})  # fmt: skip
     # the server's last known ticks: one 3 s old (young enough to pass for live), one 15 s old
     for t in (received(REL, NOW_NS - 3_000_000_000), received(INFY, NOW_NS - 14_935_700_000)):
         h.tick(t.instrument, t.latency_ms)
@@ -276,7 +285,7 @@ def test_the_snapshot_after_a_subscription_or_reconnect_is_no_latency_sample():
     assert latency(h) == "latency 0.6 ms (max 0.6)" and h.tps == 4  # ticks all the same, samples only live
 
     # added later (single-form reply): its first tick is a snapshot, the others' are not
-    h.subscribed(subscribed_in({"type": "subscription", "symbol": "TCS", "exchange": "NSE", "status": "success"}))
+    confirmed(h, {"type": "subscription", "symbol": "TCS", "exchange": "NSE", "status": "success"})
     for t in (received(TCS, NOW_NS - 2_000_000_000), received(REL, NOW_NS - 700_000)):
         h.tick(t.instrument, t.latency_ms)
     assert latency(h) == "latency 0.7 ms (max 0.7)"
@@ -284,27 +293,11 @@ def test_the_snapshot_after_a_subscription_or_reconnect_is_no_latency_sample():
     # after a reconnect the client resubscribes: snapshots again, and nothing else is skipped
     h.connection("reconnecting", "the connection dropped")
     h.connection("connected")
-    h.subscribed([REL])
+    h.subscribed(REL)
     h.tick(REL, 1_500.0)
     h.tick(REL, 0.8)
     h.tick(INFY, 0.9)
     assert latency(h) == "latency 0.9 ms (max 0.9)"
-
-
-def test_a_subscription_reply_names_only_what_was_subscribed():
-    partial = {
-        "type": "subscribe",
-        "status": "partial",
-        "subscriptions": [
-            {"symbol": "RELIANCE", "exchange": "NSE", "status": "success"},
-            {"symbol": "NOPE", "exchange": "NSE", "status": "error", "code": "SYMBOL_NOT_FOUND"},
-            {"symbol": "BAD", "exchange": "MARS", "status": "success"},
-        ],
-    }
-    assert subscribed_in(partial) == [REL]
-    assert subscribed_in({"type": "unsubscribe", "status": "success", "subscriptions": partial["subscriptions"]}) == []
-    assert subscribed_in({"type": "subscription", "status": "error", "symbol": "INFY", "exchange": "NSE"}) == []
-    assert subscribed_in({"type": "subscribe", "subscriptions": "nonsense"}) == []
 
 
 def test_old_stamps_are_no_latency_sample_and_without_samples_no_latency_shows():

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
-from oaws.instruments import Instrument, InstrumentError, make
+from oaws.instruments import Instrument
 from oaws.tui.models.columns import (
     Piece,
 )
@@ -19,25 +18,6 @@ from oaws.tui.models.columns import (
 #: last known tick that no subscription reply announced, or a server whose clock is far
 #: off ours. Shown as latency, any of them says the feed is slow when it is not.
 LIVE_LATENCY_MS = 5_000.0
-
-
-def subscribed_in(body: dict[str, Any]) -> list[Instrument]:
-    """The instruments a subscription reply says were subscribed (both the batch and the single form)."""
-    kind = body.get("type")
-    if kind == "subscribe":
-        entries = body.get("subscriptions")
-    elif kind == "subscription":
-        entries = [body]
-    else:
-        return []
-    subscribed = []
-    for entry in entries if isinstance(entries, list) else ():
-        if isinstance(entry, dict) and entry.get("status") == "success":
-            try:
-                subscribed.append(make(entry.get("symbol"), entry.get("exchange")))
-            except InstrumentError:
-                continue
-    return subscribed
 
 
 class Health:
@@ -65,15 +45,16 @@ class Health:
             # a new connection: the client resubscribes, and those replies announce the snapshots again
             self.snapshot_due.clear()
 
-    def subscribed(self, instruments: Iterable[Instrument]) -> None:
-        """The server confirmed these subscriptions (first ones, added, after a reconnect, a mode change).
+    def subscribed(self, instrument: Instrument) -> None:
+        """The server confirmed a subscription of ``instrument`` (a first one, an added one, one
+        after a reconnect, another mode).
 
-        Right after its reply it sends the last tick it knows of each, which may be minutes
+        Right after its reply it sends the last tick it knows of it, which may be minutes
         old: that tick says how old the market's last trade is, not how fast the feed is.
         (When the server knows no tick yet, the first live tick is skipped instead: one
         sample less, never a wrong one.)
         """
-        self.snapshot_due.update(instruments)
+        self.snapshot_due.add(instrument)
 
     def tick(self, instrument: Instrument, latency_ms: float | None) -> None:
         self.count += 1

@@ -50,7 +50,7 @@ def test_replay_of_a_file_without_a_tick_is_one_sentence(cli_env, tmp_path, name
 def test_replay_of_a_window_without_a_tick_says_what_the_recordings_span(utc, tmp_path):
     r1 = tmp_path / "r1.jsonl"
     write_recording(r1, [("RELIANCE:NSE", 0.0), ("INFY:NSE", 1.0), ("RELIANCE:NSE", 3.5)])
-    span = "2025-12-29 09:20:00.000 UTC to 2025-12-29 09:20:03.500 UTC"  # tests.record.helpers.T0
+    span = "2025-12-29 09:20:00.000 UTC to 2025-12-29 09:20:03.500 UTC"  # tests.recording.helpers.T0
     out = oaws(utc, "replay", str(r1), "--from", "23:59", "--port", "0", *BUS)
     refused(out, f"no tick of {r1} falls at or after 2025-12-29 23:59:00.000 UTC (it spans {span})")
     out = oaws(utc, "replay", str(r1), "--from", "09:20:01.5", "--to", "09:20:03", "--port", "0", *BUS)
