@@ -8,7 +8,7 @@
 A thin layer over the protocol's client half (``oaws.protocol.client``), which holds the
 wanted subscriptions, builds the requests and turns frames into events: this module dials,
 sends what the protocol queues, feeds it every frame received, and after any drop
-reconnects with exponential backoff and jitter, reporting each step as a ``Status`` event.
+reconnects with exponential backoff and full jitter (``oaws.backoff``), reporting each step as a ``Status`` event.
 It asks for batched frames with ``?batch=1``, which OpenAlgo ignores; the protocol reads
 both kinds of frame.
 
@@ -20,7 +20,6 @@ second, and leaves every other frame to the protocol.
 from __future__ import annotations
 
 import asyncio
-import random
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -31,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from oaws.backoff import Backoff
 from oaws.instruments import Instrument
 from oaws.protocol.client import (
     Authenticated,
@@ -193,6 +193,7 @@ class Client:
         self.ws: ClientConnection | None = None
         self.connected_once = False
         self.attempts = 0
+        self._backoff = Backoff(*backoff)
         # one sender at a time, so that requests leave in the order the protocol queued them
         self._sending = asyncio.Lock()
 
@@ -259,8 +260,7 @@ class Client:
         return self.events()
 
     def _delay(self) -> float:
-        base, cap = self.backoff
-        return random.uniform(base / 2, min(cap, base * 2 ** min(self.attempts, 16)))
+        return self._backoff.next()
 
     async def events(self) -> AsyncIterator[Event]:
         url = with_batch(self.url) if self.batch else self.url
@@ -315,6 +315,7 @@ class Client:
             await self._flush()
         self.connected_once = True
         self.attempts = 0
+        self._backoff.reset()
         yield Status("connected", self.url)
         for event in early:
             yield event

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from oaws.instruments import MODES, Instrument, InstrumentError, make, parse_mode
-from oaws.protocol.codes import AUTHENTICATION_ERROR, JSON, NOT_AUTHENTICATED
+from oaws.protocol.codes import AUTHENTICATION_ERROR, CLOSE_NOT_AUTHENTICATED, JSON, NOT_AUTHENTICATED
 
 #: instruments in one subscribe or unsubscribe request: half the server's limit
 #: (``codes.Limits.per_request``), so that a request is never refused for its size
@@ -35,7 +35,6 @@ CHUNK = 500
 #: error codes after which retrying cannot help: the server wants a key, or refused ours
 FATAL_CODES = frozenset({NOT_AUTHENTICATED, AUTHENTICATION_ERROR})
 #: the close code of a server that gave up waiting for authentication (oaws and OpenAlgo)
-CLOSE_NOT_AUTHENTICATED = 4401
 
 
 def fatal_close(code: int | None) -> bool:

@@ -22,6 +22,9 @@ SYMBOL_NOT_FOUND = "SYMBOL_NOT_FOUND"
 LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
 BROKER_ERROR = "BROKER_ERROR"
 
+#: WebSocket close code: the client did not authenticate in time (OpenAlgo's too)
+CLOSE_NOT_AUTHENTICATED = 4401
+
 ACTIONS = (
     "authenticate",
     "auth",

@@ -14,11 +14,11 @@ import logging
 import time
 from collections.abc import Callable
 
+from oaws.protocol.codes import CLOSE_NOT_AUTHENTICATED
 from oaws.server.proxy.connection import OPEN, Client
 
 log = logging.getLogger(__name__)
 
-AUTH_TIMEOUT_CODE = 4401
 #: failures in a row after which an address's answers are delayed
 TOLERATED = 3
 #: seconds after which an address's failures are forgotten
@@ -42,7 +42,7 @@ class AuthGuard:
     def _expire(self, c: Client) -> None:
         if not c.session.authenticated and c.ws.protocol.state is OPEN:
             log.info("closing %s: not authenticated within %.0f s", c.peer, self.timeout)
-            self.close(c, AUTH_TIMEOUT_CODE, "auth timeout")
+            self.close(c, CLOSE_NOT_AUTHENTICATED, "auth timeout")
 
     async def wait_turn(self, c: Client) -> None:
         """Before an unauthenticated client's request: wait if its address keeps failing."""
