@@ -8,7 +8,7 @@ import socket
 import sys
 from urllib.parse import urlsplit
 
-from oaws.client import Client, ClientError, FrameHook
+from oaws.client import AUTH_TIMEOUT, Client, ClientError, FrameHook
 from oaws.config import ClientSettings
 from oaws.instruments import Instrument
 
@@ -48,10 +48,13 @@ async def open_client(
     mode: int,
     *,
     retry_first: bool = False,
+    retry_auth: bool = False,
+    auth_timeout: float = AUTH_TIMEOUT,
     on_frame: FrameHook | None = None,
 ) -> Client:
     """A client for ``settings.url`` that subscribes ``instruments`` once connected,
-    after starting a background server if none answers there (and autostart allows)."""
+    after starting a background server if none answers there (and autostart allows).
+    ``retry_first``, ``retry_auth`` and ``auth_timeout`` are ``Client``'s."""
     await asyncio.to_thread(autostart, settings)
     return Client(
         settings.url,
@@ -59,5 +62,7 @@ async def open_client(
         instruments=instruments,
         mode=mode,
         retry_first=retry_first,
+        retry_auth=retry_auth,
+        auth_timeout=auth_timeout,
         on_frame=on_frame,
     )

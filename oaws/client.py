@@ -12,6 +12,12 @@ reconnects with exponential backoff and full jitter (``oaws.backoff``), reportin
 It asks for batched frames with ``?batch=1``, which OpenAlgo ignores; the protocol reads
 both kinds of frame.
 
+Authentication gets its own patience (``auth_timeout``, 30 s): OpenAlgo answers
+``authenticate`` only once it has set up the user's broker session, which takes Zerodha's
+and Fyers' adapters up to 15 s. A client still waiting after ``SLOW_AUTH`` says so with a
+``Status("authenticating")`` event, so that a command or a screen can tell its user why
+nothing happens yet.
+
 ``on_frame`` lets a consumer take frames before they are parsed: ``oaws record`` writes
 the proxy's market-data frames to its file as bytes, at tens of thousands of ticks a
 second, and leaves every other frame to the protocol.
@@ -33,6 +39,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from oaws.backoff import Backoff
 from oaws.instruments import Instrument
 from oaws.protocol.client import (
+    AUTH_TIMEOUT,
     Authenticated,
     AuthFailed,
     BrokerInfo,
@@ -51,7 +58,11 @@ from oaws.protocol.client import (
 )
 from oaws.protocol.codes import NOT_AUTHENTICATED
 
+#: after this long (s) without an answer to ``authenticate``, a ``Status("authenticating")`` says so
+SLOW_AUTH = 1.0
+
 __all__ = [
+    "AUTH_TIMEOUT",
     "AuthError",
     "AuthFailed",
     "Authenticated",
@@ -94,7 +105,7 @@ class _Dropped(Exception):
 
 @dataclass(slots=True)
 class Status:
-    #: "connecting", "connected", "reconnecting"
+    #: "connecting", "authenticating" (only when the answer is slow), "connected", "reconnecting"
     state: str
     detail: str = ""
     #: epoch seconds of the next attempt, while reconnecting
@@ -161,7 +172,11 @@ class Client:
 
     ``retry_first``: whether a failure of the very first connection is retried (a screen
     waits for its server) or raised as ``ConnectError`` (a command says why and exits).
-    ``instruments`` are subscribed at ``mode`` once connected; ``subscribe`` adds modes.
+    ``retry_auth``: whether a first connection that opened but could not authenticate (no
+    answer within ``auth_timeout``, or the server's broker error) is retried all the same
+    (a recorder waits for a broker that is still logging in), while one that found nothing
+    listening is still raised. ``instruments`` are subscribed at ``mode`` once connected;
+    ``subscribe`` adds modes.
     """
 
     def __init__(
@@ -173,9 +188,11 @@ class Client:
         mode: int = 2,
         batch: bool = True,
         retry_first: bool = False,
+        retry_auth: bool = False,
         reconnect: bool = True,
         backoff: tuple[float, float] = (0.5, 10.0),
         open_timeout: float = 5.0,
+        auth_timeout: float = AUTH_TIMEOUT,
         on_frame: FrameHook | None = None,
     ) -> None:
         parts = urlsplit(url)
@@ -184,14 +201,18 @@ class Client:
         self.url = url
         self.batch = batch
         self.retry_first = retry_first
+        self.retry_auth = retry_auth
         self.reconnect = reconnect
         self.backoff = backoff
         self.open_timeout = open_timeout
+        self.auth_timeout = auth_timeout
         self.on_frame = on_frame
         self.protocol = ClientProtocol(api_key=api_key)
         self.protocol.subscribe(instruments, mode)
         self.ws: ClientConnection | None = None
         self.connected_once = False
+        #: a first connection opened and failed to authenticate, and ``retry_auth`` says to wait
+        self._answered = False
         self.attempts = 0
         self._backoff = Backoff(*backoff)
         # one sender at a time, so that requests leave in the order the protocol queued them
@@ -275,6 +296,7 @@ class Client:
             else:
                 self.ws = ws
                 reason = "the connection dropped"
+                unready = False
                 try:
                     async for event in self._session(ws):
                         yield event
@@ -286,16 +308,52 @@ class Client:
                 except (OSError, TimeoutError) as exc:
                     reason = explain(self.url, exc)
                 except _Dropped as exc:
-                    reason = str(exc)
+                    reason, unready = str(exc), True
                 finally:
                     self.protocol.connection_lost()
                 await ws.close()  # at once when the server closed it; a session given up on is closed here
-            if not self.reconnect or not (self.connected_once or self.retry_first):
+                # a server that answers but is not ready yet is worth waiting for, from now on as after a drop
+                self._answered = self._answered or (unready and self.retry_auth)
+            if not self.reconnect or not (self.connected_once or self.retry_first or self._answered):
                 raise ConnectError(reason)
             delay = self._delay()
             self.attempts += 1
             yield Status("reconnecting", reason, time.time() + delay)
             await asyncio.sleep(delay)
+
+    async def _authenticate(self, ws: ClientConnection, early: list[ProtocolEvent]) -> AsyncIterator[Status]:
+        """Wait for the answer to ``authenticate``, up to ``auth_timeout``; other events that come
+        first go to ``early``. Yields one ``Status("authenticating")`` once the wait is slow.
+
+        The time the consumer takes over that event is not counted: the deadline is the server's.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.auth_timeout
+        told = False
+        while self.protocol.state is State.AUTHENTICATING:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise _Dropped(f"{self.url} did not answer authenticate within {self.auth_timeout:g} s")
+            wait = remaining if told else min(remaining, SLOW_AUTH)
+            try:
+                async with asyncio.timeout(wait):
+                    frame = await ws.recv(decode=False)  # cancelling recv loses no frame
+            except TimeoutError:
+                if not told and loop.time() < deadline:
+                    told = True
+                    started = loop.time()
+                    yield Status(
+                        "authenticating",
+                        f"waiting for {self.url} to answer authenticate (up to {self.auth_timeout:g} s)",
+                    )
+                    deadline += loop.time() - started
+                continue
+            for event in self.protocol.receive(frame, time.time_ns()):
+                if isinstance(event, AuthFailed):
+                    if event.fatal:
+                        raise AuthError(refusal(self.url, event))
+                    raise _Dropped(f"{self.url} could not authenticate: {event}")
+                early.append(event)
 
     async def _session(self, ws: ClientConnection) -> AsyncIterator[Event]:
         protocol = self.protocol
@@ -303,15 +361,8 @@ class Client:
         await self._flush()
         early: list[ProtocolEvent] = []
         if protocol.state is State.AUTHENTICATING:
-            # the answer to authenticate, within open_timeout (the events wait: the consumer's time is not the server's)
-            async with asyncio.timeout(self.open_timeout):
-                while protocol.state is State.AUTHENTICATING:
-                    for event in protocol.receive(await ws.recv(decode=False), time.time_ns()):
-                        if isinstance(event, AuthFailed):
-                            if event.fatal:
-                                raise AuthError(refusal(self.url, event))
-                            raise _Dropped(f"{self.url} could not authenticate: {event}")
-                        early.append(event)
+            async for status in self._authenticate(ws, early):
+                yield status
             await self._flush()
         self.connected_once = True
         self.attempts = 0

@@ -9,6 +9,7 @@ variable (``envvar=``), then the config file (``config_defaults`` feeds click's
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from oaws import config as cfg
+from oaws.protocol.client import AUTH_TIMEOUT as AUTH_TIMEOUT  # the default of --auth-timeout
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -147,6 +149,14 @@ AutostartOpt = Annotated[
         help="Start a background server when none answers at the default URL.",
     ),
 ]
+AuthTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--auth-timeout",
+        envvar="OAWS_AUTH_TIMEOUT",
+        help="Seconds to wait for the server to answer authenticate (OpenAlgo sets up the broker first: up to 15 s).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One compact JSON object per line.")]
 HostOpt = Annotated[str, typer.Option("--host", envvar="OAWS_HOST", help="Address to listen on.")]
 PortOpt = Annotated[
@@ -187,6 +197,13 @@ def resolve_mode(mode: str) -> int:
     from oaws.instruments import parse_mode
 
     return parse_mode(mode)
+
+
+def resolve_auth_timeout(seconds: float) -> float:
+    """``--auth-timeout`` checked: a positive, finite number of seconds (nan passes click's own range checks)."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UserError(f"--auth-timeout must be a positive number of seconds, not {seconds:g}")
+    return seconds
 
 
 def client_settings(url: str | None, api_key: str | None, autostart: bool) -> cfg.ClientSettings:

@@ -18,7 +18,9 @@ import typer
 
 from oaws import config as cfg
 from oaws.cli.common import (
+    AUTH_TIMEOUT,
     ApiKeyOpt,
+    AuthTimeoutOpt,
     AutostartOpt,
     BusOpt,
     FromOpt,
@@ -33,6 +35,7 @@ from oaws.cli.common import (
     command,
     fail,
     replay_bounds,
+    resolve_auth_timeout,
     resolve_instruments,
     resolve_mode,
 )
@@ -58,8 +61,14 @@ def record_to(
     count: int | None = None,
     duration: str | None = None,
     live: bool | None = None,
+    auth_timeout: float = AUTH_TIMEOUT,
 ) -> int:
-    """Record until a signal, ``count`` ticks or ``duration``; the exit code."""
+    """Record until a signal, ``count`` ticks or ``duration``; the exit code.
+
+    Nothing listening at the URL is an error at once; a server that answers but cannot
+    authenticate yet (OpenAlgo still setting up the broker, a broker error) is retried
+    with growing waits until it can, and the ticks are recorded from then on.
+    """
     from oaws.aio import run
     from oaws.autostart import open_client
     from oaws.recording import RecordingError, Writer, make_header, parse_duration, parse_rotate
@@ -74,7 +83,7 @@ def record_to(
 
     def connect(on_frame: FrameHook) -> Awaitable[Client]:
         # open_client starts a background server when none answers (and autostart allows)
-        return open_client(settings, instruments, mode, on_frame=on_frame)
+        return open_client(settings, instruments, mode, retry_auth=True, auth_timeout=auth_timeout, on_frame=on_frame)
 
     recorder = Recorder(
         writer,
@@ -110,6 +119,7 @@ def record(
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
     autostart: AutostartOpt = True,
+    auth_timeout: AuthTimeoutOpt = AUTH_TIMEOUT,
 ) -> None:
     """Append every tick to FILE as JSON lines (a header, then one market_data message per line)."""
     from oaws.recording import RecordingError
@@ -123,6 +133,7 @@ def record(
             rotate=rotate,
             count=count,
             duration=duration,
+            auth_timeout=resolve_auth_timeout(auth_timeout),
         )
     except RecordingError as exc:
         fail(str(exc))

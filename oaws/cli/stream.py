@@ -14,7 +14,9 @@ import typer
 from oaws.aio import run
 from oaws.autostart import open_client
 from oaws.cli.common import (
+    AUTH_TIMEOUT,
     ApiKeyOpt,
+    AuthTimeoutOpt,
     AutostartOpt,
     Instruments,
     JsonOpt,
@@ -22,6 +24,7 @@ from oaws.cli.common import (
     UrlOpt,
     client_settings,
     command,
+    resolve_auth_timeout,
     resolve_instruments,
     resolve_mode,
 )
@@ -45,6 +48,7 @@ def tail(
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
     autostart: AutostartOpt = True,
+    auth_timeout: AuthTimeoutOpt = AUTH_TIMEOUT,
 ) -> None:
     """Stream ticks as lines (or JSON lines with --json) until Ctrl-C or --count."""
     raise typer.Exit(
@@ -55,6 +59,7 @@ def tail(
             count=count,
             stats=stats,
             settings=client_settings(url, api_key, autostart),
+            auth_timeout=resolve_auth_timeout(auth_timeout),
         )
     )
 
@@ -70,6 +75,7 @@ def subscribe(
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
     autostart: AutostartOpt = True,
+    auth_timeout: AuthTimeoutOpt = AUTH_TIMEOUT,
 ) -> None:
     """Print the latest tick of each instrument, then exit."""
     raise typer.Exit(
@@ -79,6 +85,7 @@ def subscribe(
             as_json=json,
             timeout=timeout,
             settings=client_settings(url, api_key, autostart),
+            auth_timeout=resolve_auth_timeout(auth_timeout),
         )
     )
 
@@ -89,7 +96,11 @@ def _err(line: str) -> None:
 
 
 class LatencyStats:
-    """End-to-end latency (the feed's stamp to here), reported per second and at the end."""
+    """End-to-end latency (the feed's stamp to here), reported per second and at the end.
+
+    A tick the server marks as a snapshot (the last one it held when the subscription began)
+    is no sample: its stamp says how old the last trade is, not how fast the feed is.
+    """
 
     def __init__(self) -> None:
         self.window: list[float] = []
@@ -97,6 +108,8 @@ class LatencyStats:
         self.mark = time.monotonic()
 
     def add(self, tick: Tick) -> None:
+        if tick.snapshot:
+            return
         ms = tick.latency_ms
         if ms is not None:
             self.window.append(ms)
@@ -123,13 +136,40 @@ class LatencyStats:
 
 
 def run_tail(
-    instruments: list[Instrument], mode: int, *, as_json: bool, count: int | None, stats: bool, settings: ClientSettings
+    instruments: list[Instrument],
+    mode: int,
+    *,
+    as_json: bool,
+    count: int | None,
+    stats: bool,
+    settings: ClientSettings,
+    auth_timeout: float = AUTH_TIMEOUT,
 ) -> int:
-    return run(_tail(instruments, mode, as_json=as_json, count=count, stats=stats, settings=settings))
+    return run(
+        _tail(
+            instruments, mode, as_json=as_json, count=count, stats=stats, settings=settings, auth_timeout=auth_timeout
+        )
+    )
+
+
+def _waiting(event: Status) -> None:
+    """What a command says of a connection that is not up yet: still waiting, or retrying."""
+    if event.state == "authenticating":
+        _err(event.detail)
+    elif event.state == "reconnecting":
+        wait = max(0.0, (event.retry_at or time.time()) - time.time())
+        _err(f"{event.detail}; reconnecting in {wait:.1f} s")
 
 
 async def _tail(
-    instruments: list[Instrument], mode: int, *, as_json: bool, count: int | None, stats: bool, settings: ClientSettings
+    instruments: list[Instrument],
+    mode: int,
+    *,
+    as_json: bool,
+    count: int | None,
+    stats: bool,
+    settings: ClientSettings,
+    auth_timeout: float = AUTH_TIMEOUT,
 ) -> int:
     out = sys.stdout.buffer
     color = sys.stdout.isatty()
@@ -138,7 +178,7 @@ async def _tail(
     failed: set[Instrument] = set()
     written = 0
     try:
-        async with await open_client(settings, instruments, mode) as client:
+        async with await open_client(settings, instruments, mode, auth_timeout=auth_timeout) as client:
             async for event in client:
                 if isinstance(event, Tick):
                     if as_json:
@@ -161,9 +201,8 @@ async def _tail(
                         failed.add(event.instrument)
                         if failed >= set(instruments):
                             return 1
-                elif isinstance(event, Status) and event.state == "reconnecting":
-                    wait = max(0.0, (event.retry_at or time.time()) - time.time())
-                    _err(f"{event.detail}; reconnecting in {wait:.1f} s")
+                elif isinstance(event, Status):
+                    _waiting(event)
     finally:
         if latency is not None:
             latency.final()
@@ -171,23 +210,44 @@ async def _tail(
 
 
 def snapshot(
-    instruments: list[Instrument], mode: int, *, as_json: bool, timeout: float, settings: ClientSettings
+    instruments: list[Instrument],
+    mode: int,
+    *,
+    as_json: bool,
+    timeout: float,
+    settings: ClientSettings,
+    auth_timeout: float = AUTH_TIMEOUT,
 ) -> int:
-    return run(_snapshot(instruments, mode, as_json=as_json, timeout=timeout, settings=settings))
+    return run(
+        _snapshot(instruments, mode, as_json=as_json, timeout=timeout, settings=settings, auth_timeout=auth_timeout)
+    )
 
 
 async def _snapshot(
-    instruments: list[Instrument], mode: int, *, as_json: bool, timeout: float, settings: ClientSettings
+    instruments: list[Instrument],
+    mode: int,
+    *,
+    as_json: bool,
+    timeout: float,
+    settings: ClientSettings,
+    auth_timeout: float = AUTH_TIMEOUT,
 ) -> int:
     tz = None if as_json else time_zone()
     ticks: dict[Instrument, Tick] = {}
     errors: dict[Instrument, ServerError] = {}
     pending = set(instruments)
-    async with await open_client(settings, instruments, mode) as client:
+    loop = asyncio.get_running_loop()
+    async with await open_client(settings, instruments, mode, auth_timeout=auth_timeout) as client:
         try:
-            async with asyncio.timeout(timeout):
+            # --timeout counts once the connection is up: until then the client's own limits hold
+            # (open_timeout, then auth_timeout for a server that sets up its broker first)
+            async with asyncio.timeout(None) as deadline:
                 async for event in client:
-                    if isinstance(event, Tick) and event.instrument in pending:
+                    if isinstance(event, Status):
+                        _waiting(event)
+                        if event.state == "connected" and deadline.when() is None:
+                            deadline.reschedule(loop.time() + timeout)
+                    elif isinstance(event, Tick) and event.instrument in pending:
                         ticks[event.instrument] = event
                         pending.discard(event.instrument)
                     elif isinstance(event, ServerError):

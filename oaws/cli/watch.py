@@ -9,7 +9,9 @@ import typer
 
 from oaws import config as cfg
 from oaws.cli.common import (
+    AUTH_TIMEOUT,
     ApiKeyOpt,
+    AuthTimeoutOpt,
     AutostartOpt,
     Instruments,
     ModeOpt,
@@ -17,6 +19,7 @@ from oaws.cli.common import (
     UserError,
     client_settings,
     command,
+    resolve_auth_timeout,
     resolve_instruments,
     resolve_mode,
 )
@@ -48,6 +51,7 @@ def watch(
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
     autostart: AutostartOpt = True,
+    auth_timeout: AuthTimeoutOpt = AUTH_TIMEOUT,
 ) -> None:
     """Live market watch: a grid of quotes, market depth, watchlists (press ? for keys)."""
     raise typer.Exit(
@@ -59,6 +63,7 @@ def watch(
             grouping=grouping,
             stale_after=stale_after,
             settings=client_settings(url, api_key, autostart),
+            auth_timeout=resolve_auth_timeout(auth_timeout),
         )
     )
 
@@ -87,6 +92,7 @@ def run_watch(
     grouping: str,
     stale_after: float,
     settings: cfg.ClientSettings,
+    auth_timeout: float = AUTH_TIMEOUT,
 ) -> int:
     from oaws import brokers
     from oaws.autostart import autostart, open_client
@@ -108,7 +114,7 @@ def run_watch(
     autostart(settings)
 
     async def connect(wanted: list, mode: int):
-        return await open_client(settings, wanted, mode, retry_first=True)
+        return await open_client(settings, wanted, mode, retry_first=True, auth_timeout=auth_timeout)
 
     app = WatchApp(
         connect,

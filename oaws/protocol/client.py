@@ -32,14 +32,17 @@ from oaws.protocol.codes import AUTHENTICATION_ERROR, CLOSE_NOT_AUTHENTICATED, J
 #: instruments in one subscribe or unsubscribe request: half the server's limit
 #: (``codes.Limits.per_request``), so that a request is never refused for its size
 CHUNK = 500
+#: seconds a client waits for the answer to ``authenticate`` by default: OpenAlgo answers only
+#: once it has set up the user's broker session, which takes some brokers' adapters 15 s
+AUTH_TIMEOUT = 30.0
 #: error codes after which retrying cannot help: the server wants a key, or refused ours
 FATAL_CODES = frozenset({NOT_AUTHENTICATED, AUTHENTICATION_ERROR})
-#: the close code of a server that gave up waiting for authentication (oaws and OpenAlgo)
 
 
 def fatal_close(code: int | None) -> bool:
     """Whether a connection closed with ``code`` must not be retried: reconnecting would be
-    refused the same way."""
+    refused the same way (4401, the close of a server that gave up waiting for
+    authentication: oaws's and OpenAlgo's, whose reason is ``auth timeout``)."""
     return code == CLOSE_NOT_AUTHENTICATED
 
 
@@ -60,6 +63,13 @@ class Tick:
     message: dict[str, Any]
     #: local receive time, epoch ns
     received_ns: int
+
+    @property
+    def snapshot(self) -> bool:
+        """Whether the server marked this tick as the last one it held when the subscription
+        began (top-level ``"snapshot": true``), not a trade that just happened: it fills a
+        screen at once, but says how old the market's last trade is, not how fast the feed is."""
+        return self.message.get("snapshot") is True
 
     @property
     def latency_ms(self) -> float | None:
@@ -104,8 +114,8 @@ class AuthFailed(ServerError):
 
 @dataclass(slots=True)
 class Subscribed:
-    """The server confirmed a subscription; the next tick of ``instrument`` is its snapshot of
-    the last known one, which may be minutes old."""
+    """The server confirmed a subscription. oaws's proxy follows it with the last tick it
+    holds of ``instrument``, marked ``Tick.snapshot``; OpenAlgo's sends none."""
 
     instrument: Instrument
     #: None when the server did not say (OpenAlgo echoes the request's mode, oaws the entry's)

@@ -1,7 +1,9 @@
 """One ``oaws record`` run: a client's ticks into a ``Writer`` until stopped.
 
 The connection is ``oaws.client.Client``'s: it authenticates, subscribes, reconnects with
-jittered backoff, resubscribes and classifies the server's errors. The recorder adds what
+jittered backoff, resubscribes and classifies the server's errors. The command line's
+client waits out a server that answers but cannot authenticate yet (OpenAlgo setting up
+the broker), so that a recorder started before the broker is ready records once it is. The recorder adds what
 a recording needs: a gap marker for the time the connection was down, no repeat of a tick
 the server sends again on resubscribing, a header that names only what the server
 accepted, and a status line.
@@ -65,6 +67,8 @@ class Recorder:
         self.started = time.monotonic()
         self.connected = False
         self.connected_once = False
+        #: connected, the answer to authenticate slow in coming
+        self.waiting = False
         #: receive time of the last frame, for a gap's start
         self.last_ns = 0
         #: the last ticks written: a frame as bytes (fast path) or a tick's data (parsed)
@@ -170,8 +174,11 @@ class Recorder:
         return self.count is not None and writer.ticks >= self.count
 
     def _status(self, event: Status) -> None:
+        self.waiting = event.state == "authenticating"
         if event.state == "connected":
             self._came_up()
+        elif self.waiting:
+            say(event.detail)  # a server setting up its broker: the first ticks come once it has
         elif event.state == "reconnecting":
             self._went_down(event.detail)
             wait = max(0.0, (event.retry_at or time.time()) - time.time())
@@ -238,7 +245,12 @@ class Recorder:
             self._rate_mark = (now, ticks)
         elapsed = int(now - self.started)
         where = self.writer.current if self.writer.current != "-" else "stdout"
-        state = "" if self.connected or final else "  (reconnecting)" if self.connected_once else "  (connecting)"
+        if self.connected or final:
+            state = ""
+        elif self.waiting:
+            state = "  (waiting for authentication)"
+        else:
+            state = "  (reconnecting)" if self.connected_once else "  (connecting)"
         line = (
             f"oaws: {'recorded' if final else 'recording'} {where}: {ticks:,} ticks  "
             f"{self.rate:,.0f}/s{' average' if final else ''}  {human_size(self.writer.total_bytes)}  "

@@ -22,7 +22,7 @@ from typing import ClassVar, Protocol
 from textual.app import App
 from textual.binding import Binding, BindingType
 
-from oaws.client import AuthError, ClientError, Event, ServerError, Status, Subscribed, Tick
+from oaws.client import AuthError, ClientError, Event, ServerError, Status, Tick
 from oaws.instruments import DEFAULT_WATCHLIST, DEPTH, Instrument
 from oaws.tui.add import AddScreen
 from oaws.tui.depth import DepthScreen
@@ -146,19 +146,16 @@ class WatchApp(App[int]):
             self._refresh_status()
 
     async def _consume(self, client: FeedClient) -> None:
-        model, health, seen = self.model, self.health, self.seen
-        apply, count = model.apply, health.tick
+        seen = self.seen
+        apply, count = self.model.apply, self.health.tick
         async for event in client:
             self.events += 1
             if type(event) is Tick:
                 self.ticks += 1
                 instrument = event.instrument
                 apply(instrument, event.data)
-                count(instrument, event.latency_ms)
+                count(event.latency_ms, snapshot=event.snapshot)
                 seen.add(instrument)
-            elif type(event) is Subscribed:
-                # the server follows a subscription's reply with its last known tick: no latency sample
-                health.subscribed(event.instrument)
             elif isinstance(event, Status):
                 self._status(event)
             elif isinstance(event, ServerError):

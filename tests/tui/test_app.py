@@ -217,7 +217,7 @@ async def test_an_unknown_symbol_is_marked_on_its_row_and_notified():
         assert any("no such symbol" in n.message for n in app._notifications)
 
 
-async def test_the_status_line_takes_no_latency_from_a_subscriptions_snapshot():
+async def test_the_status_line_takes_no_latency_from_a_marked_snapshot():
     rel, infy = parse("RELIANCE:NSE"), parse("INFY:NSE")
     reply = {
         "type": "subscribe",
@@ -228,16 +228,17 @@ async def test_the_status_line_takes_no_latency_from_a_subscriptions_snapshot():
     }
     confirmations = [Subscribed(i, QUOTE, reply) for i in (rel, infy)]
 
-    def tick(instrument, age_ms: float) -> Tick:
+    def tick(instrument, age_ms: float, *, snapshot: bool = False) -> Tick:
         data = {"ltp": 100.0, "ts_ns": FIXED_NS - int(age_ms * 1e6)}
-        return Tick(instrument, QUOTE, data, {"type": "market_data", "data": data}, FIXED_NS)
+        message = {"type": "market_data", "data": data, **({"snapshot": True} if snapshot else {})}
+        return Tick(instrument, QUOTE, data, message, FIXED_NS)
 
     app, _ = scripted_app(
         [
             Status("connected", "ws://127.0.0.1:8765"),
             *confirmations,
-            tick(rel, 900.0),  # snapshots: the last ticks the server knew, not the feed's speed
-            tick(infy, 14_935.7),
+            tick(rel, 900.0, snapshot=True),  # the last ticks the server held, marked: not the feed's speed
+            tick(infy, 14_935.7, snapshot=True),
             tick(rel, 0.4),
             tick(infy, 0.6),
             tick(rel, 0.5),
@@ -249,6 +250,20 @@ async def test_the_status_line_takes_no_latency_from_a_subscriptions_snapshot():
         app.second()
         await pilot.pause()
         assert "5 ticks/s  latency 0.5 ms (max 0.6)" in status_text(app)
+        assert app.model.rows[rel].data["ltp"] == 100.0  # the snapshot filled the row all the same
+
+
+async def test_the_status_line_says_the_watch_waits_for_a_slow_authentication():
+    rel = parse("RELIANCE:NSE")
+    waiting = "waiting for ws://127.0.0.1:8765 to answer authenticate (up to 30 s)"
+    app, _ = scripted_app(
+        [Status("connecting", "ws://127.0.0.1:8765"), Status("authenticating", waiting)], [Watchlist("w", [rel])]
+    )
+    async with app.run_test(size=(150, 20)) as pilot:
+        await until(pilot, lambda: app.health.state == "authenticating")
+        app.second()
+        await pilot.pause()
+        assert "waiting 0 s for the server to authenticate" in status_text(app)
 
 
 async def test_leaving_the_depth_view_drops_only_depth_and_keeps_the_grids_mode():

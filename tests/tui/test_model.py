@@ -5,14 +5,12 @@ from __future__ import annotations
 import time
 from datetime import timedelta, timezone
 
-import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oaws.client import Subscribed, Tick
+from oaws.client import Tick
 from oaws.instruments import Instrument, InstrumentError, parse, parse_many
-from oaws.protocol.client import ClientProtocol
 from oaws.tui.models.columns import FLASH_SECONDS, RESORT_SECONDS, changed_from, price_text, signed_text, sparkline
 from oaws.tui.models.completion import Completer, complete, resolve_instrument
 from oaws.tui.models.depth import bar, depth_view
@@ -227,7 +225,7 @@ def test_status_line_reports_connection_rate_latency_and_silence():
     assert "connecting" in "".join(t for t, _ in h.pieces())
     h.connection("connected")
     for ms in (1.0, 2.0, 9.0):
-        h.tick(REL, ms)
+        h.tick(ms)
     h.roll()
     line = "".join(t for t, _ in h.pieces())
     assert "3 ticks/s" in line and "latency 2.0 ms (max 9.0)" in line
@@ -239,13 +237,34 @@ def test_status_line_reports_connection_rate_latency_and_silence():
     assert "reconnecting, retry in 3 s" in line and not h.stale
 
 
+def test_a_slow_authentication_shows_how_long_the_watch_has_waited():
+    clock = Clock(1000.0)
+    h = Health("ws://x", clock=clock)
+    h.connection("connecting", "ws://x")
+    clock.now += 1
+    h.connection("authenticating", "waiting for ws://x to answer authenticate (up to 30 s)")
+    clock.now += 7
+    h.connection("authenticating", "waiting for ws://x to answer authenticate (up to 30 s)")  # the same wait
+    assert "waiting 7 s for the server to authenticate" in "".join(t for t, _ in h.pieces())
+    h.connection("connected")
+    assert "connected" in "".join(t for t, _ in h.pieces())
+
+
 NOW_NS = 1_764_045_900_000_000_000
 
 
-def received(instrument: Instrument, made_ns: int, now_ns: int = NOW_NS, **extra) -> Tick:
+def received(instrument: Instrument, made_ns: int, now_ns: int = NOW_NS, *, snapshot: bool = False) -> Tick:
     """A tick made at ``made_ns`` (its ``ts_ns``) and received at ``now_ns``, as the client makes them."""
-    data = {"ltp": 100.0, "ts_ns": made_ns, "timestamp": made_ns // 1_000_000, **extra}
-    return Tick(instrument, 2, data, {"type": "market_data", "data": data}, now_ns)
+    data = {"ltp": 100.0, "ts_ns": made_ns, "timestamp": made_ns // 1_000_000}
+    message = {"type": "market_data", "symbol": instrument.symbol, "exchange": instrument.exchange, "data": data}
+    if snapshot:
+        message["snapshot"] = True
+    return Tick(instrument, 2, data, message, now_ns)
+
+
+def count(h: Health, t: Tick) -> None:
+    """What the app does with a tick."""
+    h.tick(t.latency_ms, snapshot=t.snapshot)
 
 
 def latency(h: Health) -> str:
@@ -258,46 +277,37 @@ def test_live_ticks_are_latency_samples():
     h = Health("ws://x", clock=Clock(1000.0))
     h.connection("connected")
     for ms in (0.4, 0.5, 2.5):
-        t = received(REL, NOW_NS - int(ms * 1e6))
-        h.tick(t.instrument, t.latency_ms)
+        count(h, received(REL, NOW_NS - int(ms * 1e6)))
     assert latency(h) == "latency 0.5 ms (max 2.5)" and h.tps == 3
 
 
-def confirmed(h: Health, reply: dict) -> None:
-    """What the app does with a subscription reply: each instrument the protocol says was subscribed."""
-    for event in ClientProtocol().receive(orjson.dumps(reply), NOW_NS):
-        if isinstance(event, Subscribed):
-            h.subscribed(event.instrument)
-
-
-def test_the_snapshot_after_a_subscription_or_reconnect_is_no_latency_sample():
+def test_a_marked_snapshot_is_a_tick_but_no_latency_sample_whatever_its_age():
     h = Health("ws://x", clock=Clock(1000.0))
     h.connection("connected")
-    confirmed(h, {"type": "subscribe", "status": "success", "subscriptions": [
-        {"symbol": "RELIANCE", "exchange": "NSE", "mode": 2, "status": "success"},
-        {"symbol": "INFY", "exchange": "NSE", "mode": 2, "status": "success"},
-    ]})  # fmt: skip
-    # the server's last known ticks: one 3 s old (young enough to pass for live), one 15 s old
-    for t in (received(REL, NOW_NS - 3_000_000_000), received(INFY, NOW_NS - 14_935_700_000)):
-        h.tick(t.instrument, t.latency_ms)
+    # the server's last known ticks, marked: one 3 s old (young enough to pass for live), one 15 s old
+    for t in (
+        received(REL, NOW_NS - 3_000_000_000, snapshot=True),
+        received(INFY, NOW_NS - 14_935_700_000, snapshot=True),
+    ):
+        assert t.snapshot
+        count(h, t)
     for t in (received(REL, NOW_NS - 400_000), received(INFY, NOW_NS - 600_000)):
-        h.tick(t.instrument, t.latency_ms)
+        assert not t.snapshot
+        count(h, t)
     assert latency(h) == "latency 0.6 ms (max 0.6)" and h.tps == 4  # ticks all the same, samples only live
-
-    # added later (single-form reply): its first tick is a snapshot, the others' are not
-    confirmed(h, {"type": "subscription", "symbol": "TCS", "exchange": "NSE", "status": "success"})
-    for t in (received(TCS, NOW_NS - 2_000_000_000), received(REL, NOW_NS - 700_000)):
-        h.tick(t.instrument, t.latency_ms)
+    # nothing is guessed: the first tick after a subscription, unmarked, is a live one (OpenAlgo sends no snapshot)
+    count(h, received(TCS, NOW_NS - 700_000))
     assert latency(h) == "latency 0.7 ms (max 0.7)"
 
-    # after a reconnect the client resubscribes: snapshots again, and nothing else is skipped
-    h.connection("reconnecting", "the connection dropped")
-    h.connection("connected")
-    h.subscribed(REL)
-    h.tick(REL, 1_500.0)
-    h.tick(REL, 0.8)
-    h.tick(INFY, 0.9)
-    assert latency(h) == "latency 0.9 ms (max 0.9)"
+
+def test_only_a_true_top_level_mark_makes_a_snapshot():
+    for mark in (False, "true", 1, None):
+        t = received(REL, NOW_NS)
+        t.message["snapshot"] = mark
+        assert not t.snapshot
+    t = received(REL, NOW_NS)
+    t.data["snapshot"] = True  # a feed's own field inside the tick is not the proxy's mark
+    assert not t.snapshot
 
 
 def test_old_stamps_are_no_latency_sample_and_without_samples_no_latency_shows():
@@ -305,20 +315,19 @@ def test_old_stamps_are_no_latency_sample_and_without_samples_no_latency_shows()
     h.connection("connected")
     # a replay of a recording made 12 minutes ago: every tick carries its recorded time
     for n in range(5):
-        t = received(REL, NOW_NS - 763_353_900_000 + n * 250_000_000)
-        h.tick(t.instrument, t.latency_ms)
+        count(h, received(REL, NOW_NS - 763_353_900_000 + n * 250_000_000))
     assert latency(h) == "" and h.tps == 5 and h.latency is None
     # only the "timestamp" (epoch ms) field: the same rule
     t = received(INFY, 0)
     t.data.pop("ts_ns")
     t.data["timestamp"] = NOW_NS // 1_000_000 - 6_000
-    h.tick(t.instrument, t.latency_ms)
+    count(h, t)
     assert latency(h) == ""
     # a second with both: only the live one counts, 5 s is still live
-    h.tick(REL, 763_353.9)
-    h.tick(REL, 5_000.0)
-    h.tick(INFY, 1.2)
-    h.tick(INFY, 1.4)
+    h.tick(763_353.9)
+    h.tick(5_000.0)
+    h.tick(1.2)
+    h.tick(1.4)
     assert latency(h) == "latency 1.4 ms (max 5000.0)"
 
 

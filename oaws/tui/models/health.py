@@ -5,18 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from oaws.instruments import Instrument
-from oaws.tui.models.columns import (
-    Piece,
-)
+from oaws.tui.models.columns import Piece
 
 #: Ticks stamped longer ago than this (ms) are no latency sample. A live tick reaches the
 #: screen in milliseconds, and one that falls behind cannot get seconds late: the proxy
 #: conflates a slow client (latest tick per instrument only) and closes it after 3 s of
 #: that. So a stamp more than 5 s old means the tick was not just made: a tick replayed by
-#: ``oaws replay`` (it keeps its recorded ``ts_ns``, minutes or days old), a snapshot of the
-#: last known tick that no subscription reply announced, or a server whose clock is far
-#: off ours. Shown as latency, any of them says the feed is slow when it is not.
+#: ``oaws replay`` (it keeps its recorded ``ts_ns``, minutes or days old), a last known tick
+#: sent by a server that does not mark its snapshots, or a server whose clock is far off
+#: ours. Shown as latency, any of them says the feed is slow when it is not. (Snapshots the
+#: server marks are left out whatever their age.)
 LIVE_LATENCY_MS = 5_000.0
 
 
@@ -36,32 +34,20 @@ class Health:
         self.latency: tuple[float, float] | None = None
         self.last_tick: float | None = None
         self.notice = ""
-        #: instruments whose next tick is the server's snapshot of the last known one
-        self.snapshot_due: set[Instrument] = set()
+        #: when the connection's current state began (``clock`` seconds)
+        self.since = clock()
 
     def connection(self, state: str, detail: str = "", retry_at: float | None = None) -> None:
+        if state != self.state:
+            self.since = self.clock()
         self.state, self.detail, self.retry_at = state, detail, retry_at
-        if state == "connected":
-            # a new connection: the client resubscribes, and those replies announce the snapshots again
-            self.snapshot_due.clear()
 
-    def subscribed(self, instrument: Instrument) -> None:
-        """The server confirmed a subscription of ``instrument`` (a first one, an added one, one
-        after a reconnect, another mode).
-
-        Right after its reply it sends the last tick it knows of it, which may be minutes
-        old: that tick says how old the market's last trade is, not how fast the feed is.
-        (When the server knows no tick yet, the first live tick is skipped instead: one
-        sample less, never a wrong one.)
-        """
-        self.snapshot_due.add(instrument)
-
-    def tick(self, instrument: Instrument, latency_ms: float | None) -> None:
+    def tick(self, latency_ms: float | None, *, snapshot: bool = False) -> None:
+        """A tick arrived. A snapshot (``Tick.snapshot``: the last tick the server held when a
+        subscription began, possibly minutes old) counts as a tick but is no latency sample:
+        it says how old the market's last trade is, not how fast the feed is."""
         self.count += 1
-        due = self.snapshot_due
-        if due and instrument in due:
-            due.discard(instrument)
-        elif latency_ms is not None and latency_ms <= LIVE_LATENCY_MS:
+        if not snapshot and latency_ms is not None and latency_ms <= LIVE_LATENCY_MS:
             self.latencies.append(latency_ms)
 
     def roll(self) -> None:
@@ -98,6 +84,9 @@ class Health:
         elif self.state == "reconnecting":
             wait = f", retry in {max(0.0, (self.retry_at or now) - now):.0f} s" if self.retry_at else ""
             state = (f"○ reconnecting{wait}: {self.detail}" if self.detail else f"○ reconnecting{wait}", "status-bad")
+        elif self.state == "authenticating":
+            # OpenAlgo answers authenticate once it has set up the broker: seconds, not a fault
+            state = (f"… waiting {now - self.since:.0f} s for the server to authenticate", "status-wait")
         elif self.state == "refused":
             state = (f"✕ {self.detail}", "status-bad")
         else:
