@@ -1,5 +1,6 @@
-"""oaws's client against a server that behaves like OpenAlgo's (websocket_proxy/server.py):
-no `topic`, errors without `type`, one message per frame, `?batch=1` ignored, auth first."""
+"""oaws's client against a server that behaves like OpenAlgo's (tests/openalgo_server.py,
+from its websocket_proxy/server.py): no `topic`, errors without `type`, one message per
+frame, `?batch=1` ignored, authentication first and slow, no-mode unsubscribe meaning Quote."""
 
 from __future__ import annotations
 
@@ -11,175 +12,14 @@ from websockets.asyncio.server import serve
 
 from oaws.client import BrokerInfo, Client, ConnectError, Pong, ServerError, Status, Subscribed, Tick, Unsubscribed
 from oaws.instruments import Instrument
+from tests.helpers import eventually
+from tests.openalgo_server import OpenAlgoServer
+
+REL, INFY, NOSUCH = Instrument("RELIANCE", "NSE"), Instrument("INFY", "NSE"), Instrument("NOSUCH", "NSE")
 
 
-async def openalgo_like(ws) -> None:
-    authenticated = False
-    async for frame in ws:
-        msg = orjson.loads(frame)
-        action = msg.get("action") or msg.get("type")
-        if action in ("authenticate", "auth"):
-            if msg.get("api_key") != "oa-key":
-                await ws.send(
-                    orjson.dumps(
-                        {"status": "error", "code": "AUTHENTICATION_ERROR", "message": "Invalid API key"}
-                    ).decode()
-                )
-                continue
-            authenticated = True
-            await ws.send(
-                orjson.dumps(
-                    {
-                        "type": "auth",
-                        "status": "success",
-                        "message": "Authentication successful",
-                        "broker": "angel",
-                        "user_id": "u1",
-                    }
-                ).decode()
-            )
-        elif not authenticated:
-            await ws.send(
-                orjson.dumps(
-                    {"status": "error", "code": "NOT_AUTHENTICATED", "message": "You must authenticate first"}
-                ).decode()
-            )
-        elif action == "subscribe":
-            entries = msg.get("symbols") or [{"symbol": msg["symbol"], "exchange": msg["exchange"]}]
-            subs = []
-            for e in entries:
-                if e["symbol"] == "NOSUCH":
-                    subs.append(
-                        {
-                            "symbol": e["symbol"],
-                            "exchange": e["exchange"],
-                            "status": "error",
-                            "message": "Symbol NOSUCH not found for exchange NSE",
-                            "broker": "angel",
-                        }
-                    )
-                else:
-                    subs.append(
-                        {
-                            "symbol": e["symbol"],
-                            "exchange": e["exchange"],
-                            "status": "success",
-                            "mode": "LTP",
-                            "depth": 5,
-                            "broker": "angel",
-                        }
-                    )
-            await ws.send(
-                orjson.dumps(
-                    {
-                        "type": "subscribe",
-                        "status": "partial" if len(subs) > 1 else "success",
-                        "subscriptions": subs,
-                        "message": "Subscription processing complete",
-                        "broker": "angel",
-                    }
-                ).decode()
-            )
-            for i in range(3):
-                for e in entries:
-                    if e["symbol"] != "NOSUCH":
-                        await ws.send(
-                            orjson.dumps(
-                                {
-                                    "type": "market_data",
-                                    "symbol": e["symbol"],
-                                    "exchange": e["exchange"],
-                                    "mode": 1,
-                                    "broker": "angel",
-                                    "data": {
-                                        "ltp": 100.0 + i,
-                                        "ltt": 1,
-                                        "symbol": e["symbol"],
-                                        "exchange": e["exchange"],
-                                        "mode": 1,
-                                        "timestamp": 2,
-                                    },
-                                }
-                            ).decode()
-                        )
-
-
-async def test_client_against_an_openalgo_style_server():
-    async with serve(openalgo_like, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        client = Client(
-            f"ws://127.0.0.1:{port}",
-            api_key="oa-key",
-            mode=1,
-            instruments=[Instrument("RELIANCE", "NSE"), Instrument("NOSUCH", "NSE")],
-        )
-        ticks, errors = [], []
-        async with asyncio.timeout(5), client:
-            async for event in client:
-                if isinstance(event, Tick):
-                    ticks.append(event)
-                elif isinstance(event, ServerError):
-                    errors.append(event)
-                if len(ticks) == 3:
-                    break
-        assert [t.data["ltp"] for t in ticks] == [100.0, 101.0, 102.0]
-        assert ticks[0].instrument == Instrument("RELIANCE", "NSE") and ticks[0].mode == 1
-        assert len(errors) == 1 and errors[0].instrument == Instrument("NOSUCH", "NSE")
-        assert "not found" in errors[0].message
-
-
-async def test_client_reports_typeless_auth_error():
-    from oaws.client import AuthError
-
-    async with serve(openalgo_like, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        with pytest.raises(AuthError, match="Invalid API key"):
-            async for _ in Client(f"ws://127.0.0.1:{port}", api_key="bad"):
-                pass
-
-
-class OpenAlgoBook:
-    """OpenAlgo's bookkeeping of one connection's subscriptions: (symbol, exchange, mode), the
-    subscribe request's top-level mode for every entry, an unsubscribe entry's mode taken as 2
-    (Quote) when missing, replies with ``successful`` / ``failed``; ping and broker info."""
-
-    def __init__(self) -> None:
-        self.held: set[tuple[str, str, int]] = set()
-        self.subscribes: list[tuple[int, list[str]]] = []
-        self.connections = 0
-
-    async def handler(self, ws) -> None:
-        self.connections += 1
-        self.held.clear()
-        async for frame in ws:
-            msg = orjson.loads(frame)
-            action = msg.get("action")
-            if action == "subscribe":
-                mode = msg.get("mode", "Quote")
-                self.subscribes.append((mode, [e["symbol"] for e in msg["symbols"]]))
-                subs = []
-                for e in msg["symbols"]:
-                    self.held.add((e["symbol"], e["exchange"], mode))
-                    subs.append({"symbol": e["symbol"], "exchange": e["exchange"], "status": "success", "mode": mode})
-                await ws.send(orjson.dumps({"type": "subscribe", "status": "success", "subscriptions": subs}).decode())
-            elif action == "unsubscribe":
-                done = []
-                for e in msg["symbols"]:
-                    self.held.discard((e["symbol"], e["exchange"], e.get("mode", 2)))
-                    done.append({"symbol": e["symbol"], "exchange": e["exchange"], "status": "success"})
-                reply = {"type": "unsubscribe", "status": "success", "successful": done, "failed": []}
-                await ws.send(orjson.dumps(reply).decode())
-            elif action == "ping":
-                reply = {
-                    "type": "pong",
-                    "status": "success",
-                    "server_timestamp": 7,
-                    "client_timestamp": msg["timestamp"],
-                }
-                await ws.send(orjson.dumps(reply).decode())
-            elif action == "get_broker_info":
-                reply = {"type": "broker_info", "status": "success", "broker": "angel", "adapter_status": "connected"}
-                await ws.send(orjson.dumps(reply).decode())
+def held(*pairs: tuple[Instrument, int]) -> set[tuple[str, str, int]]:
+    return {(i.symbol, i.exchange, mode) for i, mode in pairs}
 
 
 async def next_event(events, kind):
@@ -189,43 +29,139 @@ async def next_event(events, kind):
     raise AssertionError("the events ended")
 
 
-async def test_client_holds_several_modes_and_unsubscribes_each_on_an_openalgo_style_server():
-    book = OpenAlgoBook()
-    rel, infy = Instrument("RELIANCE", "NSE"), Instrument("INFY", "NSE")
-    async with serve(book.handler, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        client = Client(f"ws://127.0.0.1:{port}", instruments=[rel, infy], mode=1, backoff=(0.01, 0.02))
+async def test_client_against_an_openalgo_server():
+    async with OpenAlgoServer() as server:
+        client = Client(server.url, api_key="oa-key", mode=1, instruments=[REL, NOSUCH])
+        ticks, errors, subscribed = [], [], []
+        async with asyncio.timeout(5), client:
+            async for event in client:
+                if isinstance(event, Tick):
+                    ticks.append(event)
+                elif isinstance(event, ServerError):
+                    errors.append(event)
+                elif isinstance(event, Subscribed):
+                    subscribed.append(event)
+                if len(ticks) == 3:
+                    break
+        assert [t.instrument for t in ticks] == [REL] * 3 and all(t.mode == 1 for t in ticks)
+        assert ticks[1].data["ltp"] > ticks[0].data["ltp"] and not any(t.snapshot for t in ticks)
+        assert [(e.instrument, e.mode) for e in subscribed] == [(REL, 1)]  # OpenAlgo's label "LTP" read as 1
+        assert len(errors) == 1 and errors[0].instrument == NOSUCH and "not found" in errors[0].message
+
+
+async def test_client_reports_typeless_auth_error():
+    from oaws.client import AuthError
+
+    async with OpenAlgoServer() as server:
+        with pytest.raises(AuthError, match="Invalid API key"):
+            async for _ in Client(server.url, api_key="bad"):
+                pass
+
+
+async def test_a_slow_authentication_is_waited_for_and_said_once():
+    async with OpenAlgoServer(auth_delay=1.5) as server:
+        client = Client(server.url, api_key="oa-key", mode=2, instruments=[REL])
+        statuses = []
+        async with asyncio.timeout(10), client:
+            async for event in client:
+                if isinstance(event, Status):
+                    statuses.append((event.state, event.detail))
+                if isinstance(event, Tick):
+                    break
+        assert [s for s, _ in statuses] == ["connecting", "authenticating", "connected"]
+        assert statuses[1][1] == f"waiting for {server.url} to answer authenticate (up to 30 s)"
+        assert server.auth_times[0] >= 1.5 and server.connections == 1
+
+
+async def test_an_authentication_slower_than_the_clients_patience_is_one_sentence():
+    async with OpenAlgoServer(auth_delay=3) as server:
+        with pytest.raises(ConnectError, match=r"did not answer authenticate within 0.5 s$"):
+            async for _ in Client(server.url, api_key="oa-key", instruments=[REL], auth_timeout=0.5):
+                pass
+
+
+async def test_with_retry_auth_a_first_connection_whose_broker_fails_is_retried_until_it_authenticates():
+    async with OpenAlgoServer(broker_failures=2) as server:
+        client = Client(server.url, api_key="oa-key", instruments=[REL], retry_auth=True, backoff=(0.01, 0.05))
+        reasons = []
+        async with asyncio.timeout(10), client:
+            async for event in client:
+                if isinstance(event, Status) and event.state == "reconnecting":
+                    reasons.append(event.detail)
+                if isinstance(event, Tick):
+                    break
+        assert server.connections == 3 and len(reasons) == 2
+        assert (
+            reasons[0] == f"{server.url} could not authenticate: Failed to connect to broker (BROKER_CONNECTION_ERROR)"
+        )
+        # without retry_auth, a command's first connection says why and ends
+        server.broker_failures = 1
+        with pytest.raises(ConnectError, match="could not authenticate"):
+            async for _ in Client(server.url, api_key="oa-key", instruments=[REL]):
+                pass
+        # and nothing listening is the answer at once, retry_auth or not
+        url = server.url
+    with pytest.raises(ConnectError, match="connection refused"):
+        async for _ in Client(url, api_key="oa-key", retry_auth=True):
+            pass
+
+
+async def test_a_client_that_never_authenticates_is_closed_with_4401_and_told_why():
+    from oaws.client import AuthError
+
+    async with OpenAlgoServer(auth_grace=0.3) as server:
+        client = Client(server.url, instruments=[REL], retry_first=True)  # no key: OpenAlgo wants one
+        errors = []
+        with pytest.raises(AuthError, match="closed the connection: auth timeout"):
+            async with asyncio.timeout(5):
+                async for event in client:
+                    if isinstance(event, ServerError):
+                        errors.append(event)
+        assert errors and errors[0].code == "NOT_AUTHENTICATED" and errors[0].fatal
+        await eventually(lambda: server.closed == [(1, 4401)], what=lambda: server.closed)
+
+
+async def test_client_holds_several_modes_and_unsubscribes_each_on_an_openalgo_server():
+    async with OpenAlgoServer() as server:
+        client = Client(server.url, api_key="oa-key", instruments=[REL, INFY], mode=1, backoff=(0.01, 0.02))
         async with asyncio.timeout(5), client:
             events = client.events()
             for _ in range(2):
                 await next_event(events, Subscribed)
-            await client.subscribe([rel], 3)
+            await client.subscribe([REL], 3)
             assert (await next_event(events, Subscribed)).mode == 3
-            assert book.held == {("RELIANCE", "NSE", 1), ("INFY", "NSE", 1), ("RELIANCE", "NSE", 3)}
+            assert server.subscriptions() == held((REL, 1), (INFY, 1), (REL, 3))
 
-            await client.unsubscribe([rel], mode=3)
+            await client.unsubscribe([REL], mode=3)
             await next_event(events, Unsubscribed)
-            assert book.held == {("RELIANCE", "NSE", 1), ("INFY", "NSE", 1)}
-            await client.unsubscribe([infy])  # every mode: named, since OpenAlgo would take none for Quote
+            assert server.subscriptions() == held((REL, 1), (INFY, 1))
+            await client.unsubscribe([INFY])  # every mode: named, since OpenAlgo would take none for Quote
             await next_event(events, Unsubscribed)
-            assert book.held == {("RELIANCE", "NSE", 1)} and client.wanted == {rel: {1}}
+            assert server.subscriptions() == held((REL, 1)) and client.wanted == {REL: {1}}
 
-            await client.subscribe([infy], 2)
-            await client.subscribe([infy], 3)
+            await client.subscribe([INFY], 2)
+            await client.subscribe([INFY], 3)
             await client.ws.close()  # a drop: the next connection resubscribes each mode, grouped
             assert (await next_event(events, Status)).state == "reconnecting"
             assert (await next_event(events, Status)).state == "connecting"
             assert (await next_event(events, Status)).state == "connected"
             for _ in range(3):
                 await next_event(events, Subscribed)
-            assert book.connections == 2 and book.subscribes[-3:] == [(1, ["RELIANCE"]), (2, ["INFY"]), (3, ["INFY"])]
-            assert book.held == {("RELIANCE", "NSE", 1), ("INFY", "NSE", 2), ("INFY", "NSE", 3)}
+            resubscribed = [(r["mode"], [e["symbol"] for e in r["symbols"]]) for r in server.sent("subscribe")[-3:]]
+            assert server.connections == 2 and resubscribed == [(1, ["RELIANCE"]), (2, ["INFY"]), (3, ["INFY"])]
+            assert server.subscriptions() == held((REL, 1), (INFY, 2), (INFY, 3))
 
             await client.ping(1234)
             pong = await next_event(events, Pong)
             assert pong.body["client_timestamp"] == 1234
             await client.get_broker_info()
-            assert (await next_event(events, BrokerInfo)).body["broker"] == "angel"
+            info = await next_event(events, BrokerInfo)
+            assert (info.body["broker"], info.body["user_id"]) == ("angel", "oa-user")
+
+            await client.unsubscribe([REL, INFY])
+            await next_event(events, Unsubscribed)
+            assert server.subscriptions() == set() and client.wanted == {}
+        assert all("mode" in e for u in server.sent("unsubscribe") for e in u["symbols"])
 
 
 class FlakyAuth:
