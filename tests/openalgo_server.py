@@ -27,6 +27,9 @@ Angel adapter of marketcalls/openalgo, August 2026), its behaviour and not its c
   message per mode the connection holds, each at its mode.
 - Frames up to 1 MiB (the websockets default OpenAlgo keeps).
 
+With ``snapshots``, a subscription is followed by the last tick held, marked with a
+top-level ``"snapshot": true`` as oaws's proxy marks it (OpenAlgo sends none).
+
 ``subscriptions()`` is what a test checks: the (symbol, exchange, mode) keys the server
 holds for its open connections, as OpenAlgo's ``subscription_index`` would.
 """
@@ -117,6 +120,7 @@ class OpenAlgoServer:
         tick_every: float = 0.05,
         unknown: frozenset[str] = frozenset({"NOSUCH"}),
         broker_failures: int = 0,
+        snapshots: dict[tuple[str, str], dict[str, Any]] | None = None,
     ) -> None:
         self.api_key = api_key
         self.broker = broker
@@ -126,6 +130,9 @@ class OpenAlgoServer:
         self.tick_every = tick_every
         self.unknown = unknown
         self.broker_failures = broker_failures
+        #: last ticks held, by (symbol, exchange): sent at subscribe marked ``"snapshot": true``,
+        #: as oaws's proxy does (OpenAlgo's sends none: empty unless a test gives some)
+        self.snapshots = snapshots or {}
         #: every request received, in order (connection number, request)
         self.requests: list[tuple[int, Any]] = []
         #: connections made so far, and how each ended: (number, close code or None)
@@ -360,6 +367,19 @@ class OpenAlgoServer:
         if data.get("request_id") is not None:
             reply["request_id"] = data["request_id"]
         await self._send(ws, reply)
+        for result in results:
+            held = self.snapshots.get((result["symbol"], result["exchange"]))
+            if result["status"] == "success" and held is not None:
+                message = {
+                    "type": "market_data",
+                    "symbol": result["symbol"],
+                    "exchange": result["exchange"],
+                    "mode": mode,
+                    "data": held,
+                    "broker": self.broker,
+                    "snapshot": True,
+                }
+                await self._send(ws, message)
 
     async def _unsubscribe(self, number: int, ws: ServerConnection, data: dict[str, Any], *, everything: bool) -> None:
         entries = data.get("symbols") or []

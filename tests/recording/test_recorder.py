@@ -1,6 +1,6 @@
 """The recorder in-process (oaws.recording.recorder) on ``oaws.client.Client``, against small
 WebSocket servers on port 0: the raw-frame fast path, --duration, a server that wants a key,
-a close for want of authentication, the live status line."""
+a close for want of authentication, the live status line, an OpenAlgo server slow to authenticate."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from oaws.client import Client
 from oaws.instruments import LTP, parse
 from oaws.recording import Writer, make_header, records
 from oaws.recording.recorder import Recorder
+from tests.openalgo_server import OpenAlgoServer
 
 REL, INFY = parse("RELIANCE:NSE"), parse("INFY:NSE")
 
@@ -129,3 +130,31 @@ async def test_the_live_line_counts_ticks_and_ends_with_the_average(tmp_path, ca
     assert code == 0
     err = capsys.readouterr().err
     assert err.endswith("\n") and "oaws: recorded " in err and ": 10 ticks " in err and "/s average" in err
+
+
+async def test_a_recorder_waits_for_an_openalgo_server_still_setting_up_its_broker(tmp_path, capsys):
+    """OpenAlgo answers authenticate once its broker adapter is up (slowly), or with a broker
+    error: the recorder waits, retries with growing waits, and records once ticks come."""
+    path = tmp_path / "r.jsonl"
+    async with OpenAlgoServer(auth_delay=1.2, broker_failures=1) as server:
+        writer = Writer(str(path), make_header(server.url, [REL, INFY], LTP))
+
+        async def connect(on_frame) -> Client:
+            # as `oaws record` builds its client: retry_auth
+            return Client(
+                server.url, api_key="oa-key", instruments=[REL, INFY], mode=LTP, on_frame=on_frame, retry_auth=True
+            )
+
+        recorder = Recorder(writer, [REL, INFY], connect, count=6)
+        async with asyncio.timeout(15):
+            code = await recorder.run()
+    assert code == 0 and server.connections == 2
+    header, *ticks = list(records(str(path)))
+    assert header["broker"] == "angel" and len(ticks) == 6
+    assert all(t["type"] == "market_data" and t["mode"] == 1 for t in ticks)  # no gap: it was never up before
+    assert {t["symbol"] for t in ticks} == {"RELIANCE", "INFY"}
+    err = capsys.readouterr().err.splitlines()
+    waiting = f"oaws: waiting for {server.url} to answer authenticate (up to 30 s)"
+    assert err[0] == waiting and err[2] == waiting
+    assert err[1].startswith(f"oaws: {server.url} could not authenticate: Failed to connect to broker")
+    assert "; reconnecting in " in err[1] and len(err) == 3
