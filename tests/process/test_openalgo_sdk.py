@@ -1,56 +1,132 @@
-"""OpenAlgo's own Python SDK (its FeedAPI, unchanged) against `oaws serve`."""
+"""OpenAlgo's own Python SDK (its FeedAPI, unchanged) against `oaws serve`, both generations:
+1.0.47 (the test extra, Python < 3.12) and the newest 2.x (Python >= 3.12: the interpreter
+``OAWS_SDK2_PYTHON`` names, which .ci/run sets up). Each scenario runs in the SDK's own
+interpreter as a process (test_openalgo_sdk_scenarios.py), against a server started from
+this environment.
+
+Where a scenario fails today only because oaws's server does not yet behave as OpenAlgo's
+(one message per tick per subscribed mode, no per-request cap: issue 13's server side),
+it is marked xfail, strictly, so that the mark has to go once that side is merged.
+"""
 
 from __future__ import annotations
 
-import time
+import functools
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import wait_until
+from tests.openalgo_server import OpenAlgoServer
 from tests.process.test_cli import start_server
 
-openalgo = pytest.importorskip("openalgo", reason="the OpenAlgo SDK is in the test extra (Python < 3.12)")
+SCENARIOS = Path(__file__).with_name("test_openalgo_sdk_scenarios.py")
+KEY = "sdk-key"
+NEEDS_H5 = pytest.mark.xfail(strict=True, reason="needs the server side of issue 13 (h5)")
+
+
+@functools.cache
+def interpreter(generation: str) -> str:
+    """The Python that has this generation of the SDK, or a skip that says how to get one."""
+    if generation == "1.x":
+        if importlib.util.find_spec("openalgo") is None:
+            pytest.skip("the OpenAlgo SDK 1.0.47 is in the test extra, for Python < 3.12")
+        return sys.executable
+    python = os.environ.get("OAWS_SDK2_PYTHON")
+    if not python:
+        pytest.skip("OAWS_SDK2_PYTHON names no Python with the OpenAlgo SDK 2.x (.ci/run sets one up)")
+    # named but broken is a failure, not a skip: CI set it up to be run
+    probe = subprocess.run(
+        [python, "-c", "import openalgo; print(openalgo.__version__)"], capture_output=True, text=True, timeout=60
+    )
+    assert probe.returncode == 0, f"OAWS_SDK2_PYTHON={python} cannot import openalgo: {probe.stderr.strip()}"
+    assert probe.stdout.startswith("2."), f"OAWS_SDK2_PYTHON={python} has openalgo {probe.stdout.strip()}, not 2.x"
+    return python
+
+
+def generations(*xfail_for: str) -> pytest.MarkDecorator:
+    """Parametrize over both generations (ids ``sdk1``, ``sdk2``: `-k sdk2` picks 2.x), xfail
+    (needs h5) for those named."""
+    return pytest.mark.parametrize(
+        "generation",
+        [pytest.param(g, id=f"sdk{g[0]}", marks=[NEEDS_H5] if g in xfail_for else []) for g in ("1.x", "2.x")],
+    )
 
 
 @pytest.fixture
-def server(cli_env):
-    cli_env["OAWS_API_KEY"] = "sdk-key"
-    proc, url = start_server(cli_env)
-    yield url
-    proc.terminate()
-    proc.wait(5)
+def serve(cli_env):
+    """``serve(rate)``: `oaws serve` with an API key and the simulated market at ``rate`` ticks a second."""
+    started = []
+
+    def start(rate: float = 20) -> str:
+        proc, url = start_server({**cli_env, "OAWS_API_KEY": KEY}, "--rate", str(rate))
+        started.append(proc)
+        return url
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        proc.wait(5)
 
 
-def test_openalgo_sdk_feed_works_unchanged(server):
-    client = openalgo.api(api_key="sdk-key", host="http://127.0.0.1:5000", ws_url=server)
-    assert client.connect()  # it waits for {"type":"auth","status":"success"}
-    got: dict[str, list] = {"ltp": [], "quote": [], "depth": []}
-    try:
-        assert client.subscribe_ltp([{"exchange": "NSE", "symbol": "RELIANCE"}], lambda d: got["ltp"].append(d))
-        assert client.subscribe_quote([{"exchange": "NSE_INDEX", "symbol": "NIFTY"}], lambda d: got["quote"].append(d))
-        assert client.subscribe_depth([{"exchange": "NSE", "symbol": "INFY"}], lambda d: got["depth"].append(d))
-        wait_until(lambda: all(len(v) >= 2 for v in got.values()), what=lambda: {k: len(v) for k, v in got.items()})
-        ltp = got["ltp"][-1]
-        assert (ltp["symbol"], ltp["exchange"], ltp["mode"]) == ("RELIANCE", "NSE", 1) and ltp["data"]["ltp"] > 0
-        quote = got["quote"][-1]["data"]
-        assert quote["ltp"] > 20000 and quote["close"] > 0 and "change_percent" in quote
-        depth = got["depth"][-1]["data"]["depth"]
-        assert len(depth["buy"]) == 5 and depth["buy"][0]["price"] < depth["sell"][0]["price"]
-        # the SDK's polling caches fill from the same messages
-        assert client.get_ltp()["ltp"]["NSE"]["RELIANCE"]["ltp"] > 0
-        assert client.get_depth()["depth"]["NSE"]["INFY"]["buyBook"]["1"]["price"] > 0
-        assert client.unsubscribe_ltp([{"exchange": "NSE", "symbol": "RELIANCE"}])
-        time.sleep(0.5)
-        before = len(got["ltp"])
-        time.sleep(0.6)
-        assert len(got["ltp"]) == before  # unsubscribed: no more LTP ticks
-    finally:
-        client.disconnect()
+def scenario(generation: str, name: str, url: str) -> dict:
+    """Run one scenario in the generation's interpreter; what the SDK saw, or the check that failed."""
+    python = interpreter(generation)
+    out = subprocess.run(
+        [python, str(SCENARIOS), name, url, KEY], capture_output=True, text=True, timeout=100, cwd=SCENARIOS.parent
+    )
+    assert out.returncode == 0, f"OpenAlgo SDK {generation}, {out.stderr.strip() or out.stdout.strip()}"
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert seen["sdk"].startswith(generation[0]), seen
+    return seen
 
 
-def test_openalgo_sdk_with_a_wrong_key_is_not_connected(server):
-    client = openalgo.api(api_key="wrong", host="http://127.0.0.1:5000", ws_url=server)
-    try:
-        assert client.connect() is False
-    finally:
-        client.disconnect()
+@generations("1.x", "2.x")
+def test_ltp_and_quote_of_one_symbol_both_call_back(serve, generation):
+    seen = scenario(generation, "ltp_and_quote", serve())
+    assert seen["ltp"] >= 3 and seen["quote"] >= 3
+
+
+@generations("1.x", "2.x")
+def test_ltp_and_depth_of_one_symbol_both_call_back(serve, generation):
+    seen = scenario(generation, "ltp_and_depth", serve())
+    assert seen["ltp"] >= 3 and seen["depth"] >= 3
+
+
+@generations("2.x")
+def test_one_call_subscribes_and_unsubscribes_1001_instruments(serve, generation):
+    seen = scenario(generation, "thousand_and_one", serve(rate=2))
+    assert seen["symbols"] == 1001
+
+
+@generations()
+def test_unsubscribe_stops_that_mode_and_leaves_the_others(serve, generation):
+    seen = scenario(generation, "unsubscribe", serve())
+    assert min(seen[mode] for mode in ("ltp", "quote", "depth")) >= 2
+
+
+@generations()
+def test_a_wrong_key_is_not_connected(serve, generation):
+    assert scenario(generation, "wrong_key", serve())["connected"] is False
+
+
+@generations()
+@pytest.mark.parametrize(
+    ("name", "tick_every"),
+    [
+        pytest.param(name, every, id=name)
+        for name, every in [("ltp_and_quote", 0.05), ("ltp_and_depth", 0.05), ("thousand_and_one", 0.5)]
+    ],
+)
+def test_the_scenarios_marked_xfail_pass_against_a_server_that_behaves_like_openalgos(generation, name, tick_every):
+    """The marks above are about oaws's server, not the scenarios: against the OpenAlgo-like
+    server (tests/openalgo_server.py: one message per tick per mode held, no per-request cap)
+    the same scenarios pass."""
+    server = OpenAlgoServer(api_key=KEY, tick_every=tick_every)
+    with server.running() as url:
+        seen = scenario(generation, name, url)
+    assert seen["scenario"] == name
