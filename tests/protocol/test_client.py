@@ -281,6 +281,17 @@ def test_a_tick_with_its_creation_time_knows_its_latency():
     assert a.latency_ms == pytest.approx(1.5) and b.latency_ms == pytest.approx(3.0) and c.latency_ms is None
 
 
+def test_a_tick_the_server_marks_as_its_snapshot_says_so_alone_or_in_a_batch():
+    held = {**market(REL, QUOTE, timestamp=NOW // 1_000_000 - 600_000), "snapshot": True}
+    (alone,) = opened().receive(frame(held), NOW)
+    snap, live, unmarked = opened().receive(
+        frame([held, market(REL, QUOTE), {**market(INFY, LTP), "snapshot": 1}]), NOW
+    )
+    assert alone.snapshot and snap.snapshot and not live.snapshot and not unmarked.snapshot
+    assert alone.message == held  # the mark stays in the message, for `tail --json`
+    assert alone.latency_ms == pytest.approx(600_000.0)  # its age is still there to see: leaving it out is the caller's
+
+
 # Replies --------------------------------------------------------------------------
 def test_a_subscribe_reply_is_one_result_per_instrument():
     reply = {
