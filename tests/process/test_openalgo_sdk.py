@@ -12,7 +12,7 @@ it is marked xfail, strictly, so that the mark has to go once that side is merge
 from __future__ import annotations
 
 import functools
-import importlib.util
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -29,14 +29,29 @@ KEY = "sdk-key"
 NEEDS_H5 = pytest.mark.xfail(strict=True, reason="needs the server side of issue 13 (h5)")
 
 
+def installed_sdk() -> str | None:
+    """The version of the SDK in this environment (read without importing it: it brings pandas)."""
+    try:
+        return importlib.metadata.version("openalgo")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 @functools.cache
 def interpreter(generation: str) -> str:
-    """The Python that has this generation of the SDK, or a skip that says how to get one."""
+    """The Python that has this generation of the SDK, or a skip that says how to get one.
+
+    The test extra brings 1.0.47 on Python < 3.12 and 2.x from 3.12 on; the other
+    generation needs an interpreter of its own, ``OAWS_SDK2_PYTHON`` for 2.x.
+    """
+    here = installed_sdk() or ""
     if generation == "1.x":
-        if importlib.util.find_spec("openalgo") is None:
-            pytest.skip("the OpenAlgo SDK 1.0.47 is in the test extra, for Python < 3.12")
+        if not here.startswith("1."):
+            pytest.skip("the OpenAlgo SDK 1.0.47 is in the test extra for Python < 3.12 only")
         return sys.executable
     python = os.environ.get("OAWS_SDK2_PYTHON")
+    if not python and here.startswith("2."):
+        return sys.executable
     if not python:
         pytest.skip("OAWS_SDK2_PYTHON names no Python with the OpenAlgo SDK 2.x (.ci/run sets one up)")
     # named but broken is a failure, not a skip: CI set it up to be run
