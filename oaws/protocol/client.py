@@ -34,7 +34,6 @@ from oaws.protocol.codes import AUTHENTICATION_ERROR, CLOSE_NOT_AUTHENTICATED, J
 CHUNK = 500
 #: error codes after which retrying cannot help: the server wants a key, or refused ours
 FATAL_CODES = frozenset({NOT_AUTHENTICATED, AUTHENTICATION_ERROR})
-#: the close code of a server that gave up waiting for authentication (oaws and OpenAlgo)
 
 
 def fatal_close(code: int | None) -> bool:
