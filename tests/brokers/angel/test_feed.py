@@ -49,7 +49,7 @@ def expected(p: Packet, symbol: str, exchange: str, divisor: float = 100.0) -> d
             "close": p.close / divisor,
             "volume": p.volume,
             "last_trade_quantity": p.last_traded_quantity,
-            "avg_trade_price": p.avg_traded_price / divisor,
+            "average_price": p.avg_traded_price / divisor,
             "total_buy_quantity": int(p.total_buy_quantity),
             "total_sell_quantity": int(p.total_sell_quantity),
             "change": (p.ltp - p.close) / divisor,
@@ -59,7 +59,7 @@ def expected(p: Packet, symbol: str, exchange: str, divisor: float = 100.0) -> d
         buy = [e for e in p.best_five if e.flag == 1]
         sell = [e for e in p.best_five if e.flag == 0]
         t |= {
-            "ltt": p.last_traded_timestamp * 1000,
+            "last_quantity": p.last_traded_quantity,
             "oi": p.open_interest,
             "oi_change_percent": p.oi_change_percent,
             "upper_circuit": p.upper_circuit / divisor,

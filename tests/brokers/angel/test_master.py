@@ -106,7 +106,7 @@ def test_index_and_raw_files_load_alike(tmp_path, master):
     index.write_bytes(index_bytes(rows_from_raw(fixture_master_bytes()), "test"))
     for path in (raw, index):
         loaded = read_master(path)
-        assert len(loaded) == len(master) == 41
+        assert len(loaded) == len(master) == 43
         assert loaded.resolve(parse("SBIN:NSE")).token == "3045"
 
 

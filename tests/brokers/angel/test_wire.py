@@ -142,7 +142,7 @@ def test_quote_tick_has_every_field_and_change_from_previous_close():
     t = tick(wire.decode(wire.encode(quote)), "RELIANCE", "NSE", 100.0, 5)
     assert t["mode"] == 2 and t["seq"] == 123456
     assert (t["open"], t["high"], t["low"], t["close"]) == (2940.0, 2960.0, 2935.0, 2940.0)
-    assert (t["volume"], t["last_trade_quantity"], t["avg_trade_price"]) == (4_567_890, 17, 2948.12)
+    assert (t["volume"], t["last_trade_quantity"], t["average_price"]) == (4_567_890, 17, 2948.12)
     assert (t["total_buy_quantity"], t["total_sell_quantity"]) == (123456, 654321)
     assert t["change"] == pytest.approx(10.5) and t["change_percent"] == pytest.approx(0.3571, abs=1e-4)
     assert t["ltt"] == 1_732_000_000_123
@@ -156,7 +156,8 @@ def test_snap_quote_becomes_a_depth_tick_with_five_levels_each_side():
     assert [lv["price"] for lv in t["depth"]["buy"]] == [2950.0, 2949.95, 2949.9, 2949.85, 2949.8]
     assert (t["oi"], t["upper_circuit"], t["lower_circuit"]) == (9876, 3234.0, 2646.0)
     assert (t["oi_change_percent"], t["week_52_high"], t["week_52_low"]) == (-1.25, 3600.0, 2200.0)
-    assert t["ltt"] == 1_732_000_000_000  # seconds on the wire, milliseconds in the tick
+    assert t["last_quantity"] == t["last_trade_quantity"] == 17  # OpenAlgo's Depth name, and Quote's
+    assert t["ltt"] == SNAP.exchange_timestamp  # as OpenAlgo's adapter: the exchange timestamp in every mode
 
 
 def test_currency_prices_use_their_own_divisor():
