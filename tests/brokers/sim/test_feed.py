@@ -61,7 +61,13 @@ QUOTE_TYPES = LTP_TYPES | {
     "change": float,
     "change_percent": float,
 }
-DEPTH_TYPES = QUOTE_TYPES | {"last_quantity": int, "oi": int, "upper_circuit": float, "lower_circuit": float, "depth": dict}
+DEPTH_TYPES = QUOTE_TYPES | {
+    "last_quantity": int,
+    "oi": int,
+    "upper_circuit": float,
+    "lower_circuit": float,
+    "depth": dict,
+}
 TYPES = {LTP: LTP_TYPES, QUOTE: QUOTE_TYPES, DEPTH: DEPTH_TYPES}
 
 
