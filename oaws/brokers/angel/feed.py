@@ -59,7 +59,7 @@ from oaws.brokers.angel.errors import AngelAuthError, AngelError, AngelUnavailab
 from oaws.brokers.angel.master import SEGMENT_TYPES, Master, load_master
 from oaws.brokers.angel.session import Session, load_session, login, save_session
 from oaws.brokers.angel.settings import AngelSettings, load_settings
-from oaws.brokers.angel.ticks import ANGEL_MODE, CLIENT_MODE, DEPTH_20, tick
+from oaws.brokers.angel.ticks import CLIENT_MODE, DEPTH_20, STREAM_DEPTH, angel_mode, tick
 from oaws.brokers.api import Feed, Rejection
 from oaws.brokers.connection import Backoff, BrokerLink, Connection, Endpoint, Message, Sessions, Unavailable
 from oaws.brokers.hours import market_open
@@ -162,7 +162,7 @@ class _AngelLink(BrokerLink[Key, Session]):
         if route is None or feed.publisher is None:
             feed.unexpected += 1  # unsubscribed a moment ago
             return key
-        mode, depth = CLIENT_MODE[packet.mode]
+        mode, depth = CLIENT_MODE[packet.mode], STREAM_DEPTH[packet.mode]
         received = int(time.time() * 1000)
         for instrument in route.instruments:
             payload = orjson.dumps(tick(packet, instrument.symbol, instrument.exchange, route.divisor, received))
@@ -315,8 +315,8 @@ class AngelFeed(Feed):
         wanted = (instrument, mode, depth)
         if wanted in self._wanted:
             return
-        angel_mode = ANGEL_MODE.get((mode, depth))
-        if angel_mode is None:
+        angel = angel_mode(mode, depth)
+        if angel is None:
             offered = ", ".join(map(str, self.depths))
             self._reject(instrument, mode, depth, INVALID_DEPTH, f"Angel One offers depth {offered}, not {depth}")
             return
@@ -325,7 +325,7 @@ class AngelFeed(Feed):
         except Rejection as exc:
             self._reject(instrument, mode, depth, exc.code, exc.message)
             return
-        key = (angel_mode, resolved.exchange_type, resolved.token)
+        key = (angel, resolved.exchange_type, resolved.token)
         route = self._routes.get(key)
         if route is None:
             refusal = self._depth_refusal(key)
@@ -464,7 +464,7 @@ class AngelFeed(Feed):
             if route is None:
                 continue
             route.conn.forget({key})
-            mode, depth = CLIENT_MODE[key[0]]
+            mode, depth = CLIENT_MODE[key[0]], STREAM_DEPTH[key[0]]
             for instrument in route.instruments:
                 self._wanted.pop((instrument, mode, depth), None)
                 self._latest.pop((instrument, mode, depth), None)

@@ -24,14 +24,24 @@ from __future__ import annotations
 from typing import Any
 
 from oaws.brokers.angel.wire import DEPTH, LTP, QUOTE, SNAP_QUOTE, BestFiveEntry, DepthLevel, Packet
+from oaws.instruments import DEFAULT_DEPTH
 from oaws.ticks import change, depth_book
 
 #: Levels a side of Angel's DEPTH packets.
 DEPTH_20 = 20
-#: (client mode, depth) -> the Angel subscription mode that serves it.
-ANGEL_MODE = {(1, 5): LTP, (2, 5): QUOTE, (3, 5): SNAP_QUOTE, (3, DEPTH_20): DEPTH}
-#: Angel subscription mode -> the (client mode, depth) its packets are published as.
-CLIENT_MODE = {angel: stream for stream, angel in ANGEL_MODE.items()}
+#: Client mode -> the Angel subscription mode that serves it, at the default five levels.
+ANGEL_MODE = {1: LTP, 2: QUOTE, 3: SNAP_QUOTE}
+#: Angel subscription mode -> the client mode its packets are published as.
+CLIENT_MODE = {LTP: 1, QUOTE: 2, SNAP_QUOTE: 3, DEPTH: 3}
+#: Angel subscription mode -> the depth (levels a side) of the stream its ticks make.
+STREAM_DEPTH = {LTP: DEFAULT_DEPTH, QUOTE: DEFAULT_DEPTH, SNAP_QUOTE: DEFAULT_DEPTH, DEPTH: DEPTH_20}
+
+
+def angel_mode(mode: int, depth: int = DEFAULT_DEPTH) -> int | None:
+    """The Angel subscription mode that serves client ``mode`` at ``depth``; None if none does."""
+    if depth == DEFAULT_DEPTH:
+        return ANGEL_MODE.get(mode)
+    return DEPTH if (mode, depth) == (3, DEPTH_20) else None
 
 
 def _depth(best_five: tuple[BestFiveEntry, ...], divisor: float) -> dict[str, list[dict[str, Any]]]:
@@ -54,7 +64,7 @@ def tick(p: Packet, symbol: str, exchange: str, divisor: float, received_ms: int
     t: dict[str, Any] = {
         "symbol": symbol,
         "exchange": exchange,
-        "mode": CLIENT_MODE[p.mode][0],
+        "mode": CLIENT_MODE[p.mode],
         "seq": p.sequence,
         "ltp": ltp,
         "ltt": p.exchange_timestamp,
