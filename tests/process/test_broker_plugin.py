@@ -59,7 +59,7 @@ class FlatFeed(Feed):
                 moved, pct = change(ltp, 100.0, 2)
                 tick = {"symbol": instrument.symbol, "exchange": instrument.exchange, "mode": 2, "ltp": ltp,
                         "ltt": now, "timestamp": now, "open": 100.0, "high": ltp, "low": 100.0, "close": 100.0,
-                        "volume": self.n, "last_trade_quantity": 1, "avg_trade_price": ltp,
+                        "volume": self.n, "last_trade_quantity": 1, "average_price": ltp,
                         "total_buy_quantity": 1, "total_sell_quantity": 1, "change": moved, "change_percent": pct}
                 for mode in modes:
                     self.publisher.publish(instrument, mode, orjson.dumps(at_mode(tick, mode, 2)))
