@@ -298,3 +298,27 @@ def test_bus_bind_is_refused_where_no_proxy_binds():
         Service(ServeSettings(role="feed", bus_bind=True))
     with pytest.raises(ServiceError, match="--bus-bind serves one proxy process"):
         Service(ServeSettings(role="proxy", bus_bind=True, workers=2))
+
+
+async def test_a_binding_proxy_with_curve_serves_only_feeds_with_the_keys(tmp_path, ipc_bus):
+    keys = tmp_path / "keys"
+    generate(keys)
+    proxy = Service(ServeSettings(role="proxy", port=0, bus=ipc_bus, bus_bind=True, curve_dir=str(keys)))
+    await proxy.start()
+    good = Service(ServeSettings(role="feed", bus=ipc_bus, bus_connect=True, curve_dir=str(keys), feed={"rate": 50}))
+    bare = OnlyFeed("bare", {"RELIANCE"})
+    bare_hub = FeedHub(bare, ipc_bus, connect=True)
+    bare_task = asyncio.create_task(bare_hub.run())
+    try:
+        await good.start()
+        tick = await first_tick(proxy.url, "RELIANCE")
+        assert tick["data"]["symbol"] == "RELIANCE" and "source" not in tick["data"]  # the sim feed's, not bare's
+        assert not bare.wanted  # a feed without the keys never hears a subscription
+        await eventually(
+            lambda: "CURVE (--curve)" in (proxy.proxy.stats()["bus_refused"] or ""), what="the bare feed's refusal"
+        )
+    finally:
+        bare_task.cancel()
+        await asyncio.gather(bare_task, return_exceptions=True)
+        await good.stop()
+        await proxy.stop()
