@@ -240,6 +240,7 @@ BOUND_HANDSHAKE_FAILURES = {
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: HANDSHAKE_FAILURES[zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL],
     zmq.EVENT_HANDSHAKE_FAILED_AUTH: "a feed's CURVE key is not in this proxy's authorized/ (see `oaws keys generate`)",
 }
+BOUND_NO_DETAIL = "a feed's handshake failed: it does not encrypt the bus with CURVE (--curve), or has other keys"
 
 
 class BusReader:
@@ -339,6 +340,9 @@ class BusReader:
                 self.refused = None
                 continue
             why = (BOUND_HANDSHAKE_FAILURES if self.binds else HANDSHAKE_FAILURES).get(event)
+            if why is None and self.binds and self.auth is not None:
+                # a CURVE server sees a feed without CURVE fail with no detail, as often as not
+                why = BOUND_NO_DETAIL
             if why is None:  # no detail (the peer hung up mid-handshake): a reason only if none is known
                 self.refused = self.refused or "the handshake failed"
                 continue

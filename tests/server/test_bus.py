@@ -307,18 +307,24 @@ async def test_a_binding_proxy_with_curve_serves_only_feeds_with_the_keys(tmp_pa
     await proxy.start()
     good = Service(ServeSettings(role="feed", bus=ipc_bus, bus_connect=True, curve_dir=str(keys), feed={"rate": 50}))
     bare = OnlyFeed("bare", {"RELIANCE"})
-    bare_hub = FeedHub(bare, ipc_bus, connect=True)
-    bare_task = asyncio.create_task(bare_hub.run())
+    bare_task = None
     try:
         await good.start()
-        tick = await first_tick(proxy.url, "RELIANCE")
-        assert tick["data"]["symbol"] == "RELIANCE" and "source" not in tick["data"]  # the sim feed's, not bare's
-        assert not bare.wanted  # a feed without the keys never hears a subscription
-        await eventually(
-            lambda: "CURVE (--curve)" in (proxy.proxy.stats()["bus_refused"] or ""), what="the bare feed's refusal"
-        )
+        async with connect(proxy.url) as ws:
+            await ws.send('{"action":"subscribe","symbol":"RELIANCE","exchange":"NSE","mode":1}')
+            async with asyncio.timeout(5):
+                while (m := orjson.loads(await ws.recv())).get("type") != "market_data":
+                    pass
+            assert m["data"]["symbol"] == "RELIANCE"
+            # a feed without the keys, joining later, is refused: it never hears the subscription
+            bare_task = asyncio.create_task(FeedHub(bare, ipc_bus, connect=True).run())
+            await eventually(
+                lambda: "CURVE (--curve)" in (proxy.proxy.stats()["bus_refused"] or ""), what="the bare feed's refusal"
+            )
+            assert not bare.wanted
     finally:
-        bare_task.cancel()
-        await asyncio.gather(bare_task, return_exceptions=True)
+        if bare_task is not None:
+            bare_task.cancel()
+            await asyncio.gather(bare_task, return_exceptions=True)
         await good.stop()
         await proxy.stop()
