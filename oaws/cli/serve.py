@@ -117,8 +117,8 @@ def serve(
         str | None,
         typer.Option(
             "--upstream",
-            envvar="OAWS_UPSTREAM",
-            help="--broker openalgo: the OpenAlgo WebSocket server to serve, ws://HOST:8765.",
+            help="The OpenAlgo WebSocket server to serve, ws://HOST:8765 (implies --broker openalgo; "
+            "else OPENALGO_WS_URL).",
             show_default=False,
         ),
     ] = None,
@@ -145,7 +145,7 @@ def serve(
     if handed is not None:
         settings = handed
     else:
-        broker = _broker_for(ctx, broker, {"replay": bool(replay)})
+        broker = _broker_for(ctx, broker, {"replay": bool(replay), "upstream": bool(upstream)})
         path = os.path.abspath
         replay_from, replay_to = replay_bounds(replay or [], start, end)
         settings = ServeSettings(

@@ -50,3 +50,12 @@ def test_serve_openalgo_with_a_refused_key_ends_with_one_sentence(cli_env):
     finally:
         upstream.terminate()
         upstream.wait(10)
+
+
+def test_upstream_implies_the_openalgo_broker_and_goes_with_no_other(cli_env):
+    from tests.helpers import oaws
+
+    out = oaws(cli_env, "serve", "--broker", "sim", "--upstream", "ws://127.0.0.1:1", "--port", "0")
+    assert out.returncode == 1 and out.stderr == "oaws: --upstream goes with --broker openalgo, not --broker sim\n"
+    out = oaws({**cli_env, "OPENALGO_API_KEY": ""}, "serve", "--upstream", "ws://127.0.0.1:1", "--port", "0")
+    assert out.returncode == 1 and out.stderr.startswith("oaws: the OpenAlgo API key is missing: set OPENALGO_API_KEY")

@@ -29,6 +29,7 @@ broker = Broker(
     summary="an OpenAlgo server's WebSocket feed (every broker it supports) through oaws's fan-out",
     make_feed=make_feed,
     options=("upstream",),
+    selected_by=("upstream",),
     settings=SPEC,
     limits=BrokerLimits(depths=(5,), connections=1, note="the broker behind the OpenAlgo server sets the real limits"),
 )
