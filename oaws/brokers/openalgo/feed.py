@@ -101,6 +101,8 @@ class _OpenAlgoLink(BrokerLink[Key, str]):
                 log.info("OpenAlgo at %s accepted the API key (broker %s)", self.feed.url, self.broker or "unnamed")
             elif kind == "subscribe" or (wire.is_error(message) and message.get("request_id") in self.pending):
                 self._answered(message)
+            elif wire.is_error(message):
+                log.warning("OpenAlgo at %s answered %s", self.feed.url, wire.reason(message))
         return data_key
 
     def _answered(self, reply: wire.Message) -> None:
