@@ -94,7 +94,7 @@ async def test_origin_check(bus, proxy):
         assert (await recv_json(ws))["type"] == "pong"
 
 
-@pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, request_rate=20, flood_close=200)])
+@pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, work_rate=20, flood_close=200)])
 async def test_request_flood_is_limited_then_closed(bus, proxy):
     async with connect(proxy.url) as calm:
         async with connect(proxy.url, max_queue=None) as ws:
