@@ -113,6 +113,18 @@ async def test_request_flood_is_limited_then_closed(bus, proxy):
         assert (await recv_json(calm))["type"] == "pong"
 
 
+@pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, work_rate=20, flood_close=200)])
+async def test_flood_control_counts_instruments_not_requests(bus, proxy):
+    async with connect(proxy.url) as ws:
+        symbols = [{"symbol": f"S{i}", "exchange": "NSE"} for i in range(100)]
+        await ws.send(orjson.dumps({"action": "subscribe", "mode": 1, "symbols": symbols}).decode())
+        reply = await recv_json(ws)
+        assert reply["status"] == "success" and len(reply["subscriptions"]) == 100  # one request, served whole
+        await ws.send('{"action":"ping"}')  # but it spent five seconds' worth of work
+        reply = await recv_json(ws)
+        assert reply["code"] == "LIMIT_EXCEEDED" and "instruments changed per second" in reply["message"]
+
+
 @pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, api_key="right")])
 async def test_repeated_failed_authentication_is_slowed_down(bus, proxy):
     async with connect(proxy.url) as ws:
