@@ -143,6 +143,20 @@ async def test_repeated_failed_authentication_is_slowed_down(bus, proxy):
     assert proxy.failed_auth == {}
 
 
+async def test_without_a_key_failed_authentication_never_slows_seed_clients(bus, proxy):
+    """Without a key nobody needs to authenticate: an address that sent keyless
+    `authenticate`s keeps being answered at once."""
+    async with connect(proxy.url) as ws:
+        for _ in range(5):
+            await ws.send('{"action":"authenticate"}')
+            assert (await recv_json(ws))["code"] == "AUTHENTICATION_ERROR"
+        start = time.monotonic()
+        for _ in range(3):
+            await ws.send('{"action":"subscribe","symbol":"RELIANCE","exchange":"NSE"}')
+            assert (await recv_json(ws))["type"] == "subscription"
+    assert time.monotonic() - start < 0.9  # slowed down, the last would wait 1 s alone
+
+
 async def test_invalid_utf8_closes_with_1007_and_the_server_goes_on(bus, proxy):
     import os
 
