@@ -122,6 +122,8 @@ class Service:
                         port=o.port,
                         api_key=o.api_key,
                         broker=feed.name if feed else o.broker,
+                        brokers=tuple(brokers.names()),
+                        quota=brokers.get(o.broker).limits.subscriptions if feed else None,
                         limits=o.limits,
                         slow_timeout=o.slow_timeout,
                         soft_limit=o.soft_limit,

@@ -54,3 +54,27 @@ def test_openalgo_sdk_with_a_wrong_key_is_not_connected(server):
         assert client.connect() is False
     finally:
         client.disconnect()
+
+
+def test_two_modes_of_one_symbol_fire_both_callbacks(server):
+    """OpenAlgo issue #1664: one message per tick per subscribed mode, each at its own mode."""
+    client = openalgo.api(api_key="sdk-key", host="http://127.0.0.1:5000", ws_url=server)
+    assert client.connect()
+    got: dict[str, list] = {"ltp": [], "quote": [], "depth": []}
+    try:
+        instrument = [{"exchange": "NSE", "symbol": "SBIN"}]
+        assert client.subscribe_ltp(instrument, lambda d: got["ltp"].append(d))
+        assert client.subscribe_quote(instrument, lambda d: got["quote"].append(d))
+        assert client.subscribe_depth(instrument, lambda d: got["depth"].append(d))
+        wait_until(lambda: all(len(v) >= 3 for v in got.values()), what=lambda: {k: len(v) for k, v in got.items()})
+        assert {m["mode"] for m in got["ltp"]} == {1} and {m["mode"] for m in got["quote"]} == {2}
+        assert {m["mode"] for m in got["depth"]} == {3}
+        assert "volume" in got["quote"][-1]["data"] and "depth" in got["depth"][-1]["data"]
+        # dropping Quote leaves LTP and Depth running
+        assert client.unsubscribe_quote(instrument)
+        time.sleep(0.5)
+        counts = {k: len(v) for k, v in got.items()}
+        wait_until(lambda: len(got["ltp"]) > counts["ltp"] + 2 and len(got["depth"]) > counts["depth"] + 2)
+        assert len(got["quote"]) == counts["quote"]
+    finally:
+        client.disconnect()
