@@ -1,12 +1,21 @@
-"""The tick (SPEC §2): the fields of each mode, a tick cut down to a mode, depth levels,
-change against the previous close, which exchanges are indices.
+"""The tick (SPEC §2 as amended by issue 13): the fields of each mode, a tick cut down to a
+mode, depth levels, change against the previous close, which exchanges are indices.
 
 Every feed builds its ticks with these names, replay and record cut them down with
 ``at_mode``, and the screens read them with ``change_of`` and ``is_index``; nothing else
 lists tick fields. A tick is a plain dict on its way to JSON: the hot paths (a feed's
 encoder, the proxy's fan-out) never pay for a class.
 
-Prices are rupees (floats), quantities integers, times epoch milliseconds.
+The names are OpenAlgo's, as its Angel adapter publishes them
+(``broker/angel/streaming/angel_adapter.py``, ``_normalize_market_data``), so that a
+strategy written for OpenAlgo reads an oaws tick unchanged: ``average_price`` in Quote,
+``last_quantity`` in Depth (where OpenAlgo's Quote says ``last_trade_quantity`` for the
+same number). oaws's ticks nest (each mode has every field of the modes below it), so a
+Depth tick carries both quantity names; what OpenAlgo lacks (``change``,
+``change_percent``, ``seq``, ``ts_ns``...) rides along as extra fields.
+
+Prices are rupees (floats), quantities integers, times epoch milliseconds: ``ltt`` the
+exchange's time of the tick, ``timestamp`` when the feed received it.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from oaws.instruments import DEPTH, LTP, QUOTE, Instrument
+from oaws.instruments import DEFAULT_DEPTH, DEPTH, LTP, QUOTE, Instrument
 
 Tick = dict[str, Any]
 
@@ -28,20 +37,21 @@ QUOTE_FIELDS: tuple[str, ...] = (
     "close",
     "volume",
     "last_trade_quantity",
-    "avg_trade_price",
+    "average_price",
     "total_buy_quantity",
     "total_sell_quantity",
     "change",
     "change_percent",
 )
-#: what mode 3 (Depth) adds
-DEPTH_FIELDS: tuple[str, ...] = ("oi", "upper_circuit", "lower_circuit", "depth")
+#: what mode 3 (Depth) adds; ``last_quantity`` is ``last_trade_quantity`` under the name
+#: OpenAlgo's Depth data gives it
+DEPTH_FIELDS: tuple[str, ...] = ("last_quantity", "oi", "upper_circuit", "lower_circuit", "depth")
 #: fields a feed may add at a mode (SPEC §2: the proxy passes them through); cut with that mode's
 EXTRA_FIELDS: dict[int, tuple[str, ...]] = {
     # mode, the feed's sequence number, its receive time in ns, the bus's per-topic count
     LTP: ("mode", "seq", "ts_ns", "fseq"),
     QUOTE: (),
-    DEPTH: ("oi_change_percent", "week_52_high", "week_52_low"),
+    DEPTH: ("oi_change_percent", "week_52_high", "week_52_low", "depth_level"),
 }
 #: the fields a mode adds to the one below it, extras included
 ADDED: dict[int, tuple[str, ...]] = {
@@ -62,13 +72,18 @@ _ABOVE: dict[int, frozenset[str]] = {
     DEPTH: frozenset(),
 }
 
-#: levels of a depth tick on each side
-DEPTH_LEVELS = 5
+#: levels of a depth tick on each side, unless a client asked for more (``depth: 20``)
+DEPTH_LEVELS = DEFAULT_DEPTH
 EMPTY_LEVEL: Mapping[str, Any] = {"price": 0.0, "quantity": 0, "orders": 0}
 
-INDEX_EXCHANGES = frozenset({"NSE_INDEX", "BSE_INDEX"})
-#: exchanges that trade futures and options, so their ticks carry open interest
-DERIVATIVE_EXCHANGES = frozenset({"NFO", "BFO", "CDS", "BCD", "MCX"})
+#: OpenAlgo's index exchanges (its ``utils/constants.py``): no volume, no order book
+INDEX_EXCHANGES = frozenset({"NSE_INDEX", "BSE_INDEX", "MCX_INDEX", "GLOBAL_INDEX"})
+#: exchanges that trade futures and options, so their ticks carry open interest (OpenAlgo's
+#: ``FNO_EXCHANGES``, crypto perpetuals included)
+DERIVATIVE_EXCHANGES = frozenset({"NFO", "BFO", "CDS", "BCD", "MCX", "NCDEX", "NCO", "CRYPTO"})
+
+#: names of fields in ticks recorded before oaws took OpenAlgo's, and the names now
+RENAMED: Mapping[str, str] = {"avg_trade_price": "average_price"}
 
 
 def is_index(instrument: Instrument | str) -> bool:
@@ -91,6 +106,22 @@ def at_mode(tick: Mapping[str, Any], mode: int, recorded: int = DEPTH) -> Tick:
     if "mode" in tick:
         body["mode"] = mode
     return body
+
+
+def upgrade(tick: dict[str, Any]) -> dict[str, Any]:
+    """A tick recorded before oaws took OpenAlgo's names, in place, with today's names.
+
+    ``avg_trade_price`` becomes ``average_price``, and a Depth tick (one with ``depth``)
+    gains ``last_quantity``. A tick that has them already is left alone, so this is cheap
+    and safe on every replayed tick.
+    """
+    for old, new in RENAMED.items():
+        if old in tick:
+            value = tick.pop(old)
+            tick.setdefault(new, value)
+    if "depth" in tick and "last_quantity" not in tick and "last_trade_quantity" in tick:
+        tick["last_quantity"] = tick["last_trade_quantity"]
+    return tick
 
 
 def empty_level() -> Tick:

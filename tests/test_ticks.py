@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from oaws.instruments import DEPTH, LTP, QUOTE, Instrument
+from oaws.instruments import DEPTH, EXCHANGES, LTP, QUOTE, Instrument
 from oaws.ticks import (
     ADDED,
     DEPTH_FIELDS,
+    DERIVATIVE_EXCHANGES,
     EMPTY_LEVEL,
     FIELDS,
+    INDEX_EXCHANGES,
     LTP_FIELDS,
     QUOTE_FIELDS,
     at_mode,
@@ -17,7 +19,9 @@ from oaws.ticks import (
     change_of,
     depth_book,
     is_index,
+    upgrade,
 )
+from tests.brokers.fields import OPENALGO
 
 
 def full_tick() -> dict:
@@ -71,4 +75,38 @@ def test_change_against_the_previous_close():
 
 def test_indices():
     assert is_index(Instrument("NIFTY", "NSE_INDEX")) and is_index("BSE_INDEX")
-    assert not is_index(Instrument("NIFTY", "NSE")) and not is_index("NFO")
+    assert is_index("MCX_INDEX") and is_index("GLOBAL_INDEX")
+    assert not is_index(Instrument("NIFTY", "NSE")) and not is_index("NFO") and not is_index("CRYPTO")
+
+
+def test_every_exchange_is_known_and_the_index_and_derivative_ones_are_openalgos():
+    assert set(EXCHANGES) >= INDEX_EXCHANGES | DERIVATIVE_EXCHANGES
+    # OpenAlgo's utils/constants.py: FNO_EXCHANGES (crypto perpetuals included) and its *_INDEX exchanges
+    assert {"NFO", "BFO", "MCX", "CDS", "BCD", "NCDEX", "NCO", "CRYPTO"} == DERIVATIVE_EXCHANGES
+    assert {e for e in EXCHANGES if e.endswith("_INDEX")} == INDEX_EXCHANGES
+
+
+@pytest.mark.parametrize("mode", [LTP, QUOTE, DEPTH])
+def test_each_mode_has_openalgos_fields_and_a_cut_keeps_them(mode):
+    assert set(OPENALGO[mode]) - {"mode"} <= set(FIELDS[mode])
+    assert set(OPENALGO[mode]) <= set(at_mode(full_tick(), mode))
+
+
+def test_last_quantity_is_depths_alone():
+    assert "last_quantity" in DEPTH_FIELDS and "last_quantity" not in at_mode(full_tick(), QUOTE)
+
+
+def test_a_tick_recorded_with_the_old_names_gets_openalgos():
+    old = {"ltp": 1.0, "avg_trade_price": 2.5, "last_trade_quantity": 7, "depth": depth_book([], [])}
+    tick = upgrade(old)
+    assert tick is old and "avg_trade_price" not in tick
+    assert (tick["average_price"], tick["last_quantity"], tick["last_trade_quantity"]) == (2.5, 7, 7)
+    quote = upgrade({"avg_trade_price": 2.5, "last_trade_quantity": 7})
+    assert quote == {"average_price": 2.5, "last_trade_quantity": 7}  # no last_quantity without depth
+    new = full_tick()
+    assert upgrade(dict(new)) == new  # today's ticks pass unchanged
+
+
+def test_depth_books_can_have_twenty_levels_a_side():
+    book = depth_book([{"price": 10.0, "quantity": 1, "orders": 1}] * 25, [], levels=20)
+    assert len(book["buy"]) == len(book["sell"]) == 20

@@ -98,8 +98,30 @@ def serve(
         str, typer.Option("--feeds", envvar="OAWS_FEEDS", help="--role forwarder: where feeds connect.")
     ] = "tcp://127.0.0.1:5556",
     bus_connect: Annotated[
-        bool, typer.Option("--bus-connect", help="A feed connects to --bus (a forwarder) instead of binding it.")
+        bool,
+        typer.Option(
+            "--bus-connect",
+            envvar="OAWS_BUS_CONNECT",
+            help="A feed connects to --bus (a forwarder, or a proxy with --bus-bind) instead of binding it.",
+        ),
     ] = False,
+    bus_bind: Annotated[
+        bool,
+        typer.Option(
+            "--bus-bind",
+            envvar="OAWS_BUS_BIND",
+            help="The proxy binds --bus and feeds connect to it (OpenAlgo's wiring: its broker adapters connect).",
+        ),
+    ] = False,
+    upstream: Annotated[
+        str | None,
+        typer.Option(
+            "--upstream",
+            help="The OpenAlgo WebSocket server to serve, ws://HOST:8765 (implies --broker openalgo; "
+            "else OPENALGO_WS_URL).",
+            show_default=False,
+        ),
+    ] = None,
     curve: Annotated[
         str | None,
         typer.Option(
@@ -123,7 +145,7 @@ def serve(
     if handed is not None:
         settings = handed
     else:
-        broker = _broker_for(ctx, broker, {"replay": bool(replay)})
+        broker = _broker_for(ctx, broker, {"replay": bool(replay), "upstream": bool(upstream)})
         path = os.path.abspath
         replay_from, replay_to = replay_bounds(replay or [], start, end)
         settings = ServeSettings(
@@ -142,6 +164,7 @@ def serve(
                 "replay_from": replay_from,
                 "replay_to": replay_to,
                 "instruments": path(instruments) if instruments else None,
+                "upstream": upstream,
             },
             slow_timeout=slow_timeout,
             workers=workers,
@@ -150,6 +173,7 @@ def serve(
             allowed_origins=tuple(allowed_origin or ()),
             feeds=feeds,
             bus_connect=bus_connect,
+            bus_bind=bus_bind,
             curve_dir=path(os.path.expanduser(curve)) if curve else None,
         )
     if detach:

@@ -29,8 +29,8 @@ import orjson
 from oaws.instruments import MODES, Instrument, InstrumentError, make, parse_mode
 from oaws.protocol.codes import AUTHENTICATION_ERROR, CLOSE_NOT_AUTHENTICATED, JSON, NOT_AUTHENTICATED
 
-#: instruments in one subscribe or unsubscribe request: half the server's limit
-#: (``codes.Limits.per_request``), so that a request is never refused for its size
+#: instruments in one subscribe or unsubscribe request. Neither oaws nor OpenAlgo caps a
+#: request, but their frames are limited (1 MiB): 500 entries stay far below, at ~30 KiB
 CHUNK = 500
 #: seconds a client waits for the answer to ``authenticate`` by default: OpenAlgo answers only
 #: once it has set up the user's broker session, which takes some brokers' adapters 15 s

@@ -1,4 +1,4 @@
-"""The client protocol's vocabulary (SPEC §1): actions, error codes, error replies, limits.
+"""The client protocol's vocabulary (docs/protocol.md): actions, error codes, error replies, limits.
 
 Shared by the server half (``oaws.protocol.server``), the client half
 (``oaws.protocol.client``), the proxy and the feeds, so that no code is retyped as a string.
@@ -21,20 +21,28 @@ AUTHENTICATION_ERROR = "AUTHENTICATION_ERROR"
 SYMBOL_NOT_FOUND = "SYMBOL_NOT_FOUND"
 LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
 BROKER_ERROR = "BROKER_ERROR"
+#: a request the server failed on (OpenAlgo's answer to an exception in its handler)
+SERVER_ERROR = "SERVER_ERROR"
 
 #: WebSocket close code: the client did not authenticate in time (OpenAlgo's too)
 CLOSE_NOT_AUTHENTICATED = 4401
 
+#: the actions OpenAlgo's server knows, and ``get_subscriptions`` (oaws's own)
 ACTIONS = (
     "authenticate",
     "auth",
     "subscribe",
     "unsubscribe",
     "unsubscribe_all",
+    "subscribe_orders",
+    "unsubscribe_orders",
     "get_subscriptions",
     "ping",
     "get_broker_info",
+    "get_supported_brokers",
 )
+#: the actions answered before authentication, as OpenAlgo does
+BEFORE_AUTHENTICATION = ("authenticate", "auth", "ping", "get_supported_brokers")
 
 
 class Refused(Exception):
@@ -47,12 +55,12 @@ class Refused(Exception):
 
 
 def error(code: str, message: str, **extra: Any) -> JSON:
+    """An error reply: OpenAlgo's ``status``, ``code`` and ``message``, and oaws's ``type``."""
     return {"type": "error", "status": "error", "code": code, "message": message, **extra}
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    #: instruments in one subscribe / unsubscribe request
-    per_request: int = 1000
-    #: (instrument, mode) pairs one client may hold
-    per_client: int = 3000
+    #: (instrument, mode) pairs one client may hold; a request is never refused for its
+    #: size (OpenAlgo has no such cap), only the entries past this or the broker's quota
+    per_client: int = 10_000

@@ -1,9 +1,16 @@
-"""The server half of the client protocol (SPEC §1), without I/O.
+"""The server half of the client protocol (docs/protocol.md), without I/O.
 
 A ``Session`` is one client's state. ``Session.handle`` takes a frame as received and
-returns what to do: the replies to send, how the instruments this client receives
-changed, and which latest ticks to send at once. The proxy applies that; tests drive it
-with no socket at all.
+returns what to do: the replies to send, the (instrument, mode) pairs this client starts
+or stops receiving, and which latest ticks to send at once. The proxy applies that; tests
+drive it with no socket at all.
+
+Replies are OpenAlgo's (its ``websocket_proxy/server.py``), field for field, with oaws's
+extras only as additional fields. Two families of clients are told apart by one rule: a
+connection that has authenticated is an OpenAlgo client; one that has not (possible only
+when oaws has no API key) is a seed-style client, whose single-form subscribe and
+unsubscribe get the seed replies (``subscription``, ``unsubscription``) and whose
+unsubscribe without a mode drops every mode, where OpenAlgo's means Quote.
 """
 
 from __future__ import annotations
@@ -17,10 +24,12 @@ from typing import Any
 import orjson
 
 from oaws import instruments as ins
-from oaws.instruments import Instrument, InstrumentError
+from oaws.instruments import DEPTH, MODE_LABELS, QUOTE, Instrument, InstrumentError
 from oaws.protocol.codes import (
     ACTIONS,
     AUTHENTICATION_ERROR,
+    BEFORE_AUTHENTICATION,
+    BROKER_ERROR,
     INVALID_ACTION,
     INVALID_DEPTH,
     INVALID_JSON,
@@ -35,23 +44,62 @@ from oaws.protocol.codes import (
     error,
 )
 
+#: the ``user_id`` of oaws's one user, in ``auth`` and ``broker_info`` replies
+USER_ID = "oaws"
 
-@dataclass(slots=True)
+_ABSENT: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
-    """The mode at which this client receives ``instrument`` went from ``old`` to ``new``
-    (None: not at all). The proxy moves the client between routes accordingly."""
+    """This client starts (``on``) or stops receiving ``instrument`` at ``mode``: one
+    message per tick per mode held, each at its own mode. The proxy moves the client
+    onto or off that mode's route (one bus topic)."""
 
     instrument: Instrument
-    old: int | None
-    new: int | None
+    mode: int
+    on: bool
 
 
 @dataclass(slots=True)
 class Outcome:
     replies: list[JSON] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
-    #: instruments whose latest tick (at the client's mode) goes out right after the replies
-    snapshots: list[Instrument] = field(default_factory=list)
+    #: (instrument, mode) pairs whose latest tick goes out right after the replies, marked as a snapshot
+    snapshots: list[tuple[Instrument, int]] = field(default_factory=list)
+    #: what the request cost: the instruments it named (at least 1), for flood control
+    work: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """The broker's room for subscriptions, shared by every client of one proxy: at most
+    ``limit`` (instrument, mode) pairs (None: no known limit), of which ``used()`` are held;
+    a pair ``served`` already costs nothing more to join."""
+
+    limit: int | None = None
+    used: Callable[[], int] = lambda: 0
+    served: Callable[[Instrument, int], bool] = lambda instrument, mode: False
+
+
+class ModeError(ValueError):
+    """A mode OpenAlgo refuses; the message is OpenAlgo's own."""
+
+
+def normalize_mode(value: Any) -> int:
+    """1, 2, 3 or LTP / Quote / Depth in any case, as OpenAlgo's ``mode_utils`` reads them."""
+    if isinstance(value, bool):
+        raise ModeError(f"Mode must be int or str, got bool ({value!r})")
+    if isinstance(value, int):
+        if value not in MODE_LABELS:
+            raise ModeError(f"Invalid mode {value}; expected 1 (LTP), 2 (Quote), or 3 (Depth)")
+        return value
+    if isinstance(value, str):
+        for mode, label in MODE_LABELS.items():
+            if value.strip().upper() == label.upper():
+                return mode
+        raise ModeError(f"Invalid mode {value!r}; expected 'LTP', 'Quote', or 'Depth' (case-insensitive)")
+    raise ModeError(f"Mode must be int or str, got {type(value).__name__}")
 
 
 def _accept_all(instrument: Instrument) -> None:
@@ -67,7 +115,8 @@ class Session:
 
     ``check`` raises ``Refused`` for instruments that cannot be served (the proxy passes
     the feed's check when it runs in the same process). ``broker_info`` returns the feed's
-    figures for ``get_broker_info``.
+    figures for ``get_broker_info``, ``brokers`` the names for ``get_supported_brokers``,
+    ``depths`` the depths a Depth subscription may ask for; ``quota`` is the broker's room.
     """
 
     def __init__(
@@ -76,209 +125,287 @@ class Session:
         api_key: str | None = None,
         broker: Callable[[], str] = lambda: "sim",
         broker_info: Callable[[], JSON] = lambda: {"adapter_status": "unknown"},
+        brokers: Callable[[], list[str]] = lambda: ["sim"],
         check: Callable[[Instrument], None] = _accept_all,
         depths: Callable[[], tuple[int, ...]] = lambda: (5,),
         limits: Limits = Limits(),
+        quota: Quota = Quota(),
         clock_ms: Callable[[], int] = _now_ms,
     ) -> None:
         self.api_key = api_key
-        self.authenticated = api_key is None
+        #: authenticated on this connection: an OpenAlgo client (else seed-style)
+        self.authenticated = False
         self.broker = broker
         self.broker_info = broker_info
+        self.brokers = brokers
         self.check = check
         self.depths = depths
         self.limits = limits
+        self.quota = quota
         self.clock_ms = clock_ms
         self.subs: dict[Instrument, set[int]] = {}
+        self._pairs = 0
+        #: receives ``order_update`` messages (``subscribe_orders``)
+        self.orders = False
         self.failed_auth = 0
 
-    # The mode at which a client receives an instrument: its highest subscribed mode.
-    def effective(self, instrument: Instrument) -> int | None:
-        modes = self.subs.get(instrument)
-        return max(modes) if modes else None
+    @property
+    def openalgo(self) -> bool:
+        """Whether this client is answered as an OpenAlgo client (it authenticated) or seed-style."""
+        return self.authenticated
+
+    @property
+    def admitted(self) -> bool:
+        """Whether requests other than ``BEFORE_AUTHENTICATION`` are served."""
+        return self.authenticated or self.api_key is None
 
     def pairs(self) -> int:
-        return sum(len(m) for m in self.subs.values())
+        """The (instrument, mode) pairs this client holds."""
+        return self._pairs
 
     # Entry point ---------------------------------------------------------------
     def handle(self, frame: str | bytes) -> Outcome:
+        """One frame, text or binary (OpenAlgo parses both as JSON)."""
         out = Outcome()
-        if isinstance(frame, bytes):
-            out.replies.append(error(INVALID_JSON, "binary frames are not accepted; send JSON as text"))
-            return out
         try:
             request = orjson.loads(frame)
-        except orjson.JSONDecodeError as exc:
-            out.replies.append(error(INVALID_JSON, f"invalid JSON: {exc.args[0] if exc.args else exc}"))
+        except orjson.JSONDecodeError:
+            out.replies.append(error(INVALID_JSON, "Invalid JSON message"))
             return out
         if not isinstance(request, dict):
             out.replies.append(error(INVALID_JSON, "a request must be a JSON object"))
             return out
         action = request.get("action") or request.get("type")  # OpenAlgo reads "type" too
-        if not isinstance(action, str) or action.lower() not in ACTIONS:
-            out.replies.append(error(INVALID_ACTION, f"unknown action {action!r}; known: {', '.join(ACTIONS)}"))
+        if not isinstance(action, str) or action not in ACTIONS:
+            out.replies.append(self._err(request, INVALID_ACTION, f"Invalid action: {action}"))
             return out
-        action = action.lower()
-        if action in ("authenticate", "auth"):
-            out.replies.append(self._authenticate(request))
+        if action not in BEFORE_AUTHENTICATION and not self.admitted:
+            out.replies.append(self._err(request, NOT_AUTHENTICATED, "You must authenticate first"))
             return out
-        if not self.authenticated:
-            out.replies.append(
-                error(NOT_AUTHENTICATED, 'authenticate first: {"action":"authenticate","api_key":"..."}')
-            )
-            return out
-        getattr(self, "_" + action)(request, out)
+        handler = getattr(self, "_" + ("authenticate" if action == "auth" else action))
+        handler(request, out)
         return out
 
     # Actions -------------------------------------------------------------------
-    def _authenticate(self, request: JSON) -> JSON:
-        key = request.get("api_key", request.get("apikey"))
+    def _authenticate(self, request: JSON, out: Outcome) -> None:
+        key = request.get("api_key") or request.get("apikey")
+        if not key:
+            self.failed_auth += 1
+            out.replies.append(error(AUTHENTICATION_ERROR, "API key is required"))
+            return
         if self.api_key is not None and (
             not isinstance(key, str) or not hmac.compare_digest(key.encode(), self.api_key.encode())
         ):
             self.failed_auth += 1
-            return error(AUTHENTICATION_ERROR, "invalid API key")
+            out.replies.append(error(AUTHENTICATION_ERROR, "Invalid API key"))
+            return
         self.authenticated = True
-        return {
-            "type": "auth",
-            "status": "success",
-            "message": "Authentication successful",
-            "broker": self.broker(),
-            "user_id": "oaws",
-            "supported_features": {"ltp": True, "quote": True, "depth": True},
-        }
+        out.replies.append(
+            {
+                "type": "auth",
+                "status": "success",
+                "message": "Authentication successful",
+                "broker": self.broker(),
+                "user_id": USER_ID,
+                "supported_features": {"ltp": True, "quote": True, "depth": True},
+            }
+        )
 
-    def _entries(self, request: JSON, out: Outcome, kind: str) -> list[Any] | None:
-        """The request's instruments as raw entries, or None after an error reply."""
-        if "symbols" in request:
-            entries = request["symbols"]
-            if not isinstance(entries, list) or not entries:
-                out.replies.append(
-                    self._err(request, INVALID_PARAMETERS, "'symbols' must be a non-empty list of {symbol, exchange}")
-                )
-                return None
-            if len(entries) > self.limits.per_request:
-                out.replies.append(
-                    self._err(
-                        request, LIMIT_EXCEEDED, f"at most {self.limits.per_request} instruments per {kind} request"
-                    )
-                )
-                return None
-            return entries
-        if "symbol" in request or "exchange" in request:
-            return [request]
-        out.replies.append(self._err(request, INVALID_PARAMETERS, "give 'symbol' and 'exchange', or 'symbols': [...]"))
-        return None
-
-    def _err(self, request: JSON, code: str, message: str) -> JSON:
-        reply = error(code, message)
-        if "request_id" in request:
-            reply["request_id"] = request["request_id"]
-        return reply
-
-    @staticmethod
-    def _instrument(entry: Any) -> Instrument:
-        if (
-            not isinstance(entry, dict)
-            or not isinstance(entry.get("symbol"), str)
-            or not isinstance(entry.get("exchange"), str)
-        ):
-            raise Refused(INVALID_PARAMETERS, "each instrument needs string 'symbol' and 'exchange'")
-        try:
-            return ins.make(entry["symbol"].strip(), entry["exchange"].strip())
-        except InstrumentError as exc:
-            raise Refused(SYMBOL_NOT_FOUND, str(exc)) from None
-
-    def _mode(self, request: JSON, entry: Any, default: int | None) -> int | None:
-        # the instrument's own mode, else the request's, else the default; null counts as not given
-        raw = entry.get("mode") if isinstance(entry, dict) else None
-        if raw is None:
-            raw = request.get("mode")
-        if raw is None:
+    def _mode(self, value: Any, default: int | None) -> int | None:
+        """A request's or an entry's mode; absent (or, for a seed-style client, null) is ``default``."""
+        if value is _ABSENT or (value is None and not self.openalgo):
             return default
-        try:
-            return ins.parse_mode(raw)
-        except InstrumentError as exc:
-            raise Refused(INVALID_MODE, str(exc)) from None
+        return normalize_mode(value)
+
+    def _entries(self, request: JSON, out: Outcome, missing: str) -> tuple[list[Any], bool] | None:
+        """The request's entries and whether it is the single form; None after an error reply."""
+        symbols = request.get("symbols") or []
+        if not symbols and request.get("symbol") and request.get("exchange"):
+            return [request], True
+        if not symbols:
+            out.replies.append(self._err(request, INVALID_PARAMETERS, missing))
+            return None
+        if not isinstance(symbols, list):
+            out.replies.append(self._err(request, INVALID_PARAMETERS, "'symbols' must be a list of {symbol, exchange}"))
+            return None
+        out.work = max(1, len(symbols))
+        return symbols, False
 
     def _subscribe(self, request: JSON, out: Outcome) -> None:
-        single = "symbols" not in request
+        try:
+            mode = self._mode(request.get("mode", _ABSENT), QUOTE)
+        except ModeError as exc:
+            out.replies.append(self._err(request, INVALID_MODE, str(exc)))
+            return
+        assert mode is not None
+        found = self._entries(request, out, "At least one symbol must be specified")
+        if found is None:
+            return
+        entries, single = found
         depth = request.get("depth", 5)
-        if depth not in self.depths() or isinstance(depth, bool):
-            out.replies.append(
-                self._err(request, INVALID_DEPTH, f"depth {depth!r} is not offered; use one of {list(self.depths())}")
-            )
-            return
-        entries = self._entries(request, out, "subscribe")
-        if entries is None:
-            return
+        broker = self.broker()
         results: list[JSON] = []
+        joined = 0  # pairs this request adds that no client of the proxy holds yet
         for entry in entries:
-            try:
-                instrument = self._instrument(entry)
-                mode = self._mode(request, entry, 2)
-                assert mode is not None
-                self.check(instrument)
-                modes = self.subs.get(instrument, set())
-                if mode not in modes and self.pairs() >= self.limits.per_client:
-                    raise Refused(LIMIT_EXCEEDED, f"at most {self.limits.per_client} subscriptions per client")
-            except Refused as exc:
-                results.append(self._entry_error(entry, exc))
+            # OpenAlgo passes over an entry without a symbol or an exchange, without a word
+            if not isinstance(entry, dict) or not entry.get("symbol") or not entry.get("exchange"):
                 continue
-            old = self.effective(instrument)
-            self.subs.setdefault(instrument, set()).add(mode)
-            new = self.effective(instrument)
-            if new != old:
-                out.changes.append(Change(instrument, old, new))
-            out.snapshots.append(instrument)
+            try:
+                if mode == DEPTH and (isinstance(depth, bool) or depth not in self.depths()):
+                    offered = " or ".join(str(d) for d in self.depths())
+                    raise Refused(INVALID_DEPTH, f"Invalid depth level {depth}. Must be {offered}")
+                instrument = self._instrument(entry)
+                self._check(instrument)
+                held = self.subs.get(instrument, ())
+                if mode not in held:
+                    self._room(instrument, mode, joined)
+                    joined += not self.quota.served(instrument, mode)
+            except Refused as exc:
+                results.append(self._entry_error(entry, exc, broker))
+                continue
+            if mode not in held:
+                self.subs.setdefault(instrument, set()).add(mode)
+                self._pairs += 1
+                out.changes.append(Change(instrument, mode, True))
+            out.snapshots.append((instrument, mode))
             results.append(
-                {"symbol": instrument.symbol, "exchange": instrument.exchange, "mode": mode, "status": "success"}
+                {
+                    "symbol": instrument.symbol,
+                    "exchange": instrument.exchange,
+                    "status": "success",
+                    "mode": MODE_LABELS[mode],
+                    "depth": depth,
+                    "broker": broker,
+                }
             )
-        out.replies.append(self._summary(request, "subscribe", "subscription", single, results))
+        if single and not self.openalgo:
+            out.replies.append(self._seed_reply(request, "subscription", results[0], mode))
+            return
+        reply: JSON = {
+            "type": "subscribe",
+            "status": "success" if all(r["status"] == "success" for r in results) else "partial",
+            "subscriptions": results,
+            "message": "Subscription processing complete",
+            "broker": broker,
+        }
+        out.replies.append(self._echo(request, reply))
+
+    def _room(self, instrument: Instrument, mode: int, joined: int) -> None:
+        """Refuse a new pair past this client's limit or the broker's quota."""
+        if self._pairs >= self.limits.per_client:
+            raise Refused(LIMIT_EXCEEDED, f"at most {self.limits.per_client} subscriptions per client")
+        quota = self.quota
+        if quota.limit is not None and not quota.served(instrument, mode) and quota.used() + joined >= quota.limit:
+            raise Refused(LIMIT_EXCEEDED, f"the broker holds at most {quota.limit} subscriptions; all are in use")
 
     def _unsubscribe(self, request: JSON, out: Outcome) -> None:
-        single = "symbols" not in request
-        entries = self._entries(request, out, "unsubscribe")
-        if entries is None:
+        if request.get("action") == "unsubscribe_all" or request.get("type") == "unsubscribe_all":
+            self._unsubscribe_all(request, out)
             return
-        results: list[JSON] = []
-        for entry in entries:
+        found = self._entries(request, out, "Either symbols or unsubscribe_all is required")
+        if found is None:
+            return
+        entries, single = found
+        # no mode: Quote for an OpenAlgo client (as OpenAlgo reads it), every mode for a seed-style one
+        default = QUOTE if self.openalgo else None
+        broker = self.broker()
+        if single:
             try:
-                instrument = self._instrument(entry)
-                mode = self._mode(request, entry, None)
-            except Refused as exc:
-                results.append(self._entry_error(entry, exc))
+                mode = self._mode(request.get("mode", _ABSENT), default)
+            except ModeError as exc:
+                out.replies.append(self._err(request, INVALID_MODE, str(exc)))
+                return
+            result = self._drop_entry(request, mode, broker, out)
+            if not self.openalgo:
+                out.replies.append(self._seed_reply(request, "unsubscription", result, mode))
+            else:
+                out.replies.append(self._unsubscribe_reply(request, "success", [result], [], broker))
+            return
+        # OpenAlgo reads each entry's mode only; a seed-style client's request mode stands in for a missing one
+        fallback = _ABSENT if self.openalgo else request.get("mode", _ABSENT)
+        successful: list[JSON] = []
+        failed: list[JSON] = []
+        for entry in entries:
+            if not isinstance(entry, dict):
                 continue
-            # Unsubscribing from what one does not hold succeeds, as in OpenAlgo: the
-            # client's wish (not to receive it) is met; the message says so.
-            held = self.subs.get(instrument, set())
-            removed = sorted(held) if mode is None else [m for m in (mode,) if m in held]
+            value = entry.get("mode", _ABSENT)
+            if value is _ABSENT or (value is None and not self.openalgo):
+                value = fallback
+            try:
+                mode = self._mode(value, default)
+            except ModeError as exc:
+                failed.append(self._entry_error(entry, Refused(INVALID_MODE, str(exc)), broker))
+                continue
+            if entry.get("symbol") and entry.get("exchange"):
+                successful.append(self._drop_entry(entry, mode, broker, out))
+        status = "success" if not failed else "partial" if successful else "error"
+        out.replies.append(self._unsubscribe_reply(request, status, successful, failed, broker))
+
+    def _drop_entry(self, entry: JSON, mode: int | None, broker: str, out: Outcome) -> JSON:
+        """Drop ``mode`` (None: every mode) of an entry's instrument; its ``successful`` entry.
+
+        Unsubscribing from what one does not hold succeeds, as in OpenAlgo: the client's
+        wish (not to receive it) is met; the extra ``message`` says so."""
+        try:
+            instrument = self._instrument(entry)
+        except Refused:
+            instrument = None
+        held = self.subs.get(instrument, set()) if instrument is not None else set()
+        removed = sorted(held) if mode is None else [mode] if mode in held else []
+        if instrument is not None:
             self._drop(instrument, removed, out)
-            result: JSON = {"symbol": instrument.symbol, "exchange": instrument.exchange, "status": "success"}
-            if mode is not None:
-                result["mode"] = mode
-            if not removed:
-                result["message"] = "was not subscribed"
-            results.append(result)
-        out.replies.append(self._summary(request, "unsubscribe", "unsubscription", single, results))
+        result: JSON = {
+            "symbol": instrument.symbol if instrument else entry.get("symbol"),
+            "exchange": instrument.exchange if instrument else entry.get("exchange"),
+            "status": "success",
+            "broker": broker,
+        }
+        if mode is not None:
+            result["mode"] = MODE_LABELS[mode]
+        if not removed:
+            result["message"] = "was not subscribed"
+        return result
 
     def _unsubscribe_all(self, request: JSON, out: Outcome) -> None:
-        removed = [
-            {"symbol": i.symbol, "exchange": i.exchange, "mode": m, "status": "success"}
+        broker = self.broker()
+        successful = [
+            {
+                "symbol": i.symbol,
+                "exchange": i.exchange,
+                "status": "success",
+                "broker": broker,
+                "mode": MODE_LABELS[m],
+            }
             for i, modes in self.subs.items()
             for m in sorted(modes)
         ]
+        out.work = max(1, len(successful))
         for instrument in list(self.subs):
             self._drop(instrument, sorted(self.subs[instrument]), out)
+        out.replies.append(self._unsubscribe_reply(request, "success", successful, [], broker))
+
+    def _unsubscribe_reply(
+        self, request: JSON, status: str, successful: list[JSON], failed: list[JSON], broker: str
+    ) -> JSON:
         reply: JSON = {
             "type": "unsubscribe",
-            "status": "success",
-            "message": f"unsubscribed from {len(removed)} subscriptions",
-            "subscriptions": removed,
+            "status": status,
+            "message": "Unsubscription processing complete",
+            "successful": successful,
+            "failed": failed,
+            "broker": broker,
         }
-        if "request_id" in request:
-            reply["request_id"] = request["request_id"]
-        out.replies.append(reply)
+        return self._echo(request, reply)
+
+    def _subscribe_orders(self, request: JSON, out: Outcome) -> None:
+        self.orders = True
+        reply = {"type": "subscribe_orders", "status": "success", "message": "Subscribed to order updates"}
+        out.replies.append(self._echo(request, reply))
+
+    def _unsubscribe_orders(self, request: JSON, out: Outcome) -> None:
+        self.orders = False
+        reply = {"type": "unsubscribe_orders", "status": "success", "message": "Unsubscribed from order updates"}
+        out.replies.append(self._echo(request, reply))
 
     def _get_subscriptions(self, request: JSON, out: Outcome) -> None:
         subs = [
@@ -290,61 +417,104 @@ class Session:
 
     def _ping(self, request: JSON, out: Outcome) -> None:
         reply: JSON = {"type": "pong", "status": "success", "server_timestamp": self.clock_ms()}
-        for echoed, key in (("timestamp", "timestamp"), ("timestamp", "client_timestamp"), ("_pingId", "_pingId")):
-            if echoed in request:
-                reply[key] = request[echoed]
+        timestamp, ping_id = request.get("timestamp"), request.get("_pingId")
+        if timestamp is not None:
+            reply["client_timestamp"] = timestamp
+            reply["timestamp"] = timestamp  # oaws's own name for it, kept for its clients
+        if ping_id is not None:
+            reply["_pingId"] = ping_id
         out.replies.append(reply)
 
     def _get_broker_info(self, request: JSON, out: Outcome) -> None:
-        out.replies.append({"type": "broker_info", "status": "success", "broker": self.broker(), **self.broker_info()})
+        out.replies.append(
+            {
+                "adapter_status": "unknown",
+                **self.broker_info(),
+                "type": "broker_info",
+                "status": "success",
+                "broker": self.broker(),
+                "user_id": USER_ID,
+            }
+        )
+
+    def _get_supported_brokers(self, request: JSON, out: Outcome) -> None:
+        names = list(self.brokers())
+        out.replies.append({"type": "supported_brokers", "status": "success", "brokers": names, "count": len(names)})
 
     # Helpers -------------------------------------------------------------------
-    def drop(self, instrument: Instrument, modes: list[int]) -> Change | None:
-        """Forget ``modes`` of ``instrument`` (the feed refused it); the route change, if any."""
+    def drop(self, instrument: Instrument, mode: int) -> Change | None:
+        """Forget ``mode`` of ``instrument`` (the feed refused it); the route change, if any."""
         out = Outcome()
-        self._drop(instrument, [m for m in modes if m in self.subs.get(instrument, ())], out)
+        self._drop(instrument, [mode] if mode in self.subs.get(instrument, ()) else [], out)
         return out.changes[0] if out.changes else None
 
     def _drop(self, instrument: Instrument, modes: list[int], out: Outcome) -> None:
         held = self.subs.get(instrument)
         if not held:
             return
-        old = self.effective(instrument)
-        held.difference_update(modes)
+        for mode in modes:
+            if mode in held:
+                held.discard(mode)
+                self._pairs -= 1
+                out.changes.append(Change(instrument, mode, False))
         if not held:
             del self.subs[instrument]
-        new = self.effective(instrument)
-        if new != old:
-            out.changes.append(Change(instrument, old, new))
+
+    def _check(self, instrument: Instrument) -> None:
+        try:
+            self.check(instrument)
+        except Refused:
+            raise
+        except Exception as exc:  # the feed's bug: this entry fails, not the request
+            raise Refused(BROKER_ERROR, f"the feed cannot check {instrument}: {exc}") from exc
 
     @staticmethod
-    def _entry_error(entry: Any, exc: Refused) -> JSON:
-        result: JSON = {"status": "error", "code": exc.code, "message": exc.message}
-        if isinstance(entry, dict):
-            result = {"symbol": entry.get("symbol"), "exchange": entry.get("exchange"), **result}
-        return result
+    def _instrument(entry: JSON) -> Instrument:
+        symbol, exchange = entry.get("symbol"), entry.get("exchange")
+        try:
+            if not isinstance(symbol, str) or not isinstance(exchange, str):
+                raise InstrumentError(f"Symbol {symbol} not found for exchange {exchange}")
+            return ins.make(symbol.strip(), exchange.strip())
+        except InstrumentError as exc:
+            raise Refused(SYMBOL_NOT_FOUND, str(exc)) from None
 
-    def _summary(self, request: JSON, kind: str, single_kind: str, single: bool, results: list[JSON]) -> JSON:
-        if single:
-            result = results[0]
-            if result["status"] == "success":
-                reply = {"type": single_kind, **result}
-            else:
-                reply = error(
-                    result["code"], result["message"], symbol=result.get("symbol"), exchange=result.get("exchange")
-                )
+    @staticmethod
+    def _entry_error(entry: JSON, exc: Refused, broker: str) -> JSON:
+        """A failed entry as OpenAlgo lists it, with oaws's ``code``."""
+        return {
+            "symbol": entry.get("symbol"),
+            "exchange": entry.get("exchange"),
+            "status": "error",
+            "message": exc.message,
+            "broker": broker,
+            "code": exc.code,
+        }
+
+    def _seed_reply(self, request: JSON, kind: str, result: JSON, mode: int | None) -> JSON:
+        """The single form's reply to a seed-style client: the entry itself, or an error."""
+        if result["status"] == "success":
+            reply: JSON = {"type": kind, "status": "success"}
+            reply.update(symbol=result["symbol"], exchange=result["exchange"])
+            if mode is not None:
+                reply["mode"] = mode
+            if "message" in result:
+                reply["message"] = result["message"]
         else:
-            ok = sum(r["status"] == "success" for r in results)
-            status = "success" if ok == len(results) else "partial" if ok else "error"
-            reply = {"type": kind, "status": status, "subscriptions": results}
-            if status != "success":
-                reply["message"] = f"{len(results) - ok} of {len(results)} instruments failed"
-        if "request_id" in request:
-            reply["request_id"] = request["request_id"]
+            reply = error(result["code"], result["message"], symbol=result["symbol"], exchange=result["exchange"])
+        return self._echo(request, reply)
+
+    def _err(self, request: JSON, code: str, message: str) -> JSON:
+        return self._echo(request, error(code, message))
+
+    @staticmethod
+    def _echo(request: JSON, reply: JSON) -> JSON:
+        request_id = request.get("request_id")
+        if request_id is not None:
+            reply["request_id"] = request_id
         return reply
 
     def close(self) -> list[Change]:
-        """The client went away: every instrument it received stops."""
+        """The client went away: every pair it received stops."""
         out = Outcome()
         for instrument in list(self.subs):
             self._drop(instrument, sorted(self.subs[instrument]), out)

@@ -1,8 +1,17 @@
 """The ZeroMQ bus between feeds and proxies (SPEC §3).
 
 A message is two frames: the topic ``EXCHANGE_SYMBOL_MODE`` and the tick as JSON. The
-feed binds an XPUB socket and learns from it what the proxies want; proxies connect SUB
-sockets and subscribe to the exact topics their clients need.
+feed has an XPUB socket and learns from it what the proxies want; a proxy has a SUB
+socket and subscribes to the exact topics its clients need.
+
+Either side may bind (SPEC §3). oaws's own wiring: the feed binds, proxies connect. OpenAlgo's
+(since its issue #1421): the proxy binds, and broker adapters connect their PUB sockets to it.
+A SUB socket sends its subscriptions to every peer whichever way round the connection was
+made, so an oaws feed that connects to a binding proxy (``FeedHub(connect=True)``) still
+learns what is wanted; an OpenAlgo adapter's PUB socket hears the same subscriptions and
+only filters with them (it publishes what its own server subscribed), and the proxy routes
+by exact topic, so whatever else it sends goes nowhere. A proxy's endpoint written
+``@tcp://...`` is bound (CZMQ's convention: ``bound``), any other is connected.
 
 Besides ticks, the feed publishes control messages under the prefix ``_oaws.`` (no
 exchange starts with ``_``): ``_oaws.reject`` when it cannot serve a wanted instrument,
@@ -49,6 +58,15 @@ class BusError(Exception):
     """The bus endpoint cannot be bound or connected (in use, malformed)."""
 
 
+#: the mark of an endpoint to bind rather than connect (CZMQ's ``zsock_attach`` convention)
+BIND_MARK = "@"
+
+
+def bound(endpoint: str) -> str:
+    """``endpoint`` marked to be bound by the proxy that reads it: ``@tcp://127.0.0.1:5555``."""
+    return endpoint if endpoint.startswith(BIND_MARK) else BIND_MARK + endpoint
+
+
 def bind_error(endpoint: str, exc: zmq.ZMQError) -> BusError:
     if exc.errno == zmq.EADDRINUSE:
         return BusError(
@@ -58,7 +76,9 @@ def bind_error(endpoint: str, exc: zmq.ZMQError) -> BusError:
 
 
 class FeedHub:
-    """The feed's end of the bus: binds XPUB, runs a feed, follows subscriptions.
+    """The feed's end of the bus: an XPUB socket, bound (proxies connect) or connected
+    (``connect=True``: to a forwarder, or to a proxy that binds); runs a feed, follows
+    subscriptions.
 
     XPUB_VERBOSE passes every proxy's subscribe (so a proxy that joins late is sent the
     latest tick at once) but only the last unsubscribe of a topic: ZeroMQ keeps the
@@ -86,7 +106,7 @@ class FeedHub:
         heartbeat(self.sock)
         if curve is not None:
             (curve.as_client if connect else curve.as_server)(self.sock)
-        #: connected to a forwarder, where other feeds may serve what this one cannot
+        #: connected to a forwarder or a binding proxy, where other feeds may serve what this one cannot
         self.connected = connect
         try:
             if connect:
@@ -215,10 +235,20 @@ HANDSHAKE_FAILURES = {
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "one side encrypts the bus with CURVE (--curve) and the other does not",
     zmq.EVENT_HANDSHAKE_FAILED_AUTH: "its CURVE keys do not authorize this proxy's (see `oaws keys generate`)",
 }
+#: the same, seen from a proxy that binds the bus: the one refused is a feed
+BOUND_HANDSHAKE_FAILURES = {
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: HANDSHAKE_FAILURES[zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL],
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "a feed's CURVE key is not in this proxy's authorized/ (see `oaws keys generate`)",
+}
+BOUND_NO_DETAIL = "a feed's handshake failed: it does not encrypt the bus with CURVE (--curve), or has other keys"
 
 
 class BusReader:
     """The proxy's end: a SUB socket drained straight from the event loop.
+
+    It connects to ``endpoint``, or binds it when it is written ``@...`` (``bound``): then
+    feeds connect to it, oaws's (``--bus-connect``) or OpenAlgo's broker adapters, and a
+    bound bus with ``curve`` is the CURVE server, checking the feeds' keys.
 
     Reading through the socket's file descriptor instead of ``zmq.asyncio`` saves a
     future per message. ZeroMQ's descriptor is edge-triggered, so each wake-up drains
@@ -235,13 +265,19 @@ class BusReader:
         *,
         curve: Any = None,
     ) -> None:
-        self.ctx = ctx or zmq.Context.instance()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.binds = endpoint.startswith(BIND_MARK)
+        address = endpoint.removeprefix(BIND_MARK)
+        # CURVE's handler is one per context: a bound bus that checks keys gets a context of its own
+        self._own_ctx = ctx is None and curve is not None and self.binds
+        self.ctx = zmq.Context() if self._own_ctx else ctx or zmq.Context.instance()
+        self.auth = curve.authorize(self.ctx) if curve is not None and self.binds else None
         self.sock = self.ctx.socket(zmq.SUB)
         # A SUB socket sends its subscriptions through its send pipe: with the default
         # high-water mark of 1,000 it silently drops the rest of a large watchlist.
         self.sock.setsockopt(zmq.SNDHWM, 0)
         if curve is not None:
-            curve.as_client(self.sock)
+            (curve.as_server if self.binds else curve.as_client)(self.sock)
         self.sock.setsockopt(zmq.RCVHWM, 200_000)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RECONNECT_IVL, 100)
@@ -249,19 +285,23 @@ class BusReader:
         heartbeat(self.sock)
         self.monitor = self.sock.get_monitor_socket(HANDSHAKE_EVENTS)  # before connecting: no event missed
         try:
-            self.sock.connect(endpoint)
+            if self.binds:
+                self.sock.bind(address)
+            else:
+                self.sock.connect(address)
         except zmq.ZMQError as exc:
-            self.sock.disable_monitor()
-            self.monitor.close(0)
-            self.sock.close(0)
-            raise BusError(f"cannot connect to the bus at {endpoint}: {exc.strerror}") from None
-        self.endpoint = endpoint
+            self.close()
+            if self.binds:
+                raise bind_error(address, exc) from None
+            raise BusError(f"cannot connect to the bus at {address}: {exc.strerror}") from None
+        #: where the bus is: the address connected to, or the one bound (its port, when ``*`` was asked)
+        self.address = self.sock.getsockopt_string(zmq.LAST_ENDPOINT) if self.binds else address
+        self.endpoint = bound(self.address) if self.binds else address
         self.on_batch = on_batch
         self.received = 0
         #: why the bus refuses this reader's handshake (CURVE on one side only, keys not
         #: authorized), or None; ZeroMQ would otherwise retry in silence
         self.refused: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
         self.sock.setsockopt(zmq.SUBSCRIBE, CONTROL_PREFIX)
 
@@ -280,6 +320,12 @@ class BusReader:
             self.sock.disable_monitor()
         self.monitor.close(0)
         self.sock.close(0)
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
+        if self._own_ctx:
+            self._own_ctx = False
+            self.ctx.destroy(0)
 
     def _handshakes(self) -> None:
         """Say once, in the log and in ``refused``, when the bus refuses us, and when it stops."""
@@ -290,15 +336,21 @@ class BusReader:
                 return
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 if self.refused is not None:
-                    log.info("the bus at %s accepted this proxy's handshake", self.endpoint)
+                    log.info("the bus at %s accepted the handshake", self.address)
                 self.refused = None
                 continue
-            why = HANDSHAKE_FAILURES.get(event)
+            why = (BOUND_HANDSHAKE_FAILURES if self.binds else HANDSHAKE_FAILURES).get(event)
+            if why is None and self.binds and self.auth is not None:
+                # a CURVE server sees a feed without CURVE fail with no detail, as often as not
+                why = BOUND_NO_DETAIL
             if why is None:  # no detail (the peer hung up mid-handshake): a reason only if none is known
                 self.refused = self.refused or "the handshake failed"
                 continue
             if why != self.refused:
-                log.warning("the bus at %s refuses this proxy: %s", self.endpoint, why)
+                if self.binds:
+                    log.warning("this proxy's bus at %s refused a feed: %s", self.address, why)
+                else:
+                    log.warning("the bus at %s refuses this proxy: %s", self.address, why)
             self.refused = why
 
     def subscribe(self, topic: bytes) -> None:

@@ -3,6 +3,10 @@
 Roles: ``all`` runs a feed and a proxy in one process (the feed binds the bus, the proxy
 connects to it); ``feed`` runs only the feed (proxies on other processes or hosts
 connect); ``proxy`` serves whatever publishes on the bus.
+
+The bus either way round (SPEC §3): with ``bus_bind`` the proxy binds it and feeds connect,
+as OpenAlgo's broker adapters do to OpenAlgo's proxy (an oaws feed with ``bus_connect``; in
+role ``all`` the feed connects to its own proxy, and others may too).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 from oaws import brokers
 from oaws.brokers.api import BrokerError, Feed
-from oaws.server.bus import FeedHub, Forwarder
+from oaws.server.bus import FeedHub, Forwarder, bound
 from oaws.server.proxy import Proxy, ProxyOptions
 from oaws.server.settings import ROLES, ServeSettings
 
@@ -69,6 +73,16 @@ def check_options(opts: ServeSettings) -> None:
         raise ServiceError(f"unknown role {opts.role!r}; choose one of {', '.join(ROLES)}")
     if opts.role in ("all", "proxy") and not is_loopback(opts.host) and not opts.api_key:
         raise ServiceError(f"refusing to listen on {opts.host} without an API key: set --api-key or OAWS_API_KEY")
+    if opts.bus_bind and opts.role not in ("all", "proxy"):
+        raise ServiceError(
+            f"--bus-bind is for a proxy (--role proxy or all), not --role {opts.role}; "
+            "a feed connects to a proxy that binds the bus with --bus-connect"
+        )
+    if opts.bus_bind and opts.workers > 1:
+        raise ServiceError(
+            "--bus-bind serves one proxy process (the feeds connect to it), not --workers "
+            f"{opts.workers}; without --bus-bind the workers share the bus a feed binds"
+        )
 
 
 class Service:
@@ -96,9 +110,10 @@ class Service:
                 self.forwarder = Forwarder(o.bus, o.feeds, curve=curve)
             if o.role in ("all", "feed"):
                 self.feed = make_feed(o)
-                self.hub = FeedHub(self.feed, o.bus, connect=o.bus_connect, curve=curve)
+                if not o.bus_bind:
+                    self.hub = FeedHub(self.feed, o.bus, connect=o.bus_connect, curve=curve)
             if o.role in ("all", "proxy"):
-                bus = self.hub.endpoint if self.hub else o.bus
+                bus = bound(o.bus) if o.bus_bind else self.hub.endpoint if self.hub else o.bus
                 feed = self.feed
                 self.proxy = Proxy(
                     bus,
@@ -107,6 +122,8 @@ class Service:
                         port=o.port,
                         api_key=o.api_key,
                         broker=feed.name if feed else o.broker,
+                        brokers=tuple(brokers.names()),
+                        quota=brokers.get(o.broker).limits.subscriptions if feed else None,
                         limits=o.limits,
                         slow_timeout=o.slow_timeout,
                         soft_limit=o.soft_limit,
@@ -121,15 +138,23 @@ class Service:
                     curve=curve,
                 )
                 await self.proxy.start()
+            if self.feed is not None and self.hub is None:
+                # the proxy binds the bus (its address known once bound): the feed connects to it
+                self.hub = FeedHub(self.feed, self.bus, connect=True, curve=curve)
         except (BusError, ServeError, CurveError) as exc:
             if self.hub is not None:
                 self.hub.close()
+            if self.proxy is not None:
+                await self.proxy.close()
             if self.forwarder is not None:
                 self.forwarder.close()
             raise ServiceError(str(exc)) from None
         if curve is None:
-            bound = [o.bus, o.feeds] if self.forwarder else [o.bus] if self.hub and not o.bus_connect else []
-            for endpoint in bound:
+            if self.forwarder:
+                binding = [o.bus, o.feeds]
+            else:
+                binding = [o.bus] if o.bus_bind or (self.hub and not o.bus_connect) else []
+            for endpoint in binding:
                 if endpoint.startswith("tcp://") and not is_loopback(endpoint[6:].rpartition(":")[0].strip("[]")):
                     log.warning(
                         "the bus at %s is open to every host that reaches it, unencrypted; "
@@ -169,8 +194,11 @@ class Service:
 
     @property
     def bus(self) -> str:
+        """Where the bus is: the address bound (its port when ``*`` was asked), or connected to."""
         if self.forwarder is not None:
             return self.forwarder.bus
+        if self.opts.bus_bind and self.proxy is not None and self.proxy.reader is not None:
+            return self.proxy.reader.address
         return self.hub.endpoint if self.hub else self.opts.bus
 
     def describe(self) -> dict[str, Any]:

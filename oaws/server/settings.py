@@ -46,8 +46,10 @@ class ServeSettings:
     tls_cert: str | None = None
     tls_key: str | None = None
     allowed_origins: tuple[str, ...] = ()
-    #: a feed connects to the bus (a forwarder's feed side) instead of binding it
+    #: a feed connects to the bus (a forwarder's feed side, or a proxy that binds it) instead of binding it
     bus_connect: bool = False
+    #: the proxy binds the bus and feeds connect to it (OpenAlgo's wiring), instead of connecting
+    bus_bind: bool = False
     #: the forwarder's feed side, which feeds connect to
     feeds: str = "tcp://127.0.0.1:5556"
     #: a directory made by `oaws keys generate`: CURVE on the bus

@@ -20,7 +20,7 @@ def test_oaws_own_brokers_register_through_entry_points():
 
 
 def test_an_unknown_broker_is_one_sentence_naming_the_known_ones():
-    with pytest.raises(BrokerError, match=r"^unknown broker 'kite'; choose one of angel, replay, sim$"):
+    with pytest.raises(BrokerError, match=r"^unknown broker 'kite'; choose one of angel, openalgo, replay, sim$"):
         brokers.get("kite")
 
 

@@ -59,7 +59,7 @@ class FlatFeed(Feed):
                 moved, pct = change(ltp, 100.0, 2)
                 tick = {"symbol": instrument.symbol, "exchange": instrument.exchange, "mode": 2, "ltp": ltp,
                         "ltt": now, "timestamp": now, "open": 100.0, "high": ltp, "low": 100.0, "close": 100.0,
-                        "volume": self.n, "last_trade_quantity": 1, "avg_trade_price": ltp,
+                        "volume": self.n, "last_trade_quantity": 1, "average_price": ltp,
                         "total_buy_quantity": 1, "total_sell_quantity": 1, "change": moved, "change_percent": pct}
                 for mode in modes:
                     self.publisher.publish(instrument, mode, orjson.dumps(at_mode(tick, mode, 2)))
@@ -152,7 +152,8 @@ def test_a_plugin_setting_of_the_wrong_kind_is_one_sentence(plugin_env, ipc_bus)
 
 def test_an_unknown_broker_names_the_known_ones(cli_env):
     out = oaws(cli_env, "serve", "--broker", "nope", "--port", "0", "--bus", "tcp://127.0.0.1:*")
-    assert out.returncode == 1 and out.stderr == "oaws: unknown broker 'nope'; choose one of angel, replay, sim\n"
+    assert out.returncode == 1
+    assert out.stderr == "oaws: unknown broker 'nope'; choose one of angel, openalgo, replay, sim\n"
 
 
 @pytest.mark.process

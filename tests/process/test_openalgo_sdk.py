@@ -1,12 +1,12 @@
 """OpenAlgo's own Python SDK (its FeedAPI, unchanged) against `oaws serve`, both generations:
-1.0.47 (the test extra, Python < 3.12) and the newest 2.x (Python >= 3.12: the interpreter
-``OAWS_SDK2_PYTHON`` names, which .ci/run sets up). Each scenario runs in the SDK's own
-interpreter as a process (test_openalgo_sdk_scenarios.py), against a server started from
-this environment.
+1.0.47 (the test extra's on Python < 3.12) and the newest 2.x (the test extra's from 3.12
+on; beside a 3.11 environment, the interpreter ``OAWS_SDK2_PYTHON`` names, which .ci/run
+sets up). Each scenario runs in the SDK's own interpreter as a process
+(test_openalgo_sdk_scenarios.py), against a server started from this environment.
 
-Where a scenario fails today only because oaws's server does not yet behave as OpenAlgo's
-(one message per tick per subscribed mode, no per-request cap: issue 13's server side),
-it is marked xfail, strictly, so that the mark has to go once that side is merged.
+The scenarios that need OpenAlgo's server behaviour (one message per tick per subscribed
+mode, no per-request cap) also run against tests/openalgo_server.py, the reference for
+what OpenAlgo does, so that a failure here says which side is wrong.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from tests.process.test_cli import start_server
 
 SCENARIOS = Path(__file__).with_name("test_openalgo_sdk_scenarios.py")
 KEY = "sdk-key"
-NEEDS_H5 = pytest.mark.xfail(strict=True, reason="needs the server side of issue 13 (h5)")
 
 
 def installed_sdk() -> str | None:
@@ -63,13 +62,8 @@ def interpreter(generation: str) -> str:
     return python
 
 
-def generations(*xfail_for: str) -> pytest.MarkDecorator:
-    """Parametrize over both generations (ids ``sdk1``, ``sdk2``: `-k sdk2` picks 2.x), xfail
-    (needs h5) for those named."""
-    return pytest.mark.parametrize(
-        "generation",
-        [pytest.param(g, id=f"sdk{g[0]}", marks=[NEEDS_H5] if g in xfail_for else []) for g in ("1.x", "2.x")],
-    )
+#: both generations, ids ``sdk1`` and ``sdk2`` (`-k sdk2` picks 2.x, as .ci/run does)
+generations = pytest.mark.parametrize("generation", [pytest.param(g, id=f"sdk{g[0]}") for g in ("1.x", "2.x")])
 
 
 @pytest.fixture
@@ -100,36 +94,42 @@ def scenario(generation: str, name: str, url: str) -> dict:
     return seen
 
 
-@generations("1.x", "2.x")
+@generations
 def test_ltp_and_quote_of_one_symbol_both_call_back(serve, generation):
     seen = scenario(generation, "ltp_and_quote", serve())
     assert seen["ltp"] >= 3 and seen["quote"] >= 3
 
 
-@generations("1.x", "2.x")
+@generations
 def test_ltp_and_depth_of_one_symbol_both_call_back(serve, generation):
     seen = scenario(generation, "ltp_and_depth", serve())
     assert seen["ltp"] >= 3 and seen["depth"] >= 3
 
 
-@generations("2.x")
+@generations
+def test_three_modes_of_one_symbol_call_back_each_with_its_mode_and_drop_one(serve, generation):
+    seen = scenario(generation, "three_modes", serve())
+    assert min(seen[mode] for mode in ("ltp", "quote", "depth")) >= 3
+
+
+@generations
 def test_one_call_subscribes_and_unsubscribes_1001_instruments(serve, generation):
     seen = scenario(generation, "thousand_and_one", serve(rate=2))
     assert seen["symbols"] == 1001
 
 
-@generations()
+@generations
 def test_unsubscribe_stops_that_mode_and_leaves_the_others(serve, generation):
     seen = scenario(generation, "unsubscribe", serve())
     assert min(seen[mode] for mode in ("ltp", "quote", "depth")) >= 2
 
 
-@generations()
+@generations
 def test_a_wrong_key_is_not_connected(serve, generation):
     assert scenario(generation, "wrong_key", serve())["connected"] is False
 
 
-@generations()
+@generations
 @pytest.mark.parametrize(
     ("name", "tick_every"),
     [
@@ -137,10 +137,10 @@ def test_a_wrong_key_is_not_connected(serve, generation):
         for name, every in [("ltp_and_quote", 0.05), ("ltp_and_depth", 0.05), ("thousand_and_one", 0.5)]
     ],
 )
-def test_the_scenarios_marked_xfail_pass_against_a_server_that_behaves_like_openalgos(generation, name, tick_every):
-    """The marks above are about oaws's server, not the scenarios: against the OpenAlgo-like
+def test_the_scenarios_pass_against_a_server_that_behaves_like_openalgos(generation, name, tick_every):
+    """The scenarios ask of oaws what OpenAlgo's server does: against the OpenAlgo-like
     server (tests/openalgo_server.py: one message per tick per mode held, no per-request cap)
-    the same scenarios pass."""
+    they pass too."""
     server = OpenAlgoServer(api_key=KEY, tick_every=tick_every)
     with server.running() as url:
         seen = scenario(generation, name, url)

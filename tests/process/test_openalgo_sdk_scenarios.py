@@ -104,6 +104,29 @@ def ltp_and_depth(client: Any) -> dict[str, Any]:
     return both_modes(client, "depth")
 
 
+def three_modes(client: Any) -> dict[str, Any]:
+    """LTP, Quote and Depth of one symbol (OpenAlgo issue #1664): each callback fires with
+    messages of its own mode; dropping Quote leaves LTP and Depth running."""
+    calls = Calls()
+    sbin = [instrument("SBIN")]
+    assert client.subscribe_ltp(sbin, calls.on("ltp"))
+    assert client.subscribe_quote(sbin, calls.on("quote"))
+    assert client.subscribe_depth(sbin, calls.on("depth"))
+    wait_for(lambda: min(calls.count().values()) >= 3, lambda: f"SBIN held in three modes: callbacks {calls.count()}")
+    modes = {name: {call["mode"] for call in list(got)} for name, got in calls.got.items()}
+    assert modes == {"ltp": {1}, "quote": {2}, "depth": {3}}, modes
+    assert "volume" in calls.got["quote"][-1]["data"] and "depth" in calls.got["depth"][-1]["data"]
+    assert client.unsubscribe_quote(sbin)
+    time.sleep(QUIET / 2)
+    before = calls.count()
+    wait_for(
+        lambda: calls.count()["ltp"] > before["ltp"] + 2 and calls.count()["depth"] > before["depth"] + 2,
+        lambda: f"LTP and Depth to go on after unsubscribe_quote: {calls.count()}",
+    )
+    assert calls.count()["quote"] == before["quote"], "Quote callbacks after unsubscribe_quote"
+    return calls.count()
+
+
 def thousand_and_one(client: Any) -> dict[str, Any]:
     """1,001 instruments in one ``subscribe_ltp`` call: every one of them ticks; one
     ``unsubscribe_ltp`` call stops them all."""
@@ -168,6 +191,7 @@ def wrong_key(url: str) -> dict[str, Any]:
 SCENARIOS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "ltp_and_quote": ltp_and_quote,
     "ltp_and_depth": ltp_and_depth,
+    "three_modes": three_modes,
     "thousand_and_one": thousand_and_one,
     "unsubscribe": unsubscribe,
 }

@@ -15,6 +15,7 @@ from oaws.server.bus import FeedHub, Forwarder
 from oaws.server.curve import generate
 from oaws.server.service import Service
 from oaws.server.settings import ServeSettings
+from tests.helpers import eventually
 
 
 class OnlyFeed(Feed):
@@ -239,3 +240,91 @@ async def test_a_bus_open_beyond_loopback_without_curve_is_warned_about(caplog, 
         "the bus at tcp://0.0.0.0:* is open to every host that reaches it, unencrypted; "
         "on a network you do not trust, use --curve (see `oaws keys generate`)"
     ]
+
+
+async def test_a_feed_connecting_to_a_binding_proxy_hears_what_its_clients_want(ipc_bus):
+    proxy = Service(ServeSettings(role="proxy", port=0, bus=ipc_bus, bus_bind=True))
+    await proxy.start()
+    feed = OnlyFeed("alpha", {"AAA", "BBB"})
+    hub = FeedHub(feed, proxy.bus, connect=True)
+    task = asyncio.create_task(hub.run())
+    aaa = (Instrument("AAA", "NSE"), 1)
+    try:
+        assert proxy.bus == ipc_bus and proxy.proxy.bus_endpoint == "@" + ipc_bus
+        async with connect(proxy.url) as ws:
+            await ws.send('{"action":"subscribe","symbol":"AAA","exchange":"NSE","mode":1}')
+            async with asyncio.timeout(5):
+                while (m := orjson.loads(await ws.recv())).get("type") != "market_data":
+                    pass
+            assert m["data"]["source"] == "alpha" and feed.wanted == {aaa}
+            await ws.send('{"action":"unsubscribe","symbol":"AAA","exchange":"NSE","mode":1}')
+            await eventually(lambda: not feed.wanted, what="the feed to hear the unsubscribe")
+            await ws.send('{"action":"subscribe","symbol":"AAA","exchange":"NSE","mode":1}')
+            await eventually(lambda: feed.wanted == {aaa}, what="the feed to hear the subscribe again")
+        # the client gone, the proxy unsubscribes; a feed that joins late hears what is wanted at once
+        await eventually(lambda: not feed.wanted, what="the feed to hear the client leave")
+        async with connect(proxy.url) as ws:
+            await ws.send('{"action":"subscribe","symbol":"BBB","exchange":"NSE","mode":2}')
+            await eventually(lambda: (Instrument("BBB", "NSE"), 2) in feed.wanted)
+            late = OnlyFeed("beta", {"BBB"})
+            late_hub = FeedHub(late, proxy.bus, connect=True)
+            late_task = asyncio.create_task(late_hub.run())
+            try:
+                await eventually(lambda: late.wanted == {(Instrument("BBB", "NSE"), 2)}, what="the late feed")
+                await eventually(lambda: proxy.proxy.broker() == "alpha+beta", what="both feeds announced")
+            finally:
+                late_task.cancel()
+                await asyncio.gather(late_task, return_exceptions=True)
+    finally:
+        await proxy.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_serve_all_with_bus_bind_connects_its_feed_to_its_own_proxy(ipc_bus):
+    service = Service(ServeSettings(port=0, bus=ipc_bus, bus_bind=True, feed={"rate": 50}))
+    await service.start()
+    try:
+        assert service.hub is not None and service.hub.connected and service.bus == ipc_bus
+        assert (await first_tick(service.url, "RELIANCE"))["data"]["symbol"] == "RELIANCE"
+    finally:
+        await service.stop()
+
+
+def test_bus_bind_is_refused_where_no_proxy_binds():
+    from oaws.server.service import ServiceError
+
+    with pytest.raises(ServiceError, match="--bus-bind is for a proxy"):
+        Service(ServeSettings(role="feed", bus_bind=True))
+    with pytest.raises(ServiceError, match="--bus-bind serves one proxy process"):
+        Service(ServeSettings(role="proxy", bus_bind=True, workers=2))
+
+
+async def test_a_binding_proxy_with_curve_serves_only_feeds_with_the_keys(tmp_path, ipc_bus):
+    keys = tmp_path / "keys"
+    generate(keys)
+    proxy = Service(ServeSettings(role="proxy", port=0, bus=ipc_bus, bus_bind=True, curve_dir=str(keys)))
+    await proxy.start()
+    good = Service(ServeSettings(role="feed", bus=ipc_bus, bus_connect=True, curve_dir=str(keys), feed={"rate": 50}))
+    bare = OnlyFeed("bare", {"RELIANCE"})
+    bare_task = None
+    try:
+        await good.start()
+        async with connect(proxy.url) as ws:
+            await ws.send('{"action":"subscribe","symbol":"RELIANCE","exchange":"NSE","mode":1}')
+            async with asyncio.timeout(5):
+                while (m := orjson.loads(await ws.recv())).get("type") != "market_data":
+                    pass
+            assert m["data"]["symbol"] == "RELIANCE"
+            # a feed without the keys, joining later, is refused: it never hears the subscription
+            bare_task = asyncio.create_task(FeedHub(bare, ipc_bus, connect=True).run())
+            await eventually(
+                lambda: "CURVE (--curve)" in (proxy.proxy.stats()["bus_refused"] or ""), what="the bare feed's refusal"
+            )
+            assert not bare.wanted
+    finally:
+        if bare_task is not None:
+            bare_task.cancel()
+            await asyncio.gather(bare_task, return_exceptions=True)
+        await good.stop()
+        await proxy.stop()

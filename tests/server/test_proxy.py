@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import socket
 import time
@@ -62,32 +63,45 @@ async def test_seed_and_openalgo_clients_together(bus, proxy):
         assert orjson.dumps(m["data"]) == ltp
 
 
-async def test_last_tick_sent_on_subscribe(bus, proxy):
+async def test_last_tick_sent_on_subscribe_marked_as_a_snapshot(bus, proxy):
     async with connect(proxy.url) as first, connect(proxy.url) as late:
         await subscribed(first, bus, b"NSE_INFY_LTP", symbol="INFY", exchange="NSE", mode=1)
         bus.publish("NSE_INFY_LTP", tick("INFY", ltp=1500.0))
-        assert (await recv_json(first))["data"]["ltp"] == 1500.0
+        live = await recv_json(first)
+        assert live["data"]["ltp"] == 1500.0 and "snapshot" not in live
         await send(late, action="subscribe", symbol="INFY", exchange="NSE", mode=1)
         assert (await recv_json(late))["type"] == "subscription"
         m = await recv_json(late)  # before any new tick is published
-        assert m["type"] == "market_data" and m["data"]["ltp"] == 1500.0
+        assert m["type"] == "market_data" and m["data"]["ltp"] == 1500.0 and m["snapshot"] is True
+        assert {k: v for k, v in m.items() if k != "snapshot"} == live  # the mark is the only difference
+        bus.publish("NSE_INFY_LTP", tick("INFY", ltp=1501.0))
+        m = await recv_json(late)
+        assert m["data"]["ltp"] == 1501.0 and "snapshot" not in m
 
 
-async def test_mode_hierarchy_one_message_at_highest_mode(bus, proxy):
-    async with connect(proxy.url) as ws:
+async def test_one_message_per_tick_per_mode_held_each_at_its_own_mode(bus, proxy):
+    """OpenAlgo issue #1664: subscribe_ltp plus subscribe_quote on one symbol fires both callbacks."""
+    async with connect(proxy.url) as ws, connect(proxy.url) as other:
         await subscribed(ws, bus, b"NSE_SBIN_LTP", symbol="SBIN", exchange="NSE", mode=1)
         await send(ws, action="subscribe", symbol="SBIN", exchange="NSE", mode=3)
         await recv_json(ws)
-        assert await bus.subscription() == (True, b"NSE_SBIN_DEPTH")
-        assert await bus.subscription() == (False, b"NSE_SBIN_LTP")  # nobody else wanted LTP
+        assert await bus.subscription() == (True, b"NSE_SBIN_DEPTH")  # the feed hears of both modes
+        await subscribed(other, bus, b"NSE_SBIN_QUOTE", symbol="SBIN", exchange="NSE", mode=2)
+        bus.publish("NSE_SBIN_LTP", tick("SBIN", ltp=800.0))
+        bus.publish("NSE_SBIN_QUOTE", tick("SBIN", ltp=800.0, volume=5))
         bus.publish("NSE_SBIN_DEPTH", tick("SBIN", ltp=800.0, depth={"buy": [], "sell": []}))
-        m = await recv_json(ws)
-        assert m["mode"] == 3 and m["data"]["ltp"] == 800.0
-        # dropping depth falls back to LTP
+        got = [await recv_json(ws), await recv_json(ws)]
+        assert sorted(m["mode"] for m in got) == [1, 3]
+        assert all(("depth" in m["data"]) == (m["mode"] == 3) for m in got)  # each at its own mode's data
+        m = await recv_json(other)
+        assert m["mode"] == 2 and m["data"]["volume"] == 5
+        # dropping depth leaves LTP as it was
         await send(ws, action="unsubscribe", symbol="SBIN", exchange="NSE", mode=3)
         assert (await recv_json(ws))["type"] == "unsubscription"
-        assert await bus.subscription() == (True, b"NSE_SBIN_LTP")
         assert await bus.subscription() == (False, b"NSE_SBIN_DEPTH")
+        bus.publish("NSE_SBIN_LTP", tick("SBIN", ltp=801.0))
+        m = await recv_json(ws)
+        assert (m["mode"], m["data"]["ltp"]) == (1, 801.0)
 
 
 async def test_batch_clients_get_arrays(bus, proxy):
@@ -143,7 +157,7 @@ async def test_bad_input_gets_codes_and_connection_survives(bus, proxy):
             ('{"action":"fly"}', "INVALID_ACTION"),
             ('{"action":"subscribe"}', "INVALID_PARAMETERS"),
             ('{"action":"subscribe","symbol":"A","exchange":"NSE","mode":"fast"}', "INVALID_MODE"),
-            ('{"action":"subscribe","symbol":"A","exchange":"NSE","depth":3}', "INVALID_DEPTH"),
+            ('{"action":"subscribe","symbol":"A","exchange":"NSE","mode":3,"depth":3}', "INVALID_DEPTH"),
             ('{"action":"subscribe","symbol":"A","exchange":"MOON"}', "SYMBOL_NOT_FOUND"),
         ]:
             await ws.send(frame)
@@ -151,11 +165,13 @@ async def test_bad_input_gets_codes_and_connection_survives(bus, proxy):
             assert reply["code"] == code, (frame, reply)
         await ws.send(b"\x00\x01binary")
         assert (await recv_json(ws))["code"] == "INVALID_JSON"
-        await send(ws, action="ping", timestamp=5)
-        assert (await recv_json(ws))["timestamp"] == 5
+        # a binary frame holding JSON is a request like any other, as in OpenAlgo
+        await ws.send(b'{"action":"ping","timestamp":5}')
+        assert (await recv_json(ws))["client_timestamp"] == 5
 
 
 async def test_oversize_frame_closes_1009_and_server_goes_on(bus, proxy):
+    assert proxy.options.max_frame == 1024 * 1024  # OpenAlgo's limit (websockets' default)
     async with connect(proxy.url, max_size=None) as ws:
         await ws.send("x" * (proxy.options.max_frame + 1))
         with pytest.raises(ConnectionClosed) as closed:
@@ -184,11 +200,84 @@ async def test_feed_rejection_reaches_the_client(bus, proxy):
         assert (await recv_json(ws))["subscriptions"] == []
 
 
+async def test_a_feed_rejection_takes_back_that_mode_only(bus, proxy):
+    async with connect(proxy.url) as ws:
+        await subscribed(ws, bus, b"NSE_INFY_LTP", symbol="INFY", exchange="NSE", mode=1)
+        await subscribed(ws, bus, b"NSE_INFY_DEPTH", symbol="INFY", exchange="NSE", mode=3)
+        reject = {"topic": "NSE_INFY_DEPTH", "code": "LIMIT_EXCEEDED", "message": "no more depth"}
+        bus.sock.send_multipart([b"_oaws.reject", orjson.dumps(reject)])
+        err = await recv_json(ws)
+        assert (err["code"], err["mode"]) == ("LIMIT_EXCEEDED", 3)
+        assert await bus.subscription() == (False, b"NSE_INFY_DEPTH")
+        await send(ws, action="get_subscriptions")
+        assert (await recv_json(ws))["subscriptions"] == [{"symbol": "INFY", "exchange": "NSE", "mode": 1}]
+
+
+@pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, api_key="k3y", brokers=("angel", "sim"))])
+async def test_ping_and_supported_brokers_before_authentication(bus, proxy):
+    async with connect(proxy.url) as ws:
+        await send(ws, action="ping", timestamp=1)
+        pong = await recv_json(ws)
+        assert (pong["type"], pong["client_timestamp"]) == ("pong", 1)
+        await send(ws, action="get_supported_brokers")
+        assert await recv_json(ws) == {
+            "type": "supported_brokers",
+            "status": "success",
+            "brokers": ["angel", "sim"],
+            "count": 2,
+        }
+        await send(ws, action="get_broker_info")
+        assert (await recv_json(ws))["code"] == "NOT_AUTHENTICATED"
+        await send(ws, action="authenticate", api_key="k3y")
+        await recv_json(ws)
+        await send(ws, action="get_broker_info")
+        info = await recv_json(ws)
+        assert (info["type"], info["broker"], info["user_id"]) == ("broker_info", "sim", "oaws")
+
+
+async def test_one_request_of_many_instruments_is_served_whole(bus, proxy):
+    """OpenAlgo's SDK sends `subscribe_ltp` of 1,001 instruments as one request; OpenAlgo has no cap per request."""
+    async with connect(proxy.url) as ws:
+        await send(ws, action="authenticate", api_key="x")
+        await recv_json(ws)
+        names = [f"S{i}" for i in range(1001)]
+        await send(ws, action="subscribe", mode="LTP", symbols=[{"symbol": n, "exchange": "NSE"} for n in names])
+        reply = await recv_json(ws)
+        assert reply["status"] == "success" and len(reply["subscriptions"]) == 1001
+        topics = {(await bus.subscription())[1] for _ in names}
+        assert topics == {f"NSE_{n}_LTP".encode() for n in names}
+        bus.publish("NSE_S1000_LTP", tick("S1000", ltp=10.0))
+        m = await recv_json(ws)
+        assert (m["symbol"], m["mode"], m["data"]["ltp"]) == ("S1000", 1, 10.0)
+
+
+@pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, quota=3)])
+async def test_past_the_brokers_quota_entries_are_refused_and_the_rest_served(bus, proxy):
+    async with connect(proxy.url) as a, connect(proxy.url) as b:
+        await subscribed(a, bus, b"NSE_A_LTP", symbol="A", exchange="NSE", mode=1)
+        await send(b, action="subscribe", mode=1, symbols=[{"symbol": s, "exchange": "NSE"} for s in "ABCD"])
+        reply = await recv_json(b)
+        assert reply["status"] == "partial"
+        # A is served to a already: joining it costs nothing; B and C fill the quota of 3
+        assert [e["status"] for e in reply["subscriptions"]] == ["success", "success", "success", "error"]
+        assert reply["subscriptions"][3]["code"] == "LIMIT_EXCEEDED"
+        assert len(proxy.routes) == 3
+
+
+def _masked(body: bytes) -> bytes:
+    """A client's (masked) text frame around ``body``."""
+    mask = os.urandom(4)
+    n = len(body)
+    head = bytes((0x81, 0x80 | n)) if n < 126 else b"\x81\xfe" + n.to_bytes(2, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(body))
+
+
 def _stalled_client(url: str, subscribe: list[str]) -> socket.socket:
     """A raw WebSocket client that subscribes and then never reads."""
     host, port = url.removeprefix("ws://").split(":")
-    s = socket.create_connection((host, int(port)))
+    s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((host, int(port)))
     key = base64.b64encode(os.urandom(16)).decode()
     s.sendall(
         f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -197,9 +286,7 @@ def _stalled_client(url: str, subscribe: list[str]) -> socket.socket:
     s.recv(4096)
     for topic in subscribe:
         sym, exch = topic.split(":")
-        body = orjson.dumps({"action": "subscribe", "symbol": sym, "exchange": exch, "mode": 1})
-        mask = os.urandom(4)
-        s.sendall(bytes((0x81, 0x80 | len(body))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
+        s.sendall(_masked(orjson.dumps({"action": "subscribe", "symbol": sym, "exchange": exch, "mode": 1})))
     return s
 
 
@@ -253,3 +340,30 @@ async def test_health_endpoint_reports_figures(bus, proxy):
         )
     stats = orjson.loads(body)
     assert stats["clients"] == 1 and stats["instruments"] == 1 and stats["per_client"][0]["subscriptions"] == 1
+
+
+@pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, soft_limit=4096, slow_timeout=30)])
+async def test_a_client_that_does_not_read_its_replies_is_not_read_either(bus, proxy):
+    """What is queued for a client stays bounded: past the soft limit, its next request waits."""
+    stalled = await asyncio.to_thread(_stalled_client, proxy.url, [])
+    try:
+        while not proxy.clients:
+            await asyncio.sleep(0.01)
+        (client,) = proxy.clients
+        # the kernel's buffers would otherwise hold a megabyte of replies before the proxy's fills
+        client.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        symbols = [[{"symbol": f"R{r}X{i}", "exchange": "NSE"} for i in range(200)] for r in range(50)]
+        frames = b"".join(_masked(orjson.dumps({"action": "subscribe", "mode": 1, "symbols": s})) for s in symbols)
+        stalled.settimeout(2)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.to_thread(stalled.sendall, frames)
+        deadline = time.monotonic() + 5
+        while not client.conflating and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert client.conflating  # its replies filled its buffer past the soft limit
+        served = client.session.pairs()
+        await asyncio.sleep(0.5)
+        assert client.session.pairs() == served < 50 * 200  # no request was served meanwhile
+        assert client.transport.get_write_buffer_size() < 4096 + 200 * 200  # the limit, plus one request's replies
+    finally:
+        stalled.close()

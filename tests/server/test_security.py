@@ -94,7 +94,7 @@ async def test_origin_check(bus, proxy):
         assert (await recv_json(ws))["type"] == "pong"
 
 
-@pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, request_rate=20, flood_close=200)])
+@pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, work_rate=20, flood_close=200)])
 async def test_request_flood_is_limited_then_closed(bus, proxy):
     async with connect(proxy.url) as calm:
         async with connect(proxy.url, max_queue=None) as ws:
@@ -113,6 +113,18 @@ async def test_request_flood_is_limited_then_closed(bus, proxy):
         assert (await recv_json(calm))["type"] == "pong"
 
 
+@pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, work_rate=20, flood_close=200)])
+async def test_flood_control_counts_instruments_not_requests(bus, proxy):
+    async with connect(proxy.url) as ws:
+        symbols = [{"symbol": f"S{i}", "exchange": "NSE"} for i in range(100)]
+        await ws.send(orjson.dumps({"action": "subscribe", "mode": 1, "symbols": symbols}).decode())
+        reply = await recv_json(ws)
+        assert reply["status"] == "success" and len(reply["subscriptions"]) == 100  # one request, served whole
+        await ws.send('{"action":"ping"}')  # but it spent five seconds' worth of work
+        reply = await recv_json(ws)
+        assert reply["code"] == "LIMIT_EXCEEDED" and "instruments changed per second" in reply["message"]
+
+
 @pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, api_key="right")])
 async def test_repeated_failed_authentication_is_slowed_down(bus, proxy):
     async with connect(proxy.url) as ws:
@@ -129,6 +141,20 @@ async def test_repeated_failed_authentication_is_slowed_down(bus, proxy):
         await ws.send('{"action":"authenticate","api_key":"right"}')
         assert (await recv_json(ws, timeout=10))["status"] == "success"
     assert proxy.failed_auth == {}
+
+
+async def test_without_a_key_failed_authentication_never_slows_seed_clients(bus, proxy):
+    """Without a key nobody needs to authenticate: an address that sent keyless
+    `authenticate`s keeps being answered at once."""
+    async with connect(proxy.url) as ws:
+        for _ in range(5):
+            await ws.send('{"action":"authenticate"}')
+            assert (await recv_json(ws))["code"] == "AUTHENTICATION_ERROR"
+        start = time.monotonic()
+        for _ in range(3):
+            await ws.send('{"action":"subscribe","symbol":"RELIANCE","exchange":"NSE"}')
+            assert (await recv_json(ws))["type"] == "subscription"
+    assert time.monotonic() - start < 0.9  # slowed down, the last would wait 1 s alone
 
 
 async def test_invalid_utf8_closes_with_1007_and_the_server_goes_on(bus, proxy):

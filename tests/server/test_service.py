@@ -183,3 +183,33 @@ async def test_client_auth_refused_is_an_auth_error():
         assert isinstance(events[-1], Tick)
     finally:
         await s.stop()
+
+
+async def test_the_proxy_knows_the_registered_brokers_and_the_feeds_quota(monkeypatch):
+    import dataclasses
+
+    from oaws import brokers
+    from oaws.brokers.api import BrokerLimits
+
+    sim = brokers.get("sim")
+    limited = dataclasses.replace(sim, limits=BrokerLimits(subscriptions=2))
+    monkeypatch.setattr(brokers, "get", lambda name: limited if name == "sim" else sim)
+    s = Service(options())
+    await s.start()
+    try:
+        assert s.proxy.options.quota == 2
+        async with connect(s.url) as ws:
+            await ws.send('{"action":"get_supported_brokers"}')
+            reply = orjson.loads(await ws.recv())
+            assert reply == {
+                "type": "supported_brokers",
+                "status": "success",
+                "brokers": brokers.names(),
+                "count": len(brokers.names()),
+            }
+            symbols = [{"symbol": name, "exchange": "NSE"} for name in ("RELIANCE", "INFY", "TCS")]
+            await ws.send(orjson.dumps({"action": "subscribe", "mode": 1, "symbols": symbols}).decode())
+            reply = orjson.loads(await ws.recv())
+            assert [e["status"] for e in reply["subscriptions"]] == ["success", "success", "error"]
+    finally:
+        await s.stop()

@@ -219,6 +219,14 @@ def test_depth_bars_are_shares_of_the_largest_quantity():
     assert bar(0.5, 4) == "██" and bar(0.5, 1) == "▌" and bar(0, 5) == ""
 
 
+def test_depth_facts_read_openalgos_names():
+    # a Depth tick as OpenAlgo's own server sends it: last_quantity, no last_trade_quantity
+    openalgo = depth_view(quote(100, average_price=99.5, last_quantity=25, depth={"buy": [], "sell": []}))
+    assert ("Avg price", "99.50") in openalgo.facts and ("Last qty", "25") in openalgo.facts
+    oaws = depth_view(quote(100, last_trade_quantity=7))  # a Quote tick has only Quote's name
+    assert ("Last qty", "7") in oaws.facts
+
+
 def test_status_line_reports_connection_rate_latency_and_silence():
     clock = Clock(1000.0)
     h = Health("ws://x", stale_after=5, clock=clock)

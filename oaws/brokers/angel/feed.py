@@ -18,12 +18,15 @@ What the feed does:
 
 - Subscriptions follow the bus: ``want`` / ``unwant`` change the desired set at once,
   and a flush ``batch_window`` later sends one request per (Angel mode, exchange type)
-  with the difference. Client mode 1 is Angel LTP, 2 QUOTE, 3 SNAP_QUOTE.
+  with the difference. Client mode 1 is Angel LTP, 2 QUOTE, 3 SNAP_QUOTE, and 3 with
+  ``depth`` 20 (the bus topic ``EXCHANGE_SYMBOL_DEPTH_20``) Angel's DEPTH (mode 4), whose
+  ticks carry twenty levels a side.
 - Limits: at most ``max_connections`` connections of ``tokens_per_connection``
   subscriptions each (Angel: 3 and 1000, unverified); past them, or when Angel answers
-  E1002, the client gets LIMIT_EXCEEDED through ``publisher.reject``. Depth 20 (Angel
-  mode 4) is never requested: the bus has no topic for it, so its quota (50 tokens,
-  exchange type 1) cannot be exceeded; ``wire`` decodes its packets all the same.
+  E1002, the client gets LIMIT_EXCEEDED through ``publisher.reject``. Depth 20 Angel
+  serves for NSE cash (exchange type 1) only and for ``depth_quota`` instruments (50,
+  unverified): other exchanges get INVALID_DEPTH, the 51st LIMIT_EXCEEDED, before anything
+  is sent to Angel.
 - A malformed binary frame is counted and skipped; the connection stays.
 - Keeping each connection up is ``oaws.brokers.connection``'s job, as for every broker:
   backoff with full jitter and resubscription after every reconnect, one log line per
@@ -56,17 +59,18 @@ from oaws.brokers.angel.errors import AngelAuthError, AngelError, AngelUnavailab
 from oaws.brokers.angel.master import SEGMENT_TYPES, Master, load_master
 from oaws.brokers.angel.session import Session, load_session, login, save_session
 from oaws.brokers.angel.settings import AngelSettings, load_settings
-from oaws.brokers.angel.ticks import ANGEL_MODE, CLIENT_MODE, tick
+from oaws.brokers.angel.ticks import CLIENT_MODE, DEPTH_20, STREAM_DEPTH, angel_mode, tick
 from oaws.brokers.api import Feed, Rejection
 from oaws.brokers.connection import Backoff, BrokerLink, Connection, Endpoint, Message, Sessions, Unavailable
 from oaws.brokers.hours import market_open
-from oaws.instruments import Instrument
-from oaws.protocol.codes import BROKER_ERROR, LIMIT_EXCEEDED
+from oaws.instruments import DEFAULT_DEPTH, DEPTH, Instrument
+from oaws.protocol.codes import BROKER_ERROR, INVALID_DEPTH, LIMIT_EXCEEDED
 
 log = logging.getLogger(__name__)
 
 
 Key = tuple[int, int, str]  # (Angel mode, exchange type, token)
+Wanted = tuple[Instrument, int, int]  # (instrument, client mode, depth)
 
 #: The exchange each exchange type trades on, for its market hours.
 EXCHANGES = {exchange_type: segment for segment, exchange_type in SEGMENT_TYPES.items()}
@@ -156,14 +160,14 @@ class _AngelLink(BrokerLink[Key, Session]):
         key = (packet.mode, packet.exchange_type, packet.token)
         route = feed._routes.get(key)
         if route is None or feed.publisher is None:
-            feed.unexpected += 1  # unsubscribed a moment ago, or a mode we never ask for (depth 20)
+            feed.unexpected += 1  # unsubscribed a moment ago
             return key
-        mode = CLIENT_MODE[packet.mode]
+        mode, depth = CLIENT_MODE[packet.mode], STREAM_DEPTH[packet.mode]
         received = int(time.time() * 1000)
         for instrument in route.instruments:
             payload = orjson.dumps(tick(packet, instrument.symbol, instrument.exchange, route.divisor, received))
-            feed._latest[(instrument, mode)] = payload
-            feed.publisher.publish(instrument, mode, payload)
+            feed._latest[(instrument, mode, depth)] = payload
+            feed._publish(instrument, mode, depth, payload)
         return key
 
     def _on_text(self, text: str) -> None:
@@ -197,7 +201,7 @@ class AngelFeed(Feed):
     """Ticks from Angel One's SmartAPI WebSocket V2 (see the module docstring)."""
 
     name = "angel"
-    depths = (5,)
+    depths = (DEFAULT_DEPTH, DEPTH_20)
 
     def __init__(
         self,
@@ -214,6 +218,7 @@ class AngelFeed(Feed):
         login_timeout: float = 15.0,
         max_connections: int = 3,
         tokens_per_connection: int = 1000,
+        depth_quota: int = 50,
         market_hours: Callable[[Iterable[str]], bool] = market_open,
         session_file: Path | None = None,
         store_session: bool = True,
@@ -232,6 +237,8 @@ class AngelFeed(Feed):
         self.batch_window = batch_window
         self.login_timeout = login_timeout
         self.tokens_per_connection = tokens_per_connection
+        #: instruments Angel serves at depth 20 at once
+        self.depth_quota = depth_quota
         #: exchanges -> whether any trades now; the silence watchdog asks it
         self.market_hours = market_hours
         self.session_file = session_file
@@ -264,8 +271,8 @@ class AngelFeed(Feed):
         ]
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._routes: dict[Key, _Route] = {}
-        self._wanted: dict[tuple[Instrument, int], Key] = {}
-        self._latest: dict[tuple[Instrument, int], bytes] = {}
+        self._wanted: dict[Wanted, Key] = {}
+        self._latest: dict[Wanted, bytes] = {}
         self._flush_task: asyncio.Task[None] | None = None
         self._dirty = False
         self._fatal: asyncio.Future[None] | None = None
@@ -304,23 +311,34 @@ class AngelFeed(Feed):
     def check(self, instrument: Instrument) -> None:
         self.master.resolve(instrument)
 
-    def want(self, instrument: Instrument, mode: int) -> None:
-        if (instrument, mode) in self._wanted:
+    def want(self, instrument: Instrument, mode: int, depth: int = DEFAULT_DEPTH) -> None:
+        wanted = (instrument, mode, depth)
+        if wanted in self._wanted:
+            return
+        angel = angel_mode(mode, depth)
+        if angel is None:
+            offered = ", ".join(map(str, self.depths))
+            self._reject(instrument, mode, depth, INVALID_DEPTH, f"Angel One offers depth {offered}, not {depth}")
             return
         try:
             resolved = self.master.resolve(instrument)
         except Rejection as exc:
-            self._reject(instrument, mode, exc.code, exc.message)
+            self._reject(instrument, mode, depth, exc.code, exc.message)
             return
-        key = (ANGEL_MODE[mode], resolved.exchange_type, resolved.token)
+        key = (angel, resolved.exchange_type, resolved.token)
         route = self._routes.get(key)
         if route is None:
+            refusal = self._depth_refusal(key)
+            if refusal is not None:
+                self._reject(instrument, mode, depth, *refusal)
+                return
             conn = self._connection_with_room()
             if conn is None:
                 capacity = len(self._conns) * self.tokens_per_connection
                 self._reject(
                     instrument,
                     mode,
+                    depth,
                     LIMIT_EXCEEDED,
                     f"Angel One allows {capacity} subscriptions ({len(self._conns)} connections of "
                     f"{self.tokens_per_connection}); all are in use",
@@ -330,11 +348,11 @@ class AngelFeed(Feed):
             conn.keys.add(key)
             self._flush_soon()
         route.instruments[instrument] = None
-        self._wanted[(instrument, mode)] = key
+        self._wanted[wanted] = key
 
-    def unwant(self, instrument: Instrument, mode: int) -> None:
-        key = self._wanted.pop((instrument, mode), None)
-        self._latest.pop((instrument, mode), None)
+    def unwant(self, instrument: Instrument, mode: int, depth: int = DEFAULT_DEPTH) -> None:
+        key = self._wanted.pop((instrument, mode, depth), None)
+        self._latest.pop((instrument, mode, depth), None)
         if key is None:
             return
         route = self._routes[key]
@@ -344,10 +362,10 @@ class AngelFeed(Feed):
             route.conn.keys.discard(key)
             self._flush_soon()
 
-    def resend(self, instrument: Instrument, mode: int) -> None:
-        payload = self._latest.get((instrument, mode))
-        if payload is not None and self.publisher is not None:
-            self.publisher.publish(instrument, mode, payload)
+    def resend(self, instrument: Instrument, mode: int, depth: int = DEFAULT_DEPTH) -> None:
+        payload = self._latest.get((instrument, mode, depth))
+        if payload is not None:
+            self._publish(instrument, mode, depth, payload)
 
     def status(self) -> dict[str, object]:
         active = [self._conns[index] for index in self._tasks]
@@ -388,10 +406,32 @@ class AngelFeed(Feed):
             self._tasks.clear()
 
     # Subscriptions --------------------------------------------------------------------
-    def _reject(self, instrument: Instrument, mode: int, code: str, message: str) -> None:
-        log.info("cannot serve %s mode %d: %s", instrument, mode, message)
-        if self.publisher is not None:
+    def _depth_refusal(self, key: Key) -> tuple[str, str] | None:
+        """(code, message) when Angel would refuse a new depth-20 subscription ``key``, else None."""
+        if key[0] != wire.DEPTH:
+            return None
+        if key[1] != wire.NSE_CM:
+            return INVALID_DEPTH, "Angel One serves depth 20 for NSE cash only (exchange type 1)"
+        if sum(1 for k in self._routes if k[0] == wire.DEPTH) >= self.depth_quota:
+            return LIMIT_EXCEEDED, f"Angel One serves depth 20 for {self.depth_quota} instruments at once"
+        return None
+
+    def _publish(self, instrument: Instrument, mode: int, depth: int, payload: bytes) -> None:
+        if self.publisher is None:
+            return
+        if depth == DEFAULT_DEPTH:
+            self.publisher.publish(instrument, mode, payload)
+        else:  # on the depth's own topic, EXCHANGE_SYMBOL_DEPTH_20
+            self.publisher.publish(instrument, mode, payload, depth=depth)  # type: ignore[call-arg]
+
+    def _reject(self, instrument: Instrument, mode: int, depth: int, code: str, message: str) -> None:
+        log.info("cannot serve %s mode %d depth %d: %s", instrument, mode, depth, message)
+        if self.publisher is None:
+            return
+        if depth == DEFAULT_DEPTH or mode != DEPTH:
             self.publisher.reject(instrument, mode, code, message)
+        else:
+            self.publisher.reject(instrument, mode, code, message, depth=depth)  # type: ignore[call-arg]
 
     def _connection_with_room(self) -> Connection[Key, Session] | None:
         for index, conn in enumerate(self._conns):
@@ -424,11 +464,11 @@ class AngelFeed(Feed):
             if route is None:
                 continue
             route.conn.forget({key})
-            mode = CLIENT_MODE[key[0]]
+            mode, depth = CLIENT_MODE[key[0]], STREAM_DEPTH[key[0]]
             for instrument in route.instruments:
-                self._wanted.pop((instrument, mode), None)
-                self._latest.pop((instrument, mode), None)
-                self._reject(instrument, mode, code, message)
+                self._wanted.pop((instrument, mode, depth), None)
+                self._latest.pop((instrument, mode, depth), None)
+                self._reject(instrument, mode, depth, code, message)
 
     # Connections and session --------------------------------------------------------------
     def _start(self, index: int) -> None:

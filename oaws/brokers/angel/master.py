@@ -9,11 +9,15 @@ How an oaws instrument finds its Angel record:
 
 - ``RELIANCE:NSE``: the NSE cash record ``RELIANCE-EQ`` (then the symbol as written, then
   the other cash series ``-BE``, ``-BZ``, ``-SM``, ``-ST``); indices are never matched here.
-- ``NIFTY:NSE_INDEX`` / ``SENSEX:BSE_INDEX``: an ``AMXIDX`` record of segment NSE / BSE,
+- ``NIFTY:NSE_INDEX`` / ``SENSEX:BSE_INDEX`` / ``MCXCOMDEX:MCX_INDEX``: an ``AMXIDX`` record
+  of segment NSE / BSE / MCX (OpenAlgo reads Angel's master the same way),
   through the alias table below (NIFTY -> "Nifty 50"), else by its symbol or name compared
   without case, spaces or dashes (``NIFTY 50`` and ``nifty50`` both find "Nifty 50").
-- NFO, BFO, BSE, MCX, CDS: the record of that segment whose symbol is the one written
-  (``NIFTY26DEC24FUT:NFO``, ``RELIANCE:BSE``).
+- NFO, BFO, BSE, MCX, NCDEX, CDS: the record of that segment whose symbol is the one
+  written (``NIFTY26DEC24FUT:NFO``, ``RELIANCE:BSE``).
+
+Of the other exchanges OpenAlgo knows, Angel serves none (BCD, NCO, GLOBAL_INDEX, CRYPTO):
+they are refused with the list of those it does serve.
 
 The exchange type sent to the feed follows the segment (NSE 1, NFO 2, BSE 3, BFO 4, MCX 5,
 NCDEX 7, CDS 13); prices of CDS come in units of 1e-7 rupee, all others in paise.
@@ -49,11 +53,13 @@ EXCHANGE_SEGMENTS = {
     "BSE": "BSE",
     "BFO": "BFO",
     "MCX": "MCX",
+    "NCDEX": "NCDEX",
     "CDS": "CDS",
     "NSE_INDEX": "NSE",
     "BSE_INDEX": "BSE",
+    "MCX_INDEX": "MCX",
 }
-INDEX_EXCHANGES = {"NSE": "NSE_INDEX", "BSE": "BSE_INDEX"}
+INDEX_EXCHANGES = {"NSE": "NSE_INDEX", "BSE": "BSE_INDEX", "MCX": "MCX_INDEX"}
 INDEX_TYPE = "AMXIDX"
 #: The names users and OpenAlgo give the common indices, and Angel's symbols for them.
 INDEX_ALIASES: dict[str, dict[str, str]] = {
@@ -67,6 +73,7 @@ INDEX_ALIASES: dict[str, dict[str, str]] = {
         "INDIAVIX": "India VIX",
     },
     "BSE_INDEX": {"SENSEX": "SENSEX", "BANKEX": "BANKEX", "SENSEX50": "SNSX50"},
+    "MCX_INDEX": {},
 }
 NSE_CASH_SERIES = ("BE", "BZ", "SM", "ST")
 CDS_DIVISOR = 10_000_000.0
@@ -201,7 +208,7 @@ class Master:
 
     def _not_found(self, instrument: Instrument) -> str:
         message = f"{instrument} is not in Angel One's instrument master"
-        if instrument.exchange in ("NSE", "BSE"):
+        if instrument.exchange in INDEX_EXCHANGES:
             index = Instrument(instrument.symbol, INDEX_EXCHANGES[instrument.exchange])
             if self.find(index) is not None:
                 return f"{message}; the index is {index}"

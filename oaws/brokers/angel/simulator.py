@@ -480,7 +480,7 @@ class AngelSimulator:
             ltp = round(rupees * divisor) // tick * tick
             close = ltp + self.rng.randint(-20, 20) * tick
             state = self._market[(exchange_type, token)] = _Instrument(ltp=ltp, tick=tick, close=close)
-            state.oi = self.rng.randint(0, 100_000) if row[SEGMENT] in ("NFO", "BFO", "MCX", "CDS") else 0
+            state.oi = self.rng.randint(0, 100_000) if row[SEGMENT] in ("NFO", "BFO", "MCX", "NCDEX", "CDS") else 0
         return state
 
     def _next_packet(self, mode: int, exchange_type: int, token: str) -> Packet | None:

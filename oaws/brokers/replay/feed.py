@@ -15,6 +15,11 @@ against a replay unchanged. How it plays:
   for a lower mode than recorded, a client gets the tick cut down to that mode's fields
   (SPEC §2) with ``mode`` set to it; asked for a higher one, it gets the tick as recorded
   (its ``data.mode`` says which), since a recording cannot invent depth it never had.
+* Recordings made before oaws took OpenAlgo's field names (``avg_trade_price``, no
+  ``last_quantity`` in Depth) replay with the new names (``oaws.ticks.upgrade``): the
+  clients of today's server read OpenAlgo's names, whenever the tick was recorded, and
+  the old name is not sent alongside, since no client of this version reads it. The
+  file itself is never rewritten.
 * Only instruments in the recording can be subscribed (``SYMBOL_NOT_FOUND`` otherwise).
 * Recordings without a tick, or a window (``start`` / ``end``) without one, are refused
   when the feed is made, before anything listens: they would serve nothing, forever.
@@ -38,7 +43,7 @@ from oaws.instruments import DEPTH, MODES, Instrument, InstrumentError, make
 from oaws.protocol.bus import strip_fseq
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
 from oaws.recording import RecordingError, empty_window, first_tick_ns, instruments_in, no_ticks, timeline
-from oaws.ticks import at_mode
+from oaws.ticks import at_mode, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +244,7 @@ class ReplayFeed(Feed):
         if track is None or not isinstance(data, dict):
             return
         strip_fseq(data)  # the bus's stamp, not the tick's: the bus stamps the replay afresh
+        upgrade(data)  # recorded before oaws took OpenAlgo's names: served with them
         recorded = record.get("mode")
         if type(recorded) is not int or recorded not in MODES:
             recorded = data.get("mode") if data.get("mode") in MODES else DEPTH

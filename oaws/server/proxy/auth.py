@@ -46,7 +46,7 @@ class AuthGuard:
 
     async def wait_turn(self, c: Client) -> None:
         """Before an unauthenticated client's request: wait if its address keeps failing."""
-        if not c.session.authenticated and self.failed.get(c.ip, (0, 0.0))[0] >= TOLERATED:
+        if not c.session.admitted and self.failed.get(c.ip, (0, 0.0))[0] >= TOLERATED:
             await asyncio.sleep(self.delay(c.ip))
 
     def delay(self, ip: str) -> float:

@@ -11,6 +11,8 @@
   per client per cycle. Nothing awaits a client: a slow one only grows its own buffer,
   and ``slow`` takes it from there.
 * ``?batch=1`` clients get one JSON array of messages per cycle instead.
+* A client holding several modes of an instrument is on several routes (one per bus
+  topic) and gets one message per tick per mode, each at its own mode.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from oaws.server.proxy.connection import OPEN, Client, text_frame
 from oaws.server.proxy.slow import SlowClients, conflate
 
 log = logging.getLogger(__name__)
+
+#: the end of a snapshot's message: the mark after ``data`` (docs/protocol.md)
+SNAPSHOT_END = b',"snapshot":true}'
 
 
 class Route:
@@ -156,42 +161,41 @@ class Fanout:
 
     # Routes ----------------------------------------------------------------------
     def apply(self, c: Client, change: Change) -> None:
-        """Move ``c`` between routes; the bus is subscribed to a route's topic while it has clients."""
-        # Make before break: join the new route first, so that the feed never sees the
-        # instrument go unwanted for a moment when a client only changes its mode.
-        if change.new is not None:
-            topic = change.instrument.topic(change.new).encode()
-            route = self.routes.get(topic)
+        """Put ``c`` on or take it off the route of one (instrument, mode); the bus is
+        subscribed to a route's topic while it has clients, so the feed hears of every
+        mode some client holds."""
+        topic = change.instrument.topic(change.mode).encode()
+        route = self.routes.get(topic)
+        if change.on:
             if route is None:
-                route = self.routes[topic] = Route(topic, change.instrument, change.new, self.broker())
+                route = self.routes[topic] = Route(topic, change.instrument, change.mode, self.broker())
                 assert self.reader is not None
                 self.reader.subscribe(topic)
             (route.batched if c.batch else route.single).add(c)
-        if change.old is not None:
-            topic = change.instrument.topic(change.old).encode()
-            route = self.routes.get(topic)
-            if route is not None:
-                (route.batched if c.batch else route.single).discard(c)
-                c.latest.pop(topic, None)
-                if not route:
-                    del self.routes[topic]
-                    self.last.pop(topic, None)
-                    assert self.reader is not None
-                    self.reader.unsubscribe(topic)
+        elif route is not None:
+            (route.batched if c.batch else route.single).discard(c)
+            c.latest.pop(topic, None)
+            if not route:
+                del self.routes[topic]
+                self.last.pop(topic, None)
+                assert self.reader is not None
+                self.reader.unsubscribe(topic)
 
-    def snapshots(self, c: Client, instruments: list[Instrument]) -> list[bytes]:
-        """The latest message of each instrument, at ``c``'s mode, for a client that just subscribed."""
-        bodies = []
-        for instrument in instruments:
-            mode = c.session.effective(instrument)
-            if mode is None:
-                continue
+    def served(self, instrument: Instrument, mode: int) -> bool:
+        """Whether some client receives ``instrument`` at ``mode`` (it counts against the broker's quota)."""
+        return instrument.topic(mode).encode() in self.routes
+
+    def snapshots(self, c: Client, pairs: list[tuple[Instrument, int]]) -> list[tuple[bytes, bytes]]:
+        """(topic, message) of the latest tick of each pair ``c`` just subscribed, marked
+        ``"snapshot":true``: a screen fills at once, and a client can tell it from a live trade."""
+        out = []
+        for instrument, mode in pairs:
             topic = instrument.topic(mode).encode()
             payload = self.last.get(topic)
             route = self.routes.get(topic)
-            if payload is not None and route is not None:
-                bodies.append(route.prefix + payload + b"}")
-        return bodies
+            if payload is not None and route is not None and c in (route.batched if c.batch else route.single):
+                out.append((topic, route.prefix + payload + SNAPSHOT_END))
+        return out
 
     def relabel(self, broker: str) -> None:
         """The feed's name changed: every route's messages say the new one."""

@@ -3,7 +3,8 @@ they refuse to serve (``_oaws.reject``), SPEC §3 and ``oaws.protocol.bus``.
 
 A proxy in another process than its feed learns from them the broker's name (which
 labels every ``market_data`` message), the depths a client may ask for, whether the feed
-is alive, and which subscriptions to take back from clients with an error. The bus is
+is alive, and which subscriptions to take back from clients with an error (the one mode
+refused, not the instrument's other modes). The bus is
 another process's output: a control message that is not what it should be is ignored,
 never raised on, since it arrives among the ticks.
 """
@@ -17,7 +18,6 @@ from typing import Any
 
 import orjson
 
-from oaws.instruments import MODES
 from oaws.protocol.bus import INFO_TOPIC, REJECT_TOPIC
 from oaws.protocol.codes import BROKER_ERROR, error
 from oaws.server.proxy.fanout import Fanout
@@ -45,11 +45,13 @@ class Feeds:
         fanout: Fanout,
         *,
         broker: str,
+        brokers: tuple[str, ...] = (),
         depths: tuple[int, ...] | None = None,
         status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.fanout = fanout
         self.default_broker = broker
+        self.registered = brokers
         self.own_depths = depths
         self.own_status = status
         #: what each feed on the bus last announced (by feed id), and when
@@ -61,6 +63,11 @@ class Feeds:
     def broker(self) -> str:
         names = sorted({str(info.get("broker")) for info, _ in self.fresh()})
         return "+".join(names) if names else self.default_broker
+
+    def brokers(self) -> list[str]:
+        """``get_supported_brokers``: the brokers registered with this oaws, and any other
+        a feed on the bus announces."""
+        return sorted({*self.registered, *(str(info.get("broker")) for info, _ in self.fresh())})
 
     def depths(self) -> tuple[int, ...]:
         if self.own_depths:
@@ -113,7 +120,7 @@ class Feeds:
             mode=route.mode,
         )
         for c in list(route.single | route.batched):
-            change = c.session.drop(route.instrument, list(MODES))
+            change = c.session.drop(route.instrument, route.mode)
             if change is not None:
                 self.fanout.apply(c, change)
             c.send(reply)

@@ -1,9 +1,17 @@
-"""Flood control: a client may send so many requests a second, and no more.
+"""Flood control: a client may change so many instruments a second, and no more.
 
-Each client has a token bucket that holds two seconds' worth. A request past it is
-dropped and answered with ``LIMIT_EXCEEDED`` (the first time and every hundredth, not
-each: the answers would be a flood of their own); a client that keeps on is closed with
-1008, so that one script stuck in a loop cannot keep the proxy busy for the others.
+What costs the proxy is work, not requests: one subscribe of 1,001 instruments is a
+thousand times the work of a ping, and OpenAlgo's SDK sends it as one request. So each
+client has a token bucket of work, refilled at ``rate`` a second and holding two
+seconds' worth; a request costs the instruments it names (at least 1). A request is
+served while the bucket is not empty, and its cost is taken afterwards (a large one
+leaves the bucket in debt): the work done in any span is at most the rate's plus one
+request, and a request is at most a frame (``ProxyOptions.max_frame``).
+
+A request that finds the bucket empty is dropped and answered with ``LIMIT_EXCEEDED``
+(the first time and every hundredth, not each: the answers would be a flood of their
+own); a client that keeps on is closed with 1008, so that one script stuck in a loop
+cannot keep the proxy busy for the others.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ ANSWER_EVERY = 100
 
 
 class Bucket:
-    """One client's request tokens, full at first."""
+    """One client's work tokens, full at first."""
 
     __slots__ = ("rate", "tokens", "refilled", "dropped")
 
@@ -29,19 +37,20 @@ class Bucket:
         self.refilled = time.monotonic()
         self.dropped = 0
 
-    def take(self) -> bool:
-        """Take a request token, if there is one."""
+    def ready(self) -> bool:
+        """Whether a request may be served now (the bucket is not empty)."""
         now = time.monotonic()
         self.tokens = min(2 * self.rate, self.tokens + (now - self.refilled) * self.rate)
         self.refilled = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+        return self.tokens > 0
+
+    def spend(self, work: int) -> None:
+        """A served request's cost; the bucket may go into debt."""
+        self.tokens -= work
 
 
 class FloodControl:
-    """``rate`` requests a second per client; closed after ``close_after`` dropped ones."""
+    """``rate`` instruments changed a second per client; closed after ``close_after`` dropped requests."""
 
     def __init__(self, rate: float, close_after: int) -> None:
         self.rate = rate
@@ -52,14 +61,14 @@ class FloodControl:
 
     def admit(self, bucket: Bucket, send: Callable[[dict[str, Any]], None]) -> bool:
         """Whether a client's request may go on; if not, it is dropped and the client told so (``send``)."""
-        if bucket.take():
+        if bucket.ready():
             return True
         bucket.dropped += 1
         if bucket.dropped == 1 or bucket.dropped % ANSWER_EVERY == 0:
             send(
                 error(
                     LIMIT_EXCEEDED,
-                    f"more than {self.rate:g} requests per second; requests are being dropped",
+                    f"more than {self.rate:g} instruments changed per second; requests are being dropped",
                 )
             )
         return False

@@ -14,19 +14,26 @@ class ProxyOptions:
     port: int = 8765
     api_key: str | None = None
     broker: str = "sim"
+    #: ``get_supported_brokers``: the brokers registered with this oaws (with any a feed announces)
+    brokers: tuple[str, ...] = ()
     limits: Limits = Limits()
+    #: (instrument, mode) pairs the broker holds across every client (its ``BrokerLimits.subscriptions``;
+    #: None: no known limit); the entries of a subscribe past it get LIMIT_EXCEEDED, the rest are served
+    quota: int | None = None
     #: bytes of unsent data past which a client is conflated
     soft_limit: int = 256 * 1024
     #: seconds a client may stay conflated before it is closed with 1008
     slow_timeout: float = 3.0
     auth_timeout: float = 15.0
-    max_frame: int = 128 * 1024
+    #: a larger frame closes the connection with 1009 (OpenAlgo's too: websockets' default)
+    max_frame: int = 1024 * 1024
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     reuse_port: bool = False
-    #: requests per second a client may send (a token bucket of twice that); a flood is
-    #: answered with LIMIT_EXCEEDED, and a client that goes on is closed with 1008
-    request_rate: float = 100.0
+    #: instruments a client may change per second, a ping or any other request counting 1
+    #: (a token bucket of twice that); a flood is answered with LIMIT_EXCEEDED, and a
+    #: client that goes on is closed with 1008
+    work_rate: float = 5000.0
     flood_close: int = 1000
     #: browser origins allowed to connect (None: see same_origin); clients that send no Origin always may
     allowed_origins: tuple[str, ...] | None = None

@@ -21,7 +21,8 @@ from websockets.frames import CloseCode
 
 from oaws import __version__
 from oaws.instruments import Instrument
-from oaws.protocol.server import Session
+from oaws.protocol.codes import SERVER_ERROR, error
+from oaws.protocol.server import Quota, Session
 from oaws.server.bus import BusReader
 from oaws.server.proxy.auth import AuthGuard
 from oaws.server.proxy.connection import OPEN, Client
@@ -30,7 +31,7 @@ from oaws.server.proxy.feeds import Feeds
 from oaws.server.proxy.flood import FloodControl
 from oaws.server.proxy.gate import Gate
 from oaws.server.proxy.options import ProxyOptions
-from oaws.server.proxy.slow import SlowClients
+from oaws.server.proxy.slow import SlowClients, conflate
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,12 @@ class Proxy:
         self.gate = Gate(options, self.stats)
         self.slow = SlowClients(options.soft_limit, options.slow_timeout, self._close)
         self.fanout = Fanout(options.soft_limit, self.slow, broker=self.broker, on_control=self._on_control)
-        self.feeds = Feeds(self.fanout, broker=options.broker, depths=depths, status=feed_status)
+        self.feeds = Feeds(
+            self.fanout, broker=options.broker, brokers=options.brokers, depths=depths, status=feed_status
+        )
+        self.quota = Quota(options.quota, lambda: len(self.fanout.routes), self.fanout.served)
         self.auth = AuthGuard(options.auth_timeout, self._close)
-        self.flood = FloodControl(options.request_rate, options.flood_close)
+        self.flood = FloodControl(options.work_rate, options.flood_close)
         self.started = time.time()
         #: messages sent to clients that have left (the ones here count in their own ``sent``)
         self.sent_gone = 0
@@ -149,6 +153,9 @@ class Proxy:
     def broker_info(self) -> dict[str, Any]:
         return self.feeds.broker_info()
 
+    def brokers(self) -> list[str]:
+        return self.feeds.brokers()
+
     def _on_control(self, topic: bytes, payload: bytes) -> None:
         # the fan-out is made before the feed control that acts on its routes
         self.feeds.on_control(topic, payload)
@@ -202,14 +209,33 @@ class Proxy:
 
     # Clients -------------------------------------------------------------------
     def _on_request(self, c: Client, frame: str | bytes) -> None:
-        outcome = c.session.handle(frame)
+        try:
+            outcome = c.session.handle(frame)
+        except Exception as exc:  # a bug must cost this request, not the connection
+            log.exception("request from %s failed", c.peer)
+            c.send(error(SERVER_ERROR, str(exc) or type(exc).__name__))
+            return
+        c.bucket.spend(outcome.work)
         for reply in outcome.replies:
             c.send(reply)
         for change in outcome.changes:
             self.fanout.apply(c, change)
         snapshots = self.fanout.snapshots(c, outcome.snapshots)
-        if c.ws.protocol.state is OPEN:
-            c.write(snapshots)
+        if c.conflating:
+            for topic, body in snapshots:
+                conflate(c, topic, body)
+        elif c.ws.protocol.state is OPEN:
+            c.write([body for _, body in snapshots])
+
+    async def _caught_up(self, c: Client) -> None:
+        """Read no further request from a client while what it has not read is over the soft
+        limit: what is queued for it stays bounded (the soft limit, plus one request's
+        replies and snapshots), and it is conflated, and closed if it stays behind."""
+        limit = self.options.soft_limit
+        while c.ws.protocol.state is OPEN and c.transport.get_write_buffer_size() > limit:
+            if not c.conflating:
+                self.slow.begin(c)
+            await asyncio.sleep(TEND_EVERY)
 
     def _close(self, c: Client, code: int, reason: str) -> None:
         """Close without waiting here; the task is kept so that it is not collected mid-way."""
@@ -224,9 +250,11 @@ class Proxy:
             api_key=self.options.api_key,
             broker=self.broker,
             broker_info=self.broker_info,
+            brokers=self.brokers,
             check=self.check or (lambda i: None),
             depths=self.depths,
             limits=self.options.limits,
+            quota=self.quota,
         )
         c = Client(ws, session, batch, self.flood.bucket())
         self.clients.add(c)
@@ -244,6 +272,7 @@ class Proxy:
                 failures, was_authenticated = session.failed_auth, session.authenticated
                 self._on_request(c, frame)
                 self.auth.settle(c, failures, was_authenticated)
+                await self._caught_up(c)
         except ConnectionClosed:
             pass
         finally:

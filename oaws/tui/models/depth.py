@@ -66,6 +66,8 @@ def depth_view(data: dict[str, Any], grouping: str = "indian", tz: tzinfo | None
     if isinstance(best_bid, (int, float)) and isinstance(best_ask, (int, float)) and best_bid and best_ask:
         spread = price_text(best_ask - best_bid, grouping)
     change, pct = change_of(data)
+    # OpenAlgo's Depth name first: a Depth tick from an OpenAlgo server has no other
+    last_qty = data.get("last_quantity") or data.get("last_trade_quantity")
     facts = [
         ("LTP", price_text(data.get("ltp"), grouping)),
         (
@@ -77,12 +79,9 @@ def depth_view(data: dict[str, Any], grouping: str = "indian", tz: tzinfo | None
         ("Low", price_text(data.get("low"), grouping)),
         ("Prev close", price_text(data.get("close"), grouping)),
         # zero volume, average and last quantity mean "none" (an index, or before the first trade)
-        ("Avg price", price_text(data.get("avg_trade_price"), grouping) if data.get("avg_trade_price") else ""),
+        ("Avg price", price_text(data.get("average_price"), grouping) if data.get("average_price") else ""),
         ("Volume", group_digits(int(data["volume"]), grouping) if data.get("volume") else ""),
-        (
-            "Last qty",
-            group_digits(int(data["last_trade_quantity"]), grouping) if data.get("last_trade_quantity") else "",
-        ),
+        ("Last qty", group_digits(int(last_qty), grouping) if last_qty else ""),
         (
             "Circuits",
             f"{price_text(data.get('lower_circuit'), grouping)} – {price_text(data.get('upper_circuit'), grouping)}"

@@ -71,13 +71,13 @@ def test_login_without_credentials_names_what_to_set(app):
 def test_login_to_another_broker_is_refused(app):
     result = run(app, "login", "zerodha")
     assert result.exit_code == 1
-    assert result.stderr == "oaws: unknown broker 'zerodha'; choose one of angel, replay, sim\n"
+    assert result.stderr == "oaws: unknown broker 'zerodha'; choose one of angel, openalgo, replay, sim\n"
 
 
 async def test_instruments_update_then_search(app, sim_env):
     result = run(app, "instruments", "update")
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"Saved 41 instruments to {master_dir() / INDEX_FILE}.\n"
+    assert result.stdout == f"Saved 43 instruments to {master_dir() / INDEX_FILE}.\n"
     assert sim_env.rest_requests == ["GET /OpenAPI_File/files/OpenAPIScripMaster.json"]
 
     table = run(app, "instruments", "search", "reliance")

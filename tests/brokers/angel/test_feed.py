@@ -49,7 +49,7 @@ def expected(p: Packet, symbol: str, exchange: str, divisor: float = 100.0) -> d
             "close": p.close / divisor,
             "volume": p.volume,
             "last_trade_quantity": p.last_traded_quantity,
-            "avg_trade_price": p.avg_traded_price / divisor,
+            "average_price": p.avg_traded_price / divisor,
             "total_buy_quantity": int(p.total_buy_quantity),
             "total_sell_quantity": int(p.total_sell_quantity),
             "change": (p.ltp - p.close) / divisor,
@@ -59,7 +59,7 @@ def expected(p: Packet, symbol: str, exchange: str, divisor: float = 100.0) -> d
         buy = [e for e in p.best_five if e.flag == 1]
         sell = [e for e in p.best_five if e.flag == 0]
         t |= {
-            "ltt": p.last_traded_timestamp * 1000,
+            "last_quantity": p.last_traded_quantity,
             "oi": p.open_interest,
             "oi_change_percent": p.oi_change_percent,
             "upper_circuit": p.upper_circuit / divisor,
@@ -86,11 +86,72 @@ class Recorder:
         self.ticks: list[tuple[str, bytes]] = []
         self.rejects: list[tuple[str, str, str]] = []
 
-    def publish(self, instrument, mode, payload) -> None:
-        self.ticks.append((instrument.topic(mode), payload))
+    def publish(self, instrument, mode, payload, depth=5) -> None:
+        self.ticks.append((instrument.topic(mode, depth), payload))
 
-    def reject(self, instrument, mode, code, message) -> None:
-        self.rejects.append((instrument.topic(mode), code, message))
+    def reject(self, instrument, mode, code, message, depth=5) -> None:
+        self.rejects.append((instrument.topic(mode, depth), code, message))
+
+    def of(self, topic: str) -> list[dict[str, Any]]:
+        return [orjson.loads(payload) for t, payload in self.ticks if t == topic]
+
+
+async def _running(feed: AngelFeed) -> tuple[Recorder, asyncio.Task[None]]:
+    recorder = Recorder()
+    feed.attach(recorder)
+    task = asyncio.create_task(feed.run())
+    await eventually(lambda: feed.status()["adapter_status"] == "connected")
+    return recorder, task
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_depth_20_is_angels_depth_mode_published_with_twenty_levels_on_its_own_topic(sim, master, tmp_path):
+    feed = make_feed(sim, master, tmp_path)
+    assert feed.depths == (5, 20)
+    recorder, task = await _running(feed)
+    reliance = parse("RELIANCE:NSE")
+    try:
+        feed.want(reliance, 3, 20)
+        feed.want(reliance, 3)
+        await eventually(lambda: len(recorder.of("NSE_RELIANCE_DEPTH_20")) >= 2 and recorder.of("NSE_RELIANCE_DEPTH"))
+        assert sim.subscriptions() == {(wire.DEPTH, wire.NSE_CM, "2885"), (wire.SNAP_QUOTE, wire.NSE_CM, "2885")}
+        for tick in recorder.of("NSE_RELIANCE_DEPTH_20"):
+            packet = next(p for p in sim.sent_depth if p.exchange_timestamp == tick["ltt"])
+            assert len(tick["depth"]["buy"]) == len(tick["depth"]["sell"]) == 20
+            assert tick["depth"]["buy"] == [
+                {"price": lv.price / 100, "quantity": lv.quantity, "orders": lv.orders} for lv in packet.depth_buy
+            ]
+            assert tick["depth"]["sell"][19]["price"] == packet.depth_sell[19].price / 100
+            assert (tick["symbol"], tick["exchange"], tick["mode"], tick["depth_level"]) == ("RELIANCE", "NSE", 3, 20)
+        assert all(len(t["depth"]["buy"]) == 5 for t in recorder.of("NSE_RELIANCE_DEPTH"))  # the five stay five
+        feed.unwant(reliance, 3, 20)
+        await eventually(lambda: sim.subscriptions() == {(wire.SNAP_QUOTE, wire.NSE_CM, "2885")})
+    finally:
+        await _stop(task)
+
+
+async def test_depth_20_is_refused_where_angel_does_not_serve_it_and_past_its_quota(sim, master, tmp_path):
+    feed = make_feed(sim, master, tmp_path, depth_quota=1)
+    recorder, task = await _running(feed)
+    try:
+        feed.want(parse("NIFTY26DEC24FUT:NFO"), 3, 20)
+        feed.want(parse("RELIANCE:NSE"), 3, 20)
+        feed.want(parse("SBIN:NSE"), 3, 20)
+        feed.want(parse("SBIN:NSE"), 3, 30)
+        codes = {topic: code for topic, code, _ in recorder.rejects}
+        assert codes == {
+            "NFO_NIFTY26DEC24FUT_DEPTH_20": "INVALID_DEPTH",
+            "NSE_SBIN_DEPTH_20": "LIMIT_EXCEEDED",
+            "NSE_SBIN_DEPTH_30": "INVALID_DEPTH",
+        }
+        await eventually(lambda: recorder.of("NSE_RELIANCE_DEPTH_20"))
+        assert sim.subscriptions() == {(wire.DEPTH, wire.NSE_CM, "2885")}
+    finally:
+        await _stop(task)
 
 
 @pytest.mark.parametrize(

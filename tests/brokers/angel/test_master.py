@@ -45,6 +45,8 @@ from oaws.instruments import parse
         ("SENSEX27DEC2480000CE:BFO", 4, "1142950", "SENSEX27DEC2480000CE"),
         ("CRUDEOIL19DEC24FUT:MCX", 5, "429116", "CRUDEOIL19DEC24FUT"),
         ("USDINR27DEC24FUT:CDS", 13, "1470", "USDINR27DEC24FUT"),
+        ("MCXCOMDEX:MCX_INDEX", 5, "99920000", "MCXCOMDEX"),
+        ("GUARSEED1020FEB25:NCDEX", 7, "105210", "GUARSEED1020FEB25"),
     ],
 )
 def test_instruments_resolve_to_angel_tokens(master, text, exchange_type, token, angel_symbol):
@@ -69,10 +71,19 @@ def test_an_index_written_as_a_stock_points_to_the_index(master):
         master.resolve(parse("NIFTY:NSE"))
 
 
-def test_an_exchange_angel_does_not_serve_is_refused(master):
+@pytest.mark.parametrize("exchange", ["BCD", "NCO", "GLOBAL_INDEX", "CRYPTO"])
+def test_an_exchange_angel_does_not_serve_is_refused(master, exchange):
     with pytest.raises(Rejection) as caught:
-        master.resolve(parse("USDINR:BCD"))
-    assert caught.value.code == "SYMBOL_NOT_FOUND" and "does not serve BCD" in caught.value.message
+        master.resolve(parse(f"USDINR:{exchange}"))
+    assert caught.value.code == "SYMBOL_NOT_FOUND" and f"does not serve {exchange}" in caught.value.message
+    assert "MCX_INDEX" in caught.value.message and "NCDEX" in caught.value.message
+
+
+def test_an_mcx_index_is_an_index_not_a_commodity(master):
+    assert master.find(parse("MCXCOMDEX:MCX")) is None
+    with pytest.raises(Rejection, match="the index is MCXCOMDEX:MCX_INDEX"):
+        master.resolve(parse("MCXCOMDEX:MCX"))
+    assert [m.instrument for m in master.search("mcxcomdex", "MCX_INDEX")] == ["MCXCOMDEX:MCX_INDEX"]
 
 
 def test_search_puts_exact_matches_and_cash_first(master):
@@ -106,7 +117,7 @@ def test_index_and_raw_files_load_alike(tmp_path, master):
     index.write_bytes(index_bytes(rows_from_raw(fixture_master_bytes()), "test"))
     for path in (raw, index):
         loaded = read_master(path)
-        assert len(loaded) == len(master) == 41
+        assert len(loaded) == len(master) == 43
         assert loaded.resolve(parse("SBIN:NSE")).token == "3045"
 
 

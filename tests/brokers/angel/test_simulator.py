@@ -145,6 +145,24 @@ async def test_depth_20_only_on_nse_cash_within_its_quota_and_decodable(sim):
     assert len(frame) == 443 and packet in sim.sent_depth
     assert len(packet.depth_buy) == len(packet.depth_sell) == 20
     assert packet.depth_buy[0].price < packet.depth_sell[0].price
+    parsed = _sdk_parser()._parse_binary_data(frame)  # smartapi-python's decoder reads it alike
+    assert (parsed["subscription_mode"], parsed["token"]) == (4, "2885")
+    assert parsed["packet_received_time"] == packet.packet_received_time  # its exchange timestamp: defect 7
+    assert [(lv["quantity"], lv["price"], lv["num_of_orders"]) for lv in parsed["depth_20_buy_data"]] == list(
+        packet.depth_buy
+    )
+    assert [(lv["quantity"], lv["price"], lv["num_of_orders"]) for lv in parsed["depth_20_sell_data"]] == list(
+        packet.depth_sell
+    )
+
+
+def _sdk_parser():
+    from oaws.brokers.angel.smartapi import smart_connect_class
+
+    smart_connect_class()  # import SmartApi through the guard first (no network, no logs/)
+    from SmartApi.smartWebSocketV2 import SmartWebSocketV2
+
+    return object.__new__(SmartWebSocketV2)  # the parser needs no state; __init__ would create logs/
 
 
 async def test_profile_requires_the_bearer_token(sim):

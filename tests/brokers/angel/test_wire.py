@@ -123,6 +123,30 @@ def test_the_sdk_parser_reads_our_frames_alike(mode):
         assert ours.oi_change_percent == -1.25  # the SDK reads this f64 as i64 (defect 7); we do not
 
 
+def test_the_sdk_parser_reads_our_depth_20_frames_alike():
+    from oaws.brokers.angel.smartapi import smart_connect_class
+
+    smart_connect_class()
+    from SmartApi.smartWebSocketV2 import SmartWebSocketV2
+
+    parsed = object.__new__(SmartWebSocketV2)._parse_binary_data(wire.encode(DEPTH))
+    assert (parsed["subscription_mode"], parsed["exchange_type"], parsed["token"]) == (4, 1, "3045")
+    assert parsed["packet_received_time"] == DEPTH.packet_received_time  # the exchange timestamp it loses (defect 7)
+    for side, ours in (("buy", DEPTH.depth_buy), ("sell", DEPTH.depth_sell)):
+        levels = parsed[f"depth_20_{side}_data"]
+        assert [(lv["quantity"], lv["price"], lv["num_of_orders"]) for lv in levels] == list(ours)
+
+
+def test_a_depth_20_packet_becomes_a_depth_tick_with_twenty_levels_each_side():
+    t = tick(wire.decode(wire.encode(DEPTH)), "RELIANCE", "NSE", 100.0, 7)
+    assert (t["symbol"], t["exchange"], t["mode"], t["depth_level"]) == ("RELIANCE", "NSE", 3, 20)
+    assert (t["ltt"], t["timestamp"]) == (DEPTH.exchange_timestamp, 7)
+    assert len(t["depth"]["buy"]) == len(t["depth"]["sell"]) == 20
+    assert t["depth"]["buy"][0] == {"price": 810.0, "quantity": 10, "orders": 1}
+    assert t["depth"]["sell"][19] == {"price": 811.0, "quantity": 39, "orders": 21}
+    assert "ltp" not in t  # Angel's depth packets carry the book alone
+
+
 def test_ltp_tick_in_rupees():
     p = Packet(wire.LTP, wire.NSE_CM, "2885", 42, 1_732_000_000_123, 295050)
     t = tick(wire.decode(wire.encode(p)), "RELIANCE", "NSE", 100.0, 1_732_000_000_200)
@@ -142,7 +166,7 @@ def test_quote_tick_has_every_field_and_change_from_previous_close():
     t = tick(wire.decode(wire.encode(quote)), "RELIANCE", "NSE", 100.0, 5)
     assert t["mode"] == 2 and t["seq"] == 123456
     assert (t["open"], t["high"], t["low"], t["close"]) == (2940.0, 2960.0, 2935.0, 2940.0)
-    assert (t["volume"], t["last_trade_quantity"], t["avg_trade_price"]) == (4_567_890, 17, 2948.12)
+    assert (t["volume"], t["last_trade_quantity"], t["average_price"]) == (4_567_890, 17, 2948.12)
     assert (t["total_buy_quantity"], t["total_sell_quantity"]) == (123456, 654321)
     assert t["change"] == pytest.approx(10.5) and t["change_percent"] == pytest.approx(0.3571, abs=1e-4)
     assert t["ltt"] == 1_732_000_000_123
@@ -156,7 +180,8 @@ def test_snap_quote_becomes_a_depth_tick_with_five_levels_each_side():
     assert [lv["price"] for lv in t["depth"]["buy"]] == [2950.0, 2949.95, 2949.9, 2949.85, 2949.8]
     assert (t["oi"], t["upper_circuit"], t["lower_circuit"]) == (9876, 3234.0, 2646.0)
     assert (t["oi_change_percent"], t["week_52_high"], t["week_52_low"]) == (-1.25, 3600.0, 2200.0)
-    assert t["ltt"] == 1_732_000_000_000  # seconds on the wire, milliseconds in the tick
+    assert t["last_quantity"] == t["last_trade_quantity"] == 17  # OpenAlgo's Depth name, and Quote's
+    assert t["ltt"] == SNAP.exchange_timestamp  # as OpenAlgo's adapter: the exchange timestamp in every mode
 
 
 def test_currency_prices_use_their_own_divisor():
@@ -269,8 +294,7 @@ def _packets() -> st.SearchStrategy[Packet]:
 
 
 def _check_tick(packet: Packet) -> None:
-    if packet.mode != wire.DEPTH:
-        orjson.dumps(tick(packet, "X", "NSE", 100.0, 0))
+    orjson.dumps(tick(packet, "X", "NSE", 100.0, 0))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

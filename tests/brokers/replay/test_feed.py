@@ -282,3 +282,35 @@ def test_a_window_without_a_tick_is_refused_with_the_recordings_span(tmp_path, u
     spans = "2025-12-29 09:20:00.000 UTC to 2025-12-29 09:20:04.000 UTC"
     assert str(refused.value) == f"no tick of the recordings falls {window} (they span {spans})"
     ReplayFeed([str(tmp_path / "r.jsonl")], start=ms + 3000, end=ms + 3000)  # a window of one tick is enough
+
+
+def _as_recorded_before_openalgos_names(path) -> None:
+    """Rewrite a recording as oaws wrote it before it took OpenAlgo's field names."""
+    rows = []
+    for row in (orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()):
+        data = row.get("data")
+        if isinstance(data, dict) and "average_price" in data:
+            data["avg_trade_price"] = data.pop("average_price")
+            data.pop("last_quantity", None)
+        rows.append(orjson.dumps(row))
+    path.write_bytes(b"\n".join(rows) + b"\n")
+
+
+async def test_a_recording_with_the_old_field_names_replays_with_openalgos(tmp_path):
+    path = tmp_path / "old.jsonl"
+    written = write_recording(path, [("RELIANCE:NSE", 0.0), ("RELIANCE:NSE", 1.0)], mode=DEPTH)
+    _as_recorded_before_openalgos_names(path)
+    assert b"avg_trade_price" in path.read_bytes() and b"last_quantity" not in path.read_bytes()
+    feed, bus, _ = make_feed(path, speed=0)
+    feed.want(RELIANCE, QUOTE)
+    feed.want(RELIANCE, DEPTH)
+    await feed.run()
+    depth = [data for _, mode, data in bus.published if mode == DEPTH]
+    quote = [data for _, mode, data in bus.published if mode == QUOTE]
+    assert len(depth) == len(quote) == 2
+    for data, original in zip(depth, written, strict=True):
+        assert "avg_trade_price" not in data
+        assert data["average_price"] == original["data"]["average_price"]
+        assert data["last_quantity"] == data["last_trade_quantity"] == original["data"]["last_quantity"]
+    for data in quote:
+        assert "average_price" in data and "avg_trade_price" not in data and "last_quantity" not in data

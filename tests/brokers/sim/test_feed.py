@@ -55,13 +55,19 @@ QUOTE_TYPES = LTP_TYPES | {
     "close": float,
     "volume": int,
     "last_trade_quantity": int,
-    "avg_trade_price": float,
+    "average_price": float,
     "total_buy_quantity": int,
     "total_sell_quantity": int,
     "change": float,
     "change_percent": float,
 }
-DEPTH_TYPES = QUOTE_TYPES | {"oi": int, "upper_circuit": float, "lower_circuit": float, "depth": dict}
+DEPTH_TYPES = QUOTE_TYPES | {
+    "last_quantity": int,
+    "oi": int,
+    "upper_circuit": float,
+    "lower_circuit": float,
+    "depth": dict,
+}
 TYPES = {LTP: LTP_TYPES, QUOTE: QUOTE_TYPES, DEPTH: DEPTH_TYPES}
 
 
@@ -110,7 +116,7 @@ def test_every_price_stays_on_the_tick_grid_and_json_has_two_decimals_at_most():
             assert all(on_grid(p) for p in prices_of(tick)), tick
             text = payload(tick, DEPTH).decode()
             body = orjson.loads(text)
-            for price in prices_of(body) + [body["avg_trade_price"], body["change"], body["change_percent"]]:
+            for price in prices_of(body) + [body["average_price"], body["change"], body["change_percent"]]:
                 assert len(repr(price).partition(".")[2]) <= 2, (price, text)
 
 
@@ -183,7 +189,7 @@ def test_day_figures_add_up_over_trades():
         tick = feed.tick(RELIANCE)
         assert tick["volume"] == previous["volume"] + tick["last_trade_quantity"]
         assert tick["last_trade_quantity"] >= 1
-        assert tick["low"] <= tick["avg_trade_price"] <= tick["high"]
+        assert tick["low"] <= tick["average_price"] <= tick["high"]
         assert tick["high"] >= previous["high"] and tick["low"] <= previous["low"]
         assert tick["open"] == first["open"] and tick["close"] == first["close"]
         assert tick["change"] == pytest.approx(tick["ltp"] - tick["close"], abs=0.005)
