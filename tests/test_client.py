@@ -12,7 +12,7 @@ from websockets.asyncio.server import serve
 
 from oaws.client import BrokerInfo, Client, ConnectError, Pong, ServerError, Status, Subscribed, Tick, Unsubscribed
 from oaws.instruments import Instrument
-from tests.helpers import eventually
+from tests.helpers import eventually, tick
 from tests.openalgo_server import OpenAlgoServer
 
 REL, INFY, NOSUCH = Instrument("RELIANCE", "NSE"), Instrument("INFY", "NSE"), Instrument("NOSUCH", "NSE")
@@ -209,3 +209,23 @@ async def test_an_authentication_that_fails_on_the_servers_side_is_retried_on_a_
         with pytest.raises(ConnectError, match=reason.replace("(", r"\(").replace(")", r"\)")):
             async for _ in Client(url, api_key="k", auth_timeout=0.3, instruments=[Instrument("RELIANCE", "NSE")]):
                 pass
+
+
+async def test_the_tick_oaws_proxy_sends_at_subscribe_is_a_marked_snapshot(bus, proxy):
+    """The client half and oaws's proxy agree on the mark: the last tick held, sent at once to
+    a new subscriber, is ``Tick.snapshot``; the trades after it are not."""
+    first = Client(proxy.url, instruments=[REL], mode=1)
+    async with asyncio.timeout(5), first:
+        events = first.events()
+        await next_event(events, Subscribed)
+        await bus.subscription()
+        bus.publish("NSE_RELIANCE_LTP", tick(ltp=1400.0))
+        assert not (await next_event(events, Tick)).snapshot  # a trade as it happens
+        second = Client(proxy.url, instruments=[REL], mode=1)
+        async with second:
+            later = second.events()
+            held = await next_event(later, Tick)
+            assert held.snapshot and held.data["ltp"] == 1400.0 and held.message["snapshot"] is True
+            bus.publish("NSE_RELIANCE_LTP", tick(ltp=1401.0))
+            live = await next_event(later, Tick)
+            assert not live.snapshot and live.data["ltp"] == 1401.0
