@@ -28,6 +28,8 @@ from typing import Any
 
 import platformdirs
 
+from oaws.protocol.client import AUTH_TIMEOUT
+
 DEFAULT_PORT = 8765
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_URL = f"ws://{DEFAULT_HOST}:{DEFAULT_PORT}"
@@ -46,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": None,
     "rate": 3.0,
     "time_zone": "Asia/Kolkata",
+    "auth_timeout": AUTH_TIMEOUT,
 }
 
 #: India Standard Time has had no daylight saving since 1945: a fixed offset is exact and

@@ -76,3 +76,18 @@ def test_times_are_shown_in_exchange_time_unless_set(config_file, monkeypatch):
     monkeypatch.setenv("OAWS_TIME_ZONE", "Mars/Olympus_Mons")
     with pytest.raises(cfg.ConfigError, match="OAWS_TIME_ZONE='Mars/Olympus_Mons' is not a time zone"):
         cfg.time_zone()
+
+
+def test_the_config_files_settings_are_the_options_defaults(config_file):
+    import typer.main
+
+    from oaws.cli import app
+    from oaws.cli.common import config_defaults
+
+    config_file.write_text('port = 9002\nmode = "ltp"\nauth_timeout = 12.5\nautostart = false\n')
+    defaults = config_defaults(typer.main.get_command(app))
+    assert defaults["tail"] == {"mode": "ltp", "auth_timeout": 12.5, "autostart": False}
+    assert defaults["serve"]["port"] == 9002 and "mode" not in defaults["serve"]
+    config_file.write_text('auth_timeout = "soon"\n')
+    with pytest.raises(cfg.ConfigError, match=r"auth_timeout in .*config.toml = 'soon' is not a valid float"):
+        config_defaults(typer.main.get_command(app))
