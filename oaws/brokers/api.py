@@ -22,16 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from oaws.instruments import Instrument
+from oaws.instruments import DEFAULT_DEPTH, Instrument
 from oaws.protocol.codes import Refused
 
 
 class Publisher(Protocol):
-    def publish(self, instrument: Instrument, mode: int, payload: bytes) -> None:
-        """Put one tick (the JSON of SPEC §2) on the bus."""
+    def publish(self, instrument: Instrument, mode: int, payload: bytes, depth: int = DEFAULT_DEPTH) -> None:
+        """Put one tick (the JSON of SPEC §2) on the bus; a Depth tick of other than five
+        levels a side names its ``depth`` (its own topic, ``Instrument.topic``)."""
 
-    def reject(self, instrument: Instrument, mode: int, code: str, message: str) -> None:
-        """Tell the proxies that a wanted instrument cannot be served (SYMBOL_NOT_FOUND...)."""
+    def reject(self, instrument: Instrument, mode: int, code: str, message: str, depth: int = DEFAULT_DEPTH) -> None:
+        """Tell the proxies that a wanted instrument (at ``depth``, for Depth) cannot be served
+        (SYMBOL_NOT_FOUND, INVALID_DEPTH, LIMIT_EXCEEDED...)."""
 
 
 class BrokerError(Exception):
@@ -50,7 +52,11 @@ Rejection = Refused
 
 
 class Feed(ABC):
-    """A source of ticks. Subclasses fill in ``run``, ``want`` and ``unwant``."""
+    """A source of ticks. Subclasses fill in ``run``, ``want`` and ``unwant``.
+
+    A feed whose ``depths`` offer more than five levels a side is told the ``depth`` of a
+    Depth stream as a third argument of ``want``, ``unwant`` and ``resend`` (and publishes
+    it with ``depth=``); one that offers only five is called without it, as it declares."""
 
     name: str = "feed"
     #: the ``depth`` values a client may ask for with this feed
@@ -70,14 +76,14 @@ class Feed(ABC):
         """Produce ticks until cancelled."""
 
     @abstractmethod
-    def want(self, instrument: Instrument, mode: int) -> None:
-        """Some proxy now wants ``instrument`` at ``mode``; publish its latest tick soon."""
+    def want(self, instrument: Instrument, mode: int, depth: int = DEFAULT_DEPTH) -> None:
+        """Some proxy now wants ``instrument`` at ``mode`` (and ``depth``); publish its latest tick soon."""
 
     @abstractmethod
-    def unwant(self, instrument: Instrument, mode: int) -> None:
-        """No proxy wants ``instrument`` at ``mode`` any longer."""
+    def unwant(self, instrument: Instrument, mode: int, depth: int = DEFAULT_DEPTH) -> None:
+        """No proxy wants ``instrument`` at ``mode`` (and ``depth``) any longer."""
 
-    def resend(self, instrument: Instrument, mode: int) -> None:  # noqa: B027 - optional hook
+    def resend(self, instrument: Instrument, mode: int, depth: int = DEFAULT_DEPTH) -> None:  # noqa: B027 - optional hook
         """Another proxy joined an instrument already wanted: publish its latest tick again."""
 
     def status(self) -> dict[str, object]:

@@ -36,7 +36,7 @@ import zmq.asyncio
 from zmq.utils.monitor import recv_monitor_message
 
 from oaws.brokers.api import Feed
-from oaws.instruments import Instrument, parse_topic
+from oaws.instruments import DEFAULT_DEPTH, Instrument, Stream, parse_stream
 from oaws.protocol.bus import CONTROL_PREFIX, INFO_TOPIC, REJECT_TOPIC, stamp_fseq
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
 
@@ -117,7 +117,7 @@ class FeedHub:
             self.sock.close(0)
             raise bind_error(endpoint, exc) from None
         self.endpoint = endpoint if connect else self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.wanted: set[tuple[Instrument, int]] = set()
+        self.wanted: set[Stream] = set()
         self.published = 0
         self.fseq: dict[bytes, int] = {}
         self.fid = uuid.uuid4().hex[:8]
@@ -125,11 +125,11 @@ class FeedHub:
         feed.attach(self)
 
     # Publisher -----------------------------------------------------------------
-    def publish(self, instrument: Instrument, mode: int, payload: bytes) -> None:
+    def publish(self, instrument: Instrument, mode: int, payload: bytes, depth: int = DEFAULT_DEPTH) -> None:
         """Publish a tick, stamped with ``fseq``: this feed's count of messages on that
         topic, so that a proxy can tell when ZeroMQ dropped some (it does so silently
         past its high-water mark)."""
-        topic = instrument.topic(mode).encode()
+        topic = instrument.topic(mode, depth).encode()
         n = self.fseq.get(topic, 0) + 1
         self.fseq[topic] = n
         try:
@@ -138,14 +138,14 @@ class FeedHub:
             return
         self.published += 1
 
-    def reject(self, instrument: Instrument, mode: int, code: str, message: str) -> None:
-        self.wanted.discard((instrument, mode))
+    def reject(self, instrument: Instrument, mode: int, code: str, message: str, depth: int = DEFAULT_DEPTH) -> None:
+        self.wanted.discard(Stream(instrument, mode, depth))
         if self.connected and code == SYMBOL_NOT_FOUND:
             # behind a forwarder another feed may serve it: stay quiet
             log.info("%s: %s", instrument, message)
             return
         body = {
-            "topic": instrument.topic(mode),
+            "topic": instrument.topic(mode, depth),
             "symbol": instrument.symbol,
             "exchange": instrument.exchange,
             "mode": mode,
@@ -164,19 +164,21 @@ class FeedHub:
         subscribe, topic = message[0] == 1, message[1:]
         if topic.startswith(CONTROL_PREFIX) or not topic:
             return
-        parsed = parse_topic(topic.decode("utf-8", "replace"))
-        if parsed is None:
-            log.debug("ignoring subscription to %r: not an instrument topic", topic)
+        stream = parse_stream(topic.decode("utf-8", "replace"))
+        if stream is None or (stream.depth != DEFAULT_DEPTH and stream.depth not in self.feed.depths):
+            log.debug("ignoring subscription to %r: not a topic of this feed", topic)
             return
+        # a feed that offers only five levels is called as before, without a depth
+        args = stream if stream.depth != DEFAULT_DEPTH else stream[:2]
         if subscribe:
-            if parsed in self.wanted:
-                self.feed.resend(*parsed)
+            if stream in self.wanted:
+                self.feed.resend(*args)
             else:
-                self.wanted.add(parsed)
-                self.feed.want(*parsed)
-        elif parsed in self.wanted:
-            self.wanted.discard(parsed)
-            self.feed.unwant(*parsed)
+                self.wanted.add(stream)
+                self.feed.want(*args)
+        elif stream in self.wanted:
+            self.wanted.discard(stream)
+            self.feed.unwant(*args)
 
     async def _follow(self) -> None:
         while True:
@@ -193,7 +195,7 @@ class FeedHub:
                 "broker": self.feed.name,
                 "depths": list(self.feed.depths),
                 "published": self.published,
-                "instruments": len({i for i, _ in self.wanted}),
+                "instruments": len({s.instrument for s in self.wanted}),
                 "started": self.started,
                 **self.feed.status(),
             }

@@ -54,9 +54,9 @@ broker = Broker(
     master=master,
     simulator=angel_sim,
     limits=BrokerLimits(
-        depths=(5,),
+        depths=(5, 20),
         subscriptions=CONNECTIONS * TOKENS_PER_CONNECTION,
         connections=CONNECTIONS,
-        note="depth 20 (50 tokens, NSE only) is decoded but not served",
+        note="depth 20: NSE cash only, 50 instruments at once",
     ),
 )
