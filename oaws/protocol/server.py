@@ -1,8 +1,8 @@
 """The server half of the client protocol (docs/protocol.md), without I/O.
 
 A ``Session`` is one client's state. ``Session.handle`` takes a frame as received and
-returns what to do: the replies to send, the (instrument, mode) pairs this client starts
-or stops receiving, and which latest ticks to send at once. The proxy applies that; tests
+returns what to do: the replies to send, the streams (instrument, mode and, for Depth,
+depth) this client starts or stops receiving, and which latest ticks to send at once. The proxy applies that; tests
 drive it with no socket at all.
 
 Replies are OpenAlgo's (its ``websocket_proxy/server.py``), field for field, with oaws's
@@ -11,6 +11,11 @@ connection that has authenticated is an OpenAlgo client; one that has not (possi
 when oaws has no API key) is a seed-style client, whose single-form subscribe and
 unsubscribe get the seed replies (``subscription``, ``unsubscription``) and whose
 unsubscribe without a mode drops every mode, where OpenAlgo's means Quote.
+
+A client holds one Depth stream of an instrument, at the depth it last asked for (5 by
+default, 20 where the feed offers it): both would be ``market_data`` messages of mode 3
+for the same symbol, which the client could not tell apart. Subscribing Depth at another
+depth moves it there; unsubscribing Depth drops the depth held.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 import orjson
 
 from oaws import instruments as ins
-from oaws.instruments import DEPTH, MODE_LABELS, QUOTE, Instrument, InstrumentError
+from oaws.instruments import DEFAULT_DEPTH, DEPTH, MODE_LABELS, QUOTE, Instrument, InstrumentError, Stream
 from oaws.protocol.codes import (
     ACTIONS,
     AUTHENTICATION_ERROR,
@@ -52,21 +57,26 @@ _ABSENT: Any = object()
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """This client starts (``on``) or stops receiving ``instrument`` at ``mode``: one
-    message per tick per mode held, each at its own mode. The proxy moves the client
-    onto or off that mode's route (one bus topic)."""
+    """This client starts (``on``) or stops receiving ``instrument`` at ``mode`` (and, for
+    Depth, ``depth`` levels a side): one message per tick per mode held, each at its own
+    mode. The proxy moves the client onto or off that stream's route (one bus topic)."""
 
     instrument: Instrument
     mode: int
     on: bool
+    depth: int = DEFAULT_DEPTH
+
+    @property
+    def stream(self) -> Stream:
+        return Stream(self.instrument, self.mode, self.depth)
 
 
 @dataclass(slots=True)
 class Outcome:
     replies: list[JSON] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
-    #: (instrument, mode) pairs whose latest tick goes out right after the replies, marked as a snapshot
-    snapshots: list[tuple[Instrument, int]] = field(default_factory=list)
+    #: streams whose latest tick goes out right after the replies, marked as a snapshot
+    snapshots: list[Stream] = field(default_factory=list)
     #: what the request cost: the instruments it named (at least 1), for flood control
     work: int = 1
 
@@ -74,12 +84,12 @@ class Outcome:
 @dataclass(frozen=True, slots=True)
 class Quota:
     """The broker's room for subscriptions, shared by every client of one proxy: at most
-    ``limit`` (instrument, mode) pairs (None: no known limit), of which ``used()`` are held;
-    a pair ``served`` already costs nothing more to join."""
+    ``limit`` streams (None: no known limit), of which ``used()`` are held; a stream
+    ``served`` already costs nothing more to join."""
 
     limit: int | None = None
     used: Callable[[], int] = lambda: 0
-    served: Callable[[Instrument, int], bool] = lambda instrument, mode: False
+    served: Callable[[Stream], bool] = lambda stream: False
 
 
 class ModeError(ValueError):
@@ -144,6 +154,8 @@ class Session:
         self.quota = quota
         self.clock_ms = clock_ms
         self.subs: dict[Instrument, set[int]] = {}
+        #: the depth of each Depth stream held at other than five levels a side
+        self.deep: dict[Instrument, int] = {}
         self._pairs = 0
         #: receives ``order_update`` messages (``subscribe_orders``)
         self.orders = False
@@ -162,6 +174,10 @@ class Session:
     def pairs(self) -> int:
         """The (instrument, mode) pairs this client holds."""
         return self._pairs
+
+    def stream(self, instrument: Instrument, mode: int) -> Stream:
+        """The stream this client holds (or would hold) of ``instrument`` at ``mode``."""
+        return Stream(instrument, mode, self.deep.get(instrument, DEFAULT_DEPTH) if mode == DEPTH else DEFAULT_DEPTH)
 
     # Entry point ---------------------------------------------------------------
     def handle(self, frame: str | bytes) -> Outcome:
@@ -256,18 +272,20 @@ class Session:
                     raise Refused(INVALID_DEPTH, f"Invalid depth level {depth}. Must be {offered}")
                 instrument = self._instrument(entry)
                 self._check(instrument)
+                stream = Stream(instrument, mode, int(depth) if mode == DEPTH else DEFAULT_DEPTH)
                 held = self.subs.get(instrument, ())
-                if mode not in held:
-                    self._room(instrument, mode, joined)
-                    joined += not self.quota.served(instrument, mode)
+                holds = mode in held and self.stream(instrument, mode) == stream
+                if not holds:
+                    self._room(stream, joined, moving=mode in held)
+                    joined += not self.quota.served(stream)
             except Refused as exc:
                 results.append(self._entry_error(entry, exc, broker))
                 continue
-            if mode not in held:
-                self.subs.setdefault(instrument, set()).add(mode)
-                self._pairs += 1
-                out.changes.append(Change(instrument, mode, True))
-            out.snapshots.append((instrument, mode))
+            if not holds:
+                if mode in held:  # Depth at another depth: the one held makes way
+                    self._drop(instrument, [mode], out)
+                self._hold(stream, out)
+            out.snapshots.append(stream)
             results.append(
                 {
                     "symbol": instrument.symbol,
@@ -290,12 +308,21 @@ class Session:
         }
         out.replies.append(self._echo(request, reply))
 
-    def _room(self, instrument: Instrument, mode: int, joined: int) -> None:
-        """Refuse a new pair past this client's limit or the broker's quota."""
-        if self._pairs >= self.limits.per_client:
+    def _hold(self, stream: Stream, out: Outcome) -> None:
+        instrument, mode, depth = stream
+        self.subs.setdefault(instrument, set()).add(mode)
+        if depth != DEFAULT_DEPTH:
+            self.deep[instrument] = depth
+        self._pairs += 1
+        out.changes.append(Change(instrument, mode, True, depth))
+
+    def _room(self, stream: Stream, joined: int, moving: bool) -> None:
+        """Refuse a new stream past this client's limit or the broker's quota (a Depth
+        stream ``moving`` to another depth takes no more of this client's room)."""
+        if self._pairs >= self.limits.per_client and not moving:
             raise Refused(LIMIT_EXCEEDED, f"at most {self.limits.per_client} subscriptions per client")
         quota = self.quota
-        if quota.limit is not None and not quota.served(instrument, mode) and quota.used() + joined >= quota.limit:
+        if quota.limit is not None and not quota.served(stream) and quota.used() + joined >= quota.limit:
             raise Refused(LIMIT_EXCEEDED, f"the broker holds at most {quota.limit} subscriptions; all are in use")
 
     def _unsubscribe(self, request: JSON, out: Outcome) -> None:
@@ -352,7 +379,10 @@ class Session:
             instrument = None
         held = self.subs.get(instrument, set()) if instrument is not None else set()
         removed = sorted(held) if mode is None else [mode] if mode in held else []
+        depth = None  # said when other than five, OpenAlgo's entry having none
         if instrument is not None:
+            if mode == DEPTH and DEPTH in removed:
+                depth = self.deep.get(instrument)
             self._drop(instrument, removed, out)
         result: JSON = {
             "symbol": instrument.symbol if instrument else entry.get("symbol"),
@@ -362,6 +392,8 @@ class Session:
         }
         if mode is not None:
             result["mode"] = MODE_LABELS[mode]
+        if depth is not None:
+            result["depth"] = depth
         if not removed:
             result["message"] = "was not subscribed"
         return result
@@ -408,11 +440,13 @@ class Session:
         out.replies.append(self._echo(request, reply))
 
     def _get_subscriptions(self, request: JSON, out: Outcome) -> None:
-        subs = [
-            {"symbol": i.symbol, "exchange": i.exchange, "mode": m}
-            for i, modes in self.subs.items()
-            for m in sorted(modes)
-        ]
+        subs: list[JSON] = []
+        for i, modes in self.subs.items():
+            for m in sorted(modes):
+                entry: JSON = {"symbol": i.symbol, "exchange": i.exchange, "mode": m}
+                if m == DEPTH:
+                    entry["depth"] = self.stream(i, m).depth
+                subs.append(entry)
         out.replies.append({"type": "subscriptions", "status": "success", "count": len(subs), "subscriptions": subs})
 
     def _ping(self, request: JSON, out: Outcome) -> None:
@@ -442,10 +476,12 @@ class Session:
         out.replies.append({"type": "supported_brokers", "status": "success", "brokers": names, "count": len(names)})
 
     # Helpers -------------------------------------------------------------------
-    def drop(self, instrument: Instrument, mode: int) -> Change | None:
-        """Forget ``mode`` of ``instrument`` (the feed refused it); the route change, if any."""
+    def drop(self, stream: Stream) -> Change | None:
+        """Forget ``stream`` (the feed refused it) if this client holds it; the route change, if any."""
         out = Outcome()
-        self._drop(instrument, [mode] if mode in self.subs.get(instrument, ()) else [], out)
+        instrument, mode, _ = stream
+        if mode in self.subs.get(instrument, ()) and self.stream(instrument, mode) == stream:
+            self._drop(instrument, [mode], out)
         return out.changes[0] if out.changes else None
 
     def _drop(self, instrument: Instrument, modes: list[int], out: Outcome) -> None:
@@ -454,9 +490,12 @@ class Session:
             return
         for mode in modes:
             if mode in held:
+                depth = self.stream(instrument, mode).depth
                 held.discard(mode)
+                if mode == DEPTH:
+                    self.deep.pop(instrument, None)
                 self._pairs -= 1
-                out.changes.append(Change(instrument, mode, False))
+                out.changes.append(Change(instrument, mode, False, depth))
         if not held:
             del self.subs[instrument]
 

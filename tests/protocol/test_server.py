@@ -7,7 +7,7 @@ these are the behaviours behind them: state, changes, snapshots, limits, the two
 import orjson
 import pytest
 
-from oaws.instruments import Instrument
+from oaws.instruments import Instrument, Stream
 from oaws.protocol.codes import Limits, Refused
 from oaws.protocol.server import Change, Quota, Session
 
@@ -105,7 +105,7 @@ def test_seed_single_subscribe_reply_and_change():
         {"type": "subscription", "status": "success", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1}
     ]
     assert out.changes == [Change(RELIANCE, 1, True)]
-    assert out.snapshots == [(RELIANCE, 1)]
+    assert out.snapshots == [Stream(RELIANCE, 1)]
     assert not s.openalgo
 
 
@@ -291,7 +291,7 @@ def test_each_mode_held_is_a_route_of_its_own():
     out = s.handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE", mode=3))
     assert out.changes == [Change(RELIANCE, 3, True)]  # LTP stays: one message per tick per mode
     out = s.handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE", mode=3))
-    assert out.changes == [] and out.snapshots == [(RELIANCE, 3)]  # held already: its snapshot again
+    assert out.changes == [] and out.snapshots == [Stream(RELIANCE, 3)]  # held already: its snapshot again
     out = s.handle(req(action="unsubscribe", symbol="RELIANCE", exchange="NSE", mode=3))
     assert out.changes == [Change(RELIANCE, 3, False)] and s.subs == {RELIANCE: {1}}
     assert out.replies[0] == {
@@ -458,8 +458,8 @@ def test_no_cap_per_request_only_per_client():
 
 
 def test_past_the_brokers_quota_entries_are_refused_the_rest_served():
-    served = {(RELIANCE, 1)}
-    quota = Quota(3, used=lambda: len(served), served=lambda i, m: (i, m) in served)
+    served = {Stream(RELIANCE, 1)}
+    quota = Quota(3, used=lambda: len(served), served=lambda stream: stream in served)
     s = openalgo(quota=quota)
     symbols = [{"symbol": name, "exchange": "NSE"} for name in ("RELIANCE", "A", "B", "C")]
     (reply,) = s.handle(req(action="subscribe", mode=1, symbols=symbols)).replies
@@ -482,8 +482,8 @@ def test_a_check_that_fails_unexpectedly_fails_its_entry():
 def test_drop_takes_back_one_mode():
     s = Session()
     held_in_every_mode(s)
-    assert s.drop(RELIANCE, 2) == Change(RELIANCE, 2, False)
-    assert s.drop(RELIANCE, 2) is None and s.subs == {RELIANCE: {1, 3}}
+    assert s.drop(Stream(RELIANCE, 2)) == Change(RELIANCE, 2, False)
+    assert s.drop(Stream(RELIANCE, 2)) is None and s.subs == {RELIANCE: {1, 3}}
 
 
 def test_close_returns_every_change():
@@ -497,3 +497,64 @@ def test_exchange_symbol_case_normalised():
     s = Session()
     out = s.handle(req(action="subscribe", symbol="reliance", exchange="nse"))
     assert out.replies[0]["symbol"] == "RELIANCE" and out.changes[0].instrument == RELIANCE
+
+
+# Depth at 20 levels a side: a stream of its own ------------------------------------
+def deep_session() -> Session:
+    return openalgo(depths=lambda: (5, 20))
+
+
+def test_depth_20_is_held_as_its_own_stream():
+    s = deep_session()
+    out = s.handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE", mode=3, depth=20))
+    assert out.changes == [Change(RELIANCE, 3, True, 20)] and out.snapshots == [Stream(RELIANCE, 3, 20)]
+    (entry,) = out.replies[0]["subscriptions"]
+    assert entry["status"] == "success" and entry["mode"] == "Depth" and entry["depth"] == 20
+    assert s.stream(RELIANCE, 3) == Stream(RELIANCE, 3, 20) and s.pairs() == 1
+    (reply,) = s.handle(req(action="get_subscriptions")).replies
+    assert reply["subscriptions"] == [{"symbol": "RELIANCE", "exchange": "NSE", "mode": 3, "depth": 20}]
+
+
+def test_depth_20_again_is_its_snapshot_again_and_another_depth_moves_the_stream():
+    s = deep_session()
+    s.handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE", mode=3, depth=20))
+    out = s.handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE", mode=3, depth=20))
+    assert out.changes == [] and out.snapshots == [Stream(RELIANCE, 3, 20)]
+    out = s.handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE", mode=3))
+    assert out.changes == [Change(RELIANCE, 3, False, 20), Change(RELIANCE, 3, True)]
+    assert out.snapshots == [Stream(RELIANCE, 3)] and s.pairs() == 1 and s.deep == {}
+
+
+def test_unsubscribing_depth_drops_the_depth_held():
+    s = deep_session()
+    s.handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE", mode=1))
+    s.handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE", mode=3, depth=20))
+    out = s.handle(req(action="unsubscribe", symbols=[{"symbol": "RELIANCE", "exchange": "NSE", "mode": 3}]))
+    assert out.changes == [Change(RELIANCE, 3, False, 20)] and s.subs == {RELIANCE: {1}} and s.deep == {}
+    (entry,) = out.replies[0]["successful"]
+    assert entry["mode"] == "Depth" and entry["depth"] == 20
+
+
+def test_closing_and_unsubscribe_all_release_depth_20():
+    s = deep_session()
+    s.handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE", mode=3, depth=20))
+    assert s.close() == [Change(RELIANCE, 3, False, 20)]
+    s.handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE", mode=3, depth=20))
+    out = s.handle(req(action="unsubscribe_all"))
+    assert out.changes == [Change(RELIANCE, 3, False, 20)] and s.subs == {} and s.pairs() == 0
+
+
+def test_a_refusal_takes_back_only_the_depth_refused():
+    s = deep_session()
+    s.handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE", mode=3, depth=20))
+    assert s.drop(Stream(RELIANCE, 3)) is None  # five levels: not what this client holds
+    assert s.drop(Stream(RELIANCE, 3, 20)) == Change(RELIANCE, 3, False, 20) and s.subs == {}
+
+
+def test_a_depth_not_offered_fails_each_entry_and_a_float_depth_is_its_integer():
+    s = openalgo(depths=lambda: (5,))
+    symbols = [{"symbol": "RELIANCE", "exchange": "NSE"}, {"symbol": "INFY", "exchange": "NSE"}]
+    (reply,) = s.handle(req(action="subscribe", mode=3, depth=20, symbols=symbols)).replies
+    assert [e["code"] for e in reply["subscriptions"]] == ["INVALID_DEPTH", "INVALID_DEPTH"] and s.subs == {}
+    out = deep_session().handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE", mode=3, depth=20.0))
+    assert out.changes == [Change(RELIANCE, 3, True, 20)]

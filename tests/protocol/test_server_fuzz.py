@@ -112,12 +112,12 @@ def test_any_sequence_of_requests_gets_valid_replies(batch, with_key):
         check_reply(out.replies[0])
         for change in out.changes:
             # changes chain: a pair is joined only when not held, left only when held
-            pair = (change.instrument, change.mode)
+            pair = change.stream
             assert (pair in routed) != change.on
             (routed.add if change.on else routed.discard)(pair)
         assert set(out.snapshots) <= routed
         check_state(session)
-    assert routed == {(i, m) for i, modes in session.subs.items() for m in modes}
+    assert routed == {session.stream(i, m) for i, modes in session.subs.items() for m in modes}
     closing = session.close()
     assert not any(c.on for c in closing) and session.subs == {} and len(closing) == len(routed)
 

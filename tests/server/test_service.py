@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from oaws.client import AuthError, Client, ConnectError, ServerError, Status, Tick
-from oaws.instruments import Instrument
+from oaws.instruments import Instrument, Stream
 from oaws.server.service import Service, ServiceError
 from oaws.server.settings import ServeSettings
 
@@ -50,7 +50,7 @@ async def test_feed_starts_on_first_subscriber_and_stops_after_last(service):
     async with connect(service.url) as a, connect(service.url) as b:
         for ws in (a, b):
             await ws.send('{"action":"subscribe","symbol":"RELIANCE","exchange":"NSE","mode":1}')
-        await wait_until(lambda: (RELIANCE, 1) in service.hub.wanted)
+        await wait_until(lambda: Stream(RELIANCE, 1) in service.hub.wanted)
         assert feed.wanted == {RELIANCE: {1}}
         m = orjson.loads(await a.recv())
         assert m["type"] == "subscription"

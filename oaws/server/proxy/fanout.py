@@ -13,6 +13,8 @@
 * ``?batch=1`` clients get one JSON array of messages per cycle instead.
 * A client holding several modes of an instrument is on several routes (one per bus
   topic) and gets one message per tick per mode, each at its own mode.
+* A Depth stream of 20 levels a side is a route of its own (``..._DEPTH_20``), its
+  messages of mode 3 like the five levels' (the tick says ``depth_level``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Callable
 
 import orjson
 
-from oaws.instruments import Instrument
+from oaws.instruments import DEFAULT_DEPTH, Instrument, Stream
 from oaws.protocol.bus import CONTROL_PREFIX, read_fseq
 from oaws.protocol.server import Change
 from oaws.server.bus import BusReader
@@ -38,12 +40,15 @@ SNAPSHOT_END = b',"snapshot":true}'
 class Route:
     """A bus topic and the clients that receive it."""
 
-    __slots__ = ("topic", "instrument", "mode", "prefix", "single", "batched", "fseq")
+    __slots__ = ("topic", "instrument", "mode", "depth", "prefix", "single", "batched", "fseq")
 
-    def __init__(self, topic: bytes, instrument: Instrument, mode: int, broker: str) -> None:
+    def __init__(
+        self, topic: bytes, instrument: Instrument, mode: int, broker: str, depth: int = DEFAULT_DEPTH
+    ) -> None:
         self.topic = topic
         self.instrument = instrument
         self.mode = mode
+        self.depth = depth
         self.single: set[Client] = set()
         self.batched: set[Client] = set()
         #: the feed's count of messages on this topic, as last seen (None: none seen yet)
@@ -67,6 +72,10 @@ class Route:
 
     def __bool__(self) -> bool:
         return bool(self.single or self.batched)
+
+    @property
+    def stream(self) -> Stream:
+        return Stream(self.instrument, self.mode, self.depth)
 
 
 class Fanout:
@@ -161,14 +170,15 @@ class Fanout:
 
     # Routes ----------------------------------------------------------------------
     def apply(self, c: Client, change: Change) -> None:
-        """Put ``c`` on or take it off the route of one (instrument, mode); the bus is
-        subscribed to a route's topic while it has clients, so the feed hears of every
-        mode some client holds."""
-        topic = change.instrument.topic(change.mode).encode()
+        """Put ``c`` on or take it off the route of one stream; the bus is subscribed to a
+        route's topic while it has clients, so the feed hears of every stream some client
+        holds."""
+        topic = change.instrument.topic(change.mode, change.depth).encode()
         route = self.routes.get(topic)
         if change.on:
             if route is None:
-                route = self.routes[topic] = Route(topic, change.instrument, change.mode, self.broker())
+                route = Route(topic, change.instrument, change.mode, self.broker(), change.depth)
+                self.routes[topic] = route
                 assert self.reader is not None
                 self.reader.subscribe(topic)
             (route.batched if c.batch else route.single).add(c)
@@ -181,16 +191,16 @@ class Fanout:
                 assert self.reader is not None
                 self.reader.unsubscribe(topic)
 
-    def served(self, instrument: Instrument, mode: int) -> bool:
-        """Whether some client receives ``instrument`` at ``mode`` (it counts against the broker's quota)."""
-        return instrument.topic(mode).encode() in self.routes
+    def served(self, stream: Stream) -> bool:
+        """Whether some client receives ``stream`` (it counts against the broker's quota)."""
+        return stream.instrument.topic(stream.mode, stream.depth).encode() in self.routes
 
-    def snapshots(self, c: Client, pairs: list[tuple[Instrument, int]]) -> list[tuple[bytes, bytes]]:
-        """(topic, message) of the latest tick of each pair ``c`` just subscribed, marked
+    def snapshots(self, c: Client, streams: list[Stream]) -> list[tuple[bytes, bytes]]:
+        """(topic, message) of the latest tick of each stream ``c`` just subscribed, marked
         ``"snapshot":true``: a screen fills at once, and a client can tell it from a live trade."""
         out = []
-        for instrument, mode in pairs:
-            topic = instrument.topic(mode).encode()
+        for instrument, mode, depth in streams:
+            topic = instrument.topic(mode, depth).encode()
             payload = self.last.get(topic)
             route = self.routes.get(topic)
             if payload is not None and route is not None and c in (route.batched if c.batch else route.single):

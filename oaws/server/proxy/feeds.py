@@ -4,7 +4,8 @@ they refuse to serve (``_oaws.reject``), SPEC §3 and ``oaws.protocol.bus``.
 A proxy in another process than its feed learns from them the broker's name (which
 labels every ``market_data`` message), the depths a client may ask for, whether the feed
 is alive, and which subscriptions to take back from clients with an error (the one mode
-refused, not the instrument's other modes). The bus is
+refused, not the instrument's other modes; for Depth, the depth refused, found by the
+refusal's topic). The bus is
 another process's output: a control message that is not what it should be is ignored,
 never raised on, since it arrives among the ticks.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from oaws.instruments import DEFAULT_DEPTH
 from oaws.protocol.bus import INFO_TOPIC, REJECT_TOPIC
 from oaws.protocol.codes import BROKER_ERROR, error
 from oaws.server.proxy.fanout import Fanout
@@ -118,9 +120,10 @@ class Feeds:
             symbol=route.instrument.symbol,
             exchange=route.instrument.exchange,
             mode=route.mode,
+            **({"depth": route.depth} if route.depth != DEFAULT_DEPTH else {}),
         )
         for c in list(route.single | route.batched):
-            change = c.session.drop(route.instrument, route.mode)
+            change = c.session.drop(route.stream)
             if change is not None:
                 self.fanout.apply(c, change)
             c.send(reply)
