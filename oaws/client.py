@@ -37,7 +37,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from oaws.backoff import Backoff
-from oaws.instruments import Instrument
+from oaws.instruments import DEFAULT_DEPTH, Instrument
 from oaws.protocol.client import (
     AUTH_TIMEOUT,
     Authenticated,
@@ -175,8 +175,8 @@ class Client:
     ``retry_auth``: whether a first connection that opened but could not authenticate (no
     answer within ``auth_timeout``, or the server's broker error) is retried all the same
     (a recorder waits for a broker that is still logging in), while one that found nothing
-    listening is still raised. ``instruments`` are subscribed at ``mode`` once connected;
-    ``subscribe`` adds modes.
+    listening is still raised. ``instruments`` are subscribed at ``mode`` (Depth at
+    ``depth`` levels a side) once connected; ``subscribe`` adds modes.
     """
 
     def __init__(
@@ -186,6 +186,7 @@ class Client:
         api_key: str | None = None,
         instruments: Iterable[Instrument] = (),
         mode: int = 2,
+        depth: int = DEFAULT_DEPTH,
         batch: bool = True,
         retry_first: bool = False,
         retry_auth: bool = False,
@@ -208,7 +209,7 @@ class Client:
         self.auth_timeout = auth_timeout
         self.on_frame = on_frame
         self.protocol = ClientProtocol(api_key=api_key)
-        self.protocol.subscribe(instruments, mode)
+        self.protocol.subscribe(instruments, mode, depth)
         self.ws: ClientConnection | None = None
         self.connected_once = False
         #: a first connection opened and failed to authenticate, and ``retry_auth`` says to wait
@@ -234,9 +235,9 @@ class Client:
         """The modes held of each instrument, resubscribed after every reconnect (read only: use ``subscribe``)."""
         return self.protocol.wanted
 
-    async def subscribe(self, instruments: Iterable[Instrument], mode: int = 2) -> None:
-        """Add ``mode`` to the modes held of each instrument."""
-        self.protocol.subscribe(instruments, mode)
+    async def subscribe(self, instruments: Iterable[Instrument], mode: int = 2, depth: int = DEFAULT_DEPTH) -> None:
+        """Add ``mode`` to the modes held of each instrument (Depth at ``depth`` levels a side)."""
+        self.protocol.subscribe(instruments, mode, depth)
         await self._flush()
 
     async def unsubscribe(self, instruments: Iterable[Instrument], mode: int | None = None) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from oaws.instruments import MODES, Instrument, InstrumentError, make, parse_mode
+from oaws.instruments import DEFAULT_DEPTH, DEPTH, MODES, Instrument, InstrumentError, make, parse_mode
 from oaws.protocol.codes import AUTHENTICATION_ERROR, CLOSE_NOT_AUTHENTICATED, JSON, NOT_AUTHENTICATED
 
 #: instruments in one subscribe or unsubscribe request. Neither oaws nor OpenAlgo caps a
@@ -175,7 +175,9 @@ class ClientProtocol:
     """What a client wants and what one connection is doing, driven by frames.
 
     ``wanted`` maps each instrument to the modes held, in the order they were asked for;
-    it outlives connections, so that a reconnect resubscribes all of it. Requests are
+    it outlives connections, so that a reconnect resubscribes all of it; ``depths`` holds
+    the levels a side of each Depth subscription of other than five (one depth per
+    instrument, as the server holds it). Requests are
     queued only while the connection is open: a change made meanwhile goes out with the
     resubscription after the next (re)connection.
     """
@@ -184,6 +186,7 @@ class ClientProtocol:
         self.api_key = api_key
         self.chunk = chunk
         self.wanted: dict[Instrument, set[int]] = {}
+        self.depths: dict[Instrument, int] = {}
         self.state = State.CLOSED
         self._outbox: list[JSON] = []
 
@@ -209,26 +212,41 @@ class ClientProtocol:
 
     def _open(self) -> None:
         self.state = State.OPEN
-        by_mode: dict[int, list[Instrument]] = {}
+        by_mode: dict[tuple[int, int], list[Instrument]] = {}
         for instrument, modes in self.wanted.items():
             for mode in modes:
-                by_mode.setdefault(mode, []).append(instrument)
-        for mode in sorted(by_mode):
-            self._queue_subscribe(by_mode[mode], mode)
+                by_mode.setdefault((mode, self.depth_of(instrument, mode)), []).append(instrument)
+        for mode, depth in sorted(by_mode):
+            self._queue_subscribe(by_mode[mode, depth], mode, depth)
+
+    def depth_of(self, instrument: Instrument, mode: int) -> int:
+        """The levels a side asked for of ``instrument`` at ``mode`` (five outside Depth)."""
+        return self.depths.get(instrument, DEFAULT_DEPTH) if mode == DEPTH else DEFAULT_DEPTH
 
     # Requests ------------------------------------------------------------------------
-    def subscribe(self, instruments: Iterable[Instrument], mode: int) -> None:
-        """Add ``mode`` to each instrument's modes; a subscription already held is not asked for again."""
+    def subscribe(self, instruments: Iterable[Instrument], mode: int, depth: int = DEFAULT_DEPTH) -> None:
+        """Add ``mode`` to each instrument's modes (Depth at ``depth`` levels a side, which
+        replaces another depth held); a subscription already held is not asked for again."""
         if mode not in MODES or isinstance(mode, bool):
             raise ValueError(f"invalid mode {mode!r}; use 1 (LTP), 2 (Quote) or 3 (Depth)")
+        depth = depth if mode == DEPTH else DEFAULT_DEPTH
         new = []
         for instrument in instruments:
             modes = self.wanted.setdefault(instrument, set())
-            if mode not in modes:
+            if mode not in modes or self.depth_of(instrument, mode) != depth:
                 modes.add(mode)
+                self._set_depth(instrument, mode, depth)
                 new.append(instrument)
         if self.state is State.OPEN:
-            self._queue_subscribe(new, mode)
+            self._queue_subscribe(new, mode, depth)
+
+    def _set_depth(self, instrument: Instrument, mode: int, depth: int) -> None:
+        if mode != DEPTH:
+            return
+        if depth == DEFAULT_DEPTH:
+            self.depths.pop(instrument, None)
+        else:
+            self.depths[instrument] = depth
 
     def unsubscribe(self, instruments: Iterable[Instrument], mode: int | None = None) -> None:
         """Drop ``mode`` of each instrument, or every mode it holds when ``mode`` is None."""
@@ -239,6 +257,8 @@ class ClientProtocol:
                 continue
             gone = sorted(held) if mode is None else [mode] if mode in held else []
             held.difference_update(gone)
+            if DEPTH in gone:
+                self.depths.pop(instrument, None)
             if not held:
                 del self.wanted[instrument]
             entries.extend({"symbol": instrument.symbol, "exchange": instrument.exchange, "mode": m} for m in gone)
@@ -265,14 +285,14 @@ class ClientProtocol:
         if self.state is State.OPEN:
             self._outbox.append(body)
 
-    def _queue_subscribe(self, instruments: list[Instrument], mode: int) -> None:
+    def _queue_subscribe(self, instruments: list[Instrument], mode: int, depth: int = DEFAULT_DEPTH) -> None:
         for start in range(0, len(instruments), self.chunk):
             chunk = instruments[start : start + self.chunk]
             self._outbox.append(
                 {
                     "action": "subscribe",
                     "mode": mode,
-                    "depth": 5,
+                    "depth": depth,
                     "symbols": [{"symbol": i.symbol, "exchange": i.exchange} for i in chunk],
                 }
             )

@@ -459,7 +459,9 @@ def test_against_the_server_half_a_wrong_key_fails_and_nothing_is_subscribed():
 
 pairs = st.tuples(st.sampled_from([REL, INFY, NIFTY, parse("TCS:NSE")]), st.sampled_from([LTP, QUOTE, DEPTH]))
 operations = st.lists(
-    st.tuples(st.sampled_from(["subscribe", "unsubscribe", "unsubscribe_all_modes", "reconnect"]), pairs),
+    st.tuples(
+        st.sampled_from(["subscribe", "subscribe_depth_20", "unsubscribe", "unsubscribe_all_modes", "reconnect"]), pairs
+    ),
     max_size=25,
 )
 
@@ -467,22 +469,24 @@ operations = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(operations)
 def test_against_the_server_half_the_server_holds_what_the_client_wants(ops):
-    client, server = ClientProtocol(), Session()
+    client, server = ClientProtocol(), Session(depths=lambda: (5, 20))
     client.connection_made()
     for op, (instrument, mode) in ops:
         if op == "subscribe":
             client.subscribe([instrument], mode)
+        elif op == "subscribe_depth_20":
+            client.subscribe([instrument], DEPTH, 20)
         elif op == "unsubscribe":
             client.unsubscribe([instrument], mode)
         elif op == "unsubscribe_all_modes":
             client.unsubscribe([instrument])
         else:  # a new connection: a new session on the server
             client.connection_lost()
-            server = Session()
+            server = Session(depths=lambda: (5, 20))
             client.connection_made()
         for event in exchange(client, server):
             assert isinstance(event, (Subscribed, Unsubscribed)) and event.mode in (LTP, QUOTE, DEPTH)
-        assert server.subs == client.wanted
+        assert server.subs == client.wanted and server.deep == client.depths
 
 
 json_values = st.recursive(
@@ -530,3 +534,30 @@ def test_the_client_half_loads_no_io_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_depth_20_is_asked_for_with_its_depth_and_again_after_a_reconnect():
+    client = opened()
+    client.subscribe([REL], DEPTH, 20)
+    client.subscribe([INFY], DEPTH)
+    (deep, five) = client.requests_to_send()
+    assert deep == {"action": "subscribe", "mode": DEPTH, "depth": 20, "symbols": symbols(REL)}
+    assert five["depth"] == 5 and five["symbols"] == symbols(INFY)
+    client.subscribe([REL], DEPTH, 20)
+    assert client.requests_to_send() == []  # held already
+    client.connection_lost()
+    client.connection_made()
+    assert [(r["mode"], r["depth"], r["symbols"]) for r in client.requests_to_send()] == [
+        (DEPTH, 5, symbols(INFY)),
+        (DEPTH, 20, symbols(REL)),
+    ]
+
+
+def test_depth_at_another_depth_is_asked_for_again_and_unsubscribe_forgets_the_depth():
+    client = opened()
+    client.subscribe([REL], DEPTH, 20)
+    client.subscribe([REL], DEPTH)
+    assert [r["depth"] for r in client.requests_to_send()] == [20, 5] and client.depths == {}
+    client.subscribe([REL], DEPTH, 20)
+    client.unsubscribe([REL], DEPTH)
+    assert client.depths == {} and client.wanted == {}
