@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from oaws.server.proxy import ProxyOptions, text_frame
-from tests.helpers import tick
+from tests.helpers import eventually, tick
 
 
 async def recv_json(ws, timeout=3.0):
@@ -367,3 +367,36 @@ async def test_a_client_that_does_not_read_its_replies_is_not_read_either(bus, p
         assert client.transport.get_write_buffer_size() < 4096 + 200 * 200  # the limit, plus one request's replies
     finally:
         stalled.close()
+
+
+async def test_depth_20_is_a_route_of_its_own_beside_depth_5(bus, proxy):
+    """A feed on the bus that offers depth 20: one client's 20 levels, another's 5, each
+    on its own topic and both as mode 3; a late client gets the depth-20 snapshot, and a
+    refusal on the depth-20 topic takes back only that stream."""
+    info = {"fid": "f1", "broker": "angel", "depths": [5, 20]}
+    bus.sock.send_multipart([b"_oaws.info", orjson.dumps(info)])
+    await eventually(lambda: proxy.depths() == (5, 20))
+    deep_book = {"buy": [{"price": 1, "quantity": 1, "orders": 1}] * 20, "sell": []}
+    async with connect(proxy.url) as deep, connect(proxy.url) as five:
+        await subscribed(deep, bus, b"NSE_RELIANCE_DEPTH_20", symbol="RELIANCE", exchange="NSE", mode=3, depth=20)
+        await subscribed(five, bus, b"NSE_RELIANCE_DEPTH", symbol="RELIANCE", exchange="NSE", mode=3)
+        bus.publish("NSE_RELIANCE_DEPTH_20", tick(depth=deep_book, depth_level=20))
+        bus.publish("NSE_RELIANCE_DEPTH", tick(depth={"buy": deep_book["buy"][:5], "sell": []}))
+        got = await recv_json(deep)
+        assert (got["type"], got["mode"], got["data"]["depth_level"]) == ("market_data", 3, 20)
+        assert len(got["data"]["depth"]["buy"]) == 20
+        assert len((await recv_json(five))["data"]["depth"]["buy"]) == 5
+        async with connect(proxy.url) as late:
+            await send(late, action="subscribe", symbol="RELIANCE", exchange="NSE", mode=3, depth=20)
+            assert (await recv_json(late))["status"] == "success"
+            snapshot = await recv_json(late)
+            assert snapshot["snapshot"] is True and len(snapshot["data"]["depth"]["buy"]) == 20
+        reject = {"topic": "NSE_RELIANCE_DEPTH_20", "code": "LIMIT_EXCEEDED", "message": "no more depth 20"}
+        bus.sock.send_multipart([b"_oaws.reject", orjson.dumps(reject)])
+        err = await recv_json(deep)
+        assert (err["code"], err["mode"], err["depth"]) == ("LIMIT_EXCEEDED", 3, 20)
+        assert await bus.subscription() == (False, b"NSE_RELIANCE_DEPTH_20")
+        await send(five, action="get_subscriptions")
+        assert (await recv_json(five))["subscriptions"] == [
+            {"symbol": "RELIANCE", "exchange": "NSE", "mode": 3, "depth": 5}
+        ]
