@@ -213,3 +213,19 @@ async def test_the_proxy_knows_the_registered_brokers_and_the_feeds_quota(monkey
             assert [e["status"] for e in reply["subscriptions"]] == ["success", "success", "error"]
     finally:
         await s.stop()
+
+
+async def test_the_sim_broker_refuses_depth_20_per_entry_and_serves_its_five(service):
+    async with connect(service.url) as ws:
+        await ws.send(orjson.dumps({"action": "authenticate", "api_key": "any"}).decode())
+        assert orjson.loads(await ws.recv())["status"] == "success"
+        symbols = [{"symbol": "RELIANCE", "exchange": "NSE"}, {"symbol": "INFY", "exchange": "NSE"}]
+        await ws.send(orjson.dumps({"action": "subscribe", "mode": 3, "depth": 20, "symbols": symbols}).decode())
+        reply = orjson.loads(await ws.recv())
+        assert [(e["code"], e["message"]) for e in reply["subscriptions"]] == [
+            ("INVALID_DEPTH", "Invalid depth level 20. Must be 5")
+        ] * 2
+        assert reply["status"] == "partial" and not service.hub.wanted
+        await ws.send(orjson.dumps({"action": "subscribe", "mode": 3, "symbols": symbols[:1]}).decode())
+        assert orjson.loads(await ws.recv())["subscriptions"][0]["depth"] == 5
+        await wait_until(lambda: Stream(RELIANCE, 3) in service.hub.wanted)
