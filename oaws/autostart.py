@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from oaws.client import AUTH_TIMEOUT, Client, ClientError, FrameHook
 from oaws.config import ClientSettings
-from oaws.instruments import Instrument
+from oaws.instruments import DEFAULT_DEPTH, Instrument
 
 
 def answering(url: str, timeout: float = 0.5) -> bool:
@@ -47,6 +47,7 @@ async def open_client(
     instruments: list[Instrument],
     mode: int,
     *,
+    depth: int = DEFAULT_DEPTH,
     retry_first: bool = False,
     retry_auth: bool = False,
     auth_timeout: float = AUTH_TIMEOUT,
@@ -54,13 +55,14 @@ async def open_client(
 ) -> Client:
     """A client for ``settings.url`` that subscribes ``instruments`` once connected,
     after starting a background server if none answers there (and autostart allows).
-    ``retry_first``, ``retry_auth`` and ``auth_timeout`` are ``Client``'s."""
+    ``depth``, ``retry_first``, ``retry_auth`` and ``auth_timeout`` are ``Client``'s."""
     await asyncio.to_thread(autostart, settings)
     return Client(
         settings.url,
         api_key=settings.api_key,
         instruments=instruments,
         mode=mode,
+        depth=depth,
         retry_first=retry_first,
         retry_auth=retry_auth,
         auth_timeout=auth_timeout,

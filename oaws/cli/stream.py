@@ -22,6 +22,7 @@ from oaws.cli.common import (
     JsonOpt,
     ModeOpt,
     UrlOpt,
+    UserError,
     client_settings,
     command,
     resolve_auth_timeout,
@@ -31,7 +32,7 @@ from oaws.cli.common import (
 from oaws.client import ServerError, Status, Tick, refusal
 from oaws.config import ClientSettings, time_zone
 from oaws.format import change_of, clock, indian, price, signed, tick_line
-from oaws.instruments import Instrument
+from oaws.instruments import DEFAULT_DEPTH, DEPTH, Instrument
 
 app = typer.Typer()
 
@@ -41,6 +42,12 @@ def tail(
     instruments: Instruments = None,
     json: JsonOpt = False,
     mode: ModeOpt = "quote",
+    depth: Annotated[
+        int,
+        typer.Option(
+            "--depth", min=1, help="Levels a side in depth mode: 5, or 20 where the broker offers it (Angel)."
+        ),
+    ] = DEFAULT_DEPTH,
     count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N ticks.")] = None,
     stats: Annotated[
         bool, typer.Option("--stats", help="Report end-to-end latency p50/p99 on stderr every second.")
@@ -51,10 +58,14 @@ def tail(
     auth_timeout: AuthTimeoutOpt = AUTH_TIMEOUT,
 ) -> None:
     """Stream ticks as lines (or JSON lines with --json) until Ctrl-C or --count."""
+    resolved = resolve_mode(mode)
+    if depth != DEFAULT_DEPTH and resolved != DEPTH:
+        raise UserError(f"--depth {depth} needs --mode depth")
     raise typer.Exit(
         run_tail(
             resolve_instruments(instruments),
-            resolve_mode(mode),
+            resolved,
+            depth=depth,
             as_json=json,
             count=count,
             stats=stats,
@@ -139,6 +150,7 @@ def run_tail(
     instruments: list[Instrument],
     mode: int,
     *,
+    depth: int = DEFAULT_DEPTH,
     as_json: bool,
     count: int | None,
     stats: bool,
@@ -147,7 +159,14 @@ def run_tail(
 ) -> int:
     return run(
         _tail(
-            instruments, mode, as_json=as_json, count=count, stats=stats, settings=settings, auth_timeout=auth_timeout
+            instruments,
+            mode,
+            depth=depth,
+            as_json=as_json,
+            count=count,
+            stats=stats,
+            settings=settings,
+            auth_timeout=auth_timeout,
         )
     )
 
@@ -165,6 +184,7 @@ async def _tail(
     instruments: list[Instrument],
     mode: int,
     *,
+    depth: int = DEFAULT_DEPTH,
     as_json: bool,
     count: int | None,
     stats: bool,
@@ -178,7 +198,7 @@ async def _tail(
     failed: set[Instrument] = set()
     written = 0
     try:
-        async with await open_client(settings, instruments, mode, auth_timeout=auth_timeout) as client:
+        async with await open_client(settings, instruments, mode, depth=depth, auth_timeout=auth_timeout) as client:
             async for event in client:
                 if isinstance(event, Tick):
                     if as_json:

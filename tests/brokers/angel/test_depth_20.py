@@ -7,7 +7,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
+from typer.testing import CliRunner
+
 from oaws.brokers.angel import wire
+from oaws.cli import app as oaws_app
 from oaws.client import Client, Reply, ServerError, Status, Subscribed, Tick
 from oaws.instruments import DEPTH, parse
 from oaws.server.proxy import Proxy, ProxyOptions
@@ -85,3 +89,20 @@ async def test_depth_20_is_refused_outside_nse_cash_and_past_angels_quota(sim, m
             await client.get_subscriptions()
             held = await until(events, Reply, lambda r: r.body.get("type") == "subscriptions")
             assert held.body["subscriptions"] == [{"symbol": "RELIANCE", "exchange": "NSE", "mode": 3, "depth": 20}]
+
+
+async def test_oaws_tail_mode_depth_depth_20_prints_twenty_levels(sim, master, tmp_path):
+    async with angel_proxy(sim, master, tmp_path) as proxy:
+        args = ["tail", "--json", "--count", "2", "--no-autostart", "--url", proxy.url]
+        args += ["--mode", "depth", "--depth", "20", "RELIANCE:NSE"]
+        result = await asyncio.to_thread(CliRunner().invoke, oaws_app, args)
+    assert result.exit_code == 0, result.output
+    messages = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert len(messages) == 2
+    for m in messages:
+        assert (m["mode"], m["data"]["depth_level"], len(m["data"]["depth"]["sell"])) == (3, 20, 20)
+
+
+def test_oaws_tail_depth_without_depth_mode_is_one_sentence():
+    result = CliRunner().invoke(oaws_app, ["tail", "--no-autostart", "--depth", "20", "RELIANCE:NSE"])
+    assert result.exit_code == 1 and "--depth 20 needs --mode depth" in result.stderr
