@@ -141,6 +141,10 @@ ModeOpt = Annotated[
     str,
     typer.Option("--mode", "-m", envvar="OAWS_MODE", help="ltp, quote or depth (1, 2, 3)."),
 ]
+DepthOpt = Annotated[
+    int,
+    typer.Option("--depth", min=1, help="Levels a side in depth mode: 5, or 20 where the broker offers it (Angel)."),
+]
 AutostartOpt = Annotated[
     bool,
     typer.Option(
@@ -197,6 +201,15 @@ def resolve_mode(mode: str) -> int:
     from oaws.instruments import parse_mode
 
     return parse_mode(mode)
+
+
+def resolve_depth(mode: int, depth: int) -> int:
+    """``--depth`` checked against the mode: more than five levels is for ``--mode depth`` only."""
+    from oaws.instruments import DEFAULT_DEPTH, DEPTH
+
+    if depth != DEFAULT_DEPTH and mode != DEPTH:
+        raise UserError(f"--depth {depth} needs --mode depth")
+    return depth
 
 
 def resolve_auth_timeout(seconds: float) -> float:

@@ -18,21 +18,22 @@ from oaws.cli.common import (
     ApiKeyOpt,
     AuthTimeoutOpt,
     AutostartOpt,
+    DepthOpt,
     Instruments,
     JsonOpt,
     ModeOpt,
     UrlOpt,
-    UserError,
     client_settings,
     command,
     resolve_auth_timeout,
+    resolve_depth,
     resolve_instruments,
     resolve_mode,
 )
 from oaws.client import ServerError, Status, Tick, refusal
 from oaws.config import ClientSettings, time_zone
 from oaws.format import change_of, clock, indian, price, signed, tick_line
-from oaws.instruments import DEFAULT_DEPTH, DEPTH, Instrument
+from oaws.instruments import DEFAULT_DEPTH, Instrument
 
 app = typer.Typer()
 
@@ -42,12 +43,7 @@ def tail(
     instruments: Instruments = None,
     json: JsonOpt = False,
     mode: ModeOpt = "quote",
-    depth: Annotated[
-        int,
-        typer.Option(
-            "--depth", min=1, help="Levels a side in depth mode: 5, or 20 where the broker offers it (Angel)."
-        ),
-    ] = DEFAULT_DEPTH,
+    depth: DepthOpt = DEFAULT_DEPTH,
     count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N ticks.")] = None,
     stats: Annotated[
         bool, typer.Option("--stats", help="Report end-to-end latency p50/p99 on stderr every second.")
@@ -59,13 +55,11 @@ def tail(
 ) -> None:
     """Stream ticks as lines (or JSON lines with --json) until Ctrl-C or --count."""
     resolved = resolve_mode(mode)
-    if depth != DEFAULT_DEPTH and resolved != DEPTH:
-        raise UserError(f"--depth {depth} needs --mode depth")
     raise typer.Exit(
         run_tail(
             resolve_instruments(instruments),
             resolved,
-            depth=depth,
+            depth=resolve_depth(resolved, depth),
             as_json=json,
             count=count,
             stats=stats,
@@ -80,6 +74,7 @@ def subscribe(
     instruments: Instruments = None,
     json: JsonOpt = False,
     mode: ModeOpt = "quote",
+    depth: DepthOpt = DEFAULT_DEPTH,
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each instrument's tick.")
     ] = 10.0,
@@ -89,10 +84,12 @@ def subscribe(
     auth_timeout: AuthTimeoutOpt = AUTH_TIMEOUT,
 ) -> None:
     """Print the latest tick of each instrument, then exit."""
+    resolved = resolve_mode(mode)
     raise typer.Exit(
         snapshot(
             resolve_instruments(instruments),
-            resolve_mode(mode),
+            resolved,
+            depth=resolve_depth(resolved, depth),
             as_json=json,
             timeout=timeout,
             settings=client_settings(url, api_key, autostart),
@@ -233,13 +230,22 @@ def snapshot(
     instruments: list[Instrument],
     mode: int,
     *,
+    depth: int = DEFAULT_DEPTH,
     as_json: bool,
     timeout: float,
     settings: ClientSettings,
     auth_timeout: float = AUTH_TIMEOUT,
 ) -> int:
     return run(
-        _snapshot(instruments, mode, as_json=as_json, timeout=timeout, settings=settings, auth_timeout=auth_timeout)
+        _snapshot(
+            instruments,
+            mode,
+            depth=depth,
+            as_json=as_json,
+            timeout=timeout,
+            settings=settings,
+            auth_timeout=auth_timeout,
+        )
     )
 
 
@@ -247,6 +253,7 @@ async def _snapshot(
     instruments: list[Instrument],
     mode: int,
     *,
+    depth: int = DEFAULT_DEPTH,
     as_json: bool,
     timeout: float,
     settings: ClientSettings,
@@ -257,7 +264,7 @@ async def _snapshot(
     errors: dict[Instrument, ServerError] = {}
     pending = set(instruments)
     loop = asyncio.get_running_loop()
-    async with await open_client(settings, instruments, mode, auth_timeout=auth_timeout) as client:
+    async with await open_client(settings, instruments, mode, depth=depth, auth_timeout=auth_timeout) as client:
         try:
             # --timeout counts once the connection is up: until then the client's own limits hold
             # (open_timeout, then auth_timeout for a server that sets up its broker first)

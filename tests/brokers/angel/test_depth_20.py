@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from oaws.brokers.angel import wire
@@ -103,6 +104,16 @@ async def test_oaws_tail_mode_depth_depth_20_prints_twenty_levels(sim, master, t
         assert (m["mode"], m["data"]["depth_level"], len(m["data"]["depth"]["sell"])) == (3, 20, 20)
 
 
-def test_oaws_tail_depth_without_depth_mode_is_one_sentence():
-    result = CliRunner().invoke(oaws_app, ["tail", "--no-autostart", "--depth", "20", "RELIANCE:NSE"])
+async def test_oaws_subscribe_mode_depth_depth_20_prints_the_twenty_level_snapshot(sim, master, tmp_path):
+    async with angel_proxy(sim, master, tmp_path) as proxy:
+        args = ["subscribe", "--json", "--no-autostart", "--url", proxy.url, "--mode", "3", "--depth", "20"]
+        result = await asyncio.to_thread(CliRunner().invoke, oaws_app, [*args, "RELIANCE:NSE"])
+    assert result.exit_code == 0, result.output
+    (message,) = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert (message["mode"], len(message["data"]["depth"]["buy"])) == (3, 20)
+
+
+@pytest.mark.parametrize("command", ["tail", "subscribe"])
+def test_depth_without_depth_mode_is_one_sentence(command):
+    result = CliRunner().invoke(oaws_app, [command, "--no-autostart", "--depth", "20", "RELIANCE:NSE"])
     assert result.exit_code == 1 and "--depth 20 needs --mode depth" in result.stderr
