@@ -2,8 +2,8 @@
 
 A ``Session`` is one client's state. ``Session.handle`` takes a frame as received and
 returns what to do: the replies to send, the streams (instrument, mode and, for Depth,
-depth) this client starts or stops receiving, and which latest ticks to send at once. The proxy applies that; tests
-drive it with no socket at all.
+depth) this client starts or stops receiving, and which latest ticks to send at once. The
+proxy applies that; tests drive it with no socket at all.
 
 Replies are OpenAlgo's (its ``websocket_proxy/server.py``), field for field, with oaws's
 extras only as additional fields. Two families of clients are told apart by one rule: a

@@ -104,7 +104,7 @@ def check_state(session: Session) -> None:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(requests, min_size=1, max_size=8), st.booleans())
 def test_any_sequence_of_requests_gets_valid_replies(batch, with_key):
-    session = Session(api_key="k" if with_key else None)
+    session = Session(api_key="k" if with_key else None, depths=lambda: (5, 20))
     routed: set = set()
     for request in batch:
         out = session.handle(orjson.dumps(request).decode())
