@@ -2,8 +2,9 @@
 OpenAlgo's states, each change an ``order_update`` message.
 
 A market order opens and then fills, whole, at the instrument's last price; a limit order
-opens and fills at its price once the market trades through it (a buy at or below, a sell
-at or above), or stays open until cancelled. An order over the freeze quantity, or a limit
+opens and fills, at the last price, once the market trades at its limit or better (a buy
+at or below, a sell at or above), or stays open until cancelled; the price of an
+instrument that no client watches stands still. An order over the freeze quantity, or a limit
 outside the day's circuits, is rejected. No I/O here: the feed says when the price moves
 and publishes what this returns.
 """
@@ -102,11 +103,11 @@ class OrderBook:
         filled = []
         for orderid in list(ids):
             order = self.orders[orderid]
-            price = order.request.price
-            assert price is not None
-            if (order.request.action == "BUY" and ltp <= price) or (order.request.action == "SELL" and ltp >= price):
+            limit = order.request.price
+            assert limit is not None
+            if (order.request.action == "BUY" and ltp <= limit) or (order.request.action == "SELL" and ltp >= limit):
                 self._unrest(instrument, orderid)
-                filled.append(self._fill(order, price))
+                filled.append(self._fill(order, ltp))
         return filled
 
     def _fill(self, order: Order, price: float) -> Order:
