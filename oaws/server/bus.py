@@ -167,7 +167,10 @@ class FeedHub:
 
     def on_order_request(self, raw: bytes) -> None:
         """``oaws sim order``'s request, come up the bus as a subscription; the answer goes
-        back on ``_oaws.order.<nonce>``, which the asking socket subscribed first."""
+        back on ``_oaws.order.<nonce>``, which the asking socket subscribed first. A feed
+        that takes no orders stays quiet: behind a forwarder, another one may."""
+        if not self.feed.orders:
+            return
         try:
             body = orjson.loads(raw) if len(raw) <= MAX_REQUEST else None
         except orjson.JSONDecodeError:
@@ -223,6 +226,7 @@ class FeedHub:
                 "fid": self.fid,
                 "broker": self.feed.name,
                 "depths": list(self.feed.depths),
+                "orders": self.feed.orders,
                 "published": self.published,
                 "instruments": len({i for i, _ in self.wanted}),
                 "started": self.started,

@@ -13,6 +13,7 @@ import pytest
 import zmq
 from websockets.asyncio.client import connect
 
+from oaws.brokers.api import Feed
 from oaws.brokers.sim.feed import SimFeed
 from oaws.client import Client, OrderUpdate
 from oaws.instruments import Instrument
@@ -130,3 +131,33 @@ def test_no_feed_on_the_bus_is_one_sentence(ipc_bus):
 def test_the_request_is_json_after_its_prefix():
     raw = order().to_bytes()
     assert orjson.loads(raw[len(b"_oaws.order") :])["symbol"] == "RELIANCE"
+
+
+class NoOrders(Feed):
+    name = "quiet"
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
+
+    def want(self, instrument, mode) -> None:
+        pass
+
+    def unwant(self, instrument, mode) -> None:
+        pass
+
+
+async def test_a_feed_that_takes_no_orders_stays_quiet_and_says_so_in_its_announcement():
+    hub = FeedHub(NoOrders(), "tcp://127.0.0.1:*")
+    task = asyncio.create_task(hub.run())
+    proxy = Proxy(hub.endpoint, ProxyOptions(port=0))
+    await proxy.start()
+    try:
+        with pytest.raises(BusError, match="no feed on the bus"):
+            await asyncio.to_thread(send_order, hub.endpoint, order(), ["quiet"], 0.5)
+        await eventually(lambda: proxy.feeds.fresh(), what="the feed's announcement")
+        assert proxy.feeds.fresh()[0][0]["orders"] is False
+    finally:
+        await proxy.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
