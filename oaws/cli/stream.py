@@ -41,7 +41,9 @@ def tail(
     instruments: Instruments = None,
     json: JsonOpt = False,
     mode: ModeOpt = "quote",
-    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N ticks.")] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", "-n", min=1, help="Stop after N ticks (order updates count too).")
+    ] = None,
     stats: Annotated[
         bool, typer.Option("--stats", help="Report end-to-end latency p50/p99 on stderr every second.")
     ] = False,
