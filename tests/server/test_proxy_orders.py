@@ -98,3 +98,20 @@ async def test_hostile_order_payloads_on_the_bus_do_not_crash_the_proxy(bus, pro
         good = bus.publish("SIM_oaws_orders", update("SIM000002"))
         assert await asyncio.wait_for(ws.recv(decode=False), 3) == good
         assert proxy.orders.refused == 8
+
+
+async def test_a_conflated_client_keeps_the_latest_update_of_each_order(bus, proxy):
+    async with connect(proxy.url) as ws:
+        await subscribe_orders(ws, bus)
+        (c,) = proxy.clients
+        proxy.slow.begin(c)
+        bus.publish("SIM_oaws_orders", update("SIM000001", "open"))
+        bus.publish("SIM_oaws_orders", update("SIM000002", "open"))
+        bus.publish("SIM_oaws_orders", update("SIM000001", "complete"))
+        got: dict[str, str] = {}
+        async with asyncio.timeout(3):
+            while len(got) < 2:
+                message = await recv_json(ws)
+                got[message["orderid"]] = message["order_status"]
+        assert got == {"SIM000001": "complete", "SIM000002": "open"}
+        assert c.conflated == 1
