@@ -44,6 +44,7 @@ from oaws.protocol.client import (
     AuthFailed,
     BrokerInfo,
     ClientProtocol,
+    OrderUpdate,
     Pong,
     ProtocolEvent,
     Reply,
@@ -72,6 +73,7 @@ __all__ = [
     "ConnectError",
     "Event",
     "FrameHook",
+    "OrderUpdate",
     "Pong",
     "Reply",
     "ServerError",
@@ -243,6 +245,15 @@ class Client:
     async def unsubscribe(self, instruments: Iterable[Instrument], mode: int | None = None) -> None:
         """Drop ``mode`` of each instrument, or all its modes when ``mode`` is None."""
         self.protocol.unsubscribe(instruments, mode)
+        await self._flush()
+
+    async def subscribe_orders(self) -> None:
+        """Receive every order's changes as ``OrderUpdate`` events (kept across reconnects)."""
+        self.protocol.subscribe_orders()
+        await self._flush()
+
+    async def unsubscribe_orders(self) -> None:
+        self.protocol.unsubscribe_orders()
         await self._flush()
 
     async def ping(self, timestamp: int | None = None) -> None:

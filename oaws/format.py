@@ -66,3 +66,21 @@ def tick_line(name: str, data: dict[str, Any], *, color: bool = False, tz: tzinf
         bid_side = f"{bid.get('quantity', 0)} @ {price(bid.get('price'))}"
         parts.append(f"{bid_side} / {price(ask.get('price'))} @ {ask.get('quantity', 0)}")
     return "  ".join(parts)
+
+
+def order_line(update: dict[str, Any]) -> str:
+    """One ``order_update`` for people: ``SIM000001 complete  BUY 10 RELIANCE:NSE MARKET  filled 10 @ 1,480.65``."""
+    status = str(update.get("order_status", "?"))
+    head = f"{update.get('orderid', '?')} {status:<9} {update.get('action', '?')} {update.get('quantity', '?')}"
+    where = f"{update.get('symbol', '?')}:{update.get('exchange', '?')}"
+    kind = str(update.get("pricetype", ""))
+    if kind == "LIMIT":
+        kind += f" {price(update.get('price'))}"  # type: ignore[arg-type]
+    line = f"{head} {where} {kind} {update.get('product', '')}".rstrip()
+    filled = update.get("filled_quantity")
+    if filled:
+        line += f"  filled {filled} @ {price(update.get('average_price'))}"  # type: ignore[arg-type]
+    reason = update.get("rejection_reason")
+    if reason:
+        line += f"  ({reason})"
+    return line

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from oaws.instruments import DEFAULT_DEPTH, Instrument
 from oaws.protocol.codes import Refused
+from oaws.protocol.orders import OrderRequest, OrderRequestError
 
 
 class Publisher(Protocol):
@@ -34,6 +35,10 @@ class Publisher(Protocol):
     def reject(self, instrument: Instrument, mode: int, code: str, message: str, depth: int = DEFAULT_DEPTH) -> None:
         """Tell the proxies that a wanted instrument (at ``depth``, for Depth) cannot be served
         (SYMBOL_NOT_FOUND, INVALID_DEPTH, LIMIT_EXCEEDED...)."""
+
+    def publish_order(self, user_id: str, message: bytes) -> None:
+        """Put one ``order_update`` message (``oaws.protocol.orders``) on the bus, under
+        ``{BROKER}_{USER_ID}_orders``."""
 
 
 class BrokerError(Exception):
@@ -61,6 +66,8 @@ class Feed(ABC):
     name: str = "feed"
     #: the ``depth`` values a client may ask for with this feed
     depths: tuple[int, ...] = (5,)
+    #: whether it publishes order updates (``publisher.publish_order``)
+    orders: bool = False
 
     def __init__(self) -> None:
         self.publisher: Publisher | None = None
@@ -85,6 +92,12 @@ class Feed(ABC):
 
     def resend(self, instrument: Instrument, mode: int, depth: int = DEFAULT_DEPTH) -> None:  # noqa: B027 - optional hook
         """Another proxy joined an instrument already wanted: publish its latest tick again."""
+
+    def order(self, request: OrderRequest) -> str:
+        """Place or cancel an order (``oaws sim order``); the order's id. Raises
+        OrderRequestError (one sentence) when it cannot; a feed with no orders of its own
+        refuses every request."""
+        raise OrderRequestError(f"the {self.name} feed takes no orders")
 
     def status(self) -> dict[str, object]:
         """Figures for ``get_broker_info`` and ``oaws status``."""

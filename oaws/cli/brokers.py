@@ -15,6 +15,7 @@ import typer
 
 from oaws import brokers
 from oaws.brokers.api import Broker
+from oaws.cli import orders
 from oaws.cli.common import UserError, command, friendly
 
 
@@ -159,7 +160,7 @@ def instruments_search(
 
 
 sim_app = typer.Typer(
-    help="Local simulators of the brokers' wire formats, for developing offline.",
+    help="Local simulators of the brokers' wire formats, and orders on the simulated market, for developing offline.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -218,5 +219,5 @@ def register(root: typer.Typer) -> None:
         run = friendly(broker.simulator)  # type: ignore[arg-type]
         sim_app.command(broker.name)(run)
         root.command(f"{broker.name}-sim", hidden=True)(run)
-    if simulators:
-        root.add_typer(sim_app, name="sim")
+    orders.register(sim_app)
+    root.add_typer(sim_app, name="sim")

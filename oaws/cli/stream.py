@@ -30,9 +30,9 @@ from oaws.cli.common import (
     resolve_instruments,
     resolve_mode,
 )
-from oaws.client import ServerError, Status, Tick, refusal
+from oaws.client import OrderUpdate, ServerError, Status, Tick, refusal
 from oaws.config import ClientSettings, time_zone
-from oaws.format import change_of, clock, indian, price, signed, tick_line
+from oaws.format import change_of, clock, indian, order_line, price, signed, tick_line
 from oaws.instruments import DEFAULT_DEPTH, Instrument
 
 app = typer.Typer()
@@ -44,25 +44,32 @@ def tail(
     json: JsonOpt = False,
     mode: ModeOpt = "quote",
     depth: DepthOpt = DEFAULT_DEPTH,
-    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N ticks.")] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", "-n", min=1, help="Stop after N ticks (order updates count too).")
+    ] = None,
     stats: Annotated[
         bool, typer.Option("--stats", help="Report end-to-end latency p50/p99 on stderr every second.")
+    ] = False,
+    orders: Annotated[
+        bool,
+        typer.Option("--orders", help="Print order updates too (only them when no instrument is given)."),
     ] = False,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
     autostart: AutostartOpt = True,
     auth_timeout: AuthTimeoutOpt = AUTH_TIMEOUT,
 ) -> None:
-    """Stream ticks as lines (or JSON lines with --json) until Ctrl-C or --count."""
+    """Stream ticks (and order updates with --orders) as lines, or JSON lines with --json, until Ctrl-C or --count."""
     resolved = resolve_mode(mode)
     raise typer.Exit(
         run_tail(
-            resolve_instruments(instruments),
+            [] if orders and not instruments else resolve_instruments(instruments),
             resolved,
             depth=resolve_depth(resolved, depth),
             as_json=json,
             count=count,
             stats=stats,
+            orders=orders,
             settings=client_settings(url, api_key, autostart),
             auth_timeout=resolve_auth_timeout(auth_timeout),
         )
@@ -153,6 +160,7 @@ def run_tail(
     stats: bool,
     settings: ClientSettings,
     auth_timeout: float = AUTH_TIMEOUT,
+    orders: bool = False,
 ) -> int:
     return run(
         _tail(
@@ -164,6 +172,7 @@ def run_tail(
             stats=stats,
             settings=settings,
             auth_timeout=auth_timeout,
+            orders=orders,
         )
     )
 
@@ -187,6 +196,7 @@ async def _tail(
     stats: bool,
     settings: ClientSettings,
     auth_timeout: float = AUTH_TIMEOUT,
+    orders: bool = False,
 ) -> int:
     out = sys.stdout.buffer
     color = sys.stdout.isatty()
@@ -196,8 +206,17 @@ async def _tail(
     written = 0
     try:
         async with await open_client(settings, instruments, mode, depth=depth, auth_timeout=auth_timeout) as client:
+            if orders:
+                await client.subscribe_orders()
             async for event in client:
-                if isinstance(event, Tick):
+                if isinstance(event, OrderUpdate):
+                    line = orjson.dumps(event.message) if as_json else order_line(event.message).encode()
+                    out.write(line + b"\n")
+                    out.flush()
+                    written += 1
+                    if count is not None and written >= count:
+                        return 0
+                elif isinstance(event, Tick):
                     if as_json:
                         out.write(orjson.dumps(event.message) + b"\n")
                     else:

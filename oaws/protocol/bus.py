@@ -15,7 +15,9 @@ Control messages travel under topics that start with ``_oaws.`` (no exchange sta
 * ``_oaws.info``, once a second from each feed: ``fid`` (the feed's id), ``broker``,
   ``depths``, ``adapter_status`` and the feed's other figures;
 * ``_oaws.reject``, when a feed cannot serve a wanted topic: ``topic``, ``symbol``,
-  ``exchange``, ``mode``, ``code`` (an error code of ``oaws.protocol.codes``), ``message``.
+  ``exchange``, ``mode``, ``code`` (an error code of ``oaws.protocol.codes``), ``message``;
+* ``_oaws.order.<nonce>``, a feed's answer to an order placed with ``oaws sim order``
+  (``oaws.protocol.orders``, which also has the order updates' own topics).
 """
 
 from __future__ import annotations

@@ -154,7 +154,25 @@ class BrokerInfo(Reply):
     """The answer to ``get_broker_info`` (``broker``, ``adapter_status``...)."""
 
 
-ProtocolEvent = Tick | Subscribed | Unsubscribed | ServerError | Reply
+@dataclass(slots=True)
+class OrderUpdate:
+    """One ``order_update`` message (after ``subscribe_orders``): an order's new state,
+    in OpenAlgo's fields (``orderid``, ``order_status``, ``filled_quantity``...)."""
+
+    message: dict[str, Any]
+    #: local receive time, epoch ns
+    received_ns: int
+
+    @property
+    def orderid(self) -> str:
+        return str(self.message.get("orderid", ""))
+
+    @property
+    def status(self) -> str:
+        return str(self.message.get("order_status", ""))
+
+
+ProtocolEvent = Tick | Subscribed | Unsubscribed | ServerError | Reply | OrderUpdate
 
 
 class State(enum.Enum):
@@ -187,6 +205,8 @@ class ClientProtocol:
         self.chunk = chunk
         self.wanted: dict[Instrument, set[int]] = {}
         self.depths: dict[Instrument, int] = {}
+        #: order updates wanted (``subscribe_orders``); asked for again after a reconnect
+        self.orders = False
         self.state = State.CLOSED
         self._outbox: list[JSON] = []
 
@@ -212,6 +232,8 @@ class ClientProtocol:
 
     def _open(self) -> None:
         self.state = State.OPEN
+        if self.orders:
+            self._outbox.append({"action": "subscribe_orders"})
         by_mode: dict[tuple[int, int], list[Instrument]] = {}
         for instrument, modes in self.wanted.items():
             for mode in modes:
@@ -266,6 +288,17 @@ class ClientProtocol:
             for start in range(0, len(entries), self.chunk):
                 self._outbox.append({"action": "unsubscribe", "symbols": entries[start : start + self.chunk]})
 
+    def subscribe_orders(self) -> None:
+        """Receive ``order_update`` messages (``OrderUpdate`` events), on this connection and the next."""
+        if not self.orders and self.state is State.OPEN:
+            self._outbox.append({"action": "subscribe_orders"})
+        self.orders = True
+
+    def unsubscribe_orders(self) -> None:
+        if self.orders and self.state is State.OPEN:
+            self._outbox.append({"action": "unsubscribe_orders"})
+        self.orders = False
+
     def ping(self, timestamp: int | None = None) -> None:
         """Ask for a ``pong``; a ``timestamp`` (ms) comes back with it, for a round-trip time."""
         self.request({"action": "ping"} if timestamp is None else {"action": "ping", "timestamp": timestamp})
@@ -317,6 +350,9 @@ class ClientProtocol:
             tick = _tick(message, received_ns)
             if tick is not None:
                 out.append(tick)
+            return
+        if kind == "order_update":
+            out.append(OrderUpdate(message, received_ns))
             return
         status = message.get("status")
         if self.state is State.AUTHENTICATING:

@@ -39,6 +39,7 @@ from oaws.brokers.api import Feed
 from oaws.instruments import DEFAULT_DEPTH, Instrument, Stream, parse_stream
 from oaws.protocol.bus import CONTROL_PREFIX, INFO_TOPIC, REJECT_TOPIC, stamp_fseq
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
+from oaws.protocol.orders import MAX_REQUEST, ORDER_REPLY, ORDER_REQUEST, OrderRequest, OrderRequestError, order_topic
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +158,44 @@ class FeedHub:
         except zmq.Again:
             log.warning("bus full; rejection of %s not sent", instrument)
 
+    def publish_order(self, user_id: str, message: bytes) -> None:
+        """An ``order_update`` under ``{BROKER}_{USER_ID}_orders``, as OpenAlgo publishes it."""
+        try:
+            self.sock.send_multipart([order_topic(self.feed.name, user_id), message], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("bus full; an order update for %s was not sent", user_id)
+
+    def on_order_request(self, raw: bytes) -> None:
+        """``oaws sim order``'s request, come up the bus as a subscription; the answer goes
+        back on ``_oaws.order.<nonce>``, which the asking socket subscribed first. A feed
+        that takes no orders stays quiet: behind a forwarder, another one may."""
+        if not self.feed.orders:
+            return
+        try:
+            body = orjson.loads(raw) if len(raw) <= MAX_REQUEST else None
+        except orjson.JSONDecodeError:
+            body = None
+        nonce = body.get("nonce") if isinstance(body, dict) else None
+        if not isinstance(nonce, str) or not nonce.isalnum() or len(nonce) > 64:
+            log.debug("ignoring an order request with no nonce to answer on")
+            return
+        try:
+            reply = {"status": "success", "orderid": self.feed.order(OrderRequest.parse(body))}
+        except OrderRequestError as exc:
+            reply = {"status": "error", "message": str(exc)}
+        try:
+            self.sock.send_multipart([ORDER_REPLY + nonce.encode(), orjson.dumps(reply)], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("bus full; the answer to an order request was not sent")
+
     # Subscriptions -------------------------------------------------------------
     def on_subscription(self, message: bytes) -> None:
         if not message:
             return
         subscribe, topic = message[0] == 1, message[1:]
+        if subscribe and topic.startswith(ORDER_REQUEST + b"{"):
+            self.on_order_request(topic[len(ORDER_REQUEST) :])
+            return
         if topic.startswith(CONTROL_PREFIX) or not topic:
             return
         stream = parse_stream(topic.decode("utf-8", "replace"))
@@ -194,6 +228,7 @@ class FeedHub:
                 "fid": self.fid,
                 "broker": self.feed.name,
                 "depths": list(self.feed.depths),
+                "orders": self.feed.orders,
                 "published": self.published,
                 "instruments": len({s.instrument for s in self.wanted}),
                 "started": self.started,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import OAWS
 from tests.openalgo_server import OpenAlgoServer
 from tests.process.test_cli import start_server
 
@@ -82,11 +83,16 @@ def serve(cli_env):
         proc.wait(5)
 
 
-def scenario(generation: str, name: str, url: str) -> dict:
+def scenario(generation: str, name: str, url: str, env: dict[str, str] | None = None) -> dict:
     """Run one scenario in the generation's interpreter; what the SDK saw, or the check that failed."""
     python = interpreter(generation)
     out = subprocess.run(
-        [python, str(SCENARIOS), name, url, KEY], capture_output=True, text=True, timeout=100, cwd=SCENARIOS.parent
+        [python, str(SCENARIOS), name, url, KEY],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        cwd=SCENARIOS.parent,
+        env=env,
     )
     assert out.returncode == 0, f"OpenAlgo SDK {generation}, {out.stderr.strip() or out.stdout.strip()}"
     seen = json.loads(out.stdout.splitlines()[-1])
@@ -122,6 +128,22 @@ def test_one_call_subscribes_and_unsubscribes_1001_instruments(serve, generation
 def test_unsubscribe_stops_that_mode_and_leaves_the_others(serve, generation):
     seen = scenario(generation, "unsubscribe", serve())
     assert min(seen[mode] for mode in ("ltp", "quote", "depth")) >= 2
+
+
+@generations
+def test_subscribe_orders_calls_back_with_a_simulated_orders_updates(cli_env, ipc_bus, generation):
+    if generation == "1.x":
+        interpreter(generation)
+        pytest.skip("the OpenAlgo SDK 1.0.47 has no subscribe_orders (2.x has)")
+    proc, url = start_server({**cli_env, "OAWS_API_KEY": KEY}, "--bus", ipc_bus)
+    try:
+        order = [*OAWS, "sim", "order", "BUY", "RELIANCE:NSE", "10", "--bus", ipc_bus, "--json"]
+        seen = scenario(generation, "subscribe_orders", url, {**cli_env, "OAWS_ORDER_COMMAND": json.dumps(order)})
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    assert seen["updates"] == 2
+    assert "order_status" in seen["keys"] and "user_id" in seen["keys"]
 
 
 @generations

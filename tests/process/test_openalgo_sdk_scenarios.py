@@ -19,6 +19,8 @@ flood control allows); every frame it sends is the SDK's own.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 import types
@@ -176,6 +178,45 @@ def unsubscribe(client: Any) -> dict[str, Any]:
     return calls.count()
 
 
+def place_order() -> str:
+    """Place a market order on the server's simulated market with ``oaws sim order`` (the
+    command line the test hands over in ``OAWS_ORDER_COMMAND``, a JSON list); its id."""
+    out = subprocess.run(json.loads(os.environ["OAWS_ORDER_COMMAND"]), capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, f"oaws sim order failed: {out.stderr.strip()}"
+    return json.loads(out.stdout.splitlines()[-1])["orderid"]
+
+
+def subscribe_orders(client: Any) -> dict[str, Any]:
+    """``subscribe_orders`` calls back with each ``order_update`` of a simulated order (open,
+    then complete) and ``get_orders`` holds them; after ``unsubscribe_orders`` no more come."""
+    updates: list[dict[str, Any]] = []
+    assert client.subscribe_orders(updates.append)
+    placed: list[str] = []
+    for _ in range(5):  # until the proxy's subscription to the order topics reached the feed
+        time.sleep(0.3)
+        placed.append(place_order())
+        try:
+            wait_for(lambda: any(u["orderid"] == placed[-1] for u in list(updates)), lambda: "", timeout=2)
+            break
+        except AssertionError:
+            continue
+    orderid = placed[-1]
+    wait_for(
+        lambda: [u["order_status"] for u in list(updates) if u["orderid"] == orderid] == ["open", "complete"],
+        lambda: f"open then complete for {orderid}, got {updates}",
+    )
+    mine = [u for u in updates if u["orderid"] == orderid]
+    assert mine[1]["filled_quantity"] == mine[1]["quantity"] > 0 and mine[1]["average_price"] > 0, mine[1]
+    assert [u["orderid"] for u in client.get_orders()["orders"][:2]] == [orderid, orderid]
+    assert client.unsubscribe_orders()
+    time.sleep(QUIET / 2)
+    before = len(updates)
+    place_order()
+    time.sleep(QUIET)
+    assert len(updates) == before, f"order updates after unsubscribe_orders: {updates[before:]}"
+    return {"updates": len(mine), "keys": sorted(mine[0])}
+
+
 def wrong_key(url: str) -> dict[str, Any]:
     """A refused key: ``connect`` answers False (the server's typeless error is no ``auth`` reply)."""
     import openalgo
@@ -194,6 +235,7 @@ SCENARIOS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "three_modes": three_modes,
     "thousand_and_one": thousand_and_one,
     "unsubscribe": unsubscribe,
+    "subscribe_orders": subscribe_orders,
 }
 
 

@@ -20,6 +20,7 @@ from oaws.protocol.client import (
     AuthFailed,
     BrokerInfo,
     ClientProtocol,
+    OrderUpdate,
     Pong,
     Reply,
     ServerError,
@@ -561,3 +562,49 @@ def test_depth_at_another_depth_is_asked_for_again_and_unsubscribe_forgets_the_d
     client.subscribe([REL], DEPTH, 20)
     client.unsubscribe([REL], DEPTH)
     assert client.depths == {} and client.wanted == {}
+
+
+# Order updates -------------------------------------------------------------------------
+def test_subscribe_orders_goes_out_once_and_again_after_a_reconnect_after_authenticating():
+    p = ClientProtocol(api_key="k")
+    p.subscribe_orders()  # before any connection: remembered
+    p.connection_made()
+    assert p.requests_to_send() == [{"action": "authenticate", "api_key": "k"}]
+    p.receive(orjson.dumps({"type": "auth", "status": "success"}), NOW)
+    assert p.requests_to_send() == [{"action": "subscribe_orders"}]
+    p.subscribe_orders()
+    assert p.requests_to_send() == []
+
+    def reconnect() -> list[dict]:
+        p.connection_lost()
+        p.connection_made()
+        assert p.requests_to_send() == [{"action": "authenticate", "api_key": "k"}]
+        p.receive(orjson.dumps({"type": "auth", "status": "success"}), NOW)
+        return p.requests_to_send()
+
+    assert reconnect() == [{"action": "subscribe_orders"}]
+    p.unsubscribe_orders()
+    assert p.requests_to_send() == [{"action": "unsubscribe_orders"}]
+    assert reconnect() == []
+
+
+def test_an_order_update_is_an_event_with_the_whole_message():
+    p = ClientProtocol()
+    p.connection_made()
+    message = {"type": "order_update", "orderid": "SIM000001", "order_status": "complete", "symbol": "RELIANCE"}
+    (event,) = p.receive(orjson.dumps(message), NOW)
+    assert isinstance(event, OrderUpdate)
+    assert (event.orderid, event.status, event.message, event.received_ns) == ("SIM000001", "complete", message, NOW)
+    (batched,) = p.receive(orjson.dumps([message]), NOW)
+    assert isinstance(batched, OrderUpdate)
+
+
+def test_the_order_replies_of_the_server_half_are_plain_replies():
+    p, session = ClientProtocol(), Session()
+    p.connection_made()
+    p.subscribe_orders()
+    (request,) = p.requests_to_send()
+    (reply,) = session.handle(encode(request)).replies
+    assert session.orders
+    (event,) = p.receive(orjson.dumps(reply), NOW)
+    assert type(event) is Reply and event.body["type"] == "subscribe_orders"

@@ -29,7 +29,9 @@ import time
 import orjson
 
 from oaws.brokers.api import Feed
+from oaws.brokers.sim.orders import USER_ID, Order, OrderBook
 from oaws.instruments import DEPTH, Instrument
+from oaws.protocol.orders import OrderRequest
 from oaws.ticks import DEPTH_LEVELS, DERIVATIVE_EXCHANGES, INDEX_EXCHANGES, at_mode, depth_book, empty_level
 
 log = logging.getLogger(__name__)
@@ -275,6 +277,7 @@ class SimFeed(Feed):
     """A simulated market for every symbol on every exchange (see the module docstring)."""
 
     name = "sim"
+    orders = True
 
     def __init__(self, *, seed: int | None = None, rate: float = 3.0) -> None:
         super().__init__()
@@ -295,6 +298,8 @@ class SimFeed(Feed):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._pending: set[tuple[Instrument, int]] = set()
+        #: the orders users placed (``oaws sim order``)
+        self.order_book = OrderBook()
 
     # The market, without I/O ----------------------------------------------------------
     def tick(self, instrument: Instrument, now_ns: int | None = None) -> dict[str, object]:
@@ -367,6 +372,25 @@ class SimFeed(Feed):
             return
         self.publisher.publish(instrument, mode, payload(self._books[instrument].last, mode))
 
+    # Orders ------------------------------------------------------------------------
+    def order(self, request: OrderRequest) -> str:
+        """Place or cancel an order at the market's current price; its updates go on the bus."""
+        if request.action == "CANCEL":
+            changed = self.order_book.cancel(request.orderid)
+        else:
+            assert request.instrument is not None
+            state = self.latest(request.instrument) or self.tick(request.instrument)
+            ltp, lower, upper = (float(state[k]) for k in ("ltp", "lower_circuit", "upper_circuit"))  # type: ignore[arg-type]
+            changed = self.order_book.place(request, ltp, lower, upper)
+        self._publish_orders(changed)
+        return changed[0].orderid
+
+    def _publish_orders(self, changed: list[Order]) -> None:
+        if self.publisher is None:
+            return
+        for order in changed:
+            self.publisher.publish_order(USER_ID, orjson.dumps(order.message(self.name)))
+
     # The scheduler -------------------------------------------------------------------
     def _now(self) -> float:
         return self._loop.time() if self._loop is not None else 0.0
@@ -388,6 +412,8 @@ class SimFeed(Feed):
             if publisher is not None:
                 for mode in sorted(wanted[instrument]):
                     publisher.publish(instrument, mode, payload(state, mode))
+            if instrument in self.order_book.resting:
+                self._publish_orders(self.order_book.trade(instrument, state["ltp"]))  # type: ignore[arg-type]
             self._schedule(instrument, max(due, now - MAX_LAG))
 
     async def _sleep(self, delay: float | None) -> None:

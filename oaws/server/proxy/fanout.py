@@ -26,6 +26,7 @@ import orjson
 
 from oaws.instruments import DEFAULT_DEPTH, Instrument, Stream
 from oaws.protocol.bus import CONTROL_PREFIX, read_fseq
+from oaws.protocol.orders import ORDERS_SUFFIX
 from oaws.protocol.server import Change
 from oaws.server.bus import BusReader
 from oaws.server.proxy.connection import OPEN, Client, text_frame
@@ -114,7 +115,7 @@ class Fanout:
         for topic, payload in batch:
             route = routes_get(topic)
             if route is None:
-                if topic.startswith(CONTROL_PREFIX):
+                if topic.startswith(CONTROL_PREFIX) or topic.endswith(ORDERS_SUFFIX):
                     self.on_control(topic, payload)
                 continue
             last[topic] = payload

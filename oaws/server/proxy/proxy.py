@@ -21,7 +21,9 @@ from websockets.frames import CloseCode
 
 from oaws import __version__
 from oaws.instruments import Instrument
+from oaws.protocol.bus import INFO_TOPIC
 from oaws.protocol.codes import SERVER_ERROR, error
+from oaws.protocol.orders import is_order_topic
 from oaws.protocol.server import Quota, Session
 from oaws.server.bus import BusReader
 from oaws.server.proxy.auth import AuthGuard
@@ -31,6 +33,7 @@ from oaws.server.proxy.feeds import Feeds
 from oaws.server.proxy.flood import FloodControl
 from oaws.server.proxy.gate import Gate
 from oaws.server.proxy.options import ProxyOptions
+from oaws.server.proxy.orders import Orders
 from oaws.server.proxy.slow import SlowClients, conflate
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,7 @@ class Proxy:
         self.feeds = Feeds(
             self.fanout, broker=options.broker, brokers=options.brokers, depths=depths, status=feed_status
         )
+        self.orders = Orders(self._order_brokers, self.fanout.flush)
         self.quota = Quota(options.quota, lambda: len(self.fanout.routes), self.fanout.served)
         self.auth = AuthGuard(options.auth_timeout, self._close)
         self.flood = FloodControl(options.work_rate, options.flood_close)
@@ -84,7 +88,8 @@ class Proxy:
 
     # Life cycle ----------------------------------------------------------------
     async def start(self) -> None:
-        self.reader = self.fanout.reader = BusReader(self.bus_endpoint, self.fanout.on_ticks, curve=self.curve)
+        self.reader = BusReader(self.bus_endpoint, self.fanout.on_ticks, curve=self.curve)
+        self.fanout.reader = self.orders.reader = self.reader
         o = self.options
         try:
             self.server = await serve(
@@ -158,7 +163,15 @@ class Proxy:
 
     def _on_control(self, topic: bytes, payload: bytes) -> None:
         # the fan-out is made before the feed control that acts on its routes
+        if is_order_topic(topic):
+            self.orders.relay(topic, payload)
+            return
         self.feeds.on_control(topic, payload)
+        if topic == INFO_TOPIC and self.orders.clients:
+            self.orders.resubscribe()  # a feed of another broker may have joined
+
+    def _order_brokers(self) -> list[str]:
+        return [*self.feeds.brokers(), self.feeds.default_broker]
 
     # Figures -------------------------------------------------------------------
     @property
@@ -202,6 +215,8 @@ class Proxy:
             "bus_refused": self.reader.refused,
             "bus_gaps": self.fanout.gaps,
             "bus_missing": self.fanout.missing,
+            "order_clients": len(self.orders.clients),
+            "order_updates": self.orders.relayed,
             "feed": self.broker_info(),
             "feeds": [dict(info) for info, _ in self.feeds.fresh()],
             "per_client": [c.stats() for c in self.clients],
@@ -218,6 +233,8 @@ class Proxy:
         c.bucket.spend(outcome.work)
         for reply in outcome.replies:
             c.send(reply)
+        if c.session.orders != (c in self.orders.clients):
+            self.orders.follow(c, c.session.orders)
         for change in outcome.changes:
             self.fanout.apply(c, change)
         snapshots = self.fanout.snapshots(c, outcome.snapshots)
@@ -280,6 +297,8 @@ class Proxy:
                 deadline.cancel()
             for change in session.close():
                 self.fanout.apply(c, change)
+            if c in self.orders.clients:
+                self.orders.follow(c, False)
             self.clients.discard(c)
             self.sent_gone += c.sent
             self.slow.forget(c)
