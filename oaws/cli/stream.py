@@ -62,16 +62,18 @@ def tail(
     """Stream ticks (and order updates with --orders) as lines, or JSON lines with --json, until Ctrl-C or --count."""
     resolved = resolve_mode(mode)
     raise typer.Exit(
-        run_tail(
-            [] if orders and not instruments else resolve_instruments(instruments),
-            resolved,
-            depth=resolve_depth(resolved, depth),
-            as_json=json,
-            count=count,
-            stats=stats,
-            orders=orders,
-            settings=client_settings(url, api_key, autostart),
-            auth_timeout=resolve_auth_timeout(auth_timeout),
+        run(
+            _tail(
+                [] if orders and not instruments else resolve_instruments(instruments),
+                resolved,
+                depth=resolve_depth(resolved, depth),
+                as_json=json,
+                count=count,
+                stats=stats,
+                orders=orders,
+                settings=client_settings(url, api_key, autostart),
+                auth_timeout=resolve_auth_timeout(auth_timeout),
+            )
         )
     )
 
@@ -93,14 +95,16 @@ def subscribe(
     """Print the latest tick of each instrument, then exit."""
     resolved = resolve_mode(mode)
     raise typer.Exit(
-        snapshot(
-            resolve_instruments(instruments),
-            resolved,
-            depth=resolve_depth(resolved, depth),
-            as_json=json,
-            timeout=timeout,
-            settings=client_settings(url, api_key, autostart),
-            auth_timeout=resolve_auth_timeout(auth_timeout),
+        run(
+            _snapshot(
+                resolve_instruments(instruments),
+                resolved,
+                depth=resolve_depth(resolved, depth),
+                as_json=json,
+                timeout=timeout,
+                settings=client_settings(url, api_key, autostart),
+                auth_timeout=resolve_auth_timeout(auth_timeout),
+            )
         )
     )
 
@@ -148,33 +152,6 @@ class LatencyStats:
     def final(self) -> None:
         self.all.extend(self.window)
         _err("total: " + self.summary(self.all))
-
-
-def run_tail(
-    instruments: list[Instrument],
-    mode: int,
-    *,
-    depth: int = DEFAULT_DEPTH,
-    as_json: bool,
-    count: int | None,
-    stats: bool,
-    settings: ClientSettings,
-    auth_timeout: float = AUTH_TIMEOUT,
-    orders: bool = False,
-) -> int:
-    return run(
-        _tail(
-            instruments,
-            mode,
-            depth=depth,
-            as_json=as_json,
-            count=count,
-            stats=stats,
-            settings=settings,
-            auth_timeout=auth_timeout,
-            orders=orders,
-        )
-    )
 
 
 def _waiting(event: Status) -> None:
@@ -243,29 +220,6 @@ async def _tail(
         if latency is not None:
             latency.final()
     return 0
-
-
-def snapshot(
-    instruments: list[Instrument],
-    mode: int,
-    *,
-    depth: int = DEFAULT_DEPTH,
-    as_json: bool,
-    timeout: float,
-    settings: ClientSettings,
-    auth_timeout: float = AUTH_TIMEOUT,
-) -> int:
-    return run(
-        _snapshot(
-            instruments,
-            mode,
-            depth=depth,
-            as_json=as_json,
-            timeout=timeout,
-            settings=settings,
-            auth_timeout=auth_timeout,
-        )
-    )
 
 
 async def _snapshot(
