@@ -54,6 +54,7 @@ from websockets.exceptions import InvalidURI
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from oaws.brokers.angel import orders as order_status
 from oaws.brokers.angel import wire
 from oaws.brokers.angel.errors import AngelAuthError, AngelError, AngelUnavailable
 from oaws.brokers.angel.master import SEGMENT_TYPES, Master, load_master
@@ -61,7 +62,16 @@ from oaws.brokers.angel.session import Session, load_session, login, save_sessio
 from oaws.brokers.angel.settings import AngelSettings, load_settings
 from oaws.brokers.angel.ticks import CLIENT_MODE, DEPTH_20, STREAM_DEPTH, angel_mode, tick
 from oaws.brokers.api import Feed, Rejection
-from oaws.brokers.connection import Backoff, BrokerLink, Connection, Endpoint, Message, Sessions, Unavailable
+from oaws.brokers.connection import (
+    Backoff,
+    BrokerLink,
+    Connection,
+    Endpoint,
+    Message,
+    Sessions,
+    StandDown,
+    Unavailable,
+)
 from oaws.brokers.hours import market_open
 from oaws.instruments import DEFAULT_DEPTH, DEPTH, Instrument
 from oaws.protocol.codes import BROKER_ERROR, INVALID_DEPTH, LIMIT_EXCEEDED
@@ -197,11 +207,56 @@ class _AngelLink(BrokerLink[Key, Session]):
             self.feed._drop_keys(keys, LIMIT_EXCEEDED if limit else BROKER_ERROR, refusal)
 
 
+class _OrderLink(BrokerLink[str, Session]):
+    """Angel's order-status socket: the Bearer jwt at the handshake, no subscriptions, JSON frames."""
+
+    name = "Angel order status"
+    heartbeat = None  # WebSocket pings every heartbeat interval (Angel asks for about 10 s)
+
+    def __init__(self, feed: AngelFeed) -> None:
+        self.feed = feed
+
+    def endpoint(self, session: Session | None) -> Endpoint:
+        assert session is not None, "Angel's order status always runs with a session"
+        return Endpoint(self.feed.settings.order_url, {"Authorization": session.authorization})
+
+    def refusal_reason(self, response: Response) -> str:
+        return response.headers.get("x-error-message") or response.reason_phrase
+
+    def subscribe(self, keys: set[str]) -> list[Message]:
+        return []
+
+    def unsubscribe(self, keys: set[str]) -> list[Message]:
+        return []
+
+    def market_open(self, keys: set[str]) -> bool:
+        return False  # no subscriptions, so no silence watchdog: orders may not change for hours
+
+    def on_frame(self, frame: Message) -> str | None:
+        feed = self.feed
+        try:
+            update = order_status.decode(frame, feed.master, user_id=feed.settings.client_code or "")
+        except order_status.MalformedOrderFrame as exc:
+            feed.malformed_orders += 1
+            now = time.monotonic()
+            if now - feed._malformed_orders_logged > 10:
+                feed._malformed_orders_logged = now
+                log.warning("Angel order status: skipped a malformed frame (%s); %d so far", exc, feed.malformed_orders)
+            return None
+        if update is None:
+            return None
+        feed.order_updates += 1
+        if feed.publisher is not None:
+            feed.publisher.publish_order(update.user_id, orjson.dumps(update.message))
+        return None
+
+
 class AngelFeed(Feed):
     """Ticks from Angel One's SmartAPI WebSocket V2 (see the module docstring)."""
 
     name = "angel"
     depths = (DEFAULT_DEPTH, DEPTH_20)
+    orders = True
 
     def __init__(
         self,
@@ -231,6 +286,13 @@ class AngelFeed(Feed):
         except InvalidURI:
             raise AngelError(
                 f"the Angel feed URL {settings.feed_url!r} is not a ws:// or wss:// URL (check ANGEL_FEED_URL)"
+            ) from None
+        try:
+            parse_uri(settings.order_url)
+        except InvalidURI:
+            raise AngelError(
+                f"the Angel order-status URL {settings.order_url!r} is not a ws:// or wss:// URL "
+                "(check ANGEL_ORDER_URL)"
             ) from None
         self.settings = settings
         self.master = master
@@ -269,6 +331,19 @@ class AngelFeed(Feed):
             )
             for index in range(max_connections)
         ]
+        #: Angel's order-status socket, one for the feed (not per client), up while ``run`` runs
+        self._orders_conn: Connection[str, Session] = Connection(
+            _OrderLink(self),
+            label="Angel order status",
+            sessions=self._sessions,
+            backoff=Backoff(backoff_base, backoff_cap, rng=rng),
+            stable_after=stable_after,
+            silence_timeout=silence_timeout,
+            heartbeat_interval=heartbeat_interval,
+            open_timeout=open_timeout,
+            log=log,
+        )
+        self._orders_task: asyncio.Task[None] | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._routes: dict[Key, _Route] = {}
         self._wanted: dict[Wanted, Key] = {}
@@ -281,6 +356,9 @@ class AngelFeed(Feed):
         # figures for status() and tests
         self.malformed = 0
         self.unexpected = 0
+        self.malformed_orders = 0
+        self.order_updates = 0
+        self._malformed_orders_logged = 0.0
 
     @classmethod
     def from_settings(cls, instruments: str | None = None, **options: Any) -> AngelFeed:
@@ -385,6 +463,10 @@ class AngelFeed(Feed):
             "reconnects": self.reconnects,
             "logins": self.logins,
             "last_disconnect": disconnects[-1] if disconnects else None,
+            "order_status": self._orders_conn.state,
+            "order_updates": self.order_updates,
+            "malformed_order_frames": self.malformed_orders,
+            "order_reconnects": self._orders_conn.reconnects,
         }
 
     async def run(self) -> None:
@@ -396,14 +478,16 @@ class AngelFeed(Feed):
         for index, conn in enumerate(self._conns):
             if index == 0 or conn.keys:
                 self._start(index)
+        self._orders_task = asyncio.get_running_loop().create_task(self._keep_orders(), name="angel-orders")
         try:
             await self._fatal
         finally:
-            tasks = [t for t in (self._flush_task, *self._tasks.values()) if t is not None]
+            tasks = [t for t in (self._flush_task, self._orders_task, *self._tasks.values()) if t is not None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._tasks.clear()
+            self._orders_task = None
 
     # Subscriptions --------------------------------------------------------------------
     def _depth_refusal(self, key: Key) -> tuple[str, str] | None:
@@ -486,6 +570,17 @@ class AngelFeed(Feed):
                 log.exception("%s failed", conn.label)
             if self._fatal is not None and not self._fatal.done():
                 self._fatal.set_exception(exc)
+
+    async def _keep_orders(self) -> None:
+        """Run the order-status connection; its standing down costs the order updates, not the ticks."""
+        try:
+            await self._orders_conn.run()
+        except asyncio.CancelledError:
+            raise
+        except (AngelError, StandDown) as exc:
+            log.error("Angel order status stopped: %s; ticks go on, order updates do not", exc)
+        except Exception:
+            log.exception("Angel order status failed; ticks go on, order updates do not")
 
     def _stored(self) -> Session | None:
         stored = load_session(self.settings, self.session_file)

@@ -20,6 +20,7 @@ from oaws.brokers.settings import Setting, SettingsError, SettingsSpec
 
 DEFAULT_API_URL = "https://apiconnect.angelone.in"
 DEFAULT_FEED_URL = "wss://smartapisocket.angelone.in/smart-stream"
+DEFAULT_ORDER_URL = "wss://tns.angelone.in/smart-order-update"
 DEFAULT_MASTER_URL = "https://margincalculator.angelbroking.com/OpenAPI_File/files/OpenAPIScripMaster.json"
 
 SPEC = SettingsSpec(
@@ -31,6 +32,7 @@ SPEC = SettingsSpec(
         Setting("totp_secret", "ANGEL_TOTP_SECRET", secret=True, required=True, help="the base32 TOTP secret"),
         Setting("api_url", "ANGEL_API_URL", default=DEFAULT_API_URL, help="SmartAPI's REST address"),
         Setting("feed_url", "ANGEL_FEED_URL", default=DEFAULT_FEED_URL, help="the WebSocket V2 feed"),
+        Setting("order_url", "ANGEL_ORDER_URL", default=DEFAULT_ORDER_URL, help="the order-status WebSocket"),
         Setting("master_url", "ANGEL_MASTER_URL", default=DEFAULT_MASTER_URL, help="the instrument master"),
         Setting("instruments", "OAWS_INSTRUMENTS", help="a local instrument master instead of the cached one"),
     ),
@@ -48,6 +50,7 @@ class AngelSettings:
     totp_secret: str | None = field(default=None, repr=False)
     api_url: str = DEFAULT_API_URL
     feed_url: str = DEFAULT_FEED_URL
+    order_url: str = DEFAULT_ORDER_URL
     master_url: str = DEFAULT_MASTER_URL
     #: a local instrument master (raw JSON or oaws index) instead of the cached one
     instruments: str | None = None
