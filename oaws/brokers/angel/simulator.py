@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import hashlib
 import hmac
 import importlib.resources
@@ -65,7 +66,17 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from oaws.brokers.angel import wire
-from oaws.brokers.angel.master import CDS_DIVISOR, PAISE, SEGMENT, SYMBOL, TICK, Master, rows_from_raw
+from oaws.brokers.angel.master import (
+    CDS_DIVISOR,
+    PAISE,
+    SEGMENT,
+    SEGMENT_TYPES,
+    SYMBOL,
+    TICK,
+    TOKEN,
+    Master,
+    rows_from_raw,
+)
 from oaws.brokers.angel.wire import BestFiveEntry, DepthLevel, Packet
 
 log = logging.getLogger(__name__)
@@ -79,6 +90,10 @@ TOKENS_PATH = "/rest/auth/angelbroking/jwt/v1/generateTokens"
 LOGOUT_PATH = "/rest/secure/angelbroking/user/v1/logout"
 MASTER_PATH = "/OpenAPI_File/files/OpenAPIScripMaster.json"
 FEED_PATH = "/smart-stream"
+ORDER_PATH = "/smart-order-update"
+PLACE_ORDER_PATH = "/rest/secure/angelbroking/order/v1/placeOrder"
+#: Seconds between an order's AB01 (open) and its AB05 (complete) on the order-status socket
+FILL_DELAY = 0.05
 CONTROL_PREFIX = "/sim/"
 #: Seconds ``POST /sim/silent`` keeps connections silent without ``?seconds=``: past the adapter's silence timeout.
 DEFAULT_SILENCE = 60.0
@@ -170,6 +185,7 @@ class AngelSimulator:
         host: str = "127.0.0.1",
         rest_port: int = 0,
         feed_port: int = 0,
+        order_port: int = 0,
         tick_interval: float = 0.2,
         token_ttl: float = 28 * 3600,
         max_connections: int = 3,
@@ -179,7 +195,7 @@ class AngelSimulator:
         master: bytes | None = None,
     ) -> None:
         self.api_key, self.client_code, self.pin, self.totp_secret = api_key, client_code, pin, totp_secret
-        self.host, self._rest_port, self._feed_port = host, rest_port, feed_port
+        self.host, self._rest_port, self._feed_port, self._order_port = host, rest_port, feed_port, order_port
         self.tick_interval = tick_interval
         self.token_ttl = token_ttl
         self.max_connections = max_connections
@@ -213,6 +229,15 @@ class AngelSimulator:
         self._httpd: ThreadingHTTPServer | None = None
         self._http_thread: threading.Thread | None = None
         self._server: Server | None = None
+        self._order_server: Server | None = None
+        #: the order-status sockets open now, and what they were sent (for tests)
+        self.order_connections: list[ServerConnection] = []
+        self.order_handshakes = 0
+        self.order_refused: list[tuple[int, str]] = []
+        self.order_frames: list[dict[str, Any]] = []
+        #: orders placed through placeOrder: order id -> the request's body
+        self.orders: dict[str, dict[str, Any]] = {}
+        self._order_ids = 0
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -238,6 +263,16 @@ class AngelSimulator:
             server_header=None,
             logger=_ws_log,
         )
+        self._order_server = await serve(
+            self._serve_orders,
+            self.host,
+            self._order_port,
+            process_request=self._order_handshake,
+            ping_interval=None,
+            compression=None,
+            server_header=None,
+            logger=_ws_log,
+        )
         self._ticker = asyncio.create_task(self._tick_forever())
         return self
 
@@ -249,9 +284,10 @@ class AngelSimulator:
         for conn in self.connections:
             if conn.resume is not None:
                 conn.resume.cancel()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        for server in (self._server, self._order_server):
+            if server is not None:
+                server.close()
+                await server.wait_closed()
         if self._httpd is not None:
             await asyncio.to_thread(self._httpd.shutdown)
             self._httpd.server_close()
@@ -271,6 +307,15 @@ class AngelSimulator:
     def feed_port(self) -> int:
         assert self._server is not None, "start the simulator first"
         return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def order_port(self) -> int:
+        assert self._order_server is not None, "start the simulator first"
+        return self._order_server.sockets[0].getsockname()[1]
+
+    @property
+    def order_url(self) -> str:
+        return f"ws://{self.host}:{self.order_port}{ORDER_PATH}"
 
     @property
     def api_url(self) -> str:
@@ -293,6 +338,7 @@ class AngelSimulator:
             "ANGEL_TOTP_SECRET": self.totp_secret,
             "ANGEL_API_URL": self.api_url,
             "ANGEL_FEED_URL": self.feed_url,
+            "ANGEL_ORDER_URL": self.order_url,
             "ANGEL_MASTER_URL": self.master_url,
         }
 
@@ -372,6 +418,11 @@ class AngelSimulator:
                     "broker": "",
                 },
             }
+        if method == "POST" and path == PLACE_ORDER_PATH:
+            jwt = headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not self._valid(jwt, self._jwts):
+                return 401, _refusal("Invalid Token", "AG8001")
+            return self._place_order(_json(body))
         if method == "POST" and path == TOKENS_PATH:
             refresh = str(_json(body).get("refreshToken", ""))
             if not self._valid(refresh, self._refresh):
@@ -397,6 +448,129 @@ class AngelSimulator:
             return 200, {"status": True, "message": "SUCCESS", "errorcode": "", "data": data}
         self.login_failures.append(reason[0])
         return 200, _refusal(*reason)
+
+    # Orders ------------------------------------------------------------------------------
+    def _place_order(self, request: dict[str, Any]) -> tuple[int, Any]:
+        """SmartAPI's placeOrder: an order id now, then AB01 (open) and AB05 (complete) on the order socket."""
+        exchange = str(request.get("exchange") or "").upper()
+        token = str(request.get("symboltoken") or "")
+        exchange_type = SEGMENT_TYPES.get(exchange)
+        row = self.master.row_for_token(exchange_type, token) if exchange_type is not None and token else None
+        try:
+            quantity = int(request.get("quantity") or 0)
+        except (TypeError, ValueError):
+            quantity = 0
+        if row is None or quantity <= 0 or str(request.get("transactiontype")).upper() not in ("BUY", "SELL"):
+            return 200, _refusal("Invalid order parameters", "AB4008")
+        with self._lock:
+            self._order_ids += 1
+            orderid = f"2612{self._order_ids:011d}"
+            self.orders[orderid] = dict(request)
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._spawn, self._push_order(orderid, request, row))
+        data = {"script": row[SYMBOL], "orderid": orderid, "uniqueorderid": f"sim-{orderid}"}
+        return 200, {"status": True, "message": "SUCCESS", "errorcode": "", "data": data}
+
+    async def _push_order(self, orderid: str, request: dict[str, Any], row: Any) -> None:
+        quantity = int(request["quantity"])
+        instrument = self._market.get((SEGMENT_TYPES.get(row[SEGMENT], 0), str(row[TOKEN])))
+        fill = float(request.get("price") or 0) or (instrument.ltp / PAISE if instrument is not None else 100.0)
+        await self._send_order_status("AB01", orderid, request, row, filled=0, average=0.0, quantity=quantity)
+        await asyncio.sleep(FILL_DELAY)
+        await self._send_order_status("AB05", orderid, request, row, filled=quantity, average=fill, quantity=quantity)
+
+    async def _send_order_status(
+        self, code: str, orderid: str, request: dict[str, Any], row: Any, *, filled: int, average: float, quantity: int
+    ) -> None:
+        now = time.strftime("%d-%b-%Y %H:%M:%S")
+        status = {"AB01": "open", "AB05": "complete"}.get(code, "")
+        data = {
+            "variety": request.get("variety", "NORMAL"),
+            "ordertype": request.get("ordertype", "MARKET"),
+            "producttype": request.get("producttype", "INTRADAY"),
+            "duration": request.get("duration", "DAY"),
+            "price": float(request.get("price") or 0),
+            "triggerprice": float(request.get("triggerprice") or 0),
+            "quantity": str(quantity),
+            "disclosedquantity": "0",
+            "squareoff": 0.0,
+            "stoploss": 0.0,
+            "trailingstoploss": 0.0,
+            "tradingsymbol": row[SYMBOL],
+            "transactiontype": str(request.get("transactiontype")).upper(),
+            "exchange": row[SEGMENT],
+            "symboltoken": str(row[TOKEN]),
+            "instrumenttype": "",
+            "strikeprice": -1.0,
+            "optiontype": "",
+            "expirydate": "",
+            "lotsize": "1",
+            "cancelsize": "0",
+            "averageprice": average,
+            "filledshares": str(filled),
+            "unfilledshares": str(quantity - filled),
+            "orderid": orderid,
+            "text": "",
+            "status": status,
+            "orderstatus": status,
+            "updatetime": now,
+            "exchtime": now,
+            "exchorderupdatetime": now,
+            "fillid": "",
+            "filltime": "",
+            "parentorderid": "",
+            "ordertag": request.get("ordertag", ""),
+            "uniqueorderid": f"sim-{orderid}",
+        }
+        message = {
+            "user-id": self.client_code,
+            "status-code": "200",
+            "order-status": code,
+            "error-message": "",
+            "orderData": data,
+        }
+        self.order_frames.append(message)
+        await self.send_order_frame(json.dumps(message))
+
+    async def send_order_frame(self, frame: str | bytes) -> None:
+        """Send one frame on every order-status socket (tests send garbage with it)."""
+        for ws in list(self.order_connections):
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(frame)
+
+    def drop_orders(self) -> None:
+        """Close every order-status socket without a close frame (a dropped connection)."""
+        for ws in list(self.order_connections):
+            if ws.transport is not None:
+                ws.transport.abort()
+
+    def _order_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
+        self.order_handshakes += 1
+        if urlsplit(request.path).path != ORDER_PATH:
+            return self._refuse_order(connection, 404, "Not Found")
+        jwt = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not self._valid(jwt, self._jwts):
+            return self._refuse_order(connection, 401, "Invalid Auth Token")
+        return None
+
+    def _refuse_order(self, connection: ServerConnection, status: int, message: str) -> Response:
+        self.order_refused.append((status, message))
+        response = connection.respond(status, f"{message}\n")
+        response.headers["x-error-message"] = message
+        return response
+
+    async def _serve_orders(self, ws: ServerConnection) -> None:
+        self.order_connections.append(ws)
+        try:
+            ack = {"user-id": self.client_code, "status-code": "200", "order-status": "AB00", "error-message": ""}
+            await ws.send(json.dumps({**ack, "orderData": {}}))
+            async for message in ws:
+                if message == "ping":
+                    await ws.send("pong")
+        except ConnectionClosed:
+            pass
+        finally:
+            self.order_connections.remove(ws)
 
     # Feed handshake --------------------------------------------------------------------
     def _handshake(self, connection: ServerConnection, request: Request) -> Response | None:

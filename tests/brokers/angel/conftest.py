@@ -67,6 +67,7 @@ def settings_for(sim: AngelSimulator, **overrides: Any) -> AngelSettings:
         totp_secret=sim.totp_secret,
         api_url=sim.api_url,
         feed_url=sim.feed_url,
+        order_url=sim.order_url,
         master_url=sim.master_url,
     )
     return settings.with_overrides(**overrides)
