@@ -20,11 +20,20 @@ def angel_sim(
     feed_port: Annotated[
         int, typer.Option("--feed-port", min=0, max=65535, help="Port of the feed (0: any free port).")
     ] = 8792,
+    order_port: Annotated[
+        int | None,
+        typer.Option(
+            "--order-port",
+            min=0,
+            max=65535,
+            help="Port of the order-status socket (default: the feed's + 1; any free one when the feed's is 0).",
+        ),
+    ] = None,
     tick_interval: Annotated[
         float, typer.Option("--tick-interval", min=0.01, help="Seconds between ticks of each subscription.")
     ] = 0.5,
 ) -> None:
-    """Run a local Angel One (login, instrument master, feed) for developing offline.
+    """Run a local Angel One (login, instrument master, feed, order status) for developing offline.
 
     The `export` lines go to stdout (`oaws angel-sim > env.sh &` then `. env.sh`), the rest
     to stderr. Faults on demand: POST /sim/drop, /sim/silent?seconds=N, /sim/garbage, /sim/expire.
@@ -50,7 +59,9 @@ def angel_sim(
         )
 
     try:
-        asyncio.run(simulator.run(host, rest_port, feed_port, tick_interval, on_ready=ready))
+        if order_port is None:
+            order_port = feed_port + 1 if feed_port else 0
+        asyncio.run(simulator.run(host, rest_port, feed_port, tick_interval, on_ready=ready, order_port=order_port))
     except OSError as exc:
         typer.echo(f"oaws: cannot start the simulator on {host}: {exc.strerror}", err=True)
         raise typer.Exit(1) from None

@@ -28,6 +28,16 @@ Feed (``websockets`` server on the same event loop as the caller):
 - a tick right after each subscription, then one per subscription every ``tick_interval``,
   built with ``wire.encode`` in every mode, prices walking by the instrument's tick size.
 
+Orders (a second ``websockets`` server, its own port, ``order_url`` / ``ANGEL_ORDER_URL``):
+
+- ``/smart-order-update`` requires ``Authorization: Bearer <jwt>`` (401 ``Invalid Auth
+  Token`` otherwise) and sends the ``AB00`` acknowledgement once open; ``ping`` -> ``pong``;
+- ``POST /rest/secure/angelbroking/order/v1/placeOrder`` (with the jwt; what
+  ``SmartConnect.placeOrder`` sends) answers with an order id for a token of the master,
+  then pushes ``AB01`` (open) and ``AB05`` (complete, at the limit price or the last
+  price) with Angel's ``orderData`` fields on every order-status socket;
+- ``drop_orders()`` and ``send_order_frame()`` are its failures on demand.
+
 Every packet sent is kept by its sequence number (``packet(seq)``) so a test can compare
 what the adapter decoded with what was encoded, field by field. Failures on demand:
 ``drop_all()``, ``go_silent()``, ``send_garbage()``, ``expire_tokens()``, ``close_all()``.
@@ -910,7 +920,12 @@ def _handler_class(sim: AngelSimulator) -> type[BaseHTTPRequestHandler]:
 
 
 async def run(
-    host: str = "127.0.0.1", rest_port: int = 0, feed_port: int = 0, tick_interval: float = 0.5, on_ready: Any = None
+    host: str = "127.0.0.1",
+    rest_port: int = 0,
+    feed_port: int = 0,
+    tick_interval: float = 0.5,
+    on_ready: Any = None,
+    order_port: int = 0,
 ) -> None:
     """Serve the simulator until SIGINT or SIGTERM, or until cancelled (``oaws angel-sim``).
 
@@ -924,7 +939,7 @@ async def run(
         loop.add_signal_handler(sig, stopping.set)
     try:
         async with AngelSimulator(
-            host=host, rest_port=rest_port, feed_port=feed_port, tick_interval=tick_interval
+            host=host, rest_port=rest_port, feed_port=feed_port, order_port=order_port, tick_interval=tick_interval
         ) as sim:
             if on_ready is not None:
                 on_ready(sim)
