@@ -245,6 +245,8 @@ class AngelSimulator:
         self.order_handshakes = 0
         self.order_refused: list[tuple[int, str]] = []
         self.order_frames: list[dict[str, Any]] = []
+        #: when set, every order-status handshake is refused with 401 and this message
+        self.refuse_orders: str | None = None
         #: orders placed through placeOrder: order id -> the request's body
         self.orders: dict[str, dict[str, Any]] = {}
         self._order_ids = 0
@@ -558,6 +560,8 @@ class AngelSimulator:
         self.order_handshakes += 1
         if urlsplit(request.path).path != ORDER_PATH:
             return self._refuse_order(connection, 404, "Not Found")
+        if self.refuse_orders:
+            return self._refuse_order(connection, 401, self.refuse_orders)
         jwt = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not self._valid(jwt, self._jwts):
             return self._refuse_order(connection, 401, "Invalid Auth Token")

@@ -211,6 +211,18 @@ async def test_a_refused_token_logs_in_again_once(sim, master, tmp_path):
         await asyncio.gather(run, return_exceptions=True)
 
 
+async def test_fresh_tokens_refused_stop_the_order_updates_not_the_ticks(sim, master, tmp_path, caplog):
+    sim.refuse_orders = "Invalid Auth Token"
+    feed = make_feed(sim, master, tmp_path, store_session=False)
+    async with Bus(feed) as bus:
+        bus.subscribe("NSE_RELIANCE_LTP")
+        await eventually(lambda: feed.status()["order_status"] == "error")
+        assert sim.order_refused == [(401, "Invalid Auth Token")] * 2 and sim.logins == 2  # one re-login, no storm
+        assert "Angel order status stopped" in caplog.text
+        await bus.next("NSE_RELIANCE_LTP")  # the tick feed goes on
+        assert feed.status()["adapter_status"] == "connected"
+
+
 async def test_garbage_frames_are_counted_and_skipped(sim, master, tmp_path):
     feed = make_feed(sim, master, tmp_path)
     async with Bus(feed) as bus:
