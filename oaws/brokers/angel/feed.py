@@ -77,6 +77,8 @@ from oaws.instruments import DEFAULT_DEPTH, DEPTH, Instrument
 from oaws.protocol.codes import BROKER_ERROR, INVALID_DEPTH, LIMIT_EXCEEDED
 
 log = logging.getLogger(__name__)
+#: the order-status connection's lines, apart from the tick feed's
+order_log = logging.getLogger("oaws.brokers.angel.orders")
 
 
 Key = tuple[int, int, str]  # (Angel mode, exchange type, token)
@@ -241,7 +243,9 @@ class _OrderLink(BrokerLink[str, Session]):
             now = time.monotonic()
             if now - feed._malformed_orders_logged > 10:
                 feed._malformed_orders_logged = now
-                log.warning("Angel order status: skipped a malformed frame (%s); %d so far", exc, feed.malformed_orders)
+                order_log.warning(
+                    "Angel order status: skipped a malformed frame (%s); %d so far", exc, feed.malformed_orders
+                )
             return None
         if update is None:
             return None
@@ -341,7 +345,7 @@ class AngelFeed(Feed):
             silence_timeout=silence_timeout,
             heartbeat_interval=heartbeat_interval,
             open_timeout=open_timeout,
-            log=log,
+            log=order_log,
         )
         self._orders_task: asyncio.Task[None] | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -578,9 +582,9 @@ class AngelFeed(Feed):
         except asyncio.CancelledError:
             raise
         except (AngelError, StandDown) as exc:
-            log.error("Angel order status stopped: %s; ticks go on, order updates do not", exc)
+            order_log.error("Angel order status stopped: %s; ticks go on, order updates do not", exc)
         except Exception:
-            log.exception("Angel order status failed; ticks go on, order updates do not")
+            order_log.exception("Angel order status failed; ticks go on, order updates do not")
 
     def _stored(self) -> Session | None:
         stored = load_session(self.settings, self.session_file)
