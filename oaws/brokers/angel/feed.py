@@ -340,7 +340,8 @@ class AngelFeed(Feed):
             _OrderLink(self),
             label="Angel order status",
             sessions=self._sessions,
-            backoff=Backoff(backoff_base, backoff_cap, rng=rng),
+            # its own random source: the tick connections' backoff draws stay as a seeded rng makes them
+            backoff=Backoff(backoff_base, backoff_cap, rng=random.Random()),
             stable_after=stable_after,
             silence_timeout=silence_timeout,
             heartbeat_interval=heartbeat_interval,
