@@ -177,6 +177,8 @@ class Sessions(Generic[S]):
         self._accepted = False
         #: login attempts, failed ones included
         self.logins = 0
+        #: the error of a refused login: the feed stands down, and no other connection tries again
+        self._failed: Exception | None = None
 
     async def current(self) -> S:
         """The session to connect with: the current one, else a stored one, else a fresh login.
@@ -184,6 +186,8 @@ class Sessions(Generic[S]):
         Raises ``Unavailable`` when the login cannot get through, the broker's error when it is refused.
         """
         async with self._lock:
+            if self._failed is not None:
+                raise self._failed
             session = self.session
             if session is not None and not self._expired(session):
                 return session
@@ -202,6 +206,8 @@ class Sessions(Generic[S]):
     async def refused(self, session: S, reason: str) -> None:
         """The broker refused ``session``: log in again once; a fresh session refused is fatal."""
         async with self._lock:
+            if self._failed is not None:
+                raise self._failed
             if session is not self.session:
                 return  # another connection has logged in again already
             if self._from_login and not self._accepted:
@@ -217,7 +223,13 @@ class Sessions(Generic[S]):
 
     async def _fresh(self) -> S:
         self.logins += 1
-        session = await self._login()
+        try:
+            session = await self._login()
+        except Unavailable:
+            raise
+        except Exception as exc:
+            self._failed = exc
+            raise
         self._set(session, from_login=True)
         return session
 

@@ -577,7 +577,13 @@ class AngelFeed(Feed):
                 self._fatal.set_exception(exc)
 
     async def _keep_orders(self) -> None:
-        """Run the order-status connection; its standing down costs the order updates, not the ticks."""
+        """Run the order-status connection; its standing down costs the order updates, not the ticks.
+
+        It waits for the tick connection's session first: one login at start, and a refused
+        login (fatal to the feed) is not tried a second time from here.
+        """
+        while self._sessions.session is None:
+            await asyncio.sleep(0.05)
         try:
             await self._orders_conn.run()
         except asyncio.CancelledError:
