@@ -26,7 +26,9 @@ What the runner does for one connection:
 - Session refresh: a refusal of the credentials (HTTP 401/403 at the handshake, or
   whatever the broker raises as ``AuthRefused``) leads to one fresh login through the
   shared ``Sessions``; fresh credentials refused again stop the feed with the broker's
-  error instead of a retry storm against a locked account.
+  error instead of a retry storm against a locked account. A refused login is remembered:
+  the other connections that share the ``Sessions`` get the same error, not a login of
+  their own.
 - One log line per disconnect, with its cause; the figures ``status`` reports.
 - An application-level heartbeat when the broker has one (``BrokerLink.heartbeat``), on
   top of the WebSocket pings that tell "stopped answering pings" from a quiet market.

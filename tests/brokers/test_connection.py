@@ -496,3 +496,17 @@ def test_the_runner_knows_neither_the_proxy_nor_the_cli_nor_the_tui():
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+async def test_a_refused_login_is_not_tried_again_by_another_connection():
+    attempts = 0
+
+    async def login() -> Token:
+        nonlocal attempts
+        attempts += 1
+        await asyncio.sleep(0.01)
+        raise FakeBrokerError("Fake Broker refused the login")
+
+    sessions: Sessions[Token] = Sessions("Fake Broker", login, refused_fresh=FakeBrokerError)
+    results = await asyncio.gather(sessions.current(), sessions.current(), return_exceptions=True)
+    assert all(isinstance(r, FakeBrokerError) for r in results) and attempts == 1 and sessions.logins == 1
