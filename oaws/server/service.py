@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import math
 import os
@@ -62,7 +63,15 @@ def tls_context(opts: ServeSettings) -> ssl.SSLContext | None:
 
 
 def is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    """Whether ``host`` is a loopback address written as one (``127.0.0.1``, ``::1``,
+    ``[::1]``) or exactly ``localhost``: a name is never taken on trust (``127.attacker.example``)."""
+    host = host.strip()
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.removeprefix("[").removesuffix("]")).is_loopback
+    except ValueError:
+        return False
 
 
 def check_options(opts: ServeSettings) -> None:

@@ -229,3 +229,23 @@ async def test_the_sim_broker_refuses_depth_20_per_entry_and_serves_its_five(ser
         await ws.send(orjson.dumps({"action": "subscribe", "mode": 3, "symbols": symbols[:1]}).decode())
         assert orjson.loads(await ws.recv())["subscriptions"][0]["depth"] == 5
         await wait_until(lambda: Stream(RELIANCE, 3) in service.hub.wanted)
+
+
+def test_is_loopback_takes_only_loopback_addresses_and_localhost_not_names_like_127_attacker():
+    from oaws.server.service import is_loopback
+
+    for host in ("127.0.0.1", "127.1.2.3", "::1", "localhost", "[::1]", "LOCALHOST"):
+        assert is_loopback(host), host
+    for host in (
+        "127.attacker.example",
+        "127.0.0.1.nip.io",
+        "localhost.attacker.example",
+        "0.0.0.0",
+        "::",
+        "",
+        "10.0.0.1",
+    ):
+        assert not is_loopback(host), host
+    # so the refusal to listen without a key holds for such a name
+    with pytest.raises(ServiceError, match="without an API key"):
+        Service(options(host="127.attacker.example"))
