@@ -18,7 +18,9 @@ The config file is TOML, at ``$OAWS_CONFIG`` or ``~/.config/oaws/config.toml``
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 import tomllib
 from dataclasses import dataclass
 from datetime import timedelta, timezone, tzinfo
@@ -58,7 +60,14 @@ _IST_NAMES = frozenset({"asia/kolkata", "asia/calcutta", "ist", "exchange"})
 
 
 class ConfigError(Exception):
-    """The config file or an environment variable cannot be read; the message says which."""
+    """The config file or an environment variable cannot be read; the message says which.
+
+    ``code`` is the exit code: 2 for a value of the wrong type or out of range (a mistake
+    like one on the command line), 1 otherwise."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def config_path() -> Path:
@@ -70,6 +79,34 @@ def state_dir() -> Path:
     """Where the background server keeps its state file, lock, log and broker tokens."""
     env = os.environ.get("OAWS_STATE_DIR")
     return Path(env).expanduser() if env else platformdirs.user_state_path("oaws")
+
+
+def private_state_dir() -> Path:
+    """The state directory, made if need be, and made the user's alone (0700).
+
+    README promises 0700: one left open to others (1777, 0755) is repaired when it is the
+    user's, and refused in one sentence when it is not (another user could plant files in
+    it). A symlinked directory is followed: that is the user's own choice of place.
+    """
+    d = state_dir()
+    try:
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = d.stat()
+    except OSError as exc:
+        raise ConfigError(f"cannot make the state directory {d}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"the state directory {d} is not a directory")
+    if st.st_uid != os.geteuid():
+        raise ConfigError(
+            f"the state directory {d} belongs to another user (uid {st.st_uid}); "
+            "set OAWS_STATE_DIR to a directory of your own"
+        )
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        try:
+            os.chmod(d, 0o700)
+        except OSError as exc:
+            raise ConfigError(f"cannot make the state directory {d} private (0700): {exc.strerror}") from None
+    return d
 
 
 def cache_dir() -> Path:
@@ -113,20 +150,58 @@ def truth(raw: object) -> bool:
     raise ValueError(raw)
 
 
-def cast(key: str, raw: Any, like: Any) -> Any:
-    """``raw`` as the type of ``like`` (a default); ConfigError naming ``key`` when it is not one."""
+#: the kind of each setting whose default (None) does not say it
+KINDS: dict[str, type] = {"api_key": str, "seed": int}
+#: what each number must be, beyond its type: (lowest, highest), None where unbounded
+RANGES: dict[str, tuple[float | None, float | None]] = {"port": (0, 65535)}
+
+
+def cast(key: str, raw: Any, like: Any, setting: str | None = None) -> Any:
+    """``raw`` as the type of ``like`` (a default), checked against the range of ``setting``
+    (``RANGES``); ConfigError naming ``key`` (where it was read) when it is not one.
+
+    A file's value must already be of the right kind (``host = ["a"]`` is not a host); a
+    variable's text is converted. ``like`` None takes the kind from ``KINDS[setting]``.
+    """
     if raw is None:
         return None
+    if like is None and setting in KINDS:
+        like = KINDS[setting]()
+    kind = type(like).__name__ if like is not None else "value"
     try:
         if isinstance(like, bool):
             return truth(raw)
         if isinstance(like, int):
-            return int(raw)
-        if isinstance(like, float):
-            return float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} = {raw!r} is not a valid {type(like).__name__}") from None
-    return raw
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)
+            value: Any = int(raw)
+        elif isinstance(like, float):
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(raw)
+        elif isinstance(like, str):
+            if setting == "mode" and isinstance(raw, int) and not isinstance(raw, bool):
+                return str(raw)  # mode = 2
+            if not isinstance(raw, str):
+                raise ValueError(raw)
+            return raw
+        else:
+            return raw
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{key} = {_shown(raw)} is not a valid {kind}", code=2) from None
+    low, high = RANGES.get(setting or "", (None, None))
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{key} = {_shown(raw)} is out of range: it must be {bounds}", code=2)
+    return value
+
+
+def _shown(raw: Any) -> str:
+    """``raw`` as the message shows it: repr, cut short (a huge number or a long list stays one line)."""
+    text = repr(raw)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def serve_url() -> str:
@@ -149,12 +224,12 @@ def get(key: str, cli: Any = None, *, default: Any = None, section: str | None =
         return cli
     env = os.environ.get(f"OAWS_{key.upper()}")
     if env is not None and env != "":
-        return cast(f"OAWS_{key.upper()}", env, like)
+        return cast(f"OAWS_{key.upper()}", env, like, key)
     cfg = file_config()
     if section:
         cfg = cfg.get(section, {}) if isinstance(cfg.get(section), dict) else {}
     if key in cfg:
-        return cast(f"{key} in {config_path()}", cfg[key], like)
+        return cast(f"{key} in {config_path()}", cfg[key], like, None if section else key)
     return DEFAULTS.get(key, default)
 
 

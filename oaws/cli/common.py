@@ -73,7 +73,7 @@ def friendly(fn: F) -> F:
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(0) from None
         except _user_errors() as exc:
-            fail(str(exc))
+            fail(str(exc), getattr(exc, "code", 1) if isinstance(exc, cfg.ConfigError) else 1)
 
     return wrapper  # type: ignore[return-value]
 
@@ -98,7 +98,7 @@ def config_defaults(group: Any) -> dict[str, Any]:
     if not settings:
         return {}
     where = cfg.config_path()
-    checked = {key: cfg.cast(f"{key} in {where}", value, cfg.DEFAULTS[key]) for key, value in settings.items()}
+    checked = {key: cfg.cast(f"{key} in {where}", value, cfg.DEFAULTS[key], key) for key, value in settings.items()}
 
     def defaults(cmd: Any) -> dict[str, Any]:
         found: dict[str, Any] = {}

@@ -284,3 +284,24 @@ def test_replay_option_picks_the_replay_feed(cli_env, tmp_path):
     assert out.returncode == 1 and out.stderr == f"oaws: the recording {missing} does not exist\n"
     out = oaws(cli_env, "serve", "--broker", "sim", "--replay", str(missing), "--port", "0")
     assert out.returncode == 1 and out.stderr == "oaws: --replay goes with --broker replay, not --broker sim\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ("port = -1", "port in {} = -1 is out of range: it must be from 0 to 65535"),
+        ("port = 99999999999999999999", "port in {} = 99999999999999999999 is out of range"),
+        ("port = 8765.5", "port in {} = 8765.5 is not a valid int"),
+        ('host = ["127.0.0.1"]', "host in {} = ['127.0.0.1'] is not a valid str"),
+        ("bus = 5", "bus in {} = 5 is not a valid str"),
+    ],
+)
+def test_a_bad_value_in_the_config_file_is_one_sentence_naming_it_exit_2(cli_env, tmp_path, line, said):
+    config = tmp_path / "config.toml"
+    config.write_text(line + "\n")
+    for command in (("status",), ("serve", "--port", "0"), ("tail", "--count", "1")):
+        out = oaws(cli_env, *command)
+        assert out.returncode == 2, (command, out.returncode, out.stderr)
+        assert out.stderr == f"oaws: {said.format(config)}\n" or (
+            out.stderr.startswith(f"oaws: {said.format(config)}") and out.stderr.count("\n") == 1
+        ), out.stderr
