@@ -253,9 +253,13 @@ def _serve_in_background(settings: Any) -> None:
     from oaws.server.service import Service, serve_forever
 
     os.umask(0o077)  # its files (state, log, broker tokens) are the user's alone
-    lock = background.ServerLock()
-    if not lock.acquire():
-        raise typer.Exit(background.LOST_RACE)
+    # the lock `serve --detach` took and handed over; else (started by hand) our own
+    lock = background.ServerLock.inherit()
+    if lock is None:
+        lock = background.ServerLock()
+        if not lock.acquire():
+            raise typer.Exit(background.LOST_RACE)
+    lock.starting(os.getpid())
     log_path = background.log_to_file()
     log = logging.getLogger("oaws")
 
@@ -266,6 +270,7 @@ def _serve_in_background(settings: Any) -> None:
             "version": __version__,
             "started": time.time(),
             "log": str(log_path),
+            **background.identity(os.getpid()),
         }
         lock.publish(info)
         log.info("background server ready: pid %s, %s", info["pid"], info["url"])

@@ -31,6 +31,11 @@ def _uptime(seconds: float) -> str:
 def collect() -> tuple[int, dict[str, Any]]:
     state = background.read_state()
     _, _, log_path = background.paths()
+    if state is not None and state.corrupt:
+        sentence = state.corrupt_sentence()
+        if not state.alive:
+            background.remove_stale()
+        return STALE, {"running": state.alive, "corrupt": state.corrupt, "message": sentence, "log": str(log_path)}
     if state is None:
         # not ours, but maybe a server in the foreground (or under systemd) answers where
         # ours would: say so, with its figures, rather than "not running"
@@ -61,6 +66,9 @@ def show_status(*, as_json: bool) -> int:
     if code == NOT_RUNNING:
         sys.stderr.write("oaws: no background server is running (start one with `oaws serve --detach`)\n")
         return code
+    if r.get("corrupt"):
+        sys.stderr.write(f"oaws: {r['message']}\n")
+        return code
     if code == STALE:
         sys.stderr.write(
             f"oaws: stale state: the server with pid {r['pid']} is gone without cleaning up "
@@ -80,7 +88,11 @@ def show_status(*, as_json: bool) -> int:
     rows = [
         (
             "status",
-            "[green]running[/]" if r.get("answering") or not r.get("url") else "[yellow]running, not answering[/]",
+            "[yellow]starting[/]"
+            if r.get("starting")
+            else "[green]running[/]"
+            if r.get("answering") or not r.get("url")
+            else "[yellow]running, not answering[/]",
         ),
         ("pid", str(r.get("pid"))),
         ("url", r.get("url", "")),

@@ -269,3 +269,84 @@ def test_a_failed_start_shows_its_own_log_lines_not_earlier_ones(env):
     # the log holds both failures; the second report quotes only its own
     assert out.stderr.count("needs a recording") == 1, out.stderr
     assert (env_state(env) / "server.log").read_text().count("needs a recording") == 2
+
+
+@pytest.fixture
+def held_lock(env, monkeypatch):
+    """The server lock held by the test itself, so that whatever it writes as server.json counts as live."""
+    from oaws.background import ServerLock
+
+    monkeypatch.setenv("OAWS_STATE_DIR", env["OAWS_STATE_DIR"])
+    lock = ServerLock()
+    assert lock.acquire()
+    yield lock
+    lock.release()
+
+
+def one_sentence(out: subprocess.CompletedProcess[str], code: int) -> str:
+    assert out.returncode == code, (out.returncode, out.stderr)
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("oaws: ") and "Traceback" not in out.stderr
+    return out.stderr
+
+
+def test_stop_refuses_to_signal_a_pid_that_is_not_an_oaws_server(env, held_lock):
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        held_lock.publish({"pid": sleeper.pid, "url": ""})
+        said = one_sentence(oaws(env, "stop"), 1)
+        assert f"pid {sleeper.pid}, which is not an oaws server (it is sleep)" in said
+        held_lock.publish({"pid": 1, "url": ""})  # init: never
+        assert "pid 1, which is no server's" in one_sentence(oaws(env, "stop"), 1)
+        assert sleeper.poll() is None  # never signalled
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['{"pid": "abc"}', '{"pid": [1, 2]}', '{"pid": 1e400}', '{"pid": 99999999999999999999}',
+     '{"pid": 12, "started": "yesterday", "url": ""}', '{"pid": 12, "bus": 5, "url": ""}'],
+)  # fmt: skip
+def test_a_corrupt_state_file_is_one_sentence_and_serve_replaces_it(env, held_lock, content):
+    state = env_state(env) / "server.json"
+    state.write_text(content)
+    for command in (("status",), ("stop",)):
+        assert "is corrupt" in one_sentence(oaws(env, *command), 1)
+    report = oaws(env, "status", "--json")
+    assert report.returncode == 1 and orjson.loads(report.stdout)["corrupt"], report.stderr
+    held_lock.release()  # nobody holds it: no server running, the file only corrupt
+    state.write_text(content)
+    said = one_sentence(oaws(env, "status"), 1)
+    assert said.startswith("oaws: no server running? the state file") and "corrupt" in said
+    state.write_text(content)
+    out = oaws(env, "serve", "--detach")  # replaces it
+    assert out.returncode == 0, out.stderr
+    assert orjson.loads(oaws(env, "status", "--json").stdout)["answering"]
+
+
+def test_stop_right_after_serve_detach_starts_stops_the_starting_server(env, monkeypatch):
+    """`stop` while a detached server is starting (its lock taken, its state not yet
+    "ready") waits for it and stops it: afterwards no server runs, and stop did not say
+    "nothing is running"."""
+    from oaws import background
+
+    monkeypatch.setenv("OAWS_STATE_DIR", env["OAWS_STATE_DIR"])
+    detach = subprocess.Popen(
+        [*OAWS, "serve", "--detach"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not background.lock_held() and time.monotonic() < deadline and detach.poll() is None:
+            time.sleep(0.005)
+        assert background.lock_held(), detach.communicate()
+        pid = background.stop()  # at once: the server is still on its way up
+        assert pid is not None
+        _, err = detach.communicate(timeout=30)
+    finally:
+        if detach.poll() is None:
+            detach.kill()
+    assert not alive(pid)
+    assert oaws(env, "status").returncode == 3
+    assert not background.lock_held()
+    assert "Traceback" not in err
