@@ -167,7 +167,15 @@ PortOpt = Annotated[
     int,
     typer.Option("--port", "-p", envvar="OAWS_PORT", min=0, max=65535, help="WebSocket port; 0 picks a free one."),
 ]
-BusOpt = Annotated[str, typer.Option("--bus", envvar="OAWS_BUS", help="ZeroMQ bus endpoint.")]
+BusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bus",
+        envvar="OAWS_BUS",
+        help="ZeroMQ bus endpoint (default: role all's own private ipc socket; other roles tcp://127.0.0.1:5555).",
+        show_default=False,
+    ),
+]
 FromOpt = Annotated[
     str | None,
     typer.Option(

@@ -10,15 +10,32 @@ import orjson
 import typer
 
 from oaws.cli.common import BusOpt, UserError, command
-from oaws.config import DEFAULT_BUS
 from oaws.format import order_line
 
 
-def _send(bus: str, request: Any, json: bool) -> None:
+def find_bus() -> str:
+    """The bus of the running server when ``--bus`` is not given: the background server's
+    (its state file says), else the one private bus of a server of this state directory
+    (``oaws serve`` in another terminal), else the shared default a ``--role feed`` binds."""
+    from oaws import background
+    from oaws.server import private_bus
+    from oaws.server.settings import DEFAULT_BUS
+
+    state = background.read_state()
+    if state is not None and state.alive and not state.corrupt and state.info.get("bus"):
+        return str(state.info["bus"])
+    found = private_bus.live()
+    if len(found) > 1:
+        raise UserError(f"{len(found)} oaws servers are running here ({', '.join(found)}); say which with --bus")
+    return found[0] if found else DEFAULT_BUS
+
+
+def _send(bus: str | None, request: Any, json: bool) -> None:
     from oaws import brokers
     from oaws.server.bus import BusError
     from oaws.server.order_request import send_order
 
+    bus = bus or find_bus()
     try:
         answer, updates = send_order(bus, request, list(brokers.brokers()))
     except BusError as exc:
@@ -45,7 +62,7 @@ def register(app: typer.Typer) -> None:
             typer.Option("--price", help="A limit price (without it, a market order).", show_default=False),
         ] = None,
         product: Annotated[str, typer.Option("--product", help="MIS, CNC or NRML.")] = "MIS",
-        bus: BusOpt = DEFAULT_BUS,
+        bus: BusOpt = None,
         json: JsonOpt = False,
     ) -> None:
         """Place an order on the simulated market that `oaws serve` runs; it fills at the sim's price."""
@@ -70,7 +87,7 @@ def register(app: typer.Typer) -> None:
     @command(app, "cancel")
     def cancel(
         orderid: Annotated[str, typer.Argument(help="The order's id (SIM000001).", show_default=False)],
-        bus: BusOpt = DEFAULT_BUS,
+        bus: BusOpt = None,
         json: JsonOpt = False,
     ) -> None:
         """Cancel an open order of the simulated market."""

@@ -39,7 +39,7 @@ from oaws.cli.common import (
     resolve_instruments,
     resolve_mode,
 )
-from oaws.config import DEFAULT_BUS, DEFAULT_HOST, DEFAULT_PORT
+from oaws.config import DEFAULT_HOST, DEFAULT_PORT
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -151,7 +151,7 @@ def replay(
     end: ToOpt = None,
     host: HostOpt = DEFAULT_HOST,
     port: PortOpt = DEFAULT_PORT,
-    bus: BusOpt = DEFAULT_BUS,
+    bus: BusOpt = None,
     api_key: ApiKeyOpt = None,
 ) -> None:
     """Serve recordings as the feed, paced by their recorded times (like serve --broker replay)."""

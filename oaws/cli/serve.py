@@ -26,7 +26,7 @@ from oaws.cli.common import (
     given_on_command_line,
     replay_bounds,
 )
-from oaws.config import DEFAULT_BUS, DEFAULT_HOST, DEFAULT_PORT
+from oaws.config import DEFAULT_HOST, DEFAULT_PORT
 
 app = typer.Typer()
 
@@ -41,7 +41,7 @@ def serve(
     role: Annotated[str, typer.Option("--role", envvar="OAWS_ROLE", help="all, feed, proxy or forwarder.")] = "all",
     host: HostOpt = DEFAULT_HOST,
     port: PortOpt = DEFAULT_PORT,
-    bus: BusOpt = DEFAULT_BUS,
+    bus: BusOpt = None,
     api_key: ApiKeyOpt = None,
     seed: Annotated[
         int | None,

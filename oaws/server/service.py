@@ -1,8 +1,9 @@
 """``oaws serve``: a feed, a proxy or both, in the foreground, until a signal.
 
 Roles: ``all`` runs a feed and a proxy in one process (the feed binds the bus, the proxy
-connects to it); ``feed`` runs only the feed (proxies on other processes or hosts
-connect); ``proxy`` serves whatever publishes on the bus.
+connects to it; with no bus asked for, a private one: ``oaws.server.private_bus``);
+``feed`` runs only the feed (proxies on other processes or hosts connect); ``proxy``
+serves whatever publishes on the bus.
 
 The bus either way round (SPEC §3): with ``bus_bind`` the proxy binds it and feeds connect,
 as OpenAlgo's broker adapters do to OpenAlgo's proxy (an oaws feed with ``bus_connect``; in
@@ -27,9 +28,10 @@ from typing import Any
 
 from oaws import brokers
 from oaws.brokers.api import BrokerError, Feed
+from oaws.server import private_bus
 from oaws.server.bus import FeedHub, Forwarder, bound
 from oaws.server.proxy import Proxy, ProxyOptions
-from oaws.server.settings import ROLES, ServeSettings
+from oaws.server.settings import DEFAULT_BUS, ROLES, ServeSettings
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +96,22 @@ def check_options(opts: ServeSettings) -> None:
         )
 
 
+def wants_private_bus(opts: ServeSettings) -> bool:
+    """Whether this server gets a bus of its own: role ``all`` with no bus asked for (a feed
+    connecting elsewhere, ``--bus-connect`` without ``--bus-bind``, needs the shared default)."""
+    return opts.bus is None and opts.role == "all" and (opts.bus_bind or not opts.bus_connect)
+
+
 class Service:
     """The running parts of one ``oaws serve``; ``start`` then ``stop``."""
 
     def __init__(self, opts: ServeSettings) -> None:
         check_options(opts)
         self.opts = opts
+        #: the bus address asked for; None until ``start`` makes the private one
+        self._bus: str | None = opts.bus if opts.bus is not None or wants_private_bus(opts) else DEFAULT_BUS
+        #: the private bus's address, removed at ``stop``
+        self.private: str | None = None
         self.feed: Feed | None = None
         self.hub: FeedHub | None = None
         self.forwarder: Forwarder | None = None
@@ -114,15 +126,21 @@ class Service:
 
         o = self.opts
         curve = Curve(Path(o.curve_dir).expanduser()) if o.curve_dir else None
+        if self._bus is None:
+            try:
+                self._bus = self.private = private_bus.make()
+            except private_bus.PrivateBusError as exc:
+                raise ServiceError(str(exc)) from None
+        address = self._bus
         try:
             if o.role == "forwarder":
-                self.forwarder = Forwarder(o.bus, o.feeds, curve=curve)
+                self.forwarder = Forwarder(address, o.feeds, curve=curve)
             if o.role in ("all", "feed"):
                 self.feed = make_feed(o)
                 if not o.bus_bind:
-                    self.hub = FeedHub(self.feed, o.bus, connect=o.bus_connect, curve=curve)
+                    self.hub = FeedHub(self.feed, address, connect=o.bus_connect, curve=curve)
             if o.role in ("all", "proxy"):
-                bus = bound(o.bus) if o.bus_bind else self.hub.endpoint if self.hub else o.bus
+                bus = bound(address) if o.bus_bind else self.hub.endpoint if self.hub else address
                 feed = self.feed
                 self.proxy = Proxy(
                     bus,
@@ -157,12 +175,16 @@ class Service:
                 await self.proxy.close()
             if self.forwarder is not None:
                 self.forwarder.close()
+            if self.private is not None:
+                private_bus.remove(self.private)
             raise ServiceError(str(exc)) from None
+        if self.private is not None:
+            private_bus.seal(self.private)
         if curve is None:
             if self.forwarder:
-                binding = [o.bus, o.feeds]
+                binding = [address, o.feeds]
             else:
-                binding = [o.bus] if o.bus_bind or (self.hub and not o.bus_connect) else []
+                binding = [address] if o.bus_bind or (self.hub and not o.bus_connect) else []
             for endpoint in binding:
                 if endpoint.startswith("tcp://") and not is_loopback(endpoint[6:].rpartition(":")[0].strip("[]")):
                     log.warning(
@@ -208,7 +230,7 @@ class Service:
             return self.forwarder.bus
         if self.opts.bus_bind and self.proxy is not None and self.proxy.reader is not None:
             return self.proxy.reader.address
-        return self.hub.endpoint if self.hub else self.opts.bus
+        return self.hub.endpoint if self.hub else self._bus or ""
 
     def describe(self) -> dict[str, Any]:
         d = {
@@ -245,6 +267,8 @@ class Service:
             self._hub_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._hub_task
+        if self.private is not None:
+            private_bus.remove(self.private)
 
 
 async def serve_forever(opts: ServeSettings, on_ready: Callable[[Service], None] | None = None) -> None:

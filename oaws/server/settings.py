@@ -20,6 +20,8 @@ from oaws.protocol.codes import Limits
 
 ENV = "OAWS_SERVE_SETTINGS"
 ROLES = ("all", "feed", "proxy", "forwarder")
+#: the bus of a feed, proxy or forwarder given no --bus (role all gets a private one)
+DEFAULT_BUS = "tcp://127.0.0.1:5555"
 
 
 class SettingsError(Exception):
@@ -32,7 +34,8 @@ class ServeSettings:
     role: str = "all"
     host: str = "127.0.0.1"
     port: int = 8765
-    bus: str = "tcp://127.0.0.1:5555"
+    #: the bus asked for; None: a private one for role all, else ``DEFAULT_BUS``
+    bus: str | None = None
     api_key: str | None = field(default=None, repr=False)
     #: the broker's options (``seed``, ``rate``, ``replay``...: see its ``Broker.options``)
     feed: dict[str, Any] = field(default_factory=dict)
