@@ -11,8 +11,11 @@ deterministic events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import tzinfo
@@ -113,7 +116,28 @@ class WatchApp(App[int]):
     def grid(self) -> QuoteGrid:
         return self.main.grid
 
+    #: the signals that end the app as `q` does, restoring the terminal (their default
+    #: action would kill it on the alternate screen, mouse reporting on)
+    STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+    def _catch_stop_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers belong to the main thread's loop
+        loop = asyncio.get_running_loop()
+        for sig in self.STOP_SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.exit)
+
+    def on_unmount(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for sig in self.STOP_SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+
     def on_mount(self) -> None:
+        self._catch_stop_signals()
         self.set_interval(1 / self.fps, self.frame, name="frame")
         self.set_interval(self.roll_every, self.second, name="second")
         self.run_worker(self._pump(), name="feed", exclusive=True, exit_on_error=False)
