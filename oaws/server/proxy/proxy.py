@@ -202,6 +202,7 @@ class Proxy:
             "bus": self.bus_endpoint,
             "broker": self.broker(),
             "uptime": round(time.time() - self.started, 1),
+            "tasks": len(asyncio.all_tasks(self._tender.get_loop())) if self._tender else 0,
             "clients": len(self.clients),
             "topics": len(self.routes),
             "instruments": len({r.instrument for r in self.routes.values()}),
