@@ -84,9 +84,7 @@ class Damage:
                 "the compressed stream (a recorder was killed) and another was appended behind; read both"
             )
         if self.cut_short:
-            said.append(
-                f"{path}: the compressed stream ends early (the recorder did not close it); read what it holds"
-            )
+            said.append(f"{path}: the compressed stream ends early (the recorder did not close it); read what it holds")
         return said
 
 

@@ -106,11 +106,17 @@ def test_a_cut_gzip_stream_yields_every_line_that_was_flushed(tmp_path):
     # a crash right after a flush leaves complete members: a whole file, nothing to warn about
     (tmp_path / "crashed.jsonl.gz").write_bytes(data[:size])
     warnings: list[str] = []
-    got = [r["data"]["ltp"] for r in records(str(tmp_path / "crashed.jsonl.gz"), warnings.append) if r["type"] == "market_data"]
+    got = [
+        r["data"]["ltp"]
+        for r in records(str(tmp_path / "crashed.jsonl.gz"), warnings.append)
+        if r["type"] == "market_data"
+    ]
     assert got == [float(i) for i in range(50)] and warnings == []
     # one in the middle of a write leaves a partial member: every line it holds, and a warning
     (tmp_path / "cut.jsonl.gz").write_bytes(data[: size + (len(data) - size) // 2])
-    got = [r["data"]["ltp"] for r in records(str(tmp_path / "cut.jsonl.gz"), warnings.append) if r["type"] == "market_data"]
+    got = [
+        r["data"]["ltp"] for r in records(str(tmp_path / "cut.jsonl.gz"), warnings.append) if r["type"] == "market_data"
+    ]
     assert got[:50] == [float(i) for i in range(50)] and len(got) <= 51
     assert len(warnings) >= 1 and "ends early" in warnings[0]
     assert len(ticks_of(path)) == 51  # closed properly: everything, no warning
@@ -170,7 +176,9 @@ def test_a_recording_killed_by_an_older_oaws_and_appended_to_reads_every_session
     buf = io.BytesIO()
     old = gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0)
     header = make_header("ws://test", [parse("RELIANCE:NSE")], 1, broker="sim")
-    old.write(orjson.dumps(header) + b"\n" + b"".join(orjson.dumps({**tick(i), "received_ns": T0}) + b"\n" for i in range(30)))
+    old.write(
+        orjson.dumps(header) + b"\n" + b"".join(orjson.dumps({**tick(i), "received_ns": T0}) + b"\n" for i in range(30))
+    )
     old.flush()
     path.write_bytes(buf.getvalue())
     with gzip.open(tmp_path / "next.gz", "wb") as later:  # the next session, as the old writer appended it
@@ -231,11 +239,20 @@ def test_a_line_nested_too_deep_to_serve_again_is_skipped_and_counted(tmp_path):
 
 
 def _deep_line(depth: int) -> bytes:
-    return b'{"type":"market_data","symbol":"RELIANCE","exchange":"NSE","mode":1,"received_ns":1,"data":{"x":' + b"[" * depth + b"]" * depth + b"}}"
+    return (
+        b'{"type":"market_data","symbol":"RELIANCE","exchange":"NSE","mode":1,"received_ns":1,"data":{"x":'
+        + b"[" * depth
+        + b"]" * depth
+        + b"}}"
+    )
 
 
 def _wide_line(n: int) -> bytes:
-    return b'{"type":"market_data","symbol":"RELIANCE","exchange":"NSE","mode":1,"received_ns":1,"data":{"x":[' + b",".join([b"[]"] * n) + b"]}}"
+    return (
+        b'{"type":"market_data","symbol":"RELIANCE","exchange":"NSE","mode":1,"received_ns":1,"data":{"x":['
+        + b",".join([b"[]"] * n)
+        + b"]}}"
+    )
 
 
 def test_a_line_longer_than_a_mib_is_skipped_not_held(tmp_path):
@@ -252,7 +269,9 @@ def test_a_line_longer_than_a_mib_is_skipped_not_held(tmp_path):
 def test_the_writer_skips_a_tick_nested_too_deep_to_write(tmp_path):
     path = tmp_path / "r.jsonl"
     notices: list[str] = []
-    writer = Writer(str(path), make_header("ws://test", [parse("RELIANCE:NSE")], 1, broker="sim"), notice=notices.append)
+    writer = Writer(
+        str(path), make_header("ws://test", [parse("RELIANCE:NSE")], 1, broker="sim"), notice=notices.append
+    )
     writer.write_tick(tick(1), T0)
     writer.write_tick(orjson.loads(_deep_line(300)), T0)
     writer.write_tick(orjson.loads(_deep_line(500)), T0)
