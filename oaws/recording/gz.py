@@ -167,7 +167,7 @@ def gunzip(f: IO[bytes], damage: Damage, start: int = 0) -> Chunks:
             except zlib.error as exc:
                 out, good = _salvage(backup, piece)
                 at = member + consumed + good  # about where inflating failed
-                behind = _next_member_near(f, at)
+                behind = _next_member_near(f, member, at)
                 if behind is not None and "check" not in str(exc):
                     # cut short here, another member behind it (older oaws killed, then appended to)
                     damage.unfinished += 1
@@ -205,11 +205,11 @@ def gunzip(f: IO[bytes], damage: Damage, start: int = 0) -> Chunks:
                 break
 
 
-def _next_member_near(f: IO[bytes], at: int) -> int | None:
-    """A gzip header starting within a few bytes of ``at``, where a member stopped inflating."""
-    lo = max(at - 16, 0)
+def _next_member_near(f: IO[bytes], member: int, at: int) -> int | None:
+    """A gzip header after ``member``'s within a few bytes of ``at``, where ``member`` stopped inflating."""
+    lo = max(at - 16, member + 1)
     f.seek(lo)
-    found = f.read(at - lo + 16).find(MAGIC)
+    found = f.read(max(at + 16 - lo, 0)).find(MAGIC)
     return lo + found if found >= 0 else None
 
 

@@ -220,6 +220,10 @@ def test_junk_and_damage_between_members_are_skipped_never_raised(tmp_path):
     ):
         path.write_bytes(damaged)
         assert ltps(path) == [float(i) for i in range(20)]
+    for junk in range(20):  # a gzip header and then nothing that inflates: read to the end, never a loop
+        path.write_bytes(b"\x1f\x8b\x08" + os.urandom(3000))
+        warnings: list[str] = []
+        assert ltps(path, warnings) == [] and warnings  # damaged, or a stream that ends early
 
 
 def test_a_line_nested_too_deep_to_serve_again_is_skipped_and_counted(tmp_path):
