@@ -220,7 +220,7 @@ def test_junk_and_damage_between_members_are_skipped_never_raised(tmp_path):
     ):
         path.write_bytes(damaged)
         assert ltps(path) == [float(i) for i in range(20)]
-    for junk in range(20):  # a gzip header and then nothing that inflates: read to the end, never a loop
+    for _ in range(20):  # a gzip header and then nothing that inflates: read to the end, never a loop
         path.write_bytes(b"\x1f\x8b\x08" + os.urandom(3000))
         warnings: list[str] = []
         assert ltps(path, warnings) == [] and warnings  # damaged, or a stream that ends early
@@ -496,3 +496,30 @@ def test_tail_json_output_without_a_header_still_reads(tmp_path):
     )
     assert instruments_in([str(path)]) == {parse("SBIN:NSE")}
     assert [ns for ns, _ in timeline([str(path)])] == [1767000000123 * 1_000_000]
+
+
+def test_a_full_disk_leaves_no_partial_member_behind(tmp_path, monkeypatch):
+    # a write cut short by a full disk: half of the member reaches the file, then ENOSPC
+    import errno
+
+    import oaws.recording.writer as writer_module
+
+    path = tmp_path / "r.jsonl.gz"
+    writer = flushed_gzip(path, [range(0, 20)])
+    before = path.read_bytes()
+    real_write = os.write
+
+    def full(fd, data):
+        if len(data) > 8:
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer_module.os, "write", full)
+    for i in range(20, 40):
+        writer.write_tick(tick(i), T0 + i)
+    with pytest.raises(RecordingError, match=r"^the disk is full: stopped writing"):
+        writer.tick()
+    writer.abort()
+    assert path.read_bytes() == before  # cut back to the last complete member
+    warnings: list[str] = []
+    assert ltps(path, warnings) == [float(i) for i in range(20)] and warnings == []
