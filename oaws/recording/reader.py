@@ -61,17 +61,17 @@ def _chunks(path: str, warn: Warn, skipped: Skipped | None = None) -> Iterator[b
     except OSError as exc:
         raise RecordingError(f"cannot read {path}: {exc.strerror or exc}") from None
     with f:
+        damage = gz.Damage()
         try:
             data = f.read(READ_CHUNK)
-        except OSError as exc:
+            if data[:3] != gz.MAGIC:
+                while data:
+                    yield data
+                    data = f.read(READ_CHUNK)
+                return
+            yield from gz.gunzip(f, damage)
+        except OSError as exc:  # a read error (EIO, a directory...): one sentence, not a traceback
             raise RecordingError(f"cannot read {path}: {exc.strerror or exc}") from None
-        if data[:3] != gz.MAGIC:
-            while data:
-                yield data
-                data = f.read(READ_CHUNK)
-            return
-        damage = gz.Damage()
-        yield from gz.gunzip(f, damage)
         if skipped is not None:
             skipped.add(damage)
         for sentence in damage.sentences(path):
