@@ -72,14 +72,14 @@ def record_to(
     from oaws.aio import run
     from oaws.autostart import open_client
     from oaws.recording import RecordingError, Writer, make_header, parse_duration, parse_rotate
-    from oaws.recording.recorder import Recorder
+    from oaws.recording.recorder import Recorder, say
 
     rotate_bytes, rotate_seconds = parse_rotate(rotate) if rotate else (None, None)
     seconds = parse_duration(duration) if duration else None
     if count is not None and count <= 0:
         raise RecordingError("--count must be a positive number of ticks")
     header = make_header(settings.url, instruments, mode)
-    writer = Writer(path, header, rotate_bytes=rotate_bytes, rotate_seconds=rotate_seconds)
+    writer = Writer(path, header, rotate_bytes=rotate_bytes, rotate_seconds=rotate_seconds, notice=say)
 
     def connect(on_frame: FrameHook) -> Awaitable[Client]:
         # open_client starts a background server when none answers (and autostart allows)
@@ -219,6 +219,32 @@ def _span(seconds: float) -> str:
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}" + (f" ({seconds:.3f} s)" if seconds < 60 else "")
 
 
+def _skipped(skipped: Any) -> str:
+    """What the reader skipped, in a few words (``-``: nothing)."""
+
+    def n(count: int, one: str, many: str | None = None) -> str:
+        return f"{count:,} {one if count == 1 else many or one + 's'}"
+
+    said = []
+    if skipped.damaged_parts or skipped.damaged_bytes:
+        said.append(
+            f"{n(skipped.damaged_parts, 'damaged compressed part')} ({n(skipped.damaged_bytes, 'byte')})"
+            if skipped.damaged_parts
+            else f"{n(skipped.damaged_bytes, 'byte')} of compressed junk"
+        )
+    if skipped.cut_short:
+        said.append(n(skipped.cut_short, "compressed stream cut short", "compressed streams cut short"))
+    if skipped.not_json:
+        said.append(n(skipped.not_json, "line that is not JSON", "lines that are not JSON"))
+    if skipped.truncated:
+        said.append(n(skipped.truncated, "truncated last line"))
+    if skipped.too_long:
+        said.append(n(skipped.too_long, "line over 1 MiB", "lines over 1 MiB"))
+    if skipped.too_deep:
+        said.append(n(skipped.too_deep, "line nested too deep", "lines nested too deep"))
+    return ", ".join(said) or "-"
+
+
 def _inspect_table(summary: Any, tz: tzinfo | None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -243,6 +269,7 @@ def _inspect_table(summary: Any, tz: tzinfo | None) -> None:
         ("Ticks/s", f"{summary.per_s:,.1f} average, {summary.peak_per_s:,} peak"),
         ("Gaps", str(len(summary.gaps))),
         ("Missing", f"{summary.missing:,} ticks (counted by the feed's per-topic fseq)"),
+        ("Skipped", _skipped(summary.skipped)),
     ]
     for name, value in rows:
         overview.add_row(name, value)

@@ -23,6 +23,8 @@ Why lines and not a binary format: ``grep``, ``jq`` and ``oaws tail --json`` spe
 a crash can only cut the last line short. The writer buffers in memory and hands whole
 lines to the OS at least once a second (the caller's timer calls ``Writer.tick``), so a
 killed recorder loses at most its last second; readers skip a cut last line with a warning.
+A gzip recording is one complete member per hand-over (``oaws.recording.gz``), read member
+by member in bounded memory; docs/recordings.md says what survives what.
 """
 
 from oaws.recording.errors import FORMAT, VERSION, RecordingError

@@ -117,6 +117,8 @@ class Recorder:
         self.writer.close()
         if self.live:
             self._show(final=True)
+        if self.writer.unwritable > 1:
+            say(f"skipped {self.writer.unwritable:,} ticks that cannot be written as JSON (nested too deep?)")
         return code
 
     # The client's events ----------------------------------------------------------------

@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
 
 from oaws.protocol.bus import tick_fseq
-from oaws.recording.errors import READ_CHUNK, Warn
-from oaws.recording.reader import read_header, received_ns, records, tick_span, when
+from oaws.recording import gz
+from oaws.recording.errors import Warn
+from oaws.recording.reader import Skipped, read_header, received_ns, records, tick_span, when
 
 
 def _gzip_trouble(path: str) -> str | None:
-    """Why a gzip file yields no tick: its data is damaged or cut short (None: neither, or not gzip)."""
+    """Why a gzip file yields no tick: its data is damaged or cut short (None: neither, or not gzip).
+
+    Reads the whole file member by member, in bounded memory, discarding what it inflates.
+    """
     try:
         with open(path, "rb") as f:
-            data = f.read(READ_CHUNK)
+            if f.read(len(gz.MAGIC)) != gz.MAGIC:
+                return None
+            damage = gz.Damage()
+            for _ in gz.gunzip(f, damage):
+                pass
     except OSError:
         return None
-    if data[:2] != b"\x1f\x8b":
-        return None
-    decoder = zlib.decompressobj(wbits=31)
-    try:
-        decoder.decompress(data)
-    except zlib.error:
+    if damage.damaged or damage.skipped:
         return "its compressed data is damaged"
-    return "its compressed data is cut short" if len(data) < READ_CHUNK and not decoder.eof else None
+    return "its compressed data is cut short" if damage.cut_short else None
 
 
 def _names(paths: list[str]) -> str:
@@ -83,6 +85,8 @@ class Summary:
     peak_per_s: int = 0
     #: ticks the feed's per-topic count (``fseq``) says were sent but are not in the recording
     missing: int = 0
+    #: lines and compressed data the reader skipped (damage, junk, a cut last line)
+    skipped: Skipped = field(default_factory=Skipped)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -113,6 +117,7 @@ class Summary:
             "instruments": dict(sorted(self.instruments.items(), key=lambda kv: (-kv[1], kv[0]))),
             "modes": {str(k): v for k, v in sorted(self.modes.items())},
             "gaps": self.gaps,
+            "skipped": self.skipped.as_json(),
             "warnings": self.warnings,
         }
 
@@ -131,7 +136,7 @@ def summarize(paths: list[str], warn: Warn | None = None) -> Summary:
     per_second: dict[int, int] = {}
     fseqs: dict[tuple[object, object, object], int] = {}
     for path in paths:
-        for record in records(path, note):
+        for record in records(path, note, s.skipped):
             kind = record.get("type")
             if kind == "market_data":
                 s.ticks += 1

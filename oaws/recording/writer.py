@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import gzip
 import os
 import sys
 import time
@@ -20,14 +19,18 @@ import orjson
 
 from oaws import __version__
 from oaws.instruments import Instrument
+from oaws.recording import gz
 from oaws.recording.errors import FORMAT, VERSION, RecordingError
 
 #: the writer hands its buffer to the OS when it holds this much, or at the next ``tick``
 BUFFER_BYTES = 256 * 1024
 #: gzip level 3: about 10x smaller than the text and several times faster than the default 6
 GZIP_LEVEL = 3
-#: bytes a gzip part keeps free under ``--rotate SIZE`` for what closing it adds (last block, CRC, length)
+#: bytes a gzip part keeps free under ``--rotate SIZE`` for what a member adds to its data at most
+#: (header, CRC, length, block headers), since the room counts buffered lines uncompressed
 GZIP_SLACK = 64
+#: a partial last member with at most this much in it is recovered before appending (else kept as is)
+SALVAGE_BYTES = 64 << 20
 #: the room of a part without a size limit
 UNLIMITED = sys.maxsize
 
@@ -90,6 +93,12 @@ class Writer:
     (an overestimate); when it runs out, the buffer is compressed to learn the real size.
     An existing file is appended to, never overwritten: a new header starts a new session.
 
+    Gzip: each hand-over is one complete gzip member (``oaws.recording.gz``), so a crash
+    leaves complete members and at most one partial member at the end. Before appending to
+    a gzip file, a partial member at its end is replaced by its complete lines (``notice``
+    says so). A write that fails (a full disk) is cut off again, so the file never holds a
+    torn line or a partial member that this writer made.
+
     Errors (unwritable path, full disk) raise ``RecordingError``.
     """
 
@@ -101,8 +110,11 @@ class Writer:
         rotate_bytes: int | None = None,
         rotate_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         self.path = path
+        #: told, in one sentence, what was repaired at the end of a file before appending to it
+        self.notice = notice or (lambda _: None)
         self.header = header
         self.rotate_bytes = rotate_bytes
         self.rotate_seconds = rotate_seconds
@@ -115,13 +127,14 @@ class Writer:
             raise RecordingError("cannot gzip standard output; pipe it through gzip instead")
         self.ticks = 0
         self.gaps = 0
+        #: ticks skipped because they cannot be written as JSON (values nested over 254 deep)
+        self.unwritable = 0
         #: every file this writer created or appended to, in order
         self.files: list[str] = []
         self.part = 0
         self._buf: list[bytes] = []
         self._buffered = 0
         self._raw: IO[bytes] | None = None
-        self._gz: gzip.GzipFile | None = None
         self._out: IO[bytes] | None = None
         self._size = 0
         self._done_bytes = 0
@@ -174,7 +187,9 @@ class Writer:
         try:
             if os.path.isdir(target):
                 raise IsADirectoryError(errno.EISDIR, "it is a directory")
-            raw = open(target, "ab")  # noqa: SIM115 - closed in _close_part
+            if existed and self.gzip:
+                self._repair_gzip(target)
+            raw = open(target, "ab", buffering=0)  # noqa: SIM115 - closed in _close_part
             size = raw.seek(0, os.SEEK_END)
             if size and not self.gzip:
                 # a crash may have cut the last line short: start on a fresh line
@@ -187,16 +202,11 @@ class Writer:
             raise _write_error(target, exc) from None
         if not existed:
             self._created.append(target)
-        self._raw = raw
+        self._raw = self._out = raw
         self._size = size
         self._room = self._limit - size if self._limit else UNLIMITED
         self._part_base = self.ticks + self.gaps
         self.files.append(target)
-        if self.gzip:
-            self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=0)
-            self._out = self._gz
-        else:
-            self._out = raw
         if self.part > 1:
             self._write_header()
 
@@ -212,23 +222,64 @@ class Writer:
         self._room -= len(line)
         self._header_written = True
 
+    def _repair_gzip(self, target: str) -> None:
+        """Before appending: replace a partial member at the end of ``target`` by its complete lines.
+
+        What is left there is a write cut short (``kill -9``, a full disk) or, from an older
+        oaws, a whole session whose stream was never closed. Its complete lines go back as
+        one complete member, so that the file is complete members again (``zcat`` reads it);
+        one over ``SALVAGE_BYTES`` stays as it is (oaws reads past it, ``zcat`` stops there).
+        """
+        with open(target, "r+b") as f:
+            head = f.read(len(gz.MAGIC))
+            if head != gz.MAGIC:
+                if not head or gz.MAGIC.startswith(head):  # empty, or a member's first bytes only
+                    f.truncate(0)
+                    return
+                raise RecordingError(f"{target} is not a gzip file: record to another name, or without .gz")
+            end = gz.tail(f)
+            if end.partial_start is None:
+                return
+            lines = gz.salvage(f, end.partial_start, SALVAGE_BYTES)
+            if lines is None:
+                self.notice(
+                    f"{target} ends in a compressed session that was never closed (an older oaws, killed); "
+                    "appending behind it (oaws reads both, zcat stops there)"
+                )
+                return
+            blob = gz.member(lines, GZIP_LEVEL) if lines else b""
+            f.seek(end.partial_start)
+            f.write(blob)
+            f.truncate(end.partial_start + len(blob))
+            f.flush()
+            with contextlib.suppress(OSError):
+                os.fsync(f.fileno())
+        cut = end.size - end.partial_start
+        if lines:
+            n = lines.count(b"\n")
+            self.notice(
+                f"{target} ended in a compressed part cut short (a recorder killed, or a full disk): "
+                f"kept its {n:,} complete line{'s' if n != 1 else ''}, appending after them"
+            )
+        else:
+            self.notice(
+                f"{target} ended in {cut:,} bytes of a compressed part cut short (a recorder killed, or a full "
+                "disk) holding no complete line: removed them, appending after the rest"
+            )
+
     def _close_part(self) -> None:
         self._drain()
         try:
-            if self._gz is not None:
-                self._gz.close()
             if self._raw is not None:
-                self._raw.flush()
                 with contextlib.suppress(OSError):  # durable on disk; not possible on every file (/dev/full)
                     os.fsync(self._raw.fileno())
-                self._size = self._raw.tell()
                 self._raw.close()
             elif self._out is not None:
                 self._out.flush()
         except OSError as exc:
             raise _write_error(self.current, exc) from None
         finally:
-            self._gz = self._raw = self._out = None
+            self._raw = self._out = None
         self._done_bytes += self._size
         self._size = 0
 
@@ -236,7 +287,13 @@ class Writer:
     def write_tick(self, message: dict[str, Any], received_ns: int) -> None:
         """One ``market_data`` message as received; ``received_ns`` is added to it (and to ``message``)."""
         message["received_ns"] = received_ns
-        line = orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE)
+        try:
+            line = orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:  # orjson.JSONEncodeError: nested over 254 deep, say; skipped, counted
+            self.unwritable += 1
+            if self.unwritable == 1:
+                self.notice("skipped a tick that cannot be written as JSON (nested too deep?); counting any others")
+            return
         if not self._header_written:
             self._write_header()
         n = len(line)
@@ -297,7 +354,7 @@ class Writer:
         """
         if self._limit is None:
             return
-        if self._gz is not None:
+        if self.gzip:
             self._drain()  # compressed, the buffered lines take far less than counted
             self._room = self._limit - self._size
             if n <= self._room:
@@ -312,20 +369,30 @@ class Writer:
         data = b"".join(self._buf)
         self._buf.clear()
         self._buffered = 0
-        try:
-            self._out.write(data)
-            if self._gz is not None:
-                self._gz.flush()  # a sync point: everything so far can be decompressed
-            else:
+        if self._raw is None:  # standard output
+            try:
+                self._out.write(data)
                 self._out.flush()
-        except BrokenPipeError:
-            if self.stdout:
+            except BrokenPipeError:
                 raise  # the reader went away (`| head`): the caller stops quietly
-            raise _write_error(self.current, BrokenPipeError(errno.EPIPE, "broken pipe")) from None
+            except OSError as exc:
+                raise _write_error(self.current, exc) from None
+            self._size += len(data)
+            return
+        blob = gz.member(data, GZIP_LEVEL) if self.gzip else data
+        fd = self._raw.fileno()
+        view = memoryview(blob)
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
         except OSError as exc:
+            with contextlib.suppress(OSError):  # no torn line, no partial member left behind
+                os.ftruncate(fd, self._size)
+            if isinstance(exc, BrokenPipeError):
+                exc = BrokenPipeError(errno.EPIPE, "broken pipe")
             raise _write_error(self.current, exc) from None
-        self._size = self._raw.tell() if self._raw is not None else self._size + len(data)
-        if self._gz is not None and self._limit is not None:
+        self._size += len(blob)
+        if self.gzip and self._limit is not None:
             self._room = self._limit - self._size  # the compressed size, now known
 
     def tick(self) -> None:
@@ -353,16 +420,14 @@ class Writer:
         self._buf.clear()
         self._buffered = 0
         try:
-            if self._gz is not None:
-                self._gz.close()
             if self._raw is not None:
                 self._raw.close()
         except OSError:
             pass
-        self._gz = self._raw = self._out = None
+        self._raw = self._out = None
         for path in self._created:
             try:
-                if os.path.getsize(path) <= 20:  # an empty gzip member is 20 bytes
+                if os.path.getsize(path) == 0:
                     os.remove(path)
             except OSError:
                 pass

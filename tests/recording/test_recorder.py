@@ -41,10 +41,14 @@ class Proxyish:
     compact as the proxy writes them; ``api_key`` makes it want authentication first, and
     ``close_code`` closes the connection that way after the ticks."""
 
-    def __init__(self, frames: int, *, api_key: str | None = None, close_code: int | None = None) -> None:
+    def __init__(
+        self, frames: int, *, api_key: str | None = None, close_code: int | None = None, first: bytes | None = None
+    ) -> None:
         self.frames = frames
         self.api_key = api_key
         self.close_code = close_code
+        #: a frame sent before the ticks
+        self.first = first
 
     async def handler(self, ws) -> None:
         authenticated = self.api_key is None
@@ -59,6 +63,8 @@ class Proxyish:
             elif request["action"] == "subscribe":
                 subs = [{**e, "mode": request["mode"], "status": "success"} for e in request["symbols"]]
                 await ws.send(orjson.dumps({"type": "subscribe", "status": "success", "subscriptions": subs}).decode())
+                if self.first is not None:
+                    await ws.send(self.first.decode())
                 for n in range(self.frames):
                     await ws.send(orjson.dumps([market(2 * n), market(2 * n + 1, "INFY")]).decode())
                     await asyncio.sleep(0.005)
@@ -100,6 +106,15 @@ async def test_proxy_frames_go_to_the_file_as_bytes_and_the_first_is_parsed_for_
     # the subscribe reply and the first frame (broker unknown) parsed, then raw frames; the
     # one that reaches --count parsed, to stop at it
     assert taken == [False, False, *[True] * 8, False]
+
+
+async def test_the_recorder_skips_a_tick_nested_too_deep_to_write_and_records_on(tmp_path):
+    # values nested 254-1,023 deep parse but cannot be written out again (#12); the first frame is parsed
+    deep = orjson.dumps(market(-1))[:-2] + b',"x":' + b"[" * 300 + b"]" * 300 + b"}}"
+    path = tmp_path / "r.jsonl"
+    code, recorder, _ = await record(Proxyish(5, first=deep), path, count=10)
+    assert code == 0 and recorder.writer.unwritable == 1
+    assert [t["data"]["seq"] for t in list(records(str(path)))[1:]] == list(range(10))
 
 
 async def test_duration_stops_a_recording_that_keeps_what_came(tmp_path):

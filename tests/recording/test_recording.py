@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
+import subprocess
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -96,29 +98,191 @@ def test_a_truncated_last_line_is_skipped_with_a_warning(tmp_path):
 
 def test_a_cut_gzip_stream_yields_every_line_that_was_flushed(tmp_path):
     path = tmp_path / "r.jsonl.gz"
-    header = make_header("ws://test", [parse("RELIANCE:NSE")], 1, broker="sim")
-    writer = Writer(str(path), header)
-    for i in range(50):
-        writer.write_tick(
-            {"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1, "data": {"ltp": float(i)}},
-            T0 + i,
-        )
-    writer.tick()  # what a crash after a flush leaves on disk: no gzip trailer
+    writer = flushed_gzip(path, [range(0, 50)])
     size = path.stat().st_size
-    writer.write_tick(
-        {"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1, "data": {"ltp": 99.0}}, T0 + 99
-    )  # buffered, never flushed
-    (tmp_path / "crashed.jsonl.gz").write_bytes(path.read_bytes()[:size])
+    writer.write_tick(tick(99), T0 + 99)  # buffered, never flushed
     writer.close()
+    data = path.read_bytes()
+    # a crash right after a flush leaves complete members: a whole file, nothing to warn about
+    (tmp_path / "crashed.jsonl.gz").write_bytes(data[:size])
     warnings: list[str] = []
     got = [
         r["data"]["ltp"]
         for r in records(str(tmp_path / "crashed.jsonl.gz"), warnings.append)
         if r["type"] == "market_data"
     ]
-    assert got == [float(i) for i in range(50)]
-    assert len(warnings) == 1 and "ends early" in warnings[0]
+    assert got == [float(i) for i in range(50)] and warnings == []
+    # one in the middle of a write leaves a partial member: every line it holds, and a warning
+    (tmp_path / "cut.jsonl.gz").write_bytes(data[: size + (len(data) - size) // 2])
+    got = [
+        r["data"]["ltp"] for r in records(str(tmp_path / "cut.jsonl.gz"), warnings.append) if r["type"] == "market_data"
+    ]
+    assert got[:50] == [float(i) for i in range(50)] and len(got) <= 51
+    assert len(warnings) >= 1 and "ends early" in warnings[0]
     assert len(ticks_of(path)) == 51  # closed properly: everything, no warning
+
+
+def tick(i: int) -> dict:
+    return {"type": "market_data", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1, "data": {"ltp": float(i)}}
+
+
+def flushed_gzip(path, batches, notice=None) -> Writer:
+    """A gzip writer that has written ``batches`` of ticks (numbered by their ``ltp``), flushing after each."""
+    header = make_header("ws://test", [parse("RELIANCE:NSE")], 1, broker="sim")
+    writer = Writer(str(path), header, **({"notice": notice} if notice else {}))
+    for batch in batches:
+        for i in batch:
+            writer.write_tick(tick(i), T0 + i)
+        writer.tick()
+    return writer
+
+
+def ltps(path, warnings=None) -> list[float]:
+    return [
+        r["data"]["ltp"]
+        for r in records(str(path), (warnings.append if warnings is not None else lambda _: None))
+        if r["type"] == "market_data"
+    ]
+
+
+def test_gzip_recording_survives_kill_and_append(tmp_path):
+    # kill -9 after some flushes and in the middle of a write, then `record` to the same file again
+    path = tmp_path / "r.jsonl.gz"
+    first = flushed_gzip(path, [range(0, 40), range(40, 80)])
+    flushed = path.stat().st_size
+    first.write_tick(tick(80), T0 + 80)
+    first.tick()
+    data = path.read_bytes()
+    path.write_bytes(data[: flushed + (len(data) - flushed) // 2])  # what the kill left: a partial last member
+    notices: list[str] = []
+    second = flushed_gzip(path, [range(100, 140)], notice=notices.append)
+    second.close()
+    warnings: list[str] = []
+    got = ltps(path, warnings)
+    assert got[:80] == [float(i) for i in range(80)] and got[-40:] == [float(i) for i in range(100, 140)]
+    assert len(got) in (120, 121) and warnings == []
+    assert [r["type"] for r in records(str(path))].count("header") == 2
+    assert len(notices) == 1 and str(path) in notices[0] and "cut short" in notices[0]
+    # concatenated complete members: standard gzip, as zcat reads it
+    text = gzip.decompress(path.read_bytes())
+    assert text.count(b'"type":"header"') == 2 and text.count(b'"type":"market_data"') == len(got)
+    unzipped = subprocess.run(["gzip", "-dc", str(path)], capture_output=True, check=False)
+    assert unzipped.returncode == 0 and unzipped.stdout == text
+
+
+def test_a_recording_killed_by_an_older_oaws_and_appended_to_reads_every_session(tmp_path):
+    # the old writer: one stream per session, sync-flushed, never closed by a killed recorder
+    path = tmp_path / "r.jsonl.gz"
+    buf = io.BytesIO()
+    old = gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0)
+    header = make_header("ws://test", [parse("RELIANCE:NSE")], 1, broker="sim")
+    old.write(
+        orjson.dumps(header) + b"\n" + b"".join(orjson.dumps({**tick(i), "received_ns": T0}) + b"\n" for i in range(30))
+    )
+    old.flush()
+    path.write_bytes(buf.getvalue())
+    with gzip.open(tmp_path / "next.gz", "wb") as later:  # the next session, as the old writer appended it
+        later.write(orjson.dumps(header) + b"\n" + orjson.dumps({**tick(30), "received_ns": T0}) + b"\n")
+    with open(path, "ab") as f:
+        f.write((tmp_path / "next.gz").read_bytes())
+    warnings: list[str] = []
+    assert ltps(path, warnings) == [float(i) for i in range(31)]
+    assert len(warnings) == 1 and "ended without closing" in warnings[0]
+
+
+def test_a_flipped_byte_loses_only_the_damaged_member(tmp_path):
+    path = tmp_path / "r.jsonl.gz"
+    flushed_gzip(path, [range(k * 20, k * 20 + 20) for k in range(5)]).close()
+    data = bytearray(path.read_bytes())
+    assert len(data) < 1 << 20
+    starts = [i for i in range(len(data)) if data[i : i + 3] == b"\x1f\x8b\x08"]
+    assert len(starts) == 5  # one member per flush (the header went with the first batch)
+    data[(starts[2] + starts[3]) // 2] ^= 0x10  # a byte inside the third member's compressed data
+    path.write_bytes(bytes(data))
+    warnings: list[str] = []
+    got = ltps(path, warnings)
+    assert got == [float(i) for i in list(range(40)) + list(range(60, 100))]
+    assert len(warnings) == 1 and "skipped 1 damaged part" in warnings[0]
+    s = summarize([str(path)])
+    assert s.ticks == 80 and s.skipped.damaged_parts == 1 and s.skipped.damaged_bytes == starts[3] - starts[2]
+
+
+def test_junk_and_damage_between_members_are_skipped_never_raised(tmp_path):
+    path = tmp_path / "r.jsonl.gz"
+    flushed_gzip(path, [range(0, 10), range(10, 20)]).close()
+    good = path.read_bytes()
+    second = good.find(b"\x1f\x8b\x08", 1)
+    for damaged in (
+        good[:second] + b"junk" * 100 + good[second:],  # junk between members
+        good[:second] + good[second : second + 12] + good[second:],  # a member's first bytes, then a whole one
+        good + b"\x1f\x8b",  # a member's first two bytes at the end
+        good[:second] + os.urandom(3000) + good[second:],  # random bytes
+    ):
+        path.write_bytes(damaged)
+        assert ltps(path) == [float(i) for i in range(20)]
+    for _ in range(20):  # a gzip header and then nothing that inflates: read to the end, never a loop
+        path.write_bytes(b"\x1f\x8b\x08" + os.urandom(3000))
+        warnings: list[str] = []
+        assert ltps(path, warnings) == [] and warnings  # damaged, or a stream that ends early
+
+
+def test_a_line_nested_too_deep_to_serve_again_is_skipped_and_counted(tmp_path):
+    # values nested 254-1,023 deep parse but cannot be written out again (#12): replay would die on them
+    path = tmp_path / "r.jsonl"
+    write_recording(path, THREE[:2])
+    with open(path, "ab") as f:
+        f.write(_deep_line(300) + b"\n")
+    write_recording(path, THREE[2:])
+    warnings: list[str] = []
+    got = [r for r in records(str(path), warnings.append) if r["type"] == "market_data"]
+    assert len(got) == 4 and warnings == [f"{path}: skipped 1 line nested more than 254 deep (too deep to serve again)"]
+    assert summarize([str(path)]).skipped.too_deep == 1
+    # a shallower line with many brackets is kept
+    path.write_bytes(_wide_line(400) + b"\n")
+    assert len(list(records(str(path)))) == 1
+
+
+def _deep_line(depth: int) -> bytes:
+    return (
+        b'{"type":"market_data","symbol":"RELIANCE","exchange":"NSE","mode":1,"received_ns":1,"data":{"x":'
+        + b"[" * depth
+        + b"]" * depth
+        + b"}}"
+    )
+
+
+def _wide_line(n: int) -> bytes:
+    return (
+        b'{"type":"market_data","symbol":"RELIANCE","exchange":"NSE","mode":1,"received_ns":1,"data":{"x":['
+        + b",".join([b"[]"] * n)
+        + b"]}}"
+    )
+
+
+def test_a_line_longer_than_a_mib_is_skipped_not_held(tmp_path):
+    path = tmp_path / "r.jsonl"
+    write_recording(path, THREE[:2])
+    with open(path, "ab") as f:
+        f.write(b'{"type":"market_data","pad":"' + b"x" * (3 << 20) + b'"}\n')
+    write_recording(path, THREE[2:])
+    warnings: list[str] = []
+    assert len([r for r in records(str(path), warnings.append) if r["type"] == "market_data"]) == 4
+    assert warnings == [f"{path}: skipped 1 line longer than 1 MiB"]
+
+
+def test_the_writer_skips_a_tick_nested_too_deep_to_write(tmp_path):
+    path = tmp_path / "r.jsonl"
+    notices: list[str] = []
+    writer = Writer(
+        str(path), make_header("ws://test", [parse("RELIANCE:NSE")], 1, broker="sim"), notice=notices.append
+    )
+    writer.write_tick(tick(1), T0)
+    writer.write_tick(orjson.loads(_deep_line(300)), T0)
+    writer.write_tick(orjson.loads(_deep_line(500)), T0)
+    writer.write_tick(tick(2), T0)
+    writer.close()
+    assert writer.ticks == 2 and writer.unwritable == 2 and len(notices) == 1
+    assert [t["data"]["ltp"] for t in ticks_of(path)] == [1.0, 2.0]
 
 
 def test_appending_after_a_crash_starts_a_new_line_and_a_new_session(tmp_path):
@@ -332,3 +496,30 @@ def test_tail_json_output_without_a_header_still_reads(tmp_path):
     )
     assert instruments_in([str(path)]) == {parse("SBIN:NSE")}
     assert [ns for ns, _ in timeline([str(path)])] == [1767000000123 * 1_000_000]
+
+
+def test_a_full_disk_leaves_no_partial_member_behind(tmp_path, monkeypatch):
+    # a write cut short by a full disk: half of the member reaches the file, then ENOSPC
+    import errno
+
+    import oaws.recording.writer as writer_module
+
+    path = tmp_path / "r.jsonl.gz"
+    writer = flushed_gzip(path, [range(0, 20)])
+    before = path.read_bytes()
+    real_write = os.write
+
+    def full(fd, data):
+        if len(data) > 8:
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer_module.os, "write", full)
+    for i in range(20, 40):
+        writer.write_tick(tick(i), T0 + i)
+    with pytest.raises(RecordingError, match=r"^the disk is full: stopped writing"):
+        writer.tick()
+    writer.abort()
+    assert path.read_bytes() == before  # cut back to the last complete member
+    warnings: list[str] = []
+    assert ltps(path, warnings) == [float(i) for i in range(20)] and warnings == []

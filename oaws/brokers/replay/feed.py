@@ -123,6 +123,8 @@ class ReplayFeed(Feed):
         }
         self.state = "waiting"
         self.replayed = 0
+        #: recorded ticks that could not be written out again (skipped)
+        self.unservable = 0
         self.passes = 0
         self.position_ns: int | None = None
         self._first_want = asyncio.Event()
@@ -220,7 +222,12 @@ class ReplayFeed(Feed):
         if track.latest is not latest or mode not in track.modes or self.publisher is None:
             return
         recorded, data = latest
-        self.publisher.publish(instrument, mode, orjson.dumps(at_mode(data, mode, recorded)))
+        try:
+            payload = orjson.dumps(at_mode(data, mode, recorded))
+        except TypeError:  # cannot be written out again (the readers skip such lines already)
+            self._warn("skipped a recorded tick that cannot be served again (nested too deep?)")
+            return
+        self.publisher.publish(instrument, mode, payload)
 
     # The timeline --------------------------------------------------------------------
     def _track(self, key: tuple[object, object]) -> _Track | None:
@@ -248,18 +255,28 @@ class ReplayFeed(Feed):
         recorded = record.get("mode")
         if type(recorded) is not int or recorded not in MODES:
             recorded = data.get("mode") if data.get("mode") in MODES else DEPTH
-        track.latest = (recorded, data)
-        self.replayed += 1
         publisher = self.publisher
         if not track.modes or publisher is None:
+            track.latest = (recorded, data)
+            self.replayed += 1
             return
         raw = None
-        for mode in track.modes:
-            if mode >= recorded:
-                raw = raw or orjson.dumps(data)
-                publisher.publish(track.instrument, mode, raw)
-            else:
-                publisher.publish(track.instrument, mode, orjson.dumps(at_mode(data, mode, recorded)))
+        try:
+            payloads = []
+            for mode in track.modes:
+                if mode >= recorded:
+                    raw = raw or orjson.dumps(data)
+                    payloads.append((mode, raw))
+                else:
+                    payloads.append((mode, orjson.dumps(at_mode(data, mode, recorded))))
+        except TypeError:  # cannot be written out again (the readers skip such lines already)
+            self.unservable += 1
+            self._warn("skipped a recorded tick that cannot be served again (nested too deep?)")
+            return
+        track.latest = (recorded, data)
+        self.replayed += 1
+        for mode, payload in payloads:
+            publisher.publish(track.instrument, mode, payload)
 
     async def _play(self, origin: float) -> tuple[int, float]:
         """One pass over the recordings, tick ``i`` due at ``origin + offset_i / speed``.

@@ -251,6 +251,26 @@ def test_a_set_with_some_ticks_is_served_and_warns_about_the_rest(tmp_path, capl
     ]
 
 
+async def test_replay_skips_a_tick_nested_too_deep_to_serve_and_goes_on(tmp_path, caplog):
+    # values nested 254-1,023 deep parse but cannot be written out again: replay died on them (#12)
+    path = tmp_path / "r.jsonl.gz"
+    write_recording(path, TICKS[:2])
+    deep = b"[" * 300 + b"]" * 300
+    line = b'{"type":"market_data","symbol":"RELIANCE","exchange":"NSE","mode":2,"received_ns":%d,"data":{"x":%s}}\n'
+    with gzip.open(path, "ab") as f:
+        f.write(line % (T0 + 1_200_000_000, deep))
+    write_recording(path, TICKS[2:])
+    feed, bus, _ = make_feed(path, speed=0)
+    feed.want(RELIANCE, QUOTE)
+    feed.want(INFY, QUOTE)
+    await feed.run()
+    assert [name for name, _, _ in bus.published] == ["RELIANCE:NSE", "INFY:NSE", "RELIANCE:NSE", "RELIANCE:NSE"]
+    assert feed.state == "finished" and feed.replayed == 4
+    assert [r.getMessage() for r in caplog.records if "deep" in r.getMessage()] == [
+        f"{path}: skipped 1 line nested more than 254 deep (too deep to serve again)"
+    ]
+
+
 @pytest.fixture
 def utc(tmp_path, monkeypatch):
     monkeypatch.setenv("OAWS_CONFIG", str(tmp_path / "no-config.toml"))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
+import sys
+import zlib
 from pathlib import Path
 
 import orjson
@@ -90,6 +93,91 @@ def test_a_killed_recorder_leaves_every_flushed_tick_readable(cli_env, tmp_path,
     proc.wait(5)
     got = [r for r in records(str(path), lambda _: None) if r["type"] == "market_data"]
     assert len(got) >= 20 and all(isinstance(t["data"]["ltp"], float) for t in got)
+
+
+def test_gzip_recording_survives_kill_9_and_record_again(cli_env, tmp_path, server):
+    # kill -9 left the gzip stream unfinished; the next record appended behind it; then
+    # inspect, replay and zcat read nothing of any session
+    path = tmp_path / "r.jsonl.gz"
+    proc = recorder(cli_env, tmp_path, str(path), *THREE, "--url", server)
+    try:
+        wait_until(lambda: path.exists() and len(ticks_of(path)) >= 30)
+        proc.kill()
+        proc.wait(5)
+    finally:
+        stop(proc)
+    first = len(ticks_of(path))  # every flushed tick: at most the last half-second is lost
+    again = oaws(cli_env, "record", str(path), *THREE, "--count", "40", "--url", server)
+    assert again.returncode == 0 and "Traceback" not in again.stderr and again.stderr.count("\n") <= 1
+    out = oaws(cli_env, "inspect", str(path), "--json")
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    summary = orjson.loads(out.stdout)
+    assert summary["sessions"] == 2 and summary["ticks"] == first + 40 >= 70
+    assert summary["skipped"]["damaged_parts"] == 0 and summary["warnings"] == []
+    # zcat reads it: complete gzip members, one per flush
+    unzipped = subprocess.run(["gzip", "-dc", str(path)], capture_output=True, check=False)
+    assert unzipped.returncode == 0 and unzipped.stdout.count(b'"type":"market_data"') == first + 40
+    # replay serves every tick of both sessions
+    replay, url = start(cli_env, tmp_path / "replay.err", "replay", str(path), "--port", "0", *BUS, "--speed", "0")
+    try:
+        oaws(cli_env, "record", str(tmp_path / "copy.jsonl"), "RELIANCE:NSE", "--count", "1", "--url", url)
+
+        def finished() -> re.Match | None:
+            return re.search(r"replay finished after (\d+) ticks", (tmp_path / "replay.err").read_text())
+
+        wait_until(finished)
+        assert int(finished().group(1)) == first + 40
+    finally:
+        stop(replay)
+    assert "warning" not in (tmp_path / "replay.err").read_text().lower()
+
+
+def test_inspect_of_a_damaged_gzip_recording_says_what_was_skipped(cli_env, tmp_path, server):
+    path = tmp_path / "r.jsonl.gz"
+    out = oaws(cli_env, "record", str(path), *THREE, "--count", "200", "--url", server)
+    assert out.returncode == 0, out.stderr
+    data = bytearray(path.read_bytes())
+    members = [m.start() for m in re.finditer(b"\x1f\x8b\x08", bytes(data))]
+    assert len(members) >= 3  # one per flush, at 40 ticks/s
+    lost = data[members[1] : members[2]]
+    data[(members[1] + members[2]) // 2] ^= 0x20
+    path.write_bytes(bytes(data))
+    lost_ticks = zlib.decompress(bytes(lost), 31).count(b'"type":"market_data"')
+    out = oaws(cli_env, "inspect", str(path), "--json")
+    assert out.returncode == 0 and "Traceback" not in out.stderr
+    summary = orjson.loads(out.stdout)
+    assert summary["ticks"] == 200 - lost_ticks and summary["skipped"]["damaged_parts"] == 1
+    assert out.stderr == f"oaws: warning: {summary['warnings'][0]}\n" and "skipped 1 damaged part" in out.stderr
+    table = oaws(cli_env, "inspect", str(path))
+    assert re.search(r"Skipped\s+1 damaged compressed part \(", table.stdout), table.stdout
+
+
+def test_inspect_of_a_gzip_bomb_is_bounded_and_one_sentence(cli_env, tmp_path):
+    # a 1.4 MB bomb took inspect to a MemoryError at 2.9 GB; here 256 MiB of zeros in one member
+    bomb = tmp_path / "bomb.jsonl.gz"
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    block = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    again = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)  # after a full flush: the same bytes each time
+    bomb.write_bytes(block + again * 255 + packer.flush())  # the CRC is wrong: that is damage as well
+    assert bomb.stat().st_size < 1 << 20
+    probe = (
+        "import resource, subprocess, sys\n"
+        "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.stderr.write(r.stderr)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe, *OAWS, "inspect", str(bomb)],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    code, peak_kib = map(int, run.stdout.split())
+    assert (code, run.stderr) == (1, f"oaws: {bomb} holds no ticks: its compressed data is damaged\n")
+    assert peak_kib < 200 * 1024  # a bound, not a timing: the old reader held the whole 256 MiB (and a copy)
 
 
 def test_a_server_restart_leaves_a_gap_marker(cli_env, tmp_path):
