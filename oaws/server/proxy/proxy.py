@@ -27,16 +27,19 @@ from oaws.protocol.orders import is_order_topic
 from oaws.protocol.server import Quota, Session
 from oaws.server.bus import BusReader
 from oaws.server.proxy.auth import AuthGuard
-from oaws.server.proxy.connection import OPEN, Client
+from oaws.server.proxy.connection import OPEN, BudgetedConnection, Client
 from oaws.server.proxy.fanout import Fanout, Route
 from oaws.server.proxy.feeds import Feeds
 from oaws.server.proxy.flood import FloodControl
 from oaws.server.proxy.gate import Gate
+from oaws.server.proxy.logs import Throttled
 from oaws.server.proxy.options import ProxyOptions
 from oaws.server.proxy.orders import Orders
 from oaws.server.proxy.slow import SlowClients, conflate
 
 log = logging.getLogger(__name__)
+#: a client can make a request fail at will: logged at a bounded rate
+request_failures = Throttled(log)
 
 #: seconds between two rounds of tending slow clients
 TEND_EVERY = 0.05
@@ -78,6 +81,8 @@ class Proxy:
         self.started = time.time()
         #: messages sent to clients that have left (the ones here count in their own ``sent``)
         self.sent_gone = 0
+        #: clients aborted for a send buffer past the hard cap
+        self.aborted = 0
         self._closing: set[asyncio.Task[None]] = set()
         self._rates = {"in": 0.0, "out": 0.0}
         self._rate_mark = (time.monotonic(), 0, 0)
@@ -98,6 +103,10 @@ class Proxy:
                 o.port,
                 compression=None,
                 max_size=o.max_frame,
+                # the transport says when a client's send buffer passes the soft limit
+                # (it stops being read) and when it drains to half of it (``connection``)
+                create_connection=BudgetedConnection,
+                write_limit=(o.soft_limit, o.soft_limit // 2),
                 ping_interval=o.ping_interval,
                 ping_timeout=o.ping_timeout,
                 close_timeout=2,
@@ -211,6 +220,7 @@ class Proxy:
             "ticks_out_per_s": round(self._rates["out"], 1),
             "conflating": len(self.conflating),
             "slow_closed": self.slow.closed,
+            "over_budget_aborted": self.aborted,
             "ticks_conflated": self.slow.skipped_gone + sum(c.conflated for c in self.clients),
             "bus_refused": self.reader.refused,
             "bus_gaps": self.fanout.gaps,
@@ -223,26 +233,55 @@ class Proxy:
         }
 
     # Clients -------------------------------------------------------------------
-    def _on_request(self, c: Client, frame: str | bytes) -> None:
+    async def _on_request(self, c: Client, frame: str | bytes) -> None:
+        """One request: handled by the session in slices (the loop runs between them, so a
+        large request never holds up the fan-out), then its replies, route changes and
+        snapshots, in that order."""
+        steps = c.session.steps(frame)
         try:
-            outcome = c.session.handle(frame)
+            while True:
+                next(steps)
+                await asyncio.sleep(0)
+        except StopIteration as done:
+            outcome = done.value
         except Exception as exc:  # a bug must cost this request, not the connection
-            log.exception("request from %s failed", c.peer)
-            c.send(error(SERVER_ERROR, str(exc) or type(exc).__name__))
+            request_failures.exception("request from %s failed", c.peer)
+            c.send(error(SERVER_ERROR, str(exc)[:200] or type(exc).__name__))
             return
         c.bucket.spend(outcome.work)
         for reply in outcome.replies:
             c.send(reply)
         if c.session.orders != (c in self.orders.clients):
             self.orders.follow(c, c.session.orders)
+        holds = c.session.holds
         for change in outcome.changes:
+            # a stream the feed refused while the request was in slices is not joined
+            if change.on and not holds(change.stream):
+                continue
             self.fanout.apply(c, change)
-        snapshots = self.fanout.snapshots(c, outcome.snapshots)
-        if c.conflating:
-            for topic, body in snapshots:
+        self._send_snapshots(c, self.fanout.snapshots(c, outcome.snapshots))
+
+    def _send_snapshots(self, c: Client, snapshots: list[tuple[bytes, bytes]]) -> None:
+        """The snapshots of a subscribe, within the client's budget: written while its send
+        buffer is under the soft limit, then conflated (sent as it drains)."""
+        limit = self.options.soft_limit
+        chunk: list[bytes] = []
+        size = 0
+        if c.ws.protocol.state is not OPEN:
+            return
+        for topic, body in snapshots:
+            if c.conflating:
                 conflate(c, topic, body)
-        elif c.ws.protocol.state is OPEN:
-            c.write([body for _, body in snapshots])
+                continue
+            chunk.append(body)
+            size += len(body)
+            if size >= limit // 4:
+                c.write(chunk)
+                chunk, size = [], 0
+                if c.transport.get_write_buffer_size() > limit and not c.conflating:
+                    self.slow.begin(c)
+        if chunk:
+            c.write(chunk)
 
     async def _caught_up(self, c: Client) -> None:
         """Read no further request from a client while what it has not read is over the soft
@@ -253,6 +292,9 @@ class Proxy:
             if not c.conflating:
                 self.slow.begin(c)
             await asyncio.sleep(TEND_EVERY)
+
+    def _over_budget(self) -> None:
+        self.aborted += 1
 
     def _close(self, c: Client, code: int, reason: str) -> None:
         """Close without waiting here; the task is kept so that it is not collected mid-way."""
@@ -275,6 +317,12 @@ class Proxy:
         )
         c = Client(ws, session, batch, self.flood.bucket())
         self.clients.add(c)
+        if isinstance(ws, BudgetedConnection):
+            ws.hard_limit = self.options.hard_cap
+            ws.behind = lambda: None if c.conflating or c.closing else self.slow.begin(c)
+            ws.over_budget = self._over_budget
+            if ws.transport.get_write_buffer_size() > self.options.soft_limit:
+                ws.behind()
         deadline = self.auth.deadline(c) if self.options.api_key is not None else None
         log.debug("client %s connected%s", c.peer, " (batch)" if batch else "")
         try:
@@ -285,10 +333,10 @@ class Proxy:
                         await ws.close(CloseCode.POLICY_VIOLATION, "request flood")
                         break
                     continue
-                await self.auth.wait_turn(c)
-                failures, was_authenticated = session.failed_auth, session.authenticated
-                self._on_request(c, frame)
-                self.auth.settle(c, failures, was_authenticated)
+                async with self.auth.turn(c):
+                    failures, was_authenticated = session.failed_auth, session.authenticated
+                    await self._on_request(c, frame)
+                    self.auth.settle(c, failures, was_authenticated)
                 await self._caught_up(c)
         except ConnectionClosed:
             pass
