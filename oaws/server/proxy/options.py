@@ -44,6 +44,10 @@ class ProxyOptions:
     #: host and port (on by default off loopback: a page elsewhere must not reach the feed)
     same_origin: bool = False
     ssl: Any = None
+    #: connections open at once (None: no limit); one more is refused at the handshake with 503
+    max_connections: int | None = 1000
+    #: connections open at once from one address (None: no limit but ``max_connections``)
+    max_connections_per_address: int | None = None
 
     @property
     def hard_cap(self) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import logging
 import os
 import time
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 #: a client can make a request fail at will: logged at a bounded rate
 request_failures = Throttled(log)
 
+#: clients listed in ``/health`` (``per_client``); ``clients`` counts them all
+PER_CLIENT_SHOWN = 100
 #: seconds between two rounds of tending slow clients
 TEND_EVERY = 0.05
 
@@ -68,7 +71,9 @@ class Proxy:
         self.bus_endpoint = bus
         self.check = check
         self.clients: set[Client] = set()
-        self.gate = Gate(options, self.stats)
+        #: open connections per address (for ``max_connections_per_address``)
+        self.per_address: dict[str, int] = {}
+        self.gate = Gate(options, self.stats, lambda: len(self.clients), lambda ip: self.per_address.get(ip, 0))
         self.slow = SlowClients(options.soft_limit, options.slow_timeout, self._close)
         self.fanout = Fanout(options.soft_limit, self.slow, broker=self.broker, on_control=self._on_control)
         self.feeds = Feeds(
@@ -229,7 +234,8 @@ class Proxy:
             "order_updates": self.orders.relayed,
             "feed": self.broker_info(),
             "feeds": [dict(info) for info, _ in self.feeds.fresh()],
-            "per_client": [c.stats() for c in self.clients],
+            "connections_refused": self.gate.refused,
+            "per_client": [c.stats() for c in itertools.islice(self.clients, PER_CLIENT_SHOWN)],
         }
 
     # Clients -------------------------------------------------------------------
@@ -317,6 +323,7 @@ class Proxy:
         )
         c = Client(ws, session, batch, self.flood.bucket())
         self.clients.add(c)
+        self.per_address[c.ip] = self.per_address.get(c.ip, 0) + 1
         if isinstance(ws, BudgetedConnection):
             ws.hard_limit = self.options.hard_cap
             ws.behind = lambda: None if c.conflating or c.closing else self.slow.begin(c)
@@ -348,6 +355,9 @@ class Proxy:
             if c in self.orders.clients:
                 self.orders.follow(c, False)
             self.clients.discard(c)
+            left = self.per_address.pop(c.ip, 1) - 1
+            if left > 0:
+                self.per_address[c.ip] = left
             self.sent_gone += c.sent
             self.slow.forget(c)
             log.debug("client %s gone (code %s)", c.peer, ws.close_code)
