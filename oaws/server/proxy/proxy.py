@@ -25,7 +25,7 @@ from oaws.instruments import Instrument
 from oaws.protocol.bus import INFO_TOPIC
 from oaws.protocol.codes import SERVER_ERROR, error
 from oaws.protocol.orders import is_order_topic
-from oaws.protocol.server import Quota, Session
+from oaws.protocol.server import SLICE, Quota, Session
 from oaws.server.bus import BusReader
 from oaws.server.proxy.auth import AuthGuard
 from oaws.server.proxy.connection import OPEN, BudgetedConnection, Client
@@ -255,17 +255,38 @@ class Proxy:
             c.send(error(SERVER_ERROR, str(exc)[:200] or type(exc).__name__))
             return
         c.bucket.spend(outcome.work)
+        ons = [change for change in outcome.changes if change.on]
+        # the streams dropped stop before the reply, as ever; in slices too
+        for n, change in enumerate(change for change in outcome.changes if not change.on):
+            if n and n % SLICE == 0:
+                await asyncio.sleep(0)
+            self.fanout.apply(c, change)
         for reply in outcome.replies:
             c.send(reply)
         if c.session.orders != (c in self.orders.clients):
             self.orders.follow(c, c.session.orders)
-        holds = c.session.holds
-        for change in outcome.changes:
-            # a stream the feed refused while the request was in slices is not joined
-            if change.on and not holds(change.stream):
-                continue
-            self.fanout.apply(c, change)
-        self._send_snapshots(c, self.fanout.snapshots(c, outcome.snapshots))
+        joining = {change.stream for change in ons}
+        self._send_snapshots(c, self.fanout.snapshots(c, [s for s in outcome.snapshots if s not in joining]))
+        # the streams joined: each slice's routes, then their snapshots, then the loop's turn
+        quota = self.quota
+        reserved = len(ons) if len(ons) > SLICE else 0
+        quota.reserve(reserved)  # not yet routed, but taken: other clients' subscribes see them so
+        try:
+            holds = c.session.holds
+            for start in range(0, len(ons), SLICE):
+                if start:
+                    await asyncio.sleep(0)
+                chunk = ons[start : start + SLICE]
+                if reserved:
+                    quota.reserve(-len(chunk))
+                    reserved -= len(chunk)
+                # a stream the feed refused meanwhile is not joined
+                chunk = [change for change in chunk if holds(change.stream)]
+                for change in chunk:
+                    self.fanout.apply(c, change)
+                self._send_snapshots(c, self.fanout.snapshots(c, [change.stream for change in chunk]))
+        finally:
+            quota.reserve(-reserved)
 
     def _send_snapshots(self, c: Client, snapshots: list[tuple[bytes, bytes]]) -> None:
         """The snapshots of a subscribe, within the client's budget: written while its send
