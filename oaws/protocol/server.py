@@ -71,7 +71,8 @@ def echoable(value: Any) -> Any:
     if isinstance(value, str):
         return value if len(value) <= MAX_ECHO else value[:MAX_ECHO] + "..."
     try:
-        size = len(orjson.dumps(value))
+        # within a reply the value sits up to three levels deep (reply, list, entry)
+        size = len(orjson.dumps([[[value]]])) - 6
     except (orjson.JSONEncodeError, TypeError):
         return f"<a {type(value).__name__} too deep to echo>"
     return value if size <= MAX_ECHO else f"<a {type(value).__name__} of {size} bytes, not echoed>"

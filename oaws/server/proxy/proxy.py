@@ -44,6 +44,8 @@ request_failures = Throttled(log)
 
 #: clients listed in ``/health`` (``per_client``); ``clients`` counts them all
 PER_CLIENT_SHOWN = 100
+#: seconds a closing client has to answer the close frame
+CLOSE_TIMEOUT = 2
 #: seconds between two rounds of tending slow clients
 TEND_EVERY = 0.05
 
@@ -114,7 +116,7 @@ class Proxy:
                 write_limit=(o.soft_limit, o.soft_limit // 2),
                 ping_interval=o.ping_interval,
                 ping_timeout=o.ping_timeout,
-                close_timeout=2,
+                close_timeout=CLOSE_TIMEOUT,
                 process_request=self.gate.process_request,
                 reuse_port=o.reuse_port or None,
                 server_header=f"oaws/{__version__}",
@@ -320,12 +322,21 @@ class Proxy:
                 self.slow.begin(c)
             await asyncio.sleep(TEND_EVERY)
 
+    @staticmethod
+    async def _closed(c: Client, code: int, reason: str) -> None:
+        """Close with ``code``; a client that reads nothing never takes the close frame off
+        a full buffer (websockets then waits on it for good): aborted after the close timeout."""
+        try:
+            await asyncio.wait_for(c.ws.close(code, reason), CLOSE_TIMEOUT + 1)
+        except TimeoutError:
+            c.transport.abort()
+
     def _over_budget(self) -> None:
         self.aborted += 1
 
     def _close(self, c: Client, code: int, reason: str) -> None:
         """Close without waiting here; the task is kept so that it is not collected mid-way."""
-        task = asyncio.create_task(c.ws.close(code, reason))
+        task = asyncio.create_task(self._closed(c, code, reason))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -358,7 +369,7 @@ class Proxy:
                 if not self.flood.admit(c.bucket, c.send):
                     if self.flood.overwhelmed(c.bucket):
                         log.warning("closing %s: request flood", c.peer)
-                        await ws.close(CloseCode.POLICY_VIOLATION, "request flood")
+                        await self._closed(c, CloseCode.POLICY_VIOLATION, "request flood")
                         break
                     continue
                 async with self.auth.turn(c):
