@@ -65,7 +65,7 @@ class Limits:
     ``LIMIT_EXCEEDED`` and the rest served (a request is never refused for its size:
     OpenAlgo has no such cap)."""
 
-    #: (instrument, mode) pairs one client may hold (Angel's own session holds 1,000)
+    #: (instrument, mode) pairs one client may hold (all that Angel's three sessions hold)
     per_client: int = 3_000
     #: streams the proxy serves across all its clients, each counted once however many
     #: clients hold it (None: no limit but the broker's quota); what the feed and the
