@@ -223,12 +223,15 @@ async def test_after_2000_failed_authentications_the_right_key_still_authenticat
 
 
 @pytest.mark.parametrize(
-    "proxy_options", [ProxyOptions(port=0, work_rate=1e9, limits=Limits(per_client=50_000, total=None))]
+    "proxy_options",
+    [ProxyOptions(port=0, work_rate=1e9, limits=Limits(per_client=50_000, total=None))],
 )
 async def test_a_subscription_storm_does_not_starve_another_clients_ticks(bus, proxy):
-    """One client alternates subscribing and unsubscribing 20,000 instruments; another
-    receives a tick every 5 ms meanwhile. The storm is handled in slices, so the quiet
-    client's ticks keep coming (a starvation check: the bound is generous)."""
+    """One client alternates subscribing and unsubscribing 20,000 instruments (a frame's
+    worth); another receives a tick every 5 ms meanwhile. Handled whole, each request held
+    every other client's ticks for up to 2 s on a loaded 2-core box; in slices the quiet
+    client's ticks keep coming (a starvation check: what is left is the parse of the
+    frame and the encoding of its reply, tens of milliseconds)."""
     symbols = [{"symbol": f"S{i}", "exchange": "NSE"} for i in range(20_000)]
     subscribe = orjson.dumps({"action": "subscribe", "mode": 1, "symbols": symbols}).decode()
     unsubscribe = orjson.dumps({"action": "unsubscribe", "symbols": [dict(e, mode=1) for e in symbols]}).decode()
@@ -247,10 +250,12 @@ async def test_a_subscription_storm_does_not_starve_another_clients_ticks(bus, p
             # a thread of its own: the test's client work must not stall the proxy's loop
             with sync_connect(proxy.url, max_size=None) as storm:
                 for _ in range(3):
+                    # the head of the reply is enough ("type" then "status"): parsing megabytes
+                    # here would only compete with the proxy for the interpreter
                     storm.send(subscribe)
-                    assert orjson.loads(storm.recv(30))["status"] == "success"
+                    assert storm.recv(60).startswith('{"type":"subscribe","status":"success"')
                     storm.send(unsubscribe)
-                    assert orjson.loads(storm.recv(30))["status"] == "success"
+                    assert storm.recv(60).startswith('{"type":"unsubscribe","status":"success"')
 
         async def storming():
             try:
@@ -269,7 +274,7 @@ async def test_a_subscription_storm_does_not_starve_another_clients_ticks(bus, p
 
         await asyncio.wait_for(asyncio.gather(publish(), storming(), receive()), 90)
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
-    assert len(arrivals) > 20 and max(gaps) < 0.25, max(gaps)
+    assert len(arrivals) > 20 and max(gaps) < 0.5, max(gaps)
 
 
 @pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, max_connections=3)])
