@@ -229,9 +229,13 @@ async def test_after_2000_failed_authentications_the_right_key_still_authenticat
 async def test_a_subscription_storm_does_not_starve_another_clients_ticks(bus, proxy):
     """One client alternates subscribing and unsubscribing 20,000 instruments (a frame's
     worth); another receives a tick every 5 ms meanwhile. Handled whole, each request held
-    every other client's ticks for up to 2 s on a loaded 2-core box; in slices the quiet
+    every other client's ticks for half a second of work or more; in slices the quiet
     client's ticks keep coming (a starvation check: what is left is the parse of the
-    frame and the encoding of its reply, tens of milliseconds)."""
+    frame and the encoding of its reply, tens of milliseconds).
+
+    The gaps are measured in the event loop thread's own CPU time: the work the loop did
+    between two ticks, whatever else the machine runs (on a loaded box, wall time would
+    mostly measure the other processes)."""
     symbols = [{"symbol": f"S{i}", "exchange": "NSE"} for i in range(20_000)]
     subscribe = orjson.dumps({"action": "subscribe", "mode": 1, "symbols": symbols}).decode()
     unsubscribe = orjson.dumps({"action": "unsubscribe", "symbols": [dict(e, mode=1) for e in symbols]}).decode()
@@ -270,11 +274,11 @@ async def test_a_subscription_storm_does_not_starve_another_clients_ticks(bus, p
                 with contextlib.suppress(TimeoutError):
                     message = await recv_json(quiet, timeout=1)
                     if message.get("type") == "market_data":
-                        arrivals.append(time.monotonic())
+                        arrivals.append(time.thread_time())
 
         await asyncio.wait_for(asyncio.gather(publish(), storming(), receive()), 90)
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
-    assert len(arrivals) > 20 and max(gaps) < 0.5, max(gaps)
+    assert len(arrivals) > 20 and max(gaps) < 0.25, max(gaps)
 
 
 @pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, max_connections=3)])
