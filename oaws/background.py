@@ -330,8 +330,19 @@ def health_url(ws_url: str) -> str:
     return ws_url.replace("wss://", "https://", 1).replace("ws://", "http://", 1).rstrip("/") + "/health"
 
 
-def health(ws_url: str, timeout: float = 2.0) -> dict[str, Any] | None:
-    """The server's own figures (``GET /health``), or None if it does not answer."""
+def _configured_key() -> str | None:
+    try:
+        key = cfg.get("api_key")
+    except cfg.ConfigError:
+        return None
+    return str(key) if key else None
+
+
+def health(ws_url: str, timeout: float = 2.0, api_key: str | None = None) -> dict[str, Any] | None:
+    """The server's own figures (``GET /health``), or None if it does not answer. The API
+    key (``api_key``, else the configured one, as ``oaws serve`` finds it) goes along: a
+    server with a key shows its figures only to who sends it; without it, the answer is
+    ``{"status": "ok", "version": ..., "error": ...}`` and ``auth_required`` is True."""
     context = None
     if ws_url.startswith("wss://"):
         # our own server on this machine, perhaps with a self-signed certificate
@@ -340,9 +351,18 @@ def health(ws_url: str, timeout: float = 2.0) -> dict[str, Any] | None:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    key = api_key or _configured_key()
+    request = urllib.request.Request(health_url(ws_url), headers={"Authorization": f"Bearer {key}"} if key else {})
     try:
-        with urllib.request.urlopen(health_url(ws_url), timeout=timeout, context=context) as r:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as r:
             body = json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code != 401:
+            return None
+        try:
+            body = {**json.loads(exc.read()), "auth_required": True}
+        except (OSError, ValueError, TypeError):
+            return None
     except (OSError, ValueError, urllib.error.URLError):
         return None
     return body if isinstance(body, dict) else None
@@ -430,7 +450,7 @@ def detach(settings: Any = None, timeout: float = 20.0) -> State:
         if state is not None and state.pid == child.pid and not state.starting and state.url:
             # answering, and its feed past logging in: a refused login is reported here,
             # not as "running" followed by a quiet death (a feed reconnecting counts as up)
-            figures = health(state.url, 0.5)
+            figures = health(state.url, 0.5, getattr(settings, "api_key", None))
             feed = figures.get("feed") if figures is not None else None
             status = feed.get("adapter_status") if isinstance(feed, dict) else None
             if figures is not None and status not in ("connecting", "error"):

@@ -51,6 +51,11 @@ DEFAULTS: dict[str, Any] = {
     "rate": 3.0,
     "time_zone": "Asia/Kolkata",
     "auth_timeout": AUTH_TIMEOUT,
+    # oaws serve's admission limits (0: no limit)
+    "max_connections": 1000,
+    "max_connections_per_address": 0,
+    "max_instruments_per_client": 3000,
+    "max_instruments": 10000,
 }
 
 #: India Standard Time has had no daylight saving since 1945: a fixed offset is exact and

@@ -84,6 +84,42 @@ def serve(
             help="Seconds a client may stay behind (conflated) before it is closed with 1008.",
         ),
     ] = 3.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            envvar="OAWS_MAX_CONNECTIONS",
+            min=0,
+            help="Connections open at once; one more is refused with HTTP 503 (0: no limit).",
+        ),
+    ] = 1000,
+    max_connections_per_address: Annotated[
+        int,
+        typer.Option(
+            "--max-connections-per-address",
+            envvar="OAWS_MAX_CONNECTIONS_PER_ADDRESS",
+            min=0,
+            help="Connections open at once from one address (0: no limit but --max-connections).",
+        ),
+    ] = 0,
+    max_instruments_per_client: Annotated[
+        int,
+        typer.Option(
+            "--max-instruments-per-client",
+            envvar="OAWS_MAX_INSTRUMENTS_PER_CLIENT",
+            min=1,
+            help="(instrument, mode) pairs one client may hold; past it, LIMIT_EXCEEDED.",
+        ),
+    ] = 3000,
+    max_instruments: Annotated[
+        int,
+        typer.Option(
+            "--max-instruments",
+            envvar="OAWS_MAX_INSTRUMENTS",
+            min=0,
+            help="Streams served across all clients, each counted once; past it, LIMIT_EXCEEDED (0: no limit).",
+        ),
+    ] = 10000,
     tls_cert: Annotated[
         str | None, typer.Option("--tls-cert", envvar="OAWS_TLS_CERT", help="Serve wss:// with this certificate (PEM).")
     ] = None,
@@ -167,6 +203,9 @@ def serve(
                 "upstream": upstream,
             },
             slow_timeout=slow_timeout,
+            limits=_limits(max_instruments_per_client, max_instruments),
+            max_connections=_limit(max_connections),
+            max_connections_per_address=_limit(max_connections_per_address),
             workers=workers,
             tls_cert=path(tls_cert) if tls_cert else None,
             tls_key=path(tls_key) if tls_key else None,
@@ -182,6 +221,17 @@ def serve(
         _serve_in_background(settings)
     else:
         _serve_here(settings)
+
+
+def _limit(value: int) -> int | None:
+    """A limit as given (the option's ``min`` refused a negative one): 0 is none."""
+    return value or None
+
+
+def _limits(per_client: int, total: int) -> Any:
+    from oaws.protocol.codes import Limits
+
+    return Limits(per_client=per_client, total=_limit(total))
 
 
 def _broker_for(ctx: typer.Context, broker: str, given: dict[str, bool]) -> str:

@@ -101,7 +101,7 @@ def show_status(*, as_json: bool) -> int:
         ("version", r.get("version", "")),
         ("uptime", _uptime(r.get("uptime", 0))),
     ]
-    if r.get("answering"):
+    if r.get("answering") and not r.get("auth_required"):
         rows += [
             ("clients", str(r.get("clients", 0))),
             ("instruments", f"{r.get('instruments', 0)} ({r.get('topics', 0)} topics)"),
@@ -114,6 +114,8 @@ def show_status(*, as_json: bool) -> int:
             ),
             ("bus gaps", f"{r.get('bus_gaps', 0)} ({r.get('bus_missing', 0)} ticks lost between feed and proxy)"),
         ]
+    if r.get("auth_required"):
+        rows.append(("figures", "[yellow]the server wants its API key: set OAWS_API_KEY or api_key in the config[/]"))
     if r.get("log"):
         rows.append(("log", r["log"]))
     summary = Table.grid(padding=(0, 2))

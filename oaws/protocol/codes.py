@@ -61,6 +61,13 @@ def error(code: str, message: str, **extra: Any) -> JSON:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    #: (instrument, mode) pairs one client may hold; a request is never refused for its
-    #: size (OpenAlgo has no such cap), only the entries past this or the broker's quota
-    per_client: int = 10_000
+    """What one proxy admits; the entries of a subscribe past a limit are answered with
+    ``LIMIT_EXCEEDED`` and the rest served (a request is never refused for its size:
+    OpenAlgo has no such cap)."""
+
+    #: (instrument, mode) pairs one client may hold (all that Angel's three sessions hold)
+    per_client: int = 3_000
+    #: streams the proxy serves across all its clients, each counted once however many
+    #: clients hold it (None: no limit but the broker's quota); what the feed and the
+    #: fan-out work for
+    total: int | None = 10_000

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,29 @@ USER_ID = "oaws"
 
 _ABSENT: Any = object()
 
+#: the most of a request's own value (``request_id``, a ping's ``timestamp``, a refused
+#: entry's ``symbol``) a reply echoes: what is queued for a client stays bounded, and a
+#: value nested too deep to encode again is never echoed
+MAX_ECHO = 1024
+#: entries of a subscribe or unsubscribe handled in one go; a larger request is handled
+#: in slices of this many, the proxy's other work going on between them (``Session.steps``)
+SLICE = 200
+
+
+def echoable(value: Any) -> Any:
+    """``value`` as a reply may echo it: a string cut to ``MAX_ECHO`` characters; any other
+    value as it is if its JSON is at most ``MAX_ECHO`` bytes, else a short note."""
+    if value is None or isinstance(value, bool | int | float):
+        return value if not isinstance(value, int) or -(2**63) <= value < 2**64 else str(value)[:MAX_ECHO]
+    if isinstance(value, str):
+        return value if len(value) <= MAX_ECHO else value[:MAX_ECHO] + "..."
+    try:
+        # within a reply the value sits up to three levels deep (reply, list, entry)
+        size = len(orjson.dumps([[[value]]])) - 6
+    except (orjson.JSONEncodeError, TypeError):
+        return f"<a {type(value).__name__} too deep to echo>"
+    return value if size <= MAX_ECHO else f"<a {type(value).__name__} of {size} bytes, not echoed>"
+
 
 @dataclass(frozen=True, slots=True)
 class Change:
@@ -81,15 +104,20 @@ class Outcome:
     work: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Quota:
     """The broker's room for subscriptions, shared by every client of one proxy: at most
     ``limit`` streams (None: no known limit), of which ``used()`` are held; a stream
-    ``served`` already costs nothing more to join."""
+    ``served`` already costs nothing more to join. ``pending``: new streams that requests
+    still being handled in slices have taken (``Session.steps``)."""
 
     limit: int | None = None
     used: Callable[[], int] = lambda: 0
     served: Callable[[Stream], bool] = lambda stream: False
+    pending: int = 0
+
+    def reserve(self, n: int) -> None:
+        self.pending += n
 
 
 class ModeError(ValueError):
@@ -108,7 +136,7 @@ def normalize_mode(value: Any) -> int:
         for mode, label in MODE_LABELS.items():
             if value.strip().upper() == label.upper():
                 return mode
-        raise ModeError(f"Invalid mode {value!r}; expected 'LTP', 'Quote', or 'Depth' (case-insensitive)")
+        raise ModeError(f"Invalid mode {echoable(value)!r}; expected 'LTP', 'Quote', or 'Depth' (case-insensitive)")
     raise ModeError(f"Mode must be int or str, got {type(value).__name__}")
 
 
@@ -139,7 +167,7 @@ class Session:
         check: Callable[[Instrument], None] = _accept_all,
         depths: Callable[[], tuple[int, ...]] = lambda: (5,),
         limits: Limits = Limits(),
-        quota: Quota = Quota(),
+        quota: Quota | None = None,
         clock_ms: Callable[[], int] = _now_ms,
     ) -> None:
         self.api_key = api_key
@@ -151,7 +179,7 @@ class Session:
         self.check = check
         self.depths = depths
         self.limits = limits
-        self.quota = quota
+        self.quota = quota if quota is not None else Quota()
         self.clock_ms = clock_ms
         self.subs: dict[Instrument, set[int]] = {}
         #: the depth of each Depth stream held at other than five levels a side
@@ -160,6 +188,8 @@ class Session:
         #: receives ``order_update`` messages (``subscribe_orders``)
         self.orders = False
         self.failed_auth = 0
+        #: streams of the request being handled in slices, counted in ``quota.pending``
+        self._reserved = 0
 
     @property
     def openalgo(self) -> bool:
@@ -171,6 +201,10 @@ class Session:
         """Whether requests other than ``BEFORE_AUTHENTICATION`` are served."""
         return self.authenticated or self.api_key is None
 
+    def holds(self, stream: Stream) -> bool:
+        """Whether this client holds ``stream``."""
+        return stream.mode in self.subs.get(stream.instrument, ()) and self.stream(stream.instrument, stream.mode) == stream
+
     def pairs(self) -> int:
         """The (instrument, mode) pairs this client holds."""
         return self._pairs
@@ -181,7 +215,20 @@ class Session:
 
     # Entry point ---------------------------------------------------------------
     def handle(self, frame: str | bytes) -> Outcome:
-        """One frame, text or binary (OpenAlgo parses both as JSON)."""
+        """One frame, text or binary (OpenAlgo parses both as JSON), handled whole."""
+        steps = self.steps(frame)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def steps(self, frame: str | bytes) -> Generator[None, None, Outcome]:
+        """``handle`` in slices: a subscribe or unsubscribe of more than ``SLICE`` entries
+        yields after each slice, so that the proxy can let the event loop run between them
+        (one client's large requests never hold up the fan-out to everyone). Nothing of
+        the request is seen outside the session until it returns its ``Outcome``: replies,
+        route changes and snapshots all come at the end, in the same order as ever."""
         out = Outcome()
         try:
             request = orjson.loads(frame)
@@ -193,13 +240,15 @@ class Session:
             return out
         action = request.get("action") or request.get("type")  # OpenAlgo reads "type" too
         if not isinstance(action, str) or action not in ACTIONS:
-            out.replies.append(self._err(request, INVALID_ACTION, f"Invalid action: {action}"))
+            out.replies.append(self._err(request, INVALID_ACTION, f"Invalid action: {echoable(action)}"))
             return out
         if action not in BEFORE_AUTHENTICATION and not self.admitted:
             out.replies.append(self._err(request, NOT_AUTHENTICATED, "You must authenticate first"))
             return out
         handler = getattr(self, "_" + ("authenticate" if action == "auth" else action))
-        handler(request, out)
+        sliced = handler(request, out)
+        if sliced is not None:
+            yield from sliced
         return out
 
     # Actions -------------------------------------------------------------------
@@ -247,55 +296,43 @@ class Session:
         out.work = max(1, len(symbols))
         return symbols, False
 
-    def _subscribe(self, request: JSON, out: Outcome) -> None:
+    def _subscribe(self, request: JSON, out: Outcome) -> Generator[None, None, None] | None:
         try:
             mode = self._mode(request.get("mode", _ABSENT), QUOTE)
         except ModeError as exc:
             out.replies.append(self._err(request, INVALID_MODE, str(exc)))
-            return
+            return None
         assert mode is not None
         found = self._entries(request, out, "At least one symbol must be specified")
         if found is None:
-            return
+            return None
         entries, single = found
+        work = self._subscribe_entries(request, out, mode, entries, single)
+        if len(entries) <= SLICE:
+            for _ in work:  # a small request: no slices
+                pass
+            return None
+        return work
+
+    def _subscribe_entries(
+        self, request: JSON, out: Outcome, mode: int, entries: list[Any], single: bool
+    ) -> Generator[None, None, None]:
         depth = request.get("depth", 5)
         broker = self.broker()
         results: list[JSON] = []
         joined = 0  # pairs this request adds that no client of the proxy holds yet
-        for entry in entries:
-            # OpenAlgo passes over an entry without a symbol or an exchange, without a word
-            if not isinstance(entry, dict) or not entry.get("symbol") or not entry.get("exchange"):
-                continue
-            try:
-                if mode == DEPTH and (isinstance(depth, bool) or depth not in self.depths()):
-                    offered = " or ".join(str(d) for d in self.depths())
-                    raise Refused(INVALID_DEPTH, f"Invalid depth level {depth}. Must be {offered}")
-                instrument = self._instrument(entry)
-                self._check(instrument)
-                stream = Stream(instrument, mode, int(depth) if mode == DEPTH else DEFAULT_DEPTH)
-                held = self.subs.get(instrument, ())
-                holds = mode in held and self.stream(instrument, mode) == stream
-                if not holds:
-                    self._room(stream, joined, moving=mode in held)
-                    joined += not self.quota.served(stream)
-            except Refused as exc:
-                results.append(self._entry_error(entry, exc, broker))
-                continue
-            if not holds:
-                if mode in held:  # Depth at another depth: the one held makes way
-                    self._drop(instrument, [mode], out)
-                self._hold(stream, out)
-            out.snapshots.append(stream)
-            results.append(
-                {
-                    "symbol": instrument.symbol,
-                    "exchange": instrument.exchange,
-                    "status": "success",
-                    "mode": MODE_LABELS[mode],
-                    "depth": depth,
-                    "broker": broker,
-                }
-            )
+        quota = self.quota
+        try:
+            for n, entry in enumerate(entries):
+                if n and n % SLICE == 0:
+                    # between slices, other clients' subscribes see this one's new streams as taken
+                    quota.reserve(joined - self._reserved)
+                    self._reserved = joined
+                    yield
+                joined += self._subscribe_entry(entry, mode, depth, broker, joined, results, out)
+        finally:
+            quota.reserve(-self._reserved)
+            self._reserved = 0
         if single and not self.openalgo:
             out.replies.append(self._seed_reply(request, "subscription", results[0], mode))
             return
@@ -307,6 +344,47 @@ class Session:
             "broker": broker,
         }
         out.replies.append(self._echo(request, reply))
+
+    def _subscribe_entry(
+        self, entry: Any, mode: int, depth: Any, broker: str, joined: int, results: list[JSON], out: Outcome
+    ) -> int:
+        """One entry of a subscribe: its result in ``results``; the streams it adds that no
+        client of the proxy holds yet (0 or 1)."""
+        # OpenAlgo passes over an entry without a symbol or an exchange, without a word
+        if not isinstance(entry, dict) or not entry.get("symbol") or not entry.get("exchange"):
+            return 0
+        added = 0
+        try:
+            if mode == DEPTH and (isinstance(depth, bool) or depth not in self.depths()):
+                offered = " or ".join(str(d) for d in self.depths())
+                raise Refused(INVALID_DEPTH, f"Invalid depth level {echoable(depth)}. Must be {offered}")
+            instrument = self._instrument(entry)
+            self._check(instrument)
+            stream = Stream(instrument, mode, int(depth) if mode == DEPTH else DEFAULT_DEPTH)
+            held = self.subs.get(instrument, ())
+            holds = mode in held and self.stream(instrument, mode) == stream
+            if not holds:
+                self._room(stream, joined, moving=mode in held)
+                added = int(not self.quota.served(stream))
+        except Refused as exc:
+            results.append(self._entry_error(entry, exc, broker))
+            return 0
+        if not holds:
+            if mode in held:  # Depth at another depth: the one held makes way
+                self._drop(instrument, [mode], out)
+            self._hold(stream, out)
+        out.snapshots.append(stream)
+        results.append(
+            {
+                "symbol": instrument.symbol,
+                "exchange": instrument.exchange,
+                "status": "success",
+                "mode": MODE_LABELS[mode],
+                "depth": echoable(depth),
+                "broker": broker,
+            }
+        )
+        return added
 
     def _hold(self, stream: Stream, out: Outcome) -> None:
         instrument, mode, depth = stream
@@ -322,17 +400,34 @@ class Session:
         if self._pairs >= self.limits.per_client and not moving:
             raise Refused(LIMIT_EXCEEDED, f"at most {self.limits.per_client} subscriptions per client")
         quota = self.quota
-        if quota.limit is not None and not quota.served(stream) and quota.used() + joined >= quota.limit:
-            raise Refused(LIMIT_EXCEEDED, f"the broker holds at most {quota.limit} subscriptions; all are in use")
+        total, limit = self.limits.total, quota.limit
+        if (total is None and limit is None) or quota.served(stream):
+            return
+        # this request's own streams reserved between its slices count in ``joined``
+        used = quota.used() + quota.pending - self._reserved + joined
+        if total is not None and used >= total:
+            raise Refused(LIMIT_EXCEEDED, f"this server holds at most {total} subscriptions in total; all are in use")
+        if limit is not None and used >= limit:
+            raise Refused(LIMIT_EXCEEDED, f"the broker holds at most {limit} subscriptions; all are in use")
 
-    def _unsubscribe(self, request: JSON, out: Outcome) -> None:
+    def _unsubscribe(self, request: JSON, out: Outcome) -> Generator[None, None, None] | None:
         if request.get("action") == "unsubscribe_all" or request.get("type") == "unsubscribe_all":
             self._unsubscribe_all(request, out)
-            return
+            return None
         found = self._entries(request, out, "Either symbols or unsubscribe_all is required")
         if found is None:
-            return
+            return None
         entries, single = found
+        work = self._unsubscribe_entries(request, out, entries, single)
+        if len(entries) <= SLICE:
+            for _ in work:
+                pass
+            return None
+        return work
+
+    def _unsubscribe_entries(
+        self, request: JSON, out: Outcome, entries: list[Any], single: bool
+    ) -> Generator[None, None, None]:
         # no mode: Quote for an OpenAlgo client (as OpenAlgo reads it), every mode for a seed-style one
         default = QUOTE if self.openalgo else None
         broker = self.broker()
@@ -352,7 +447,9 @@ class Session:
         fallback = _ABSENT if self.openalgo else request.get("mode", _ABSENT)
         successful: list[JSON] = []
         failed: list[JSON] = []
-        for entry in entries:
+        for n, entry in enumerate(entries):
+            if n and n % SLICE == 0:
+                yield
             if not isinstance(entry, dict):
                 continue
             value = entry.get("mode", _ABSENT)
@@ -385,8 +482,8 @@ class Session:
                 depth = self.deep.get(instrument)
             self._drop(instrument, removed, out)
         result: JSON = {
-            "symbol": instrument.symbol if instrument else entry.get("symbol"),
-            "exchange": instrument.exchange if instrument else entry.get("exchange"),
+            "symbol": instrument.symbol if instrument else echoable(entry.get("symbol")),
+            "exchange": instrument.exchange if instrument else echoable(entry.get("exchange")),
             "status": "success",
             "broker": broker,
         }
@@ -453,10 +550,10 @@ class Session:
         reply: JSON = {"type": "pong", "status": "success", "server_timestamp": self.clock_ms()}
         timestamp, ping_id = request.get("timestamp"), request.get("_pingId")
         if timestamp is not None:
-            reply["client_timestamp"] = timestamp
-            reply["timestamp"] = timestamp  # oaws's own name for it, kept for its clients
+            reply["client_timestamp"] = echoable(timestamp)
+            reply["timestamp"] = reply["client_timestamp"]  # oaws's own name for it, kept for its clients
         if ping_id is not None:
-            reply["_pingId"] = ping_id
+            reply["_pingId"] = echoable(ping_id)
         out.replies.append(reply)
 
     def _get_broker_info(self, request: JSON, out: Outcome) -> None:
@@ -512,7 +609,9 @@ class Session:
         symbol, exchange = entry.get("symbol"), entry.get("exchange")
         try:
             if not isinstance(symbol, str) or not isinstance(exchange, str):
-                raise InstrumentError(f"Symbol {symbol} not found for exchange {exchange}")
+                raise InstrumentError(f"Symbol {echoable(symbol)} not found for exchange {echoable(exchange)}")
+            if len(symbol) > MAX_ECHO or len(exchange) > MAX_ECHO:
+                raise InstrumentError(f"Symbol {echoable(symbol)} not found for exchange {echoable(exchange)}")
             return ins.make(symbol.strip(), exchange.strip())
         except InstrumentError as exc:
             raise Refused(SYMBOL_NOT_FOUND, str(exc)) from None
@@ -521,8 +620,8 @@ class Session:
     def _entry_error(entry: JSON, exc: Refused, broker: str) -> JSON:
         """A failed entry as OpenAlgo lists it, with oaws's ``code``."""
         return {
-            "symbol": entry.get("symbol"),
-            "exchange": entry.get("exchange"),
+            "symbol": echoable(entry.get("symbol")),
+            "exchange": echoable(entry.get("exchange")),
             "status": "error",
             "message": exc.message,
             "broker": broker,
@@ -549,7 +648,7 @@ class Session:
     def _echo(request: JSON, reply: JSON) -> JSON:
         request_id = request.get("request_id")
         if request_id is not None:
-            reply["request_id"] = request_id
+            reply["request_id"] = echoable(request_id)
         return reply
 
     def close(self) -> list[Change]:

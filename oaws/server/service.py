@@ -158,6 +158,8 @@ class Service:
                         ssl=tls_context(o),
                         allowed_origins=tuple(o.allowed_origins) or None,
                         same_origin=not is_loopback(o.host),
+                        max_connections=o.max_connections,
+                        max_connections_per_address=o.max_connections_per_address,
                     ),
                     check=feed.check if feed else None,
                     depths=feed.depths if feed else None,

@@ -42,6 +42,9 @@ class ServeSettings:
     slow_timeout: float = 3.0
     soft_limit: int = 256 * 1024
     limits: Limits = field(default_factory=Limits)
+    #: connections open at once, and from one address (None: no limit)
+    max_connections: int | None = 1000
+    max_connections_per_address: int | None = None
     #: proxy processes sharing the port (SO_REUSEPORT); this one plus workers - 1
     workers: int = 1
     #: this process is one of those extra workers: reuse the port, exit when stdin closes

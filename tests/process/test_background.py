@@ -350,3 +350,25 @@ def test_stop_right_after_serve_detach_starts_stops_the_starting_server(env, mon
     assert oaws(env, "status").returncode == 3
     assert not background.lock_held()
     assert "Traceback" not in err
+
+
+def test_health_needs_the_api_key_and_status_sends_it(env):
+    """/health handed anyone the pid, the bus and every client's address; with a key it
+    wants the key, and `oaws status` sends the one it finds as `serve` does."""
+    keyed = {**env, "OAWS_API_KEY": "status-key"}
+    out = oaws(keyed, "serve", "--detach")
+    assert out.returncode == 0, out.stderr
+    report = orjson.loads(oaws(keyed, "status", "--json").stdout)
+    assert report["answering"] and "clients" in report and "per_client" in report
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{env['OAWS_PORT']}/health", timeout=5)
+    assert refused.value.code == 401
+    body = orjson.loads(refused.value.read())
+    assert body["status"] == "ok" and not {"pid", "bus", "per_client"} & body.keys()
+    without = oaws(env, "status", "--json")  # no key here: the figures are withheld, it still answers
+    report = orjson.loads(without.stdout)
+    assert report["answering"] and report["auth_required"] and "per_client" not in report
+    assert "API key" in oaws(env, "status").stdout

@@ -558,3 +558,53 @@ def test_a_depth_not_offered_fails_each_entry_and_a_float_depth_is_its_integer()
     assert [e["code"] for e in reply["subscriptions"]] == ["INVALID_DEPTH", "INVALID_DEPTH"] and s.subs == {}
     out = deep_session().handle(req(action="subscribe", symbol="RELIANCE", exchange="NSE", mode=3, depth=20.0))
     assert out.changes == [Change(RELIANCE, 3, True, 20)]
+
+
+def test_a_large_subscribe_is_handled_in_slices_with_the_reply_of_a_whole_one():
+    """Issue 14 #7: a 1,000-instrument subscribe held the loop; ``steps`` yields between
+    slices of 200 entries, and the outcome is exactly ``handle``'s."""
+    symbols = [{"symbol": f"S{i}", "exchange": "NSE"} for i in range(1000)]
+    frame = orjson.dumps({"action": "subscribe", "mode": 1, "symbols": symbols, "request_id": "r"})
+    steps = Session().steps(frame)
+    slices = 0
+    while True:
+        try:
+            next(steps)
+            slices += 1
+        except StopIteration as done:
+            sliced = done.value
+            break
+    assert slices == 4
+    whole = Session().handle(frame)
+    assert sliced.replies == whole.replies and sliced.changes == whole.changes
+    assert sliced.snapshots == whole.snapshots and sliced.work == whole.work == 1000
+
+
+def test_streams_taken_by_a_request_in_slices_count_against_the_quota_for_others():
+    routes: set[Stream] = set()
+    quota = Quota(5, lambda: len(routes), lambda s: s in routes)
+    a, b = Session(quota=quota), Session(quota=quota)
+    symbols = [{"symbol": f"S{i}", "exchange": "NSE"} for i in range(400)]
+    steps = a.steps(orjson.dumps({"action": "subscribe", "mode": 1, "symbols": symbols}))
+    next(steps)  # a's first slice took all 5 (its other entries will be refused)
+    assert quota.pending == 5
+    reply = b.handle(orjson.dumps({"action": "subscribe", "mode": 1, "symbol": "X", "exchange": "NSE"}))
+    assert reply.replies[0]["code"] == "LIMIT_EXCEEDED" and not reply.changes
+    with pytest.raises(StopIteration):
+        next(steps)
+    assert quota.pending == 0
+
+
+@pytest.mark.parametrize("depth", [254, 256, 600, 1023])
+def test_every_reply_to_values_nested_deep_can_be_encoded(depth):
+    """Issue 14 #12: such values parse but could not be encoded again in the reply."""
+    nested = "[" * (depth - 2) + "1" + "]" * (depth - 2)
+    session = Session()
+    for frame in (
+        '{"action":"ping","timestamp":%s,"_pingId":%s}' % (nested, nested),
+        '{"action":%s,"request_id":%s}' % (nested, nested),
+        '{"action":"subscribe","mode":%s,"symbol":"A","exchange":"NSE"}' % nested,
+        '{"action":"subscribe","depth":%s,"symbols":[{"symbol":"A","exchange":"NSE"}]}' % nested,
+    ):
+        for reply in session.handle(frame).replies:
+            orjson.dumps(reply)

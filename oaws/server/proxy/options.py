@@ -22,6 +22,9 @@ class ProxyOptions:
     quota: int | None = None
     #: bytes of unsent data past which a client is conflated
     soft_limit: int = 256 * 1024
+    #: bytes of unsent data past which a client is aborted, whatever queued them (None:
+    #: ``soft_limit`` plus four frames' worth, room for the replies of the largest request)
+    hard_limit: int | None = None
     #: seconds a client may stay conflated before it is closed with 1008
     slow_timeout: float = 3.0
     auth_timeout: float = 15.0
@@ -41,3 +44,11 @@ class ProxyOptions:
     #: host and port (on by default off loopback: a page elsewhere must not reach the feed)
     same_origin: bool = False
     ssl: Any = None
+    #: connections open at once (None: no limit); one more is refused at the handshake with 503
+    max_connections: int | None = 1000
+    #: connections open at once from one address (None: no limit but ``max_connections``)
+    max_connections_per_address: int | None = None
+
+    @property
+    def hard_cap(self) -> int:
+        return self.hard_limit if self.hard_limit is not None else self.soft_limit + 4 * self.max_frame

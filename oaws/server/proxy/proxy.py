@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import logging
 import os
 import time
@@ -24,20 +25,27 @@ from oaws.instruments import Instrument
 from oaws.protocol.bus import INFO_TOPIC
 from oaws.protocol.codes import SERVER_ERROR, error
 from oaws.protocol.orders import is_order_topic
-from oaws.protocol.server import Quota, Session
+from oaws.protocol.server import SLICE, Quota, Session
 from oaws.server.bus import BusReader
 from oaws.server.proxy.auth import AuthGuard
-from oaws.server.proxy.connection import OPEN, Client
+from oaws.server.proxy.connection import OPEN, BudgetedConnection, Client
 from oaws.server.proxy.fanout import Fanout, Route
 from oaws.server.proxy.feeds import Feeds
 from oaws.server.proxy.flood import FloodControl
 from oaws.server.proxy.gate import Gate
+from oaws.server.proxy.logs import Throttled
 from oaws.server.proxy.options import ProxyOptions
 from oaws.server.proxy.orders import Orders
 from oaws.server.proxy.slow import SlowClients, conflate
 
 log = logging.getLogger(__name__)
+#: a client can make a request fail at will: logged at a bounded rate
+request_failures = Throttled(log)
 
+#: clients listed in ``/health`` (``per_client``); ``clients`` counts them all
+PER_CLIENT_SHOWN = 100
+#: seconds a closing client has to answer the close frame
+CLOSE_TIMEOUT = 2
 #: seconds between two rounds of tending slow clients
 TEND_EVERY = 0.05
 
@@ -65,7 +73,9 @@ class Proxy:
         self.bus_endpoint = bus
         self.check = check
         self.clients: set[Client] = set()
-        self.gate = Gate(options, self.stats)
+        #: open connections per address (for ``max_connections_per_address``)
+        self.per_address: dict[str, int] = {}
+        self.gate = Gate(options, self.stats, lambda: len(self.clients), lambda ip: self.per_address.get(ip, 0))
         self.slow = SlowClients(options.soft_limit, options.slow_timeout, self._close)
         self.fanout = Fanout(options.soft_limit, self.slow, broker=self.broker, on_control=self._on_control)
         self.feeds = Feeds(
@@ -78,6 +88,8 @@ class Proxy:
         self.started = time.time()
         #: messages sent to clients that have left (the ones here count in their own ``sent``)
         self.sent_gone = 0
+        #: clients aborted for a send buffer past the hard cap
+        self.aborted = 0
         self._closing: set[asyncio.Task[None]] = set()
         self._rates = {"in": 0.0, "out": 0.0}
         self._rate_mark = (time.monotonic(), 0, 0)
@@ -98,9 +110,13 @@ class Proxy:
                 o.port,
                 compression=None,
                 max_size=o.max_frame,
+                # the transport says when a client's send buffer passes the soft limit
+                # (it stops being read) and when it drains to half of it (``connection``)
+                create_connection=BudgetedConnection,
+                write_limit=(o.soft_limit, o.soft_limit // 2),
                 ping_interval=o.ping_interval,
                 ping_timeout=o.ping_timeout,
-                close_timeout=2,
+                close_timeout=CLOSE_TIMEOUT,
                 process_request=self.gate.process_request,
                 reuse_port=o.reuse_port or None,
                 server_header=f"oaws/{__version__}",
@@ -212,6 +228,7 @@ class Proxy:
             "ticks_out_per_s": round(self._rates["out"], 1),
             "conflating": len(self.conflating),
             "slow_closed": self.slow.closed,
+            "over_budget_aborted": self.aborted,
             "ticks_conflated": self.slow.skipped_gone + sum(c.conflated for c in self.clients),
             "bus_refused": self.reader.refused,
             "bus_gaps": self.fanout.gaps,
@@ -220,30 +237,81 @@ class Proxy:
             "order_updates": self.orders.relayed,
             "feed": self.broker_info(),
             "feeds": [dict(info) for info, _ in self.feeds.fresh()],
-            "per_client": [c.stats() for c in self.clients],
+            "connections_refused": self.gate.refused,
+            "per_client": [c.stats() for c in itertools.islice(self.clients, PER_CLIENT_SHOWN)],
         }
 
     # Clients -------------------------------------------------------------------
-    def _on_request(self, c: Client, frame: str | bytes) -> None:
+    async def _on_request(self, c: Client, frame: str | bytes) -> None:
+        """One request: handled by the session in slices (the loop runs between them, so a
+        large request never holds up the fan-out), then its replies, route changes and
+        snapshots, in that order."""
+        steps = c.session.steps(frame)
         try:
-            outcome = c.session.handle(frame)
+            while True:
+                next(steps)
+                await asyncio.sleep(0)
+        except StopIteration as done:
+            outcome = done.value
         except Exception as exc:  # a bug must cost this request, not the connection
-            log.exception("request from %s failed", c.peer)
-            c.send(error(SERVER_ERROR, str(exc) or type(exc).__name__))
+            request_failures.exception("request from %s failed", c.peer)
+            c.send(error(SERVER_ERROR, str(exc)[:200] or type(exc).__name__))
             return
         c.bucket.spend(outcome.work)
+        ons = [change for change in outcome.changes if change.on]
+        # the streams dropped stop before the reply, as ever; in slices too
+        for n, change in enumerate(change for change in outcome.changes if not change.on):
+            if n and n % SLICE == 0:
+                await asyncio.sleep(0)
+            self.fanout.apply(c, change)
         for reply in outcome.replies:
             c.send(reply)
         if c.session.orders != (c in self.orders.clients):
             self.orders.follow(c, c.session.orders)
-        for change in outcome.changes:
-            self.fanout.apply(c, change)
-        snapshots = self.fanout.snapshots(c, outcome.snapshots)
-        if c.conflating:
-            for topic, body in snapshots:
+        joining = {change.stream for change in ons}
+        self._send_snapshots(c, self.fanout.snapshots(c, [s for s in outcome.snapshots if s not in joining]))
+        # the streams joined: each slice's routes, then their snapshots, then the loop's turn
+        quota = self.quota
+        reserved = len(ons) if len(ons) > SLICE else 0
+        quota.reserve(reserved)  # not yet routed, but taken: other clients' subscribes see them so
+        try:
+            holds = c.session.holds
+            for start in range(0, len(ons), SLICE):
+                if start:
+                    await asyncio.sleep(0)
+                chunk = ons[start : start + SLICE]
+                if reserved:
+                    quota.reserve(-len(chunk))
+                    reserved -= len(chunk)
+                # a stream the feed refused meanwhile is not joined
+                chunk = [change for change in chunk if holds(change.stream)]
+                for change in chunk:
+                    self.fanout.apply(c, change)
+                self._send_snapshots(c, self.fanout.snapshots(c, [change.stream for change in chunk]))
+        finally:
+            quota.reserve(-reserved)
+
+    def _send_snapshots(self, c: Client, snapshots: list[tuple[bytes, bytes]]) -> None:
+        """The snapshots of a subscribe, within the client's budget: written while its send
+        buffer is under the soft limit, then conflated (sent as it drains)."""
+        limit = self.options.soft_limit
+        chunk: list[bytes] = []
+        size = 0
+        if c.ws.protocol.state is not OPEN:
+            return
+        for topic, body in snapshots:
+            if c.conflating:
                 conflate(c, topic, body)
-        elif c.ws.protocol.state is OPEN:
-            c.write([body for _, body in snapshots])
+                continue
+            chunk.append(body)
+            size += len(body)
+            if size >= limit // 4:
+                c.write(chunk)
+                chunk, size = [], 0
+                if c.transport.get_write_buffer_size() > limit and not c.conflating:
+                    self.slow.begin(c)
+        if chunk:
+            c.write(chunk)
 
     async def _caught_up(self, c: Client) -> None:
         """Read no further request from a client while what it has not read is over the soft
@@ -255,9 +323,21 @@ class Proxy:
                 self.slow.begin(c)
             await asyncio.sleep(TEND_EVERY)
 
+    @staticmethod
+    async def _closed(c: Client, code: int, reason: str) -> None:
+        """Close with ``code``; a client that reads nothing never takes the close frame off
+        a full buffer (websockets then waits on it for good): aborted after the close timeout."""
+        try:
+            await asyncio.wait_for(c.ws.close(code, reason), CLOSE_TIMEOUT + 1)
+        except TimeoutError:
+            c.transport.abort()
+
+    def _over_budget(self) -> None:
+        self.aborted += 1
+
     def _close(self, c: Client, code: int, reason: str) -> None:
         """Close without waiting here; the task is kept so that it is not collected mid-way."""
-        task = asyncio.create_task(c.ws.close(code, reason))
+        task = asyncio.create_task(self._closed(c, code, reason))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -276,6 +356,13 @@ class Proxy:
         )
         c = Client(ws, session, batch, self.flood.bucket())
         self.clients.add(c)
+        self.per_address[c.ip] = self.per_address.get(c.ip, 0) + 1
+        if isinstance(ws, BudgetedConnection):
+            ws.hard_limit = self.options.hard_cap
+            ws.behind = lambda: None if c.conflating or c.closing else self.slow.begin(c)
+            ws.over_budget = self._over_budget
+            if ws.transport.get_write_buffer_size() > self.options.soft_limit:
+                ws.behind()
         deadline = self.auth.deadline(c) if self.options.api_key is not None else None
         log.debug("client %s connected%s", c.peer, " (batch)" if batch else "")
         try:
@@ -283,13 +370,13 @@ class Proxy:
                 if not self.flood.admit(c.bucket, c.send):
                     if self.flood.overwhelmed(c.bucket):
                         log.warning("closing %s: request flood", c.peer)
-                        await ws.close(CloseCode.POLICY_VIOLATION, "request flood")
+                        await self._closed(c, CloseCode.POLICY_VIOLATION, "request flood")
                         break
                     continue
-                await self.auth.wait_turn(c)
-                failures, was_authenticated = session.failed_auth, session.authenticated
-                self._on_request(c, frame)
-                self.auth.settle(c, failures, was_authenticated)
+                async with self.auth.turn(c):
+                    failures, was_authenticated = session.failed_auth, session.authenticated
+                    await self._on_request(c, frame)
+                    self.auth.settle(c, failures, was_authenticated)
                 await self._caught_up(c)
         except ConnectionClosed:
             pass
@@ -301,6 +388,9 @@ class Proxy:
             if c in self.orders.clients:
                 self.orders.follow(c, False)
             self.clients.discard(c)
+            left = self.per_address.pop(c.ip, 1) - 1
+            if left > 0:
+                self.per_address[c.ip] = left
             self.sent_gone += c.sent
             self.slow.forget(c)
             log.debug("client %s gone (code %s)", c.peer, ws.close_code)

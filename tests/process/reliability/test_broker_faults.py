@@ -84,11 +84,12 @@ def backoff_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
     ]
 
 
-async def figures_when(url: str, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
-    """The server's /health figures once ``predicate(figures)`` holds."""
+async def figures_when(url: str, predicate: Any, timeout: float = 10.0, api_key: str | None = None) -> dict[str, Any]:
+    """The server's /health figures once ``predicate(figures)`` holds (a server with an API
+    key shows them only with it)."""
     deadline = time.monotonic() + timeout
     while True:
-        figures = await asyncio.to_thread(background.health, url, 5.0)
+        figures = await asyncio.to_thread(background.health, url, 5.0, api_key)
         if figures is not None and predicate(figures):
             return figures
         assert time.monotonic() < deadline, f"the server's figures never got there: {figures}"
@@ -576,7 +577,9 @@ async def test_a_full_session_keeps_every_secret_out_of_logs_state_output_and_ps
         await all_fresh_after(clients, time.monotonic())
         for _ in range(3):
             sim.send_garbage()
-        await figures_when(info["url"], lambda figures: figures["feed"]["malformed_frames"] == 3)
+        await figures_when(
+            info["url"], lambda figures: figures["feed"]["malformed_frames"] == 3, api_key=secret["OAWS_API_KEY"]
+        )
         handshakes = sim.handshakes
         sim.expire_tokens()
         await eventually(resubscribed(sim, keys, handshakes), what="a new session")
