@@ -50,6 +50,8 @@ _MODE_BY_NAME = {"LTP": LTP, "QUOTE": QUOTE, "DEPTH": DEPTH}
 DEFAULT_DEPTH = 5
 #: the most levels a side any broker offers (OpenAlgo names 5, 20, 30 and 50)
 MAX_DEPTH = 50
+#: the depths a feed may offer (OpenAlgo's)
+KNOWN_DEPTHS: tuple[int, ...] = (5, 20, 30, 50)
 
 # Symbols as brokers spell them: RELIANCE, M&M, BAJAJ-AUTO, NIFTY28NOV2425000CE, "NIFTY 50".
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9&\-_. ]{0,63}$")
@@ -96,12 +98,24 @@ def valid_symbol(symbol: object) -> bool:
 
 
 def make(symbol: object, exchange: object) -> Instrument:
-    """An instrument from a request's fields, checked; raises InstrumentError."""
+    """An instrument from a request's fields, checked; raises InstrumentError.
+
+    Refused too: a symbol whose topic would read back as another instrument's
+    (``INDEX_NIFTY:NSE`` is written ``NSE_INDEX_NIFTY_...``, NIFTY:NSE_INDEX's topic): the bus
+    could not tell the two apart, and one route would serve two labels."""
     if not isinstance(exchange, str) or exchange.upper() not in EXCHANGES:
         raise InstrumentError(f"unknown exchange {exchange!r}; known: {', '.join(EXCHANGES)}")
     if not valid_symbol(symbol):
         raise InstrumentError(f"invalid symbol {symbol!r}")
-    return Instrument(str(symbol).upper(), exchange.upper())
+    instrument = Instrument(str(symbol).upper(), exchange.upper())
+    head = f"{instrument.exchange}_{instrument.symbol}"
+    read = _instrument_of(head)
+    if read != instrument:
+        whose = f"that of {read}" if read is not None else "no instrument's"
+        raise InstrumentError(
+            f"invalid symbol {instrument.symbol!r} on {instrument.exchange}: its bus topic {head}_* is {whose}"
+        )
+    return instrument
 
 
 def parse(text: str) -> Instrument:

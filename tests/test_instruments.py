@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from oaws.instruments import (
     DEPTH,
     EXCHANGES,
+    KNOWN_DEPTHS,
     LTP,
     MODES,
     QUOTE,
@@ -80,3 +83,64 @@ def test_a_depth_of_twenty_has_its_own_topic():
 )
 def test_depth_topics_other_than_as_written_are_refused(topic):
     assert parse_stream(topic) is None and parse_topic(topic) is None
+
+
+@pytest.mark.parametrize(
+    ("symbol", "exchange", "twin"),
+    [
+        ("INDEX_NIFTY", "NSE", "NIFTY:NSE_INDEX"),
+        ("INDEX_SENSEX", "BSE", "SENSEX:BSE_INDEX"),
+        ("INDEX_MCXCOMDEX", "MCX", "MCXCOMDEX:MCX_INDEX"),
+        ("index_nifty 50", "nse", "NIFTY 50:NSE_INDEX"),
+    ],
+)
+def test_an_instrument_whose_topic_reads_back_as_another_is_refused(symbol, exchange, twin):
+    """Issue 14 item 4: the topic EXCHANGE_SYMBOL_MODE is OpenAlgo's and stays; a symbol
+    that would make it another instrument's topic is no instrument oaws can serve."""
+    with pytest.raises(InstrumentError, match=f"is that of {twin}"):
+        make(symbol, exchange)
+    with pytest.raises(InstrumentError, match="bus topic"):
+        parse(f"{symbol}:{exchange}")
+    with pytest.raises(InstrumentError, match="no instrument's"):
+        make("INDEX_", "NSE")  # NSE_INDEX_ with an empty symbol
+
+
+#: real symbols of every kind, on every exchange (OpenAlgo's symbol format)
+REAL = [
+    ("RELIANCE", "NSE"), ("M&M", "NSE"), ("BAJAJ-AUTO", "NSE"), ("INDEXTECK", "NSE"), ("INDEX", "BSE"),
+    ("NIFTY", "NSE_INDEX"), ("NIFTY 50", "NSE_INDEX"), ("INDIAVIX", "NSE_INDEX"), ("NIFTYNXT50", "NSE_INDEX"),
+    ("SENSEX", "BSE_INDEX"), ("BANKEX", "BSE_INDEX"), ("MCXCOMDEX", "MCX_INDEX"), ("MCXBULLDEX", "MCX_INDEX"),
+    ("US30", "GLOBAL_INDEX"), ("NIKKEI225", "GLOBAL_INDEX"), ("CRUDEOIL19DEC25FUT", "MCX"),
+    ("GOLDM05JAN26FUT", "MCX"), ("NATURALGAS25DEC25300CE", "MCX"), ("NIFTY30DEC2525900CE", "NFO"),
+    ("SENSEX25DEC2585000PE", "BFO"), ("USDINR26DEC25FUT", "CDS"), ("EURINR26DEC2590CE", "BCD"),
+    ("GUARSEED10", "NCDEX"), ("CASTOR20DEC25FUT", "NCDEX"), ("SOL_INR", "CRYPTO"), ("BTC_USDT", "CRYPTO"),
+    ("ELECDMBL", "NCO"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("symbol", "exchange"), REAL)
+def test_no_real_instrument_is_refused_for_its_topic(symbol, exchange):
+    instrument = make(symbol, exchange)
+    for mode in MODES:
+        for depth in KNOWN_DEPTHS:
+            assert parse_stream(instrument.topic(mode, depth)) == Stream(
+                instrument, mode, depth if mode == DEPTH else 5
+            )
+
+
+@given(
+    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9&\-_. ]{0,63}", fullmatch=True),
+    st.sampled_from(EXCHANGES),
+    st.sampled_from(MODES),
+    st.sampled_from(KNOWN_DEPTHS),
+)
+def test_every_instrument_made_has_a_topic_that_reads_back_as_itself(symbol, exchange, mode, depth):
+    """What ``make`` accepts, the bus can route: its topic at every mode and depth reads back
+    as that very stream, so no two instruments ever share a route."""
+    try:
+        instrument = make(symbol, exchange)
+    except InstrumentError:
+        assert symbol.upper().startswith("INDEX_") and exchange in ("NSE", "BSE", "MCX")
+        return
+    depth = depth if mode == DEPTH else 5
+    assert parse_stream(instrument.topic(mode, depth)) == Stream(instrument, mode, depth)

@@ -145,7 +145,9 @@ class FeedHub:
             # behind a forwarder another feed may serve it: stay quiet
             log.info("%s: %s", instrument, message)
             return
+        self.fseq.pop(instrument.topic(mode, depth).encode(), None)
         body = {
+            "fid": self.fid,
             "topic": instrument.topic(mode, depth),
             "symbol": instrument.symbol,
             "exchange": instrument.exchange,
@@ -196,6 +198,9 @@ class FeedHub:
         if subscribe and topic.startswith(ORDER_REQUEST + b"{"):
             self.on_order_request(topic[len(ORDER_REQUEST) :])
             return
+        if topic == CONTROL_PREFIX and subscribe:
+            self.announce()  # a proxy joined: it knows this feed before any refusal of it
+            return
         if topic.startswith(CONTROL_PREFIX) or not topic:
             return
         stream = parse_stream(topic.decode("utf-8", "replace"))
@@ -212,6 +217,7 @@ class FeedHub:
                 self.feed.want(*args)
         elif stream in self.wanted:
             self.wanted.discard(stream)
+            self.fseq.pop(topic, None)  # wanted again, it counts from 1: a proxy reads that as a restart
             self.feed.unwant(*args)
 
     async def _follow(self) -> None:
@@ -222,22 +228,26 @@ class FeedHub:
             except Exception:  # a feed bug must not stop the bus
                 log.exception("feed failed to handle subscription %r", message)
 
+    def announce(self) -> None:
+        """``_oaws.info``: this feed's id, name, depths and figures (``oaws.protocol.bus``)."""
+        info = {
+            "fid": self.fid,
+            "broker": self.feed.name,
+            "depths": list(self.feed.depths),
+            "orders": self.feed.orders,
+            "published": self.published,
+            "instruments": len({s.instrument for s in self.wanted}),
+            "started": self.started,
+            **self.feed.status(),
+        }
+        try:
+            self.sock.send_multipart([INFO_TOPIC, orjson.dumps(info)], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
     async def _announce(self) -> None:
         while True:
-            info = {
-                "fid": self.fid,
-                "broker": self.feed.name,
-                "depths": list(self.feed.depths),
-                "orders": self.feed.orders,
-                "published": self.published,
-                "instruments": len({s.instrument for s in self.wanted}),
-                "started": self.started,
-                **self.feed.status(),
-            }
-            try:
-                self.sock.send_multipart([INFO_TOPIC, orjson.dumps(info)], flags=zmq.NOBLOCK)
-            except zmq.Again:
-                pass
+            self.announce()
             await asyncio.sleep(INFO_INTERVAL)
 
     async def run(self) -> None:

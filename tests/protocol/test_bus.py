@@ -113,3 +113,38 @@ def test_strip_drops_the_count_and_nothing_else():
     assert tick == {"symbol": "RELIANCE", "seq": 7}
     strip_fseq(tick)  # none left: no error
     assert tick == {"symbol": "RELIANCE", "seq": 7}
+
+
+def test_what_a_feed_hub_announces_and_refuses_passes_the_checks():
+    from oaws.protocol.bus import info_error, reject_error
+
+    info = {"fid": "1a2b3c4d", "broker": "angel", "depths": [5, 20], "orders": False, "adapter_status": "connected"}
+    assert info_error(info) is None and info_error({"fid": "x", "broker": "sim"}) is None
+    reject = {"fid": "1a2b3c4d", "topic": "NSE_INDEX_NIFTY_DEPTH_20", "symbol": "NIFTY", "exchange": "NSE_INDEX"}
+    assert reject_error({**reject, "mode": 3, "code": "LIMIT_EXCEEDED", "message": "no room"}) is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"fid": ""}, {"fid": 1}, {"fid": "a b"}, {"broker": "x" * 33}, {"broker": "a.b"}, {"broker": None},
+     {"depths": 5}, {"depths": [5, 7]}, {"depths": [True]}, {"depths": [5.0]}, {"depths": [5] * 9},
+     {"adapter_status": {}}, {"adapter_status": "x" * 65}],
+)  # fmt: skip
+def test_an_announcement_with_a_field_out_of_shape_is_refused(change):
+    from oaws.protocol.bus import info_error
+
+    assert info_error({"fid": "f1", "broker": "sim", "depths": [5], **change}) is not None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"fid": None}, {"topic": 5}, {"topic": "NSE_RELIANCE"}, {"topic": "_oaws.info"}, {"symbol": "TCS"},
+     {"exchange": "BSE"}, {"mode": 2}, {"mode": "1"}, {"mode": True}, {"code": "lower"}, {"code": ["X"]},
+     {"message": None}, {"message": "x" * 1001}],
+)  # fmt: skip
+def test_a_refusal_with_a_field_out_of_shape_is_refused(change):
+    from oaws.protocol.bus import reject_error
+
+    good = {"fid": "f1", "topic": "NSE_RELIANCE_LTP", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1}
+    assert reject_error(good) is None
+    assert reject_error({**good, **change}) is not None

@@ -608,3 +608,32 @@ def test_every_reply_to_values_nested_deep_can_be_encoded(depth):
     ):
         for reply in session.handle(frame).replies:
             orjson.dumps(reply)
+
+
+def test_an_instrument_whose_topic_reads_back_as_another_is_refused_at_subscribe():
+    """Issue 14 item 4: INDEX_NIFTY:NSE would travel as NSE_INDEX_NIFTY_QUOTE, NIFTY:NSE_INDEX's
+    topic. It is refused, per instrument, with OpenAlgo's code for a symbol it cannot
+    serve; the request's other instruments are served, and no route is asked for it."""
+    s = openalgo()
+    symbols = [
+        {"symbol": "INDEX_NIFTY", "exchange": "NSE"},
+        {"symbol": "index_sensex", "exchange": "bse"},
+        {"symbol": "INDEX_X", "exchange": "MCX"},
+        {"symbol": "NIFTY", "exchange": "NSE_INDEX"},
+    ]
+    for mode in (1, 2, 3):
+        out = s.handle(req(action="subscribe", symbols=symbols, mode=mode))
+        (reply,) = out.replies
+        assert reply["status"] == "partial"
+        refused = reply["subscriptions"][:3]
+        assert [(r["status"], r["code"]) for r in refused] == [("error", "SYMBOL_NOT_FOUND")] * 3
+        assert "that of NIFTY:NSE_INDEX" in refused[0]["message"]
+        assert "that of SENSEX:BSE_INDEX" in refused[1]["message"]
+        assert reply["subscriptions"][3]["status"] == "success"
+        assert out.changes == [Change(NIFTY, mode, True)]
+    # the seed form says it as an error of its own
+    (reply,) = Session().handle(req(action="subscribe", symbol="INDEX_NIFTY", exchange="NSE")).replies
+    assert (reply["type"], reply["code"], reply["symbol"]) == ("error", "SYMBOL_NOT_FOUND", "INDEX_NIFTY")
+    # dropping it drops nothing else
+    out = s.handle(req(action="unsubscribe", symbols=[{"symbol": "INDEX_NIFTY", "exchange": "NSE", "mode": 2}]))
+    assert out.changes == [] and s.subs == {NIFTY: {1, 2, 3}}

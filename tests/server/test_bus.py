@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import orjson
@@ -328,3 +329,41 @@ async def test_a_binding_proxy_with_curve_serves_only_feeds_with_the_keys(tmp_pa
             await asyncio.gather(bare_task, return_exceptions=True)
         await good.stop()
         await proxy.stop()
+
+
+async def test_churning_symbols_through_a_feed_hub_and_the_sim_leaves_no_tables_behind():
+    """Issue 14 item 5: 100,000 symbols churned left 824 MB with no client connected: the
+    hub's ``fseq`` table and the sim's books kept every symbol ever wanted. 20,000 symbols
+    wanted and dropped through a real SUB socket leave the hub's tables empty and the sim
+    with at most its few idle books."""
+    import zmq
+
+    from oaws.brokers.sim.feed import KEEP_IDLE, SimFeed
+
+    feed = SimFeed(seed=1, rate=0.01)  # few trades: each symbol publishes its held tick
+    hub = FeedHub(feed, "tcp://127.0.0.1:*")
+    run = asyncio.create_task(hub.run())
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SNDHWM, 0)  # every subscription goes up
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.connect(hub.endpoint)
+    try:
+        for round_ in range(10):
+            topics = [f"NSE_C{round_}X{n}_QUOTE".encode() for n in range(2_000)]
+            for topic in topics:
+                sub.setsockopt(zmq.SUBSCRIBE, topic)
+            done = 2_000 * (round_ + 1)  # each topic's held tick is out
+            await eventually(lambda n=done: hub.published >= n, what=lambda n=done: f"{n} ticks, {hub.published}")
+            for topic in topics:
+                sub.setsockopt(zmq.UNSUBSCRIBE, topic)
+            await eventually(lambda: not hub.wanted and not feed.wanted, what="every topic dropped")
+        assert hub.published >= 20_000  # the held ticks (and the odd trade)
+        assert hub.fseq == {} and feed._tokens == {} and len(feed._heap) <= 64
+        assert len(feed._books) <= KEEP_IDLE
+    finally:
+        sub.close(0)
+        ctx.term()
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run

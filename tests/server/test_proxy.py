@@ -182,17 +182,18 @@ async def test_oversize_frame_closes_1009_and_server_goes_on(bus, proxy):
         assert (await recv_json(ws))["type"] == "pong"
 
 
+async def announced(bus, proxy, fid: str = "f1", **info) -> None:
+    """A feed on the bus announces itself, as FeedHub does: its refusals are heard from then on."""
+    bus.sock.send_multipart([b"_oaws.info", orjson.dumps({"fid": fid, "broker": "sim", "depths": [5], **info})])
+    await eventually(lambda: fid in proxy.feeds.announced)
+
+
 async def test_feed_rejection_reaches_the_client(bus, proxy):
+    await announced(bus, proxy)
     async with connect(proxy.url) as ws:
         await subscribed(ws, bus, b"NSE_NOPE_LTP", symbol="NOPE", exchange="NSE", mode=1)
-        bus.sock.send_multipart(
-            [
-                b"_oaws.reject",
-                orjson.dumps(
-                    {"topic": "NSE_NOPE_LTP", "code": "SYMBOL_NOT_FOUND", "message": "NOPE is not listed on NSE"}
-                ),
-            ]
-        )
+        reject = {"fid": "f1", "topic": "NSE_NOPE_LTP", "code": "SYMBOL_NOT_FOUND", "message": "NOPE is not listed"}
+        bus.sock.send_multipart([b"_oaws.reject", orjson.dumps(reject)])
         err = await recv_json(ws)
         assert err["code"] == "SYMBOL_NOT_FOUND" and err["symbol"] == "NOPE"
         assert await bus.subscription() == (False, b"NSE_NOPE_LTP")
@@ -201,10 +202,11 @@ async def test_feed_rejection_reaches_the_client(bus, proxy):
 
 
 async def test_a_feed_rejection_takes_back_that_mode_only(bus, proxy):
+    await announced(bus, proxy)
     async with connect(proxy.url) as ws:
         await subscribed(ws, bus, b"NSE_INFY_LTP", symbol="INFY", exchange="NSE", mode=1)
         await subscribed(ws, bus, b"NSE_INFY_DEPTH", symbol="INFY", exchange="NSE", mode=3)
-        reject = {"topic": "NSE_INFY_DEPTH", "code": "LIMIT_EXCEEDED", "message": "no more depth"}
+        reject = {"fid": "f1", "topic": "NSE_INFY_DEPTH", "code": "LIMIT_EXCEEDED", "message": "no more depth"}
         bus.sock.send_multipart([b"_oaws.reject", orjson.dumps(reject)])
         err = await recv_json(ws)
         assert (err["code"], err["mode"]) == ("LIMIT_EXCEEDED", 3)
@@ -391,7 +393,12 @@ async def test_depth_20_is_a_route_of_its_own_beside_depth_5(bus, proxy):
             assert (await recv_json(late))["status"] == "success"
             snapshot = await recv_json(late)
             assert snapshot["snapshot"] is True and len(snapshot["data"]["depth"]["buy"]) == 20
-        reject = {"topic": "NSE_RELIANCE_DEPTH_20", "code": "LIMIT_EXCEEDED", "message": "no more depth 20"}
+        reject = {
+            "fid": "f1",
+            "topic": "NSE_RELIANCE_DEPTH_20",
+            "code": "LIMIT_EXCEEDED",
+            "message": "no more depth 20",
+        }
         bus.sock.send_multipart([b"_oaws.reject", orjson.dumps(reject)])
         err = await recv_json(deep)
         assert (err["code"], err["mode"], err["depth"]) == ("LIMIT_EXCEEDED", 3, 20)

@@ -9,7 +9,9 @@ Each instrument walks on the NSE tick grid (0.05) with its own ``random.Random``
 from the feed's seed and the instrument, so its path depends only on how many ticks it
 has made, never on what else is subscribed. Trades arrive with exponential gaps, like a
 real market; one scheduler (a heap of next-tick times) serves every wanted instrument,
-so hundreds of instruments cost one timer, not one task each.
+so hundreds of instruments cost one timer, not one task each. An instrument no longer
+wanted keeps its book only among the ``KEEP_IDLE`` most recent: wanted again soon, it goes
+on where it was; later, it opens its day afresh (the same opening: it comes from the seed).
 
 ``SimFeed.tick`` and ``payload`` are pure and synchronous: they advance the market and
 build the JSON without an event loop. ``run`` only decides when to call them.
@@ -87,6 +89,9 @@ DAY_VALUE = {True: 5e9, False: 5e8}  # keyed by "is a NIFTY 50 stock"
 BATCH_WINDOW = 0.002
 #: a scheduler that fell behind skips ticks older than this instead of bursting them out
 MAX_LAG = 1.0
+#: books kept of instruments no longer wanted, the most recent first: one wanted again soon
+#: (a watchlist switched back) goes on where it was, and churning symbols costs no memory
+KEEP_IDLE = 256
 
 
 def known_symbols() -> list[str]:
@@ -290,6 +295,8 @@ class SimFeed(Feed):
         #: instruments some proxy wants, with the modes wanted
         self.wanted: dict[Instrument, set[int]] = {}
         self._books: dict[Instrument, _Book] = {}
+        #: instruments with a book but no mode wanted, oldest first (at most ``KEEP_IDLE``)
+        self._idle: dict[Instrument, None] = {}
         # Tick times come from their own generator so that they never shift a price path.
         self._schedule_rng = random.Random(self.seed)
         self._heap: list[tuple[float, int, Instrument]] = []
@@ -311,6 +318,8 @@ class SimFeed(Feed):
         book = self._books.get(instrument)
         if book is None:
             book = self._books[instrument] = _Book(instrument, self.seed)
+            if instrument not in self.wanted:  # ticked for an order, or driven without the bus
+                self._rest(instrument)
         else:
             book.step()
         self.seq += 1
@@ -328,6 +337,7 @@ class SimFeed(Feed):
         modes = self.wanted.setdefault(instrument, set())
         first = not modes
         modes.add(mode)
+        self._idle.pop(instrument, None)
         if first and instrument not in self._books:
             self.tick(instrument)
         self._publish_soon(instrument, mode)  # queued before the scheduler wakes: the held tick goes first
@@ -343,10 +353,20 @@ class SimFeed(Feed):
         modes.discard(mode)
         if not modes:
             del self.wanted[instrument]
+            self._rest(instrument)
             self._tokens.pop(instrument, None)  # its heap entry is now stale
             if len(self._heap) > 2 * len(self._tokens) + 64:  # subscription churn: drop stale entries
                 self._heap = [entry for entry in self._heap if self._tokens.get(entry[2]) == entry[1]]
                 heapq.heapify(self._heap)
+
+    def _rest(self, instrument: Instrument) -> None:
+        """``instrument`` is wanted no more: its book is kept among the ``KEEP_IDLE`` latest."""
+        idle = self._idle
+        idle[instrument] = None
+        while len(idle) > KEEP_IDLE:
+            oldest = next(iter(idle))
+            del idle[oldest]
+            self._books.pop(oldest, None)
 
     def resend(self, instrument: Instrument, mode: int) -> None:
         self._publish_soon(instrument, mode)

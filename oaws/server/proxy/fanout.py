@@ -4,7 +4,9 @@
   a batch at a time.
 * Each topic has a ``Route``: the JSON prefix of its ``market_data`` message, built once,
   and the clients that receive it. A message is ``prefix + payload + "}"``: the tick is
-  never parsed (only its ``fseq``, the first key, is read from the bytes). A server frame
+  parsed once, only to check that it is a JSON object in UTF-8 (a payload that is not is
+  dropped and counted: the bus is another process's output), and never re-encoded; its
+  ``fseq``, the first key, is read from the bytes. A server frame
   is not masked, so the WebSocket frame itself is the same bytes for every client: it is
   built once per tick and mode.
 * Frames queue per client during a drain cycle and go out with one ``transport.write``
@@ -20,6 +22,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import orjson
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: the end of a snapshot's message: the mark after ``data`` (docs/protocol.md)
 SNAPSHOT_END = b',"snapshot":true}'
+#: seconds between two log lines about dropped bus messages (each is counted)
+DROP_LOG_EVERY = 60.0
 
 
 class Route:
@@ -106,46 +111,89 @@ class Fanout:
         #: breaks in a feed's ``fseq`` (ZeroMQ dropped messages past its high-water mark), and the messages lost
         self.gaps = 0
         self.missing = 0
+        #: messages from the bus dropped as malformed (ticks, control messages), see ``drop``
+        self.dropped = 0
+        self._quiet_until = 0.0
 
     # The hot path ----------------------------------------------------------------
     def on_ticks(self, batch: list[tuple[bytes, bytes]]) -> None:
         routes_get = self.routes.get
         last = self.last
+        loads = orjson.loads
         dirty: list[Client] = []
-        for topic, payload in batch:
-            route = routes_get(topic)
-            if route is None:
-                if topic.startswith(CONTROL_PREFIX) or topic.endswith(ORDERS_SUFFIX):
-                    self.on_control(topic, payload)
-                continue
-            last[topic] = payload
-            fseq = read_fseq(payload)
-            if fseq is not None:
-                seen = route.fseq
-                if seen is not None and fseq > seen + 1:
-                    self._gap(route, fseq - seen - 1)
-                route.fseq = fseq  # lower than seen: the feed restarted and counts afresh
-            body = route.prefix + payload + b"}"
-            if route.single:
-                frame = text_frame(body)
-                for c in route.single:
-                    if c.conflating:
-                        conflate(c, topic, body)
+        try:
+            for topic, payload in batch:
+                # a try inside the loop costs nothing until it catches (CPython 3.11+): one
+                # message's trouble costs that message only, never the others of the drain
+                try:
+                    route = routes_get(topic)
+                    if route is None:
+                        if topic.startswith(CONTROL_PREFIX) or topic.endswith(ORDERS_SUFFIX):
+                            self.on_control(topic, payload)
                         continue
-                    out = c.out
-                    if not out:
-                        dirty.append(c)
-                    out.append(frame)
-            for c in route.batched:
-                if c.conflating:
-                    conflate(c, topic, body)
-                    continue
-                items = c.items
-                if not items:
-                    dirty.append(c)
-                items.append(body)
-        for c in dirty:
-            self.flush(c)
+                    # The bus is another process's output: relay only a JSON object in
+                    # UTF-8, or the frame would close every client (1007), and a batch
+                    # holding it would not be JSON. Parsing is once per tick, not per client.
+                    try:
+                        tick = loads(payload)
+                    except orjson.JSONDecodeError:
+                        tick = None
+                    if type(tick) is not dict:
+                        self.drop(topic, "not a JSON object in UTF-8")
+                        continue
+                    last[topic] = payload
+                    fseq = read_fseq(payload)
+                    if fseq is not None:
+                        seen = route.fseq
+                        if seen is not None and fseq > seen + 1:
+                            self._gap(route, fseq - seen - 1)
+                        route.fseq = fseq  # lower than seen: the feed restarted and counts afresh
+                    body = route.prefix + payload + b"}"
+                    if route.single:
+                        frame = text_frame(body)
+                        for c in route.single:
+                            if c.conflating:
+                                conflate(c, topic, body)
+                                continue
+                            out = c.out
+                            if not out:
+                                dirty.append(c)
+                            out.append(frame)
+                    for c in route.batched:
+                        if c.conflating:
+                            conflate(c, topic, body)
+                            continue
+                        items = c.items
+                        if not items:
+                            dirty.append(c)
+                        items.append(body)
+                except Exception:
+                    self.drop(topic, "its handling failed", failed=True)
+        finally:
+            # a client handed a frame in this drain is flushed whatever happened: one left
+            # with frames queued would never be flushed again (it is dirty only when empty)
+            for c in dirty:
+                try:
+                    self.flush(c)
+                except Exception:
+                    log.exception("flushing to %s failed", c.peer)
+
+    def drop(self, topic: bytes, why: str, *, failed: bool = False) -> None:
+        """Count a bus message dropped (``bus_dropped`` in /health) and say so, at most once
+        a minute: a publisher that sends nothing but garbage must not fill the log."""
+        self.dropped += 1
+        now = time.monotonic()
+        if now < self._quiet_until:
+            return
+        self._quiet_until = now + DROP_LOG_EVERY
+        said = "dropped a message on the bus (topic %r): %s; %d dropped so far (bus_dropped in /health), " + (
+            "the next drops are logged at most once a minute"
+        )
+        args = (topic[:80].decode("utf-8", "replace"), why, self.dropped)
+        if failed:
+            log.exception(said, *args)
+        else:
+            log.warning(said, *args)
 
     def _gap(self, route: Route, missing: int) -> None:
         self.gaps += 1

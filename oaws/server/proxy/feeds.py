@@ -6,8 +6,11 @@ labels every ``market_data`` message), the depths a client may ask for, whether 
 is alive, and which subscriptions to take back from clients with an error (the one mode
 refused, not the instrument's other modes; for Depth, the depth refused, found by the
 refusal's topic). The bus is
-another process's output: a control message that is not what it should be is ignored,
-never raised on, since it arrives among the ticks.
+another process's output: a control message that is not what it should be
+(``oaws.protocol.bus.info_error`` / ``reject_error``) is dropped and counted
+(``bus_dropped``), never raised on, since it arrives among the ticks. At most
+``MAX_FEEDS`` feeds are kept; a refusal is honoured only from one of them, and only for
+the route its topic names.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from oaws.instruments import DEFAULT_DEPTH
-from oaws.protocol.bus import INFO_TOPIC, REJECT_TOPIC
+from oaws.instruments import DEFAULT_DEPTH, parse_stream
+from oaws.protocol.bus import INFO_TOPIC, MAX_CONTROL, REJECT_TOPIC, info_error, reject_error
 from oaws.protocol.codes import BROKER_ERROR, error
 from oaws.server.proxy.fanout import Fanout
 
@@ -30,6 +33,8 @@ log = logging.getLogger(__name__)
 FRESH = 3.5
 #: seconds after which a silent feed is forgotten
 FORGET_AFTER = 60
+#: the most feeds a proxy keeps (a bus with more is not a deployment but a flood)
+MAX_FEEDS = 64
 
 
 def _offered_depths(info: dict[str, Any]) -> list[int]:
@@ -90,33 +95,53 @@ class Feeds:
 
     # What the feeds say ----------------------------------------------------------
     def on_control(self, topic: bytes, payload: bytes) -> None:
-        try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return
+        if topic != INFO_TOPIC and topic != REJECT_TOPIC:
+            return  # another control topic (an order's answer, a newer oaws's): not ours
+        body = None
+        if len(payload) <= MAX_CONTROL:
+            try:
+                body = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                pass
         if not isinstance(body, dict):
-            return
-        if topic == INFO_TOPIC:
-            self._announced(body)
-        elif topic == REJECT_TOPIC:
-            self._refused(body)
+            self.fanout.drop(topic, f"not a JSON object in UTF-8 of at most {MAX_CONTROL} bytes")
+        elif topic == INFO_TOPIC:
+            self._announced(topic, body)
+        else:
+            self._refused(topic, body)
 
-    def _announced(self, info: dict[str, Any]) -> None:
-        old = self.broker()
+    def _announced(self, topic: bytes, info: dict[str, Any]) -> None:
+        why = info_error(info)
+        if why is not None:
+            self.fanout.drop(topic, why)
+            return
+        fid = info["fid"]
         now = time.time()
         self.announced = {fid: heard for fid, heard in self.announced.items() if now - heard[1] < FORGET_AFTER}
-        self.announced[str(info.get("fid", ""))] = (info, now)
+        if fid not in self.announced and len(self.announced) >= MAX_FEEDS:
+            self.fanout.drop(topic, f"{MAX_FEEDS} feeds are on the bus already")
+            return
+        old = self.broker()
+        self.announced[fid] = (info, now)
         if self.broker() != old:
             self.fanout.relabel(self.broker())
 
-    def _refused(self, body: dict[str, Any]) -> None:
-        topic = body.get("topic")
-        route = self.fanout.routes.get(topic.encode()) if isinstance(topic, str) else None
+    def _refused(self, topic: bytes, body: dict[str, Any]) -> None:
+        why = reject_error(body)
+        if why is None and body["fid"] not in self.announced:
+            why = "it names a feed that never announced itself"
+        if why is not None:
+            self.fanout.drop(topic, why)
+            return
+        route = self.fanout.routes.get(body["topic"].encode())
         if route is None:
+            return  # a stream another proxy on the bus asked for
+        if parse_stream(body["topic"]) != route.stream:  # never, as instruments are made; but never act on it
+            self.fanout.drop(topic, "its topic is not the route's instrument, mode and depth")
             return
         reply = error(
-            str(body.get("code", BROKER_ERROR)),
-            str(body.get("message", "the feed refused it")),
+            body.get("code", BROKER_ERROR),
+            body.get("message") or "the feed refused it",
             symbol=route.instrument.symbol,
             exchange=route.instrument.exchange,
             mode=route.mode,

@@ -233,6 +233,7 @@ class Proxy:
             "bus_refused": self.reader.refused,
             "bus_gaps": self.fanout.gaps,
             "bus_missing": self.fanout.missing,
+            "bus_dropped": self.fanout.dropped,
             "order_clients": len(self.orders.clients),
             "order_updates": self.orders.relayed,
             "feed": self.broker_info(),

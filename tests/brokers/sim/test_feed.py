@@ -411,6 +411,36 @@ async def test_resubscribing_continues_the_same_path_at_the_same_rate():
     assert 10 <= len(again) <= 60  # ~30 expected at 100/s
 
 
+async def test_churned_symbols_leave_at_most_a_bounded_number_of_books_behind():
+    """Issue 14 item 5: every symbol ever wanted kept its book (about 8 KiB) for good. Books
+    of instruments no longer wanted are kept only for the latest ``KEEP_IDLE`` of them (so a
+    watchlist switched back goes on where it was); orders on unwanted symbols count too."""
+    from oaws.brokers.sim.feed import KEEP_IDLE
+    from oaws.protocol.orders import OrderRequest
+
+    feed, bus = SimFeed(seed=1, rate=0.01), Collector()
+    feed.attach(bus)
+    bus.publish_order = lambda user_id, message: None  # type: ignore[attr-defined]
+    for n in range(5_000):
+        instrument = Instrument(f"CHURN{n}", "NSE")
+        feed.want(instrument, LTP)
+        feed.want(instrument, QUOTE)
+        await asyncio.sleep(0)  # the held tick goes out
+        feed.unwant(instrument, LTP)
+        feed.unwant(instrument, QUOTE)
+    for n in range(1_000):
+        feed.order(OrderRequest("n", "BUY", Instrument(f"ORDERED{n}", "NSE"), 1, 1.0))
+    assert len(bus.published) == 10_000
+    assert feed.wanted == {} and feed._tokens == {} and len(feed._heap) <= 64
+    assert len(feed._books) == len(feed._idle) == KEEP_IDLE
+    # a symbol wanted throughout keeps its book whatever churns around it
+    feed.want(RELIANCE, LTP)
+    held = feed.latest(RELIANCE)
+    for n in range(2 * KEEP_IDLE):
+        feed.tick(Instrument(f"OTHER{n}", "NSE"))
+    assert feed.latest(RELIANCE) is held and len(feed._books) == KEEP_IDLE + 1
+
+
 async def test_five_hundred_instruments_all_tick_at_their_rate():
     feed, bus = SimFeed(seed=1, rate=2.0), Collector()
     feed.attach(bus)
