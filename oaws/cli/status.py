@@ -114,6 +114,8 @@ def show_status(*, as_json: bool) -> int:
             ),
             ("bus gaps", f"{r.get('bus_gaps', 0)} ({r.get('bus_missing', 0)} ticks lost between feed and proxy)"),
         ]
+        if r.get("bus_dropped"):
+            rows.append(("bus dropped", f"{r['bus_dropped']:,} malformed messages (not JSON objects in UTF-8) dropped"))
     if r.get("auth_required"):
         rows.append(("figures", "[yellow]the server wants its API key: set OAWS_API_KEY or api_key in the config[/]"))
     if r.get("log"):
