@@ -115,9 +115,12 @@ def save_session(session: Session, path: Path | None = None) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # a link planted in the temporary file's place is removed, never written through
+        # (issue 14 #15): the file is made afresh, the user's alone
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
-            os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file that already existed
+            os.fchmod(fd, 0o600)  # whatever the umask
             os.write(fd, orjson.dumps(data, option=orjson.OPT_INDENT_2))
         finally:
             os.close(fd)

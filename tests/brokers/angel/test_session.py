@@ -123,6 +123,18 @@ def test_a_stored_session_is_private_and_read_back():
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_a_symlink_planted_as_the_session_files_temporary_file_is_never_written_through(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    victim.chmod(0o644)
+    session_path().parent.mkdir(parents=True, exist_ok=True)
+    planted = session_path().with_name(f".{session_path().name}.{os.getpid()}.tmp")
+    planted.symlink_to(victim)
+    path = save_session(_session())
+    assert victim.read_text() == "keep me" and stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) == 0o600 and not planted.exists()
+
+
 @pytest.mark.parametrize(
     "settings_change, session_change",
     [
