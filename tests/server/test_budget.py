@@ -359,3 +359,32 @@ async def test_two_origin_headers_get_400_not_a_traceback(bus, proxy, caplog):
         assert answer.startswith(b"HTTP/1.1 400"), answer
     assert not any(r.exc_info for r in caplog.records)
     assert sum("repeated" in r.getMessage() for r in caplog.records) <= 10  # logged at a bounded rate
+
+
+async def test_frames_sent_ahead_of_a_slow_request_wait_in_the_clients_socket_not_the_proxys(bus, proxy):
+    """What a client sends while one of its requests is being handled is not read into the
+    proxy beyond a few frames: 20 frames of 500 kB behind a held request would otherwise
+    sit in the proxy's memory (websockets' default queue is 16 frames of up to 1 MiB)."""
+    from oaws.server.proxy.proxy import RECV_QUEUE
+
+    held = asyncio.Event()
+    handle = proxy._on_request
+
+    async def holding(c, frame):
+        await held.wait()
+        await handle(c, frame)
+
+    proxy._on_request = holding
+    big = orjson.dumps({"action": "ping", "timestamp": "x" * 500_000}).decode()
+    async with connect(proxy.url, max_size=None) as ws:
+        c = next(iter(proxy.clients))
+        sending = asyncio.gather(*(ws.send(big) for _ in range(20)))
+        peak = 0
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+            peak = max(peak, len(c.ws.recv_messages.frames))
+        assert 1 <= peak <= RECV_QUEUE + 1
+        held.set()
+        for _ in range(20):
+            assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "pong"
+        await sending

@@ -48,6 +48,8 @@ PER_CLIENT_SHOWN = 100
 CLOSE_TIMEOUT = 2
 #: seconds between two rounds of tending slow clients
 TEND_EVERY = 0.05
+#: received frames a connection holds ahead of the one being handled
+RECV_QUEUE = 4
 
 
 class ServeError(Exception):
@@ -113,6 +115,10 @@ class Proxy:
                 # the transport says when a client's send buffer passes the soft limit
                 # (it stops being read) and when it drains to half of it (``connection``)
                 create_connection=BudgetedConnection,
+                # frames read ahead of the request being handled: a client is served one
+                # request at a time, and what it sends meanwhile waits in its own socket,
+                # not in ours (websockets' default, 16 frames of up to 1 MiB, is 16 MiB a client)
+                max_queue=RECV_QUEUE,
                 write_limit=(o.soft_limit, o.soft_limit // 2),
                 ping_interval=o.ping_interval,
                 ping_timeout=o.ping_timeout,
