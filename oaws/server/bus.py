@@ -44,6 +44,8 @@ from oaws.protocol.orders import MAX_REQUEST, ORDER_REPLY, ORDER_REQUEST, OrderR
 log = logging.getLogger(__name__)
 
 INFO_INTERVAL = 1.0
+#: subscriptions a feed's hub takes in one turn of the event loop
+FOLLOW_SLICE = 20
 
 
 def heartbeat(sock: zmq.Socket) -> None:  # type: ignore[type-arg]
@@ -221,12 +223,18 @@ class FeedHub:
             self.feed.unwant(*args)
 
     async def _follow(self) -> None:
+        handled = 0
         while True:
             message = await self.sock.recv()
             try:
                 self.on_subscription(message)
             except Exception:  # a feed bug must not stop the bus
                 log.exception("feed failed to handle subscription %r", message)
+            handled += 1
+            if handled % FOLLOW_SLICE == 0:
+                # a recv that finds a message waiting does not yield: a thousand queued
+                # subscriptions would be one turn of the loop, the fan-out waiting behind it
+                await asyncio.sleep(0)
 
     def announce(self) -> None:
         """``_oaws.info``: this feed's id, name, depths and figures (``oaws.protocol.bus``)."""

@@ -367,3 +367,46 @@ async def test_churning_symbols_through_a_feed_hub_and_the_sim_leaves_no_tables_
         run.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await run
+
+
+async def test_a_thousand_queued_subscriptions_do_not_hold_the_loop_in_one_turn():
+    """Issue 14 #7, the feed's side: a recv that finds a message waiting does not yield, so
+    a thousand subscriptions queued at the hub (one client's large subscribe) were taken
+    in one turn of the loop while the fan-out and every other client waited. The hub
+    takes them a slice at a time: the loop runs between slices."""
+    import zmq
+
+    from oaws.brokers.sim.feed import SimFeed
+    from oaws.server.bus import FOLLOW_SLICE
+
+    feed = SimFeed(seed=1, rate=0.01)
+    hub = FeedHub(feed, "tcp://127.0.0.1:*")
+    run = asyncio.create_task(hub.run())
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SNDHWM, 0)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.connect(hub.endpoint)
+    seen: list[int] = []
+
+    async def watch() -> None:  # another task of the loop: what it sees between turns
+        while True:
+            seen.append(len(hub.wanted))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await eventually(lambda: seen, what="the watcher running")
+        for n in range(1_000):
+            sub.setsockopt(zmq.SUBSCRIBE, f"NSE_Q{n}_LTP".encode())
+        time.sleep(0.5)  # the loop held: every subscription is queued at the hub
+        await eventually(lambda: len(hub.wanted) == 1_000, what=lambda: f"1,000 wanted, {len(hub.wanted)}")
+        between = sorted({n for n in seen if 0 < n < 1_000})
+        assert len(between) >= 1_000 // FOLLOW_SLICE - 2, between
+    finally:
+        watcher.cancel()
+        sub.close(0)
+        ctx.term()
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
