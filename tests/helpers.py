@@ -8,6 +8,8 @@ new test goes.
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import re
 import socket
 import subprocess
@@ -122,6 +124,35 @@ async def raw_websocket(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamW
     )
     await reader.readuntil(b"\r\n\r\n")
     return reader, writer
+
+
+def masked_frame(body: bytes, opcode: int = 0x1) -> bytes:
+    """A client's (masked) final frame around ``body``: text by default."""
+    mask = os.urandom(4)
+    n = len(body)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        head = bytes((0x80 | opcode, 0xFE)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0xFF)) + n.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(body))
+
+
+def never_reading_socket(url: str) -> socket.socket:
+    """A blocking raw WebSocket client, past the handshake, with a tiny receive buffer: a
+    client that stops reading (it never reads again unless the test does)."""
+    host, port = url.removeprefix("ws://").split(":")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(
+        f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    s.recv(4096)
+    return s
 
 
 # A feed that is only a bus ------------------------------------------------------------

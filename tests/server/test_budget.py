@@ -8,7 +8,6 @@ too many connections or subscriptions, and ``/health`` without the key."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import os
 import socket
@@ -24,36 +23,13 @@ from websockets.sync.client import connect as sync_connect
 
 from oaws.protocol.codes import Limits
 from oaws.server.proxy import ProxyOptions
-from tests.helpers import eventually, recv_json, tick
+from tests.helpers import eventually, masked_frame, never_reading_socket, recv_json, tick
 
 SOFT = 64 * 1024
 
 
-def _frame(body: bytes, opcode: int = 0x1) -> bytes:
-    """A client's (masked) frame around ``body``."""
-    mask = os.urandom(4)
-    n = len(body)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 65536:
-        head = bytes((0x80 | opcode, 0xFE)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 0xFF)) + n.to_bytes(8, "big")
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(body))
-
-
 def _never_reading(url: str) -> socket.socket:
-    """A raw WebSocket client, past the handshake, that never reads again."""
-    host, port = url.removeprefix("ws://").split(":")
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect((host, int(port)))
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(
-        f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    s.recv(4096)
+    s = never_reading_socket(url)
     s.setblocking(False)
     return s
 
@@ -109,7 +85,7 @@ async def test_websocket_pings_from_a_client_that_never_reads_stay_within_its_bu
     s = await asyncio.to_thread(_never_reading, proxy.url)
     try:
         c = await _client_of(proxy, s)
-        peak = await _flood(proxy, s, c, _frame(b"p" * 125, opcode=0x9), 3_000_000)
+        peak = await _flood(proxy, s, c, masked_frame(b"p" * 125, opcode=0x9), 3_000_000)
         assert peak < SOFT + 300_000  # the soft limit, plus at most one read's pongs
         await eventually(lambda: c not in proxy.clients, what="the client closed for being too slow")
     finally:
@@ -122,7 +98,7 @@ async def test_ping_requests_with_huge_timestamps_to_a_client_that_never_reads_s
     try:
         c = await _client_of(proxy, s)
         handled = _count_requests(proxy)
-        ping = _frame(orjson.dumps({"action": "ping", "timestamp": "x" * 100_000}))
+        ping = masked_frame(orjson.dumps({"action": "ping", "timestamp": "x" * 100_000}))
         peak = await _flood(proxy, s, c, ping, 30 * len(ping))
         await eventually(lambda: handled[0] == 30, what="the pings handled")
         # a pong echoes at most a kilobyte of the timestamp: 30 of them stay under the soft limit
@@ -139,7 +115,7 @@ async def test_error_echoes_to_an_unauthenticated_client_that_never_reads_stay_w
     try:
         c = await _client_of(proxy, s)
         handled = _count_requests(proxy)
-        request = _frame(orjson.dumps({"action": "subscribe", "request_id": "x" * 100_000}))
+        request = masked_frame(orjson.dumps({"action": "subscribe", "request_id": "x" * 100_000}))
         peak = await _flood(proxy, s, c, request, 30 * len(request))
         await eventually(lambda: handled[0] == 30, what="the requests handled")
         # an error reply echoes at most a kilobyte of the request_id
@@ -159,7 +135,7 @@ async def test_a_send_buffer_past_the_hard_cap_is_aborted_whatever_queued_it(bus
     try:
         c = await _client_of(proxy, s)
         symbols = [{"symbol": f"S{i}", "exchange": "NSE"} for i in range(3000)]
-        await _flood(proxy, s, c, _frame(orjson.dumps({"action": "subscribe", "mode": 1, "symbols": symbols})), 1)
+        await _flood(proxy, s, c, masked_frame(orjson.dumps({"action": "subscribe", "mode": 1, "symbols": symbols})), 1)
         await eventually(lambda: c not in proxy.clients, what="the client aborted")
         assert proxy.stats()["over_budget_aborted"] == 1
     finally:
@@ -299,18 +275,30 @@ async def test_connections_past_the_limit_are_refused_at_the_handshake_with_503(
 
 
 @pytest.mark.parametrize("proxy_options", [ProxyOptions(port=0, limits=Limits(per_client=3, total=4))])
-async def test_subscriptions_past_the_per_client_and_total_limits_get_limit_exceeded_and_the_rest_served(
-    bus, proxy
-):
+async def test_subscriptions_past_the_per_client_and_total_limits_get_limit_exceeded_and_the_rest_served(bus, proxy):
     async with connect(proxy.url) as a, connect(proxy.url) as b:
-        await a.send(orjson.dumps({"action": "subscribe", "mode": 1, "symbols": [
-            {"symbol": s, "exchange": "NSE"} for s in ("A", "B", "C", "D")]}).decode())
+        await a.send(
+            orjson.dumps(
+                {
+                    "action": "subscribe",
+                    "mode": 1,
+                    "symbols": [{"symbol": s, "exchange": "NSE"} for s in ("A", "B", "C", "D")],
+                }
+            ).decode()
+        )
         reply = await recv_json(a)
         assert reply["status"] == "partial"
         assert [e["status"] for e in reply["subscriptions"]] == ["success"] * 3 + ["error"]
         assert "per client" in reply["subscriptions"][3]["message"]
-        await b.send(orjson.dumps({"action": "subscribe", "mode": 1, "symbols": [
-            {"symbol": s, "exchange": "NSE"} for s in ("A", "E", "F")]}).decode())
+        await b.send(
+            orjson.dumps(
+                {
+                    "action": "subscribe",
+                    "mode": 1,
+                    "symbols": [{"symbol": s, "exchange": "NSE"} for s in ("A", "E", "F")],
+                }
+            ).decode()
+        )
         reply = await recv_json(b)
         # A is served already (costs nothing more), E is the fourth stream, F one too many
         assert [e["status"] for e in reply["subscriptions"]] == ["success", "success", "error"]

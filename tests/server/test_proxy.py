@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import os
 import socket
 import time
 
@@ -15,7 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from oaws.server.proxy import ProxyOptions, text_frame
-from tests.helpers import eventually, tick
+from tests.helpers import eventually, masked_frame, never_reading_socket, tick
 
 
 async def recv_json(ws, timeout=3.0):
@@ -266,29 +264,12 @@ async def test_past_the_brokers_quota_entries_are_refused_and_the_rest_served(bu
         assert len(proxy.routes) == 3
 
 
-def _masked(body: bytes) -> bytes:
-    """A client's (masked) text frame around ``body``."""
-    mask = os.urandom(4)
-    n = len(body)
-    head = bytes((0x81, 0x80 | n)) if n < 126 else b"\x81\xfe" + n.to_bytes(2, "big")
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(body))
-
-
 def _stalled_client(url: str, subscribe: list[str]) -> socket.socket:
     """A raw WebSocket client that subscribes and then never reads."""
-    host, port = url.removeprefix("ws://").split(":")
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect((host, int(port)))
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(
-        f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    s.recv(4096)
+    s = never_reading_socket(url)
     for topic in subscribe:
         sym, exch = topic.split(":")
-        s.sendall(_masked(orjson.dumps({"action": "subscribe", "symbol": sym, "exchange": exch, "mode": 1})))
+        s.sendall(masked_frame(orjson.dumps({"action": "subscribe", "symbol": sym, "exchange": exch, "mode": 1})))
     return s
 
 
@@ -355,7 +336,7 @@ async def test_a_client_that_does_not_read_its_replies_is_not_read_either(bus, p
         # the kernel's buffers would otherwise hold a megabyte of replies before the proxy's fills
         client.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         symbols = [[{"symbol": f"R{r}X{i}", "exchange": "NSE"} for i in range(200)] for r in range(50)]
-        frames = b"".join(_masked(orjson.dumps({"action": "subscribe", "mode": 1, "symbols": s})) for s in symbols)
+        frames = b"".join(masked_frame(orjson.dumps({"action": "subscribe", "mode": 1, "symbols": s})) for s in symbols)
         stalled.settimeout(2)
         with contextlib.suppress(TimeoutError):
             await asyncio.to_thread(stalled.sendall, frames)
