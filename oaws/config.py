@@ -94,23 +94,27 @@ def private_state_dir() -> Path:
     it). A symlinked directory is followed: that is the user's own choice of place.
     """
     d = state_dir()
+    return private_dir(d, f"the state directory {d}", "set OAWS_STATE_DIR to a directory of your own")
+
+
+def private_dir(d: Path, what: str, instead: str, *, follow: bool = True) -> Path:
+    """``d`` made if need be (0700) and checked: a directory of the user's, repaired to 0700,
+    or one sentence about ``what`` saying what to do ``instead``. With ``follow=False`` a
+    symbolic link in its place is refused, not followed."""
     try:
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        st = d.stat()
+        st = d.stat() if follow else os.lstat(d)
     except OSError as exc:
-        raise ConfigError(f"cannot make the state directory {d}: {exc.strerror}") from None
+        raise ConfigError(f"cannot make {what}: {exc.strerror}") from None
     if not stat.S_ISDIR(st.st_mode):
-        raise ConfigError(f"the state directory {d} is not a directory")
+        raise ConfigError(f"{what} is not a directory; {instead}")
     if st.st_uid != os.geteuid():
-        raise ConfigError(
-            f"the state directory {d} belongs to another user (uid {st.st_uid}); "
-            "set OAWS_STATE_DIR to a directory of your own"
-        )
+        raise ConfigError(f"{what} belongs to another user (uid {st.st_uid}); {instead}")
     if stat.S_IMODE(st.st_mode) != 0o700:
         try:
             os.chmod(d, 0o700)
         except OSError as exc:
-            raise ConfigError(f"cannot make the state directory {d} private (0700): {exc.strerror}") from None
+            raise ConfigError(f"cannot make {what} private (0700): {exc.strerror}") from None
     return d
 
 

@@ -51,17 +51,11 @@ def _fits(directory: Path) -> bool:
 def _private(directory: Path) -> Path:
     """``directory`` made (0700) and checked: a real directory of the user's, nobody else's way in."""
     try:
-        directory.mkdir(mode=0o700, exist_ok=True)
-        st = os.lstat(directory)
-    except OSError as exc:
-        raise PrivateBusError(f"cannot make a private bus in {directory}: {exc.strerror}") from None
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-        raise PrivateBusError(
-            f"cannot make a private bus in {directory}: it is not a directory of yours; remove it or give --bus"
+        return config.private_dir(
+            directory, f"the private bus's directory {directory}", "remove it or give --bus", follow=False
         )
-    if stat.S_IMODE(st.st_mode) != 0o700:
-        os.chmod(directory, 0o700)
-    return directory
+    except config.ConfigError as exc:
+        raise PrivateBusError(str(exc)) from None
 
 
 def directories() -> list[Path]:
