@@ -98,10 +98,6 @@ def open_private(path: Path | str, flags: int) -> int:
     raise BackgroundError(f"{path} keeps being replaced by a link; remove it")
 
 
-def _opener(path: str, flags: int) -> int:
-    return open_private(path, flags)
-
-
 def _process_start(pid: int) -> int | None:
     """When ``pid`` started (clock ticks since boot, /proc/PID/stat's 22nd field); None without /proc."""
     try:
@@ -307,7 +303,7 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """A rotating log that opens its file 0600 and never through a symbolic link."""
 
     def _open(self):  # type: ignore[no-untyped-def]
-        return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=_opener)
+        return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=open_private)
 
 
 def log_to_file() -> Path:

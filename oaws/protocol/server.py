@@ -362,7 +362,7 @@ class Session:
             self._check(instrument)
             stream = Stream(instrument, mode, int(depth) if mode == DEPTH else DEFAULT_DEPTH)
             held = self.subs.get(instrument, ())
-            holds = mode in held and self.stream(instrument, mode) == stream
+            holds = self.holds(stream)
             if not holds:
                 self._room(stream, joined, moving=mode in held)
                 added = int(not self.quota.served(stream))
