@@ -316,13 +316,13 @@ def load_master(instruments: str | os.PathLike[str] | None = None) -> Master:
     index = master_dir() / INDEX_FILE
     if not index.exists():
         raise MasterMissing(
-            "no Angel One instrument master here yet: run `oaws instruments update` "
+            "no Angel One instrument master here yet: run `oaws instruments update --broker angel` "
             "(or point OAWS_INSTRUMENTS at a copy of OpenAPIScripMaster.json)"
         )
     master = read_master(index)
     if master.built and time.time() - master.built > STALE_AFTER:
         log.warning(
-            "the Angel instrument master is %d days old; `oaws instruments update` refreshes it",
+            "the Angel instrument master is %d days old; `oaws instruments update --broker angel` refreshes it",
             (time.time() - master.built) // 86400,
         )
     return master

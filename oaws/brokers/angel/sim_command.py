@@ -49,7 +49,7 @@ def angel_sim(
         sys.stdout.flush()
         sim_url = f"{sim.api_url}/sim"
         typer.echo(
-            "Then: oaws login angel && oaws instruments update && oaws serve --broker angel\n"
+            "Then: oaws login angel && oaws instruments update --broker angel && oaws serve --broker angel\n"
             "Faults on demand, on the feed connections open at that moment:\n"
             f"  curl -X POST {sim_url}/drop                  # drop them without a close frame\n"
             f"  curl -X POST '{sim_url}/silent?seconds=60'   # no ticks or pongs for 60 s (the default)\n"
