@@ -188,6 +188,8 @@ class Broker:
     #: ``oaws sim NAME`` (and ``oaws NAME-sim``): a command function, its options typer-annotated,
     #: that runs a local simulator of the broker's wire format
     simulator: Callable[..., Any] | None = None
+    #: more names for ``oaws sim`` to offer the same simulator under (a family's: ``oaws sim noren``)
+    simulator_aliases: tuple[str, ...] = ()
     #: instruments it always knows, for the watch's completion (no I/O, fast)
     symbols: Callable[[], list[str]] | None = None
     limits: BrokerLimits = field(default_factory=BrokerLimits)

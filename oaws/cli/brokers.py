@@ -215,9 +215,14 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app)
     root.add_typer(instruments_app, name="instruments")
     simulators = brokers.with_feature("simulator")
+    taken = {broker.name for broker in simulators}
     for broker in simulators:
         run = friendly(broker.simulator)  # type: ignore[arg-type]
         sim_app.command(broker.name)(run)
         root.command(f"{broker.name}-sim", hidden=True)(run)
+        for alias in broker.simulator_aliases:
+            if alias not in taken:  # a broker's own name, or an alias given before, stands
+                taken.add(alias)
+                sim_app.command(alias)(run)
     orders.register(sim_app)
     root.add_typer(sim_app, name="sim")

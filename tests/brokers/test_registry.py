@@ -16,11 +16,11 @@ def test_oaws_own_brokers_register_through_entry_points():
     angel = brokers.get("angel")
     assert angel.login is not None and angel.master is not None and angel.simulator is not None
     assert brokers.get(" SIM ").name == "sim"  # as a user may type it
-    assert [b.name for b in brokers.with_feature("login")] == ["angel", "dhan", "kite"]
+    assert [b.name for b in brokers.with_feature("login")] == ["angel", "dhan", "flattrade", "kite", "shoonya"]
 
 
 def test_an_unknown_broker_is_one_sentence_naming_the_known_ones():
-    with pytest.raises(BrokerError, match=r"^unknown broker 'fyers'; choose one of angel, dhan, kite, openalgo, replay, sim$"):
+    with pytest.raises(BrokerError, match=r"^unknown broker 'fyers'; choose one of angel, dhan, flattrade, kite, openalgo, replay, shoonya, sim$"):
         brokers.get("fyers")
 
 

@@ -71,7 +71,7 @@ def test_login_without_credentials_names_what_to_set(app):
 def test_login_to_another_broker_is_refused(app):
     result = run(app, "login", "zerodha")
     assert result.exit_code == 1
-    assert result.stderr == "oaws: unknown broker 'zerodha'; choose one of angel, dhan, kite, openalgo, replay, sim\n"
+    assert result.stderr == "oaws: unknown broker 'zerodha'; choose one of angel, dhan, flattrade, kite, openalgo, replay, shoonya, sim\n"
 
 
 async def test_instruments_update_then_search(app, sim_env):

@@ -1,0 +1,60 @@
+"""``oaws sim noren`` (and ``oaws sim shoonya``, ``oaws sim flattrade``...): a local Noren OMS host.
+
+One simulator answers as any registered Noren broker (``--as NAME``); each broker's own
+``oaws sim NAME`` answers as that broker by default.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from oaws.brokers.noren.family import HOSTS
+
+
+def simulator_for(default: str) -> Callable[..., Any]:
+    """The ``oaws sim`` command function that answers as ``default`` unless told ``--as``."""
+
+    def noren_sim(
+        as_: Annotated[
+            str, typer.Option("--as", help=f"The Noren broker to answer as ({', '.join(sorted(HOSTS))}).")
+        ] = default,
+        host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+        rest_port: Annotated[
+            int, typer.Option("--rest-port", min=0, max=65535, help="Port of the REST API (0: any free port).")
+        ] = 8797,
+        feed_port: Annotated[
+            int, typer.Option("--feed-port", min=0, max=65535, help="Port of the feed (0: any free port).")
+        ] = 8798,
+        tick_interval: Annotated[
+            float, typer.Option("--tick-interval", min=0.01, help="Seconds between updates of each subscription.")
+        ] = 0.5,
+    ) -> None:
+        """Run a local Noren OMS host (login, symbol masters, feed with partial updates, orders), offline.
+
+        The `export` lines go to stdout (`oaws sim noren > env.sh &` then `. env.sh`), the rest to stderr.
+        """
+        import asyncio
+
+        from oaws.brokers.noren import simulator
+
+        name = as_.strip().lower()
+        if name not in HOSTS:
+            typer.echo(f"oaws: --as {as_!r} is not a Noren broker; choose one of {', '.join(sorted(HOSTS))}", err=True)
+            raise typer.Exit(2)
+
+        def ready(sim: simulator.NorenSimulator) -> None:
+            typer.echo(f"Noren simulator ({HOSTS[name].title}) on {host}; point oaws at it with (on stdout):", err=True)
+            sys.stdout.write("".join(f"export {k}={v}\n" for k, v in sim.env().items()))
+            sys.stdout.flush()
+
+        try:
+            asyncio.run(simulator.run(HOSTS[name], host, rest_port, feed_port, tick_interval, on_ready=ready))
+        except OSError as exc:
+            typer.echo(f"oaws: cannot start the simulator on {host}: {exc.strerror}", err=True)
+            raise typer.Exit(1) from None
+
+    return noren_sim
