@@ -28,6 +28,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from oaws.brokers.kite.dump import WEEKLY_MONTH, build_dump
 from oaws.brokers.kite.simulator import GARBAGE_FRAMES, KiteSimulator, Tick
+from tests.helpers import eventually
 
 from .conftest import open_ticker, send
 
@@ -238,7 +239,7 @@ async def next_text(ws: ClientConnection) -> str:
 @pytest.mark.parametrize("status", ["OPEN", "COMPLETE", "CANCELLED", "REJECTED", "TRIGGER PENDING", "UPDATE"])
 async def test_order_updates_reach_on_order_update(kite_sim, status):
     async with open_ticker(kite_sim) as ws:
-        await until(lambda: kite_sim.connections == 1)
+        await eventually(lambda: kite_sim.connections == 1)
         sent = kite_sim.push_order({"status": status, "tradingsymbol": "SBIN", "exchange": "NSE", "quantity": 10})
         text = await next_text(ws)
     kt, seen = listening_ticker()
@@ -254,7 +255,7 @@ async def test_order_updates_reach_on_order_update(kite_sim, status):
 
 async def test_errors_reach_on_error_and_messages_nothing(kite_sim):
     async with open_ticker(kite_sim) as ws:
-        await until(lambda: kite_sim.connections == 1)
+        await eventually(lambda: kite_sim.connections == 1)
         kite_sim.send_error("Invalid instrument token")
         error = await next_text(ws)
         kite_sim.send_message("Market opens soon")
@@ -267,21 +268,15 @@ async def test_errors_reach_on_error_and_messages_nothing(kite_sim):
 
 
 # The ticker's requests and limits -------------------------------------------------------------------
-async def until(predicate, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
 async def test_subscribe_sets_quote_mode_and_unsubscribe_stops_the_ticks(kite_sim):
     infy, sbin = token_of(kite_sim, tradingsymbol="INFY"), token_of(kite_sim, tradingsymbol="SBIN")
     async with open_ticker(kite_sim) as ws:
         await send(ws, "subscribe", [infy, sbin])
-        await until(lambda: kite_sim.subscriptions() == {infy: "quote", sbin: "quote"})
+        await eventually(lambda: kite_sim.subscriptions() == {infy: "quote", sbin: "quote"})
         await send(ws, "mode", ["full", [sbin]])
-        await until(lambda: kite_sim.subscriptions() == {infy: "quote", sbin: "full"})
+        await eventually(lambda: kite_sim.subscriptions() == {infy: "quote", sbin: "full"})
         await send(ws, "unsubscribe", [infy])
-        await until(lambda: kite_sim.subscriptions() == {sbin: "full"})
+        await eventually(lambda: kite_sim.subscriptions() == {sbin: "full"})
         await frame_with(kite_sim, ws, sbin, "full")  # past the unsubscribe: only SBIN ticks from here
         for _ in range(5):
             frame, _tick = await frame_with(kite_sim, ws, sbin, "full")
@@ -293,7 +288,7 @@ async def test_mode_of_a_token_not_subscribed_is_ignored(kite_sim):
     async with open_ticker(kite_sim) as ws:
         await send(ws, "mode", ["full", [infy]])
         await send(ws, "subscribe", [infy])
-        await until(lambda: kite_sim.subscriptions() == {infy: "quote"})
+        await eventually(lambda: kite_sim.subscriptions() == {infy: "quote"})
 
 
 async def test_unknown_tokens_are_accepted_and_never_tick(kite_sim):
@@ -331,7 +326,7 @@ async def test_a_malformed_request_gets_an_error_text_and_the_connection_stays(k
 async def test_past_3000_tokens_on_a_connection_the_rest_are_refused_with_an_error(kite_sim):
     async with open_ticker(kite_sim) as ws:
         await send(ws, "subscribe", [(100_000 + i) << 8 | 1 for i in range(3000)])  # 3000 unknown NSE tokens
-        await until(lambda: len(kite_sim.subscriptions()) == 3000)
+        await eventually(lambda: len(kite_sim.subscriptions()) == 3000)
         await send(ws, "subscribe", [408065, 738561])
         reply = json.loads(await next_text(ws))
     assert reply["type"] == "error" and "3000" in reply["data"]
@@ -363,14 +358,14 @@ async def test_a_fourth_connection_of_one_api_key_is_refused_with_429(kite_sim):
             async with open_ticker(kite_sim):
                 pass
         assert refused.value.response.status_code == 429
-    await until(lambda: kite_sim.connections == 0)
+    await eventually(lambda: kite_sim.connections == 0)
     async with open_ticker(kite_sim):
-        await until(lambda: kite_sim.connections == 1)
+        await eventually(lambda: kite_sim.connections == 1)
 
 
 async def test_expire_tokens_drops_open_connections_without_a_close_frame(kite_sim):
     async with open_ticker(kite_sim) as ws:
-        await until(lambda: kite_sim.connections == 1)
+        await eventually(lambda: kite_sim.connections == 1)
         kite_sim.expire_tokens()
         with pytest.raises(ConnectionClosed) as closed:
             async with asyncio.timeout(5):
@@ -382,7 +377,7 @@ async def test_expire_tokens_drops_open_connections_without_a_close_frame(kite_s
 
 async def test_drop_all_cuts_every_connection_without_a_close_frame(kite_sim):
     async with open_ticker(kite_sim) as a, open_ticker(kite_sim) as b:
-        await until(lambda: kite_sim.connections == 2)
+        await eventually(lambda: kite_sim.connections == 2)
         kite_sim.drop_all()
         for ws in (a, b):
             with pytest.raises(ConnectionClosed) as closed:
@@ -394,7 +389,7 @@ async def test_drop_all_cuts_every_connection_without_a_close_frame(kite_sim):
 
 async def test_restart_closes_with_1012_refuses_with_503_then_recovers(kite_sim):
     async with open_ticker(kite_sim) as ws:
-        await until(lambda: kite_sim.connections == 1)
+        await eventually(lambda: kite_sim.connections == 1)
         kite_sim.restart(seconds=0.5)
         with pytest.raises(ConnectionClosed) as closed:
             async with asyncio.timeout(5):
@@ -421,15 +416,26 @@ async def test_go_silent_stops_ticks_and_heartbeats_for_the_time_given(kite_sim)
     async with open_ticker(kite_sim) as ws:
         await send(ws, "subscribe", [408065])
         await frame_with(kite_sim, ws, 408065, "quote")
-        kite_sim.go_silent(seconds=0.6)
-        # what was already in flight may still arrive; then nothing at all for a while
-        frames: list[Any] = []
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.4):
-                while True:
-                    frames.append(await ws.recv())
-        assert len(frames) <= 2
+        await eventually(lambda: kite_sim.heartbeats > 0)
+        kite_sim.go_silent(seconds=1.0)
+        sent = (kite_sim.frames_sent, kite_sim.heartbeats)
+        await asyncio.sleep(0.5)  # a window of silence: longer than 5 tick intervals and 2 heartbeats
+        assert (kite_sim.frames_sent, kite_sim.heartbeats) == sent
         await frame_with(kite_sim, ws, 408065, "quote")  # it speaks again after the silence
+        await eventually(lambda: kite_sim.heartbeats > sent[1])
+
+
+async def test_a_silence_concerns_only_the_connections_open_then(kite_sim):
+    async with open_ticker(kite_sim) as first:
+        await eventually(lambda: kite_sim.connections == 1)
+        kite_sim.go_silent()
+        async with open_ticker(kite_sim) as second:
+            await send(second, "subscribe", [408065])
+            await frame_with(kite_sim, second, 408065, "quote")
+            await send(first, "subscribe", [408065])
+            await eventually(lambda: [c.silent for c in kite_sim.open_connections()] == [True, False])
+            kite_sim.go_silent(silent=False)
+            await frame_with(kite_sim, first, 408065, "quote")
 
 
 # Garbage -----------------------------------------------------------------------------------------
@@ -463,7 +469,7 @@ async def test_garbage_frames_are_what_they_say_to_kiteconnect_and_the_connectio
 
 async def test_send_garbage_sends_the_frame_given(kite_sim):
     async with open_ticker(kite_sim) as ws:
-        await until(lambda: kite_sim.connections == 1)
+        await eventually(lambda: kite_sim.connections == 1)
         kite_sim.send_garbage(b"\xff\xff\x00")
         async with asyncio.timeout(5):
             while (frame := await ws.recv()) == b"\x00":
@@ -762,7 +768,7 @@ def control(sim: KiteSimulator, action: str, method: str = "POST", **options: An
 
 async def test_controls_over_http_act_on_the_open_connections(kite_sim):
     async with open_ticker(kite_sim) as ws:
-        await until(lambda: kite_sim.connections == 1)
+        await eventually(lambda: kite_sim.connections == 1)
         reply = await asyncio.to_thread(control, kite_sim, "order", data=json.dumps({"status": "REJECTED"}))
         assert reply.status_code == 200 and reply.json()["action"] == "order" and reply.json()["connections"] == 1
         assert json.loads(await next_text(ws))["data"]["status"] == "REJECTED"
