@@ -23,7 +23,8 @@ REST (``http.server`` in a thread, so a blocking ``KiteConnect`` in the same pro
   circuit limits live (the ticker has none).
 - ``GET /instruments`` and ``GET /instruments/{exchange}`` serve the dump as ``text/csv``
   with a ``Content-Length``, with or without an ``Authorization`` header (Kite's dump is
-  public; a header is not checked).
+  public; a header is not checked); with ``gzip_dump=True``, gzip-encoded to clients that
+  accept it, as Kite's is believed to be (then the length is the compressed size).
 - Every authenticated route (not ``/instruments``, not the login page) requires
   ``X-Kite-Version: 3``: 400 ``InputException`` without it (the simulator's strictness;
   Kite itself may fall back to an older API version).
@@ -59,6 +60,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -363,6 +365,7 @@ class KiteSimulator:
         max_connections: int = 3,
         tokens_per_connection: int = 3000,
         request_token_ttl: float = 300.0,
+        gzip_dump: bool = False,
     ) -> None:
         self.host, self._rest_port, self._feed_port = host, rest_port, feed_port
         self.api_key, self.api_secret, self.user_id = api_key, api_secret, user_id
@@ -371,6 +374,8 @@ class KiteSimulator:
         self.max_connections = max_connections
         self.tokens_per_connection = tokens_per_connection
         self.request_token_ttl = request_token_ttl
+        #: serve the dump gzip-encoded to clients that accept it (Content-Length is then the compressed size)
+        self.gzip_dump = gzip_dump
         self.rng = random.Random(seed)
         self._dump = dump if dump is not None else build_dump()
         self._rows = _index_dump(self._dump)
@@ -591,6 +596,8 @@ class KiteSimulator:
             if "/" in exchange:
                 return _Reply(404, _error("Route not found", "GeneralException"))
             data = self._dump if not exchange else _filter_dump(self._dump, exchange.upper())
+            if self.gzip_dump and "gzip" in headers.get("accept-encoding", ""):
+                return _Reply(200, gzip.compress(data, mtime=0), "text/csv", {"Content-Encoding": "gzip"})
             return _Reply(200, data, "text/csv")
         if headers.get("x-kite-version") != "3":
             return _Reply(

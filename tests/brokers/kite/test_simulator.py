@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -681,6 +682,22 @@ async def test_the_dump_is_served_with_its_length_and_without_auth(kite_sim):
     assert with_auth.status_code == 200
     rows = list(csv.DictReader(io.StringIO(with_auth.text)))
     assert rows and {r["exchange"] for r in rows} == {"CDS"}
+
+
+async def test_a_gzipped_dump_is_what_kiteconnect_reads_and_its_length_is_the_compressed_size():
+    async with KiteSimulator(gzip_dump=True, tick_interval=0.05) as sim:
+        records = await asyncio.to_thread(kite(sim).instruments)
+        assert len(records) == sim.dump_bytes().decode().strip().count("\n")
+        raw = await asyncio.to_thread(
+            requests.get, f"{sim.api_url}/instruments", headers={"Accept-Encoding": "gzip"}, stream=True, timeout=5
+        )
+        body = raw.raw.read(decode_content=False)
+        assert raw.headers["Content-Encoding"] == "gzip" and int(raw.headers["Content-Length"]) == len(body)
+        assert len(body) < len(sim.dump_bytes()) and gzip.decompress(body) == sim.dump_bytes()
+        plain = await asyncio.to_thread(
+            requests.get, f"{sim.api_url}/instruments", headers={"Accept-Encoding": "identity"}, timeout=5
+        )
+        assert "Content-Encoding" not in plain.headers and plain.content == sim.dump_bytes()
 
 
 async def test_a_dump_given_is_the_dump_served():
