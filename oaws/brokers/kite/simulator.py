@@ -112,6 +112,8 @@ CONTROL_HELP = "POST /sim/" + ", /sim/".join(CONTROLS)
 DEFAULT_SILENCE = 60.0
 MAX_SECONDS = 3600.0
 FRAMES_KEPT = 5000
+#: the records of what happened (requests, refusals, controls) keep at least this many entries each
+LOG_KEPT = 10_000
 
 ERROR_TYPES = {
     400: "InputException",
@@ -442,8 +444,10 @@ class KiteSimulator:
         return self
 
     async def stop(self) -> None:
-        for task in [*self._background, *self._tasks]:
+        tasks = [*self._background, *self._tasks]
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for conn in self._connections:
             if conn.resume is not None:
                 conn.resume.cancel()
@@ -580,8 +584,8 @@ class KiteSimulator:
 
     def rest(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> _Reply:
         """One REST request -> the reply. Called from the HTTP thread."""
-        self.rest_requests.append((method, path))
-        self.rest_headers.append(headers)
+        _keep(self.rest_requests, (method, path))
+        _keep(self.rest_headers, headers)
         if path == "/connect/login":
             return self._login_page(method, query)
         with self._lock:
@@ -744,7 +748,7 @@ class KiteSimulator:
         return None
 
     def _refuse(self, connection: ServerConnection, status: int, message: str) -> Response:
-        self.refused.append((status, message))
+        _keep(self.refused, (status, message))
         return connection.respond(status, f"{message}\n")
 
     async def _serve_ticker(self, ws: ServerConnection) -> None:
@@ -770,8 +774,8 @@ class KiteSimulator:
             request = json.loads(message)
         except ValueError:
             return [_text_error("invalid message: not JSON")]
-        conn.requests.append(request)
-        self.requests.append((conn.serial, request))
+        _keep(conn.requests, request)
+        _keep(self.requests, (conn.serial, request))
         parsed = _parse_request(request)
         if isinstance(parsed, str):
             return [_text_error(parsed)]
@@ -926,7 +930,7 @@ class KiteSimulator:
 
     def send_text(self, text: str) -> None:
         """Send one text message on every connection."""
-        self.text_sent.append(text)
+        _keep(self.text_sent, text)
         for conn in list(self._connections):
             self._spawn(self._send_all(conn.ws, [text]))
 
@@ -1016,7 +1020,7 @@ class KiteSimulator:
             reply = future.result(timeout=5)
         except (RuntimeError, TimeoutError, concurrent.futures.CancelledError):
             return 503, {"error": "the simulator is stopping"}
-        self.controls.append(action)
+        _keep(self.controls, action)
         return 200, reply
 
     def _control_call(self, action: str, params: dict[str, str], body: bytes) -> Callable[[], str]:
@@ -1094,6 +1098,13 @@ def _filter_dump(dump: bytes, exchange: str) -> bytes:
     header, rows = lines[:1], lines[1:]
     index = header[0].rstrip("\r\n").split(",").index("exchange") if header else -1
     return "".join(header + [r for r in rows if next(csv.reader([r]))[index] == exchange]).encode()
+
+
+def _keep(log: list[Any], item: Any) -> None:
+    """Append ``item``, keeping the last ``LOG_KEPT`` (a simulator may run for days)."""
+    log.append(item)
+    if len(log) > 2 * LOG_KEPT:
+        del log[:-LOG_KEPT]
 
 
 def _error(message: str, error_type: str) -> dict[str, Any]:
