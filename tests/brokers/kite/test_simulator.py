@@ -840,3 +840,28 @@ async def test_no_secret_reaches_the_logs(kite_sim, caplog):
     for secret in (request_token, session["access_token"], access, kite_sim.api_secret, "refused-token-123"):
         assert secret not in text
     assert "kite-sim REST" in text  # the simulator did log its requests, without their query strings
+
+
+async def test_a_request_token_past_its_lifetime_is_refused():
+    async with KiteSimulator(request_token_ttl=0, tick_interval=0.05) as sim:
+        with pytest.raises(kex.TokenException) as late:
+            await asyncio.to_thread(kite(sim).generate_session, sim.issue_request_token(), sim.api_secret)
+    assert str(late.value) == "Token is invalid or has expired."
+
+
+async def test_invalidating_a_token_that_is_not_valid_is_refused(kite_sim):
+    with pytest.raises(kex.TokenException):
+        await asyncio.to_thread(kite(kite_sim, access_token="never-issued").invalidate_access_token)
+
+
+async def test_subscriptions_are_the_fullest_mode_over_open_connections(kite_sim):
+    infy, sbin = token_of(kite_sim, tradingsymbol="INFY"), token_of(kite_sim, tradingsymbol="SBIN")
+    async with open_ticker(kite_sim) as a, open_ticker(kite_sim) as b:
+        await send(a, "subscribe", [infy, sbin])
+        await send(a, "mode", ["ltp", [infy, sbin]])
+        await send(b, "subscribe", [infy])
+        await send(b, "mode", ["full", [infy]])
+        await eventually(lambda: kite_sim.subscriptions() == {infy: "full", sbin: "ltp"})
+        per_connection = [c.modes for c in kite_sim.open_connections()]
+        assert per_connection == [{infy: "ltp", sbin: "ltp"}, {infy: "full"}]
+    await eventually(lambda: kite_sim.subscriptions() == {})
