@@ -590,7 +590,9 @@ def update_master(
             directory.mkdir(parents=True, exist_ok=True)
             out = tmp.open("wb")
         with out:
-            response = kite_session.request("GET", url, what=what, timeout=timeout, headers=headers, stream=True)
+            response = kite_session.request(
+                "GET", url, what="the instrument dump", timeout=timeout, headers=headers, stream=True
+            )
             with response:
                 if response.status_code != 200:
                     status = f"HTTP {response.status_code} {response.reason or ''}".strip()

@@ -53,6 +53,8 @@ SESSION_FILE = "kite-session.json"
 KITE_VERSION = "3"
 #: attempts of a call Kite answers 429 or 5xx (or that finds no answer), and the most waited between them
 ATTEMPTS, MAX_WAIT = 4, 10.0
+#: the first wait between attempts (doubled each time)
+FIRST_DELAY = 0.5
 #: a request token as Kite hands them out (32 letters and digits); a little slack either way
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{6,128}$")
 
@@ -201,7 +203,7 @@ def request(
     timeout: float = 15.0,
     attempts: int = ATTEMPTS,
     max_wait: float = MAX_WAIT,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     **kwargs: Any,
 ) -> Any:
     """A ``requests`` call that retries 429, 5xx and no answer with backoff (Retry-After honoured).
@@ -212,7 +214,7 @@ def request(
     """
     import requests
 
-    waited, delay, reason = 0.0, 0.5, ""
+    waited, delay, reason = 0.0, FIRST_DELAY, ""
     for attempt in range(attempts):
         try:
             response = requests.request(method, url, timeout=timeout, **kwargs)
@@ -230,7 +232,7 @@ def request(
         if waited + pause > max_wait:
             break
         log.info("%s: %s from %s; trying again in %.1f s", what, reason, public(url), pause)
-        sleep(pause)
+        (sleep or time.sleep)(pause)
         waited += pause
         delay *= 2
     raise KiteUnavailable(f"cannot reach Kite for {what} at {public(url)}: {reason}")
