@@ -71,6 +71,8 @@ def _read_answer(prompt: str | None) -> str:
         sys.stderr.write(prompt)
         sys.stderr.flush()
     line = sys.stdin.readline()
+    if prompt is not None and not line.endswith("\n"):
+        sys.stderr.write("\n")  # end the prompt's line (Ctrl-D, or a pipe without a newline)
     if not line.strip():
         fail("nothing was read from stdin: paste what the broker's login page gave you (see `oaws login --help`)", 2)
     return line
