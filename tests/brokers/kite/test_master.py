@@ -429,3 +429,18 @@ async def test_a_body_shorter_than_its_content_length_is_refused(cache):
         await server.wait_closed()
     assert "broke off" in str(caught.value)
     assert load_master().source == "before"
+
+
+def test_completion_lists_the_oaws_names_and_is_quiet_without_a_master(cache, tmp_path):
+    from oaws.brokers.kite.master import completion_instruments
+
+    assert completion_instruments() == []
+    (tmp_path / "broken.json").write_bytes(b"{broken")
+    assert completion_instruments(str(tmp_path / "broken.json")) == []
+    _seed_cache()
+    names = completion_instruments()
+    assert "NIFTY:NSE_INDEX" in names and "SENSEX50:BSE_INDEX" in names
+    assert openalgo_option("NIFTY", date(2024, 12, 26), 24000, "CE") + ":NFO" in names
+    csv_path = tmp_path / "dump.csv"
+    csv_path.write_bytes(dump())
+    assert completion_instruments(str(csv_path)) == names
