@@ -23,7 +23,8 @@ REST (``http.server`` in a thread, so a blocking ``KiteConnect`` in the same pro
   circuit limits live (the ticker has none).
 - ``GET /instruments`` and ``GET /instruments/{exchange}`` serve the dump as ``text/csv``
   with a ``Content-Length``, with or without an ``Authorization`` header (Kite's dump is
-  public; a header is not checked).
+  public; a header is not checked); with ``gzip_dump=True``, gzip-encoded to clients that
+  accept it, as Kite's is believed to be (then the length is the compressed size).
 - Every authenticated route (not ``/instruments``, not the login page) requires
   ``X-Kite-Version: 3``: 400 ``InputException`` without it (the simulator's strictness;
   Kite itself may fall back to an older API version).
@@ -59,6 +60,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -110,6 +112,8 @@ CONTROL_HELP = "POST /sim/" + ", /sim/".join(CONTROLS)
 DEFAULT_SILENCE = 60.0
 MAX_SECONDS = 3600.0
 FRAMES_KEPT = 5000
+#: the records of what happened (requests, refusals, controls) keep at least this many entries each
+LOG_KEPT = 10_000
 
 ERROR_TYPES = {
     400: "InputException",
@@ -337,6 +341,8 @@ class SimConnection:
     resume: asyncio.TimerHandle | None = None
     #: what was received, parsed (for tests)
     requests: list[Any] = field(default_factory=list)
+    #: 1 for the first connection the simulator accepted, then 2, ...
+    serial: int = 0
 
 
 class KiteSimulator:
@@ -361,6 +367,7 @@ class KiteSimulator:
         max_connections: int = 3,
         tokens_per_connection: int = 3000,
         request_token_ttl: float = 300.0,
+        gzip_dump: bool = False,
     ) -> None:
         self.host, self._rest_port, self._feed_port = host, rest_port, feed_port
         self.api_key, self.api_secret, self.user_id = api_key, api_secret, user_id
@@ -369,6 +376,8 @@ class KiteSimulator:
         self.max_connections = max_connections
         self.tokens_per_connection = tokens_per_connection
         self.request_token_ttl = request_token_ttl
+        #: serve the dump gzip-encoded to clients that accept it (Content-Length is then the compressed size)
+        self.gzip_dump = gzip_dump
         self.rng = random.Random(seed)
         self._dump = dump if dump is not None else build_dump()
         self._rows = _index_dump(self._dump)
@@ -389,6 +398,11 @@ class KiteSimulator:
         self.handshakes = 0
         self.refused: list[tuple[int, str]] = []
         self.heartbeats = 0
+        #: binary messages of ticks sent (snapshots after a request included)
+        self.frames_sent = 0
+        #: every ticker request received, parsed: (connection number, request)
+        self.requests: list[tuple[int, Any]] = []
+        self._serial = 0
         self.controls: list[str] = []
         self.text_sent: list[str] = []
         self._httpd: ThreadingHTTPServer | None = None
@@ -430,8 +444,10 @@ class KiteSimulator:
         return self
 
     async def stop(self) -> None:
-        for task in [*self._background, *self._tasks]:
+        tasks = [*self._background, *self._tasks]
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for conn in self._connections:
             if conn.resume is not None:
                 conn.resume.cancel()
@@ -568,8 +584,8 @@ class KiteSimulator:
 
     def rest(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> _Reply:
         """One REST request -> the reply. Called from the HTTP thread."""
-        self.rest_requests.append((method, path))
-        self.rest_headers.append(headers)
+        _keep(self.rest_requests, (method, path))
+        _keep(self.rest_headers, headers)
         if path == "/connect/login":
             return self._login_page(method, query)
         with self._lock:
@@ -584,6 +600,8 @@ class KiteSimulator:
             if "/" in exchange:
                 return _Reply(404, _error("Route not found", "GeneralException"))
             data = self._dump if not exchange else _filter_dump(self._dump, exchange.upper())
+            if self.gzip_dump and "gzip" in headers.get("accept-encoding", ""):
+                return _Reply(200, gzip.compress(data, mtime=0), "text/csv", {"Content-Encoding": "gzip"})
             return _Reply(200, data, "text/csv")
         if headers.get("x-kite-version") != "3":
             return _Reply(
@@ -730,12 +748,13 @@ class KiteSimulator:
         return None
 
     def _refuse(self, connection: ServerConnection, status: int, message: str) -> Response:
-        self.refused.append((status, message))
+        _keep(self.refused, (status, message))
         return connection.respond(status, f"{message}\n")
 
     async def _serve_ticker(self, ws: ServerConnection) -> None:
         self._pending.discard(ws)
-        conn = SimConnection(ws, self.api_key)
+        self._serial += 1
+        conn = SimConnection(ws, self.api_key, serial=self._serial)
         self._connections.append(conn)
         try:
             async for message in ws:
@@ -755,7 +774,8 @@ class KiteSimulator:
             request = json.loads(message)
         except ValueError:
             return [_text_error("invalid message: not JSON")]
-        conn.requests.append(request)
+        _keep(conn.requests, request)
+        _keep(self.requests, (conn.serial, request))
         parsed = _parse_request(request)
         if isinstance(parsed, str):
             return [_text_error(parsed)]
@@ -787,6 +807,7 @@ class KiteSimulator:
         if snapshot:
             frame = encode_message(snapshot)
             self._remember(frame, snapshot)
+            self.frames_sent += 1
             replies.append(frame)
         return replies
 
@@ -841,11 +862,14 @@ class KiteSimulator:
                     if state is not None:
                         state.step(self.rng)
             for conn in live:
+                if conn.silent:  # silenced while an earlier connection's message was being sent
+                    continue
                 ticks = self._ticks(conn, list(conn.modes))
                 if not ticks:
                     continue
                 frame = encode_message(ticks)
                 self._remember(frame, ticks)
+                self.frames_sent += 1
                 with contextlib.suppress(ConnectionClosed):
                     await conn.ws.send(frame)
 
@@ -855,9 +879,9 @@ class KiteSimulator:
             for conn in list(self._connections):
                 if conn.silent:
                     continue
+                self.heartbeats += 1
                 with contextlib.suppress(ConnectionClosed):
                     await conn.ws.send(HEARTBEAT)
-                    self.heartbeats += 1
 
     # Failures on demand ------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
@@ -906,7 +930,7 @@ class KiteSimulator:
 
     def send_text(self, text: str) -> None:
         """Send one text message on every connection."""
-        self.text_sent.append(text)
+        _keep(self.text_sent, text)
         for conn in list(self._connections):
             self._spawn(self._send_all(conn.ws, [text]))
 
@@ -996,7 +1020,7 @@ class KiteSimulator:
             reply = future.result(timeout=5)
         except (RuntimeError, TimeoutError, concurrent.futures.CancelledError):
             return 503, {"error": "the simulator is stopping"}
-        self.controls.append(action)
+        _keep(self.controls, action)
         return 200, reply
 
     def _control_call(self, action: str, params: dict[str, str], body: bytes) -> Callable[[], str]:
@@ -1074,6 +1098,13 @@ def _filter_dump(dump: bytes, exchange: str) -> bytes:
     header, rows = lines[:1], lines[1:]
     index = header[0].rstrip("\r\n").split(",").index("exchange") if header else -1
     return "".join(header + [r for r in rows if next(csv.reader([r]))[index] == exchange]).encode()
+
+
+def _keep(log: list[Any], item: Any) -> None:
+    """Append ``item``, keeping the last ``LOG_KEPT`` (a simulator may run for days)."""
+    log.append(item)
+    if len(log) > 2 * LOG_KEPT:
+        del log[:-LOG_KEPT]
 
 
 def _error(message: str, error_type: str) -> dict[str, Any]:
