@@ -556,6 +556,16 @@ def _saving_in(directory: Path) -> Iterator[None]:
         raise MasterNotSaved(f"cannot save the Kite instrument master in {directory}: {exc.strerror or exc}") from None
 
 
+def _wire_bytes(response: Any, decoded: int) -> int:
+    """How many bytes of the body have come over the wire (urllib3 counts them); ``decoded`` when unknown."""
+    if not response.headers.get("Content-Encoding"):
+        return decoded
+    try:
+        return int(response.raw.tell())
+    except (AttributeError, TypeError, ValueError, OSError):
+        return decoded
+
+
 def update_master(
     url: str | None = None,
     progress: Callable[[int, int | None], None] | None = None,
@@ -597,14 +607,16 @@ def update_master(
                 if response.status_code != 200:
                     status = f"HTTP {response.status_code} {response.reason or ''}".strip()
                     raise KiteUnavailable(f"cannot download {what} from {kite_session.public(url)}: {status}")
-                total = int(response.headers.get("Content-Length") or 0) or None
+                # Content-Length counts the bytes on the wire (compressed, when Kite gzips the dump):
+                # progress and the cut-short check count those too, the file gets the decoded CSV
+                total = _int(response.headers.get("Content-Length") or "") or None
                 done = 0
                 if progress is not None:
                     progress(0, total)
                 for chunk in response.iter_content(chunk_size=1 << 16):
                     with _saving_in(directory):
                         out.write(chunk)
-                    done += len(chunk)
+                    done = _wire_bytes(response, done + len(chunk))
                     if progress is not None:
                         progress(done, total)
         if total is not None and done < total:

@@ -444,3 +444,20 @@ def test_completion_lists_the_oaws_names_and_is_quiet_without_a_master(cache, tm
     csv_path = tmp_path / "dump.csv"
     csv_path.write_bytes(dump())
     assert completion_instruments(str(csv_path)) == names
+
+
+async def test_a_gzip_encoded_dump_is_saved_decoded_with_progress_in_wire_bytes(cache):
+    import asyncio
+    import gzip
+
+    from oaws.brokers.kite.simulator import KiteSimulator
+
+    calls: list[tuple[int, int | None]] = []
+    async with KiteSimulator(gzip_dump=True) as sim:
+        url = f"{sim.api_url}/instruments"
+        _, count = await asyncio.to_thread(KiteMaster().update, url, lambda done, total: calls.append((done, total)))
+        wire = len(gzip.compress(sim.dump_bytes(), mtime=0))
+        assert (master_dir() / MASTER_FILE).read_bytes() == sim.dump_bytes()
+    assert count == len(KiteConnect(api_key="x")._parse_instruments(sim.dump_bytes()))
+    assert wire < len(sim.dump_bytes())
+    assert calls[0] == (0, wire) and calls[-1] == (wire, wire)
