@@ -181,8 +181,12 @@ class Broker:
     selected_by: tuple[str, ...] = ()
     #: its own settings: environment variables and a ``[NAME]`` section of the config file
     settings: Any = None
-    #: ``oaws login NAME``: logs in, keeps the session, returns one line for the user
-    login: Callable[[], str] | None = None
+    #: ``oaws login NAME``: logs in, keeps the session, returns one line for the user. A login that
+    #: needs the user's answer (a request token from the broker's web page) takes a keyword
+    #: ``ask``: ``ask(prompt) -> str`` shows the prompt and returns the line the user gave (on
+    #: stdin; ``--request-token`` reads it without the prompt); ``oaws login`` passes ``ask``
+    #: only to a login whose signature accepts it
+    login: Callable[..., str] | None = None
     #: ``oaws instruments ... --broker NAME``: its instrument master (made when first used)
     master: Callable[[], InstrumentMaster] | None = None
     #: ``oaws sim NAME`` (and ``oaws NAME-sim``): a command function, its options typer-annotated,

@@ -16,7 +16,7 @@ import typer
 from oaws import brokers
 from oaws.brokers.api import Broker
 from oaws.cli import orders
-from oaws.cli.common import UserError, command, friendly
+from oaws.cli.common import UserError, command, fail, friendly
 
 
 def _offering(feature: str, name: str | None, what: str) -> Broker:
@@ -54,17 +54,58 @@ BrokerOpt = Annotated[
 app = typer.Typer()
 
 
+def _takes_ask(login: Any) -> bool:
+    """Whether a broker's ``login`` asks the user something (it accepts ``ask=``, or any keyword)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(login).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "ask" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _read_answer(prompt: str | None) -> str:
+    """One line from stdin (after ``prompt`` on stderr, if any); an empty one is a command-line mistake."""
+    if prompt is not None:
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line.strip():
+        fail("nothing was read from stdin: paste what the broker's login page gave you (see `oaws login --help`)", 2)
+    return line
+
+
 @command(app)
 def login(
     broker: Annotated[str, typer.Argument(help="The broker to log in to (`oaws brokers` lists them).")],
+    request_token: Annotated[
+        bool,
+        typer.Option(
+            "--request-token",
+            help="Read the login page's answer (Kite: the redirect URL or its request_token) from stdin, "
+            "without a prompt: `pbpaste | oaws login kite --request-token`. Never given on the command line.",
+        ),
+    ] = False,
 ) -> None:
     """Log in to the broker and keep the session for `oaws serve --broker NAME`.
 
     Credentials come from the broker's environment variables or its section of the config
     file (`oaws brokers` lists them); the session is stored in the state directory, mode 0600.
+    A broker whose login goes through its web page (Kite) prints the page's URL on stderr
+    and reads what the page handed back from stdin.
     """
     chosen = _offering("login", broker, "login")
-    typer.echo(chosen.login())  # type: ignore[misc]
+    if not _takes_ask(chosen.login):
+        if request_token:
+            fail(f"the {chosen.name} broker logs in without a request token; run `oaws login {chosen.name}`", 2)
+        typer.echo(chosen.login())  # type: ignore[misc]
+        return
+
+    def ask(prompt: str) -> str:
+        return _read_answer(None if request_token else prompt)
+
+    typer.echo(chosen.login(ask=ask))  # type: ignore[misc, call-arg]
 
 
 instruments_app = typer.Typer(
