@@ -27,6 +27,8 @@ def kite_sim(
     """Run a local Zerodha Kite (session exchange, instrument dump, ticker) for developing offline.
 
     The `export` lines go to stdout (`oaws kite-sim > env.sh &` then `. env.sh`), the rest to stderr.
+    Faults on demand: POST /sim/drop, /sim/silent?seconds=N, /sim/garbage, /sim/restart?seconds=N,
+    /sim/rest-fault?status=S&count=N, /sim/order, /sim/error, /sim/message, /sim/expire.
     """
     import asyncio
 
@@ -34,8 +36,25 @@ def kite_sim(
 
     def ready(sim: simulator.KiteSimulator) -> None:
         typer.echo(f"Kite simulator on {host}; point oaws at it with (on stdout):", err=True)
+        # stdout carries only the exports, flushed now: the simulator runs on, so nothing else would flush them
         sys.stdout.write("".join(f"export {name}={value}\n" for name, value in sim.env().items()))
         sys.stdout.flush()
+        sim_url = f"{sim.api_url}/sim"
+        typer.echo(
+            "Then: oaws login kite && oaws instruments update --broker kite && oaws serve --broker kite\n"
+            f"The login page ({sim.login_url}) redirects at once to a URL with a fresh request_token.\n"
+            "Faults on demand, on the ticker connections open at that moment:\n"
+            f"  curl -X POST {sim_url}/drop                          # drop them without a close frame\n"
+            f"  curl -X POST '{sim_url}/silent?seconds=60'           # no ticks or heartbeats for 60 s (the default)\n"
+            f"  curl -X POST {sim_url}/garbage                       # send each the malformed frames\n"
+            f"  curl -X POST '{sim_url}/restart?seconds=5'           # close them with 1012, refuse with 503 for 5 s\n"
+            f"  curl -X POST '{sim_url}/rest-fault?status=429&count=3'  # the next 3 REST calls answer 429\n"
+            f'  curl -X POST {sim_url}/order -d \'{{"status":"OPEN"}}\'   # push an order update\n'
+            f"  curl -X POST '{sim_url}/error?text=oops'             # an error text message\n"
+            f"  curl -X POST '{sim_url}/message?text=hello'          # an informational text message\n"
+            f"  curl -X POST {sim_url}/expire                        # expire every token (morning expiry), drop them",
+            err=True,
+        )
 
     try:
         asyncio.run(simulator.run(host, rest_port, feed_port, tick_interval, on_ready=ready))
