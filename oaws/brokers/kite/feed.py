@@ -409,7 +409,7 @@ class KiteFeed(Feed):
             self.errors += 1
             self._bounded("error", "Kite sent an error: %.200s", str(message.data))
         else:
-            self._bounded("message", "Kite says: %.200s", str(message.data))
+            self._bounded("message", "Kite says: %.200s", str(message.data), level=logging.INFO)
 
     def _on_order(self, data: dict[str, Any]) -> None:
         update = self._order_update(data)
@@ -472,12 +472,12 @@ class KiteFeed(Feed):
         except InstrumentError:
             return None
 
-    def _bounded(self, kind: str, message: str, *args: object) -> None:
+    def _bounded(self, kind: str, message: str, *args: object, level: int = logging.WARNING) -> None:
         """Log ``message`` unless one of ``kind`` was logged in the last ``LOG_EVERY`` seconds."""
         now = time.monotonic()
         if now - self._logged.get(kind, -LOG_EVERY) >= LOG_EVERY:
             self._logged[kind] = now
-            log.warning(message, *args)
+            log.log(level, message, *args)
 
     # Subscriptions --------------------------------------------------------------------
     def _set_mode(self, token: int, route: _Route) -> None:

@@ -6,11 +6,13 @@ import asyncio
 import logging
 import time
 
+import orjson
 import pytest
+import zmq
 
 from oaws.brokers import kite as kite_plugin
 from oaws.brokers.api import Rejection
-from oaws.brokers.kite.errors import KiteCredentialsMissing, KiteTokenExpired
+from oaws.brokers.kite.errors import KiteCredentialsMissing, KiteError, KiteTokenExpired
 from oaws.brokers.kite.feed import SUBSCRIBE_BATCH, KiteFeed
 from oaws.brokers.kite.simulator import GARBAGE_FRAMES
 from oaws.instruments import parse
@@ -382,6 +384,46 @@ async def test_no_secret_reaches_the_logs(kite_sim, caplog):
         assert secret not in caplog.text
         assert all(secret not in str(record.args) for record in caplog.records)
     assert secret not in repr(feed.settings) and token not in repr(feed._sessions.session)
+
+
+async def test_an_unreachable_ticker_is_retried_and_its_url_logged_without_the_token(kite_sim, caplog):
+    token = kite_sim.issue_access_token()
+    settings = settings_for(kite_sim, access_token=token, feed_url="ws://127.0.0.1:9")
+    feed = make_feed(kite_sim, settings=settings, backoff_base=0.02, backoff_cap=0.1)
+    feed.attach(Recorder())
+    task = asyncio.create_task(feed.run())
+    await eventually(lambda: len(feed.disconnects) >= 3)
+    await _stop(task)
+    assert all(d.startswith("cannot connect to ws://127.0.0.1:9 (") for d in feed.disconnects)
+    assert feed.status()["adapter_status"] == "reconnecting"
+    assert token not in caplog.text and kite_sim.api_key not in caplog.text
+
+
+def test_a_feed_url_that_is_not_a_websocket_is_one_sentence(kite_sim):
+    with pytest.raises(KiteError, match="not a ws:// or wss:// URL \\(check KITE_FEED_URL\\)"):
+        make_feed(kite_sim, settings=settings_for(kite_sim, feed_url="http://127.0.0.1:9"))
+
+
+async def test_a_late_subscriber_gets_the_latest_tick_at_once(kite_sim):
+    feed = make_feed(kite_sim)
+    async with Bus(feed) as bus:
+        bus.subscribe("NSE_RELIANCE_QUOTE")
+        await bus.next("NSE_RELIANCE_QUOTE")
+        kite_sim.tick_interval = 3600  # after the tick in flight, none
+        frames = len(feed.frames)
+        await asyncio.sleep(0.3)
+        assert len(feed.frames) <= frames + 1
+        latest = feed._latest[(parse("RELIANCE:NSE"), 2)]
+        late = bus.ctx.socket(zmq.SUB)
+        late.connect(bus.hub.endpoint)
+        late.setsockopt(zmq.SUBSCRIBE, b"NSE_RELIANCE_QUOTE")
+        try:
+            async with asyncio.timeout(3):
+                _, payload = await late.recv_multipart()
+        finally:
+            late.close(0)
+    assert feed_fields(orjson.loads(payload)) == feed_fields(orjson.loads(latest))
+    _check(orjson.loads(payload), kite_sim, feed, RELIANCE, 2)
 
 
 async def test_status_reports_the_connection(kite_sim):
