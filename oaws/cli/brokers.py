@@ -71,6 +71,8 @@ def _read_answer(prompt: str | None) -> str:
         sys.stderr.write(prompt)
         sys.stderr.flush()
     line = sys.stdin.readline()
+    if prompt is not None and not line.endswith("\n"):
+        sys.stderr.write("\n")  # end the prompt's line (Ctrl-D, or a pipe without a newline)
     if not line.strip():
         fail("nothing was read from stdin: paste what the broker's login page gave you (see `oaws login --help`)", 2)
     return line
@@ -83,7 +85,7 @@ def login(
         bool,
         typer.Option(
             "--request-token",
-            help="Read the login page's answer (Kite: the redirect URL or its request_token) from stdin, "
+            help="Read the login page's answer (e.g. Kite's redirect URL or its request_token) from stdin, "
             "without a prompt: `pbpaste | oaws login kite --request-token`. Never given on the command line.",
         ),
     ] = False,
@@ -92,8 +94,8 @@ def login(
 
     Credentials come from the broker's environment variables or its section of the config
     file (`oaws brokers` lists them); the session is stored in the state directory, mode 0600.
-    A broker whose login goes through its web page (Kite) prints the page's URL on stderr
-    and reads what the page handed back from stdin.
+    A broker whose login goes through its web page (Kite's, for one) prints the page's URL
+    on stderr and reads what the page handed back from stdin.
     """
     chosen = _offering("login", broker, "login")
     if not _takes_ask(chosen.login):

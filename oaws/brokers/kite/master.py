@@ -640,8 +640,14 @@ def completion_instruments(instruments: str | None = None) -> list[str]:
     if not path.is_file():
         return []
     try:
-        rows = read_master(path).rows
-    except KiteMasterMissing:
+        # the index's rows as parsed (not a whole Master with its lookup tables); a CSV through read_master
+        data = path.read_bytes()
+        parsed = orjson.loads(data) if data[:1] == b"{" else None
+        if isinstance(parsed, dict) and parsed.get("format") == INDEX_FORMAT and isinstance(parsed.get("rows"), list):
+            rows = [r for r in parsed["rows"] if isinstance(r, list) and len(r) == 13]
+        else:
+            rows = read_master(path).rows
+    except (KiteMasterMissing, OSError, ValueError):
         return []
     known = frozenset(KNOWN)
     found: dict[str, None] = {}

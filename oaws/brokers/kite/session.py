@@ -290,6 +290,8 @@ def exchange(settings: KiteSettings, request_token: str, timeout: float = 15.0) 
     message = _scrub(message, api_key, secret, request_token)
     if response.status_code != 200:
         if error_type == "TokenException" or response.status_code == 403:
+            if "api_key" in message.lower():
+                raise KiteLoginError("Kite refused the API key: check KITE_API_KEY (the key of your Kite Connect app)")
             if "checksum" in message.lower():
                 raise KiteLoginError(
                     "Kite refused the login's checksum: check KITE_API_SECRET (it must be the secret of this API key)"

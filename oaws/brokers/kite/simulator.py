@@ -337,6 +337,8 @@ class SimConnection:
     resume: asyncio.TimerHandle | None = None
     #: what was received, parsed (for tests)
     requests: list[Any] = field(default_factory=list)
+    #: 1 for the first connection the simulator accepted, then 2, ...
+    serial: int = 0
 
 
 class KiteSimulator:
@@ -389,6 +391,11 @@ class KiteSimulator:
         self.handshakes = 0
         self.refused: list[tuple[int, str]] = []
         self.heartbeats = 0
+        #: binary messages of ticks sent (snapshots after a request included)
+        self.frames_sent = 0
+        #: every ticker request received, parsed: (connection number, request)
+        self.requests: list[tuple[int, Any]] = []
+        self._serial = 0
         self.controls: list[str] = []
         self.text_sent: list[str] = []
         self._httpd: ThreadingHTTPServer | None = None
@@ -735,7 +742,8 @@ class KiteSimulator:
 
     async def _serve_ticker(self, ws: ServerConnection) -> None:
         self._pending.discard(ws)
-        conn = SimConnection(ws, self.api_key)
+        self._serial += 1
+        conn = SimConnection(ws, self.api_key, serial=self._serial)
         self._connections.append(conn)
         try:
             async for message in ws:
@@ -756,6 +764,7 @@ class KiteSimulator:
         except ValueError:
             return [_text_error("invalid message: not JSON")]
         conn.requests.append(request)
+        self.requests.append((conn.serial, request))
         parsed = _parse_request(request)
         if isinstance(parsed, str):
             return [_text_error(parsed)]
@@ -787,6 +796,7 @@ class KiteSimulator:
         if snapshot:
             frame = encode_message(snapshot)
             self._remember(frame, snapshot)
+            self.frames_sent += 1
             replies.append(frame)
         return replies
 
@@ -841,11 +851,14 @@ class KiteSimulator:
                     if state is not None:
                         state.step(self.rng)
             for conn in live:
+                if conn.silent:  # silenced while an earlier connection's message was being sent
+                    continue
                 ticks = self._ticks(conn, list(conn.modes))
                 if not ticks:
                     continue
                 frame = encode_message(ticks)
                 self._remember(frame, ticks)
+                self.frames_sent += 1
                 with contextlib.suppress(ConnectionClosed):
                     await conn.ws.send(frame)
 
@@ -855,9 +868,9 @@ class KiteSimulator:
             for conn in list(self._connections):
                 if conn.silent:
                     continue
+                self.heartbeats += 1
                 with contextlib.suppress(ConnectionClosed):
                     await conn.ws.send(HEARTBEAT)
-                    self.heartbeats += 1
 
     # Failures on demand ------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:

@@ -284,3 +284,163 @@ def test_update_from_an_unreachable_address_keeps_the_old_cache(cache, monkeypat
     assert load_master().source == "before"
     assert sorted(os.listdir(directory)) == [INDEX_FILE]
     assert MASTER_FILE not in os.listdir(directory)
+
+
+# Against the simulator's dump -----------------------------------------------------
+def expected_names(record: dict) -> set[str]:
+    """The oaws names a row of kiteconnect's parse must resolve by: OpenAlgo's (rebuilt here) and Kite's own."""
+    exchange, kind, symbol = record["exchange"], record["instrument_type"], record["tradingsymbol"]
+    if record["segment"] == "INDICES":
+        openalgo = {
+            "NIFTY 50": "NIFTY",
+            "NIFTY BANK": "BANKNIFTY",
+            "NIFTY FIN SERVICE": "FINNIFTY",
+            "NIFTY MID SELECT": "MIDCPNIFTY",
+            "INDIA VIX": "INDIAVIX",
+            "NIFTY NEXT 50": "NIFTYNXT50",
+            "NIFTY IT": "NIFTYIT",
+        }.get(symbol, symbol)
+        where = {"NSE": "NSE_INDEX", "BSE": "BSE_INDEX"}[exchange]
+        return {f"{openalgo}:{where}", f"{symbol}:{where}", f"{symbol.replace(' ', '')}:{where}"}
+    if kind == "FUT":
+        return {f"{openalgo_future(record['name'], record['expiry'])}:{exchange}", f"{symbol}:{exchange}"}
+    if kind in ("CE", "PE"):
+        option = openalgo_option(record["name"], record["expiry"], record["strike"], kind)
+        return {f"{option}:{exchange}", f"{symbol}:{exchange}"}
+    return {f"{symbol}:{exchange}"}
+
+
+def test_every_row_of_the_simulators_dump_resolves_by_both_names(kite_sim):
+    records = KiteConnect(api_key="x")._parse_instruments(kite_sim.dump_bytes())
+    master = Master(rows_from_csv(kite_sim.dump_bytes()))
+    assert len(master) == len(records) > 300
+    kinds = set()
+    for record in records:
+        kinds.add((record["exchange"], record["segment"]))
+        for name in expected_names(record):
+            assert master.resolve(name).token == record["instrument_token"], name
+        assert master.instrument_of(record["instrument_token"]) in expected_names(record)
+    assert {e for e, _ in kinds} >= {"NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX", "NCO"}
+
+
+async def test_kiteconnects_instruments_call_and_our_download_read_the_same_rows(kite_sim, cache):
+    import asyncio
+
+    kite = KiteConnect(api_key=kite_sim.api_key, root=kite_sim.api_url, timeout=5)
+    theirs = await asyncio.to_thread(kite.instruments)
+    calls: list[tuple[int, int | None]] = []
+    path, count = await asyncio.to_thread(
+        KiteMaster().update, f"{kite_sim.api_url}/instruments", lambda done, total: calls.append((done, total))
+    )
+    assert path == master_dir() / INDEX_FILE and count == len(theirs)
+    assert (master_dir() / MASTER_FILE).read_bytes() == kite_sim.dump_bytes()
+    size = len(kite_sim.dump_bytes())
+    assert calls[0] == (0, size) and calls[-1] == (size, size)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    loaded = load_master()
+    assert [r[TOKEN] for r in loaded.rows] == [r["instrument_token"] for r in theirs]
+    assert loaded.source == f"{kite_sim.api_url}/instruments"
+
+
+async def test_update_without_a_url_downloads_from_kite_api_url(kite_sim, cache, monkeypatch):
+    import asyncio
+
+    monkeypatch.setenv("KITE_API_URL", kite_sim.api_url)
+    _, count = await asyncio.to_thread(KiteMaster().update, None, None)
+    assert count == len(KiteConnect(api_key="x")._parse_instruments(kite_sim.dump_bytes()))
+    assert ("GET", "/instruments") in kite_sim.rest_requests
+    assert kite_sim.rest_headers[-1].get("x-kite-version") == "3"
+    matches = KiteMaster().search("nifty", "NFO", 5, None)
+    assert len(matches) == 5 and all(m.instrument.endswith(":NFO") for m in matches)
+    assert "NIFTY:NSE_INDEX" in KiteMaster().instruments()
+
+
+async def test_a_busy_kite_is_retried_then_the_download_succeeds(kite_sim, cache, monkeypatch):
+    import asyncio
+
+    monkeypatch.setattr("oaws.brokers.kite.session.FIRST_DELAY", 0.01)
+    kite_sim.rest_fault(429, count=1, retry_after=0.05)
+    kite_sim.rest_fault(503, count=1)
+    _, count = await asyncio.to_thread(KiteMaster().update, f"{kite_sim.api_url}/instruments", None)
+    assert count > 300 and kite_sim.rest_requests.count(("GET", "/instruments")) == 3
+
+
+def _seed_cache() -> None:
+    master_dir().mkdir(parents=True)
+    (master_dir() / INDEX_FILE).write_bytes(index_bytes(rows_from_csv(dump()), "before"))
+
+
+async def test_kite_down_for_good_keeps_the_old_cache(kite_sim, cache, monkeypatch):
+    import asyncio
+
+    monkeypatch.setattr("oaws.brokers.kite.session.FIRST_DELAY", 0.01)
+    _seed_cache()
+    kite_sim.rest_fault(503, count=10, html=True)
+    url = f"{kite_sim.api_url}/instruments"
+    with pytest.raises(KiteUnavailable) as caught:
+        await asyncio.to_thread(KiteMaster().update, url, None)
+    assert str(caught.value) == f"cannot reach Kite for the instrument dump at {url}: HTTP 503 Service Unavailable"
+    assert load_master().source == "before"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"<html><body>maintenance</body></html>", "did not send Kite's instrument dump (not Kite's instrument dump"),
+        (dump()[:-40], "did not send Kite's instrument dump (line"),
+    ],
+)
+async def test_garbage_or_a_cut_dump_is_refused_and_the_old_cache_kept(cache, body, reason):
+    import asyncio
+
+    from oaws.brokers.kite.simulator import KiteSimulator
+
+    _seed_cache()
+    async with KiteSimulator(dump=body) as sim:
+        with pytest.raises(KiteMasterMissing) as caught:
+            await asyncio.to_thread(KiteMaster().update, f"{sim.api_url}/instruments", None)
+    message = str(caught.value)
+    assert reason in message and message.endswith("the old one is kept") and "\n" not in message
+    assert load_master().source == "before"
+    assert sorted(os.listdir(master_dir())) == [INDEX_FILE]
+
+
+async def test_a_body_shorter_than_its_content_length_is_refused(cache):
+    """A server that promises more bytes than it sends (a dropped connection mid-download)."""
+    import asyncio
+
+    _seed_cache()
+    body = dump()
+
+    async def short(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        writer.write(head.encode() + body[: len(body) // 2])
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(short, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises((KiteMasterMissing, KiteUnavailable)) as caught:
+            await asyncio.to_thread(KiteMaster().update, f"http://127.0.0.1:{port}/instruments", None)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert "broke off" in str(caught.value)
+    assert load_master().source == "before"
+
+
+def test_completion_lists_the_oaws_names_and_is_quiet_without_a_master(cache, tmp_path):
+    from oaws.brokers.kite.master import completion_instruments
+
+    assert completion_instruments() == []
+    (tmp_path / "broken.json").write_bytes(b"{broken")
+    assert completion_instruments(str(tmp_path / "broken.json")) == []
+    _seed_cache()
+    names = completion_instruments()
+    assert "NIFTY:NSE_INDEX" in names and "SENSEX50:BSE_INDEX" in names
+    assert openalgo_option("NIFTY", date(2024, 12, 26), 24000, "CE") + ":NFO" in names
+    csv_path = tmp_path / "dump.csv"
+    csv_path.write_bytes(dump())
+    assert completion_instruments(str(csv_path)) == names
