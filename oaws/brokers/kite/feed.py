@@ -87,6 +87,9 @@ ORDER_STATUS = {
 
 Wanted = tuple[Instrument, int]  # (instrument, oaws mode)
 
+#: oaws exchanges whose market hours are another's (``oaws.brokers.hours`` knows the trading exchanges)
+HOURS_OF = {"NSE_INDEX": "NSE", "BSE_INDEX": "BSE", "MCX_INDEX": "MCX", "BCD": "CDS"}
+
 
 @dataclass(eq=False)
 class _Route:
@@ -94,6 +97,7 @@ class _Route:
 
     conn: Connection[int, KiteSession]
     mode: str
+    #: the exchange whose market hours the token trades in
     exchange: str
     wanted: dict[Wanted, None] = field(default_factory=dict)
 
@@ -292,7 +296,8 @@ class KiteFeed(Feed):
                     f"{self.tokens_per_connection} per API key); all are in use",
                 )
                 return
-            route = self._routes[token] = _Route(conn, KITE_MODE[mode], instrument.exchange)
+            hours = HOURS_OF.get(instrument.exchange, instrument.exchange)
+            route = self._routes[token] = _Route(conn, KITE_MODE[mode], hours)
             conn.keys.add(token)
             self._flush_soon()
         route.wanted[wanted] = None

@@ -256,12 +256,14 @@ async def test_silence_outside_market_hours_is_left_alone(kite_sim):
     feed = make_feed(kite_sim, silence_timeout=0.2, market_hours=lambda ex: asked.append(set(ex)) or False)
     async with Bus(feed) as bus:
         bus.subscribe("NSE_RELIANCE_LTP")
-        bus.subscribe("CDS_USDINR29DEC26FUT_LTP")
+        bus.subscribe("BCD_USDINR29DEC26FUT_LTP")
+        bus.subscribe("NSE_INDEX_NIFTY_LTP")
+        await eventually(lambda: len(kite_sim.subscriptions()) == 3)
         await bus.next("NSE_RELIANCE_LTP")
         kite_sim.go_silent()
         await eventually(lambda: len(asked) >= 3)
         assert kite_sim.handshakes == 1 and feed.reconnects == 0
-    assert {"NSE", "CDS"} in asked
+    assert {"NSE", "CDS"} in asked  # an index trades in its exchange's hours, BSE's currencies in CDS's
 
 
 async def test_an_expired_token_stops_the_feed_with_one_sentence_and_no_storm(kite_sim, caplog):
