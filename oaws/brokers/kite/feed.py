@@ -44,7 +44,6 @@ from websockets.exceptions import InvalidURI
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from oaws.brokers import kite as kite_plugin
 from oaws.brokers.api import Feed, Rejection
 from oaws.brokers.connection import Backoff, BrokerLink, Connection, Endpoint, Message, Sessions
 from oaws.brokers.hours import market_open
@@ -182,8 +181,8 @@ class KiteFeed(Feed):
         silence_timeout: float = 30.0,
         heartbeat_interval: float = 10.0,
         open_timeout: float = 10.0,
-        max_connections: int | None = None,
-        tokens_per_connection: int | None = None,
+        max_connections: int = 3,
+        tokens_per_connection: int = 3000,
         market_hours: Callable[[Iterable[str]], bool] = market_open,
         rng: random.Random | None = None,
     ) -> None:
@@ -199,10 +198,8 @@ class KiteFeed(Feed):
         self.master = master
         self.batch_window = batch_window
         self.market_hours = market_hours
-        connections = kite_plugin.CONNECTIONS if max_connections is None else max_connections
-        self.tokens_per_connection = (
-            kite_plugin.TOKENS_PER_CONNECTION if tokens_per_connection is None else tokens_per_connection
-        )
+        #: Kite's documented limits, as the plugin declares them (``oaws.brokers.kite``, which passes its own)
+        self.tokens_per_connection = tokens_per_connection
         rng = rng or random.Random()
         self._sessions: Sessions[KiteSession] = Sessions(
             "Kite",
@@ -225,7 +222,7 @@ class KiteFeed(Feed):
                 open_timeout=open_timeout,
                 log=log,
             )
-            for index in range(connections)
+            for index in range(max_connections)
         ]
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._routes: dict[int, _Route] = {}

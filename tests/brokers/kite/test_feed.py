@@ -162,10 +162,8 @@ async def test_an_unknown_symbol_is_refused_to_the_client(kite_sim):
     assert kite_sim.subscriptions() == {}
 
 
-async def test_tokens_spread_over_connections_and_past_all_of_them_clients_get_limit_exceeded(kite_sim, monkeypatch):
-    monkeypatch.setattr(kite_plugin, "TOKENS_PER_CONNECTION", 2)
-    monkeypatch.setattr(kite_plugin, "CONNECTIONS", 2)
-    feed = make_feed(kite_sim)
+async def test_tokens_spread_over_connections_and_past_all_of_them_clients_get_limit_exceeded(kite_sim):
+    feed = make_feed(kite_sim, max_connections=2, tokens_per_connection=2)
     topics = ["NSE_RELIANCE_LTP", "NSE_INFY_LTP", "NSE_TCS_LTP", "NSE_SBIN_LTP", "NSE_ITC_LTP"]
     async with Bus(feed) as bus:
         await eventually(lambda: kite_sim.connections == 1)
@@ -464,6 +462,14 @@ async def test_from_settings_reads_the_environment_and_the_instrument_dump(kite_
     monkeypatch.setenv("KITE_ACCESS_TOKEN", kite_sim.issue_access_token())
     feed = KiteFeed.from_settings(instruments=str(dump), batch_window=0.05)
     assert (feed.name, feed.depths, feed.orders) == ("kite", (5,), True)
+    assert (len(feed._conns), feed.tokens_per_connection) == (
+        kite_plugin.CONNECTIONS,
+        kite_plugin.TOKENS_PER_CONNECTION,
+    )
+    monkeypatch.setattr(kite_plugin, "TOKENS_PER_CONNECTION", 7)
+    monkeypatch.setattr(kite_plugin, "CONNECTIONS", 2)
+    served = kite_plugin.broker.make_feed({"instruments": str(dump)})
+    assert (len(served._conns), served.tokens_per_connection) == (2, 7)  # oaws serve's feed takes the plugin's limits
     feed.check(parse("RELIANCE:NSE"))
     with pytest.raises(Rejection, match="not in Kite's instrument dump"):
         feed.check(parse("NOSUCHCO:NSE"))
