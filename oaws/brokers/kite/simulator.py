@@ -23,7 +23,8 @@ REST (``http.server`` in a thread, so a blocking ``KiteConnect`` in the same pro
   circuit limits live (the ticker has none).
 - ``GET /instruments`` and ``GET /instruments/{exchange}`` serve the dump as ``text/csv``
   with a ``Content-Length``, with or without an ``Authorization`` header (Kite's dump is
-  public; a header is not checked).
+  public; a header is not checked); with ``gzip_dump=True``, gzip-encoded to clients that
+  accept it, as Kite's is believed to be (then the length is the compressed size).
 - Every authenticated route (not ``/instruments``, not the login page) requires
   ``X-Kite-Version: 3``: 400 ``InputException`` without it (the simulator's strictness;
   Kite itself may fall back to an older API version).
@@ -59,6 +60,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -110,6 +112,8 @@ CONTROL_HELP = "POST /sim/" + ", /sim/".join(CONTROLS)
 DEFAULT_SILENCE = 60.0
 MAX_SECONDS = 3600.0
 FRAMES_KEPT = 5000
+#: the records of what happened (requests, refusals, controls) keep at least this many entries each
+LOG_KEPT = 10_000
 
 ERROR_TYPES = {
     400: "InputException",
@@ -363,6 +367,7 @@ class KiteSimulator:
         max_connections: int = 3,
         tokens_per_connection: int = 3000,
         request_token_ttl: float = 300.0,
+        gzip_dump: bool = False,
     ) -> None:
         self.host, self._rest_port, self._feed_port = host, rest_port, feed_port
         self.api_key, self.api_secret, self.user_id = api_key, api_secret, user_id
@@ -371,6 +376,8 @@ class KiteSimulator:
         self.max_connections = max_connections
         self.tokens_per_connection = tokens_per_connection
         self.request_token_ttl = request_token_ttl
+        #: serve the dump gzip-encoded to clients that accept it (Content-Length is then the compressed size)
+        self.gzip_dump = gzip_dump
         self.rng = random.Random(seed)
         self._dump = dump if dump is not None else build_dump()
         self._rows = _index_dump(self._dump)
@@ -437,8 +444,10 @@ class KiteSimulator:
         return self
 
     async def stop(self) -> None:
-        for task in [*self._background, *self._tasks]:
+        tasks = [*self._background, *self._tasks]
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for conn in self._connections:
             if conn.resume is not None:
                 conn.resume.cancel()
@@ -575,8 +584,8 @@ class KiteSimulator:
 
     def rest(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> _Reply:
         """One REST request -> the reply. Called from the HTTP thread."""
-        self.rest_requests.append((method, path))
-        self.rest_headers.append(headers)
+        _keep(self.rest_requests, (method, path))
+        _keep(self.rest_headers, headers)
         if path == "/connect/login":
             return self._login_page(method, query)
         with self._lock:
@@ -591,6 +600,8 @@ class KiteSimulator:
             if "/" in exchange:
                 return _Reply(404, _error("Route not found", "GeneralException"))
             data = self._dump if not exchange else _filter_dump(self._dump, exchange.upper())
+            if self.gzip_dump and "gzip" in headers.get("accept-encoding", ""):
+                return _Reply(200, gzip.compress(data, mtime=0), "text/csv", {"Content-Encoding": "gzip"})
             return _Reply(200, data, "text/csv")
         if headers.get("x-kite-version") != "3":
             return _Reply(
@@ -737,7 +748,7 @@ class KiteSimulator:
         return None
 
     def _refuse(self, connection: ServerConnection, status: int, message: str) -> Response:
-        self.refused.append((status, message))
+        _keep(self.refused, (status, message))
         return connection.respond(status, f"{message}\n")
 
     async def _serve_ticker(self, ws: ServerConnection) -> None:
@@ -763,8 +774,8 @@ class KiteSimulator:
             request = json.loads(message)
         except ValueError:
             return [_text_error("invalid message: not JSON")]
-        conn.requests.append(request)
-        self.requests.append((conn.serial, request))
+        _keep(conn.requests, request)
+        _keep(self.requests, (conn.serial, request))
         parsed = _parse_request(request)
         if isinstance(parsed, str):
             return [_text_error(parsed)]
@@ -919,7 +930,7 @@ class KiteSimulator:
 
     def send_text(self, text: str) -> None:
         """Send one text message on every connection."""
-        self.text_sent.append(text)
+        _keep(self.text_sent, text)
         for conn in list(self._connections):
             self._spawn(self._send_all(conn.ws, [text]))
 
@@ -1009,7 +1020,7 @@ class KiteSimulator:
             reply = future.result(timeout=5)
         except (RuntimeError, TimeoutError, concurrent.futures.CancelledError):
             return 503, {"error": "the simulator is stopping"}
-        self.controls.append(action)
+        _keep(self.controls, action)
         return 200, reply
 
     def _control_call(self, action: str, params: dict[str, str], body: bytes) -> Callable[[], str]:
@@ -1087,6 +1098,13 @@ def _filter_dump(dump: bytes, exchange: str) -> bytes:
     header, rows = lines[:1], lines[1:]
     index = header[0].rstrip("\r\n").split(",").index("exchange") if header else -1
     return "".join(header + [r for r in rows if next(csv.reader([r]))[index] == exchange]).encode()
+
+
+def _keep(log: list[Any], item: Any) -> None:
+    """Append ``item``, keeping the last ``LOG_KEPT`` (a simulator may run for days)."""
+    log.append(item)
+    if len(log) > 2 * LOG_KEPT:
+        del log[:-LOG_KEPT]
 
 
 def _error(message: str, error_type: str) -> dict[str, Any]:

@@ -71,21 +71,23 @@ def test_login_without_credentials_names_what_to_set(app):
 def test_login_to_another_broker_is_refused(app):
     result = run(app, "login", "zerodha")
     assert result.exit_code == 1
-    assert result.stderr == "oaws: unknown broker 'zerodha'; choose one of angel, openalgo, replay, sim\n"
+    assert result.stderr == "oaws: unknown broker 'zerodha'; choose one of angel, kite, openalgo, replay, sim\n"
 
 
 async def test_instruments_update_then_search(app, sim_env):
-    result = run(app, "instruments", "update")
+    result = run(app, "instruments", "update", "--broker", "angel")
     assert result.exit_code == 0, result.output
     assert result.stdout == f"Saved 43 instruments to {master_dir() / INDEX_FILE}.\n"
     assert sim_env.rest_requests == ["GET /OpenAPI_File/files/OpenAPIScripMaster.json"]
 
-    table = run(app, "instruments", "search", "reliance")
+    table = run(app, "instruments", "search", "reliance", "--broker", "angel")
     assert table.exit_code == 0
     first = table.stdout.splitlines()[1].split()
     assert first[:3] == ["RELIANCE:NSE", "RELIANCE-EQ", "2885"]
 
-    result = run(app, "instruments", "search", "nifty", "--exchange", "nse_index", "--json", "-n", "2")
+    result = run(
+        app, "instruments", "search", "nifty", "--exchange", "nse_index", "--json", "-n", "2", "--broker", "angel"
+    )
     found = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert [(f["instrument"], f["token"], f["exchange_type"]) for f in found] == [
         ("NIFTY:NSE_INDEX", "99926000", 1),
@@ -94,7 +96,7 @@ async def test_instruments_update_then_search(app, sim_env):
 
 
 def test_search_without_a_master_says_how_to_get_one(app):
-    result = run(app, "instruments", "search", "reliance")
+    result = run(app, "instruments", "search", "reliance", "--broker", "angel")
     assert result.exit_code == 1
     assert "run `oaws instruments update`" in result.stderr and result.stderr.count("\n") == 1
 
@@ -102,10 +104,10 @@ def test_search_without_a_master_says_how_to_get_one(app):
 def test_search_reads_a_local_copy(app, tmp_path, monkeypatch):
     copy = tmp_path / "OpenAPIScripMaster.json"
     copy.write_bytes(fixture_master_bytes())
-    by_option = run(app, "instruments", "search", "SBIN", "--instruments", str(copy), "--json")
+    by_option = run(app, "instruments", "search", "SBIN", "--instruments", str(copy), "--json", "--broker", "angel")
     assert orjson.loads(by_option.stdout.splitlines()[0])["instrument"] == "SBIN:NSE"
     monkeypatch.setenv("OAWS_INSTRUMENTS", str(copy))
-    by_env = run(app, "instruments", "search", "USDINR", "--json")
+    by_env = run(app, "instruments", "search", "USDINR", "--json", "--broker", "angel")
     assert orjson.loads(by_env.stdout)["instrument"] == "USDINR27DEC24FUT:CDS"
 
 
@@ -113,9 +115,9 @@ def test_search_mistakes_are_one_sentence(app, tmp_path, monkeypatch):
     copy = tmp_path / "master.json"
     copy.write_bytes(fixture_master_bytes())
     monkeypatch.setenv("OAWS_INSTRUMENTS", str(copy))
-    unknown = run(app, "instruments", "search", "RELIANCE", "--exchange", "NASDAQ")
+    unknown = run(app, "instruments", "search", "RELIANCE", "--exchange", "NASDAQ", "--broker", "angel")
     assert unknown.exit_code == 1 and "unknown exchange 'NASDAQ'" in unknown.stderr
-    nothing = run(app, "instruments", "search", "ZZZZZ")
+    nothing = run(app, "instruments", "search", "ZZZZZ", "--broker", "angel")
     assert nothing.exit_code == 1 and nothing.stderr == "oaws: no instrument matches 'ZZZZZ'\n"
 
 
@@ -211,7 +213,7 @@ async def test_login_with_an_unwritable_state_dir_is_one_sentence(sim_env, cli_e
 async def test_instruments_update_with_an_unwritable_cache_is_one_sentence(sim_env, cli_env, tmp_path, where):
     cache = _unwritable(tmp_path, where)
     env = cli_env | sim_env.env() | {"OAWS_CACHE_DIR": cache}
-    message = _one_sentence(await asyncio.to_thread(_oaws, env, "instruments", "update"))
+    message = _one_sentence(await asyncio.to_thread(_oaws, env, "instruments", "update", "--broker", "angel"))
     assert message.startswith(f"oaws: cannot save the instrument master in {cache}/angel: ")
     assert sim_env.rest_requests == []  # found out before downloading
 
@@ -225,11 +227,13 @@ async def test_instruments_update_with_an_unwritable_cache_is_one_sentence(sim_e
     ],
 )
 def test_instruments_update_says_why_a_download_failed(cli_env, url, reason):
-    message = _one_sentence(_oaws(cli_env, "instruments", "update", "--url", url))
+    message = _one_sentence(_oaws(cli_env, "instruments", "update", "--url", url, "--broker", "angel"))
     assert message == f"oaws: cannot download the instrument master from {url}: {reason}"
 
 
 async def test_instruments_update_names_the_http_status(sim_env, cli_env):
     url = f"{sim_env.api_url}/no/such/master.json"
-    message = _one_sentence(await asyncio.to_thread(_oaws, cli_env, "instruments", "update", "--url", url))
+    message = _one_sentence(
+        await asyncio.to_thread(_oaws, cli_env, "instruments", "update", "--url", url, "--broker", "angel")
+    )
     assert message == f"oaws: cannot download the instrument master from {url}: HTTP 404 Not Found"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -683,6 +684,22 @@ async def test_the_dump_is_served_with_its_length_and_without_auth(kite_sim):
     assert rows and {r["exchange"] for r in rows} == {"CDS"}
 
 
+async def test_a_gzipped_dump_is_what_kiteconnect_reads_and_its_length_is_the_compressed_size():
+    async with KiteSimulator(gzip_dump=True, tick_interval=0.05) as sim:
+        records = await asyncio.to_thread(kite(sim).instruments)
+        assert len(records) == sim.dump_bytes().decode().strip().count("\n")
+        raw = await asyncio.to_thread(
+            requests.get, f"{sim.api_url}/instruments", headers={"Accept-Encoding": "gzip"}, stream=True, timeout=5
+        )
+        body = raw.raw.read(decode_content=False)
+        assert raw.headers["Content-Encoding"] == "gzip" and int(raw.headers["Content-Length"]) == len(body)
+        assert len(body) < len(sim.dump_bytes()) and gzip.decompress(body) == sim.dump_bytes()
+        plain = await asyncio.to_thread(
+            requests.get, f"{sim.api_url}/instruments", headers={"Accept-Encoding": "identity"}, timeout=5
+        )
+        assert "Content-Encoding" not in plain.headers and plain.content == sim.dump_bytes()
+
+
 async def test_a_dump_given_is_the_dump_served():
     dump = b"instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,tick_size,lot_size,"
     dump += b"instrument_type,segment,exchange\n408065,1594,INFY,INFOSYS,1500,,0,0.05,1,EQ,NSE,NSE\n"
@@ -823,3 +840,28 @@ async def test_no_secret_reaches_the_logs(kite_sim, caplog):
     for secret in (request_token, session["access_token"], access, kite_sim.api_secret, "refused-token-123"):
         assert secret not in text
     assert "kite-sim REST" in text  # the simulator did log its requests, without their query strings
+
+
+async def test_a_request_token_past_its_lifetime_is_refused():
+    async with KiteSimulator(request_token_ttl=0, tick_interval=0.05) as sim:
+        with pytest.raises(kex.TokenException) as late:
+            await asyncio.to_thread(kite(sim).generate_session, sim.issue_request_token(), sim.api_secret)
+    assert str(late.value) == "Token is invalid or has expired."
+
+
+async def test_invalidating_a_token_that_is_not_valid_is_refused(kite_sim):
+    with pytest.raises(kex.TokenException):
+        await asyncio.to_thread(kite(kite_sim, access_token="never-issued").invalidate_access_token)
+
+
+async def test_subscriptions_are_the_fullest_mode_over_open_connections(kite_sim):
+    infy, sbin = token_of(kite_sim, tradingsymbol="INFY"), token_of(kite_sim, tradingsymbol="SBIN")
+    async with open_ticker(kite_sim) as a, open_ticker(kite_sim) as b:
+        await send(a, "subscribe", [infy, sbin])
+        await send(a, "mode", ["ltp", [infy, sbin]])
+        await send(b, "subscribe", [infy])
+        await send(b, "mode", ["full", [infy]])
+        await eventually(lambda: kite_sim.subscriptions() == {infy: "full", sbin: "ltp"})
+        per_connection = [c.modes for c in kite_sim.open_connections()]
+        assert per_connection == [{infy: "ltp", sbin: "ltp"}, {infy: "full"}]
+    await eventually(lambda: kite_sim.subscriptions() == {})

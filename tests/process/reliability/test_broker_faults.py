@@ -404,7 +404,7 @@ async def test_refused_credentials_stop_the_server_with_one_sentence_and_no_retr
 ):
     sim = upstream.sim
     env = cli_env(tmp_path, upstream)
-    updated = await oaws(env, "instruments", "update")
+    updated = await oaws(env, "instruments", "update", "--broker", "angel")
     assert updated.returncode == 0, updated.stderr
     if fault == "refused login at start":
         sim.pin = "9999"  # the PIN changed on Angel's side; ANGEL_PIN still holds the old one
@@ -455,7 +455,7 @@ async def test_refused_credentials_stop_the_server_with_one_sentence_and_no_retr
 async def test_a_detached_server_whose_login_is_refused_says_why(upstream, tmp_path, record_property):
     sim = upstream.sim
     env = cli_env(tmp_path, upstream)
-    updated = await oaws(env, "instruments", "update")
+    updated = await oaws(env, "instruments", "update", "--broker", "angel")
     assert updated.returncode == 0, updated.stderr
     sim.pin = "9999"
     try:
@@ -554,7 +554,7 @@ async def test_a_full_session_keeps_every_secret_out_of_logs_state_output_and_ps
     keys = all_keys(master)
     clients: list[RawClient | LibClient] = []
     try:
-        for args in (["instruments", "update"], ["login", "angel"]):
+        for args in (["instruments", "update", "--broker", "angel"], ["login", "angel"]):
             done = await oaws(env, *args)
             outputs += [done.stdout, done.stderr]
             assert done.returncode == 0, done.stderr
