@@ -28,7 +28,9 @@ CONNECTIONS, TOKENS_PER_CONNECTION = 3, 3000
 def make_feed(options: FeedOptions) -> KiteFeed:
     from oaws.brokers.kite.feed import KiteFeed
 
-    return KiteFeed.from_settings(instruments=options.get("instruments"))
+    return KiteFeed.from_settings(
+        instruments=options.get("instruments"), max_connections=CONNECTIONS, tokens_per_connection=TOKENS_PER_CONNECTION
+    )
 
 
 def login(**io: Any) -> str:
