@@ -20,7 +20,11 @@ def test_oaws_own_brokers_register_through_entry_points():
 
 
 def test_an_unknown_broker_is_one_sentence_naming_the_known_ones():
-    with pytest.raises(BrokerError, match=r"^unknown broker 'fyers'; choose one of angel, dhan, flattrade, kite, openalgo, replay, shoonya, sim$"):
+    with pytest.raises(
+        BrokerError,
+        match=r"^unknown broker 'fyers'; choose one of "
+        r"angel, dhan, flattrade, kite, openalgo, replay, shoonya, sim$",
+    ):
         brokers.get("fyers")
 
 

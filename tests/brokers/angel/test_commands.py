@@ -71,7 +71,9 @@ def test_login_without_credentials_names_what_to_set(app):
 def test_login_to_another_broker_is_refused(app):
     result = run(app, "login", "zerodha")
     assert result.exit_code == 1
-    assert result.stderr == "oaws: unknown broker 'zerodha'; choose one of angel, dhan, flattrade, kite, openalgo, replay, shoonya, sim\n"
+    assert result.stderr == (
+        "oaws: unknown broker 'zerodha'; choose one of angel, dhan, flattrade, kite, openalgo, replay, shoonya, sim\n"
+    )
 
 
 async def test_instruments_update_then_search(app, sim_env):
@@ -85,7 +87,9 @@ async def test_instruments_update_then_search(app, sim_env):
     first = table.stdout.splitlines()[1].split()
     assert first[:3] == ["RELIANCE:NSE", "RELIANCE-EQ", "2885"]
 
-    result = run(app, "instruments", "search", "--broker", "angel", "nifty", "--exchange", "nse_index", "--json", "-n", "2")
+    result = run(
+        app, "instruments", "search", "--broker", "angel", "nifty", "--exchange", "nse_index", "--json", "-n", "2"
+    )
     found = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert [(f["instrument"], f["token"], f["exchange_type"]) for f in found] == [
         ("NIFTY:NSE_INDEX", "99926000", 1),
@@ -231,5 +235,7 @@ def test_instruments_update_says_why_a_download_failed(cli_env, url, reason):
 
 async def test_instruments_update_names_the_http_status(sim_env, cli_env):
     url = f"{sim_env.api_url}/no/such/master.json"
-    message = _one_sentence(await asyncio.to_thread(_oaws, cli_env, "instruments", "update", "--broker", "angel", "--url", url))
+    message = _one_sentence(
+        await asyncio.to_thread(_oaws, cli_env, "instruments", "update", "--broker", "angel", "--url", url)
+    )
     assert message == f"oaws: cannot download the instrument master from {url}: HTTP 404 Not Found"
