@@ -167,10 +167,13 @@ class Sessions(Generic[S]):
         stored: Callable[[], S | None] | None = None,
         expired: Callable[[S], bool] = lambda session: False,
         credentials: str = "session tokens",
+        refreshing: str = "logging in again",
         log: logging.Logger = log,
     ) -> None:
         self.broker = broker
         self.credentials = credentials
+        #: what a refresh is, for the log line ("reading the access token again": Kite has no login to repeat)
+        self.refreshing = refreshing
         self._login, self._stored, self._expired, self._refused_fresh = login, stored, expired, refused_fresh
         self._log = log
         self._lock = asyncio.Lock()
@@ -215,11 +218,12 @@ class Sessions(Generic[S]):
             if self._from_login and not self._accepted:
                 raise self._refused_fresh(reason)
             self._log.warning(
-                "%s refused the %s %s (%s); logging in again",
+                "%s refused the %s %s (%s); %s",
                 self.broker,
                 "current" if self._from_login else "stored",
                 self.credentials,
                 reason,
+                self.refreshing,
             )
             await self._fresh()
 

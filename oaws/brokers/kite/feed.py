@@ -208,6 +208,7 @@ class KiteFeed(Feed):
             expired=kite_session.expired,
             refused_fresh=lambda reason: KiteTokenExpired(f"Kite refused the access token ({reason}); {LOGIN_AGAIN}"),
             credentials="access token",
+            refreshing="reading it again (a new `oaws login kite` is picked up)",
             log=log,
         )
         self._conns = [

@@ -279,6 +279,9 @@ async def test_an_expired_token_stops_the_feed_with_one_sentence_and_no_storm(ki
     await asyncio.sleep(0.5)
     assert kite_sim.handshakes == handshakes and feed.status()["adapter_status"] == "error"
     assert kite_sim.refused.count((403, "Forbidden")) == handshakes - 1
+    # Kite has no login to repeat: the log says what the feed does instead
+    assert "refused the stored access token (Forbidden); reading it again" in caplog.text
+    assert "logging in again" not in caplog.text
 
 
 async def test_a_token_refused_from_the_start_stops_the_feed_after_two_handshakes(kite_sim):
