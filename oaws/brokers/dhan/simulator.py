@@ -459,6 +459,8 @@ class DhanSimulator:
         #: (stream, reason) of every login refused with a disconnect packet or close
         self.refused: list[tuple[str, int]] = []
         self.bad_requests = 0
+        #: every JSON request of the market feed and the 20-depth stream, as (stream, request)
+        self.feed_requests: deque[tuple[str, dict[str, Any]]] = deque(maxlen=10_000)
         self.binary_requests = 0
         self.rest_requests: list[str] = []
         self.order_messages: list[dict[str, Any]] = []
@@ -733,6 +735,7 @@ class DhanSimulator:
             self.bad_requests += 1
             return True
         conn.requests.append(request)
+        self.feed_requests.append((conn.stream, request))
         code = request.get("RequestCode")
         if code == REQ_DISCONNECT:
             await conn.ws.close(1000, "disconnect requested")
