@@ -76,6 +76,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import random
 import secrets
 import signal
@@ -494,9 +495,12 @@ class DhanSimulator:
                 server_header=None,
                 logger=_ws_log,
             )
-        except BaseException:
+        except BaseException as exc:
             await asyncio.to_thread(self._httpd.shutdown)
             self._httpd.server_close()
+            if isinstance(exc, OSError) and exc.errno:
+                # asyncio words it "error while attempting to bind on address (...)": say it as the OS does
+                raise OSError(exc.errno, os.strerror(exc.errno)) from None
             raise
         self._ticker = asyncio.create_task(self._tick_forever())
         return self
