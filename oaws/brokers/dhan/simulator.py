@@ -151,6 +151,7 @@ CONNECTIONS, INSTRUMENTS_PER_CONNECTION, INSTRUMENTS_PER_REQUEST = 5, 5000, 100
 DEPTH_INSTRUMENTS_PER_CONNECTION = 50
 DEPTH_SEGMENTS = frozenset({"NSE_EQ", "NSE_FNO"})
 SENT_KEPT = 50_000
+U16_MAX, U32_MAX = 2**16 - 1, 2**32 - 1
 
 AUTH_ERROR = {
     "errorType": "Invalid_Authentication",
@@ -373,11 +374,13 @@ class _Market:
     def step(self, rng: random.Random) -> None:
         self.ltp = max(1, self.ltp + rng.choice((-2, -1, -1, 0, 1, 1, 2)))
         self.high, self.low = max(self.high, self.ltp), min(self.low, self.ltp)
-        self.ltq = rng.randint(1, 500) * self.scrip.lot
+        self.ltq = min(U16_MAX, rng.randint(1, 20) * self.scrip.lot)
+        if self.volume + self.ltq > U32_MAX:  # days later: start a new session rather than overflow a u32
+            self.volume, self.turnover, self.open, self.high, self.low = 0, 0.0, self.ltp, self.ltp, self.ltp
         self.volume += self.ltq
         self.turnover += self.ltq * self.rupees(self.ltp)
         if self.scrip.derivative:
-            self.oi = max(0, self.oi + rng.randint(-50, 60) * self.scrip.lot)
+            self.oi = min(U32_MAX, max(0, self.oi + rng.randint(-50, 60) * self.scrip.lot))
             self.oi_high, self.oi_low = max(self.oi_high, self.oi), min(self.oi_low, self.oi)
 
     @property
@@ -966,7 +969,7 @@ class DhanSimulator:
         total_sell, total_buy = self.rng.randint(0, 10**6), self.rng.randint(0, 10**6)
         common = {
             "ltp": r(m.ltp),
-            "ltq": min(m.ltq, 65535),
+            "ltq": m.ltq,
             "ltt": ltt,
             "atp": m.atp,
             "volume": m.volume,
@@ -1018,22 +1021,28 @@ class DhanSimulator:
         while True:
             await asyncio.sleep(self.tick_interval)
             self._tick_no += 1
-            for conn in list(self.connections):
-                if conn.silent:
-                    continue
-                try:
-                    for key, code in list(conn.subscriptions.items()):
-                        for frame in self._packets(key, code):
-                            await conn.ws.send(frame)
-                except ConnectionClosed:
-                    continue
-            for conn in list(self.depth_connections):
-                if conn.silent or not conn.subscriptions:
-                    continue
-                frame = b"".join(self._depth_packets(key) for key in list(conn.subscriptions))
-                if frame:
-                    with contextlib.suppress(ConnectionClosed):
+            try:
+                await self._tick()
+            except Exception:  # a bug here must not stop every feed for good
+                log.exception("dhan-sim: a tick failed")
+
+    async def _tick(self) -> None:
+        for conn in list(self.connections):
+            if conn.silent:
+                continue
+            try:
+                for key, code in list(conn.subscriptions.items()):
+                    for frame in self._packets(key, code):
                         await conn.ws.send(frame)
+            except ConnectionClosed:
+                continue
+        for conn in list(self.depth_connections):
+            if conn.silent or not conn.subscriptions:
+                continue
+            frame = b"".join(self._depth_packets(key) for key in list(conn.subscriptions))
+            if frame:
+                with contextlib.suppress(ConnectionClosed):
+                    await conn.ws.send(frame)
 
     # What a test reads back ------------------------------------------------------------------
     def intended(self, frame: bytes) -> Sent:

@@ -412,6 +412,10 @@ async def test_twenty_depth_takes_nse_only_and_at_most_50_instruments(
         await ws.send(request(23, RELIANCE, ("BSE_EQ", "500325"), NIFTY))
         await ws.recv()
         await eventually(lambda: dhan_sim.depth_subscriptions() == [{RELIANCE}])
+        await ws.send(request(24, RELIANCE))
+        await eventually(lambda: dhan_sim.depth_subscriptions() == [set()], what="the unsubscribe (24)")
+        await ws.send(request(23, RELIANCE))
+        await eventually(lambda: dhan_sim.depth_subscriptions() == [{RELIANCE}])
         many = [("NSE_EQ", str(100000 + i)) for i in range(50)]
         await ws.send(request(23, *many))
         async with asyncio.timeout(5):
@@ -621,12 +625,30 @@ async def test_a_wrong_client_id_is_808_and_an_unknown_token_809(dhan_sim: DhanS
                 await asyncio.wait_for(ws.recv(), 5)
     assert dhan_sim.refused == [("feed", 808), ("feed", 809)]
     assert dhan_sim.connections == []
+    dhan_sim.data_plan = False
+    async with connect(feed_url(dhan_sim)) as ws:
+        assert struct.unpack("<BHBIH", await asyncio.wait_for(ws.recv(), 5))[4] == 806
 
 
 async def test_more_than_100_instruments_in_one_request_is_804(dhan_sim: DhanSimulator) -> None:
     async with connect(feed_url(dhan_sim)) as ws:
         await ws.send(request(15, *[("NSE_EQ", str(100000 + i)) for i in range(100)]))
         await ws.send(request(15, *[("NSE_EQ", str(200000 + i)) for i in range(101)]))
+        packet = await first_of(ws, 50)
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+    assert struct.unpack("<BHBIH", packet)[4] == 804
+    assert dhan_sim.refused == [("feed", 804)]
+
+
+async def test_more_than_5000_instruments_on_one_connection_is_804(dhan_sim: DhanSimulator) -> None:
+    async with connect(feed_url(dhan_sim)) as ws:
+        for batch in range(50):
+            await ws.send(request(15, *[("NSE_EQ", str(100000 + batch * 100 + i)) for i in range(100)]))
+        await eventually(lambda: sum(map(len, dhan_sim.subscriptions())) == 5000, what=dhan_sim.subscriptions)
+        await ws.send(request(15, ("NSE_EQ", "100000")))  # one already subscribed: still 5000
+        await ws.send(request(15, ("NSE_EQ", "99")))
         packet = await first_of(ws, 50)
         with pytest.raises(ConnectionClosed):
             while True:
