@@ -401,6 +401,8 @@ class SimConnection:
     resume: asyncio.TimerHandle | None = None
     logged_in: bool = False
     requests: list[Any] = field(default_factory=list)
+    #: the task sending this connection's packets of the latest tick
+    sending: asyncio.Task[None] | None = None
 
 
 class DhanSimulator:
@@ -1027,22 +1029,21 @@ class DhanSimulator:
                 log.exception("dhan-sim: a tick failed")
 
     async def _tick(self) -> None:
-        for conn in list(self.connections):
-            if conn.silent:
+        """One tick: fresh packets for every subscription, each connection's sent by a task of its own.
+
+        A connection still busy with the previous tick's (a client that stopped reading) skips
+        this one, so one slow client neither stalls the others nor piles up packets.
+        """
+        for conn in [*self.connections, *self.depth_connections]:
+            if conn.silent or not conn.subscriptions or (conn.sending is not None and not conn.sending.done()):
                 continue
-            try:
-                for key, code in list(conn.subscriptions.items()):
-                    for frame in self._packets(key, code):
-                        await conn.ws.send(frame)
-            except ConnectionClosed:
-                continue
-        for conn in list(self.depth_connections):
-            if conn.silent or not conn.subscriptions:
-                continue
-            frame = b"".join(self._depth_packets(key) for key in list(conn.subscriptions))
-            if frame:
-                with contextlib.suppress(ConnectionClosed):
-                    await conn.ws.send(frame)
+            if conn.stream == "depth":
+                depth = b"".join(self._depth_packets(key) for key in list(conn.subscriptions))
+                out = [depth] if depth else []
+            else:
+                out = [f for key, code in list(conn.subscriptions.items()) for f in self._packets(key, code)]
+            if out:
+                conn.sending = self._spawn(_send_all(conn.ws, out))
 
     # What a test reads back ------------------------------------------------------------------
     def intended(self, frame: bytes) -> Sent:
@@ -1065,11 +1066,12 @@ class DhanSimulator:
         return [set(c.subscriptions) for c in self.depth_connections]
 
     # Failures on demand ---------------------------------------------------------------------
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         assert self._loop is not None, "start the simulator first"
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _streams(self, streams: tuple[str, ...]) -> list[SimConnection]:
         return [c for c in self._all_connections() if c.stream in streams]
@@ -1290,6 +1292,12 @@ def _error_body(status: int) -> dict[str, str]:
 async def _send_quietly(ws: ServerConnection, data: str | bytes) -> None:
     with contextlib.suppress(ConnectionClosed):
         await ws.send(data)
+
+
+async def _send_all(ws: ServerConnection, frames: list[bytes]) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        for frame in frames:
+            await ws.send(frame)
 
 
 def _b64(data: bytes) -> str:
