@@ -17,7 +17,8 @@ REST (``http.server`` in a thread, so blocking clients in the same process work)
   other 4xx: ``Input_Exception`` / ``DH-905``).
 - ``GET /api-data/api-scrip-master.csv`` (``master_url``, standing in for images.dhan.co)
   serves the compact scrip master (``scrips.master_csv`` for today unless ``scrips=`` is given),
-  with ``Content-Length``.
+  with ``Content-Length``; ``master_fault(status, count)`` makes the next downloads fail with
+  ``status`` and a small HTML page, as a CDN does.
 
 WebSockets, all on one port (``feed_port``), told apart by path:
 
@@ -472,6 +473,7 @@ class DhanSimulator:
         self.order_messages: list[dict[str, Any]] = []
         self.controls: list[str] = []
         self._rest_faults: deque[int] = deque()
+        self._master_faults: deque[int] = deque()
         self._order_no = 0
         self._httpd: ThreadingHTTPServer | None = None
         self._http_thread: threading.Thread | None = None
@@ -634,10 +636,19 @@ class DhanSimulator:
         with self._lock:
             self._rest_faults.extend([status] * count)
 
+    def master_fault(self, status: int, count: int = 1) -> None:
+        """Answer the next ``count`` downloads of the scrip master with ``status`` and a small HTML page."""
+        with self._lock:
+            self._master_faults.extend([status] * count)
+
     def rest(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         """One REST request -> (HTTP status, JSON or bytes). Called from the HTTP thread."""
         self.rest_requests.append(f"{method} {path}")
         if method == "GET" and path == MASTER_PATH:
+            with self._lock:
+                fault = self._master_faults.popleft() if self._master_faults else None
+            if fault is not None:
+                return fault, f"<html><body><h1>{fault}</h1></body></html>\n".encode()
             return 200, self._scrips_bytes
         with self._lock:
             fault = self._rest_faults.popleft() if path.startswith("/v2/") and self._rest_faults else None
@@ -1328,7 +1339,7 @@ def _handler_class(sim: DhanSimulator) -> type[BaseHTTPRequestHandler]:
             else:
                 status, reply = sim.rest(self.command, url.path, headers, body)
                 if isinstance(reply, bytes):
-                    data, content_type = reply, "text/csv"
+                    data, content_type = reply, "text/csv" if status == 200 else "text/html"
                 else:
                     data = json.dumps(reply).encode()
             self.send_response(status)

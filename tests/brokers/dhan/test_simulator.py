@@ -548,6 +548,18 @@ async def test_the_scrip_master_is_served_whole_and_read_by_dhanhq(
     assert list(reliance.SEM_SEGMENT) == ["E"]
 
 
+async def test_a_master_fault_fails_the_next_downloads_then_it_is_served(dhan_sim: DhanSimulator) -> None:
+    def status() -> int:
+        try:
+            with urllib.request.urlopen(dhan_sim.master_url, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    dhan_sim.master_fault(503, 2)
+    assert [await asyncio.to_thread(status) for _ in range(3)] == [503, 503, 200]
+
+
 def test_the_built_in_master_is_deterministic_real_where_known_and_never_stale() -> None:
     for today in (date(2026, 12, 2), date(2027, 3, 31), date(2027, 12, 30)):
         data = scrips.master_csv(today)
