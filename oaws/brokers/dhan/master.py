@@ -476,18 +476,22 @@ class Master:
             if exchange not in EXCHANGE_SEGMENTS or row[SEGMENT] not in SEGMENT_CODES:
                 continue
             self._by_id.setdefault((SEGMENT_CODES[row[SEGMENT]], row[SECURITY_ID]), row)
+            self._claim(self._key(row), row)
             if row[TYPE] == "INDEX":
-                self._claim((exchange, normalise(row[SYMBOL])), row)
                 index_names.extend(
                     ((exchange, normalise(text)), row) for text in (row[DHAN_SYMBOL], row[CUSTOM], row[NAME]) if text
                 )
                 continue
-            self._claim((exchange, row[SYMBOL].upper()), row)
             dhan = self._by_dhan.setdefault((exchange, row[DHAN_SYMBOL].upper()), [])
             if row[SYMBOL].upper() not in {r[SYMBOL].upper() for r in dhan}:
                 dhan.append(row)
         for key, row in index_names:  # OpenAlgo's names win over the names people type
             self._by_symbol.setdefault(key, row)
+
+    @staticmethod
+    def _key(row: Row) -> tuple[str, str]:
+        symbol = row[SYMBOL]
+        return (row[EXCHANGE], normalise(symbol) if row[TYPE] == "INDEX" else symbol.upper())
 
     def _claim(self, key: tuple[str, str], row: Row) -> None:
         held = self._by_symbol.get(key)
@@ -571,6 +575,8 @@ class Master:
         scored: list[tuple[int, int, int, str, Row]] = []
         for row in self.rows:
             if wanted is not None and row[EXCHANGE] != wanted:
+                continue
+            if self._by_symbol.get(self._key(row)) is not row:  # a line another one's name shadows
                 continue
             texts = (row[SYMBOL].upper(), row[DHAN_SYMBOL].upper(), row[NAME].upper(), row[CUSTOM].upper())
             if needle in texts or (row[TYPE] == "INDEX" and squeezed in {normalise(t) for t in texts}):

@@ -38,8 +38,9 @@ IST = timezone(timedelta(hours=5, minutes=30), "IST")
 PROFILE_PATH = "/v2/profile"
 #: seconds a REST call may take
 TIMEOUT = 10.0
-#: tries of one request when Dhan answers 429 / 5xx or cannot be reached, and the seconds spent waiting in all
-ATTEMPTS, RETRY_BUDGET = 4, 10.0
+#: tries of one request when Dhan answers 429 / 5xx or cannot be reached, the seconds spent waiting in all,
+#: and the first wait (doubled after each try, at most 4 s) when Dhan sends no Retry-After
+ATTEMPTS, RETRY_BUDGET, FIRST_DELAY = 4, 10.0, 0.5
 #: Dhan's error codes (errorCode of a refused call) that mean the token is not accepted
 TOKEN_REFUSED = frozenset(("DH-901", "807", "808", "809"))
 EXPIRED = (
@@ -99,8 +100,8 @@ def send(
     headers: dict[str, str] | None = None,
     timeout: float = TIMEOUT,
     stream: bool = False,
-    attempts: int = ATTEMPTS,
-    budget: float = RETRY_BUDGET,
+    attempts: int | None = None,
+    budget: float | None = None,
 ) -> requests.Response:
     """One request, tried again on 429 / 5xx / network errors with backoff (Retry-After honoured).
 
@@ -111,7 +112,9 @@ def send(
     """
     import requests
 
-    waited, delay = 0.0, 0.5
+    attempts = ATTEMPTS if attempts is None else attempts
+    budget = RETRY_BUDGET if budget is None else budget
+    waited, delay = 0.0, FIRST_DELAY
     for attempt in range(1, attempts + 1):
         last = attempt == attempts
         try:
