@@ -349,7 +349,7 @@ class Answers(BaseHTTPRequestHandler):
 def master_server(*script: tuple[int, dict[str, str], bytes, int | None]) -> Iterator[tuple[str, list[str]]]:
     handler = type("Handler", (Answers,), {"script": list(script), "seen": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/api-scrip-master.csv", handler.seen
