@@ -16,6 +16,9 @@ about 10 seconds in all), then DhanUnavailable.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -171,11 +174,32 @@ def _error_code(body: Any) -> str:
     return ""
 
 
+def token_client(token: str) -> str | None:
+    """The ``dhanClientId`` claim of Dhan's JWT access token (unverified: only Dhan can check it)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    client = claims.get("dhanClientId") if isinstance(claims, dict) else None
+    return str(client).strip() if isinstance(client, str | int) and str(client).strip() else None
+
+
+def _mismatch(token_client: str, configured: str | None) -> DhanClientMismatch:
+    return DhanClientMismatch(
+        f"the access token belongs to Dhan client {token_client}, not to DHAN_CLIENT_ID {configured}:"
+        " set the client id and the token of one account"
+    )
+
+
 def validate(settings: DhanSettings) -> Profile:
     """Ask Dhan whether it accepts the access token; the profile of its client.
 
     Raises DhanCredentialsMissing (nothing configured), DhanTokenExpired (refused, or past
-    its validity), DhanClientMismatch (the token is another client's than DHAN_CLIENT_ID),
+    its validity), DhanClientMismatch (the token is another client's than DHAN_CLIENT_ID, by
+    the JWT's own ``dhanClientId`` claim before asking, or by the profile),
     DhanUnavailable (Dhan unreachable or busy after a few tries) or DhanError (an answer
     that is not a profile). A profile without an active Data API plan is logged as a
     warning and returned: the feed's own connection is the final word on that.
@@ -183,6 +207,10 @@ def validate(settings: DhanSettings) -> Profile:
     import requests
 
     settings.require_credentials()
+    configured = str(settings.client_id).strip()
+    claimed = token_client(settings.access_token or "")
+    if claimed is not None and claimed != configured:  # Dhan would only say "invalid or expired"
+        raise _mismatch(claimed, settings.client_id)
     base = settings.api_url.rstrip("/")
     url = base + PROFILE_PATH
     try:
@@ -201,11 +229,8 @@ def validate(settings: DhanSettings) -> Profile:
         detail = f"HTTP {response.status_code}" + (f", error {code}" if code else "")
         raise DhanError(f"Dhan at {base} did not answer the profile call with a profile ({detail})")
     profile = _profile(body)
-    if profile.client_id != str(settings.client_id).strip():
-        raise DhanClientMismatch(
-            f"the access token belongs to Dhan client {profile.client_id}, not to DHAN_CLIENT_ID {settings.client_id}:"
-            " set the client id and the token of one account"
-        )
+    if profile.client_id != configured:
+        raise _mismatch(profile.client_id, settings.client_id)
     if profile.expires_at is not None and profile.expires_at <= time.time():
         raise DhanTokenExpired(EXPIRED)
     if profile.data_active is False:
