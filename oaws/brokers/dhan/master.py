@@ -274,15 +274,14 @@ class Match:
         return {f: getattr(self, f) for f in self.__slots__}
 
     def columns(self) -> dict[str, str]:
+        """The table's columns: the expiry and strike are in the instrument's name already."""
         return {
             "instrument": self.instrument,
             "dhan symbol": self.dhan_symbol,
             "security id": self.security_id,
-            "segment": self.segment,
             "type": self.instrument_type,
-            "name": self.name,
-            "expiry": self.expiry,
             "lot": str(self.lot_size),
+            "name": self.name,
         }
 
 
