@@ -205,6 +205,7 @@ def validate(settings: DhanSettings) -> Profile:
     warning and returned: the feed's own connection is the final word on that.
     """
     import requests
+    from requests.exceptions import InvalidURL
 
     settings.require_credentials()
     configured = str(settings.client_id).strip()
@@ -216,7 +217,10 @@ def validate(settings: DhanSettings) -> Profile:
     try:
         response = send("GET", url, what="check the access token", headers=headers(settings))
     except requests.RequestException as exc:
-        raise DhanUnavailable(f"cannot reach Dhan at {base}: {describe_request_error(exc, url)}") from None
+        reason = describe_request_error(exc, url)
+        if isinstance(exc, requests.exceptions.InvalidSchema | requests.exceptions.MissingSchema | InvalidURL):
+            raise DhanError(f"DHAN_API_URL {base} cannot be used: {reason}") from None  # no retrying a typo
+        raise DhanUnavailable(f"cannot reach Dhan at {base}: {reason}") from None
     body = _json(response)
     code = _error_code(body)
     if response.status_code in (401, 403) or code in TOKEN_REFUSED:
