@@ -637,6 +637,8 @@ def _index_rows(parsed: Any) -> list[Row]:
     rows = parsed["rows"]
     if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == SERIES + 1 for r in rows):
         raise ValueError("its rows are not those of this version of oaws (run `oaws instruments update` again)")
+    if rows and not all(isinstance(v, str) for r in (rows[0], rows[-1]) for v in r):  # a sample: it is one writer's
+        raise ValueError("its rows are not text")
     return [tuple(r) for r in rows]
 
 

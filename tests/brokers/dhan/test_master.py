@@ -418,3 +418,25 @@ def test_an_unreachable_master_server_is_one_sentence(monkeypatch):
     with pytest.raises(DhanUnavailable) as caught:
         update_master(url)
     assert str(caught.value) == f"cannot download the Dhan scrip master from {url}: connection refused"
+
+
+def test_a_malformed_line_in_the_middle_is_skipped_and_counted(caplog):
+    lines = FIXTURE.split(b"\r\n")
+    broken = b"\r\n".join([*lines[:3], b"NSE,E,77,EQUITY,0,HALF", *lines[3:]])
+    with caplog.at_level("WARNING", logger="oaws.brokers.dhan.master"):
+        rows = rows_from_csv(broken)
+    assert rows == rows_from_csv(FIXTURE)
+    assert [r.getMessage() for r in caplog.records] == [
+        "the Dhan scrip master has 1 malformed lines; they were skipped"
+    ]
+
+
+def test_an_index_of_rows_not_of_text_is_one_sentence_and_no_completion(tmp_path):
+    path = tmp_path / "index.json"
+    path.write_bytes(orjson.dumps({"format": "oaws-dhan-index-1", "rows": [list(range(13))]}))
+    with pytest.raises(DhanMasterMissing) as caught:
+        load_master(path)
+    assert str(caught.value).startswith(f"{path} is not a Dhan scrip master: ")
+    from oaws.brokers.dhan.master import completion_instruments
+
+    assert completion_instruments(str(path)) == []

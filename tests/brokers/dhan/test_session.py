@@ -229,3 +229,12 @@ async def test_the_token_is_in_no_repr_str_or_log(dhan_sim, caplog, monkeypatch)
     for text in (repr(profile), str(profile), repr(settings), str(caught.value), repr(caught.value), caplog.text):
         assert token not in text
     assert isinstance(profile, Profile)
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/", "api.dhan.co"])
+def test_an_unusable_api_url_is_an_error_not_a_retry(url):
+    settings = DhanSettings(client_id="1000000001", access_token="secret-token-value", api_url=url)
+    with pytest.raises(DhanError) as caught:
+        validate(settings)
+    assert not isinstance(caught.value, DhanUnavailable)
+    assert str(caught.value).startswith(f"DHAN_API_URL {url.rstrip('/')} cannot be used: ")
