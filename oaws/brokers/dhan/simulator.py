@@ -76,6 +76,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import random
 import secrets
 import signal
@@ -459,6 +460,8 @@ class DhanSimulator:
         #: (stream, reason) of every login refused with a disconnect packet or close
         self.refused: list[tuple[str, int]] = []
         self.bad_requests = 0
+        #: every JSON request of the market feed and the 20-depth stream, as (stream, request)
+        self.feed_requests: deque[tuple[str, dict[str, Any]]] = deque(maxlen=10_000)
         self.binary_requests = 0
         self.rest_requests: list[str] = []
         self.order_messages: list[dict[str, Any]] = []
@@ -492,9 +495,12 @@ class DhanSimulator:
                 server_header=None,
                 logger=_ws_log,
             )
-        except BaseException:
+        except BaseException as exc:
             await asyncio.to_thread(self._httpd.shutdown)
             self._httpd.server_close()
+            if isinstance(exc, OSError) and exc.errno:
+                # asyncio words it "error while attempting to bind on address (...)": say it as the OS does
+                raise OSError(exc.errno, os.strerror(exc.errno)) from None
             raise
         self._ticker = asyncio.create_task(self._tick_forever())
         return self
@@ -733,6 +739,7 @@ class DhanSimulator:
             self.bad_requests += 1
             return True
         conn.requests.append(request)
+        self.feed_requests.append((conn.stream, request))
         code = request.get("RequestCode")
         if code == REQ_DISCONNECT:
             await conn.ws.close(1000, "disconnect requested")
