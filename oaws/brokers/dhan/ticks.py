@@ -116,7 +116,7 @@ def tick(r: wire.Response, book: Book, symbol: str, exchange: str, received_ms: 
     }
     if mode == LTP:
         return t
-    moved, percent = change(r.ltp, book.prev_close, 2)
+    moved, percent = change(r.ltp, book.prev_close)
     t.update(
         open=r.open,
         high=r.high,
@@ -127,8 +127,8 @@ def tick(r: wire.Response, book: Book, symbol: str, exchange: str, received_ms: 
         average_price=r.average_price,
         total_buy_quantity=r.total_buy_quantity,
         total_sell_quantity=r.total_sell_quantity,
-        change=moved,
-        change_percent=round(percent, 4) if book.prev_close else 0.0,
+        change=round(moved, 2),
+        change_percent=round(percent, 4),
     )
     if mode == QUOTE:
         return t
@@ -144,16 +144,19 @@ def tick(r: wire.Response, book: Book, symbol: str, exchange: str, received_ms: 
     return t
 
 
-def depth_20_tick(book: Book, symbol: str, exchange: str, received_ms: int) -> dict[str, Any]:
-    """The Depth tick of an instrument's twenty-level book (its latest bids and asks)."""
+def depth_20_tick(
+    book: Book, symbol: str, exchange: str, received_ms: int, last: wire.Response | None = None
+) -> dict[str, Any]:
+    """The Depth tick of an instrument's twenty-level book (its latest bids and asks); ``ltp`` and
+    ``ltt`` from ``last``, the instrument's latest market-feed packet, when there is one."""
     sides = {
         name: [{"price": lv.price, "quantity": lv.quantity, "orders": lv.orders} for lv in side.levels]
         for name, side in book.sides.items()
     }
     t: dict[str, Any] = {"symbol": symbol, "exchange": exchange, "mode": DEPTH}
-    if book.last is not None:
-        t["ltp"] = book.last.ltp
-        t["ltt"] = ltt_ms(book.last.ltt)
+    if last is not None:
+        t["ltp"] = last.ltp
+        t["ltt"] = ltt_ms(last.ltt)
     t["timestamp"] = received_ms
     t["depth"] = depth_book(sides.get("buy", ()), sides.get("sell", ()), DEPTH_20)
     t["depth_level"] = DEPTH_20
