@@ -28,3 +28,7 @@ class DhanUnavailable(DhanError):
 
 class DhanMasterMissing(DhanError):
     """No scrip master is available, or the one given cannot be read."""
+
+
+class DhanClientMismatch(DhanError):
+    """The access token belongs to another Dhan client than the configured client id."""
