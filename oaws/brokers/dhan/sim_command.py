@@ -1,4 +1,4 @@
-"""``oaws sim dhan`` (and ``oaws dhan-sim``): a local Zerodha Dhan for developing offline.
+"""``oaws sim dhan`` (and ``oaws dhan-sim``): a local Dhan for developing offline.
 
 A command function with typer's annotations, declared by the plugin (``Broker.simulator``)
 so that the command line registers it without knowing Dhan.
@@ -30,6 +30,8 @@ def dhan_sim(
     """Run a local Dhan (profile, scrip master, market feed, 20-level depth, order updates), offline.
 
     The `export` lines go to stdout (`oaws dhan-sim > env.sh &` then `. env.sh`), the rest to stderr.
+    Faults on demand: POST /sim/drop, /sim/silent?seconds=N, /sim/garbage, /sim/expire,
+    /sim/disconnect?code=N, /sim/rest-fault?status=N&count=N, /sim/order.
     """
     import asyncio
 
@@ -37,8 +39,24 @@ def dhan_sim(
 
     def ready(sim: simulator.DhanSimulator) -> None:
         typer.echo(f"Dhan simulator on {host}; point oaws at it with (on stdout):", err=True)
+        # stdout carries only the exports, flushed now: the simulator runs on, so nothing else would flush them
         sys.stdout.write("".join(f"export {name}={value}\n" for name, value in sim.env().items()))
         sys.stdout.flush()
+        sim_url = f"{sim.api_url}/sim"
+        typer.echo(
+            "Then: oaws login dhan && oaws instruments update --broker dhan && oaws serve --broker dhan\n"
+            "The market feed, 20-level depth and order updates share the feed port (paths /, /twentydepth, /orders).\n"
+            "Faults on demand, on the connections open at that moment:\n"
+            f"  curl -X POST {sim_url}/drop                      # drop them without a close frame\n"
+            f"  curl -X POST '{sim_url}/silent?seconds=60'       # no ticks, pings or pongs for 60 s\n"
+            f"  curl -X POST '{sim_url}/garbage?kind=truncated'  # a malformed packet (or kind=length, kind=code)\n"
+            f"  curl -X POST {sim_url}/expire                    # expire the token: disconnect 807, profile 401\n"
+            f"  curl -X POST '{sim_url}/disconnect?code=805'     # a disconnect packet with that reason, then close\n"
+            f"  curl -X POST '{sim_url}/rest-fault?status=429&count=3'  # the next REST calls answer 429\n"
+            f'  curl -X POST -d \'{{"Status":"Traded"}}\' {sim_url}/order  # an order update on /orders\n'
+            f"  curl {sim_url}/state                             # what is connected and subscribed",
+            err=True,
+        )
 
     try:
         asyncio.run(simulator.run(host, rest_port, feed_port, tick_interval, on_ready=ready))
