@@ -201,7 +201,7 @@ class _DhanLink(BrokerLink[Key, _Session]):
 class _OrderLink(BrokerLink[str, None]):
     """Dhan's order-update stream: a login message, then JSON ``order_alert`` messages."""
 
-    name = "Dhan order updates"
+    name = "Dhan"
 
     def __init__(self, feed: DhanFeed) -> None:
         self.feed = feed
@@ -635,7 +635,7 @@ class DhanFeed(Feed):
         del self.server_disconnects[:-20]
         if reason in wire.AUTH_REASONS:
             self._refusals += 1
-            raise AuthRefused(f"{sentence} ({reason})")
+            raise AuthRefused(f"{sentence}, reason {reason}")
         log.warning("%s: Dhan disconnects: %s (%d)", label, sentence, reason)
 
     def _on_response(self, r: wire.Response) -> Key | None:
