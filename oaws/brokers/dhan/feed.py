@@ -315,8 +315,8 @@ class DhanFeed(Feed):
         self._dirty = False
         self._fatal: asyncio.Future[None] | None = None
         self._bad_logged = 0.0
-        #: feed refusals of the token since the last data tick (two: the feed stands down)
-        self._refusals = 0
+        #: the token was checked again after a refusal and no data has come since: a second refusal is the end
+        self._rechecked = False
         self._reconnects_before = 0
         self._disconnects: list[tuple[float, str]] = []
         # figures for status() and tests
@@ -601,7 +601,8 @@ class DhanFeed(Feed):
 
     async def _login(self) -> _Session:
         """Dhan has no login: check the token with the profile call (once at start, once per refusal)."""
-        if self._refusals >= 2:
+        refused = self._sessions.session is not None  # not the check at start: a connection was refused
+        if refused and self._rechecked:
             raise DhanTokenExpired(
                 "Dhan's feed keeps refusing the access token that its profile call accepts; "
                 "generate a new one at web.dhan.co and set DHAN_ACCESS_TOKEN"
@@ -616,6 +617,7 @@ class DhanFeed(Feed):
                 profile = await asyncio.to_thread(validate, self.settings)
         except DhanUnavailable as exc:
             raise Unavailable(str(exc)) from exc
+        self._rechecked = refused
         log.info("Dhan accepted the access token of client %s", self.settings.client_id)
         return _Session(profile)
 
@@ -634,7 +636,6 @@ class DhanFeed(Feed):
         self.server_disconnects.append((reason, sentence))
         del self.server_disconnects[:-20]
         if reason in wire.AUTH_REASONS:
-            self._refusals += 1
             raise AuthRefused(f"{sentence}, reason {reason}")
         log.warning("%s: Dhan disconnects: %s (%d)", label, sentence, reason)
 
@@ -649,7 +650,7 @@ class DhanFeed(Feed):
             return None
         last = book.last
         assert last is not None
-        self._refusals = 0
+        self._rechecked = False
         received = int(time.time() * 1000)
         recorded = RESPONSE_MODE[last.code]
         for instrument, modes in entry.wanted.items():
@@ -671,7 +672,7 @@ class DhanFeed(Feed):
         main = self._entries.get(pair)
         if not d.book.depth_side(side):
             return d.key
-        self._refusals = 0
+        self._rechecked = False
         received = int(time.time() * 1000)
         last = main.book.last if main is not None else None
         for instrument in d.instruments:

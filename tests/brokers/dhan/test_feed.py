@@ -12,8 +12,10 @@ import logging
 
 import pytest
 
-from oaws.brokers.dhan import wire
-from oaws.brokers.dhan.errors import DhanTokenExpired
+from oaws.brokers.api import Rejection
+from oaws.brokers.dhan import scrips, wire
+from oaws.brokers.dhan.errors import DhanCredentialsMissing, DhanError, DhanMasterMissing, DhanTokenExpired
+from oaws.brokers.dhan.feed import DhanFeed
 from oaws.brokers.dhan.simulator import DhanSimulator
 from oaws.instruments import parse
 from tests.brokers.angel.conftest import Bus
@@ -257,7 +259,9 @@ async def test_an_expired_token_stops_the_feed_in_one_sentence_with_few_handshak
     bus, task = await running(feed)
     try:
         bus.subscribe("NSE_RELIANCE_LTP")
+        bus.subscribe("NSE_TCS_DEPTH_20")  # two connections refused at once: still one check, one sentence
         await bus.next("NSE_RELIANCE_LTP")
+        await bus.next("NSE_TCS_DEPTH_20")
         handshakes = sim.handshakes
         sim.expire_token(drop=True)
         async with asyncio.timeout(10):
@@ -265,6 +269,7 @@ async def test_an_expired_token_stops_the_feed_in_one_sentence_with_few_handshak
                 await task
         message = str(info.value)
         assert message.count(". ") == 0 and "\n" not in message and "token" in message.lower()
+        assert "keeps refusing" not in message and "DHAN_ACCESS_TOKEN" in message
         assert sim.handshakes - handshakes <= 1  # the profile call refuses it: no reconnect storm
         assert feed.status()["adapter_status"] == "error"
         assert not any(sim.access_token in r.getMessage() for r in caplog.records)
@@ -357,10 +362,12 @@ async def test_no_log_record_holds_the_token(sim, caplog):
         bus.subscribe("NSE_RELIANCE_DEPTH")
         bus.subscribe("NSE_RELIANCE_DEPTH_20")
         await bus.next("NSE_RELIANCE_DEPTH_20")
+        feed_handshakes, depth_handshakes = sim.handshakes, sim.depth_handshakes
         sim.drop_all()
-        await eventually(lambda: feed.reconnects >= 1)
-        sim.disconnect(805)
-        await eventually(lambda: feed.reconnects >= 3)
+        await eventually(lambda: sim.handshakes > feed_handshakes and sim.depth_handshakes > depth_handshakes)
+        await eventually(lambda: sim.subscriptions() == [{RELIANCE: 21}] and sim.depth_subscriptions() == [{RELIANCE}])
+        assert sim.disconnect(805) == 2
+        await eventually(lambda: feed.reconnects >= 4)
         await bus.next("NSE_RELIANCE_DEPTH")
     finally:
         await stop(bus, task)
@@ -371,3 +378,87 @@ async def test_no_log_record_holds_the_token(sim, caplog):
         assert token not in str(record.args)
         assert token not in (record.exc_text or "")
     assert token not in repr(feed.settings) and token not in str(feed.status())
+
+
+async def test_a_burst_of_wants_is_batched_in_requests_of_at_most_the_limit(sim):
+    master = master_of(sim)
+    options = [parse(m.instrument) for m in master.search("NIFTY", "NFO", 100) if m.instrument_type in ("CE", "PE")]
+    assert len(options) >= 25
+    feed = make_feed(sim, master, batch_window=0.3, instruments_per_request=10)  # Dhan's is 100
+    bus, task = await running(feed)
+    try:
+        bus.subscribe("NSE_RELIANCE_QUOTE")
+        await eventually(lambda: sim.subscriptions() == [{RELIANCE: 17}], what=sim.subscriptions)
+        for option in options[:25]:
+            bus.subscribe(option.topic(1))
+        await eventually(lambda: sum(map(len, sim.subscriptions())) == 26, what=sim.subscriptions)
+        (conn,) = sim.connections
+        burst = conn.requests[1:]
+        assert [(r["RequestCode"], r["InstrumentCount"]) for r in burst] == [(15, 10), (15, 10), (15, 5)]
+        assert {e["ExchangeSegment"] for r in burst for e in r["InstrumentList"]} == {"NSE_FNO"}
+    finally:
+        await stop(bus, task)
+
+
+async def test_silence_in_market_hours_reconnects_and_resubscribes(sim):
+    feed = make_feed(sim, silence_timeout=0.5)
+    bus, task = await running(feed)
+    try:
+        bus.subscribe("NSE_RELIANCE_QUOTE")
+        await bus.next("NSE_RELIANCE_QUOTE")
+        handshakes = sim.handshakes
+        assert sim.go_silent() == 1
+        # the silent connection may linger at the simulator (it reads nothing): look at the new one
+        await eventually(lambda: sim.handshakes > handshakes and sim.subscriptions()[-1] == {RELIANCE: 17})
+        assert "no ticks" in feed.disconnects[0]
+        await tick_matching(bus, sim, "NSE_RELIANCE_QUOTE", *RELIANCE, QUOTE, 2)
+    finally:
+        await stop(bus, task)
+
+
+async def test_outside_market_hours_a_quiet_feed_is_left_alone(sim):
+    feed = make_feed(sim, silence_timeout=0.3, market_hours=lambda exchanges: False)
+    bus, task = await running(feed)
+    try:
+        bus.subscribe("NSE_RELIANCE_LTP")
+        await bus.next("NSE_RELIANCE_LTP")
+        sim.go_silent(1.5)
+        await asyncio.sleep(1.0)  # three silence windows: the watchdog must not act
+        assert feed.reconnects == 0
+        await bus.next("NSE_RELIANCE_LTP", timeout=5)  # the same connection speaks again
+        assert feed.reconnects == 0
+    finally:
+        await stop(bus, task)
+
+
+async def test_an_unknown_instrument_is_refused_by_check_and_on_the_bus(sim):
+    feed = make_feed(sim)
+    with pytest.raises(Rejection) as info:
+        feed.check(parse("NOSUCH:NSE"))
+    assert info.value.code == "SYMBOL_NOT_FOUND"
+    bus, task = await running(feed)
+    try:
+        bus.subscribe("NSE_NOSUCH_LTP")
+        reject = await bus.reject()
+        assert (reject["code"], reject["symbol"]) == ("SYMBOL_NOT_FOUND", "NOSUCH")
+        bus.subscribe("NSE_RELIANCE_LTP")  # the refusal costs the others nothing
+        await bus.next("NSE_RELIANCE_LTP")
+        assert sim.subscriptions() == [{RELIANCE: 15}]
+    finally:
+        await stop(bus, task)
+
+
+def test_from_settings_needs_the_credentials_and_a_master(monkeypatch, tmp_path):
+    with pytest.raises(DhanCredentialsMissing) as missing:
+        DhanFeed.from_settings()
+    assert "DHAN_CLIENT_ID" in str(missing.value) and "\n" not in str(missing.value)
+    monkeypatch.setenv("DHAN_CLIENT_ID", "1000000001")
+    monkeypatch.setenv("DHAN_ACCESS_TOKEN", "a-secret-token")
+    with pytest.raises(DhanMasterMissing) as no_master:
+        DhanFeed.from_settings()
+    assert "a-secret-token" not in str(no_master.value)
+    monkeypatch.setenv("DHAN_FEED_URL", "http://example.invalid/feed")
+    (tmp_path / "scrips.csv").write_bytes(scrips.master_csv())
+    with pytest.raises(DhanError) as bad_url:
+        DhanFeed.from_settings(instruments=str(tmp_path / "scrips.csv"))
+    assert "DHAN_FEED_URL" in str(bad_url.value)
