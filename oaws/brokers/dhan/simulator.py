@@ -17,7 +17,8 @@ REST (``http.server`` in a thread, so blocking clients in the same process work)
   other 4xx: ``Input_Exception`` / ``DH-905``).
 - ``GET /api-data/api-scrip-master.csv`` (``master_url``, standing in for images.dhan.co)
   serves the compact scrip master (``scrips.master_csv`` for today unless ``scrips=`` is given),
-  with ``Content-Length``.
+  with ``Content-Length``; ``master_fault(status, count)`` makes the next downloads fail with
+  ``status`` and a small HTML page, as a CDN does.
 
 WebSockets, all on one port (``feed_port``), told apart by path:
 
@@ -76,6 +77,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import random
 import secrets
 import signal
@@ -150,6 +152,7 @@ CONNECTIONS, INSTRUMENTS_PER_CONNECTION, INSTRUMENTS_PER_REQUEST = 5, 5000, 100
 DEPTH_INSTRUMENTS_PER_CONNECTION = 50
 DEPTH_SEGMENTS = frozenset({"NSE_EQ", "NSE_FNO"})
 SENT_KEPT = 50_000
+U16_MAX, U32_MAX = 2**16 - 1, 2**32 - 1
 
 AUTH_ERROR = {
     "errorType": "Invalid_Authentication",
@@ -372,11 +375,13 @@ class _Market:
     def step(self, rng: random.Random) -> None:
         self.ltp = max(1, self.ltp + rng.choice((-2, -1, -1, 0, 1, 1, 2)))
         self.high, self.low = max(self.high, self.ltp), min(self.low, self.ltp)
-        self.ltq = rng.randint(1, 500) * self.scrip.lot
+        self.ltq = min(U16_MAX, rng.randint(1, 20) * self.scrip.lot)
+        if self.volume + self.ltq > U32_MAX:  # days later: start a new session rather than overflow a u32
+            self.volume, self.turnover, self.open, self.high, self.low = 0, 0.0, self.ltp, self.ltp, self.ltp
         self.volume += self.ltq
         self.turnover += self.ltq * self.rupees(self.ltp)
         if self.scrip.derivative:
-            self.oi = max(0, self.oi + rng.randint(-50, 60) * self.scrip.lot)
+            self.oi = min(U32_MAX, max(0, self.oi + rng.randint(-50, 60) * self.scrip.lot))
             self.oi_high, self.oi_low = max(self.oi_high, self.oi), min(self.oi_low, self.oi)
 
     @property
@@ -397,6 +402,8 @@ class SimConnection:
     resume: asyncio.TimerHandle | None = None
     logged_in: bool = False
     requests: list[Any] = field(default_factory=list)
+    #: the task sending this connection's packets of the latest tick
+    sending: asyncio.Task[None] | None = None
 
 
 class DhanSimulator:
@@ -459,11 +466,14 @@ class DhanSimulator:
         #: (stream, reason) of every login refused with a disconnect packet or close
         self.refused: list[tuple[str, int]] = []
         self.bad_requests = 0
+        #: every JSON request of the market feed and the 20-depth stream, as (stream, request)
+        self.feed_requests: deque[tuple[str, dict[str, Any]]] = deque(maxlen=10_000)
         self.binary_requests = 0
         self.rest_requests: list[str] = []
         self.order_messages: list[dict[str, Any]] = []
         self.controls: list[str] = []
         self._rest_faults: deque[int] = deque()
+        self._master_faults: deque[int] = deque()
         self._order_no = 0
         self._httpd: ThreadingHTTPServer | None = None
         self._http_thread: threading.Thread | None = None
@@ -492,9 +502,12 @@ class DhanSimulator:
                 server_header=None,
                 logger=_ws_log,
             )
-        except BaseException:
+        except BaseException as exc:
             await asyncio.to_thread(self._httpd.shutdown)
             self._httpd.server_close()
+            if isinstance(exc, OSError) and exc.errno:
+                # asyncio words it "error while attempting to bind on address (...)": say it as the OS does
+                raise OSError(exc.errno, os.strerror(exc.errno)) from None
             raise
         self._ticker = asyncio.create_task(self._tick_forever())
         return self
@@ -623,10 +636,19 @@ class DhanSimulator:
         with self._lock:
             self._rest_faults.extend([status] * count)
 
+    def master_fault(self, status: int, count: int = 1) -> None:
+        """Answer the next ``count`` downloads of the scrip master with ``status`` and a small HTML page."""
+        with self._lock:
+            self._master_faults.extend([status] * count)
+
     def rest(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         """One REST request -> (HTTP status, JSON or bytes). Called from the HTTP thread."""
         self.rest_requests.append(f"{method} {path}")
         if method == "GET" and path == MASTER_PATH:
+            with self._lock:
+                fault = self._master_faults.popleft() if self._master_faults else None
+            if fault is not None:
+                return fault, f"<html><body><h1>{fault}</h1></body></html>\n".encode()
             return 200, self._scrips_bytes
         with self._lock:
             fault = self._rest_faults.popleft() if path.startswith("/v2/") and self._rest_faults else None
@@ -733,6 +755,7 @@ class DhanSimulator:
             self.bad_requests += 1
             return True
         conn.requests.append(request)
+        self.feed_requests.append((conn.stream, request))
         code = request.get("RequestCode")
         if code == REQ_DISCONNECT:
             await conn.ws.close(1000, "disconnect requested")
@@ -959,7 +982,7 @@ class DhanSimulator:
         total_sell, total_buy = self.rng.randint(0, 10**6), self.rng.randint(0, 10**6)
         common = {
             "ltp": r(m.ltp),
-            "ltq": min(m.ltq, 65535),
+            "ltq": m.ltq,
             "ltt": ltt,
             "atp": m.atp,
             "volume": m.volume,
@@ -1011,22 +1034,27 @@ class DhanSimulator:
         while True:
             await asyncio.sleep(self.tick_interval)
             self._tick_no += 1
-            for conn in list(self.connections):
-                if conn.silent:
-                    continue
-                try:
-                    for key, code in list(conn.subscriptions.items()):
-                        for frame in self._packets(key, code):
-                            await conn.ws.send(frame)
-                except ConnectionClosed:
-                    continue
-            for conn in list(self.depth_connections):
-                if conn.silent or not conn.subscriptions:
-                    continue
-                frame = b"".join(self._depth_packets(key) for key in list(conn.subscriptions))
-                if frame:
-                    with contextlib.suppress(ConnectionClosed):
-                        await conn.ws.send(frame)
+            try:
+                await self._tick()
+            except Exception:  # a bug here must not stop every feed for good
+                log.exception("dhan-sim: a tick failed")
+
+    async def _tick(self) -> None:
+        """One tick: fresh packets for every subscription, each connection's sent by a task of its own.
+
+        A connection still busy with the previous tick's (a client that stopped reading) skips
+        this one, so one slow client neither stalls the others nor piles up packets.
+        """
+        for conn in [*self.connections, *self.depth_connections]:
+            if conn.silent or not conn.subscriptions or (conn.sending is not None and not conn.sending.done()):
+                continue
+            if conn.stream == "depth":
+                depth = b"".join(self._depth_packets(key) for key in list(conn.subscriptions))
+                out = [depth] if depth else []
+            else:
+                out = [f for key, code in list(conn.subscriptions.items()) for f in self._packets(key, code)]
+            if out:
+                conn.sending = self._spawn(_send_all(conn.ws, out))
 
     # What a test reads back ------------------------------------------------------------------
     def intended(self, frame: bytes) -> Sent:
@@ -1049,11 +1077,12 @@ class DhanSimulator:
         return [set(c.subscriptions) for c in self.depth_connections]
 
     # Failures on demand ---------------------------------------------------------------------
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         assert self._loop is not None, "start the simulator first"
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _streams(self, streams: tuple[str, ...]) -> list[SimConnection]:
         return [c for c in self._all_connections() if c.stream in streams]
@@ -1276,6 +1305,12 @@ async def _send_quietly(ws: ServerConnection, data: str | bytes) -> None:
         await ws.send(data)
 
 
+async def _send_all(ws: ServerConnection, frames: list[bytes]) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        for frame in frames:
+            await ws.send(frame)
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -1304,7 +1339,7 @@ def _handler_class(sim: DhanSimulator) -> type[BaseHTTPRequestHandler]:
             else:
                 status, reply = sim.rest(self.command, url.path, headers, body)
                 if isinstance(reply, bytes):
-                    data, content_type = reply, "text/csv"
+                    data, content_type = reply, "text/csv" if status == 200 else "text/html"
                 else:
                     data = json.dumps(reply).encode()
             self.send_response(status)
