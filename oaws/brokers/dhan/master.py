@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import logging
 import os
@@ -47,7 +48,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -274,15 +275,14 @@ class Match:
         return {f: getattr(self, f) for f in self.__slots__}
 
     def columns(self) -> dict[str, str]:
+        """The table's columns: the expiry and strike are in the instrument's name already."""
         return {
             "instrument": self.instrument,
             "dhan symbol": self.dhan_symbol,
             "security id": self.security_id,
-            "segment": self.segment,
             "type": self.instrument_type,
-            "name": self.name,
-            "expiry": self.expiry,
             "lot": str(self.lot_size),
+            "name": self.name,
         }
 
 
@@ -319,16 +319,22 @@ def _classify(exchange: str, instrument: str, option: str) -> tuple[str, str, st
     return None
 
 
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})|(\d{1,2})[-/](\d{1,2})[-/](\d{4})")
+
+
+@functools.lru_cache(maxsize=4096)
 def _expiry(text: str) -> str:
-    """Dhan's ``2024-12-26 14:30:00`` as OpenAlgo's ``26-DEC-24``; "" when there is none."""
-    text = text.strip()
-    for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%d-%m-%Y", "%d/%m/%Y"):
-        try:
-            when = datetime.strptime(text, pattern)
-        except ValueError:
-            continue
-        return "" if when.year < 1900 else when.strftime("%d-%b-%y").upper()
-    return ""
+    """Dhan's ``2024-12-26 14:30:00`` as OpenAlgo's ``26-DEC-24`` (whatever the locale); "" when there is none."""
+    found = _DATE.match(text.strip())
+    if found is None:
+        return ""
+    year, month, day = found.group(1, 2, 3) if found.group(1) else found.group(6, 5, 4)
+    try:
+        when = date(int(year), int(month), int(day))
+    except ValueError:
+        return ""
+    return "" if when.year < 1900 else f"{when.day:02d}-{_MONTHS[when.month - 1]}-{when.year % 100:02d}"
 
 
 def _index_symbol(exchange: str, trading: str) -> str:
@@ -358,22 +364,38 @@ def _derivative_symbol(kind: str, trading: str, custom: str, expiry: str, strike
     return f"{underlying}{compact}{tail}".upper(), underlying.upper()
 
 
-def _row(record: dict[str, str]) -> Row | None:
-    exchange = record["SEM_EXM_EXCH_ID"].strip().upper()
-    instrument = record["SEM_INSTRUMENT_NAME"].strip().upper()
-    option = record.get("SEM_OPTION_TYPE", "").strip().upper()
+#: the order ``_row`` reads its fields in
+_FIELDS = (*REQUIRED, *OPTIONAL)
+
+
+def _row(values: list[str]) -> Row | None:
+    """The index row of one line's fields (in ``_FIELDS``' order; "" for a column the file lacks)."""
+    (
+        exchange,
+        security_id,
+        instrument,
+        trading,
+        _segment_letter,
+        custom,
+        expiry_text,
+        strike_text,
+        option,
+        lot_text,
+        tick_text,
+        series,
+        name,
+    ) = values
+    exchange, instrument, option = exchange.strip().upper(), instrument.strip().upper(), option.strip().upper()
     classified = _classify(exchange, instrument, option)
-    security_id = record["SEM_SMST_SECURITY_ID"].strip()
+    security_id = security_id.strip()
     if classified is None or not security_id:
         return None
     if security_id.endswith(".0"):  # a float written by a spreadsheet
         security_id = security_id[:-2]
     oaws_exchange, segment, kind = classified
-    trading = record["SEM_TRADING_SYMBOL"].strip()
-    custom = record.get("SEM_CUSTOM_SYMBOL", "").strip()
-    name = record.get("SM_SYMBOL_NAME", "").strip()
-    expiry = _expiry(record.get("SEM_EXPIRY_DATE", ""))
-    strike = _number(record.get("SEM_STRIKE_PRICE", "").strip(), 0.0)
+    trading, custom, name = trading.strip(), custom.strip(), name.strip()
+    expiry = _expiry(expiry_text)
+    strike = _number(strike_text.strip(), 0.0)
     if kind == "EQ":
         symbol, name = trading.upper(), name or custom
         expiry, strike = "", 0.0
@@ -384,9 +406,9 @@ def _row(record: dict[str, str]) -> Row | None:
         symbol, name = _derivative_symbol(kind, trading, custom, expiry, strike)
         if kind == "FUT":
             strike = 0.0
-    lot = _number(record.get("SEM_LOT_UNITS", "").strip(), 1.0)
+    lot = _number(lot_text.strip(), 1.0)
     # Dhan writes the tick size in paise (5.0000 for 0.05 rupee); OpenAlgo divides by 100 too
-    tick = _number(record.get("SEM_TICK_SIZE", "").strip(), 0.0) / 100
+    tick = _number(tick_text.strip(), 0.0) / 100
     return (
         security_id,
         segment,
@@ -400,7 +422,7 @@ def _row(record: dict[str, str]) -> Row | None:
         str(int(lot)) if lot >= 1 else "1",
         _strike_text(tick) if tick > 0 else "",
         custom,
-        record.get("SEM_SERIES", "").strip().upper(),
+        series.strip().upper(),
     )
 
 
@@ -426,7 +448,7 @@ def rows_from_csv(data: bytes) -> list[Row]:
     if missing:
         raise ValueError(f"its header lacks {', '.join(missing)}")
     width = len(header)
-    wanted = [(column, header.index(column)) for column in (*REQUIRED, *OPTIONAL) if column in header]
+    positions = [header.index(column) if column in header else -1 for column in _FIELDS]
     rows: list[Row] = []
     malformed = 0
     last: list[str] = []
@@ -438,7 +460,7 @@ def rows_from_csv(data: bytes) -> list[Row]:
             if len(fields) != width:
                 malformed += 1
                 continue
-            row = _row({column: fields[i] for column, i in wanted})
+            row = _row([fields[i] if i >= 0 else "" for i in positions])
             if row is not None:
                 rows.append(row)
     except csv.Error as exc:
@@ -476,18 +498,22 @@ class Master:
             if exchange not in EXCHANGE_SEGMENTS or row[SEGMENT] not in SEGMENT_CODES:
                 continue
             self._by_id.setdefault((SEGMENT_CODES[row[SEGMENT]], row[SECURITY_ID]), row)
+            self._claim(self._key(row), row)
             if row[TYPE] == "INDEX":
-                self._claim((exchange, normalise(row[SYMBOL])), row)
                 index_names.extend(
                     ((exchange, normalise(text)), row) for text in (row[DHAN_SYMBOL], row[CUSTOM], row[NAME]) if text
                 )
                 continue
-            self._claim((exchange, row[SYMBOL].upper()), row)
             dhan = self._by_dhan.setdefault((exchange, row[DHAN_SYMBOL].upper()), [])
-            if row[SYMBOL].upper() not in {r[SYMBOL].upper() for r in dhan}:
+            if not any(r[SYMBOL] == row[SYMBOL] for r in dhan):
                 dhan.append(row)
         for key, row in index_names:  # OpenAlgo's names win over the names people type
             self._by_symbol.setdefault(key, row)
+
+    @staticmethod
+    def _key(row: Row) -> tuple[str, str]:
+        symbol = row[SYMBOL]
+        return (row[EXCHANGE], normalise(symbol) if row[TYPE] == "INDEX" else symbol.upper())
 
     def _claim(self, key: tuple[str, str], row: Row) -> None:
         held = self._by_symbol.get(key)
@@ -542,9 +568,9 @@ class Master:
             names = ", ".join(sorted(self._instrument(r) for r in several))
             return f"{instrument} names {len(several)} contracts on Dhan; say which: {names}"
         if exchange in INDEX_EXCHANGES:
-            index = Instrument(instrument.symbol, INDEX_EXCHANGES[exchange])
-            if self.find(index) is not None:
-                return f"{message}; the index is {self._instrument(self.find(index))}"  # type: ignore[arg-type]
+            index = self.find(Instrument(instrument.symbol, INDEX_EXCHANGES[exchange]))
+            if index is not None:
+                return f"{message}; the index is {self._instrument(index)}"
         words = instrument.symbol.split()
         return f"{message}; try: oaws instruments search {words[0] if words else instrument.symbol} --broker dhan"
 
@@ -571,6 +597,8 @@ class Master:
         scored: list[tuple[int, int, int, str, Row]] = []
         for row in self.rows:
             if wanted is not None and row[EXCHANGE] != wanted:
+                continue
+            if self._by_symbol.get(self._key(row)) is not row:  # a line another one's name shadows
                 continue
             texts = (row[SYMBOL].upper(), row[DHAN_SYMBOL].upper(), row[NAME].upper(), row[CUSTOM].upper())
             if needle in texts or (row[TYPE] == "INDEX" and squeezed in {normalise(t) for t in texts}):
@@ -609,7 +637,9 @@ def _index_rows(parsed: Any) -> list[Row]:
     rows = parsed["rows"]
     if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == SERIES + 1 for r in rows):
         raise ValueError("its rows are not those of this version of oaws (run `oaws instruments update` again)")
-    return [tuple(str(v) for v in r) for r in rows]
+    if rows and not all(isinstance(v, str) for r in (rows[0], rows[-1]) for v in r):  # a sample: it is one writer's
+        raise ValueError("its rows are not text")
+    return [tuple(r) for r in rows]
 
 
 def read_master(path: Path) -> Master:
@@ -625,7 +655,7 @@ def read_master(path: Path) -> Master:
                 raise ValueError("it is JSON but not an oaws index of Dhan's master")
             return Master(_index_rows(parsed), str(parsed.get("source", path)), float(parsed.get("built", 0)))
         return Master(rows_from_csv(data), str(path), path.stat().st_mtime)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # AttributeError: a row of numbers
         reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise DhanMasterMissing(f"{path} is not a Dhan scrip master: {reason}") from None
 
@@ -740,14 +770,18 @@ def completion_instruments(instruments: str | None = None) -> list[str]:
     if not path.is_file():
         return []
     try:
-        rows: list[Any] = read_master(path).rows
-    except DhanMasterMissing as exc:
+        parsed = orjson.loads(path.read_bytes()) if path.name.endswith(".json") else None
+        if isinstance(parsed, dict) and parsed.get("format") == INDEX_FORMAT and isinstance(parsed.get("rows"), list):
+            rows: list[Any] = parsed["rows"]  # the index's lists as parsed: no Master and its tables to build
+        else:
+            rows = read_master(path).rows
+    except (OSError, ValueError, DhanMasterMissing) as exc:
         log.debug("no completion from the Dhan scrip master: %s", exc)
         return []
     exchanges = frozenset(EXCHANGES)
     found: dict[str, None] = {}
     for row in rows:
-        if row[EXCHANGE] in exchanges and valid_symbol(row[SYMBOL]):
+        if len(row) > SERIES and row[EXCHANGE] in exchanges and valid_symbol(row[SYMBOL]):
             found[f"{row[SYMBOL]}:{row[EXCHANGE]}"] = None
     return list(found)
 

@@ -16,6 +16,9 @@ about 10 seconds in all), then DhanUnavailable.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -38,8 +41,9 @@ IST = timezone(timedelta(hours=5, minutes=30), "IST")
 PROFILE_PATH = "/v2/profile"
 #: seconds a REST call may take
 TIMEOUT = 10.0
-#: tries of one request when Dhan answers 429 / 5xx or cannot be reached, and the seconds spent waiting in all
-ATTEMPTS, RETRY_BUDGET = 4, 10.0
+#: tries of one request when Dhan answers 429 / 5xx or cannot be reached, the seconds spent waiting in all,
+#: and the first wait (doubled after each try, at most 4 s) when Dhan sends no Retry-After
+ATTEMPTS, RETRY_BUDGET, FIRST_DELAY = 4, 10.0, 0.5
 #: Dhan's error codes (errorCode of a refused call) that mean the token is not accepted
 TOKEN_REFUSED = frozenset(("DH-901", "807", "808", "809"))
 EXPIRED = (
@@ -99,8 +103,8 @@ def send(
     headers: dict[str, str] | None = None,
     timeout: float = TIMEOUT,
     stream: bool = False,
-    attempts: int = ATTEMPTS,
-    budget: float = RETRY_BUDGET,
+    attempts: int | None = None,
+    budget: float | None = None,
 ) -> requests.Response:
     """One request, tried again on 429 / 5xx / network errors with backoff (Retry-After honoured).
 
@@ -111,7 +115,9 @@ def send(
     """
     import requests
 
-    waited, delay = 0.0, 0.5
+    attempts = ATTEMPTS if attempts is None else attempts
+    budget = RETRY_BUDGET if budget is None else budget
+    waited, delay = 0.0, FIRST_DELAY
     for attempt in range(1, attempts + 1):
         last = attempt == attempts
         try:
@@ -168,24 +174,53 @@ def _error_code(body: Any) -> str:
     return ""
 
 
+def token_client(token: str) -> str | None:
+    """The ``dhanClientId`` claim of Dhan's JWT access token (unverified: only Dhan can check it)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    client = claims.get("dhanClientId") if isinstance(claims, dict) else None
+    return str(client).strip() if isinstance(client, str | int) and str(client).strip() else None
+
+
+def _mismatch(token_client: str, configured: str | None) -> DhanClientMismatch:
+    return DhanClientMismatch(
+        f"the access token belongs to Dhan client {token_client}, not to DHAN_CLIENT_ID {configured}:"
+        " set the client id and the token of one account"
+    )
+
+
 def validate(settings: DhanSettings) -> Profile:
     """Ask Dhan whether it accepts the access token; the profile of its client.
 
     Raises DhanCredentialsMissing (nothing configured), DhanTokenExpired (refused, or past
-    its validity), DhanClientMismatch (the token is another client's than DHAN_CLIENT_ID),
+    its validity), DhanClientMismatch (the token is another client's than DHAN_CLIENT_ID, by
+    the JWT's own ``dhanClientId`` claim before asking, or by the profile),
     DhanUnavailable (Dhan unreachable or busy after a few tries) or DhanError (an answer
     that is not a profile). A profile without an active Data API plan is logged as a
     warning and returned: the feed's own connection is the final word on that.
     """
     import requests
+    from requests.exceptions import InvalidURL
 
     settings.require_credentials()
+    configured = str(settings.client_id).strip()
+    claimed = token_client(settings.access_token or "")
+    if claimed is not None and claimed != configured:  # Dhan would only say "invalid or expired"
+        raise _mismatch(claimed, settings.client_id)
     base = settings.api_url.rstrip("/")
     url = base + PROFILE_PATH
     try:
         response = send("GET", url, what="check the access token", headers=headers(settings))
     except requests.RequestException as exc:
-        raise DhanUnavailable(f"cannot reach Dhan at {base}: {describe_request_error(exc, url)}") from None
+        reason = describe_request_error(exc, url)
+        if isinstance(exc, requests.exceptions.InvalidSchema | requests.exceptions.MissingSchema | InvalidURL):
+            raise DhanError(f"DHAN_API_URL {base} cannot be used: {reason}") from None  # no retrying a typo
+        raise DhanUnavailable(f"cannot reach Dhan at {base}: {reason}") from None
     body = _json(response)
     code = _error_code(body)
     if response.status_code in (401, 403) or code in TOKEN_REFUSED:
@@ -198,11 +233,8 @@ def validate(settings: DhanSettings) -> Profile:
         detail = f"HTTP {response.status_code}" + (f", error {code}" if code else "")
         raise DhanError(f"Dhan at {base} did not answer the profile call with a profile ({detail})")
     profile = _profile(body)
-    if profile.client_id != str(settings.client_id).strip():
-        raise DhanClientMismatch(
-            f"the access token belongs to Dhan client {profile.client_id}, not to DHAN_CLIENT_ID {settings.client_id}:"
-            " set the client id and the token of one account"
-        )
+    if profile.client_id != configured:
+        raise _mismatch(profile.client_id, settings.client_id)
     if profile.expires_at is not None and profile.expires_at <= time.time():
         raise DhanTokenExpired(EXPIRED)
     if profile.data_active is False:
