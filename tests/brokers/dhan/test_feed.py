@@ -462,3 +462,24 @@ def test_from_settings_needs_the_credentials_and_a_master(monkeypatch, tmp_path)
     with pytest.raises(DhanError) as bad_url:
         DhanFeed.from_settings(instruments=str(tmp_path / "scrips.csv"))
     assert "DHAN_FEED_URL" in str(bad_url.value)
+
+
+async def test_one_depth_20_instrument_given_back_leaves_the_other(sim):
+    feed = make_feed(sim)
+    bus, task = await running(feed)
+    try:
+        bus.subscribe("NSE_RELIANCE_DEPTH_20")
+        bus.subscribe("NSE_TCS_DEPTH_20")
+        await eventually(lambda: sim.depth_subscriptions() == [{RELIANCE, ("NSE_EQ", "11536")}])
+        await bus.next("NSE_TCS_DEPTH_20")
+        bus.unsubscribe("NSE_TCS_DEPTH_20")
+        (conn,) = sim.depth_connections
+        await eventually(lambda: conn.requests[-1]["RequestCode"] == wire.UNSUB_DEPTH_20)
+        assert conn.requests[-1]["InstrumentList"] == [{"ExchangeSegment": "NSE_EQ", "SecurityId": "11536"}]
+        published = feed.unexpected
+        _, t = await bus.next("NSE_RELIANCE_DEPTH_20")
+        assert t["symbol"] == "RELIANCE" and feed.status()["depth_instruments"] == 1
+        # whatever Dhan still sends of it is not published (the simulator, like dhanhq, knows 24, not 25)
+        await eventually(lambda: feed.unexpected > published or conn.subscriptions.keys() == {RELIANCE})
+    finally:
+        await stop(bus, task)
