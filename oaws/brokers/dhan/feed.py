@@ -59,7 +59,7 @@ from oaws.brokers.connection import (
     Sessions,
     Unavailable,
 )
-from oaws.brokers.dhan import CONNECTIONS, DEPTH_INSTRUMENTS_PER_CONNECTION, INSTRUMENTS_PER_CONNECTION, wire
+from oaws.brokers.dhan import wire
 from oaws.brokers.dhan.errors import DhanError, DhanTokenExpired, DhanUnavailable
 from oaws.brokers.dhan.settings import DhanSettings, load_settings
 from oaws.brokers.dhan.ticks import DEPTH_20, RESPONSE_MODE, Book, depth_20_tick, dhan_mode, tick
@@ -250,9 +250,9 @@ class DhanFeed(Feed):
         silence_timeout: float = 30.0,
         heartbeat_interval: float = 10.0,
         open_timeout: float = 10.0,
-        max_connections: int = CONNECTIONS,
-        instruments_per_connection: int = INSTRUMENTS_PER_CONNECTION,
-        depth_per_connection: int = DEPTH_INSTRUMENTS_PER_CONNECTION,
+        max_connections: int = wire.CONNECTIONS,
+        instruments_per_connection: int = wire.INSTRUMENTS_PER_CONNECTION,
+        depth_per_connection: int = wire.DEPTH_PER_CONNECTION,
         instruments_per_request: int = wire.MAX_PER_REQUEST,
         market_hours: Callable[[Iterable[str]], bool] = market_open,
         validate: Callable[[DhanSettings], Any] | None = None,

@@ -69,6 +69,9 @@ UNSUBSCRIBE_CODE = {
 }
 #: instruments one subscribe message may carry (Dhan: 100; the depth stream: 50 a connection)
 MAX_PER_REQUEST = 100
+#: Dhan's documented limits (the plugin declares the same in oaws/brokers/dhan/__init__.py):
+#: connections a user, instruments on a market-feed connection, on a 20-depth connection
+CONNECTIONS, INSTRUMENTS_PER_CONNECTION, DEPTH_PER_CONNECTION = 5, 5000, 50
 
 #: segment byte -> Dhan's segment name (the annexure's "Exchange Segment")
 SEGMENTS: dict[int, str] = {
