@@ -19,7 +19,7 @@ Answers are JSON with ``stat`` ``"Ok"`` or ``"Not_Ok"`` and ``emsg``, HTTP 200 a
   User Id``, ``Invalid Input : Wrong Password``, ``Invalid Input : Invalid Vendor Code``,
   ``Invalid Input : Invalid App Key``, ``Invalid Input : Invalid OTP``.
 - ``UserDetails``, ``Logout``, ``SearchScrip``, ``GetQuotes``, ``GetSecurityInfo``, ``PlaceOrder``,
-  ``CancelOrder``, ``OrderBook``: with a valid token, else ``Session Expired :  Invalid Session Key``.
+  ``CancelOrder``, ``OrderBook``, ``Limits``: with a valid token, else ``Session Expired :  Invalid Session Key``.
 - OAuth: ``GET auth_url?client_id=KEY`` (Shoonya) or ``?app_key=KEY`` (Flattrade), an optional
   ``redirect_uri``: the login page's stand-in approves at once and redirects (302) to the redirect
   URL with ``?code=...`` (Flattrade: ``&client=UID``); by default to the simulator's own
@@ -672,6 +672,10 @@ class NorenSimulator:
             "stat": "Ok",
         }
 
+    def _r_Limits(self, data: dict[str, Any], token: str) -> dict[str, Any]:
+        return {"request_time": self._stamp(), "stat": "Ok", "actid": self.user_id, "prfname": "SIM",
+                "cash": "100000.00", "payin": "0.00", "payout": "0.00", "marginused": "0.00"}  # fmt: skip
+
     def _r_Logout(self, data: dict[str, Any], token: str) -> dict[str, Any]:
         with self._lock:
             self._sessions.pop(token, None)
@@ -726,7 +730,7 @@ class NorenSimulator:
         if s is None:
             return {"stat": "Not_Ok", "emsg": 'Error Occurred : 5 "no data"'}
         values = self.state(s.exchange, s.token)
-        for name in ("ts", "pp", "ls", "ti", "ft", "pc"):
+        for name in ("e", "tk", "ts", "pp", "ls", "ti", "ft", "pc"):
             values.pop(name, None)
         return {"request_time": self._stamp(), "stat": "Ok", **self._security(s), **values}
 
