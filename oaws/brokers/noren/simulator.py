@@ -58,6 +58,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import random
 import re
 import secrets
@@ -387,6 +388,12 @@ class NorenSimulator:
                 server_header=None,
                 logger=_ws_log,
             )
+        except OSError as exc:
+            self._httpd.server_close()
+            if exc.errno is None:
+                raise
+            # asyncio words it "error while attempting to bind on address (...): ..."; the REST port's is plainer
+            raise OSError(exc.errno, os.strerror(exc.errno)) from None
         except BaseException:
             self._httpd.server_close()
             raise
