@@ -27,7 +27,8 @@ Answers are JSON with ``stat`` ``"Ok"`` or ``"Not_Ok"`` and ``emsg``, HTTP 200 a
   "checksum": sha256(api_key + api_secret + code)}`` -> ``{"stat":"Ok","access_token"}``;
   Flattrade's with JSON ``{"api_key","request_code","api_secret": sha256(api_key + code +
   api_secret)}`` -> ``{"stat":"Ok","token","client"}``. A code works once, for five minutes.
-- ``GET master_url/NSE_symbols.txt.zip`` ... (``symbols``), with Content-Length.
+- ``GET master_url/NSE_symbols.txt.zip`` ... (``symbols``), with Content-Length; as Flattrade, also
+  Flattrade's own CSV files (``NSE_Equity.csv``...: names and columns as OpenAlgo reads them).
 
 Feed (``websockets`` on the caller's event loop): the first message must be the connect,
 ``{"t":"c","uid","actid","susertoken","source"}`` -> ``{"t":"ck","s":"OK","uid"}``, or with an
@@ -333,6 +334,8 @@ class NorenSimulator:
         self.scrips = list(symbols.scrips(today))
         self._by_key = {(s.exchange, s.token): s for s in self.scrips}
         self._masters = symbols.master_files(self.scrips)
+        if host.name == "flattrade":
+            self._masters.update(symbols.flattrade_files(self.scrips))
         self._api_path = urlsplit(host.api_url).path.rstrip("/")
         self._feed_path = urlsplit(host.feed_url).path.rstrip("/")
         self._master_path = urlsplit(host.master_url).path.rstrip("/")
@@ -833,21 +836,24 @@ class NorenSimulator:
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(self.tick_interval)
-            if self.frozen:
+            if not self.frozen:
+                await self.tick()
+
+    async def tick(self) -> None:
+        """One round now, also while ``frozen``: each subscribed scrip moves once, its subscribers hear what changed."""
+        keys = {(e, tk) for c in self.connections for (_, e, tk) in c.views}
+        with self._lock:
+            for key in sorted(keys):
+                market = self._market.get(key)
+                if market is not None:
+                    market.step()
+        for conn in list(self.connections):
+            if conn.silent:
                 continue
-            keys = {(e, tk) for c in self.connections for (_, e, tk) in c.views}
-            with self._lock:
-                for key in sorted(keys):
-                    market = self._market.get(key)
-                    if market is not None:
-                        market.step()
-            for conn in list(self.connections):
-                if conn.silent:
-                    continue
-                for key in list(conn.views):
-                    update = self._update(conn, key)
-                    if update is not None and not await self._send(conn, update):
-                        break
+            for key in list(conn.views):
+                update = self._update(conn, key)
+                if update is not None and not await self._send(conn, update):
+                    break
 
     def _snapshot(self, conn: SimConnection, key: tuple[str, str, str]) -> dict[str, str]:
         feed, exchange, token = key

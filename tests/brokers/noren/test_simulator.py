@@ -513,7 +513,8 @@ def _read_master(url: str) -> tuple[requests.Response, list[list[str]]]:
 @pytest.mark.parametrize("name", ["shoonya", "flattrade"])
 async def test_masters_at_the_host_root_in_norens_format(name):
     async with NorenSimulator(HOSTS[name]) as sim:
-        assert set(sim.masters()) == {f"{e}_symbols.txt.zip" for e in ("NSE", "NFO", "BSE", "BFO", "CDS", "MCX")}
+        zips = {f"{e}_symbols.txt.zip" for e in ("NSE", "NFO", "BSE", "BFO", "CDS", "MCX")}
+        assert {n for n in sim.masters() if n.endswith(".zip")} == zips
         answer, lines = await asyncio.to_thread(_read_master, f"{sim.master_url}/NSE_symbols.txt.zip")
         assert answer.headers["Content-Length"] == str(len(answer.content))
         assert answer.content == sim.masters()["NSE_symbols.txt.zip"]
@@ -525,6 +526,19 @@ async def test_masters_at_the_host_root_in_norens_format(name):
             assert by_symbol[tsym] == token, tsym
         _, bse = await asyncio.to_thread(_read_master, f"{sim.master_url}/BSE_symbols.txt.zip")
         assert bse[[r[4] for r in bse].index("SENSEX")][:2] == ["BSE", "1"]
+
+
+async def test_flattrade_also_serves_its_own_csv_files(flattrade_sim):
+    url = f"{flattrade_sim.master_url}/NSE_Equity.csv"
+    assert url.endswith("/scripmaster/NSE_Equity.csv")
+    answer = await asyncio.to_thread(requests.get, url, timeout=5)
+    header, *rows = [line.split(",") for line in answer.text.splitlines()]
+    assert {"Token", "Lotsize", "Symbol", "Tradingsymbol", "Instrument"} <= set(header)  # what OpenAlgo reads
+    column = {name: i for i, name in enumerate(header)}
+    reliance = next(r for r in rows if r[column["Tradingsymbol"]] == "RELIANCE-EQ")
+    assert reliance[column["Token"]] == "2885"
+    index = await asyncio.to_thread(requests.get, f"{flattrade_sim.master_url}/Nfo_Index_Derivatives.csv", timeout=5)
+    assert "NIFTY" in index.text and "FUTSTK" not in index.text
 
 
 async def test_derivatives_expire_from_today_on(noren_sim):
@@ -544,6 +558,21 @@ async def test_derivatives_expire_from_today_on(noren_sim):
     for exchange, first in (("CDS", "Precision"), ("MCX", "GNGD")):
         _, lines = await asyncio.to_thread(_read_master, f"{noren_sim.master_url}/{exchange}_symbols.txt.zip")
         assert first in lines[0] and len(lines) > 1
+
+
+async def test_tick_moves_a_frozen_market_on_demand(noren_sim, connected):
+    noren_sim.frozen = True
+    connected.subscribe("NSE|2885", feed_type=FeedType.SNAPQUOTE)
+    await eventually(lambda: of(connected.ticks, "dk", "2885"), what="the snapshot")
+    for _ in range(30):
+        await noren_sim.tick()
+    await eventually(lambda: of(connected.ticks, "df", "2885"), what="updates of the ticks asked for")
+    want = noren_sim.state("NSE", "2885")
+    fields = {"e", "tk", *noren_sim.fields("d", "NSE", "2885")}
+    await eventually(
+        lambda: merged(connected.ticks, "2885", ("dk", "df")) == {k: want[k] for k in fields},
+        what="the merged depth to equal the state after the ticks",
+    )
 
 
 # Faults ---------------------------------------------------------------------------------------
