@@ -334,8 +334,8 @@ class NorenSimulator:
         self.scrips = list(symbols.scrips(today))
         self._by_key = {(s.exchange, s.token): s for s in self.scrips}
         self._masters = symbols.master_files(self.scrips)
-        if host.name == "flattrade":
-            self._masters.update(symbols.flattrade_files(self.scrips))
+        #: Flattrade's own CSV files, served beside Noren's zips when answering as Flattrade
+        self._csvs = symbols.flattrade_files(self.scrips) if host.name == "flattrade" else {}
         self._api_path = urlsplit(host.api_url).path.rstrip("/")
         self._feed_path = urlsplit(host.feed_url).path.rstrip("/")
         self._master_path = urlsplit(host.master_url).path.rstrip("/")
@@ -485,8 +485,12 @@ class NorenSimulator:
         }
 
     def masters(self) -> dict[str, bytes]:
-        """The symbol masters served at ``master_url``: file name -> the zip's bytes."""
+        """Noren's symbol masters served at ``master_url``: file name -> the zip's bytes."""
         return dict(self._masters)
+
+    def flattrade_csvs(self) -> dict[str, bytes]:
+        """As Flattrade, its own CSV masters also served at ``master_url`` (else none): file name -> bytes."""
+        return dict(self._csvs)
 
     # Sessions --------------------------------------------------------------------------
     @property
@@ -556,6 +560,8 @@ class NorenSimulator:
             name = path.removeprefix(self._master_path + "/") if self._master_path else path.lstrip("/")
             if name in self._masters:
                 return 200, self._masters[name], {"Content-Type": "application/zip"}
+            if name in self._csvs:
+                return 200, self._csvs[name], {"Content-Type": "text/csv"}
             if path == self._auth_path or (path == SHOONYA_AUTH_PATH):
                 return self._login_page(query)
             if path == CALLBACK_PATH:

@@ -513,8 +513,7 @@ def _read_master(url: str) -> tuple[requests.Response, list[list[str]]]:
 @pytest.mark.parametrize("name", ["shoonya", "flattrade"])
 async def test_masters_at_the_host_root_in_norens_format(name):
     async with NorenSimulator(HOSTS[name]) as sim:
-        zips = {f"{e}_symbols.txt.zip" for e in ("NSE", "NFO", "BSE", "BFO", "CDS", "MCX")}
-        assert {n for n in sim.masters() if n.endswith(".zip")} == zips
+        assert set(sim.masters()) == {f"{e}_symbols.txt.zip" for e in ("NSE", "NFO", "BSE", "BFO", "CDS", "MCX")}
         answer, lines = await asyncio.to_thread(_read_master, f"{sim.master_url}/NSE_symbols.txt.zip")
         assert answer.headers["Content-Length"] == str(len(answer.content))
         assert answer.content == sim.masters()["NSE_symbols.txt.zip"]
@@ -539,6 +538,7 @@ async def test_flattrade_also_serves_its_own_csv_files(flattrade_sim):
     assert reliance[column["Token"]] == "2885"
     index = await asyncio.to_thread(requests.get, f"{flattrade_sim.master_url}/Nfo_Index_Derivatives.csv", timeout=5)
     assert "NIFTY" in index.text and "FUTSTK" not in index.text
+    assert set(flattrade_sim.flattrade_csvs()) >= {"NSE_Equity.csv", "BSE_Equity.csv", "Commodity.csv"}
 
 
 async def test_derivatives_expire_from_today_on(noren_sim):
