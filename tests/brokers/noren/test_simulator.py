@@ -430,10 +430,10 @@ async def test_shoonya_oauth_code_access_token_bearer_and_the_feeds_a_connect(no
     assert answer.json()["stat"] == "Ok" and token in noren_sim.access_tokens
     again = await asyncio.to_thread(requests.post, noren_sim.token_url, data=body, timeout=5)
     assert again.json() == {"stat": "Not_Ok", "emsg": "Invalid Input : Invalid Code"}  # a code works once
-    # REST with the Bearer header, as OpenAlgo's shoonya order_api does
+    # REST with the Bearer header, at the OAuth releases' path, as OpenAlgo's shoonya data.py does
     quotes = await asyncio.to_thread(
         requests.post,
-        noren_sim.api_url + "/GetQuotes",
+        noren_sim.root_url + "/NorenWClientAPI/GetQuotes",
         data="jData=" + json.dumps({"uid": noren_sim.user_id, "exch": "NSE", "token": "2885"}),
         headers={"Content-Type": "text/plain", "Authorization": f"Bearer {token}"},
         timeout=5,
