@@ -97,6 +97,8 @@ MAX_WRONG_PASSWORDS = 5
 CODE_TTL = 300.0
 #: messages kept per connection in ``last_sent``
 SENT_KEPT = 5000
+#: entries kept in ``requests``, ``rest_requests`` and ``login_failures``
+LOG_KEPT = 20_000
 #: seconds between PlaceOrder's New and Fill order messages
 FILL_DELAY = 0.05
 #: the default redirect of the OAuth login page's stand-in (the simulator's own page)
@@ -351,9 +353,11 @@ class NorenSimulator:
         self.last_sent: dict[int, deque[Any]] = {}
         self.handshakes = 0
         self.logins = 0
-        self.login_failures: list[str] = []
-        self.rest_requests: list[str] = []
-        self.requests: list[Any] = []
+        #: what happened, for tests (the last LOG_KEPT of each: ``oaws sim`` may run for days)
+        self.login_failures: deque[str] = deque(maxlen=LOG_KEPT)
+        self.rest_requests: deque[str] = deque(maxlen=LOG_KEPT)
+        #: the REST calls' jData (with "route"; pwd and appkey left out) and the feed's messages, decoded
+        self.requests: deque[Any] = deque(maxlen=LOG_KEPT)
         self.ignored = 0
         self.controls: list[str] = []
         self.orders: dict[str, dict[str, str]] = {}
