@@ -132,6 +132,8 @@ DEPTH_FIELDS = (
     *TOUCHLINE_FIELDS[:18], "tbq", "tsq", "uc", "lc", "52h", "52l",
     *(f"{side}{i}" for i in range(1, 6) for side in ("bp", "sp", "bq", "sq", "bo", "so")),
 )  # fmt: skip
+#: only derivatives carry open interest (today's, the previous day's, the underlying's total)
+OI_FIELDS = ("oi", "poi", "toi")
 #: an index carries no volume, depth or open interest
 INDEX_FIELDS = ("ts", "pp", "ls", "ti", "lp", "pc", "o", "h", "l", "c", "ft")
 #: what ``send_garbage()`` sends by default, one frame each: not JSON, no t, an unknown t, wrong types
@@ -279,12 +281,16 @@ class _Market:
             out[f"sp{i + 1}"], out[f"sq{i + 1}"], out[f"so{i + 1}"] = price(ask[0]), str(ask[1]), str(ask[2])
         if s.is_index:
             return {k: out[k] for k in INDEX_FIELDS}
+        if not s.is_derivative:
+            for name in OI_FIELDS:
+                del out[name]
         return out
 
     def fields(self, feed: str) -> tuple[str, ...]:
         if self.scrip.is_index:
             return INDEX_FIELDS
-        return DEPTH_FIELDS if feed == "d" else TOUCHLINE_FIELDS
+        fields = DEPTH_FIELDS if feed == "d" else TOUCHLINE_FIELDS
+        return fields if self.scrip.is_derivative else tuple(f for f in fields if f not in OI_FIELDS)
 
 
 @dataclass(eq=False)

@@ -266,6 +266,7 @@ async def test_touchline_snapshot_then_partial_updates_merge_to_what_the_simulat
     assert everything and all(isinstance(v, str) for v in everything)
     index = of(connected.ticks, "tk", "26000")[0]
     assert "v" not in index and "bp1" not in index  # an index has no volume or depth
+    assert "oi" not in of(connected.ticks, "tk", "2885")[0]  # a share has no open interest
 
 
 async def test_depth_snapshot_then_partial_updates_merge_to_what_the_simulator_meant(noren_sim, connected):
