@@ -36,6 +36,8 @@ def simulator_for(default: str) -> Callable[..., Any]:
         """Run a local Noren OMS host (login, symbol masters, feed with partial updates, orders), offline.
 
         The `export` lines go to stdout (`oaws sim noren > env.sh &` then `. env.sh`), the rest to stderr.
+        Faults on demand: POST /sim/drop, /sim/silent?seconds=N, /sim/garbage, /sim/expire,
+        /sim/rest-fault?status=503&count=1, /sim/block, /sim/restart?seconds=N, /sim/order.
         """
         import asyncio
 
@@ -48,8 +50,10 @@ def simulator_for(default: str) -> Callable[..., Any]:
 
         def ready(sim: simulator.NorenSimulator) -> None:
             typer.echo(f"Noren simulator ({HOSTS[name].title}) on {host}; point oaws at it with (on stdout):", err=True)
+            # stdout carries only the exports, flushed now: the simulator runs on, so nothing else would flush them
             sys.stdout.write("".join(f"export {k}={v}\n" for k, v in sim.env().items()))
             sys.stdout.flush()
+            typer.echo(fault_help(name, sim.control_url), err=True)
 
         try:
             asyncio.run(simulator.run(HOSTS[name], host, rest_port, feed_port, tick_interval, on_ready=ready))
@@ -58,3 +62,19 @@ def simulator_for(default: str) -> Callable[..., Any]:
             raise typer.Exit(1) from None
 
     return noren_sim
+
+
+def fault_help(name: str, sim_url: str) -> str:
+    """What the simulator prints on stderr once ready: the next commands, and its faults as curl lines."""
+    return (
+        f"Then: oaws login {name} && oaws instruments update --broker {name} && oaws serve --broker {name}\n"
+        "Faults on demand, on the feed connections open at that moment:\n"
+        f"  curl -X POST {sim_url}/drop                        # drop them without a close frame\n"
+        f"  curl -X POST '{sim_url}/silent?seconds=60'         # no updates, heartbeats or pongs for 60 s\n"
+        f"  curl -X POST {sim_url}/garbage                     # send each malformed messages\n"
+        f"  curl -X POST '{sim_url}/rest-fault?status=503&count=1'  # the next REST request fails\n"
+        f"  curl -X POST {sim_url}/block                       # the next logins: user blocked\n"
+        f"  curl -X POST '{sim_url}/restart?seconds=5'         # close them, refuse connections for 5 s\n"
+        f'  curl -X POST {sim_url}/order -d \'{{"norenordno":"1","status":"OPEN"}}\'  # push an order message\n'
+        f"  curl -X POST {sim_url}/expire                      # expire every session token, drop them"
+    )
