@@ -19,8 +19,14 @@ from oaws.brokers.noren.family import HOSTS
 from oaws.brokers.noren.settings import spec
 from oaws.brokers.noren.sim_command import simulator_for
 
-#: Noren's limits as its brokers state them (unverified against the live services)
+#: Noren's limits, assumed: its brokers publish none that we could find. One feed connection per
+#: session (Noren's clients, NorenApi's and OpenAlgo's, open one) holding at most 1000 scrips
+#: (OpenAlgo calls 5000 "conservative" for Flattrade; 1000 stays well inside it). A scrip is one
+#: subscription whatever its modes (a Depth one serves LTP and Quote too).
 CONNECTIONS, SUBSCRIPTIONS = 1, 1000
+LIMITS_NOTE = (
+    f"assumed, unverified: {CONNECTIONS} feed connection of {SUBSCRIPTIONS} scrips; one scrip serves all its modes"
+)
 
 
 def broker_for(name: str) -> Broker:
@@ -54,7 +60,7 @@ def broker_for(name: str) -> Broker:
         simulator=simulator_for(name),
         # `oaws sim noren` is the first Noren broker's simulator (it answers as any with --as)
         simulator_aliases=("noren",) if name == next(iter(HOSTS)) else (),
-        limits=BrokerLimits(depths=(5,), subscriptions=SUBSCRIPTIONS, connections=CONNECTIONS),
+        limits=BrokerLimits(depths=(5,), subscriptions=SUBSCRIPTIONS, connections=CONNECTIONS, note=LIMITS_NOTE),
     )
 
 

@@ -311,6 +311,8 @@ def tick(state: Mapping[str, Any], symbol: str, exchange: str, received_ms: int,
     _put(t, "lower_circuit", state, "lc")
     _put(t, "week_52_high", state, "52h")
     _put(t, "week_52_low", state, "52l")
+    if not any(f"{p}{i}" in state for p in ("bp", "sp", "bq", "sq") for i in _LEVEL):
+        return t  # no book at all (an index): no depth of zeros
     t["depth"] = {
         side: [
             {

@@ -304,3 +304,8 @@ def test_subscriptions_go_in_batches_of_hash_joined_scrips() -> None:
     assert orjson.loads(wire.unsubscribe("t", {("NSE", "1")})[0])["t"] == "u"
     assert orjson.loads(wire.unsubscribe("d", {("NSE", "1")})[0])["t"] == "ud"
     assert orjson.loads(wire.subscribe_orders("FA1")) == {"t": "o", "actid": "FA1"}
+
+
+def test_an_index_has_no_book_so_no_depth_of_zeros() -> None:
+    t = merged_tick({"t": "dk", "e": "NSE", "tk": "26000", "lp": "24350.00", "c": "24300.00", "pc": "0.21"})
+    assert "depth" not in t and t["ltp"] == 24350.0 and t["mode"] == 3
