@@ -178,13 +178,14 @@ def list_brokers(json: Annotated[bool, typer.Option("--json", help="One JSON obj
         for name, why in brokers.broken().items():
             sys.stdout.write(orjson.dumps({"name": name, "error": why}).decode() + "\n")
         return
+    width = max((len(s.env) for b in found.values() for s in b.settings or ()), default=20)
     for name, broker in sorted(found.items()):
         offers = [
             w for w, f in (("login", "login"), ("instruments", "master"), ("sim", "simulator")) if getattr(broker, f)
         ]
         typer.echo(f"{name:<10} {broker.title}: {broker.summary}" + (f" [{', '.join(offers)}]" if offers else ""))
         for setting in broker.settings or ():
-            typer.echo(f"{'':<10}   {setting.env:<20} {setting.help}{' (required)' if setting.required else ''}")
+            typer.echo(f"{'':<10}   {setting.env:<{width}} {setting.help}{' (required)' if setting.required else ''}")
     for name, why in sorted(brokers.broken().items()):
         typer.echo(f"{name:<10} (not loaded) {why}")
 

@@ -51,7 +51,7 @@ def broker_for(name: str) -> Broker:
     return Broker(
         name=host.name,
         title=host.title,
-        summary=f"Noren OMS at {host.title}: {' or '.join(host.logins)} login, symbol masters, the JSON feed",
+        summary=f"Noren OMS: {' or '.join(host.logins)} login, symbol masters, the JSON feed with partial updates",
         make_feed=make_feed,
         options=("instruments",),
         settings=spec(name),
