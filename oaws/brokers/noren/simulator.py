@@ -19,7 +19,7 @@ Answers are JSON with ``stat`` ``"Ok"`` or ``"Not_Ok"`` and ``emsg``, HTTP 200 a
   User Id``, ``Invalid Input : Wrong Password``, ``Invalid Input : Invalid Vendor Code``,
   ``Invalid Input : Invalid App Key``, ``Invalid Input : Invalid OTP``.
 - ``UserDetails``, ``Logout``, ``SearchScrip``, ``GetQuotes``, ``GetSecurityInfo``, ``PlaceOrder``,
-  ``CancelOrder``, ``OrderBook``: with a valid token, else ``Session Expired :  Invalid Session Key``.
+  ``CancelOrder``, ``OrderBook``, ``Limits``: with a valid token, else ``Session Expired :  Invalid Session Key``.
 - OAuth: ``GET auth_url?client_id=KEY`` (Shoonya) or ``?app_key=KEY`` (Flattrade), an optional
   ``redirect_uri``: the login page's stand-in approves at once and redirects (302) to the redirect
   URL with ``?code=...`` (Flattrade: ``&client=UID``); by default to the simulator's own
@@ -27,7 +27,8 @@ Answers are JSON with ``stat`` ``"Ok"`` or ``"Not_Ok"`` and ``emsg``, HTTP 200 a
   "checksum": sha256(api_key + api_secret + code)}`` -> ``{"stat":"Ok","access_token"}``;
   Flattrade's with JSON ``{"api_key","request_code","api_secret": sha256(api_key + code +
   api_secret)}`` -> ``{"stat":"Ok","token","client"}``. A code works once, for five minutes.
-- ``GET master_url/NSE_symbols.txt.zip`` ... (``symbols``), with Content-Length.
+- ``GET master_url/NSE_symbols.txt.zip`` ... (``symbols``), with Content-Length; as Flattrade, also
+  Flattrade's own CSV files (``NSE_Equity.csv``...: names and columns as OpenAlgo reads them).
 
 Feed (``websockets`` on the caller's event loop): the first message must be the connect,
 ``{"t":"c","uid","actid","susertoken","source"}`` -> ``{"t":"ck","s":"OK","uid"}``, or with an
@@ -58,6 +59,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import random
 import re
 import secrets
@@ -332,6 +334,8 @@ class NorenSimulator:
         self.scrips = list(symbols.scrips(today))
         self._by_key = {(s.exchange, s.token): s for s in self.scrips}
         self._masters = symbols.master_files(self.scrips)
+        if host.name == "flattrade":
+            self._masters.update(symbols.flattrade_files(self.scrips))
         self._api_path = urlsplit(host.api_url).path.rstrip("/")
         self._feed_path = urlsplit(host.feed_url).path.rstrip("/")
         self._master_path = urlsplit(host.master_url).path.rstrip("/")
@@ -387,6 +391,12 @@ class NorenSimulator:
                 server_header=None,
                 logger=_ws_log,
             )
+        except OSError as exc:
+            self._httpd.server_close()
+            if exc.errno is None:
+                raise
+            # asyncio words it "error while attempting to bind on address (...): ..."; the REST port's is plainer
+            raise OSError(exc.errno, os.strerror(exc.errno)) from None
         except BaseException:
             self._httpd.server_close()
             raise
@@ -672,6 +682,10 @@ class NorenSimulator:
             "stat": "Ok",
         }
 
+    def _r_Limits(self, data: dict[str, Any], token: str) -> dict[str, Any]:
+        return {"request_time": self._stamp(), "stat": "Ok", "actid": self.user_id, "prfname": "SIM",
+                "cash": "100000.00", "payin": "0.00", "payout": "0.00", "marginused": "0.00"}  # fmt: skip
+
     def _r_Logout(self, data: dict[str, Any], token: str) -> dict[str, Any]:
         with self._lock:
             self._sessions.pop(token, None)
@@ -726,7 +740,7 @@ class NorenSimulator:
         if s is None:
             return {"stat": "Not_Ok", "emsg": 'Error Occurred : 5 "no data"'}
         values = self.state(s.exchange, s.token)
-        for name in ("ts", "pp", "ls", "ti", "ft", "pc"):
+        for name in ("e", "tk", "ts", "pp", "ls", "ti", "ft", "pc"):
             values.pop(name, None)
         return {"request_time": self._stamp(), "stat": "Ok", **self._security(s), **values}
 
@@ -822,21 +836,24 @@ class NorenSimulator:
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(self.tick_interval)
-            if self.frozen:
+            if not self.frozen:
+                await self.tick()
+
+    async def tick(self) -> None:
+        """One round now, also while ``frozen``: each subscribed scrip moves once, its subscribers hear what changed."""
+        keys = {(e, tk) for c in self.connections for (_, e, tk) in c.views}
+        with self._lock:
+            for key in sorted(keys):
+                market = self._market.get(key)
+                if market is not None:
+                    market.step()
+        for conn in list(self.connections):
+            if conn.silent:
                 continue
-            keys = {(e, tk) for c in self.connections for (_, e, tk) in c.views}
-            with self._lock:
-                for key in sorted(keys):
-                    market = self._market.get(key)
-                    if market is not None:
-                        market.step()
-            for conn in list(self.connections):
-                if conn.silent:
-                    continue
-                for key in list(conn.views):
-                    update = self._update(conn, key)
-                    if update is not None and not await self._send(conn, update):
-                        break
+            for key in list(conn.views):
+                update = self._update(conn, key)
+                if update is not None and not await self._send(conn, update):
+                    break
 
     def _snapshot(self, conn: SimConnection, key: tuple[str, str, str]) -> dict[str, str]:
         feed, exchange, token = key

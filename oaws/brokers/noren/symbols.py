@@ -267,3 +267,33 @@ def master_files(rows: list[Scrip]) -> dict[str, bytes]:
             archive.writestr(f"{exchange}_symbols.txt", master_text(exchange, rows))
         files[f"{exchange}_symbols.txt.zip"] = buffer.getvalue()
     return files
+
+
+#: Flattrade's own files (unverified: the names OpenAlgo's Flattrade reader downloads, the columns it reads,
+#: in that order): plain CSV, lines without a trailing comma, BSE indices as ``UNDIND``
+FLATTRADE_COLUMNS = ("Exchange", "Token", "Lotsize", "Symbol", "Tradingsymbol", "Instrument", "Expiry", "Strike",
+                     "Optiontype")  # fmt: skip
+FLATTRADE_FILES = {
+    "NSE_Equity.csv": lambda s: s.exchange == "NSE",
+    "Nfo_Index_Derivatives.csv": lambda s: s.exchange == "NFO" and s.instrument.endswith("IDX"),
+    "Nfo_Equity_Derivatives.csv": lambda s: s.exchange == "NFO" and s.instrument.endswith("STK"),
+    "Currency_Derivatives.csv": lambda s: s.exchange == "CDS",
+    "Commodity.csv": lambda s: s.exchange == "MCX",
+    "BSE_Equity.csv": lambda s: s.exchange == "BSE",
+    "Bfo_Index_Derivatives.csv": lambda s: s.exchange == "BFO" and s.instrument.endswith("IDX"),
+    "Bfo_Equity_Derivatives.csv": lambda s: s.exchange == "BFO" and s.instrument.endswith("STK"),
+}
+
+
+def flattrade_files(rows: list[Scrip]) -> dict[str, bytes]:
+    """Flattrade's per-segment CSV files (``NSE_Equity.csv``...), as far as they are known."""
+    files: dict[str, bytes] = {}
+    for name, wanted in FLATTRADE_FILES.items():
+        lines = [",".join(FLATTRADE_COLUMNS)]
+        for s in filter(wanted, rows):
+            instrument = "UNDIND" if s.exchange == "BSE" and s.is_index else s.instrument
+            strike = s.strike if s.option_type not in ("", "XX") else ""
+            lines.append(",".join((s.exchange, s.token, str(s.lot_size), s.symbol, s.trading_symbol, instrument,
+                                   s.expiry, strike, s.option_type)))  # fmt: skip
+        files[name] = ("\n".join(lines) + "\n").encode()
+    return files
