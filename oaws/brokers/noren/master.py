@@ -377,8 +377,8 @@ class Master:
 
 
 # Files ---------------------------------------------------------------------------------------
-def rows_of_text(text: str, exchange: str | None = None) -> list[Row]:
-    """The rows of one master file's text; ValueError when it is not one."""
+def rows_of_text(text: str, exchange: str | None = None, *, allow_empty: bool = False) -> list[Row]:
+    """The rows of one master file's text; ValueError when it is not one (or holds none, unless ``allow_empty``)."""
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header is None:
@@ -406,12 +406,12 @@ def rows_of_text(text: str, exchange: str | None = None) -> list[Row]:
         if not cells[TOKEN] or not cells[TSYM]:
             continue  # Noren's placeholder rows
         rows.append(tuple(cells))
-    if not rows:
+    if not rows and not allow_empty:
         raise ValueError("no scrips in it")
     return rows
 
 
-def rows_of_bytes(data: bytes, exchange: str | None = None) -> list[Row]:
+def rows_of_bytes(data: bytes, exchange: str | None = None, *, allow_empty: bool = False) -> list[Row]:
     """The rows of a master file: a zip of CSV/txt files, or one CSV/txt; ValueError when it is not one."""
     texts: list[bytes] = []
     if data[:2] == b"PK":
@@ -432,7 +432,9 @@ def rows_of_bytes(data: bytes, exchange: str | None = None) -> list[Row]:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ValueError("not text") from None
-        rows.extend(rows_of_text(text, exchange))
+        rows.extend(rows_of_text(text, exchange, allow_empty=True))
+    if not rows and not allow_empty:
+        raise ValueError("no scrips in it")
     return rows
 
 
@@ -557,11 +559,14 @@ def update_master(
                 reason = describe_request_error(exc, address)
                 raise NorenUnavailable(f"cannot download the symbol master {address}: {reason}") from None
             try:
-                rows.extend(rows_of_bytes(buffer.getvalue(), exchange))
+                # a host's segment may list nothing today (Flattrade's BSE stock derivatives): a header is enough
+                rows.extend(rows_of_bytes(buffer.getvalue(), exchange, allow_empty=len(names) > 1))
             except ValueError as exc:
                 raise NorenMasterMissing(
                     f"{address} is not a Noren symbol master ({exc}); the old master is kept"
                 ) from None
+    if not rows:
+        raise NorenMasterMissing(f"{root} sent symbol masters without a single scrip; the old master is kept")
     path = index_path(name)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:

@@ -154,6 +154,20 @@ async def test_update_downloads_every_exchange_with_progress(noren_sim: NorenSim
     assert loaded.resolve(Instrument("RELIANCE", "NSE")).token == "2885"
 
 
+async def test_flattrade_updates_from_its_own_csv_files(flattrade_sim: NorenSimulator) -> None:
+    _, master = await asyncio.to_thread(update_master, "flattrade", flattrade_sim.master_url)
+    requested = {r.rsplit("/", 1)[1] for r in flattrade_sim.rest_requests if r.startswith("GET")}
+    assert requested and all(name.endswith(".csv") for name in requested)
+    assert len(master) == len(flattrade_sim.scrips)
+    fut, token = next(
+        (s.trading_symbol, s.token) for s in flattrade_sim.scrips if s.exchange == "NFO" and s.option_type == "XX"
+    )
+    assert master.resolve(Instrument(fut, "NFO")).token == token
+    assert master.resolve(Instrument("NIFTY", "NSE_INDEX")).token == "26000"
+    assert master.instrument_of("BSE", "1") == Instrument("SENSEX", "BSE_INDEX")
+    assert load_master("flattrade").resolve(Instrument("RELIANCE", "NSE")).token == "2885"
+
+
 async def test_a_bad_download_keeps_the_old_master(noren_sim: NorenSimulator) -> None:
     await asyncio.to_thread(update_master, "shoonya", noren_sim.master_url)
     before = index_path("shoonya").read_bytes()
