@@ -177,7 +177,7 @@ def _post(
             return body
         raise NorenError(
             f"{title} answered {what} at {public} with HTTP {response.status_code} and no Noren reply; "
-            f"check {settings.env('api_url') if 'api_url' in what else 'the addresses'}"
+            f"check {settings.env('api_url')} and {settings.env('token_url')}"
         )
     raise NorenUnavailable(f"cannot reach {title} at {public} for {what}: {reason}")
 

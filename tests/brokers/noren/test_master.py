@@ -26,7 +26,7 @@ from oaws.instruments import Instrument
 
 
 def sim_master(sim: NorenSimulator) -> Master:
-    rows = [row for data in sim.masters().values() for row in rows_of_bytes(data)]
+    rows = [row for name, data in sim.masters().items() if name.endswith(".zip") for row in rows_of_bytes(data)]
     return Master(rows, sim.host.name, "sim")
 
 
