@@ -18,12 +18,8 @@ from oaws.brokers.api import Broker, BrokerLimits, Feed, FeedOptions, Instrument
 from oaws.brokers.noren.family import HOSTS
 from oaws.brokers.noren.settings import spec
 from oaws.brokers.noren.sim_command import simulator_for
+from oaws.brokers.noren.wire import CONNECTIONS, SUBSCRIPTIONS
 
-#: Noren's limits, assumed: its brokers publish none that we could find. One feed connection per
-#: session (Noren's clients, NorenApi's and OpenAlgo's, open one) holding at most 1000 scrips
-#: (OpenAlgo calls 5000 "conservative" for Flattrade; 1000 stays well inside it). A scrip is one
-#: subscription whatever its modes (a Depth one serves LTP and Quote too).
-CONNECTIONS, SUBSCRIPTIONS = 1, 1000
 LIMITS_NOTE = (
     f"assumed, unverified: {CONNECTIONS} feed connection of {SUBSCRIPTIONS} scrips; one scrip serves all its modes"
 )

@@ -13,7 +13,7 @@ What it does:
   keeps its last value, and a field Noren never sent is left out of the tick, never zero.
 - Requests go in batches (``wire.BATCH`` scrips a frame), collected for ``batch_window``.
 - Limits (unverified; Noren publishes none): ``SUBSCRIPTIONS`` scrips on each of
-  ``CONNECTIONS`` connections (``oaws.brokers.noren``); a scrip beyond them gets
+  ``CONNECTIONS`` connections (``wire``); a scrip beyond them gets
   LIMIT_EXCEEDED through ``publisher.reject``.
 - The connection (``oaws.brokers.connection``): the connect message is the greeting,
   followed by the order-feed subscription (``{"t": "o"}``); the session counts as accepted
@@ -252,8 +252,6 @@ class NorenFeed(Feed):
         rng: random.Random | None = None,
     ) -> None:
         super().__init__()
-        from oaws.brokers.noren import CONNECTIONS, SUBSCRIPTIONS
-
         settings.require("user_id", what=f"{settings.host.title}'s feed")
         try:
             parse_uri(settings.feed_url)
@@ -269,7 +267,7 @@ class NorenFeed(Feed):
         self.batch_window = batch_window
         self.batch = batch
         self.login_timeout = login_timeout
-        self.per_connection = subscriptions_per_connection or SUBSCRIPTIONS
+        self.per_connection = subscriptions_per_connection or wire.SUBSCRIPTIONS
         self.market_hours = market_hours
         self.session_file = session_file
         self.store_session = store_session
@@ -296,7 +294,7 @@ class NorenFeed(Feed):
                 open_timeout=open_timeout,
                 log=log,
             )
-            for index in range(max_connections or CONNECTIONS)
+            for index in range(max_connections or wire.CONNECTIONS)
         ]
         self.book = wire.Book()
         self._routes: dict[Scrip, _Route] = {}

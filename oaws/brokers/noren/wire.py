@@ -61,6 +61,12 @@ KIND_OF = {TOUCH_ACK: TOUCHLINE, TOUCH_UPDATE: TOUCHLINE, DEPTH_ACK: DEPTH, DEPT
 #: frame of 100 keys is about 1.5 kB, far from any frame limit, and 1000 scrips are 10 frames.
 BATCH = 100
 
+#: Noren's limits, assumed: its brokers publish none that we could find. One feed connection per
+#: session (Noren's clients, NorenApi's and OpenAlgo's, open one) holding at most 1000 scrips
+#: (OpenAlgo calls 5000 "conservative" for Flattrade; 1000 stays well inside it). A scrip is one
+#: subscription whatever its modes (a Depth one serves LTP and Quote too).
+CONNECTIONS, SUBSCRIPTIONS = 1, 1000
+
 # Fields -------------------------------------------------------------------------------
 LEVELS = 5
 _LEVEL = range(1, LEVELS + 1)
