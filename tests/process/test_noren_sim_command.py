@@ -162,3 +162,56 @@ def test_a_port_in_use_is_one_sentence(cli_env, option):
 def test_an_unknown_host_is_one_sentence(cli_env):
     message = _one_sentence(_oaws(cli_env, "noren", "--as", "nope"), code=2)
     assert message == "oaws: --as 'nope' is not a Noren broker; choose one of flattrade, shoonya"
+
+
+# The client's protocol pings (every 3 s, payload {"t":"h"}): real seconds, so they are here ----------------
+class _Client(NorenApi):
+    def __init__(self, sim) -> None:
+        super().__init__(host=sim.api_url + "/", websocket=sim.feed_url)
+        self.sim = sim
+        self.ticks: list[dict] = []
+        self.opens = 0
+        self.closes = 0
+
+    def begin(self) -> None:
+        sim = self.sim
+        assert self.login(sim.user_id, sim.password, pyotp.TOTP(sim.totp_secret).now(), sim.vendor_code,
+                          sim.api_secret, "abc1234") is not None  # fmt: skip
+        self.start_websocket(
+            subscribe_callback=self.ticks.append,
+            socket_open_callback=lambda: setattr(self, "opens", self.opens + 1),
+            socket_close_callback=lambda: setattr(self, "closes", self.closes + 1),
+        )
+
+    @property
+    def app(self):
+        return self._NorenApi__websocket
+
+    async def aclose(self) -> None:
+        self._NorenApi__stop_event.set()
+        self.app.keep_running = False
+        self.sim.drop_all()  # wakes the client's select()
+        await asyncio.to_thread(self._NorenApi__ws_thread.join, 5)
+
+
+async def test_the_clients_pings_are_answered_and_a_silence_leaves_them_unanswered():
+    from oaws.brokers.noren.simulator import NorenSimulator
+    from tests.helpers import eventually
+
+    async with NorenSimulator(tick_interval=0.05) as sim:
+        client = _Client(sim)
+        try:
+            await asyncio.to_thread(client.begin)
+            await eventually(lambda: client.opens == 1, what="the ck")
+            client.subscribe("NSE|2885")
+            await eventually(lambda: client.app.last_pong_tm > 0, what="a pong to the client's first ping")
+            count = len(client.ticks)
+            await eventually(lambda: len(client.ticks) > count + 5, what="updates after the ping")
+            sim.go_silent(seconds=None)
+            pinged, ponged = client.app.last_ping_tm, client.app.last_pong_tm
+            await eventually(lambda: client.app.last_ping_tm > pinged + 1, what="another ping")
+            assert client.app.last_pong_tm == ponged  # the silent simulator left it unanswered
+            sim.go_silent(silent=False)
+            await eventually(lambda: client.app.last_pong_tm > ponged, what="the pong once speaking again")
+        finally:
+            await client.aclose()

@@ -97,6 +97,8 @@ MAX_WRONG_PASSWORDS = 5
 CODE_TTL = 300.0
 #: messages kept per connection in ``last_sent``
 SENT_KEPT = 5000
+#: entries kept in ``requests``, ``rest_requests`` and ``login_failures``
+LOG_KEPT = 20_000
 #: seconds between PlaceOrder's New and Fill order messages
 FILL_DELAY = 0.05
 #: the default redirect of the OAuth login page's stand-in (the simulator's own page)
@@ -130,6 +132,8 @@ DEPTH_FIELDS = (
     *TOUCHLINE_FIELDS[:18], "tbq", "tsq", "uc", "lc", "52h", "52l",
     *(f"{side}{i}" for i in range(1, 6) for side in ("bp", "sp", "bq", "sq", "bo", "so")),
 )  # fmt: skip
+#: only derivatives carry open interest (today's, the previous day's, the underlying's total)
+OI_FIELDS = ("oi", "poi", "toi")
 #: an index carries no volume, depth or open interest
 INDEX_FIELDS = ("ts", "pp", "ls", "ti", "lp", "pc", "o", "h", "l", "c", "ft")
 #: what ``send_garbage()`` sends by default, one frame each: not JSON, no t, an unknown t, wrong types
@@ -277,12 +281,16 @@ class _Market:
             out[f"sp{i + 1}"], out[f"sq{i + 1}"], out[f"so{i + 1}"] = price(ask[0]), str(ask[1]), str(ask[2])
         if s.is_index:
             return {k: out[k] for k in INDEX_FIELDS}
+        if not s.is_derivative:
+            for name in OI_FIELDS:
+                del out[name]
         return out
 
     def fields(self, feed: str) -> tuple[str, ...]:
         if self.scrip.is_index:
             return INDEX_FIELDS
-        return DEPTH_FIELDS if feed == "d" else TOUCHLINE_FIELDS
+        fields = DEPTH_FIELDS if feed == "d" else TOUCHLINE_FIELDS
+        return fields if self.scrip.is_derivative else tuple(f for f in fields if f not in OI_FIELDS)
 
 
 @dataclass(eq=False)
@@ -334,8 +342,8 @@ class NorenSimulator:
         self.scrips = list(symbols.scrips(today))
         self._by_key = {(s.exchange, s.token): s for s in self.scrips}
         self._masters = symbols.master_files(self.scrips)
-        if host.name == "flattrade":
-            self._masters.update(symbols.flattrade_files(self.scrips))
+        #: Flattrade's own CSV files, served beside Noren's zips when answering as Flattrade
+        self._csvs = symbols.flattrade_files(self.scrips) if host.name == "flattrade" else {}
         self._api_path = urlsplit(host.api_url).path.rstrip("/")
         self._feed_path = urlsplit(host.feed_url).path.rstrip("/")
         self._master_path = urlsplit(host.master_url).path.rstrip("/")
@@ -351,9 +359,11 @@ class NorenSimulator:
         self.last_sent: dict[int, deque[Any]] = {}
         self.handshakes = 0
         self.logins = 0
-        self.login_failures: list[str] = []
-        self.rest_requests: list[str] = []
-        self.requests: list[Any] = []
+        #: what happened, for tests (the last LOG_KEPT of each: ``oaws sim`` may run for days)
+        self.login_failures: deque[str] = deque(maxlen=LOG_KEPT)
+        self.rest_requests: deque[str] = deque(maxlen=LOG_KEPT)
+        #: the REST calls' jData (with "route"; pwd and appkey left out) and the feed's messages, decoded
+        self.requests: deque[Any] = deque(maxlen=LOG_KEPT)
         self.ignored = 0
         self.controls: list[str] = []
         self.orders: dict[str, dict[str, str]] = {}
@@ -485,8 +495,12 @@ class NorenSimulator:
         }
 
     def masters(self) -> dict[str, bytes]:
-        """The symbol masters served at ``master_url``: file name -> the zip's bytes."""
+        """Noren's symbol masters served at ``master_url``: file name -> the zip's bytes."""
         return dict(self._masters)
+
+    def flattrade_csvs(self) -> dict[str, bytes]:
+        """As Flattrade, its own CSV masters also served at ``master_url`` (else none): file name -> bytes."""
+        return dict(self._csvs)
 
     # Sessions --------------------------------------------------------------------------
     @property
@@ -556,6 +570,8 @@ class NorenSimulator:
             name = path.removeprefix(self._master_path + "/") if self._master_path else path.lstrip("/")
             if name in self._masters:
                 return 200, self._masters[name], {"Content-Type": "application/zip"}
+            if name in self._csvs:
+                return 200, self._csvs[name], {"Content-Type": "text/csv"}
             if path == self._auth_path or (path == SHOONYA_AUTH_PATH):
                 return self._login_page(query)
             if path == CALLBACK_PATH:

@@ -266,6 +266,7 @@ async def test_touchline_snapshot_then_partial_updates_merge_to_what_the_simulat
     assert everything and all(isinstance(v, str) for v in everything)
     index = of(connected.ticks, "tk", "26000")[0]
     assert "v" not in index and "bp1" not in index  # an index has no volume or depth
+    assert "oi" not in of(connected.ticks, "tk", "2885")[0]  # a share has no open interest
 
 
 async def test_depth_snapshot_then_partial_updates_merge_to_what_the_simulator_meant(noren_sim, connected):
@@ -430,10 +431,10 @@ async def test_shoonya_oauth_code_access_token_bearer_and_the_feeds_a_connect(no
     assert answer.json()["stat"] == "Ok" and token in noren_sim.access_tokens
     again = await asyncio.to_thread(requests.post, noren_sim.token_url, data=body, timeout=5)
     assert again.json() == {"stat": "Not_Ok", "emsg": "Invalid Input : Invalid Code"}  # a code works once
-    # REST with the Bearer header, as OpenAlgo's shoonya order_api does
+    # REST with the Bearer header, at the OAuth releases' path, as OpenAlgo's shoonya data.py does
     quotes = await asyncio.to_thread(
         requests.post,
-        noren_sim.api_url + "/GetQuotes",
+        noren_sim.root_url + "/NorenWClientAPI/GetQuotes",
         data="jData=" + json.dumps({"uid": noren_sim.user_id, "exch": "NSE", "token": "2885"}),
         headers={"Content-Type": "text/plain", "Authorization": f"Bearer {token}"},
         timeout=5,
@@ -513,8 +514,7 @@ def _read_master(url: str) -> tuple[requests.Response, list[list[str]]]:
 @pytest.mark.parametrize("name", ["shoonya", "flattrade"])
 async def test_masters_at_the_host_root_in_norens_format(name):
     async with NorenSimulator(HOSTS[name]) as sim:
-        zips = {f"{e}_symbols.txt.zip" for e in ("NSE", "NFO", "BSE", "BFO", "CDS", "MCX")}
-        assert {n for n in sim.masters() if n.endswith(".zip")} == zips
+        assert set(sim.masters()) == {f"{e}_symbols.txt.zip" for e in ("NSE", "NFO", "BSE", "BFO", "CDS", "MCX")}
         answer, lines = await asyncio.to_thread(_read_master, f"{sim.master_url}/NSE_symbols.txt.zip")
         assert answer.headers["Content-Length"] == str(len(answer.content))
         assert answer.content == sim.masters()["NSE_symbols.txt.zip"]
@@ -539,6 +539,7 @@ async def test_flattrade_also_serves_its_own_csv_files(flattrade_sim):
     assert reliance[column["Token"]] == "2885"
     index = await asyncio.to_thread(requests.get, f"{flattrade_sim.master_url}/Nfo_Index_Derivatives.csv", timeout=5)
     assert "NIFTY" in index.text and "FUTSTK" not in index.text
+    assert set(flattrade_sim.flattrade_csvs()) >= {"NSE_Equity.csv", "BSE_Equity.csv", "Commodity.csv"}
 
 
 async def test_derivatives_expire_from_today_on(noren_sim):
