@@ -319,9 +319,10 @@ class NorenFeed(Feed):
         if not settings.access_token and not has_quickauth(settings) and load_session(settings) is None:
             if "quickauth" in settings.host.logins and "oauth" not in settings.host.logins:
                 settings.require("password", "totp_secret", "vendor_code", "api_secret")
+            quick = "set the QuickAuth settings, or " if "quickauth" in settings.host.logins else ""
             raise NorenSessionExpired(
-                f"no {settings.host.title} session: set the QuickAuth settings, or "
-                f"{settings.env('access_token')}, or run `oaws login {name}`"
+                f"no {settings.host.title} session: {quick}set {settings.env('access_token')}, "
+                f"or run `oaws login {name}`"
             )
         return cls(settings, load_master(name, settings.instruments), **options)
 

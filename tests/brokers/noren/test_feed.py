@@ -486,3 +486,11 @@ async def test_from_settings_reads_the_environment_and_a_local_master(sim, monke
     monkeypatch.delenv("SHOONYA_PASSWORD")
     with pytest.raises(NorenSessionExpired, match="oaws login shoonya"):
         NorenFeed.from_settings("shoonya", instruments=str(path))
+
+
+def test_flattrade_without_a_session_says_how_to_get_one(flattrade_sim, monkeypatch, tmp_path):
+    for name, value in flattrade_sim.env().items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(NorenSessionExpired) as missing:
+        NorenFeed.from_settings("flattrade")
+    assert str(missing.value) == ("no Flattrade session: set FLATTRADE_ACCESS_TOKEN, or run `oaws login flattrade`")
