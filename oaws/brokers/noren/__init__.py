@@ -18,9 +18,11 @@ from oaws.brokers.api import Broker, BrokerLimits, Feed, FeedOptions, Instrument
 from oaws.brokers.noren.family import HOSTS
 from oaws.brokers.noren.settings import spec
 from oaws.brokers.noren.sim_command import simulator_for
+from oaws.brokers.noren.wire import CONNECTIONS, SUBSCRIPTIONS
 
-#: Noren's limits as its brokers state them (unverified against the live services)
-CONNECTIONS, SUBSCRIPTIONS = 1, 1000
+LIMITS_NOTE = (
+    f"assumed, unverified: {CONNECTIONS} feed connection of {SUBSCRIPTIONS} scrips; one scrip serves all its modes"
+)
 
 
 def broker_for(name: str) -> Broker:
@@ -54,7 +56,7 @@ def broker_for(name: str) -> Broker:
         simulator=simulator_for(name),
         # `oaws sim noren` is the first Noren broker's simulator (it answers as any with --as)
         simulator_aliases=("noren",) if name == next(iter(HOSTS)) else (),
-        limits=BrokerLimits(depths=(5,), subscriptions=SUBSCRIPTIONS, connections=CONNECTIONS),
+        limits=BrokerLimits(depths=(5,), subscriptions=SUBSCRIPTIONS, connections=CONNECTIONS, note=LIMITS_NOTE),
     )
 
 
