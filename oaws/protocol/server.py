@@ -203,7 +203,10 @@ class Session:
 
     def holds(self, stream: Stream) -> bool:
         """Whether this client holds ``stream``."""
-        return stream.mode in self.subs.get(stream.instrument, ()) and self.stream(stream.instrument, stream.mode) == stream
+        return (
+            stream.mode in self.subs.get(stream.instrument, ())
+            and self.stream(stream.instrument, stream.mode) == stream
+        )
 
     def pairs(self) -> int:
         """The (instrument, mode) pairs this client holds."""
