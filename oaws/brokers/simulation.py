@@ -148,17 +148,18 @@ def dispatch_control(
     method: str,
     path: str,
     query: str,
+    body: bytes,
     *,
     controls: Any,
     help: str,
-    parse: Callable[[str, dict[str, str]], Any],
+    parse: Callable[[str, dict[str, str], bytes], Any],
     act: Callable[[str, Any], Coroutine[Any, Any, dict[str, Any]]],
     record: Callable[[str], None],
     method_for: Callable[[str], str] = lambda action: "POST",
 ) -> tuple[int, dict[str, Any]]:
     """One ``/sim/...`` request -> (HTTP status, JSON). Called from the HTTP thread.
 
-    ``parse(action, params)`` checks the query's arguments here (a ValueError is a 400 with its
+    ``parse(action, params, body)`` checks the arguments here (a ValueError is a 400 with its
     sentence); the failures touch the WebSocket connections, which belong to the event loop, so
     ``act(action, args)`` runs there and this thread waits for its reply (a 503 when stopping).
     """
@@ -170,7 +171,7 @@ def dispatch_control(
         return 405, {"error": f"use {wanted} for {path}"}
     params = {k: v[-1] for k, v in parse_qs(query).items()}
     try:
-        args = parse(action, params)
+        args = parse(action, params, body)
     except ValueError as exc:
         return 400, {"error": str(exc)}
     assert loop is not None, "start the simulator first"

@@ -785,6 +785,7 @@ class AngelSimulator:
             method,
             path,
             query,
+            body,
             controls=("drop", "silent", "garbage", "expire"),
             help=CONTROL_HELP,
             parse=_control_seconds,
@@ -817,7 +818,7 @@ class AngelSimulator:
         return {k for c in self.connections for k in c.subscriptions}
 
 
-def _control_seconds(action: str, params: dict[str, str]) -> float:
+def _control_seconds(action: str, params: dict[str, str], body: bytes) -> float:
     """The silence of ``POST /sim/silent?seconds=N`` (the others take no argument)."""
     given = params.get("seconds") if action == "silent" else None
     return simulation.number(given, DEFAULT_SILENCE, 0, MAX_SILENCE)
