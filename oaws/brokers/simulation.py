@@ -28,7 +28,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, serve
@@ -195,6 +195,71 @@ def number(given: str | None, default: float, low: float, high: float, name: str
     if not low < value <= high:  # also refuses nan and inf
         raise ValueError(f"{name} must be a number above {low:g} and at most {high:g}, not {given!r}")
     return value
+
+
+class Simulator:
+    """What every simulator object does alike: ``async with``, its ports, and ``/sim/...`` control.
+
+    A simulator sets ``_httpd`` (the REST server), ``_server`` (the feed's) and ``_loop`` in
+    ``start``, keeps the control actions answered in ``controls``, and names its actions in
+    ``control_actions`` / ``control_help``; ``_control_args`` checks a request's arguments in
+    the HTTP thread, ``_control`` acts on the event loop.
+    """
+
+    control_actions: tuple[str, ...] = ()
+    control_help = ""
+    _httpd: ThreadingHTTPServer | None = None
+    _server: Server | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    controls: list[str]
+
+    async def start(self) -> Self:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def rest_port(self) -> int:
+        return rest_port_of(self._httpd)
+
+    @property
+    def feed_port(self) -> int:
+        return ws_port_of(self._server)
+
+    def control(self, method: str, path: str, query: str, body: bytes = b"") -> tuple[int, dict[str, Any]]:
+        """One ``/sim/...`` request -> (HTTP status, JSON). Called from the HTTP thread."""
+        return dispatch_control(
+            self._loop,
+            method,
+            path,
+            query,
+            body,
+            controls=self.control_actions,
+            help=self.control_help,
+            parse=self._control_args,
+            act=self._control,
+            record=self._record_control,
+            method_for=self._control_method,
+        )
+
+    def _control_args(self, action: str, params: dict[str, str], body: bytes) -> Any:
+        return None
+
+    async def _control(self, action: str, args: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _record_control(self, action: str) -> None:
+        self.controls.append(action)
+
+    def _control_method(self, action: str) -> str:
+        return "POST"
 
 
 # Running -------------------------------------------------------------------------------------

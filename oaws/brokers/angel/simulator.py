@@ -181,7 +181,7 @@ class SimConnection:
     resume: asyncio.TimerHandle | None = None
 
 
-class AngelSimulator:
+class AngelSimulator(simulation.Simulator):
     """Angel's REST login and WebSocket feed on 127.0.0.1; ``await start()`` or ``async with``."""
 
     def __init__(
@@ -282,20 +282,6 @@ class AngelSimulator:
                 server.close()
                 await server.wait_closed()
         await simulation.stop_rest(self._httpd)
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @property
-    def rest_port(self) -> int:
-        return simulation.rest_port_of(self._httpd)
-
-    @property
-    def feed_port(self) -> int:
-        return simulation.ws_port_of(self._server)
 
     @property
     def order_port(self) -> int:
@@ -774,24 +760,11 @@ class AngelSimulator:
             self._spawn(conn.ws.send(junk))
 
     # Control over HTTP (oaws angel-sim) --------------------------------------------------
-    def control(self, method: str, path: str, query: str, body: bytes = b"") -> tuple[int, dict[str, Any]]:
-        """One ``/sim/...`` request -> (HTTP status, JSON). Called from the HTTP thread.
+    control_actions = ("drop", "silent", "garbage", "expire")
+    control_help = CONTROL_HELP
 
-        The failures touch the WebSocket connections, which belong to the event loop, so the
-        action runs there and this thread waits for its answer.
-        """
-        return simulation.dispatch_control(
-            self._loop,
-            method,
-            path,
-            query,
-            body,
-            controls=("drop", "silent", "garbage", "expire"),
-            help=CONTROL_HELP,
-            parse=_control_seconds,
-            act=self._control,
-            record=self.controls.append,
-        )
+    def _control_args(self, action: str, params: dict[str, str], body: bytes) -> float:
+        return _control_seconds(action, params, body)
 
     async def _control(self, action: str, seconds: float) -> dict[str, Any]:
         count = len(self.connections)

@@ -404,7 +404,7 @@ class SimConnection:
     sending: asyncio.Task[None] | None = None
 
 
-class DhanSimulator:
+class DhanSimulator(simulation.Simulator):
     """Dhan's REST profile, scrip master, market feed, 20-depth and order streams on 127.0.0.1.
 
     ``await start()`` / ``await stop()``, or ``async with DhanSimulator() as sim``.
@@ -512,20 +512,6 @@ class DhanSimulator:
             await self._server.wait_closed()
         await simulation.stop_rest(self._httpd)
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @property
-    def rest_port(self) -> int:
-        return simulation.rest_port_of(self._httpd)
-
-    @property
-    def feed_port(self) -> int:
-        return simulation.ws_port_of(self._server)
 
     @property
     def api_url(self) -> str:
@@ -1155,21 +1141,14 @@ class DhanSimulator:
         return len(self.connections)
 
     # Control over HTTP (oaws sim dhan) -------------------------------------------------------------
-    def control(self, method: str, path: str, query: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """One ``/sim/...`` request -> (HTTP status, JSON). Called from the HTTP thread."""
-        return simulation.dispatch_control(
-            self._loop,
-            method,
-            path,
-            query,
-            body,
-            controls=CONTROLS,
-            help=CONTROL_HELP,
-            parse=_control_args,
-            act=self._control,
-            record=self.controls.append,
-            method_for=lambda action: "GET" if action == "state" else "POST",
-        )
+    control_actions = CONTROLS
+    control_help = CONTROL_HELP
+
+    def _control_args(self, action: str, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        return _control_args(action, params, body)
+
+    def _control_method(self, action: str) -> str:
+        return "GET" if action == "state" else "POST"
 
     async def _control(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         reply: dict[str, Any] = {"action": action}

@@ -344,7 +344,7 @@ class SimConnection:
     serial: int = 0
 
 
-class KiteSimulator:
+class KiteSimulator(simulation.Simulator):
     """Kite Connect's session REST API, the instrument dump and the ticker on 127.0.0.1.
 
     ``await start()`` / ``await stop()``, or ``async with``.
@@ -447,20 +447,6 @@ class KiteSimulator:
             self._server.close()
             await self._server.wait_closed()
         await simulation.stop_rest(self._httpd)
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @property
-    def rest_port(self) -> int:
-        return simulation.rest_port_of(self._httpd)
-
-    @property
-    def feed_port(self) -> int:
-        return simulation.ws_port_of(self._server)
 
     @property
     def api_url(self) -> str:
@@ -988,22 +974,13 @@ class KiteSimulator:
         return order
 
     # Control over HTTP (oaws sim kite) -------------------------------------------------
-    def control(self, method: str, path: str, query: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """One ``/sim/...`` request -> (HTTP status, JSON). Called from the HTTP thread."""
-        return simulation.dispatch_control(
-            self._loop,
-            method,
-            path,
-            query,
-            body,
-            controls=CONTROLS,
-            help=CONTROL_HELP,
-            parse=self._control_call,
-            act=self._run_control,
-            record=lambda action: _keep(self.controls, action),
-        )
+    control_actions = CONTROLS
+    control_help = CONTROL_HELP
 
-    def _control_call(self, action: str, params: dict[str, str], body: bytes) -> Callable[[], str]:
+    def _record_control(self, action: str) -> None:
+        _keep(self.controls, action)
+
+    def _control_args(self, action: str, params: dict[str, str], body: bytes) -> Callable[[], str]:
         """Check the request's parameters now (in the HTTP thread); the returned call acts on the loop."""
         noun = "ticker connection(s)"
         if action == "drop":
@@ -1041,7 +1018,7 @@ class KiteSimulator:
         sender = self.send_error if action == "error" else self.send_message
         return lambda: (sender(text), f"{action} text sent")[1]
 
-    async def _run_control(self, action: str, call: Callable[[], str]) -> dict[str, Any]:
+    async def _control(self, action: str, call: Callable[[], str]) -> dict[str, Any]:
         count = self.connections
         return {"action": action, "connections": count, "message": call()}
 

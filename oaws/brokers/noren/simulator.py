@@ -308,7 +308,7 @@ class SimConnection:
     sent: deque[Any] = field(default_factory=lambda: deque(maxlen=SENT_KEPT))
 
 
-class NorenSimulator:
+class NorenSimulator(simulation.Simulator):
     """A Noren OMS host on 127.0.0.1; ``await start()`` or ``async with``."""
 
     def __init__(
@@ -416,21 +416,7 @@ class NorenSimulator:
             await self._server.wait_closed()
         await simulation.stop_rest(self._httpd)
 
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     # Addresses -------------------------------------------------------------------------
-    @property
-    def rest_port(self) -> int:
-        return simulation.rest_port_of(self._httpd)
-
-    @property
-    def feed_port(self) -> int:
-        return simulation.ws_port_of(self._server)
-
     @property
     def root_url(self) -> str:
         return f"http://{self.bind}:{self.rest_port}"
@@ -1025,20 +1011,11 @@ class NorenSimulator:
             self._spawn(conn.ws.close(1012, "service restart"))
 
     # Control over HTTP (oaws sim noren) ------------------------------------------------
-    def control(self, method: str, path: str, query: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """One ``/sim/...`` request -> (HTTP status, JSON). Called from the HTTP thread."""
-        return simulation.dispatch_control(
-            self._loop,
-            method,
-            path,
-            query,
-            body,
-            controls=CONTROLS,
-            help=CONTROL_HELP,
-            parse=_control_args,
-            act=self._control,
-            record=self.controls.append,
-        )
+    control_actions = CONTROLS
+    control_help = CONTROL_HELP
+
+    def _control_args(self, action: str, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        return _control_args(action, params, body)
 
     async def _control(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         count = len(self.connections)
