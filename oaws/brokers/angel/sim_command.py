@@ -6,7 +6,6 @@ so that the command line registers it without knowing Angel.
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -38,30 +37,24 @@ def angel_sim(
     The `export` lines go to stdout (`oaws angel-sim > env.sh &` then `. env.sh`), the rest
     to stderr. Faults on demand: POST /sim/drop, /sim/silent?seconds=N, /sim/garbage, /sim/expire.
     """
-    import asyncio
-
+    from oaws.brokers import simulation
     from oaws.brokers.angel import simulator
 
     def ready(sim: simulator.AngelSimulator) -> None:
-        typer.echo(f"Angel One simulator on {host}; point oaws at it with (on stdout):", err=True)
-        # stdout carries only the exports, flushed now: the simulator runs on, so nothing else would flush them
-        sys.stdout.write("".join(f"export {name}={value}\n" for name, value in sim.env().items()))
-        sys.stdout.flush()
         sim_url = f"{sim.api_url}/sim"
-        typer.echo(
+        simulation.announce(
+            f"Angel One simulator on {host}",
+            sim.env(),
             "Then: oaws login angel && oaws instruments update --broker angel && oaws serve --broker angel\n"
             "Faults on demand, on the feed connections open at that moment:\n"
             f"  curl -X POST {sim_url}/drop                  # drop them without a close frame\n"
             f"  curl -X POST '{sim_url}/silent?seconds=60'   # no ticks or pongs for 60 s (the default)\n"
             f"  curl -X POST {sim_url}/garbage               # send each a malformed frame\n"
             f"  curl -X POST {sim_url}/expire                # expire every token (nightly rollover), drop them",
-            err=True,
         )
 
-    try:
-        if order_port is None:
-            order_port = feed_port + 1 if feed_port else 0
-        asyncio.run(simulator.run(host, rest_port, feed_port, tick_interval, on_ready=ready, order_port=order_port))
-    except OSError as exc:
-        typer.echo(f"oaws: cannot start the simulator on {host}: {exc.strerror}", err=True)
-        raise typer.Exit(1) from None
+    if order_port is None:
+        order_port = feed_port + 1 if feed_port else 0
+    simulation.run_command(
+        host, simulator.run(host, rest_port, feed_port, tick_interval, on_ready=ready, order_port=order_port)
+    )

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
 import contextlib
 import hashlib
 import hmac
@@ -61,20 +60,20 @@ import json
 import logging
 import random
 import secrets
-import signal
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import pyotp
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from oaws.brokers import simulation
 from oaws.brokers.angel import wire
 from oaws.brokers.angel.master import (
     CDS_DIVISOR,
@@ -104,7 +103,7 @@ ORDER_PATH = "/smart-order-update"
 PLACE_ORDER_PATH = "/rest/secure/angelbroking/order/v1/placeOrder"
 #: Seconds between an order's AB01 (open) and its AB05 (complete) on the order-status socket
 FILL_DELAY = 0.05
-CONTROL_PREFIX = "/sim/"
+CONTROL_PREFIX = simulation.CONTROL_PREFIX
 #: Seconds ``POST /sim/silent`` keeps connections silent without ``?seconds=``: past the adapter's silence timeout.
 DEFAULT_SILENCE = 60.0
 #: The longest silence ``POST /sim/silent`` accepts (an hour): a typo should not silence the day.
@@ -182,7 +181,7 @@ class SimConnection:
     resume: asyncio.TimerHandle | None = None
 
 
-class AngelSimulator:
+class AngelSimulator(simulation.Simulator):
     """Angel's REST login and WebSocket feed on 127.0.0.1; ``await start()`` or ``async with``."""
 
     def __init__(
@@ -259,31 +258,13 @@ class AngelSimulator:
     # Lifecycle ---------------------------------------------------------------------
     async def start(self) -> Self:
         self._loop = asyncio.get_running_loop()  # the REST thread hands /sim controls over to it
-        self._httpd = ThreadingHTTPServer((self.host, self._rest_port), _handler_class(self))
-        self._httpd.daemon_threads = True
-        self._http_thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="angel-sim-rest", daemon=True
+        self._httpd = simulation.rest_server(self.host, self._rest_port, _handler_class(self))
+        self._http_thread = simulation.serve_in_thread(self._httpd, "angel-sim-rest")
+        self._server = await simulation.serve_ws(
+            self._serve_feed, self.host, self._feed_port, process_request=self._handshake, logger=_ws_log
         )
-        self._http_thread.start()
-        self._server = await serve(
-            self._serve_feed,
-            self.host,
-            self._feed_port,
-            process_request=self._handshake,
-            ping_interval=None,
-            compression=None,
-            server_header=None,
-            logger=_ws_log,
-        )
-        self._order_server = await serve(
-            self._serve_orders,
-            self.host,
-            self._order_port,
-            process_request=self._order_handshake,
-            ping_interval=None,
-            compression=None,
-            server_header=None,
-            logger=_ws_log,
+        self._order_server = await simulation.serve_ws(
+            self._serve_orders, self.host, self._order_port, process_request=self._order_handshake, logger=_ws_log
         )
         self._ticker = asyncio.create_task(self._tick_forever())
         return self
@@ -300,30 +281,11 @@ class AngelSimulator:
             if server is not None:
                 server.close()
                 await server.wait_closed()
-        if self._httpd is not None:
-            await asyncio.to_thread(self._httpd.shutdown)
-            self._httpd.server_close()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @property
-    def rest_port(self) -> int:
-        assert self._httpd is not None, "start the simulator first"
-        return self._httpd.server_address[1]
-
-    @property
-    def feed_port(self) -> int:
-        assert self._server is not None, "start the simulator first"
-        return self._server.sockets[0].getsockname()[1]
+        await simulation.stop_rest(self._httpd)
 
     @property
     def order_port(self) -> int:
-        assert self._order_server is not None, "start the simulator first"
-        return self._order_server.sockets[0].getsockname()[1]
+        return simulation.ws_port_of(self._order_server)
 
     @property
     def order_url(self) -> str:
@@ -765,9 +727,7 @@ class AngelSimulator:
 
     # Failures on demand ------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        simulation.spawn(self._tasks, coro)
 
     def drop_all(self) -> None:
         """Drop every feed connection at the TCP level (no close frame), as a network failure would."""
@@ -800,36 +760,11 @@ class AngelSimulator:
             self._spawn(conn.ws.send(junk))
 
     # Control over HTTP (oaws angel-sim) --------------------------------------------------
-    def control(self, method: str, path: str, query: str) -> tuple[int, dict[str, Any]]:
-        """One ``/sim/...`` request -> (HTTP status, JSON). Called from the HTTP thread.
+    control_actions = ("drop", "silent", "garbage", "expire")
+    control_help = CONTROL_HELP
 
-        The failures touch the WebSocket connections, which belong to the event loop, so the
-        action runs there and this thread waits for its answer.
-        """
-        action = path.removeprefix(CONTROL_PREFIX)
-        if action not in ("drop", "silent", "garbage", "expire"):
-            return 404, {"error": f"no such simulator control {path}; use {CONTROL_HELP}"}
-        if method != "POST":
-            return 405, {"error": f"use POST for {path}"}
-        seconds = DEFAULT_SILENCE
-        if action == "silent":
-            given = parse_qs(query).get("seconds", [""])[-1]
-            if given:
-                try:
-                    seconds = float(given)
-                except ValueError:
-                    seconds = float("nan")
-                if not 0 < seconds <= MAX_SILENCE:  # also refuses nan and inf
-                    limit = f"above 0 and at most {MAX_SILENCE:g}"
-                    return 400, {"error": f"seconds must be a number {limit}, not {given!r}"}
-        assert self._loop is not None, "start the simulator first"
-        try:
-            future = asyncio.run_coroutine_threadsafe(self._control(action, seconds), self._loop)
-            reply = future.result(timeout=5)
-        except (RuntimeError, TimeoutError, concurrent.futures.CancelledError):
-            return 503, {"error": "the simulator is stopping"}
-        self.controls.append(action)
-        return 200, reply
+    def _control_args(self, action: str, params: dict[str, str], body: bytes) -> float:
+        return _control_seconds(action, params, body)
 
     async def _control(self, action: str, seconds: float) -> dict[str, Any]:
         count = len(self.connections)
@@ -854,6 +789,12 @@ class AngelSimulator:
     def subscriptions(self) -> set[tuple[int, int, str]]:
         """(mode, exchange type, token) subscribed on all open connections."""
         return {k for c in self.connections for k in c.subscriptions}
+
+
+def _control_seconds(action: str, params: dict[str, str], body: bytes) -> float:
+    """The silence of ``POST /sim/silent?seconds=N`` (the others take no argument)."""
+    given = params.get("seconds") if action == "silent" else None
+    return simulation.number(given, DEFAULT_SILENCE, 0, MAX_SILENCE)
 
 
 def _json(body: bytes) -> dict[str, Any]:
@@ -894,33 +835,12 @@ def _parse_request(request: Any) -> tuple[int, set[tuple[int, int, str]]] | None
 
 
 def _handler_class(sim: AngelSimulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def answer(method: str, url: SplitResult, headers: dict[str, str], body: bytes) -> simulation.Answer:
+        status, reply = sim.rest(method, url.path, headers, body)
+        return status, simulation.json_bytes(reply), {"Content-Type": "application/json"}
 
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            url = urlsplit(self.path)
-            if url.path.startswith(CONTROL_PREFIX) or url.path == CONTROL_PREFIX.rstrip("/"):
-                status, reply = sim.control(self.command, url.path, url.query)
-                data = json.dumps(reply).encode() + b"\n"  # one line, also for curl on a terminal
-            else:
-                status, reply = sim.rest(self.command, url.path, headers, body)
-                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, format: str, *args: Any) -> None:
-            # not the request line: getProfile carries the refresh token in its query string
-            log.debug("angel-sim REST: %s %s", self.command, urlsplit(self.path).path)
-
-    return Handler
+    # the log has no request line: getProfile carries the refresh token in its query string
+    return simulation.handler_class("angel-sim", log, sim.control, answer)
 
 
 async def run(
@@ -931,23 +851,8 @@ async def run(
     on_ready: Any = None,
     order_port: int = 0,
 ) -> None:
-    """Serve the simulator until SIGINT or SIGTERM, or until cancelled (``oaws angel-sim``).
-
-    The handlers are installed explicitly, as ``oaws serve`` does, so that a simulator
-    started in the background of a script (where the shell ignores SIGINT) still stops
-    cleanly on either signal.
-    """
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    try:
-        async with AngelSimulator(
-            host=host, rest_port=rest_port, feed_port=feed_port, order_port=order_port, tick_interval=tick_interval
-        ) as sim:
-            if on_ready is not None:
-                on_ready(sim)
-            await stopping.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    """Serve the simulator until SIGINT or SIGTERM, or until cancelled (``oaws angel-sim``)."""
+    sim = AngelSimulator(
+        host=host, rest_port=rest_port, feed_port=feed_port, order_port=order_port, tick_interval=tick_interval
+    )
+    await simulation.run_until_signal(sim, on_ready)

@@ -6,7 +6,6 @@ so that the command line registers it without knowing Dhan.
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -33,17 +32,14 @@ def dhan_sim(
     Faults on demand: POST /sim/drop, /sim/silent?seconds=N, /sim/garbage, /sim/expire,
     /sim/disconnect?code=N, /sim/rest-fault?status=N&count=N, /sim/order.
     """
-    import asyncio
-
+    from oaws.brokers import simulation
     from oaws.brokers.dhan import simulator
 
     def ready(sim: simulator.DhanSimulator) -> None:
-        typer.echo(f"Dhan simulator on {host}; point oaws at it with (on stdout):", err=True)
-        # stdout carries only the exports, flushed now: the simulator runs on, so nothing else would flush them
-        sys.stdout.write("".join(f"export {name}={value}\n" for name, value in sim.env().items()))
-        sys.stdout.flush()
         sim_url = f"{sim.api_url}/sim"
-        typer.echo(
+        simulation.announce(
+            f"Dhan simulator on {host}",
+            sim.env(),
             "Then: oaws login dhan && oaws instruments update --broker dhan && oaws serve --broker dhan\n"
             "The market feed, 20-level depth and order updates share the feed port (paths /, /twentydepth, /orders).\n"
             "Faults on demand, on the connections open at that moment:\n"
@@ -55,11 +51,6 @@ def dhan_sim(
             f"  curl -X POST '{sim_url}/rest-fault?status=429&count=3'  # the next REST calls answer 429\n"
             f'  curl -X POST -d \'{{"Status":"Traded"}}\' {sim_url}/order  # an order update on /orders\n'
             f"  curl {sim_url}/state                             # what is connected and subscribed",
-            err=True,
         )
 
-    try:
-        asyncio.run(simulator.run(host, rest_port, feed_port, tick_interval, on_ready=ready))
-    except OSError as exc:
-        typer.echo(f"oaws: cannot start the simulator on {host}: {exc.strerror}", err=True)
-        raise typer.Exit(1) from None
+    simulation.run_command(host, simulator.run(host, rest_port, feed_port, tick_interval, on_ready=ready))

@@ -71,16 +71,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
 import contextlib
 import hashlib
 import hmac
 import json
 import logging
-import os
 import random
 import secrets
-import signal
 import struct
 import threading
 import time
@@ -90,12 +87,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from oaws.brokers import simulation
 from oaws.brokers.dhan.scrips import SEGMENT_CODES, Scrip, by_key, master_csv, scrips_from_csv
 
 log = logging.getLogger(__name__)
@@ -108,7 +106,7 @@ MASTER_PATH = "/api-data/api-scrip-master.csv"
 FEED_PATH = "/"
 DEPTH_PATH = "/twentydepth"
 ORDER_PATH = "/orders"
-CONTROL_PREFIX = "/sim/"
+CONTROL_PREFIX = simulation.CONTROL_PREFIX
 CONTROLS = ("drop", "silent", "garbage", "expire", "disconnect", "rest-fault", "order", "state")
 CONTROL_HELP = (
     "POST /sim/drop, /sim/silent?seconds=N, /sim/garbage?kind=truncated|length|code, /sim/expire, "
@@ -406,7 +404,7 @@ class SimConnection:
     sending: asyncio.Task[None] | None = None
 
 
-class DhanSimulator:
+class DhanSimulator(simulation.Simulator):
     """Dhan's REST profile, scrip master, market feed, 20-depth and order streams on 127.0.0.1.
 
     ``await start()`` / ``await stop()``, or ``async with DhanSimulator() as sim``.
@@ -485,29 +483,16 @@ class DhanSimulator:
     # Lifecycle -------------------------------------------------------------------------
     async def start(self) -> Self:
         self._loop = asyncio.get_running_loop()
-        self._httpd = ThreadingHTTPServer((self.host, self._rest_port), _handler_class(self))
-        self._httpd.daemon_threads = True
-        self._http_thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="dhan-sim-rest", daemon=True
-        )
-        self._http_thread.start()
+        self._httpd = simulation.rest_server(self.host, self._rest_port, _handler_class(self))
+        self._http_thread = simulation.serve_in_thread(self._httpd, "dhan-sim-rest")
         try:
-            self._server = await serve(
-                self._serve,
-                self.host,
-                self._feed_port,
-                process_request=self._handshake,
-                ping_interval=None,
-                compression=None,
-                server_header=None,
-                logger=_ws_log,
+            self._server = await simulation.serve_ws(
+                self._serve, self.host, self._feed_port, process_request=self._handshake, logger=_ws_log
             )
         except BaseException as exc:
-            await asyncio.to_thread(self._httpd.shutdown)
-            self._httpd.server_close()
+            await simulation.stop_rest(self._httpd)
             if isinstance(exc, OSError) and exc.errno:
-                # asyncio words it "error while attempting to bind on address (...)": say it as the OS does
-                raise OSError(exc.errno, os.strerror(exc.errno)) from None
+                raise simulation.os_error(exc) from None
             raise
         self._ticker = asyncio.create_task(self._tick_forever())
         return self
@@ -525,26 +510,8 @@ class DhanSimulator:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        if self._httpd is not None:
-            await asyncio.to_thread(self._httpd.shutdown)
-            self._httpd.server_close()
+        await simulation.stop_rest(self._httpd)
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @property
-    def rest_port(self) -> int:
-        assert self._httpd is not None, "start the simulator first"
-        return self._httpd.server_address[1]
-
-    @property
-    def feed_port(self) -> int:
-        assert self._server is not None, "start the simulator first"
-        return self._server.sockets[0].getsockname()[1]
 
     @property
     def api_url(self) -> str:
@@ -1174,27 +1141,14 @@ class DhanSimulator:
         return len(self.connections)
 
     # Control over HTTP (oaws sim dhan) -------------------------------------------------------------
-    def control(self, method: str, path: str, query: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """One ``/sim/...`` request -> (HTTP status, JSON). Called from the HTTP thread."""
-        action = path.removeprefix(CONTROL_PREFIX)
-        if action not in CONTROLS:
-            return 404, {"error": f"no such simulator control {path}; use {CONTROL_HELP}"}
-        wanted = "GET" if action == "state" else "POST"
-        if method != wanted:
-            return 405, {"error": f"use {wanted} for {path}"}
-        q = {k: v[-1] for k, v in parse_qs(query).items()}
-        try:
-            args = _control_args(action, q, body)
-        except ValueError as exc:
-            return 400, {"error": str(exc)}
-        assert self._loop is not None, "start the simulator first"
-        try:
-            future = asyncio.run_coroutine_threadsafe(self._control(action, args), self._loop)
-            reply = future.result(timeout=5)
-        except (RuntimeError, TimeoutError, concurrent.futures.CancelledError):
-            return 503, {"error": "the simulator is stopping"}
-        self.controls.append(action)
-        return 200, reply
+    control_actions = CONTROLS
+    control_help = CONTROL_HELP
+
+    def _control_args(self, action: str, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        return _control_args(action, params, body)
+
+    def _control_method(self, action: str) -> str:
+        return "GET" if action == "state" else "POST"
 
     async def _control(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         reply: dict[str, Any] = {"action": action}
@@ -1324,36 +1278,13 @@ def _json(body: bytes) -> dict[str, Any]:
 
 
 def _handler_class(sim: DhanSimulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def answer(method: str, url: SplitResult, headers: dict[str, str], body: bytes) -> simulation.Answer:
+        status, reply = sim.rest(method, url.path, headers, body)
+        if isinstance(reply, bytes):
+            return status, reply, {"Content-Type": "text/csv" if status == 200 else "text/html"}
+        return status, json.dumps(reply).encode(), {"Content-Type": "application/json"}
 
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            url = urlsplit(self.path)
-            content_type = "application/json"
-            if url.path.startswith(CONTROL_PREFIX) or url.path == CONTROL_PREFIX.rstrip("/"):
-                status, reply = sim.control(self.command, url.path, url.query, body)
-                data = json.dumps(reply).encode() + b"\n"  # one line, also for curl on a terminal
-            else:
-                status, reply = sim.rest(self.command, url.path, headers, body)
-                if isinstance(reply, bytes):
-                    data, content_type = reply, "text/csv" if status == 200 else "text/html"
-                else:
-                    data = json.dumps(reply).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = do_DELETE = _answer
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("dhan-sim REST: %s %s", self.command, urlsplit(self.path).path)
-
-    return Handler
+    return simulation.handler_class("dhan-sim", log, sim.control, answer, ("GET", "POST", "PUT", "DELETE"))
 
 
 async def run(
@@ -1364,17 +1295,5 @@ async def run(
     on_ready: Callable[[DhanSimulator], None] | None = None,
 ) -> None:
     """Serve the simulator until SIGINT or SIGTERM, or until cancelled (``oaws sim dhan``)."""
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    try:
-        async with DhanSimulator(
-            host=host, rest_port=rest_port, feed_port=feed_port, tick_interval=tick_interval
-        ) as sim:
-            if on_ready is not None:
-                on_ready(sim)
-            await stopping.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    sim = DhanSimulator(host=host, rest_port=rest_port, feed_port=feed_port, tick_interval=tick_interval)
+    await simulation.run_until_signal(sim, on_ready)

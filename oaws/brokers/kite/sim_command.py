@@ -6,7 +6,6 @@ so that the command line registers it without knowing Kite.
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -30,17 +29,14 @@ def kite_sim(
     Faults on demand: POST /sim/drop, /sim/silent?seconds=N, /sim/garbage, /sim/restart?seconds=N,
     /sim/rest-fault?status=S&count=N, /sim/order, /sim/error, /sim/message, /sim/expire.
     """
-    import asyncio
-
+    from oaws.brokers import simulation
     from oaws.brokers.kite import simulator
 
     def ready(sim: simulator.KiteSimulator) -> None:
-        typer.echo(f"Kite simulator on {host}; point oaws at it with (on stdout):", err=True)
-        # stdout carries only the exports, flushed now: the simulator runs on, so nothing else would flush them
-        sys.stdout.write("".join(f"export {name}={value}\n" for name, value in sim.env().items()))
-        sys.stdout.flush()
         sim_url = f"{sim.api_url}/sim"
-        typer.echo(
+        simulation.announce(
+            f"Kite simulator on {host}",
+            sim.env(),
             "Then: oaws login kite && oaws instruments update --broker kite && oaws serve --broker kite\n"
             f"The login page ({sim.login_url}) redirects at once to a URL with a fresh request_token.\n"
             "Faults on demand, on the ticker connections open at that moment:\n"
@@ -53,11 +49,6 @@ def kite_sim(
             f"  curl -X POST '{sim_url}/error?text=oops'             # an error text message\n"
             f"  curl -X POST '{sim_url}/message?text=hello'          # an informational text message\n"
             f"  curl -X POST {sim_url}/expire                        # expire every token (morning expiry), drop them",
-            err=True,
         )
 
-    try:
-        asyncio.run(simulator.run(host, rest_port, feed_port, tick_interval, on_ready=ready))
-    except OSError as exc:
-        typer.echo(f"oaws: cannot start the simulator on {host}: {exc.strerror}", err=True)
-        raise typer.Exit(1) from None
+    simulation.run_command(host, simulator.run(host, rest_port, feed_port, tick_interval, on_ready=ready))

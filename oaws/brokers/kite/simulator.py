@@ -57,7 +57,6 @@ the same as ``POST /sim/...`` on the REST port (``CONTROL_HELP``).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import csv
 import gzip
@@ -67,7 +66,6 @@ import json
 import logging
 import random
 import secrets
-import signal
 import struct
 import threading
 import time
@@ -78,13 +76,14 @@ from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlencode, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from oaws.brokers import simulation
 from oaws.brokers.kite.dump import build_dump
 
 log = logging.getLogger(__name__)
@@ -106,7 +105,7 @@ MODES = (MODE_LTP, MODE_QUOTE, MODE_FULL)
 SEG_CDS, SEG_BCD, SEG_INDICES, SEG_NCO = 3, 6, 9, 12
 DERIVATIVE_SEGMENTS = {2, 3, 5, 6, 7, 8, 12}
 
-CONTROL_PREFIX = "/sim/"
+CONTROL_PREFIX = simulation.CONTROL_PREFIX
 CONTROLS = ("drop", "silent", "garbage", "expire", "rest-fault", "restart", "order", "error", "message")
 CONTROL_HELP = "POST /sim/" + ", /sim/".join(CONTROLS)
 DEFAULT_SILENCE = 60.0
@@ -345,7 +344,7 @@ class SimConnection:
     serial: int = 0
 
 
-class KiteSimulator:
+class KiteSimulator(simulation.Simulator):
     """Kite Connect's session REST API, the instrument dump and the ticker on 127.0.0.1.
 
     ``await start()`` / ``await stop()``, or ``async with``.
@@ -415,21 +414,14 @@ class KiteSimulator:
     # Lifecycle ---------------------------------------------------------------------
     async def start(self) -> Self:
         self._loop = asyncio.get_running_loop()
-        self._httpd = ThreadingHTTPServer((self.host, self._rest_port), _handler_class(self))
-        self._httpd.daemon_threads = True
-        self._http_thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="kite-sim-rest", daemon=True
-        )
-        self._http_thread.start()
+        self._httpd = simulation.rest_server(self.host, self._rest_port, _handler_class(self))
+        self._http_thread = simulation.serve_in_thread(self._httpd, "kite-sim-rest")
         try:
-            self._server = await serve(
+            self._server = await simulation.serve_ws(
                 self._serve_ticker,
                 self.host,
                 self._feed_port,
                 process_request=self._handshake,
-                ping_interval=None,
-                compression=None,
-                server_header=None,
                 logger=_ws_log,
                 max_size=2**20,
             )
@@ -454,25 +446,7 @@ class KiteSimulator:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        if self._httpd is not None:
-            await asyncio.to_thread(self._httpd.shutdown)
-            self._httpd.server_close()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @property
-    def rest_port(self) -> int:
-        assert self._httpd is not None, "start the simulator first"
-        return self._httpd.server_address[1]
-
-    @property
-    def feed_port(self) -> int:
-        assert self._server is not None, "start the simulator first"
-        return self._server.sockets[0].getsockname()[1]
+        await simulation.stop_rest(self._httpd)
 
     @property
     def api_url(self) -> str:
@@ -885,9 +859,7 @@ class KiteSimulator:
 
     # Failures on demand ------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        simulation.spawn(self._tasks, coro)
 
     def drop_all(self) -> None:
         """Drop every ticker connection at the TCP level (no close frame), as a network failure would."""
@@ -1002,28 +974,13 @@ class KiteSimulator:
         return order
 
     # Control over HTTP (oaws sim kite) -------------------------------------------------
-    def control(self, method: str, path: str, query: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """One ``/sim/...`` request -> (HTTP status, JSON). Called from the HTTP thread."""
-        action = path.removeprefix(CONTROL_PREFIX)
-        if action not in CONTROLS:
-            return 404, {"error": f"no such simulator control {path}; use {CONTROL_HELP}"}
-        if method != "POST":
-            return 405, {"error": f"use POST for {path}"}
-        params = {k: v[-1] for k, v in parse_qs(query).items()}
-        try:
-            call = self._control_call(action, params, body)
-        except ValueError as exc:
-            return 400, {"error": str(exc)}
-        assert self._loop is not None, "start the simulator first"
-        try:
-            future = asyncio.run_coroutine_threadsafe(self._run_control(action, call), self._loop)
-            reply = future.result(timeout=5)
-        except (RuntimeError, TimeoutError, concurrent.futures.CancelledError):
-            return 503, {"error": "the simulator is stopping"}
-        _keep(self.controls, action)
-        return 200, reply
+    control_actions = CONTROLS
+    control_help = CONTROL_HELP
 
-    def _control_call(self, action: str, params: dict[str, str], body: bytes) -> Callable[[], str]:
+    def _record_control(self, action: str) -> None:
+        _keep(self.controls, action)
+
+    def _control_args(self, action: str, params: dict[str, str], body: bytes) -> Callable[[], str]:
         """Check the request's parameters now (in the HTTP thread); the returned call acts on the loop."""
         noun = "ticker connection(s)"
         if action == "drop":
@@ -1061,7 +1018,7 @@ class KiteSimulator:
         sender = self.send_error if action == "error" else self.send_message
         return lambda: (sender(text), f"{action} text sent")[1]
 
-    async def _run_control(self, action: str, call: Callable[[], str]) -> dict[str, Any]:
+    async def _control(self, action: str, call: Callable[[], str]) -> dict[str, Any]:
         count = self.connections
         return {"action": action, "connections": count, "message": call()}
 
@@ -1124,15 +1081,7 @@ def _form(body: bytes) -> dict[str, str]:
 
 
 def _seconds(given: str | None, default: float) -> float:
-    if not given:
-        return default
-    try:
-        seconds = float(given)
-    except ValueError:
-        seconds = float("nan")
-    if not 0 < seconds <= MAX_SECONDS:  # also refuses nan and inf
-        raise ValueError(f"seconds must be a number above 0 and at most {MAX_SECONDS:g}, not {given!r}")
-    return seconds
+    return simulation.number(given, default, 0, MAX_SECONDS)
 
 
 def _int(given: str | None, default: int, low: int, high: int, name: str) -> int:
@@ -1165,36 +1114,13 @@ def _parse_request(request: Any) -> tuple[str, str, list[int]] | str:
 
 
 def _handler_class(sim: KiteSimulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def answer(method: str, url: SplitResult, headers: dict[str, str], body: bytes) -> simulation.Answer:
+        reply = sim.rest(method, url.path, url.query, headers, body)
+        return reply.status, simulation.json_bytes(reply.body), {"Content-Type": reply.content_type, **reply.headers}
 
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            url = urlsplit(self.path)
-            if url.path.startswith(CONTROL_PREFIX) or url.path == CONTROL_PREFIX.rstrip("/"):
-                status, control = sim.control(self.command, url.path, url.query, body)
-                reply = _Reply(status, json.dumps(control).encode() + b"\n")  # one line, also for curl
-            else:
-                reply = sim.rest(self.command, url.path, url.query, headers, body)
-            data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-
-        do_GET = do_POST = do_DELETE = do_PUT = do_HEAD = _answer
-
-        def log_message(self, format: str, *args: Any) -> None:
-            # never the request line: DELETE /session/token carries the access token in its query string
-            log.debug("kite-sim REST: %s %s", self.command, urlsplit(self.path).path)
-
-    return Handler
+    # never the request line: DELETE /session/token carries the access token in its query string
+    methods = ("GET", "POST", "DELETE", "PUT", "HEAD")
+    return simulation.handler_class("kite-sim", log, sim.control, answer, methods)
 
 
 async def run(
@@ -1205,20 +1131,8 @@ async def run(
     on_ready: Callable[[KiteSimulator], None] | None = None,
 ) -> None:
     """Serve the simulator until SIGINT or SIGTERM, or until cancelled (``oaws sim kite``)."""
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    try:
-        async with KiteSimulator(
-            host=host, rest_port=rest_port, feed_port=feed_port, tick_interval=tick_interval
-        ) as sim:
-            if on_ready is not None:
-                on_ready(sim)
-            await stopping.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    sim = KiteSimulator(host=host, rest_port=rest_port, feed_port=feed_port, tick_interval=tick_interval)
+    await simulation.run_until_signal(sim, on_ready)
 
 
 __all__ = [

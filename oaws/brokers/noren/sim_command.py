@@ -6,7 +6,6 @@ One simulator answers as any registered Noren broker (``--as NAME``); each broke
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -39,8 +38,7 @@ def simulator_for(default: str) -> Callable[..., Any]:
         Faults on demand: POST /sim/drop, /sim/silent?seconds=N, /sim/garbage, /sim/expire,
         /sim/rest-fault?status=503&count=1, /sim/block, /sim/restart?seconds=N, /sim/order.
         """
-        import asyncio
-
+        from oaws.brokers import simulation
         from oaws.brokers.noren import simulator
 
         name = as_.strip().lower()
@@ -49,17 +47,12 @@ def simulator_for(default: str) -> Callable[..., Any]:
             raise typer.Exit(2)
 
         def ready(sim: simulator.NorenSimulator) -> None:
-            typer.echo(f"Noren simulator ({HOSTS[name].title}) on {host}; point oaws at it with (on stdout):", err=True)
-            # stdout carries only the exports, flushed now: the simulator runs on, so nothing else would flush them
-            sys.stdout.write("".join(f"export {k}={v}\n" for k, v in sim.env().items()))
-            sys.stdout.flush()
-            typer.echo(fault_help(name, sim.control_url), err=True)
+            title = f"Noren simulator ({HOSTS[name].title}) on {host}"
+            simulation.announce(title, sim.env(), fault_help(name, sim.control_url))
 
-        try:
-            asyncio.run(simulator.run(HOSTS[name], host, rest_port, feed_port, tick_interval, on_ready=ready))
-        except OSError as exc:
-            typer.echo(f"oaws: cannot start the simulator on {host}: {exc.strerror}", err=True)
-            raise typer.Exit(1) from None
+        simulation.run_command(
+            host, simulator.run(HOSTS[name], host, rest_port, feed_port, tick_interval, on_ready=ready)
+        )
 
     return noren_sim
 

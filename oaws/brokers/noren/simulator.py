@@ -53,30 +53,28 @@ Failures on demand, as methods and as ``POST /sim/...`` on the REST port (one li
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import random
 import re
 import secrets
-import signal
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
-from urllib.parse import parse_qs, quote, unquote_plus, urlsplit
+from urllib.parse import SplitResult, parse_qs, quote, unquote_plus, urlsplit
 
 import pyotp
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from oaws.brokers import simulation
 from oaws.brokers.noren import symbols
 from oaws.brokers.noren.family import HOSTS, NorenHost
 
@@ -86,7 +84,7 @@ _ws_log = logging.getLogger("oaws.noren.simulator.websocket")
 _ws_log.setLevel(logging.WARNING)
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
-CONTROL_PREFIX = "/sim/"
+CONTROL_PREFIX = simulation.CONTROL_PREFIX
 CONTROLS = ("drop", "silent", "garbage", "expire", "rest-fault", "block", "restart", "order")
 CONTROL_HELP = "POST /sim/" + ", /sim/".join(CONTROLS)
 DEFAULT_SILENCE = 60.0
@@ -310,7 +308,7 @@ class SimConnection:
     sent: deque[Any] = field(default_factory=lambda: deque(maxlen=SENT_KEPT))
 
 
-class NorenSimulator:
+class NorenSimulator(simulation.Simulator):
     """A Noren OMS host on 127.0.0.1; ``await start()`` or ``async with``."""
 
     def __init__(
@@ -388,32 +386,20 @@ class NorenSimulator:
     # Lifecycle -------------------------------------------------------------------------
     async def start(self) -> Self:
         self._loop = asyncio.get_running_loop()
-        self._httpd = ThreadingHTTPServer((self.bind, self._rest_port), _handler_class(self))
-        self._httpd.daemon_threads = True
+        self._httpd = simulation.rest_server(self.bind, self._rest_port, _handler_class(self))
         try:
-            self._server = await serve(
-                self._serve_feed,
-                self.bind,
-                self._feed_port,
-                process_request=self._handshake,
-                ping_interval=None,
-                compression=None,
-                server_header=None,
-                logger=_ws_log,
+            self._server = await simulation.serve_ws(
+                self._serve_feed, self.bind, self._feed_port, process_request=self._handshake, logger=_ws_log
             )
         except OSError as exc:
             self._httpd.server_close()
             if exc.errno is None:
                 raise
-            # asyncio words it "error while attempting to bind on address (...): ..."; the REST port's is plainer
-            raise OSError(exc.errno, os.strerror(exc.errno)) from None
+            raise simulation.os_error(exc) from None
         except BaseException:
             self._httpd.server_close()
             raise
-        self._http_thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="noren-sim-rest", daemon=True
-        )
-        self._http_thread.start()
+        self._http_thread = simulation.serve_in_thread(self._httpd, "noren-sim-rest")
         self._ticker = asyncio.create_task(self._tick_forever())
         return self
 
@@ -428,27 +414,9 @@ class NorenSimulator:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        if self._httpd is not None:
-            await asyncio.to_thread(self._httpd.shutdown)
-            self._httpd.server_close()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await simulation.stop_rest(self._httpd)
 
     # Addresses -------------------------------------------------------------------------
-    @property
-    def rest_port(self) -> int:
-        assert self._httpd is not None, "start the simulator first"
-        return self._httpd.server_address[1]
-
-    @property
-    def feed_port(self) -> int:
-        assert self._server is not None, "start the simulator first"
-        return self._server.sockets[0].getsockname()[1]
-
     @property
     def root_url(self) -> str:
         return f"http://{self.bind}:{self.rest_port}"
@@ -996,9 +964,7 @@ class NorenSimulator:
 
     # Failures on demand --------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        simulation.spawn(self._tasks, coro)
 
     def drop_all(self) -> None:
         """Drop every feed connection at the TCP level (no close frame), as a network failure would."""
@@ -1045,26 +1011,11 @@ class NorenSimulator:
             self._spawn(conn.ws.close(1012, "service restart"))
 
     # Control over HTTP (oaws sim noren) ------------------------------------------------
-    def control(self, method: str, path: str, query: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """One ``/sim/...`` request -> (HTTP status, JSON). Called from the HTTP thread."""
-        action = path.removeprefix(CONTROL_PREFIX)
-        if action not in CONTROLS:
-            return 404, {"error": f"no such simulator control {path}; use {CONTROL_HELP}"}
-        if method != "POST":
-            return 405, {"error": f"use POST for {path}"}
-        params = {k: v[-1] for k, v in parse_qs(query).items()}
-        try:
-            args = _control_args(action, params, body)
-        except ValueError as exc:
-            return 400, {"error": str(exc)}
-        assert self._loop is not None, "start the simulator first"
-        try:
-            future = asyncio.run_coroutine_threadsafe(self._control(action, args), self._loop)
-            reply = future.result(timeout=5)
-        except (RuntimeError, TimeoutError, concurrent.futures.CancelledError):
-            return 503, {"error": "the simulator is stopping"}
-        self.controls.append(action)
-        return 200, reply
+    control_actions = CONTROLS
+    control_help = CONTROL_HELP
+
+    def _control_args(self, action: str, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        return _control_args(action, params, body)
 
     async def _control(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         count = len(self.connections)
@@ -1105,16 +1056,7 @@ _PRODUCTS = [
 
 def _control_args(action: str, params: dict[str, str], body: bytes) -> dict[str, Any]:
     def number(name: str, default: float, low: float, high: float) -> float:
-        given = params.get(name, "")
-        if not given:
-            return default
-        try:
-            value = float(given)
-        except ValueError:
-            value = float("nan")
-        if not low < value <= high:  # also refuses nan and inf
-            raise ValueError(f"{name} must be a number above {low:g} and at most {high:g}, not {given!r}")
-        return value
+        return simulation.number(params.get(name, ""), default, low, high, name)
 
     if action == "silent":
         return {"seconds": number("seconds", DEFAULT_SILENCE, 0, MAX_SECONDS)}
@@ -1171,38 +1113,16 @@ def _parse_body(body: bytes) -> tuple[dict[str, Any] | None, str]:
 
 
 def _handler_class(sim: NorenSimulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def answer(method: str, url: SplitResult, headers: dict[str, str], body: bytes) -> simulation.Answer:
+        status, reply, extra = sim.rest(method, url.path, url.query, headers, body)
+        data = simulation.json_bytes(reply)
+        if "Content-Type" not in extra:
+            html = isinstance(reply, bytes) and data.startswith(b"<html")
+            extra = {"Content-Type": "text/html" if html else "application/json", **extra}
+        return status, data, extra
 
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            url = urlsplit(self.path)
-            extra: dict[str, str] = {}
-            if url.path.startswith(CONTROL_PREFIX) or url.path == CONTROL_PREFIX.rstrip("/"):
-                status, reply = sim.control(self.command, url.path, url.query, body)
-                data = json.dumps(reply).encode() + b"\n"  # one line, also for curl on a terminal
-            else:
-                status, reply, extra = sim.rest(self.command, url.path, url.query, headers, body)
-                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
-            self.send_response(status)
-            if "Content-Type" not in extra:
-                html = isinstance(reply, bytes) and data.startswith(b"<html")
-                self.send_header("Content-Type", "text/html" if html else "application/json")
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = do_DELETE = _answer
-
-        def log_message(self, format: str, *args: Any) -> None:
-            # the path only: the OAuth redirect's query carries a code
-            log.debug("noren-sim REST: %s %s", self.command, urlsplit(self.path).path)
-
-    return Handler
+    # the path only: the OAuth redirect's query carries a code
+    return simulation.handler_class("noren-sim", log, sim.control, answer, ("GET", "POST", "PUT", "DELETE"))
 
 
 async def run(
@@ -1214,17 +1134,7 @@ async def run(
     on_ready: Any = None,
 ) -> None:
     """Serve the simulator as ``host`` until SIGINT or SIGTERM, or until cancelled (``oaws sim noren``)."""
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    try:
-        async with NorenSimulator(
-            host, bind=bind, rest_port=rest_port, feed_port=feed_port, tick_interval=tick_interval, seed=None
-        ) as sim:
-            if on_ready is not None:
-                on_ready(sim)
-            await stopping.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    sim = NorenSimulator(
+        host, bind=bind, rest_port=rest_port, feed_port=feed_port, tick_interval=tick_interval, seed=None
+    )
+    await simulation.run_until_signal(sim, on_ready)
