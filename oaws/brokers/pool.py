@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Hashable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 from oaws.brokers.connection import Connection
@@ -87,15 +87,17 @@ class Pool(Generic[K, S]):
         #: tasks are named ``{name}-feed-{index}``
         self.name = name
         self.per_connection = per_connection
-        self.batch_window = batch_window
         self.expected = expected
         self.log = log
         self.before_sync = before_sync
         #: index -> the task keeping that connection up
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.fatal: asyncio.Future[None] | None = None
-        self._flush_task: asyncio.Task[None] | None = None
-        self._dirty = False
+        self._flush = Debounced(batch_window, self._sync)
+
+    @property
+    def batch_window(self) -> float:
+        return self._flush.window
 
     # Figures ------------------------------------------------------------------------
     @property
@@ -162,7 +164,7 @@ class Pool(Generic[K, S]):
         try:
             await self.fatal
         finally:
-            tasks = [t for t in (self._flush_task, *others, *self.tasks.values()) if t is not None]
+            tasks = [t for t in (self._flush.task, *others, *self.tasks.values()) if t is not None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -170,22 +172,53 @@ class Pool(Generic[K, S]):
 
     # The debounced flush ---------------------------------------------------------------
     def flush_soon(self) -> None:
-        self._dirty = True
-        if self._flush_task is None or self._flush_task.done():
-            self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
+        """Sync every connection ``batch_window`` from now (changes made meanwhile go with it)."""
+        self._flush.soon()
 
-    async def _flush_later(self) -> None:
-        """Collect changes for ``batch_window``, then sync every connection; again if more came meanwhile."""
+    async def _sync(self) -> None:
+        if self.before_sync is not None:
+            self.before_sync()
+        for index, conn in enumerate(self.conns):
+            if index > 0 and not conn.keys and index in self.tasks:
+                self.tasks.pop(index).cancel()  # an extra connection that holds nothing is given back
+            else:
+                await conn.sync()
+
+
+class Debounced:
+    """The debounced flush: ``soon`` runs ``flush`` ``window`` seconds later, once for all the calls meanwhile.
+
+    Calls during a flush run it once more after another window. ``before_loop`` (Dhan): a
+    call with no event loop running only marks the change (the connections subscribe
+    everything when they open); else such a call raises as ``asyncio`` does.
+    """
+
+    def __init__(self, window: float, flush: Callable[[], Awaitable[None]], *, before_loop: bool = False) -> None:
+        self.window = window
+        self.flush = flush
+        self.before_loop = before_loop
+        #: the running flush, if any (cancelled when the feed stops)
+        self.task: asyncio.Task[None] | None = None
+        self._dirty = False
+
+    def soon(self) -> None:
+        self._dirty = True
+        if self.before_loop:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+        else:
+            loop = asyncio.get_running_loop()
+        if self.task is None or self.task.done():
+            self.task = loop.create_task(self._later())
+
+    async def _later(self) -> None:
+        """Collect changes for ``window``, then flush; again if more came meanwhile."""
         while self._dirty:
-            await asyncio.sleep(self.batch_window)
+            await asyncio.sleep(self.window)
             self._dirty = False
-            if self.before_sync is not None:
-                self.before_sync()
-            for index, conn in enumerate(self.conns):
-                if index > 0 and not conn.keys and index in self.tasks:
-                    self.tasks.pop(index).cancel()  # an extra connection that holds nothing is given back
-                else:
-                    await conn.sync()
+            await self.flush()
 
 
 class Throttle:
