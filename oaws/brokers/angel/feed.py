@@ -73,6 +73,7 @@ from oaws.brokers.connection import (
     Unavailable,
 )
 from oaws.brokers.hours import market_open
+from oaws.brokers.pool import Pool, Throttle
 from oaws.instruments import DEFAULT_DEPTH, DEPTH, Instrument
 from oaws.protocol.codes import BROKER_ERROR, INVALID_DEPTH, LIMIT_EXCEEDED
 
@@ -159,9 +160,7 @@ class _AngelLink(BrokerLink[Key, Session]):
             packet = wire.decode(frame)
         except wire.MalformedFrame as exc:
             feed.malformed += 1
-            now = time.monotonic()
-            if now - feed._malformed_logged > 10:
-                feed._malformed_logged = now
+            if feed._throttle.ready("ticks"):
                 log.warning(
                     "Angel feed connection %d: skipped a malformed frame (%s); %d so far",
                     self.index,
@@ -240,9 +239,7 @@ class _OrderLink(BrokerLink[str, Session]):
             update = order_status.decode(frame, feed.master, user_id=feed.settings.client_code or "")
         except order_status.MalformedOrderFrame as exc:
             feed.malformed_orders += 1
-            now = time.monotonic()
-            if now - feed._malformed_orders_logged > 10:
-                feed._malformed_orders_logged = now
+            if feed._throttle.ready("orders"):
                 order_log.warning(
                     "Angel order status: skipped a malformed frame (%s); %d so far", exc, feed.malformed_orders
                 )
@@ -300,7 +297,6 @@ class AngelFeed(Feed):
             ) from None
         self.settings = settings
         self.master = master
-        self.batch_window = batch_window
         self.login_timeout = login_timeout
         self.tokens_per_connection = tokens_per_connection
         #: instruments Angel serves at depth 20 at once
@@ -321,7 +317,7 @@ class AngelFeed(Feed):
             ),
             log=log,
         )
-        self._conns = [
+        self._conns: list[Connection[Key, Session]] = [
             Connection(
                 _AngelLink(self, index),
                 label=f"Angel feed connection {index}",
@@ -348,22 +344,24 @@ class AngelFeed(Feed):
             open_timeout=open_timeout,
             log=order_log,
         )
-        self._orders_task: asyncio.Task[None] | None = None
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._pool = Pool(
+            self._conns,
+            name="angel",
+            per_connection=tokens_per_connection,
+            batch_window=batch_window,
+            expected=AngelError,
+            log=log,
+        )
         self._routes: dict[Key, _Route] = {}
         self._wanted: dict[Wanted, Key] = {}
         self._latest: dict[Wanted, bytes] = {}
-        self._flush_task: asyncio.Task[None] | None = None
-        self._dirty = False
-        self._fatal: asyncio.Future[None] | None = None
         self._correlation = itertools.count(1)
-        self._malformed_logged = 0.0
+        self._throttle = Throttle(10.0)
         # figures for status() and tests
         self.malformed = 0
         self.unexpected = 0
         self.malformed_orders = 0
         self.order_updates = 0
-        self._malformed_orders_logged = 0.0
 
     @classmethod
     def from_settings(cls, instruments: str | None = None, **options: Any) -> AngelFeed:
@@ -377,8 +375,12 @@ class AngelFeed(Feed):
         return cls(settings, load_master(settings.instruments), **options)
 
     @property
+    def batch_window(self) -> float:
+        return self._pool.batch_window
+
+    @property
     def reconnects(self) -> int:
-        return sum(conn.reconnects for conn in self._conns)
+        return self._pool.reconnects
 
     @property
     def logins(self) -> int:
@@ -388,7 +390,7 @@ class AngelFeed(Feed):
     @property
     def disconnects(self) -> list[str]:
         """The causes of the latest disconnects of all connections, oldest first."""
-        return [cause for _, cause in sorted(d for conn in self._conns for d in conn.disconnects)][-20:]
+        return self._pool.disconnects
 
     # Feed interface (called from the event loop) ------------------------------------
     def check(self, instrument: Instrument) -> None:
@@ -415,9 +417,9 @@ class AngelFeed(Feed):
             if refusal is not None:
                 self._reject(instrument, mode, depth, *refusal)
                 return
-            conn = self._connection_with_room()
+            conn = self._pool.with_room()
             if conn is None:
-                capacity = len(self._conns) * self.tokens_per_connection
+                capacity = self._pool.capacity
                 self._reject(
                     instrument,
                     mode,
@@ -429,7 +431,7 @@ class AngelFeed(Feed):
                 return
             route = self._routes[key] = _Route(conn, resolved.divisor)
             conn.keys.add(key)
-            self._flush_soon()
+            self._pool.flush_soon()
         route.instruments[instrument] = None
         self._wanted[wanted] = key
 
@@ -443,7 +445,7 @@ class AngelFeed(Feed):
         if not route.instruments:
             del self._routes[key]
             route.conn.keys.discard(key)
-            self._flush_soon()
+            self._pool.flush_soon()
 
     def resend(self, instrument: Instrument, mode: int, depth: int = DEFAULT_DEPTH) -> None:
         payload = self._latest.get((instrument, mode, depth))
@@ -451,23 +453,15 @@ class AngelFeed(Feed):
             self._publish(instrument, mode, depth, payload)
 
     def status(self) -> dict[str, object]:
-        active = [self._conns[index] for index in self._tasks]
-        if self._fatal is not None and self._fatal.done() and not self._fatal.cancelled():
-            state = "error"
-        elif active and all(c.state == "connected" for c in active):
-            state = "connected"
-        else:
-            state = "reconnecting" if self.reconnects else "connecting"
-        disconnects = self.disconnects
         return {
-            "adapter_status": state,
-            "connections": sum(c.connected for c in self._conns),
+            "adapter_status": self._pool.state(),
+            "connections": self._pool.connected,
             "subscriptions": len(self._routes),
             "malformed_frames": self.malformed,
             "unexpected_ticks": self.unexpected,
             "reconnects": self.reconnects,
             "logins": self.logins,
-            "last_disconnect": disconnects[-1] if disconnects else None,
+            "last_disconnect": self._pool.last_disconnect,
             "order_status": self._orders_conn.state,
             "order_updates": self.order_updates,
             "malformed_order_frames": self.malformed_orders,
@@ -479,20 +473,7 @@ class AngelFeed(Feed):
 
         Raises the AngelError that made the feed give up (a refused login or refused fresh tokens).
         """
-        self._fatal = asyncio.get_running_loop().create_future()
-        for index, conn in enumerate(self._conns):
-            if index == 0 or conn.keys:
-                self._start(index)
-        self._orders_task = asyncio.get_running_loop().create_task(self._keep_orders(), name="angel-orders")
-        try:
-            await self._fatal
-        finally:
-            tasks = [t for t in (self._flush_task, self._orders_task, *self._tasks.values()) if t is not None]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self._tasks.clear()
-            self._orders_task = None
+        await self._pool.run(companions=[("angel-orders", self._keep_orders)])
 
     # Subscriptions --------------------------------------------------------------------
     def _depth_refusal(self, key: Key) -> tuple[str, str] | None:
@@ -522,30 +503,6 @@ class AngelFeed(Feed):
         else:
             self.publisher.reject(instrument, mode, code, message, depth=depth)  # type: ignore[call-arg]
 
-    def _connection_with_room(self) -> Connection[Key, Session] | None:
-        for index, conn in enumerate(self._conns):
-            if len(conn.keys) < self.tokens_per_connection:
-                if index not in self._tasks and self._fatal is not None and not self._fatal.done():
-                    self._start(index)
-                return conn
-        return None
-
-    def _flush_soon(self) -> None:
-        self._dirty = True
-        if self._flush_task is None or self._flush_task.done():
-            self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
-
-    async def _flush_later(self) -> None:
-        """Collect changes for ``batch_window``, then sync every connection; again if more came meanwhile."""
-        while self._dirty:
-            await asyncio.sleep(self.batch_window)
-            self._dirty = False
-            for index, conn in enumerate(self._conns):
-                if index > 0 and not conn.keys and index in self._tasks:
-                    self._tasks.pop(index).cancel()  # an extra connection that holds nothing is given back
-                else:
-                    await conn.sync()
-
     def _drop_keys(self, keys: Iterable[Key], code: str, message: str) -> None:
         """Angel refused these subscriptions: give them up and tell the clients that wanted them."""
         for key in keys:
@@ -560,22 +517,6 @@ class AngelFeed(Feed):
                 self._reject(instrument, mode, depth, code, message)
 
     # Connections and session --------------------------------------------------------------
-    def _start(self, index: int) -> None:
-        task = asyncio.get_running_loop().create_task(self._keep(self._conns[index]), name=f"angel-feed-{index}")
-        self._tasks[index] = task
-
-    async def _keep(self, conn: Connection[Key, Session]) -> None:
-        """Run one connection; what makes it stand down stops the feed."""
-        try:
-            await conn.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # AngelError: the feed cannot go on; anything else is a bug, also fatal
-            if not isinstance(exc, AngelError):
-                log.exception("%s failed", conn.label)
-            if self._fatal is not None and not self._fatal.done():
-                self._fatal.set_exception(exc)
-
     async def _keep_orders(self) -> None:
         """Run the order-status connection; its standing down costs the order updates, not the ticks.
 

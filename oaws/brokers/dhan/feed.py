@@ -64,6 +64,7 @@ from oaws.brokers.dhan.errors import DhanError, DhanTokenExpired, DhanUnavailabl
 from oaws.brokers.dhan.settings import DhanSettings, load_settings
 from oaws.brokers.dhan.ticks import DEPTH_20, RESPONSE_MODE, Book, depth_20_tick, dhan_mode, tick
 from oaws.brokers.hours import market_open
+from oaws.brokers.pool import Debounced, Throttle, disconnect_causes, failed, keep
 from oaws.instruments import DEFAULT_DEPTH, DEPTH, Instrument, InstrumentError, make
 from oaws.protocol import orders as order_protocol
 from oaws.protocol.codes import INVALID_DEPTH, LIMIT_EXCEEDED
@@ -271,7 +272,6 @@ class DhanFeed(Feed):
                 raise DhanError(f"the Dhan URL {url!r} is not a ws:// or wss:// URL (check {variable})") from None
         self.settings = settings
         self.master = master
-        self.batch_window = batch_window
         self.max_connections = max_connections
         self.instruments_per_connection = instruments_per_connection
         self.depth_per_connection = depth_per_connection
@@ -311,10 +311,9 @@ class DhanFeed(Feed):
         self._depth_entries: dict[Pair, _DepthEntry] = {}
         self._wanted: dict[Wanted, Pair] = {}
         self._latest: dict[Wanted, bytes] = {}
-        self._flush_task: asyncio.Task[None] | None = None
-        self._dirty = False
+        self._flush = Debounced(batch_window, self._sync, before_loop=True)
         self._fatal: asyncio.Future[None] | None = None
-        self._bad_logged = 0.0
+        self._throttle = Throttle(10.0)
         #: the token was checked again after a refusal and no data has come since: a second refusal is the end
         self._rechecked = False
         self._reconnects_before = 0
@@ -325,7 +324,6 @@ class DhanFeed(Feed):
         self.server_disconnects: list[tuple[int, str]] = []
         self.order_updates = 0
         self.bad_order_frames = 0
-        self._bad_orders_logged = 0.0
 
     @classmethod
     def from_settings(cls, instruments: str | None = None, **options: Any) -> DhanFeed:
@@ -345,6 +343,10 @@ class DhanFeed(Feed):
         return [*self._feed_conns, *self._depth_conns]
 
     @property
+    def batch_window(self) -> float:
+        return self._flush.window
+
+    @property
     def reconnects(self) -> int:
         return self._reconnects_before + sum(c.reconnects for c in self.connections)
 
@@ -356,12 +358,11 @@ class DhanFeed(Feed):
     @property
     def disconnects(self) -> list[str]:
         """Causes of the latest disconnects of all connections, oldest first."""
-        every = self._disconnects + [d for c in self.connections for d in c.disconnects]
-        return [cause for _, cause in sorted(every)][-20:]
+        return disconnect_causes(self.connections, self._disconnects)
 
     def status(self) -> dict[str, object]:
         active = [c for c in self.connections if c in self._tasks]
-        if self._fatal is not None and self._fatal.done() and not self._fatal.cancelled():
+        if failed(self._fatal):
             state = "error"
         elif active and all(c.state == "connected" for c in active):
             state = "connected"
@@ -434,7 +435,7 @@ class DhanFeed(Feed):
             if not d.instruments:
                 del self._depth_entries[pair]
                 d.conn.keys.discard(d.key)
-                self._flush_soon()
+                self._flush.soon()
             return
         entry = self._entries.get(pair)
         if entry is None:
@@ -469,7 +470,7 @@ class DhanFeed(Feed):
         try:
             await self._fatal
         finally:
-            tasks = [t for t in (self._flush_task, self._order_task, *self._tasks.values()) if t is not None]
+            tasks = [t for t in (self._flush.task, self._order_task, *self._tasks.values()) if t is not None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -491,7 +492,7 @@ class DhanFeed(Feed):
                 return
             d = self._depth_entries[pair] = _DepthEntry(pair, conn)
             conn.keys.add(d.key)
-            self._flush_soon()
+            self._flush.soon()
         d.instruments[instrument] = None
         self._wanted[wanted] = pair
 
@@ -510,7 +511,7 @@ class DhanFeed(Feed):
         if key is not None:
             entry.conn.keys.add(key)
         entry.key = key
-        self._flush_soon()
+        self._flush.soon()
 
     def _full_message(self, depth: bool) -> str:
         per, kind = (
@@ -542,26 +543,14 @@ class DhanFeed(Feed):
             self._start(conn)
         return conn
 
-    def _flush_soon(self) -> None:
-        self._dirty = True
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # before run: the connections subscribe everything when they open
-        if self._flush_task is None or self._flush_task.done():
-            self._flush_task = loop.create_task(self._flush_later())
-
-    async def _flush_later(self) -> None:
-        """Collect changes for ``batch_window``, then sync every connection; give back the empty ones."""
-        while self._dirty:
-            await asyncio.sleep(self.batch_window)
-            self._dirty = False
-            for pool in (self._feed_conns, self._depth_conns):
-                for conn in list(pool):
-                    if conn.keys:
-                        await conn.sync()
-                    else:
-                        self._drop(pool, conn)  # a connection that holds nothing is given back
+    async def _sync(self) -> None:
+        """The flush (``batch_window`` after a change): sync every connection, give back the empty ones."""
+        for pool in (self._feed_conns, self._depth_conns):
+            for conn in list(pool):
+                if conn.keys:
+                    await conn.sync()
+                else:
+                    self._drop(pool, conn)  # a connection that holds nothing is given back
 
     def _drop(self, pool: list[Connection[Key, _Session]], conn: Connection[Key, _Session]) -> None:
         pool.remove(conn)
@@ -574,19 +563,8 @@ class DhanFeed(Feed):
 
     def _start(self, conn: Connection[Key, _Session]) -> None:
         if conn not in self._tasks:
-            task = asyncio.get_running_loop().create_task(self._keep(conn), name=conn.label)
+            task = asyncio.get_running_loop().create_task(keep(conn, self._fatal, DhanError, log), name=conn.label)
             self._tasks[conn] = task
-
-    async def _keep(self, conn: Connection[Key, _Session]) -> None:
-        try:
-            await conn.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # DhanError: the feed cannot go on; anything else is a bug, fatal too
-            if not isinstance(exc, DhanError):
-                log.exception("%s failed", conn.label)
-            if self._fatal is not None and not self._fatal.done():
-                self._fatal.set_exception(exc)
 
     async def _keep_orders(self) -> None:
         """The order-update stream, once the token is known good; its failure costs orders, not ticks."""
@@ -624,9 +602,7 @@ class DhanFeed(Feed):
     # Responses ------------------------------------------------------------------------
     def _count_bad(self, label: str, decoded: wire.Decoded) -> None:
         self.bad_frames += decoded.bad
-        now = time.monotonic()
-        if now - self._bad_logged > 10:
-            self._bad_logged = now
+        if self._throttle.ready("responses"):
             log.warning(
                 "%s: skipped a malformed response (%s); %d so far", label, "; ".join(decoded.problems), self.bad_frames
             )
@@ -722,9 +698,7 @@ class DhanFeed(Feed):
 
     def _bad_order(self, why: str) -> None:
         self.bad_order_frames += 1
-        now = time.monotonic()
-        if now - self._bad_orders_logged > 10:
-            self._bad_orders_logged = now
+        if self._throttle.ready("orders"):
             order_log.warning(
                 "Dhan order updates: skipped a malformed message (%s); %d so far", why, self.bad_order_frames
             )

@@ -54,6 +54,7 @@ from oaws.brokers.kite.master import Master, load_master
 from oaws.brokers.kite.session import KiteSession, current_session
 from oaws.brokers.kite.settings import KiteSettings, load_settings
 from oaws.brokers.kite.ticks import CLIENT_MODE, KITE_MODE, cut, kite_mode, tick
+from oaws.brokers.pool import LOG_EVERY, Pool, Throttle
 from oaws.instruments import DEFAULT_DEPTH, Instrument, InstrumentError, make, parse
 from oaws.protocol.codes import LIMIT_EXCEEDED
 from oaws.protocol.orders import CANCELLED, COMPLETE, OPEN, REJECTED, TRIGGER_PENDING, order_update
@@ -63,8 +64,6 @@ log = logging.getLogger(__name__)
 #: tokens per subscribe / mode / unsubscribe message: OpenAlgo's Kite client's figure (200), which
 #: keeps a message near 2 KB; Kite documents no cap per message, only 3000 per connection
 SUBSCRIBE_BATCH = 200
-#: seconds between two log lines about garbage of one kind
-LOG_EVERY = 10.0
 
 #: Kite's order statuses -> OpenAlgo's ``order_status`` (its Zerodha order adapter's table)
 ORDER_STATUS = {
@@ -196,7 +195,6 @@ class KiteFeed(Feed):
             ) from None
         self.settings = settings
         self.master = master
-        self.batch_window = batch_window
         self.market_hours = market_hours
         #: Kite's documented limits, as the plugin declares them (``oaws.brokers.kite``, which passes its own)
         self.tokens_per_connection = tokens_per_connection
@@ -211,7 +209,7 @@ class KiteFeed(Feed):
             refreshing="reading it again (a new `oaws login kite` is picked up)",
             log=log,
         )
-        self._conns = [
+        self._conns: list[Connection[int, KiteSession]] = [
             Connection(
                 _KiteLink(self, index),
                 label=f"Kite feed connection {index}",
@@ -225,16 +223,21 @@ class KiteFeed(Feed):
             )
             for index in range(max_connections)
         ]
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._pool = Pool(
+            self._conns,
+            name="kite",
+            per_connection=tokens_per_connection,
+            batch_window=batch_window,
+            expected=KiteError,
+            log=log,
+            before_sync=self._resubscribe_remoded,
+        )
         self._routes: dict[int, _Route] = {}
         self._wanted: dict[Wanted, int] = {}
         self._latest: dict[Wanted, bytes] = {}
         #: tokens whose Kite mode changed since the last flush: subscribed again at the new one
         self._remode: set[int] = set()
-        self._flush_task: asyncio.Task[None] | None = None
-        self._dirty = False
-        self._fatal: asyncio.Future[None] | None = None
-        self._logged: dict[str, float] = {}
+        self._throttle = Throttle(LOG_EVERY)
         # figures for status() and tests
         self.bad_frames = 0
         self.bad_text = 0
@@ -260,13 +263,17 @@ class KiteFeed(Feed):
         return cls(settings, load_master(settings.instruments), **options)
 
     @property
+    def batch_window(self) -> float:
+        return self._pool.batch_window
+
+    @property
     def reconnects(self) -> int:
-        return sum(conn.reconnects for conn in self._conns)
+        return self._pool.reconnects
 
     @property
     def disconnects(self) -> list[str]:
         """The causes of the latest disconnects of all connections, oldest first."""
-        return [cause for _, cause in sorted(d for conn in self._conns for d in conn.disconnects)][-20:]
+        return self._pool.disconnects
 
     # Feed interface (called from the event loop) ------------------------------------
     def check(self, instrument: Instrument) -> None:
@@ -283,9 +290,9 @@ class KiteFeed(Feed):
             return
         route = self._routes.get(token)
         if route is None:
-            conn = self._connection_with_room()
+            conn = self._pool.with_room()
             if conn is None:
-                capacity = len(self._conns) * self.tokens_per_connection
+                capacity = self._pool.capacity
                 self._reject(
                     instrument,
                     mode,
@@ -297,7 +304,7 @@ class KiteFeed(Feed):
             hours = HOURS_OF.get(instrument.exchange, instrument.exchange)
             route = self._routes[token] = _Route(conn, KITE_MODE[mode], hours)
             conn.keys.add(token)
-            self._flush_soon()
+            self._pool.flush_soon()
         route.wanted[wanted] = None
         self._wanted[wanted] = token
         self._set_mode(token, route)
@@ -315,7 +322,7 @@ class KiteFeed(Feed):
         del self._routes[token]
         self._remode.discard(token)
         route.conn.keys.discard(token)
-        self._flush_soon()
+        self._pool.flush_soon()
 
     def resend(self, instrument: Instrument, mode: int, depth: int = DEFAULT_DEPTH) -> None:
         payload = self._latest.get((instrument, mode))
@@ -323,17 +330,9 @@ class KiteFeed(Feed):
             self.publisher.publish(instrument, mode, payload)
 
     def status(self) -> dict[str, object]:
-        active = [self._conns[index] for index in self._tasks]
-        if self._fatal is not None and self._fatal.done() and not self._fatal.cancelled():
-            state = "error"
-        elif active and all(c.state == "connected" for c in active):
-            state = "connected"
-        else:
-            state = "reconnecting" if self.reconnects else "connecting"
-        disconnects = self.disconnects
         return {
-            "adapter_status": state,
-            "connections": sum(c.connected for c in self._conns),
+            "adapter_status": self._pool.state(),
+            "connections": self._pool.connected,
             "tokens": len(self._routes),
             "subscriptions": len(self._wanted),
             "bad_frames": self.bad_frames,
@@ -343,7 +342,7 @@ class KiteFeed(Feed):
             "kite_errors": self.errors,
             "order_updates": self.order_updates,
             "reconnects": self.reconnects,
-            "last_disconnect": disconnects[-1] if disconnects else None,
+            "last_disconnect": self._pool.last_disconnect,
         }
 
     async def run(self) -> None:
@@ -351,18 +350,7 @@ class KiteFeed(Feed):
 
         Raises the KiteError that made the feed give up (an access token Kite refused).
         """
-        self._fatal = asyncio.get_running_loop().create_future()
-        for index, conn in enumerate(self._conns):
-            if index == 0 or conn.keys:
-                self._start(index)
-        try:
-            await self._fatal
-        finally:
-            tasks = [t for t in (self._flush_task, *self._tasks.values()) if t is not None]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self._tasks.clear()
+        await self._pool.run()
 
     # Frames --------------------------------------------------------------------------
     def _on_binary(self, frame: bytes, index: int) -> int | None:
@@ -477,9 +465,7 @@ class KiteFeed(Feed):
 
     def _bounded(self, kind: str, message: str, *args: object, level: int = logging.WARNING) -> None:
         """Log ``message`` unless one of ``kind`` was logged in the last ``LOG_EVERY`` seconds."""
-        now = time.monotonic()
-        if now - self._logged.get(kind, -LOG_EVERY) >= LOG_EVERY:
-            self._logged[kind] = now
+        if self._throttle.ready(kind):
             log.log(level, message, *args)
 
     # Subscriptions --------------------------------------------------------------------
@@ -488,59 +474,22 @@ class KiteFeed(Feed):
         if mode != route.mode:
             route.mode = mode
             self._remode.add(token)
-            self._flush_soon()
+            self._pool.flush_soon()
 
     def _reject(self, instrument: Instrument, mode: int, code: str, message: str) -> None:
         log.info("cannot serve %s mode %d: %s", instrument, mode, message)
         if self.publisher is not None:
             self.publisher.reject(instrument, mode, code, message)
 
-    def _connection_with_room(self) -> Connection[int, KiteSession] | None:
-        for index, conn in enumerate(self._conns):
-            if len(conn.keys) < self.tokens_per_connection:
-                if index not in self._tasks and self._fatal is not None and not self._fatal.done():
-                    self._start(index)
-                return conn
-        return None
-
-    def _flush_soon(self) -> None:
-        self._dirty = True
-        if self._flush_task is None or self._flush_task.done():
-            self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
-
-    async def _flush_later(self) -> None:
-        """Collect changes for ``batch_window``, then sync every connection; again if more came meanwhile."""
-        while self._dirty:
-            await asyncio.sleep(self.batch_window)
-            self._dirty = False
-            remode, self._remode = self._remode, set()
-            for token in remode:
-                route = self._routes.get(token)
-                if route is not None:
-                    route.conn.sent.discard(token)  # what the socket holds is at the old mode: subscribe again
-            for index, conn in enumerate(self._conns):
-                if index > 0 and not conn.keys and index in self._tasks:
-                    self._tasks.pop(index).cancel()  # an extra connection that holds nothing is given back
-                else:
-                    await conn.sync()
+    def _resubscribe_remoded(self) -> None:
+        """At a flush: the tokens whose Kite mode changed are subscribed again (the socket holds the old mode)."""
+        remode, self._remode = self._remode, set()
+        for token in remode:
+            route = self._routes.get(token)
+            if route is not None:
+                route.conn.sent.discard(token)
 
     # Connections and session --------------------------------------------------------------
-    def _start(self, index: int) -> None:
-        task = asyncio.get_running_loop().create_task(self._keep(self._conns[index]), name=f"kite-feed-{index}")
-        self._tasks[index] = task
-
-    async def _keep(self, conn: Connection[int, KiteSession]) -> None:
-        """Run one connection; what makes it stand down stops the feed."""
-        try:
-            await conn.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # KiteError: the feed cannot go on; anything else is a bug, also fatal
-            if not isinstance(exc, KiteError):
-                log.exception("%s failed", conn.label)
-            if self._fatal is not None and not self._fatal.done():
-                self._fatal.set_exception(exc)
-
     def _stored(self) -> KiteSession | None:
         return current_session(self.settings)
 

@@ -66,6 +66,7 @@ from oaws.brokers.noren.session import (
     save_session,
 )
 from oaws.brokers.noren.settings import NorenSettings, load_settings
+from oaws.brokers.pool import LOG_EVERY, Pool, Throttle
 from oaws.instruments import DEFAULT_DEPTH, DEPTH, Instrument
 from oaws.protocol import orders
 from oaws.protocol.codes import LIMIT_EXCEEDED
@@ -99,8 +100,6 @@ REPORT_STATUS = {"rejected": orders.REJECTED, "canceled": orders.CANCELLED, "can
 PRICE_TYPES = {"LMT": "LIMIT", "MKT": "MARKET", "SL-LMT": "SL", "SL-MKT": "SL-M"}
 PRODUCTS = {"C": "CNC", "M": "NRML", "I": "MIS", "H": "MIS", "B": "MIS"}
 ACTIONS = {"B": "BUY", "S": "SELL"}
-#: seconds between two log lines about garbage
-LOG_EVERY = 10.0
 
 
 def _number(value: Any, kind: type = float) -> Any:
@@ -264,7 +263,6 @@ class NorenFeed(Feed):
         self.title = settings.host.title
         self.settings = settings
         self.master = master
-        self.batch_window = batch_window
         self.batch = batch
         self.login_timeout = login_timeout
         self.per_connection = subscriptions_per_connection or wire.SUBSCRIPTIONS
@@ -282,7 +280,7 @@ class NorenFeed(Feed):
             credentials="session",
             log=log,
         )
-        self._conns = [
+        self._conns: list[Connection[Key, NorenSession]] = [
             Connection(
                 _NorenLink(self, index),
                 label=f"{self.title} feed connection {index}",
@@ -299,11 +297,15 @@ class NorenFeed(Feed):
         self.book = wire.Book()
         self._routes: dict[Scrip, _Route] = {}
         self._latest: dict[tuple[Instrument, int], bytes] = {}
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._flush_task: asyncio.Task[None] | None = None
-        self._dirty = False
-        self._fatal: asyncio.Future[None] | None = None
-        self._garbage_logged = 0.0
+        self._pool = Pool(
+            self._conns,
+            name=self.name,
+            per_connection=self.per_connection,
+            batch_window=batch_window,
+            expected=NorenError,
+            log=log,
+        )
+        self._throttle = Throttle(LOG_EVERY)
         # figures for status() and tests
         self.malformed = 0
         self.bad_fields = 0
@@ -332,25 +334,21 @@ class NorenFeed(Feed):
         return self._sessions.logins
 
     @property
+    def batch_window(self) -> float:
+        return self._pool.batch_window
+
+    @property
     def reconnects(self) -> int:
-        return sum(conn.reconnects for conn in self._conns)
+        return self._pool.reconnects
 
     @property
     def disconnects(self) -> list[str]:
-        return [cause for _, cause in sorted(d for conn in self._conns for d in conn.disconnects)][-20:]
+        return self._pool.disconnects
 
     def status(self) -> dict[str, object]:
-        active = [self._conns[index] for index in self._tasks]
-        if self._fatal is not None and self._fatal.done() and not self._fatal.cancelled():
-            state = "error"
-        elif active and all(c.state == "connected" for c in active):
-            state = "connected"
-        else:
-            state = "reconnecting" if self.reconnects else "connecting"
-        disconnects = self.disconnects
         return {
-            "adapter_status": state,
-            "connections": sum(c.connected for c in self._conns),
+            "adapter_status": self._pool.state(),
+            "connections": self._pool.connected,
             "subscriptions": len(self._routes),
             "depth_subscriptions": sum(1 for r in self._routes.values() if r.kind == wire.DEPTH),
             "malformed_frames": self.malformed,
@@ -358,7 +356,7 @@ class NorenFeed(Feed):
             "unexpected_ticks": self.unexpected,
             "reconnects": self.reconnects,
             "logins": self.logins,
-            "last_disconnect": disconnects[-1] if disconnects else None,
+            "last_disconnect": self._pool.last_disconnect,
             "order_updates": self.order_updates,
         }
 
@@ -375,9 +373,9 @@ class NorenFeed(Feed):
         scrip = (resolved.exchange, resolved.token)
         route = self._routes.get(scrip)
         if route is None:
-            conn = self._connection_with_room()
+            conn = self._pool.with_room()
             if conn is None:
-                capacity = len(self._conns) * self.per_connection
+                capacity = self._pool.capacity
                 self._reject(
                     instrument,
                     mode,
@@ -409,7 +407,7 @@ class NorenFeed(Feed):
             del self._routes[scrip]
             route.conn.keys.discard((before, *scrip))
             self.book.forget(scrip)
-            self._flush_soon()
+            self._pool.flush_soon()
             return
         self._set_key(route, scrip, before)
 
@@ -420,18 +418,7 @@ class NorenFeed(Feed):
 
     async def run(self) -> None:
         """Keep the connections that hold subscriptions (and the first) up; raises the NorenError that stopped it."""
-        self._fatal = asyncio.get_running_loop().create_future()
-        for index, conn in enumerate(self._conns):
-            if index == 0 or conn.keys:
-                self._start(index)
-        try:
-            await self._fatal
-        finally:
-            tasks = [t for t in (self._flush_task, *self._tasks.values()) if t is not None]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self._tasks.clear()
+        await self._pool.run()
 
     # Subscriptions -----------------------------------------------------------------------------
     def _set_key(self, route: _Route, scrip: Scrip, before: str | None) -> None:
@@ -441,30 +428,7 @@ class NorenFeed(Feed):
         if before is not None:
             route.conn.keys.discard((before, *scrip))
         route.conn.keys.add((kind, *scrip))
-        self._flush_soon()
-
-    def _connection_with_room(self) -> Connection[Key, NorenSession] | None:
-        for index, conn in enumerate(self._conns):
-            if len(conn.keys) < self.per_connection:
-                if index not in self._tasks and self._fatal is not None and not self._fatal.done():
-                    self._start(index)
-                return conn
-        return None
-
-    def _flush_soon(self) -> None:
-        self._dirty = True
-        if self._flush_task is None or self._flush_task.done():
-            self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
-
-    async def _flush_later(self) -> None:
-        while self._dirty:
-            await asyncio.sleep(self.batch_window)
-            self._dirty = False
-            for index, conn in enumerate(self._conns):
-                if index > 0 and not conn.keys and index in self._tasks:
-                    self._tasks.pop(index).cancel()
-                else:
-                    await conn.sync()
+        self._pool.flush_soon()
 
     def _reject(self, instrument: Instrument, mode: int, code: str, message: str) -> None:
         log.info("cannot serve %s mode %d: %s", instrument, mode, message)
@@ -474,17 +438,13 @@ class NorenFeed(Feed):
     # Frames ----------------------------------------------------------------------------------------
     def _garbage(self, what: str) -> None:
         self.malformed += 1
-        now = time.monotonic()
-        if now - self._garbage_logged > LOG_EVERY:
-            self._garbage_logged = now
+        if self._throttle.ready():
             log.warning("%s feed: %s; %d so far", self.title, what, self.malformed)
 
     def _on_market(self, message: wire.Message) -> Key | None:
         if message.bad_fields:
             self.bad_fields += message.bad_fields
-            now = time.monotonic()
-            if now - self._garbage_logged > LOG_EVERY:
-                self._garbage_logged = now
+            if self._throttle.ready():
                 log.warning(
                     "%s feed: dropped %d unreadable field(s) of a %s message", self.title, message.bad_fields, message.t
                 )
@@ -534,21 +494,6 @@ class NorenFeed(Feed):
             self.publisher.publish_order(user, orjson.dumps(message))
 
     # Connections and session ---------------------------------------------------------------------
-    def _start(self, index: int) -> None:
-        task = asyncio.get_running_loop().create_task(self._keep(self._conns[index]), name=f"{self.name}-feed-{index}")
-        self._tasks[index] = task
-
-    async def _keep(self, conn: Connection[Key, NorenSession]) -> None:
-        try:
-            await conn.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if not isinstance(exc, NorenError):
-                log.exception("%s failed", conn.label)
-            if self._fatal is not None and not self._fatal.done():
-                self._fatal.set_exception(exc)
-
     def _refused_fresh(self, reason: str) -> Exception:
         session = self._sessions.session
         if session is not None and session.source == "env":
