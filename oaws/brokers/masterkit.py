@@ -67,7 +67,7 @@ def describe_request_error(
 
     for kinds, wording in invalid:
         if isinstance(exc, kinds):
-            return wording.format(scheme=repr(urlsplit(url).scheme))
+            return wording.format(scheme=repr(urlsplit(url).scheme)) if "{scheme}" in wording else wording
     if isinstance(exc, requests.Timeout):
         return "timed out"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
