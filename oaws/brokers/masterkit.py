@@ -51,9 +51,9 @@ def describe_request_error(
     exc: BaseException,
     url: str,
     *,
-    invalid: Sequence[tuple[type[BaseException] | tuple[type[BaseException], ...], str]],
-    broke_off: str,
-    last_cause: bool = False,
+    invalid: Sequence[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] | None = None,
+    broke_off: str = "the download broke off",
+    last_cause: bool = True,
 ) -> str:
     """Why a ``requests`` call failed in a few words ("connection refused"), never the URL's query.
 
@@ -61,9 +61,17 @@ def describe_request_error(
     first that matches wins; ``{scheme}`` in a wording is the URL's scheme, as repr.
     ``broke_off`` is said of a body cut short. Otherwise a timeout is "timed out", a name
     that does not resolve says so, an OSError says its strerror; else the last cause's
-    first line (``last_cause``) or the exception's class name.
+    first line (``last_cause``) or the exception's class name. The defaults are the
+    wordings Angel One's and Dhan's messages use.
     """
     import requests
+
+    if invalid is None:
+        invalid = (
+            (requests.exceptions.InvalidSchema, "unsupported URL scheme {scheme} (use http:// or https://)"),
+            (requests.exceptions.MissingSchema, "not a URL (it needs http:// or https://)"),
+            ((requests.exceptions.InvalidURL, requests.exceptions.URLRequired), "not a valid URL"),
+        )
 
     for kinds, wording in invalid:
         if isinstance(exc, kinds):

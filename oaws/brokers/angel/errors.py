@@ -7,8 +7,18 @@ Angel's servers): the feed retries it with backoff instead of stopping.
 
 from __future__ import annotations
 
-from oaws.brokers import masterkit
 from oaws.brokers.api import BrokerError
+from oaws.brokers.masterkit import describe_request_error
+
+__all__ = [
+    "AngelAuthError",
+    "AngelError",
+    "AngelLoginError",
+    "AngelUnavailable",
+    "CredentialsMissing",
+    "MasterMissing",
+    "describe_request_error",
+]
 
 
 class AngelError(BrokerError):
@@ -33,20 +43,3 @@ class AngelUnavailable(AngelError):
 
 class MasterMissing(AngelError):
     """No instrument master is available, or the one given cannot be read."""
-
-
-def describe_request_error(exc: BaseException, url: str) -> str:
-    """Why a ``requests`` call failed in a few words ("connection refused"), not the exception's class name."""
-    import requests
-
-    return masterkit.describe_request_error(
-        exc,
-        url,
-        invalid=(
-            (requests.exceptions.InvalidSchema, "unsupported URL scheme {scheme} (use http:// or https://)"),
-            (requests.exceptions.MissingSchema, "not a URL (it needs http:// or https://)"),
-            ((requests.exceptions.InvalidURL, requests.exceptions.URLRequired), "not a valid URL"),
-        ),
-        broke_off="the download broke off",
-        last_cause=True,
-    )
