@@ -7,11 +7,18 @@ Angel's servers): the feed retries it with backoff instead of stopping.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from urllib.parse import urlsplit
-
 from oaws.brokers.api import BrokerError
+from oaws.brokers.masterkit import describe_request_error
+
+__all__ = [
+    "AngelAuthError",
+    "AngelError",
+    "AngelLoginError",
+    "AngelUnavailable",
+    "CredentialsMissing",
+    "MasterMissing",
+    "describe_request_error",
+]
 
 
 class AngelError(BrokerError):
@@ -36,43 +43,3 @@ class AngelUnavailable(AngelError):
 
 class MasterMissing(AngelError):
     """No instrument master is available, or the one given cannot be read."""
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and what it wraps: requests -> urllib3 (``reason``, ``args``) -> the socket error."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        linked = (getattr(current, "reason", None), current.__cause__, current.__context__, *current.args)
-        todo.extend(e for e in linked if isinstance(e, BaseException))
-
-
-def describe_request_error(exc: BaseException, url: str) -> str:
-    """Why a ``requests`` call failed in a few words ("connection refused"), not the exception's class name."""
-    import requests
-
-    if isinstance(exc, requests.exceptions.InvalidSchema):
-        return f"unsupported URL scheme {urlsplit(url).scheme!r} (use http:// or https://)"
-    if isinstance(exc, requests.exceptions.MissingSchema):
-        return "not a URL (it needs http:// or https://)"
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.URLRequired):
-        return "not a valid URL"
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
-        return "the download broke off"
-    causes = list(_causes(exc))
-    for cause in causes:
-        if isinstance(cause, socket.gaierror):
-            return f"cannot resolve the host name {urlsplit(url).hostname!r}"
-        if isinstance(cause, TimeoutError):
-            return "timed out"
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror[:1].lower() + cause.strerror[1:]  # "connection refused"
-    text = str(causes[-1]).strip().splitlines()
-    return text[0][:200] if text else exc.__class__.__name__

@@ -25,12 +25,11 @@ NCDEX 7, CDS 13); prices of CDS come in units of 1e-7 rupee, all others in paise
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ import orjson
 from oaws import config
 from oaws.brokers.angel.errors import AngelError, AngelUnavailable, MasterMissing, describe_request_error
 from oaws.brokers.api import Rejection
+from oaws.brokers.masterkit import save_download, stale_days
 from oaws.instruments import Instrument
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
 
@@ -82,8 +82,6 @@ PAISE = 100.0
 MASTER_FILE = "OpenAPIScripMaster.json"
 INDEX_FILE = "angel-index.json"
 INDEX_FORMAT = "oaws-angel-index-1"
-#: An index older than this earns a warning: new F&O contracts appear in the master daily.
-STALE_AFTER = 3 * 86400
 
 # Columns of the index rows.
 TOKEN, SYMBOL, NAME, SEGMENT, TYPE, EXPIRY, STRIKE, LOTSIZE, TICK = range(9)
@@ -320,25 +318,15 @@ def load_master(instruments: str | os.PathLike[str] | None = None) -> Master:
             "(or point OAWS_INSTRUMENTS at a copy of OpenAPIScripMaster.json)"
         )
     master = read_master(index)
-    if master.built and time.time() - master.built > STALE_AFTER:
+    if (days := stale_days(master.built)) is not None:
         log.warning(
-            "the Angel instrument master is %d days old; `oaws instruments update --broker angel` refreshes it",
-            (time.time() - master.built) // 86400,
+            "the Angel instrument master is %d days old; `oaws instruments update --broker angel` refreshes it", days
         )
     return master
 
 
 class MasterNotSaved(AngelError):
     """The cache directory cannot take the instrument master (missing, not a directory, read-only, full)."""
-
-
-@contextlib.contextmanager
-def _saving_in(directory: Path) -> Iterator[None]:
-    """File errors as one MasterNotSaved sentence; only around file operations (requests' errors are OSErrors too)."""
-    try:
-        yield
-    except OSError as exc:
-        raise MasterNotSaved(f"cannot save the instrument master in {directory}: {exc.strerror or exc}") from None
 
 
 def update_master(
@@ -354,42 +342,31 @@ def update_master(
     import requests
 
     directory = master_dir()
-    raw_path, index_path = directory / MASTER_FILE, directory / INDEX_FILE
-    tmp = directory / f".{MASTER_FILE}.{os.getpid()}.part"
-    index_tmp = directory / f".{INDEX_FILE}.{os.getpid()}.part"
-    try:
-        with _saving_in(directory):
-            directory.mkdir(parents=True, exist_ok=True)
-            out = tmp.open("wb")
-        with out, requests.get(url, stream=True, timeout=timeout) as response:
-            if response.status_code != 200:
-                status = f"HTTP {response.status_code} {response.reason or ''}".strip()
-                raise AngelUnavailable(f"cannot download the instrument master from {url}: {status}")
-            total = int(response.headers.get("Content-Length") or 0) or None
-            done = 0
-            for chunk in response.iter_content(chunk_size=1 << 16):
-                with _saving_in(directory):
-                    out.write(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-        with _saving_in(directory):
-            data = tmp.read_bytes()
+
+    def parse(data: bytes) -> list[Row]:
         try:
-            rows = rows_from_raw(data)
+            return rows_from_raw(data)
         except ValueError as exc:
             raise MasterMissing(f"{url} did not send an Angel One instrument master: {exc}") from None
-        with _saving_in(directory):
-            index_tmp.write_bytes(index_bytes(rows, url))
-            os.replace(tmp, raw_path)
-            os.replace(index_tmp, index_path)
-    except requests.RequestException as exc:
+
+    def unreachable(exc: Exception) -> AngelUnavailable:
         reason = describe_request_error(exc, url)
-        raise AngelUnavailable(f"cannot download the instrument master from {url}: {reason}") from None
-    finally:
-        for part in (tmp, index_tmp):
-            with contextlib.suppress(OSError):  # the directory may not exist at all
-                part.unlink(missing_ok=True)
+        return AngelUnavailable(f"cannot download the instrument master from {url}: {reason}")
+
+    index_path, rows = save_download(
+        directory,
+        MASTER_FILE,
+        INDEX_FILE,
+        open_response=lambda: requests.get(url, stream=True, timeout=timeout),
+        parse=parse,
+        index=lambda rows: index_bytes(rows, url),
+        not_saved=lambda exc: MasterNotSaved(
+            f"cannot save the instrument master in {directory}: {exc.strerror or exc}"
+        ),
+        bad_status=lambda status: AngelUnavailable(f"cannot download the instrument master from {url}: {status}"),
+        unreachable=unreachable,
+        progress=progress,
+    )
     return index_path, Master(rows, url)
 
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ import orjson
 from oaws import config
 from oaws.brokers.angel.errors import AngelError, AngelLoginError, AngelUnavailable, describe_request_error
 from oaws.brokers.angel.settings import AngelSettings
+from oaws.brokers.masterkit import write_private
 
 log = logging.getLogger(__name__)
 
@@ -112,22 +111,9 @@ def save_session(session: Session, path: Path | None = None) -> Path:
     """
     path = path or session_path()
     data = {k: v for k, v in asdict(session).items() if k != "source"}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # a link planted in the temporary file's place is removed, never written through
-        # (issue 14 #15): the file is made afresh, the user's alone
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            os.fchmod(fd, 0o600)  # whatever the umask
-            os.write(fd, orjson.dumps(data, option=orjson.OPT_INDENT_2))
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_private(path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
     except OSError as exc:
-        with contextlib.suppress(OSError):  # a half-written temporary file, if any
-            tmp.unlink(missing_ok=True)
         raise SessionNotSaved(path, exc) from None
     return path
 

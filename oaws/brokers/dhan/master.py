@@ -38,7 +38,6 @@ within its segment, so the way back (``Master.instrument_of``) is by (segment, i
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import functools
 import io
@@ -46,7 +45,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -57,6 +56,7 @@ import orjson
 from oaws import config
 from oaws.brokers.api import Rejection
 from oaws.brokers.dhan.errors import DhanError, DhanMasterMissing, DhanUnavailable
+from oaws.brokers.masterkit import save_download, stale_days
 from oaws.instruments import Instrument
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
 
@@ -220,8 +220,6 @@ _CURRENCY = frozenset(("FUTCUR", "OPTCUR"))
 MASTER_FILE = "api-scrip-master.csv"
 INDEX_FILE = "dhan-index.json"
 INDEX_FORMAT = "oaws-dhan-index-1"
-#: An index older than this earns a warning: new F&O contracts appear in the master daily.
-STALE_AFTER = 3 * 86400
 
 # Columns of the index rows.
 SECURITY_ID, SEGMENT, EXCHANGE, SYMBOL, DHAN_SYMBOL, NAME, TYPE, EXPIRY, STRIKE, LOT, TICK, CUSTOM, SERIES = range(13)
@@ -674,25 +672,13 @@ def load_master(instruments: str | os.PathLike[str] | None = None) -> Master:
             "no Dhan scrip master: run `oaws instruments update --broker dhan` or pass --instruments FILE"
         )
     master = read_master(index)
-    if master.built and time.time() - master.built > STALE_AFTER:
-        log.warning(
-            "the Dhan scrip master is %d days old; `oaws instruments update --broker dhan` refreshes it",
-            (time.time() - master.built) // 86400,
-        )
+    if (days := stale_days(master.built)) is not None:
+        log.warning("the Dhan scrip master is %d days old; `oaws instruments update --broker dhan` refreshes it", days)
     return master
 
 
 class MasterNotSaved(DhanError):
     """The cache directory cannot take the scrip master (missing, not a directory, read-only, full)."""
-
-
-@contextlib.contextmanager
-def _saving_in(directory: Path) -> Iterator[None]:
-    """File errors as one MasterNotSaved sentence; only around file operations (requests' errors are OSErrors too)."""
-    try:
-        yield
-    except OSError as exc:
-        raise MasterNotSaved(f"cannot save the Dhan scrip master in {directory}: {exc.strerror or exc}") from None
 
 
 def update_master(
@@ -706,59 +692,44 @@ def update_master(
     files stay in place until the new ones are complete and valid: a body shorter than its
     Content-Length, or one that is not Dhan's CSV, is refused with DhanMasterMissing.
     """
-    import requests
-
     from oaws.brokers.dhan.session import describe_request_error, send
 
     if url is None:
         from oaws.brokers.dhan.settings import load_settings
 
         url = load_settings().master_url
+    address = url
     directory = master_dir()
-    raw_path, index_path = directory / MASTER_FILE, directory / INDEX_FILE
-    tmp = directory / f".{MASTER_FILE}.{os.getpid()}.part"
-    index_tmp = directory / f".{INDEX_FILE}.{os.getpid()}.part"
-    try:
-        with _saving_in(directory):
-            directory.mkdir(parents=True, exist_ok=True)
-            out = tmp.open("wb")
-        with out:
-            response = send("GET", url, what="download the Dhan scrip master", timeout=timeout, stream=True)
-            with response:
-                if response.status_code != 200:
-                    status = f"HTTP {response.status_code} {response.reason or ''}".strip()
-                    raise DhanUnavailable(f"cannot download the Dhan scrip master from {url}: {status}")
-                total = int(response.headers.get("Content-Length") or 0) or None
-                done = 0
-                for chunk in response.iter_content(chunk_size=1 << 16):
-                    with _saving_in(directory):
-                        out.write(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, total)
-        if total is not None and done < total:
-            raise DhanMasterMissing(
-                f"the Dhan scrip master from {url} broke off after {done} of {total} bytes; the previous one is kept"
-            )
-        with _saving_in(directory):
-            data = tmp.read_bytes()
+
+    def parse(data: bytes) -> list[Row]:
         try:
-            rows = rows_from_csv(data)
+            return rows_from_csv(data)
         except ValueError as exc:
             raise DhanMasterMissing(
-                f"{url} did not send Dhan's scrip master ({exc}); the previous one is kept"
+                f"{address} did not send Dhan's scrip master ({exc}); the previous one is kept"
             ) from None
-        with _saving_in(directory):
-            index_tmp.write_bytes(index_bytes(rows, url))
-            os.replace(tmp, raw_path)
-            os.replace(index_tmp, index_path)
-    except requests.RequestException as exc:
-        reason = describe_request_error(exc, url)
-        raise DhanUnavailable(f"cannot download the Dhan scrip master from {url}: {reason}") from None
-    finally:
-        for part in (tmp, index_tmp):
-            with contextlib.suppress(OSError):  # the directory may not exist at all
-                part.unlink(missing_ok=True)
+
+    def unreachable(exc: Exception) -> DhanUnavailable:
+        reason = describe_request_error(exc, address)
+        return DhanUnavailable(f"cannot download the Dhan scrip master from {address}: {reason}")
+
+    index_path, rows = save_download(
+        directory,
+        MASTER_FILE,
+        INDEX_FILE,
+        open_response=lambda: send("GET", address, what="download the Dhan scrip master", timeout=timeout, stream=True),
+        parse=parse,
+        index=lambda rows: index_bytes(rows, address),
+        not_saved=lambda exc: MasterNotSaved(
+            f"cannot save the Dhan scrip master in {directory}: {exc.strerror or exc}"
+        ),
+        bad_status=lambda status: DhanUnavailable(f"cannot download the Dhan scrip master from {address}: {status}"),
+        unreachable=unreachable,
+        cut_short=lambda done, total: DhanMasterMissing(
+            f"the Dhan scrip master from {address} broke off after {done} of {total} bytes; the previous one is kept"
+        ),
+        progress=progress,
+    )
     return index_path, len(rows)
 
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from oaws.brokers.angel.errors import describe_request_error
 from oaws.brokers.dhan.errors import DhanClientMismatch, DhanError, DhanTokenExpired, DhanUnavailable
+from oaws.brokers.masterkit import describe_request_error
 
 if TYPE_CHECKING:
     import requests

@@ -29,14 +29,13 @@ send work unchanged:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -47,6 +46,7 @@ import orjson
 from oaws import config
 from oaws.brokers.api import Rejection
 from oaws.brokers.kite.errors import KiteError, KiteMasterMissing, KiteUnavailable
+from oaws.brokers.masterkit import save_download, stale_days
 from oaws.instruments import Instrument
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
 
@@ -162,8 +162,6 @@ _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
 MASTER_FILE = "instruments.csv"
 INDEX_FILE = "kite-index.json"
 INDEX_FORMAT = "oaws-kite-index-1"
-#: An index older than this earns a warning: Kite lists new contracts every morning.
-STALE_AFTER = 3 * 86400
 
 # Columns of the index rows: the oaws name first, then Kite's fields (token an int).
 (
@@ -536,34 +534,15 @@ def load_master(instruments: str | os.PathLike[str] | None = None) -> Master:
             "no Kite instrument master: run `oaws instruments update --broker kite` or pass --instruments FILE"
         )
     master = read_master(index)
-    if master.built and time.time() - master.built > STALE_AFTER:
+    if (days := stale_days(master.built)) is not None:
         log.warning(
-            "the Kite instrument master is %d days old; `oaws instruments update --broker kite` refreshes it",
-            (time.time() - master.built) // 86400,
+            "the Kite instrument master is %d days old; `oaws instruments update --broker kite` refreshes it", days
         )
     return master
 
 
 class MasterNotSaved(KiteError):
     """The cache directory cannot take the instrument master (missing, not a directory, read-only, full)."""
-
-
-@contextlib.contextmanager
-def _saving_in(directory: Path) -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        raise MasterNotSaved(f"cannot save the Kite instrument master in {directory}: {exc.strerror or exc}") from None
-
-
-def _wire_bytes(response: Any, decoded: int) -> int:
-    """How many bytes of the body have come over the wire (urllib3 counts them); ``decoded`` when unknown."""
-    if not response.headers.get("Content-Encoding"):
-        return decoded
-    try:
-        return int(response.raw.tell())
-    except (AttributeError, TypeError, ValueError, OSError):
-        return decoded
 
 
 def update_master(
@@ -580,8 +559,6 @@ def update_master(
     the last update stay in place (the new ones are written beside and renamed over).
     Returns (the index's path, how many instruments).
     """
-    import requests
-
     from oaws.brokers.kite import session as kite_session
 
     if url is None:
@@ -590,56 +567,45 @@ def update_master(
         settings = load_settings()
         url = f"{settings.api_url.rstrip('/')}/instruments"
         headers = {**kite_session.auth_headers(settings), **(headers or {})}
+    address, public = url, kite_session.public(url)
     directory = master_dir()
-    raw_path, index_path = directory / MASTER_FILE, directory / INDEX_FILE
-    tmp = directory / f".{MASTER_FILE}.{os.getpid()}.part"
-    index_tmp = directory / f".{INDEX_FILE}.{os.getpid()}.part"
     what = "the Kite instrument master"
-    try:
-        with _saving_in(directory):
-            directory.mkdir(parents=True, exist_ok=True)
-            out = tmp.open("wb")
-        with out:
-            response = kite_session.request(
-                "GET", url, what="the instrument dump", timeout=timeout, headers=headers, stream=True
-            )
-            with response:
-                if response.status_code != 200:
-                    status = f"HTTP {response.status_code} {response.reason or ''}".strip()
-                    raise KiteUnavailable(f"cannot download {what} from {kite_session.public(url)}: {status}")
-                # Content-Length counts the bytes on the wire (compressed, when Kite gzips the dump):
-                # progress and the cut-short check count those too, the file gets the decoded CSV
-                total = _int(response.headers.get("Content-Length") or "") or None
-                done = 0
-                if progress is not None:
-                    progress(0, total)
-                for chunk in response.iter_content(chunk_size=1 << 16):
-                    with _saving_in(directory):
-                        out.write(chunk)
-                    done = _wire_bytes(response, done + len(chunk))
-                    if progress is not None:
-                        progress(done, total)
-        if total is not None and done < total:
-            raise KiteMasterMissing(f"the download of {what} broke off ({done} of {total} bytes); the old one is kept")
-        with _saving_in(directory):
-            data = tmp.read_bytes()
+
+    def parse(data: bytes) -> list[Row]:
         try:
-            rows = rows_from_csv(data)
+            return rows_from_csv(data)
         except ValueError as exc:
             raise KiteMasterMissing(
-                f"{kite_session.public(url)} did not send Kite's instrument dump ({exc}); the old one is kept"
+                f"{public} did not send Kite's instrument dump ({exc}); the old one is kept"
             ) from None
-        with _saving_in(directory):
-            index_tmp.write_bytes(index_bytes(rows, kite_session.public(url)))
-            os.replace(tmp, raw_path)
-            os.replace(index_tmp, index_path)
-    except requests.RequestException as exc:
-        reason = kite_session.describe_request_error(exc, url)
-        raise KiteUnavailable(f"cannot download {what} from {kite_session.public(url)}: {reason}") from None
-    finally:
-        for part in (tmp, index_tmp):
-            with contextlib.suppress(OSError):
-                part.unlink(missing_ok=True)
+
+    def unreachable(exc: Exception) -> KiteUnavailable:
+        reason = kite_session.describe_request_error(exc, address)
+        return KiteUnavailable(f"cannot download {what} from {public}: {reason}")
+
+    # Content-Length counts the bytes on the wire (compressed, when Kite gzips the dump):
+    # progress and the cut-short check count those too (wire=True), the file gets the decoded CSV
+    index_path, rows = save_download(
+        directory,
+        MASTER_FILE,
+        INDEX_FILE,
+        open_response=lambda: kite_session.request(
+            "GET", address, what="the instrument dump", timeout=timeout, headers=headers, stream=True
+        ),
+        parse=parse,
+        index=lambda rows: index_bytes(rows, public),
+        not_saved=lambda exc: MasterNotSaved(
+            f"cannot save the Kite instrument master in {directory}: {exc.strerror or exc}"
+        ),
+        bad_status=lambda status: KiteUnavailable(f"cannot download {what} from {public}: {status}"),
+        unreachable=unreachable,
+        cut_short=lambda done, total: KiteMasterMissing(
+            f"the download of {what} broke off ({done} of {total} bytes); the old one is kept"
+        ),
+        progress=progress,
+        wire=True,
+        announce=True,
+    )
     return index_path, len(rows)
 
 

@@ -22,15 +22,12 @@ request token, not the access token.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import os
 import re
-import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,8 +38,10 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from oaws import config
+from oaws.brokers import masterkit
 from oaws.brokers.kite.errors import LOGIN_AGAIN, KiteError, KiteLoginError, KiteUnavailable
 from oaws.brokers.kite.settings import KiteSettings
+from oaws.brokers.masterkit import write_private
 
 log = logging.getLogger(__name__)
 
@@ -153,39 +152,22 @@ def public(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        linked = (getattr(current, "reason", None), current.__cause__, current.__context__, *current.args)
-        todo.extend(e for e in linked if isinstance(e, BaseException))
-
-
 def describe_request_error(exc: BaseException, url: str) -> str:
     """Why a ``requests`` call failed, in a few words ("connection refused"), never with the URL's query."""
     import requests
 
-    if isinstance(exc, requests.exceptions.InvalidSchema):
-        return f"unsupported URL scheme {urlsplit(url).scheme!r} (use http:// or https://)"
-    if isinstance(exc, requests.exceptions.MissingSchema | requests.exceptions.InvalidURL):
-        return "not a valid URL (it needs http:// or https://)"
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
-        return "the download broke off"
-    for cause in _causes(exc):
-        if isinstance(cause, socket.gaierror):
-            return f"cannot resolve the host name {urlsplit(url).hostname!r}"
-        if isinstance(cause, TimeoutError):
-            return "timed out"
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror[:1].lower() + cause.strerror[1:]
-    return exc.__class__.__name__
+    return masterkit.describe_request_error(
+        exc,
+        url,
+        invalid=(
+            (requests.exceptions.InvalidSchema, "unsupported URL scheme {scheme} (use http:// or https://)"),
+            (
+                (requests.exceptions.MissingSchema, requests.exceptions.InvalidURL),
+                "not a valid URL (it needs http:// or https://)",
+            ),
+        ),
+        broke_off="the download broke off",
+    )
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -366,20 +348,9 @@ def save(session: KiteSession, path: Path | None = None) -> Path:
         "login_time": session.login_time,
         "expires_at": session.expires_at,
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            os.fchmod(fd, 0o600)  # whatever the umask
-            os.write(fd, orjson.dumps(data, option=orjson.OPT_INDENT_2))
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_private(path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise SessionNotSaved(path, exc) from None
     return path
 

@@ -7,6 +7,7 @@ broker's servers): the feed retries it with backoff instead of stopping.
 
 from __future__ import annotations
 
+from oaws.brokers import masterkit
 from oaws.brokers.api import BrokerError
 
 
@@ -36,32 +37,17 @@ class NorenMasterMissing(NorenError):
 
 def describe_request_error(exc: BaseException, url: str) -> str:
     """Why a ``requests`` call failed, in a few words ("connection refused", "timed out"), never the URL's query."""
-    import socket
-    from urllib.parse import urlsplit
-
     import requests
 
-    if isinstance(exc, requests.exceptions.InvalidSchema | requests.exceptions.MissingSchema):
-        return "not an http:// or https:// address"
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.URLRequired):
-        return "not a valid address"
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
-        return "the answer broke off"
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, socket.gaierror):
-            return f"cannot resolve the host name {urlsplit(url).hostname!r}"
-        if isinstance(current, TimeoutError):
-            return "timed out"
-        if isinstance(current, OSError) and current.strerror:
-            return current.strerror[:1].lower() + current.strerror[1:]
-        linked = (getattr(current, "reason", None), current.__cause__, current.__context__, *current.args)
-        todo.extend(e for e in linked if isinstance(e, BaseException))
-    return exc.__class__.__name__
+    return masterkit.describe_request_error(
+        exc,
+        url,
+        invalid=(
+            (
+                (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema),
+                "not an http:// or https:// address",
+            ),
+            ((requests.exceptions.InvalidURL, requests.exceptions.URLRequired), "not a valid address"),
+        ),
+        broke_off="the answer broke off",
+    )

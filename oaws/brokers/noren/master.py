@@ -44,6 +44,7 @@ import orjson
 
 from oaws import config
 from oaws.brokers.api import Rejection
+from oaws.brokers.masterkit import stale_days, status_text, stream_body, write_atomic
 from oaws.brokers.noren.errors import NorenError, NorenMasterMissing, NorenUnavailable, describe_request_error
 from oaws.brokers.noren.family import HOSTS
 from oaws.instruments import Instrument
@@ -104,7 +105,6 @@ FILES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 INDEX_FORMAT = "oaws-noren-index-1"
-STALE_AFTER = 3 * 86400
 
 # Columns of a row
 EXCH, TOKEN, TSYM, NAME, ITYPE, EXPIRY, OTYPE, STRIKE, LOT, TICK = range(10)
@@ -488,12 +488,9 @@ def load_master(name: str, instruments: str | os.PathLike[str] | None = None) ->
             "(or point OAWS_INSTRUMENTS at one of its files)"
         )
     master = read_master(path, name)
-    if master.built and time.time() - master.built > STALE_AFTER:
+    if (days := stale_days(master.built)) is not None:
         log.warning(
-            "the %s symbol master is %d days old; `oaws instruments update --broker %s` refreshes it",
-            name,
-            (time.time() - master.built) // 86400,
-            name,
+            "the %s symbol master is %d days old; `oaws instruments update --broker %s` refreshes it", name, days, name
         )
     return master
 
@@ -513,15 +510,12 @@ def _download(
 
     with requests.get(url, stream=True, timeout=timeout) as response:
         if response.status_code != 200:
-            status = f"HTTP {response.status_code} {response.reason or ''}".strip()
-            raise NorenUnavailable(f"cannot download the symbol master {url}: {status}")
-        length = int(response.headers.get("Content-Length") or 0) or None
-        got = 0
-        for chunk in response.iter_content(chunk_size=1 << 16):
-            into.write(chunk)
-            got += len(chunk)
-            if progress is not None:
-                progress(done + got, done + length if length else None)
+            raise NorenUnavailable(f"cannot download the symbol master {url}: {status_text(response)}")
+        along = None
+        if progress is not None:
+            report = progress
+            along = lambda got, length: report(done + got, done + length if length else None)  # noqa: E731
+        got, length = stream_body(response, into.write, along)
         if length is not None and got != length:
             raise NorenMasterMissing(
                 f"the download of {url} broke off ({got} of {length} bytes); the old master is kept"
@@ -568,14 +562,9 @@ def update_master(
     if not rows:
         raise NorenMasterMissing(f"{root} sent symbol masters without a single scrip; the old master is kept")
     path = index_path(name)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(index_bytes(rows, name, root))
-        os.replace(tmp, path)
+        write_atomic(path, index_bytes(rows, name, root))
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise MasterNotSaved(f"cannot save the symbol master in {path.parent}: {exc.strerror or exc}") from None
     return path, Master(rows, name, root)
 

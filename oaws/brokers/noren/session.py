@@ -28,10 +28,8 @@ invalid OTP, blocked user, invalid app key, vendor code), never a secret.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import os
 import re
 import sys
 import time
@@ -45,6 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from oaws import config
+from oaws.brokers.masterkit import write_private
 from oaws.brokers.noren.errors import (
     NorenCredentialsMissing,
     NorenError,
@@ -372,20 +371,9 @@ def save_session(session: NorenSession, path: Path | None = None) -> Path:
     """Write the session with mode 0600, atomically, never through a planted link."""
     path = path or session_path(session.host)
     data = {k: v for k, v in asdict(session).items() if k != "source"}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, orjson.dumps(data, option=orjson.OPT_INDENT_2))
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_private(path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise SessionNotSaved(path, exc) from None
     return path
 
