@@ -168,12 +168,15 @@ class Sessions(Generic[S]):
         expired: Callable[[S], bool] = lambda session: False,
         credentials: str = "session tokens",
         refreshing: str = "logging in again",
+        refreshed: str = "logged in again",
         log: logging.Logger = log,
     ) -> None:
         self.broker = broker
         self.credentials = credentials
         #: what a refresh is, for the log line ("reading the access token again": Kite has no login to repeat)
         self.refreshing = refreshing
+        #: the same, done ("read the access token again")
+        self.refreshed = refreshed
         self._login, self._stored, self._expired, self._refused_fresh = login, stored, expired, refused_fresh
         self._log = log
         self._lock = asyncio.Lock()
@@ -409,7 +412,7 @@ class Connection(Generic[K, S]):
             await self.sessions.refused(session, reason)
         except Unavailable as exc:  # the login itself could not get through: try it all again later
             return _Outcome(f"{self.link.name} refused the {what} ({detail}) and {exc}")
-        return _Outcome(f"{self.link.name} refused the {what} ({detail}); logged in again", again=True)
+        return _Outcome(f"{self.link.name} refused the {what} ({detail}); {self.sessions.refreshed}", again=True)
 
     async def _serve(self, ws: ClientConnection, session: S | None) -> str | AuthRefused:
         """Subscribe, read frames until the connection ends; its cause, or the broker's refusal."""

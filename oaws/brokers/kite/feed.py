@@ -207,6 +207,7 @@ class KiteFeed(Feed):
             refused_fresh=lambda reason: KiteTokenExpired(f"Kite refused the access token ({reason}); {LOGIN_AGAIN}"),
             credentials="access token",
             refreshing="reading it again (a new `oaws login kite` is picked up)",
+            refreshed="read it again",
             log=log,
         )
         self._conns: list[Connection[int, KiteSession]] = [

@@ -281,7 +281,8 @@ async def test_an_expired_token_stops_the_feed_with_one_sentence_and_no_storm(ki
     assert kite_sim.refused.count((403, "Forbidden")) == handshakes - 1
     # Kite has no login to repeat: the log says what the feed does instead
     assert "refused the stored access token (Forbidden); reading it again" in caplog.text
-    assert "logging in again" not in caplog.text
+    assert "refused the access token (HTTP 403: Forbidden); read it again" in caplog.text
+    assert "logging in again" not in caplog.text and "logged in again" not in caplog.text
 
 
 async def test_a_token_refused_from_the_start_stops_the_feed_after_two_handshakes(kite_sim):
