@@ -7,22 +7,17 @@ particular) left a ``logs/`` directory in the cwd or the repository.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-import orjson
 import pytest
-import zmq
-import zmq.asyncio
 
 from oaws.brokers.angel.feed import AngelFeed
 from oaws.brokers.angel.master import Master, rows_from_raw
 from oaws.brokers.angel.settings import ENV_VARS, AngelSettings
 from oaws.brokers.angel.simulator import AngelSimulator, fixture_master_bytes
-from oaws.server.bus import REJECT_TOPIC, FeedHub
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -90,48 +85,3 @@ def make_feed(sim: AngelSimulator, master: Master, tmp_path: Path, **options: An
         "rng": random.Random(1),
     }
     return AngelFeed(settings, master, **{**defaults, **options})
-
-
-class Bus:
-    """A FeedHub running ``feed`` on tcp://127.0.0.1:*, and a SUB socket to read what it publishes."""
-
-    def __init__(self, feed: AngelFeed) -> None:
-        self.ctx = zmq.asyncio.Context()
-        self.hub = FeedHub(feed, "tcp://127.0.0.1:*", ctx=self.ctx)
-        self.feed = feed
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.LINGER, 0)
-        self.sub.connect(self.hub.endpoint)
-        self.sub.setsockopt(zmq.SUBSCRIBE, REJECT_TOPIC)
-        self.task: asyncio.Task[None] | None = None
-
-    def subscribe(self, topic: str) -> None:
-        self.sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
-
-    def unsubscribe(self, topic: str) -> None:
-        self.sub.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
-
-    async def next(self, topic: str | None = None, timeout: float = 5.0) -> tuple[str, dict[str, Any]]:
-        """The next message (of ``topic`` if given): (topic, decoded JSON)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                raw_topic, payload = await self.sub.recv_multipart()
-                if topic is None or raw_topic.decode() == topic:
-                    return raw_topic.decode(), orjson.loads(payload)
-
-    async def ticks(self, topic: str, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-        return [(await self.next(topic, timeout))[1] for _ in range(count)]
-
-    async def reject(self, timeout: float = 5.0) -> dict[str, Any]:
-        return (await self.next(REJECT_TOPIC.decode(), timeout))[1]
-
-    async def __aenter__(self) -> Self:
-        self.task = asyncio.create_task(self.hub.run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.task is not None
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-        self.sub.close(0)
-        self.ctx.term()

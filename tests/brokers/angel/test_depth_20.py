@@ -16,7 +16,8 @@ from oaws.cli import app as oaws_app
 from oaws.client import Client, Reply, ServerError, Status, Subscribed, Tick
 from oaws.instruments import DEPTH, parse
 from oaws.server.proxy import Proxy, ProxyOptions
-from tests.brokers.angel.conftest import Bus, make_feed
+from tests.brokers.angel.conftest import make_feed
+from tests.brokers.bus import FeedBus as Bus
 from tests.helpers import eventually
 
 RELIANCE, SBIN, FUTURE = parse("RELIANCE:NSE"), parse("SBIN:NSE"), parse("NIFTY26DEC24FUT:NFO")

@@ -27,7 +27,8 @@ from oaws.brokers.angel.simulator import AngelSimulator
 from oaws.brokers.angel.wire import Packet
 from oaws.brokers.api import Rejection
 from oaws.instruments import parse
-from tests.brokers.angel.conftest import Bus, make_feed, settings_for
+from tests.brokers.angel.conftest import make_feed, settings_for
+from tests.brokers.bus import FeedBus as Bus
 from tests.helpers import eventually
 
 

@@ -22,7 +22,8 @@ from oaws.brokers.angel.simulator import AngelSimulator
 from oaws.brokers.angel.smartapi import new_smart_connect
 from oaws.server.service import Service
 from oaws.server.settings import ServeSettings
-from tests.brokers.angel.conftest import Bus, make_feed
+from tests.brokers.angel.conftest import make_feed
+from tests.brokers.bus import FeedBus as Bus
 from tests.helpers import eventually
 
 RELIANCE = {"tradingsymbol": "RELIANCE-EQ", "symboltoken": "2885", "exchange": "NSE"}

@@ -18,7 +18,8 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from oaws.brokers.angel import wire
 from oaws.brokers.angel.session import login
 from oaws.brokers.angel.simulator import AngelSimulator
-from tests.brokers.angel.conftest import Bus, make_feed, settings_for
+from tests.brokers.angel.conftest import make_feed, settings_for
+from tests.brokers.bus import FeedBus as Bus
 from tests.helpers import eventually
 
 RELIANCE = json.dumps(wire.request(wire.SUBSCRIBE, wire.LTP, {wire.NSE_CM: ["2885"]}, "abcde12345"))

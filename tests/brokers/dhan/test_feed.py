@@ -18,7 +18,7 @@ from oaws.brokers.dhan.errors import DhanCredentialsMissing, DhanError, DhanMast
 from oaws.brokers.dhan.feed import DhanFeed
 from oaws.brokers.dhan.simulator import DhanSimulator
 from oaws.instruments import parse
-from tests.brokers.angel.conftest import Bus
+from tests.brokers.bus import FeedBus as Bus
 from tests.brokers.dhan.feed_helpers import (
     FULL,
     PREV_CLOSE,

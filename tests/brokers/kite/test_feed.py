@@ -17,8 +17,8 @@ from oaws.brokers.kite.feed import SUBSCRIBE_BATCH, KiteFeed
 from oaws.brokers.kite.simulator import GARBAGE_FRAMES
 from oaws.instruments import parse
 from oaws.protocol.orders import order_topic
+from tests.brokers.bus import FeedBus as Bus
 from tests.brokers.kite.feed_helpers import (
-    Bus,
     Recorder,
     expected,
     feed_fields,

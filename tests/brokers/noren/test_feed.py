@@ -15,12 +15,9 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-import orjson
 import pytest
-import zmq
-import zmq.asyncio
 
 from oaws.brokers.noren.errors import NorenLoginError, NorenSessionExpired
 from oaws.brokers.noren.feed import NorenFeed
@@ -29,7 +26,8 @@ from oaws.brokers.noren.session import save_session
 from oaws.brokers.noren.settings import NorenSettings, load_settings
 from oaws.brokers.noren.simulator import NorenSimulator
 from oaws.config import IST
-from oaws.server.bus import REJECT_TOPIC, FeedHub
+from oaws.server.bus import REJECT_TOPIC
+from tests.brokers.bus import FeedBus
 from tests.helpers import eventually
 
 QUIET = 0.4  # seconds without a message that mean "the frozen simulator has said everything"
@@ -74,31 +72,8 @@ def make_feed(sim: NorenSimulator, tmp_path: Path, settings: dict[str, Any] | No
     return NorenFeed(settings_of(sim, **(settings or {})), master_of(sim), **{**defaults, **options})
 
 
-class Bus:
-    """A FeedHub running ``feed`` on tcp://127.0.0.1:*, and a SUB socket reading what it publishes."""
-
-    def __init__(self, feed: NorenFeed) -> None:
-        self.ctx = zmq.asyncio.Context()
-        self.hub = FeedHub(feed, "tcp://127.0.0.1:*", ctx=self.ctx)
-        self.feed = feed
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.LINGER, 0)
-        self.sub.connect(self.hub.endpoint)
-        self.sub.setsockopt(zmq.SUBSCRIBE, REJECT_TOPIC)
-        self.task: asyncio.Task[None] | None = None
-
-    def subscribe(self, topic: str) -> None:
-        self.sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
-
-    def unsubscribe(self, topic: str) -> None:
-        self.sub.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
-
-    async def next(self, topic: str | None = None, timeout: float = 5.0) -> tuple[str, dict[str, Any]]:
-        async with asyncio.timeout(timeout):
-            while True:
-                raw_topic, payload = await self.sub.recv_multipart()
-                if topic is None or raw_topic.decode() == topic:
-                    return raw_topic.decode(), orjson.loads(payload)
+class Bus(FeedBus):
+    """The shared bus reader, with the settled state of a frozen simulator."""
 
     async def settled(self, sim: NorenSimulator, topics: list[str]) -> dict[str, dict[str, Any]]:
         """Freeze the simulator and return the last tick of each topic once nothing more comes."""
@@ -115,17 +90,6 @@ class Bus:
                 return last
             if topic in last:
                 last[topic] = tick
-
-    async def __aenter__(self) -> Self:
-        self.task = asyncio.create_task(self.hub.run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.task is not None
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-        self.sub.close(0)
-        self.ctx.term()
 
 
 @pytest.fixture
