@@ -51,7 +51,9 @@ EXTRA_FIELDS: dict[int, tuple[str, ...]] = {
     # mode, the feed's sequence number, its receive time in ns, the bus's per-topic count
     LTP: ("mode", "seq", "ts_ns", "fseq"),
     QUOTE: (),
-    DEPTH: ("oi_change_percent", "week_52_high", "week_52_low", "depth_level"),
+    # OI's change on the day as the broker gives it (a percentage, or the previous
+    # session's closing OI), the 52-week range, and how many levels the depth has
+    DEPTH: ("oi_change_percent", "prev_oi", "week_52_high", "week_52_low", "depth_level"),
 }
 #: the fields a mode adds to the one below it, extras included
 ADDED: dict[int, tuple[str, ...]] = {

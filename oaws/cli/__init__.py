@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from oaws import __version__
-from oaws.cli import brokers, keys, record, serve, status, stream, watch
+from oaws.cli import alerts, brokers, keys, lists, record, serve, status, stream, watch
 from oaws.cli.common import config_defaults, friendly
 
 app = typer.Typer(
@@ -60,6 +60,8 @@ for module in (serve, status, stream, watch, record):
     app.add_typer(module.app)
 brokers.register(app)
 app.add_typer(keys.app, name="keys")
+app.add_typer(lists.app, name="watchlist")
+app.add_typer(alerts.app, name="alerts")
 
 
 def _click_errors() -> tuple[type[BaseException], type[BaseException]]:

@@ -35,6 +35,7 @@ STYLE_NAMES = (
     "flash-up",
     "flash-down",
     "error",
+    "alert",
     "spark-up",
     "spark-down",
     "spark-flat",

@@ -43,6 +43,8 @@ class Row:
     flash_until: float = 0.0
     error: str | None = None
     ticks: int = 0
+    #: a mark beside the symbol (an alert that fired: "▲ 1,500.00"), None for none
+    mark: str | None = None
 
 
 @dataclass(slots=True)
@@ -97,11 +99,76 @@ class WatchModel:
 
     def switch(self, step: int) -> tuple[list[Instrument], list[Instrument]]:
         """Show the next (+1) or previous (-1) watchlist; returns (to subscribe, to unsubscribe)."""
+        return self.switch_to((self.current + step) % len(self.watchlists))
+
+    def switch_to(self, index: int) -> tuple[list[Instrument], list[Instrument]]:
+        """Show the watchlist at ``index``; returns (to subscribe, to unsubscribe)."""
         before = set(self.watchlist.instruments)
-        self.current = (self.current + step) % len(self.watchlists)
+        self.current = index % len(self.watchlists)
         after = self.watchlist.instruments
         self._show_list()
         return [i for i in after if i not in before], [i for i in before if i not in set(after)]
+
+    def index_of(self, name: str) -> int | None:
+        return next((n for n, w in enumerate(self.watchlists) if w.name == name), None)
+
+    def create_list(self, name: str, instruments: list[Instrument] | None = None) -> tuple[list[Instrument], list[Instrument]]:
+        """A new watchlist after the others, shown at once; (to subscribe, to unsubscribe).
+
+        ValueError when a list of that name exists."""
+        if self.index_of(name) is not None:
+            raise ValueError(f"a watchlist named {name!r} exists")
+        self.watchlists.append(Watchlist(name, list(instruments or [])))
+        return self.switch_to(len(self.watchlists) - 1)
+
+    def rename_list(self, new: str) -> str:
+        """Rename the current watchlist; returns the old name. ValueError when ``new`` is taken."""
+        if new != self.watchlist.name and self.index_of(new) is not None:
+            raise ValueError(f"a watchlist named {new!r} exists")
+        old, self.watchlist.name = self.watchlist.name, new
+        return old
+
+    def delete_list(self) -> tuple[list[Instrument], list[Instrument]]:
+        """Delete the current watchlist and show the one before it; (to subscribe, to unsubscribe).
+
+        ValueError when it is the only one."""
+        if len(self.watchlists) < 2:
+            raise ValueError("the only watchlist cannot be deleted")
+        gone = self.watchlists.pop(self.current)
+        before = set(gone.instruments)
+        self.current = max(0, self.current - 1)
+        after = self.watchlist.instruments
+        for instrument in before - set(after):
+            self.rows.pop(instrument, None)
+        self._show_list()
+        return [i for i in after if i not in before], [i for i in before if i not in set(after)]
+
+    def reorder(self, instrument: Instrument, delta: int) -> bool:
+        """Move ``instrument`` ``delta`` places up (-) or down (+) in the list's own order.
+
+        The grid then shows the list as given (a sorted grid has no place to move a row
+        to); False when it cannot move (the first row up, the last down)."""
+        items = self.watchlist.instruments
+        if instrument not in items:
+            return False
+        if self.sort != "given":
+            self.sort, self.descending = "given", False
+        here = items.index(instrument)
+        there = max(0, min(len(items) - 1, here + delta))
+        if there == here:
+            self._sort_now()
+            return False
+        items.insert(there, items.pop(here))
+        self._sort_now()
+        self.selected = instrument
+        return True
+
+    def set_mark(self, instrument: Instrument, mark: str | None) -> None:
+        """Show ``mark`` beside the symbol (None: take it away), if the row exists."""
+        row = self.rows.get(instrument)
+        if row is not None and row.mark != mark:
+            row.mark = mark
+            self.dirty.add(instrument)
 
     def add(self, instrument: Instrument) -> bool:
         """Add to the current watchlist and select it; False when it is there already."""
@@ -298,7 +365,11 @@ class WatchModel:
                 pieces.append((" " * GAP, "plain"))
             key = column.key
             if key == "symbol":
-                pieces.append((instrument.symbol[:width].ljust(width), "symbol"))
+                if row.mark is not None:
+                    # an alert fired on this row: a bell before the symbol, until it is re-armed
+                    pieces += [("●", "alert"), (" " + instrument.symbol[: max(0, width - 2)].ljust(width - 2), "symbol")]
+                else:
+                    pieces.append((instrument.symbol[:width].ljust(width), "symbol"))
                 continue
             if key == "exchange":
                 pieces.append((instrument.exchange[:width].ljust(width), "muted"))
