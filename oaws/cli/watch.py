@@ -75,7 +75,7 @@ def build_watchlists(given: list[str] | None, name: str | None) -> tuple[list, i
 
     first = resolve_instruments(given, name)  # also says which names exist when ``name`` is unknown
     configured = cfg.watchlists()
-    lists: list[Watchlist] = [Watchlist("command line", first)] if given else []
+    lists: list[Watchlist] = [Watchlist("command line", first, saved=False)] if given else []
     if not given and "default" not in configured:
         lists.append(Watchlist("default", parse_many(list(DEFAULT_WATCHLIST))))
     lists += [Watchlist(list_name, parse_many(items)) for list_name, items in configured.items()]

@@ -51,6 +51,10 @@ class Row:
 class Watchlist:
     name: str
     instruments: list[Instrument]
+    #: the column keys shown, in order (the column chooser's, saved per list); None: the default set
+    columns: list[str] | None = None
+    #: False for a list that lives only on screen (given on the command line): edits are not saved
+    saved: bool = True
 
 
 class WatchModel:
@@ -194,6 +198,11 @@ class WatchModel:
 
     def wanted(self) -> list[Instrument]:
         return list(self.watchlist.instruments)
+
+    def mode_for(self, base: int) -> int:
+        """The mode the grid subscribes at: ``base`` (``--mode``), or higher when a shown column
+        needs a field only a higher mode carries (bid and ask, OI, circuits: Depth)."""
+        return base
 
     def _show_list(self) -> None:
         for instrument in self.watchlist.instruments:
