@@ -52,8 +52,14 @@ def watch(
     api_key: ApiKeyOpt = None,
     autostart: AutostartOpt = True,
     auth_timeout: AuthTimeoutOpt = AUTH_TIMEOUT,
+    no_ribbon: Annotated[
+        bool,
+        typer.Option(
+            "--no-ribbon", help="No index ribbon above the grid (the config file's ribbon = [...] names its indices)."
+        ),
+    ] = False,
 ) -> None:
-    """Live market watch: a grid of quotes, market depth, watchlists (press ? for keys)."""
+    """Live market watch: a grid of quotes, market depth, watchlists, alerts (press ? for keys)."""
     raise typer.Exit(
         run_watch(
             instruments,
@@ -64,8 +70,29 @@ def watch(
             stale_after=stale_after,
             settings=client_settings(url, api_key, autostart),
             auth_timeout=resolve_auth_timeout(auth_timeout),
+            ribbon=not no_ribbon,
         )
     )
+
+
+def build_ribbon(shown: bool = True) -> list:
+    """The ribbon's indices: the config file's ``ribbon`` (``[]`` for none), else the four of
+    ``DEFAULT_RIBBON`` (NIFTY 50, NIFTY BANK, SENSEX, INDIA VIX)."""
+    from oaws.instruments import InstrumentError, parse_many
+    from oaws.tui.models.ribbon import default_ribbon
+
+    if not shown:
+        return []
+    raw = cfg.file_config().get("ribbon")
+    if raw is None:
+        return default_ribbon()
+    where = f"ribbon in {cfg.config_path()}"
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise cfg.ConfigError(f'{where} must be a list of instruments, e.g. ["NIFTY:NSE_INDEX", "SENSEX:BSE_INDEX"]')
+    try:
+        return parse_many(raw)
+    except InstrumentError as exc:
+        raise cfg.ConfigError(f"{where}: {exc}") from None
 
 
 def build_watchlists(given: list[str] | None, name: str | None) -> tuple[list, int]:
@@ -93,8 +120,9 @@ def run_watch(
     stale_after: float,
     settings: cfg.ClientSettings,
     auth_timeout: float = AUTH_TIMEOUT,
+    ribbon: bool = True,
 ) -> int:
-    from oaws import brokers
+    from oaws import brokers, store
     from oaws.autostart import autostart, open_client
     from oaws.tui.app import WatchApp
     from oaws.tui.models.columns import GROUPINGS
@@ -108,6 +136,7 @@ def run_watch(
         raise UserError("--stale-after must be a positive number of seconds")
     tz = cfg.time_zone()
     lists, current = build_watchlists(instruments, watchlist)
+    indices = build_ribbon(ribbon)
     mode_number = resolve_mode(mode)
     # before the screen takes the terminal, so that the line saying a background server
     # was started stays readable above it (open_client's own check then finds it running)
@@ -128,6 +157,8 @@ def run_watch(
         completions=brokers.completions(),
         more_completions=brokers.master_completions,
         tz=tz,
+        ribbon=indices,
+        store=store,
     )
     result = app.run()
     return result if isinstance(result, int) else 0

@@ -7,7 +7,7 @@ the dialog asks it on every key through ``complete`` and ``resolve``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from textual import on
 from textual.app import ComposeResult
@@ -16,7 +16,7 @@ from textual.containers import Vertical
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.suggester import Suggester
-from textual.widgets import Input, Label, OptionList
+from textual.widgets import Footer, Input, Label, OptionList
 
 from oaws.instruments import Instrument, InstrumentError
 
@@ -36,12 +36,21 @@ class CompletionSuggester(Suggester):
         return best[0] if best and best[0].casefold().startswith(value) else None
 
 
-class AddScreen(ModalScreen[Instrument | None]):
-    """Returns the instrument to add, or None when cancelled."""
+class Added(NamedTuple):
+    instrument: Instrument
+    #: a bare symbol was typed: the exchange was assumed (the notification says so)
+    assumed: bool = False
+
+
+class AddScreen(ModalScreen[Added | None]):
+    """Returns the instrument to add, or None when cancelled; its footer shows its own keys."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # priority: the field's own enter (and the list's own ↓) would hide these from the footer
+        Binding("enter", "submit", "Add", priority=True),
+        Binding("tab", "complete", "Complete", priority=True),
+        Binding("down", "focus_matches", "Matches", key_display="↓", priority=True),
         Binding("escape", "cancel", "Cancel"),
-        Binding("down", "focus_matches", "Matches", show=False),
     ]
 
     def __init__(self, complete: Complete, resolve: Callable[[str], Instrument]) -> None:
@@ -52,10 +61,10 @@ class AddScreen(ModalScreen[Instrument | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="add-box"):
             yield Label("Add an instrument: SYMBOL:EXCHANGE, or a symbol to complete", id="add-title")
-            yield Label("tab completes · ↓ picks a match · enter adds · esc cancels", id="add-hint")
             yield Input(placeholder="RELIANCE:NSE", id="add-input", suggester=CompletionSuggester(self.complete))
             yield OptionList(id="add-matches")
             yield Label("", id="add-error")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(OptionList).display = False
@@ -76,22 +85,30 @@ class AddScreen(ModalScreen[Instrument | None]):
         options.add_options(matches)
         options.display = bool(matches)
 
-    def on_key(self, event) -> None:
-        if event.key == "tab" and self.focused is self.query_one(Input):
-            event.stop()
-            event.prevent_default()
-            options = self.query_one(OptionList)
-            if options.option_count:
-                field = self.query_one(Input)
-                field.value = str(options.get_option_at_index(0).prompt)
-                field.cursor_position = len(field.value)
+    def action_complete(self) -> None:
+        """Tab: the field takes the first match (the one the inline suggestion shows)."""
+        options = self.query_one(OptionList)
+        if options.option_count:
+            field = self.query_one(Input)
+            field.value = str(options.get_option_at_index(0).prompt)
+            field.cursor_position = len(field.value)
+            field.focus()
+
+    def action_submit(self) -> None:
+        options = self.query_one(OptionList)
+        if self.focused is options and options.highlighted is not None:
+            self._finish(str(options.get_option_at_index(options.highlighted).prompt))
+        else:
+            self._finish(self.query_one(Input).value)
 
     @on(Input.Submitted)
     def submit_text(self, event: Input.Submitted) -> None:
+        event.stop()
         self._finish(event.value)
 
     @on(OptionList.OptionSelected)
     def submit_match(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
         self._finish(str(event.option.prompt))
 
     def _finish(self, text: str) -> None:
@@ -101,11 +118,13 @@ class AddScreen(ModalScreen[Instrument | None]):
             self.query_one("#add-error", Label).update(str(exc))
             self.query_one(Input).focus()
             return
-        self.dismiss(instrument)
+        self.dismiss(Added(instrument, assumed=":" not in text))
 
     def action_focus_matches(self) -> None:
         options = self.query_one(OptionList)
-        if options.option_count:
+        if self.focused is options:
+            options.action_cursor_down()
+        elif options.option_count:
             options.focus()
             options.highlighted = 0
 

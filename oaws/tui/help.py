@@ -14,27 +14,48 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("enter  (double click)", "market depth of the selected instrument"),
     ("a", "add an instrument, with completion"),
     ("d", "remove the selected instrument"),
+    ("shift+↑  shift+↓", "move the selected instrument up / down"),
     ("s", "sort: as given → change % → symbol → volume (or click a column title)"),
-    ("tab  shift+tab", "next / previous watchlist of the config file"),
+    ("tab  shift+tab", "next / previous watchlist"),
+    ("n", "new watchlist"),
+    ("r", "rename this watchlist"),
+    ("x  ctrl+d", "delete this watchlist (asks first)"),
+    ("!", "alerts of the selected instrument"),
     ("p", "pause the screen (ticks are still taken in)"),
     ("?", "this help"),
     ("q  ctrl+c", "quit"),
 )
+#: binding keys the table names in its own words (shift+↑ for shift+up)
+COVERED = frozenset({"shift+up", "shift+down", "exclamation_mark", "ctrl+d", "enter"})
+#: keys other helpers' screens add (the column chooser); shown when their binding exists
+EXTRA_KEYS: dict[str, str] = {"c": "choose the columns of this list (saved)"}
 
 
 class HelpScreen(ModalScreen[None]):
+    def __init__(self, more: dict[str, str] | None = None) -> None:
+        super().__init__()
+        #: keys of the main screen this table does not name yet (key -> what it does)
+        self.more = more or {}
+
+    def keys(self) -> list[tuple[str, str]]:
+        keys = list(KEYS)
+        keys[-3:-3] = list(self.more.items())
+        return keys
+
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 3))
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
-        for key, what in KEYS:
+        for key, what in self.keys():
             table.add_row(key, what)
         with Vertical(id="help-box"):
             yield Static("Keys", id="help-title")
             yield Static(table)
             yield Static(
                 "Green: up on the day, red: down; the digits that changed flash on each trade. "
-                "A dim grid means the connection is lost: the values are the last ones seen.",
+                "A dim grid means the connection is lost: the values are the last ones seen. "
+                "● before a symbol: one of its alerts fired (re-arm it with !). "
+                "Edits of lists are saved at once, except a list given on the command line.",
                 id="help-note",
             )
             yield Static("any key closes", id="help-close")

@@ -1,4 +1,4 @@
-"""The main screen: column titles, the quote grid, the status line and the key hints."""
+"""The main screen: the index ribbon, column titles, the quote grid, the status line and the key hints."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from textual.widgets import Footer
 from oaws.tui.grid import QuoteGrid
 from oaws.tui.header import GridHeader
 from oaws.tui.models.health import Health
+from oaws.tui.models.ribbon import RibbonModel
 from oaws.tui.models.watch import WatchModel
+from oaws.tui.ribbon import Ribbon
 from oaws.tui.status import StatusBar
 
 
@@ -22,19 +24,28 @@ class WatchScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "app.add", "Add"),
         Binding("d", "app.remove", "Remove"),
+        Binding("shift+up", "app.reorder(-1)", "Move up", show=False),
+        Binding("shift+down", "app.reorder(1)", "Move down", show=False),
         Binding("s", "app.sort", "Sort"),
+        Binding("exclamation_mark", "app.alerts", "Alerts", key_display="!"),
+        Binding("n", "app.new_list", "New list"),
+        Binding("r", "app.rename_list", "Rename", show=False),
+        Binding("x,ctrl+d", "app.delete_list", "Delete list", show=False),
         Binding("p", "app.pause", "Pause"),
         Binding("tab", "app.watchlist(1)", "Next list", priority=True),
         Binding("shift+tab", "app.watchlist(-1)", "Previous list", show=False, priority=True),
     ]
 
-    def __init__(self, model: WatchModel, health: Health) -> None:
+    def __init__(self, model: WatchModel, health: Health, ribbon: RibbonModel | None = None) -> None:
         super().__init__()
         self.model = model
         self.health = health
         self.grid = QuoteGrid(model, id="grid")
+        self.ribbon = Ribbon(ribbon, model, id="ribbon") if ribbon else None
 
     def compose(self) -> ComposeResult:
+        if self.ribbon is not None:
+            yield self.ribbon
         yield GridHeader(self.grid, id="header")
         yield self.grid
         yield StatusBar(self.health, self.model, id="status")

@@ -65,6 +65,7 @@ INDICES: dict[tuple[str, str], float] = {
     ("BANKNIFTY", "NSE_INDEX"): 58000.0,
     ("FINNIFTY", "NSE_INDEX"): 27400.0,
     ("MIDCPNIFTY", "NSE_INDEX"): 13500.0,
+    ("INDIAVIX", "NSE_INDEX"): 12.5,
     ("SENSEX", "BSE_INDEX"): 84500.0,
     ("BANKEX", "BSE_INDEX"): 65000.0,
 }
