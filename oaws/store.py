@@ -55,9 +55,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import tomlkit
-from tomlkit.container import Container
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, Array, Table
+from tomlkit.items import AoT, Array, Null, Table, Whitespace
 
 from oaws import config
 from oaws.alerts import ARMED, KINDS, Alert
@@ -267,6 +266,8 @@ def _edit(change: Callable[[tomlkit.TOMLDocument], T]) -> T:
             doc.add(tomlkit.comment(HEADER[2:]))
         result = change(doc)
         new_text = doc.as_string()
+        if new_text and not new_text.endswith("\n"):
+            new_text += "\n"
         if new_text == text:
             return result
         try:
@@ -280,23 +281,37 @@ def _edit(change: Callable[[tomlkit.TOMLDocument], T]) -> T:
 
 def _set_top(doc: tomlkit.TOMLDocument, key: str, value: Any) -> None:
     """``key = value`` at the top level: in place when it is there, else after the last
-    top-level value (not under a comment that introduces the first table)."""
+    top-level value, else before the first table, with a blank line between."""
     if key in doc:
         doc[key] = value
         return
-    body: Container = doc
+    body = doc.body
+    first = next((i for i, (_, item) in enumerate(body) if isinstance(item, Table | AoT)), None)
     last = None
-    for k, item in body.body:
-        if k is not None and not isinstance(item, Table | AoT):
+    for k, _item in body[:first]:
+        if k is not None:
             last = k.key
-    if last is None:
-        first_table = next((i for i, (k, item) in enumerate(body.body) if isinstance(item, Table | AoT)), None)
-        if first_table is None:
-            doc[key] = value
-        else:
-            body._insert_at(first_table, key, value)
+    if last is not None:
+        doc._insert_after(last, key, value)
         return
-    body._insert_after(last, key, value)
+    if first is None:
+        doc[key] = value
+        return
+    at = first
+    while at > 0 and isinstance(body[at - 1][1], Whitespace):
+        at -= 1
+    doc._insert_at(at, key, value)
+    following = doc.body[at + 1][1]
+    header = following[0] if isinstance(following, AoT) and len(following) else following
+    if isinstance(header, Table) and "\n" not in header.trivia.indent:
+        header.trivia.indent = "\n" + header.trivia.indent
+
+
+def _drop_if_empty(doc: tomlkit.TOMLDocument, key: str) -> None:
+    """Table ``key`` gone when nothing is left in it (not even a comment)."""
+    table = doc.get(key)
+    if isinstance(table, Table) and all(k is None and isinstance(i, Whitespace | Null) for k, i in table.value.body):
+        del doc[key]
 
 
 def _table(doc: tomlkit.TOMLDocument, key: str, *, create: bool) -> Table | None:
@@ -466,9 +481,11 @@ def delete_list(name: str) -> None:
         table = _table(doc, "watchlists", create=False)
         assert table is not None
         del table[name]
+        _drop_if_empty(doc, "watchlists")
         cols = _table(doc, "columns", create=False)
         if cols is not None and name in cols:
             del cols[name]
+            _drop_if_empty(doc, "columns")
 
     _edit(change)
 

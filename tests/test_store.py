@@ -168,6 +168,19 @@ def test_a_write_is_seen_at_once_and_changes_the_version(written):
         assert config.file_config()["watchlists"]["it"][-1] == f"S{n}:NSE"
 
 
+def test_a_write_looks_like_a_change_even_to_a_file_dated_in_the_future(written):
+    """A file's time ahead of the clock (another machine's on a shared disk, or the same
+    clock tick as the last write): the write still moves the version on, and the parse
+    cache (keyed by the time) sees it."""
+    ahead = written.stat().st_mtime_ns + 60 * 10**9
+    os.utime(written, ns=(ahead, ahead))
+    assert config.file_config()["watchlists"]["it"] == ["TCS:NSE"]
+    store.add_to_list("it", ["WIPRO:NSE"])
+    assert store.version() > ahead
+    config._read.cache_clear()  # what another process would see
+    assert config.file_config()["watchlists"]["it"] == ["TCS:NSE", "WIPRO:NSE"]
+
+
 def test_an_edit_that_changes_nothing_does_not_write(written):
     seen = store.version()
     assert store.add_to_list("banks", ["SBIN:NSE"]) == []
