@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import math
 import os
 import stat
 import tempfile
@@ -55,9 +56,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import tomlkit
-from tomlkit.container import Container
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, Array, Table
+from tomlkit.items import AoT, Array, Null, Table, Whitespace
 
 from oaws import config
 from oaws.alerts import ARMED, KINDS, Alert
@@ -219,6 +219,9 @@ def _write(target: Path, text: str, old: os.stat_result | None) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)
+            if old is not None and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                with contextlib.suppress(OSError):  # root editing a user's file leaves it theirs
+                    os.fchown(f.fileno(), old.st_uid, old.st_gid)
             f.write(text.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
@@ -267,6 +270,8 @@ def _edit(change: Callable[[tomlkit.TOMLDocument], T]) -> T:
             doc.add(tomlkit.comment(HEADER[2:]))
         result = change(doc)
         new_text = doc.as_string()
+        if new_text and not new_text.endswith("\n"):
+            new_text += "\n"
         if new_text == text:
             return result
         try:
@@ -280,23 +285,37 @@ def _edit(change: Callable[[tomlkit.TOMLDocument], T]) -> T:
 
 def _set_top(doc: tomlkit.TOMLDocument, key: str, value: Any) -> None:
     """``key = value`` at the top level: in place when it is there, else after the last
-    top-level value (not under a comment that introduces the first table)."""
+    top-level value, else before the first table, with a blank line between."""
     if key in doc:
         doc[key] = value
         return
-    body: Container = doc
+    body = doc.body
+    first = next((i for i, (_, item) in enumerate(body) if isinstance(item, Table | AoT)), None)
     last = None
-    for k, item in body.body:
-        if k is not None and not isinstance(item, Table | AoT):
+    for k, _item in body[:first]:
+        if k is not None:
             last = k.key
-    if last is None:
-        first_table = next((i for i, (k, item) in enumerate(body.body) if isinstance(item, Table | AoT)), None)
-        if first_table is None:
-            doc[key] = value
-        else:
-            body._insert_at(first_table, key, value)
+    if last is not None:
+        doc._insert_after(last, key, value)
         return
-    body._insert_after(last, key, value)
+    if first is None:
+        doc[key] = value
+        return
+    at = first
+    while at > 0 and isinstance(body[at - 1][1], Whitespace):
+        at -= 1
+    doc._insert_at(at, key, value)
+    following = doc.body[at + 1][1]
+    header = following[0] if isinstance(following, AoT) and len(following) else following
+    if isinstance(header, Table) and "\n" not in header.trivia.indent:
+        header.trivia.indent = "\n" + header.trivia.indent
+
+
+def _drop_if_empty(doc: tomlkit.TOMLDocument, key: str) -> None:
+    """Table ``key`` gone when nothing is left in it (not even a comment)."""
+    table = doc.get(key)
+    if isinstance(table, Table) and all(k is None and isinstance(i, Whitespace | Null) for k, i in table.value.body):
+        del doc[key]
 
 
 def _table(doc: tomlkit.TOMLDocument, key: str, *, create: bool) -> Table | None:
@@ -466,9 +485,11 @@ def delete_list(name: str) -> None:
         table = _table(doc, "watchlists", create=False)
         assert table is not None
         del table[name]
+        _drop_if_empty(doc, "watchlists")
         cols = _table(doc, "columns", create=False)
         if cols is not None and name in cols:
             del cols[name]
+            _drop_if_empty(doc, "columns")
 
     _edit(change)
 
@@ -560,6 +581,12 @@ def add_alert(instrument: str, kind: str, value: float) -> Alert:
     """A new armed alert, saved; its id is one more than any the file has had."""
     if kind not in KINDS:
         raise StoreError(f"unknown alert kind {kind!r}; use one of {', '.join(KINDS)}", code=2)
+    try:
+        instrument = str(parse(instrument))
+    except InstrumentError as exc:
+        raise StoreError(str(exc), code=2) from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise StoreError(f"an alert's value must be a number, not {value!r}", code=2)
 
     def change(doc: tomlkit.TOMLDocument) -> Alert:
         saved = _alerts_of(doc.unwrap())
@@ -567,7 +594,7 @@ def add_alert(instrument: str, kind: str, value: float) -> Alert:
         if isinstance(counter, bool) or not isinstance(counter, int):
             raise StoreError(f"{NEXT_ID} in {path()} is not a whole number")
         new_id = max([int(counter)] + [a.id + 1 for a in saved])
-        alert = Alert(id=new_id, instrument=str(instrument), kind=kind, value=float(value), created=_now())
+        alert = Alert(id=new_id, instrument=instrument, kind=kind, value=float(value), created=_now())
         table = tomlkit.item(alert.to_dict())
         aot = _aot(doc)
         if aot is None:
