@@ -62,20 +62,21 @@ def test_add_each_condition(oaws, option, value, said) -> None:
 
 def test_add_negative_change_as_an_option_value(oaws) -> None:
     code, out, _ = oaws("alerts", "add", "SBIN:NSE", "--change-below", "-2.5")
-    assert code == 0
+    assert (code, out) == (0, "oaws: alert 1: SBIN:NSE change % below -2.50%\n")
     (saved,) = store.alerts()
     assert (saved.kind, saved.value) == ("change_below", -2.5)
 
 
 def test_add_writes_the_instrument_as_parsed(oaws) -> None:
     code, out, _ = oaws("alerts", "add", "nse:reliance", "--above", "1500")
-    assert code == 0
+    assert (code, out) == (0, "oaws: alert 1: RELIANCE:NSE price above 1,500.00\n")
     assert store.alerts()[0].instrument == "RELIANCE:NSE"
 
 
 def test_ids_count_up(oaws) -> None:
     oaws("alerts", "add", "RELIANCE:NSE", "--above", "1500")
     code, out, _ = oaws("alerts", "add", "INFY:NSE", "--below", "1400")
+    assert code == 0
     assert out == "oaws: alert 2: INFY:NSE price below 1,400.00\n"
     assert [a.id for a in store.alerts()] == [1, 2]
 
@@ -102,7 +103,7 @@ def test_add_refuses_a_wrong_condition_with_exit_2(oaws, config, args, says) -> 
 @pytest.mark.parametrize("instrument", ["RELIANCE", "RELIANCE:NASDAQ", "RELI$NCE:NSE"])
 def test_add_refuses_a_bad_instrument_with_exit_2(oaws, instrument) -> None:
     code, out, err = oaws("alerts", "add", instrument, "--above", "1500")
-    assert code == 2
+    assert (code, out) == (2, "")
     one_sentence(err)
     assert store.alerts() == []
 
