@@ -219,25 +219,43 @@ def watch(
 
 
 class _Watch:
-    """The alerts being watched, the subscriptions they need, and what firing does."""
+    """The alerts being watched, the subscriptions they need, and what firing does.
 
-    def __init__(self, client: Any) -> None:
+    An alert armed while the watch runs (added, or re-armed) is checked at once against the
+    last tick of its instrument, when one came: it fires on the first tick that meets it
+    after it is armed, and the last one received counts (as a subscription's first does).
+    """
+
+    def __init__(self, client: Any, out: Any, count: int | None) -> None:
         from oaws import store
         from oaws.alerts import AlertBook
         from oaws.notify import Notifier
 
         self.client = client
+        self.out = out
+        self.count = count
+        self.fired = 0
+        #: set when ``count`` firings have been printed
+        self.done = asyncio.Event()
         self.book = AlertBook()
         self.notifier = Notifier()
         #: instrument -> the mode subscribed for it
         self.subscribed: dict[Any, int] = {}
+        #: the last tick of each instrument received (one dict store a tick)
+        self.last: dict[Any, dict[str, Any]] = {}
         self.version: int | None = None
         self.idle_said = False
         self._store = store
         self._notifier_class = Notifier
 
+    def tick(self, instrument: Any, data: dict[str, Any]) -> None:
+        self.last[instrument] = data
+        for alert in self.book.check(instrument, data):
+            self.fire(alert, data)
+
     async def reload(self) -> None:
         """Read the alerts and [notify] again when the config file changed; subscribe what they need."""
+        from oaws.alerts import ARMED
         from oaws.store import StoreError
 
         try:
@@ -253,17 +271,23 @@ class _Watch:
             self.version = self._store.version()
             return
         self.version = version
+        armed_before = {a.id for a in self.book.alerts() if a.state == ARMED}
         self.book.replace(alerts)
         # the same notifier, told the new settings: it keeps reaping what it started
         fresh = self._notifier_class.from_settings(settings)
         self.notifier.command, self.notifier.desktop = fresh.command, fresh.desktop
-        await self._resubscribe(self.book.watched())
+        wanted = self.book.watched()
+        await self._resubscribe(wanted)
+        for instrument in list(self.last):
+            if instrument not in wanted:
+                del self.last[instrument]  # unsubscribed: its last tick will not be the last one
+            elif any(a.state == ARMED and a.id not in armed_before for a in self.book.for_instrument(instrument)):
+                self.tick(instrument, self.last[instrument])
 
     async def _resubscribe(self, wanted: dict[Any, int]) -> None:
         gone = [i for i, mode in self.subscribed.items() if wanted.get(i) != mode]
-        if gone:
-            for instrument in gone:
-                await self.client.unsubscribe([instrument], self.subscribed.pop(instrument))
+        for instrument in gone:
+            await self.client.unsubscribe([instrument], self.subscribed.pop(instrument))
         by_mode: dict[int, list[Any]] = {}
         for instrument, mode in wanted.items():
             if self.subscribed.get(instrument) != mode:
@@ -278,21 +302,26 @@ class _Watch:
         else:
             self.idle_said = False
 
-    def fire(self, alert: Alert, data: dict[str, Any], out: Any) -> None:
+    def fire(self, alert: Alert, data: dict[str, Any]) -> None:
         """One firing: its JSON line, its triggered state saved, the notifier run."""
         import orjson
 
         from oaws.notify import alert_text
         from oaws.store import StoreError
 
+        if self.done.is_set():
+            return  # --count reached: the rest stay armed for the next watch
         line = {**alert.to_dict(), "ltp": data.get("ltp"), "text": alert_text(alert, data)}
-        out.write(orjson.dumps(line) + b"\n")
-        out.flush()
+        self.out.write(orjson.dumps(line) + b"\n")
+        self.out.flush()
         try:
             self._store.save_alert(alert)
         except StoreError as exc:
             _say(f"alert {alert.id} fired but could not be saved as triggered: {exc}")
         self.notifier.fire(alert, data)
+        self.fired += 1
+        if self.count is not None and self.fired >= self.count:
+            self.done.set()
 
 
 async def _watch(settings: ClientSettings, *, count: int | None, auth_timeout: float = AUTH_TIMEOUT) -> int:
@@ -301,31 +330,22 @@ async def _watch(settings: ClientSettings, *, count: int | None, auth_timeout: f
     from oaws.client import ServerError, Status, Tick, refusal
     from oaws.instruments import QUOTE
 
-    out = sys.stdout.buffer
-    fired = 0
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)  # systemctl stop: a clean exit 0
     client = await open_client(settings, [], QUOTE, auth_timeout=auth_timeout)
-    state = _Watch(client)
-    await state.reload()
+    state = _Watch(client, sys.stdout.buffer, count)
 
-    async def poll() -> None:
+    async def poll() -> int:
         while True:
             await asyncio.sleep(POLL)
             await state.reload()
 
     async def consume() -> int:
-        nonlocal fired
         async for event in client:
             if isinstance(event, Tick):
-                hits = state.book.check(event.instrument, event.data)
-                for alert in hits:
-                    state.fire(alert, event.data, out)
-                    fired += 1
-                    if count is not None and fired >= count:
-                        return 0
+                state.tick(event.instrument, event.data)
             elif isinstance(event, ServerError):
                 if event.fatal:
                     _say(refusal(settings.url, event))
@@ -335,20 +355,25 @@ async def _watch(settings: ClientSettings, *, count: int | None, auth_timeout: f
                 _waiting(event)
         return 0
 
+    async def finished() -> int:
+        await state.done.wait()
+        return 0
+
+    async def stopped() -> int:
+        await stop.wait()
+        return 0
+
     try:
         async with client:
-            tasks = [asyncio.ensure_future(consume()), asyncio.ensure_future(poll())]
-            stopped = asyncio.ensure_future(stop.wait())
+            await state.reload()
+            tasks = [asyncio.ensure_future(job()) for job in (consume, poll, finished, stopped)]
             try:
-                done, _ = await asyncio.wait([tasks[0], tasks[1], stopped], return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in (*tasks, stopped):
+                for task in tasks:
                     task.cancel()
-                await asyncio.gather(*tasks, stopped, return_exceptions=True)
-            for task in done:
-                if task is not stopped:
-                    return task.result() or 0
-            return 0
+                await asyncio.gather(*tasks, return_exceptions=True)
+            return next(iter(done)).result()
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGTERM)

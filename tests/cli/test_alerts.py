@@ -10,6 +10,7 @@ import pytest
 from oaws import store
 from oaws.alerts import ARMED, TRIGGERED
 from oaws.cli import main
+from oaws.instruments import DEPTH, QUOTE, parse
 
 
 @pytest.fixture
@@ -184,3 +185,95 @@ def test_an_id_that_is_not_a_number_is_exit_2(oaws) -> None:
     code, _, err = oaws("alerts", "remove", "first")
     assert code == 2
     one_sentence(err)
+
+
+# watch's bookkeeping (end to end against a real server: tests/process/test_alerts_watch.py) ------
+class Subscriptions:
+    """What ``watch`` asks of its client: the subscriptions it holds."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, int] = {}
+
+    async def subscribe(self, instruments, mode) -> None:
+        for i in instruments:
+            self.held[str(i)] = mode
+
+    async def unsubscribe(self, instruments, mode=None) -> None:
+        for i in instruments:
+            assert self.held.pop(str(i)) == mode
+
+
+class Out:
+    def __init__(self) -> None:
+        self.lines: list[dict] = []
+
+    def write(self, data: bytes) -> None:
+        self.lines.append(orjson.loads(data))
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.fixture
+def watching(config):
+    from oaws.cli.alerts import _Watch
+
+    config.write_text("[notify]\ndesktop = false\n")
+    client, out = Subscriptions(), Out()
+    return _Watch(client, out, None), client, out
+
+
+async def test_watch_subscribes_what_the_armed_alerts_need(watching, capsys) -> None:
+    state, client, _ = watching
+    await state.reload()
+    assert client.held == {}
+    assert "no armed alerts" in capsys.readouterr().err
+    store.add_alert("RELIANCE:NSE", "above", 1500)
+    store.add_alert("NIFTY26DECFUT:NFO", "oi_above", 1e6)
+    await state.reload()
+    assert client.held == {"RELIANCE:NSE": QUOTE, "NIFTY26DECFUT:NFO": DEPTH}
+    store.remove_alert(2)
+    await state.reload()
+    assert client.held == {"RELIANCE:NSE": QUOTE}
+
+
+async def test_watch_fires_saves_and_unsubscribes(watching) -> None:
+    state, client, out = watching
+    store.add_alert("RELIANCE:NSE", "above", 1500)
+    await state.reload()
+    state.tick(parse("RELIANCE:NSE"), {"ltp": 1499.0})
+    assert out.lines == []
+    state.tick(parse("RELIANCE:NSE"), {"ltp": 1501.5, "ltt": 1_796_183_132_000})
+    (line,) = out.lines
+    assert (line["id"], line["state"], line["ltp"], line["triggered_value"]) == (1, "triggered", 1501.5, 1501.5)
+    assert line["triggered_at"] == "2026-12-02T09:15:32+05:30"
+    assert store.alerts()[0].state == TRIGGERED
+    await state.reload()
+    assert client.held == {}
+
+
+async def test_a_rearmed_alert_is_checked_against_the_last_tick(watching) -> None:
+    state, _, out = watching
+    store.add_alert("RELIANCE:NSE", "above", 1500)
+    store.add_alert("RELIANCE:NSE", "below", 1000)  # keeps RELIANCE subscribed
+    await state.reload()
+    state.tick(parse("RELIANCE:NSE"), {"ltp": 1501.5})
+    await state.reload()
+    store.rearm(1)
+    await state.reload()  # no new tick: the last one meets it
+    assert [line["id"] for line in out.lines] == [1, 1]
+
+
+async def test_watch_stops_printing_at_its_count(config) -> None:
+    from oaws.cli.alerts import _Watch
+
+    config.write_text("[notify]\ndesktop = false\n")
+    out = Out()
+    state = _Watch(Subscriptions(), out, 1)
+    store.add_alert("RELIANCE:NSE", "above", 1500)
+    store.add_alert("RELIANCE:NSE", "above", 1400)
+    await state.reload()
+    state.tick(parse("RELIANCE:NSE"), {"ltp": 1600.0})
+    assert len(out.lines) == 1
+    assert state.done.is_set()
+    assert [a.state for a in store.alerts()] == [TRIGGERED, ARMED]  # the second waits for the next watch

@@ -17,6 +17,8 @@ from tests.helpers import OAWS, oaws, start_serve, wait_until
 
 @pytest.fixture
 def server(cli_env):
+    # the simulated market around the clock (where it follows the exchanges' sessions)
+    cli_env["OAWS_SIM_HOURS"] = "always"
     proc, url = start_serve(cli_env, "--port", "0", "--bus", "tcp://127.0.0.1:*", "--rate", "20")
     yield url
     proc.terminate()
