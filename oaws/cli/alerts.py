@@ -1,12 +1,13 @@
 """``oaws alerts ...``: price, change and OI alerts from the command line (``oaws.alerts``).
 
-The store's refusals (``oaws.store.StoreError``, a ``ConfigError``) become one sentence and
-their exit code through ``friendly``, as every command's do.
-
 ``add``, ``list``, ``remove`` and ``rearm`` edit the alerts kept in the config file
 (``oaws.store``); ``watch`` evaluates them without a screen: it subscribes the armed
 alerts' instruments, prints each firing as one JSON line, saves it as triggered, and runs
-the ``[notify]`` command; it picks up alerts added, removed or re-armed meanwhile.
+the ``[notify]`` command; it picks up alerts added, removed or re-armed meanwhile
+(docs/alerts.md).
+
+The store's refusals (``oaws.store.StoreError``, a ``ConfigError``) become one sentence and
+their exit code through ``friendly``, as every command's do.
 """
 
 from __future__ import annotations
@@ -65,17 +66,6 @@ def _condition(help: str, metavar: str) -> Any:
     return typer.Option(help=help, metavar=metavar, show_default=False)
 
 
-#: option name -> a key of oaws.alerts.KINDS
-_OPTIONS = {
-    "above": "above",
-    "below": "below",
-    "change_above": "change_above",
-    "change_below": "change_below",
-    "oi_above": "oi_above",
-    "oi_below": "oi_below",
-}
-
-
 @command(app, "add")
 def add(
     instrument: Annotated[str, typer.Argument(help="SYMBOL:EXCHANGE, e.g. RELIANCE:NSE.", show_default=False)],
@@ -93,29 +83,27 @@ def add(
     from oaws.alerts import parse_condition
     from oaws.instruments import InstrumentError, parse
 
-    given = {
-        name: value
-        for name, value in (
-            ("above", above),
-            ("below", below),
-            ("change_above", change_above),
-            ("change_below", change_below),
-            ("oi_above", oi_above),
-            ("oi_below", oi_below),
-        )
-        if value is not None
+    # each option is named like its kind (oaws.alerts.KINDS): --change-below is change_below
+    written = {
+        "above": above,
+        "below": below,
+        "change_above": change_above,
+        "change_below": change_below,
+        "oi_above": oi_above,
+        "oi_below": oi_below,
     }
-    options = ", ".join("--" + name.replace("_", "-") for name in _OPTIONS)
+    given = {kind: value for kind, value in written.items() if value is not None}
     if len(given) != 1:
-        said = " and ".join("--" + name.replace("_", "-") for name in given)
+        said = " and ".join("--" + kind.replace("_", "-") for kind in given)
+        options = ", ".join("--" + kind.replace("_", "-") for kind in written)
         fail(f"give one condition, not {said}" if given else f"give a condition: one of {options}", 2)
-    ((name, raw),) = given.items()
+    ((kind, raw),) = given.items()
     try:
         where = parse(instrument)
     except InstrumentError as exc:
         fail(str(exc), 2)
     try:
-        kind, value = parse_condition(_OPTIONS[name], raw)
+        kind, value = parse_condition(kind, raw)
     except ValueError as exc:
         fail(f"--{exc}", 2)
     alert = store.add_alert(str(where), kind, value)
