@@ -240,17 +240,18 @@ class AlertBook:
         if not armed:
             return []
         fired: list[Alert] = []
+        when: str | None = None
         for alert in armed:
             value = reading(alert, tick)
             if value is not None and meets(alert, value):
+                if when is None:
+                    when = _tick_time(tick)
+                alert.state = TRIGGERED
+                alert.triggered_at = when
+                alert.triggered_value = value
                 fired.append(alert)
         if not fired:
             return fired
-        when = _tick_time(tick)
-        for alert in fired:
-            alert.state = TRIGGERED
-            alert.triggered_at = when
-            alert.triggered_value = reading(alert, tick)
         left = [alert for alert in armed if alert.state == ARMED]
         if left:
             self._armed[instrument] = left

@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from oaws.alerts import Alert, describe_value
+from oaws.alerts import Alert, describe_value, now_iso
 from oaws.format import price
 from oaws.instruments import InstrumentError, parse
 
@@ -240,7 +240,7 @@ class Notifier:
             except FileNotFoundError:
                 pass
             out = open(path, "ab")  # noqa: SIM115 (handed to the child, closed by _run_command)
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            stamp = now_iso()
             out.write(f"--- {stamp} alert {alert.id}: {alert.describe()}\n".encode())
             out.flush()
             return out, path

@@ -223,3 +223,12 @@ def test_the_desktop_notification_gets_the_text_literally(tmp_path) -> None:
         "oaws alert",
         "M&M:NSE price above 1,500.00: now 1,502.35 (alert 3, 09:15:32).",
     ]
+
+
+def test_the_desktop_notifier_is_looked_up_on_path(tmp_path, monkeypatch) -> None:
+    fake_program(tmp_path, "notify-send", tmp_path / "args")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    argv = desktop_command("T", "B", platform="linux", environ={"WAYLAND_DISPLAY": "wayland-0"})
+    assert argv is not None and argv[0] == str(tmp_path / "notify-send")
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert desktop_command("T", "B", platform="linux", environ={"WAYLAND_DISPLAY": "wayland-0"}) is None
