@@ -11,6 +11,12 @@ import pytest
 from oaws.server.proxy import Proxy, ProxyOptions
 from tests.helpers import FakeBus
 
+# The simulated market keeps the exchanges' hours by default (docs/sessions.md); the suite
+# runs at any hour and expects a market that ticks: in-process feeds (make_feed reads this)
+# and every `oaws serve` a test starts (their environment is a copy of this one) trade
+# around the clock. A test of the hours sets its own.
+os.environ["OAWS_SIM_HOURS"] = "always"
+
 
 @pytest.fixture
 async def bus():
@@ -42,6 +48,7 @@ def cli_env(tmp_path, monkeypatch):
         OAWS_CONFIG=str(tmp_path / "config.toml"),
         OAWS_CACHE_DIR=str(tmp_path / "cache"),
         PYTHONUNBUFFERED="1",
+        OAWS_SIM_HOURS="always",
     )
     for key in ("OAWS_URL", "OAWS_API_KEY", "OAWS_BROKER", "OAWS_BUS", "OAWS_PORT", "OAWS_HOST", "OAWS_MODE"):
         env.pop(key, None)

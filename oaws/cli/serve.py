@@ -50,6 +50,14 @@ def serve(
     rate: Annotated[
         float, typer.Option("--rate", envvar="OAWS_RATE", help="Simulated ticks per second per instrument.")
     ] = 3.0,
+    always_open: Annotated[
+        bool,
+        typer.Option(
+            "--always-open",
+            help="The simulated market trades around the clock (else it keeps the exchanges' sessions, "
+            "or OAWS_SIM_HOURS / sim_hours: exchange or always).",
+        ),
+    ] = False,
     replay: Annotated[
         list[str] | None, typer.Option("--replay", help="Recording(s) to serve (implies --broker replay).")
     ] = None,
@@ -194,6 +202,7 @@ def serve(
             feed={
                 "seed": seed,
                 "rate": rate,
+                "hours": "always" if always_open else None,
                 "replay": [path(p) for p in replay or ()],
                 "speed": speed,
                 "loop": loop,

@@ -15,6 +15,14 @@ on where it was; later, it opens its day afresh (the same opening: it comes from
 
 ``SimFeed.tick`` and ``payload`` are pure and synchronous: they advance the market and
 build the JSON without an event loop. ``run`` only decides when to call them.
+
+Hours: with ``hours="exchange"`` (what ``oaws serve`` runs by default) the market follows
+each exchange's session (``oaws.sessions``): while an instrument's exchange is closed, in
+pre-open or on a holiday, a subscriber gets the snapshot of its last session (its ``ltt``
+at that session's close, so a client sees the earlier date) and no further ticks; when the
+session opens the instrument opens a new day (the previous close is the last close) and
+ticks again. ``hours="always"`` (this class's default: tests, scripts, ``--always-open``)
+trades around the clock. The wall clock is injectable (``clock``) for tests.
 """
 
 from __future__ import annotations
@@ -27,11 +35,15 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
+from datetime import datetime
 
 import orjson
 
+from oaws import sessions
 from oaws.brokers.api import Feed
 from oaws.brokers.sim.orders import USER_ID, Order, OrderBook
+from oaws.config import IST
 from oaws.instruments import DEPTH, Instrument
 from oaws.protocol.orders import OrderRequest
 from oaws.ticks import DEPTH_LEVELS, DERIVATIVE_EXCHANGES, INDEX_EXCHANGES, at_mode, depth_book, empty_level
@@ -93,6 +105,11 @@ MAX_LAG = 1.0
 #: books kept of instruments no longer wanted, the most recent first: one wanted again soon
 #: (a watchlist switched back) goes on where it was, and churning symbols costs no memory
 KEEP_IDLE = 256
+#: the hours the simulated market keeps: its exchanges' sessions, or around the clock
+HOURS = ("exchange", "always")
+#: while instruments wait for their session to open, the scheduler looks at the wall clock
+#: at least this often (seconds), whatever the clock did meanwhile (a laptop's suspend)
+SESSION_POLL = 60.0
 
 
 def known_symbols() -> list[str]:
@@ -135,9 +152,9 @@ class _Book:
     """One instrument's trading day: price walk, totals and order book, in ticks."""
 
     __slots__ = (
-        "buy_total", "close", "has_oi", "high", "instrument", "is_index", "last", "last_qty",
-        "level_mu", "low", "lower", "ltp", "oi", "open", "order_qty", "rng", "sell_total",
-        "sigma", "trade_mu", "turnover", "unit", "upper", "volume",
+        "buy_total", "close", "closed_ms", "has_oi", "high", "instrument", "is_index", "last", "last_qty",
+        "level_mu", "low", "lower", "ltp", "oi", "open", "order_qty", "prev_oi", "rng", "sell_total",
+        "sigma", "trade_mu", "turnover", "unit", "until", "upper", "volume", "week_high", "week_low",
     )  # fmt: skip
 
     def __init__(self, instrument: Instrument, seed: int) -> None:
@@ -147,14 +164,13 @@ class _Book:
         self.is_index = instrument.exchange in INDEX_EXCHANGES
         self.has_oi = instrument.exchange in DERIVATIVE_EXCHANGES
         self.last: dict[str, object] = {}
+        #: the wall clock (s) at which its session closes (``follow``: inf, around the clock)
+        self.until = math.inf
+        #: the close (ms) of the session its state is of, while its exchange is closed
+        self.closed_ms: int | None = None
         reference = reference_price(instrument)
         close = self.close = round(reference * TICKS_PER_RUPEE)
-        if self.is_index:
-            self.upper = self.lower = 0
-        else:
-            band = 0.10 if _is_listed(instrument) else 0.20
-            self.upper = math.floor(close * (1 + band))
-            self.lower = max(1, math.ceil(close * (1 - band)))
+        self._circuits()
         self.sigma = INDEX_SIGMA if self.is_index else STOCK_SIGMA
         # Deeper levels of a high-priced stock sit several ticks apart, as on the exchange.
         self.unit = max(1, round(close * 2e-5))
@@ -168,8 +184,13 @@ class _Book:
         self.ltp = self._clamp(round(self.open * math.exp(rng.gauss(0.0, 0.005))))
         self.high = self._clamp(round(max(self.open, self.ltp) * (1 + abs(rng.gauss(0.0, 0.003)))))
         self.low = self._clamp(round(min(self.open, self.ltp) * (1 - abs(rng.gauss(0.0, 0.003)))))
+        # The 52-week range and the previous session's OI come from a generator of their own,
+        # so that the price path is the one it was before they existed.
+        side = random.Random(_digest(f"{seed}|year|{instrument.exchange}|{instrument.symbol}"))
+        self.week_high = max(self.high, round(self.close * (1 + side.uniform(0.03, 0.6))))
+        self.week_low = min(self.low, max(1, round(self.close * (1 - side.uniform(0.03, 0.4)))))
         if self.is_index:
-            self.volume = self.last_qty = self.buy_total = self.sell_total = self.oi = 0
+            self.volume = self.last_qty = self.buy_total = self.sell_total = self.oi = self.prev_oi = 0
             self.turnover = 0.0
             return
         self.volume = max(1, int(rng.uniform(0.2, 0.8) * DAY_VALUE[_is_listed(instrument)] / reference))
@@ -179,6 +200,35 @@ class _Book:
         self.buy_total = int(level * rng.uniform(150, 400))
         self.sell_total = int(level * rng.uniform(150, 400))
         self.oi = int(self.volume * rng.uniform(0.8, 2.5)) if self.has_oi else 0
+        self.prev_oi = max(1, round(self.oi * side.uniform(0.85, 1.15))) if self.has_oi else 0
+
+    def _circuits(self) -> None:
+        close = self.close
+        if self.is_index:
+            self.upper = self.lower = 0
+        else:
+            band = 0.10 if _is_listed(self.instrument) else 0.20
+            self.upper = math.floor(close * (1 + band))
+            self.lower = max(1, math.ceil(close * (1 - band)))
+
+    def new_day(self, until: float) -> None:
+        """The session opens: yesterday's last price is the previous close, and a new day
+        starts from an opening price near it (the opening auction's volume already traded)."""
+        rng = self.rng
+        self.close = self.ltp
+        self._circuits()
+        self.open = self.ltp = self.high = self.low = self._clamp(round(self.close * math.exp(rng.gauss(0.0, 0.004))))
+        self.week_high = max(self.week_high, self.open)
+        self.week_low = min(self.week_low, self.open)
+        self.until, self.closed_ms = until, None
+        if self.is_index:
+            return
+        reference = _price(self.close)
+        self.volume = max(1, int(rng.uniform(0.005, 0.02) * DAY_VALUE[_is_listed(self.instrument)] / reference))
+        self.turnover = self.volume * self.open
+        self.last_qty = self._trade_qty()
+        if self.has_oi:
+            self.prev_oi = self.oi
 
     def _clamp(self, ticks: int) -> int:
         if self.is_index:
@@ -198,8 +248,12 @@ class _Book:
         self.ltp = ltp = self._clamp(self.ltp + round(rng.gauss(drift, sigma)))
         if ltp > self.high:
             self.high = ltp
+            if ltp > self.week_high:
+                self.week_high = ltp
         elif ltp < self.low:
             self.low = ltp
+            if ltp < self.week_low:
+                self.week_low = ltp
         if self.is_index:
             return
         qty = self.last_qty = self._trade_qty()
@@ -239,13 +293,14 @@ class _Book:
         ltp, close = _price(self.ltp), _price(self.close)
         change = round(ltp - close, 2)
         volume = self.volume
+        lag = self.rng.randrange(2, 40)
         tick = {
             "symbol": self.instrument.symbol,
             "exchange": self.instrument.exchange,
             "mode": DEPTH,
             "seq": seq,
             "ltp": ltp,
-            "ltt": timestamp - self.rng.randrange(2, 40),
+            "ltt": timestamp - lag if self.closed_ms is None else self.closed_ms,
             "timestamp": timestamp,
             "ts_ns": now_ns,
             "open": _price(self.open),
@@ -265,6 +320,12 @@ class _Book:
             "lower_circuit": _price(self.lower),
             "depth": self._depth(),
         }
+        if not self.is_index:
+            tick["week_52_high"] = _price(self.week_high)
+            tick["week_52_low"] = _price(self.week_low)
+            if self.has_oi:
+                tick["prev_oi"] = self.prev_oi
+                tick["oi_change_percent"] = round((self.oi - self.prev_oi) / self.prev_oi * 100, 2)
         self.last = tick
         return tick
 
@@ -285,10 +346,27 @@ class SimFeed(Feed):
     name = "sim"
     orders = True
 
-    def __init__(self, *, seed: int | None = None, rate: float = 3.0) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        rate: float = 3.0,
+        hours: str = "always",
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         super().__init__()
         if not (isinstance(rate, int | float) and rate > 0 and math.isfinite(rate)):
             raise ValueError(f"the simulated tick rate must be a positive number of ticks per second, not {rate!r}")
+        if hours not in HOURS:
+            raise ValueError(f"the simulated market's hours are {' or '.join(HOURS)}, not {hours!r}")
+        #: "exchange": each exchange's session; "always": around the clock
+        self.hours = hours
+        self._follow = hours == "exchange"
+        #: the wall clock (seconds since the epoch) the sessions and the ticks' times are of
+        self._clock = clock or time.time
+        self._clock_ns = time.time_ns if clock is None else (lambda: int(clock() * 1e9))
+        #: instruments waiting for their session to open: (wall-clock time, token, instrument)
+        self._wakes: list[tuple[float, int, Instrument]] = []
         #: the seed in use; log it to replay a session without one
         self.seed = time.time_ns() if seed is None else seed
         self.rate = float(rate)
@@ -319,12 +397,69 @@ class SimFeed(Feed):
         book = self._books.get(instrument)
         if book is None:
             book = self._books[instrument] = _Book(instrument, self.seed)
+            if self._follow:
+                self._settle(book)
             if instrument not in self.wanted:  # ticked for an order, or driven without the bus
                 self._rest(instrument)
         else:
             book.step()
         self.seq += 1
-        return book.snapshot(self.seq, time.time_ns() if now_ns is None else now_ns)
+        return book.snapshot(self.seq, self._clock_ns() if now_ns is None else now_ns)
+
+    # The sessions --------------------------------------------------------------------
+    def _settle(self, book: _Book) -> None:
+        """A new book: its exchange's session now says whether its day is today's (open) or
+        the last session's (closed: its ticks say that session's close)."""
+        now = datetime.fromtimestamp(self._clock(), IST)
+        exchange = book.instrument.exchange
+        state = sessions.state(exchange, now)
+        if state.state == sessions.OPEN:
+            book.until = state.closes_at.timestamp() if state.closes_at is not None else math.inf
+        else:
+            book.until = 0.0
+            closed = sessions.previous_close(exchange, now)
+            book.closed_ms = int(closed.timestamp() * 1000) if closed is not None else None
+
+    def _close(self, instrument: Instrument, book: _Book, wall: float) -> None:
+        """``instrument``'s session has closed: no more ticks until it opens again."""
+        if book.closed_ms is None:
+            book.closed_ms = int(book.until * 1000)
+        book.until = 0.0
+        state = sessions.state(instrument.exchange, datetime.fromtimestamp(wall, IST))
+        opens = state.opens_at.timestamp() if state.opens_at is not None else wall + SESSION_POLL
+        if state.state == sessions.OPEN:  # a clock that jumped back into a session
+            opens = wall
+        token = next(self._counter)
+        self._tokens[instrument] = token
+        heapq.heappush(self._wakes, (opens, token, instrument))
+
+    def follow_session(self, wall: float | None = None) -> int:
+        """Open the day of every waiting instrument whose session has opened by ``wall``
+        (default: the clock), publish its first tick and schedule its trades; returns how
+        many opened. ``run`` calls it; a test with a clock of its own may too."""
+        wall = self._clock() if wall is None else wall
+        wakes, tokens, opened = self._wakes, self._tokens, 0
+        while wakes and wakes[0][0] <= wall:
+            _, token, instrument = heapq.heappop(wakes)
+            if tokens.get(instrument) != token:
+                continue
+            book = self._books.get(instrument)
+            if book is None:
+                continue
+            state = sessions.state(instrument.exchange, datetime.fromtimestamp(wall, IST))
+            if state.state != sessions.OPEN:  # woken early (pre-open, a clock that moved): later
+                self._close(instrument, book, wall)
+                continue
+            book.new_day(state.closes_at.timestamp() if state.closes_at is not None else math.inf)
+            opened += 1
+            self.seq += 1
+            tick = book.snapshot(self.seq, self._clock_ns())
+            publisher = self.publisher
+            if publisher is not None:
+                for mode in sorted(self.wanted.get(instrument, ())):
+                    publisher.publish(instrument, mode, payload(tick, mode))
+            self._schedule(instrument, self._now())
+        return opened
 
     def latest(self, instrument: Instrument) -> dict[str, object] | None:
         """The last tick made for ``instrument``, or None if it never traded."""
@@ -424,9 +559,14 @@ class SimFeed(Feed):
     def _fire_due(self, now: float) -> None:
         heap, tokens, wanted = self._heap, self._tokens, self.wanted
         horizon = now + BATCH_WINDOW
+        follow, books = self._follow, self._books
+        wall = self._clock() if follow else 0.0
         while heap and heap[0][0] <= horizon:
             due, token, instrument = heapq.heappop(heap)
             if tokens.get(instrument) != token:
+                continue
+            if follow and books[instrument].until <= wall:
+                self._close(instrument, books[instrument], wall)
                 continue
             state = self.tick(instrument)
             publisher = self.publisher
@@ -451,15 +591,28 @@ class SimFeed(Feed):
 
     async def run(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
-        log.info("simulated market: seed %d, %.3g ticks/s per instrument", self.seed, self.rate)
+        log.info(
+            "simulated market: seed %d, %.3g ticks/s per instrument, %s",
+            self.seed,
+            self.rate,
+            "following the exchanges' sessions" if self._follow else "around the clock",
+        )
         # Instruments wanted before the loop ran were scheduled on another clock.
         self._heap.clear()
         now = loop.time()
         for instrument in self.wanted:
             self._schedule(instrument, now)
+        if self._follow and not sessions.loaded():
+            await asyncio.to_thread(sessions.load)  # most of a second, once: not on the loop
         try:
             while True:
                 self._fire_due(loop.time())
-                await self._sleep(self._heap[0][0] - loop.time() if self._heap else None)
+                if self._wakes:
+                    self.follow_session()
+                delay = self._heap[0][0] - loop.time() if self._heap else None
+                if self._wakes:
+                    waking = min(SESSION_POLL, max(0.0, self._wakes[0][0] - self._clock()))
+                    delay = waking if delay is None else min(delay, waking)
+                await self._sleep(delay)
         finally:
             self._loop = None

@@ -69,6 +69,15 @@ DEPTH_TYPES = QUOTE_TYPES | {
     "depth": dict,
 }
 TYPES = {LTP: LTP_TYPES, QUOTE: QUOTE_TYPES, DEPTH: DEPTH_TYPES}
+#: Depth's extras (oaws.ticks): the 52-week range of all but an index, the previous OI of a derivative
+YEAR_TYPES = {"week_52_high": float, "week_52_low": float}
+OI_TYPES = {"prev_oi": int, "oi_change_percent": float}
+
+
+def types_of(instrument: Instrument, mode: int) -> dict[str, type]:
+    if mode < DEPTH or instrument.exchange.endswith("_INDEX"):
+        return TYPES[mode]
+    return DEPTH_TYPES | YEAR_TYPES | (OI_TYPES if instrument.exchange in ("NFO", "BFO", "MCX", "CDS") else {})
 
 
 def prices_of(tick: dict) -> list[float]:
@@ -241,8 +250,8 @@ def test_each_mode_has_exactly_its_fields_with_the_right_types(instrument, mode)
     feed = SimFeed(seed=1)
     feed.tick(instrument)
     body = orjson.loads(payload(feed.tick(instrument), mode))
-    assert set(body) == set(TYPES[mode])
-    for name, kind in TYPES[mode].items():
+    assert set(body) == set(types_of(instrument, mode))
+    for name, kind in types_of(instrument, mode).items():
         assert type(body[name]) is kind, (name, body[name])
     assert body["mode"] == mode and body["symbol"] == instrument.symbol and body["exchange"] == instrument.exchange
     assert abs(body["ts_ns"] // 1_000_000 - time.time() * 1000) < 5000
