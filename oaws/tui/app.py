@@ -96,7 +96,7 @@ class WatchApp(App[int]):
         self.mode = mode
         self.fps = fps
         self.roll_every = roll_every
-        self.model = WatchModel(watchlists, current=current, grouping=grouping, clock=monotonic, tz=tz)
+        self.model = WatchModel(watchlists, current=current, grouping=grouping, clock=monotonic, tz=tz, wall=clock)
         self.health = Health(url, stale_after=stale_after, clock=clock)
         self.completer = Completer([*DEFAULT_WATCHLIST, *completions])
         #: more candidates, slow to get (an instrument master): fetched in a thread when `a` is first pressed
