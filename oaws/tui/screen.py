@@ -23,6 +23,7 @@ class WatchScreen(Screen[None]):
         Binding("a", "app.add", "Add"),
         Binding("d", "app.remove", "Remove"),
         Binding("s", "app.sort", "Sort"),
+        Binding("c", "columns", "Columns"),
         Binding("p", "app.pause", "Pause"),
         Binding("tab", "app.watchlist(1)", "Next list", priority=True),
         Binding("shift+tab", "app.watchlist(-1)", "Previous list", show=False, priority=True),
@@ -42,3 +43,8 @@ class WatchScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.grid.focus()
+
+    def action_columns(self) -> None:
+        from oaws.tui.columns import ColumnScreen
+
+        self.app.push_screen(ColumnScreen(self.model), lambda _: self.grid.redraw())

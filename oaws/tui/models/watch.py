@@ -281,9 +281,12 @@ class WatchModel:
             self.reordered = True
 
     def _show_list(self) -> None:
+        on = None
         for instrument in self.watchlist.instruments:
             if instrument not in self.rows:
-                self.rows[instrument] = Row(instrument)
+                if on is None:  # the day an expiry's year is judged from: the screen's, not the machine's
+                    on = datetime.fromtimestamp(self.wall(), self.tz).date()
+                self.rows[instrument] = Row(instrument, label=readable(instrument, on))
         self._pick_columns()
         self._sort_now()
         if self.selected not in self.position:
