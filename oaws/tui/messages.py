@@ -40,3 +40,13 @@ class ColumnsChanged(Message):
     @property
     def mode_changed(self) -> bool:
         return self.depth_before != self.depth_after
+
+
+class DepthRefused(Message):
+    """The depth view's instrument was refused by the server (``row.error``): the app drops its
+    Depth subscription and does not ask for it again while the view is open."""
+
+    def __init__(self, instrument: Instrument, reason: str) -> None:
+        super().__init__()
+        self.instrument = instrument
+        self.reason = reason

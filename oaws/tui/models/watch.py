@@ -59,6 +59,8 @@ class Row:
     label: str = ""
     #: a future or option (OI columns are blank for anything else)
     derivative: bool = False
+    #: the latest tick that carried an order book (a Depth tick), for the depth view
+    book: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -303,6 +305,8 @@ class WatchModel:
         row.data = data
         row.ticks += 1
         row.error = None
+        if "depth" in data:
+            row.book = data
         if isinstance(ltp, (int, float)):
             if ltp != old and isinstance(old, (int, float)):
                 row.move = 1 if ltp > old else -1
