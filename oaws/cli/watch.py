@@ -97,15 +97,19 @@ def build_ribbon(shown: bool = True) -> list:
 
 def build_watchlists(given: list[str] | None, name: str | None) -> tuple[list, int]:
     """The lists Tab cycles through, and which one opens: the command line's, else the named or default one."""
+    from oaws import store
     from oaws.instruments import DEFAULT_WATCHLIST, parse_many
     from oaws.tui.models.watch import Watchlist
 
     first = resolve_instruments(given, name)  # also says which names exist when ``name`` is unknown
-    configured = cfg.watchlists()
+    configured = store.lists()  # the config file's, as the screen saves them
     lists: list[Watchlist] = [Watchlist("command line", first, saved=False)] if given else []
     if not given and "default" not in configured:
-        lists.append(Watchlist("default", parse_many(list(DEFAULT_WATCHLIST))))
-    lists += [Watchlist(list_name, parse_many(items)) for list_name, items in configured.items()]
+        lists.append(Watchlist("default", parse_many(list(DEFAULT_WATCHLIST)), columns=store.columns("default")))
+    lists += [
+        Watchlist(list_name, parse_many(items), columns=store.columns(list_name))
+        for list_name, items in configured.items()
+    ]
     current = 0 if given else [w.name for w in lists].index(name or "default")
     return lists, current
 

@@ -44,7 +44,7 @@ from oaws.tui.depth import DepthScreen
 from oaws.tui.dialogs import AlertDialog, ConfirmDialog, NameDialog
 from oaws.tui.grid import QuoteGrid
 from oaws.tui.help import COVERED, EXTRA_KEYS, KEYS, HelpScreen
-from oaws.tui.messages import DepthRequested, SortRequested
+from oaws.tui.messages import ColumnsChanged, DepthRefused, DepthRequested, SortRequested
 from oaws.tui.models.completion import Completer, resolve_instrument
 from oaws.tui.models.health import Health
 from oaws.tui.models.ribbon import RibbonModel
@@ -116,7 +116,7 @@ class WatchApp(App[int]):
         self.mode = mode
         self.fps = fps
         self.roll_every = roll_every
-        self.model = WatchModel(watchlists, current=current, grouping=grouping, clock=monotonic, tz=tz)
+        self.model = WatchModel(watchlists, current=current, grouping=grouping, clock=monotonic, tz=tz, wall=clock)
         self.health = Health(url, stale_after=stale_after, clock=clock)
         self.completer = Completer([*DEFAULT_WATCHLIST, *completions])
         #: more candidates, slow to get (an instrument master): fetched in a thread when `a` is first pressed
@@ -687,6 +687,18 @@ class WatchApp(App[int]):
             self._sync()
 
         self.push_screen(DepthScreen(self.model, self.health, instrument), closed)
+
+    def on_depth_refused(self, message: DepthRefused) -> None:
+        # the server refused it: Depth is not asked for again while the view is open
+        if self.depth_of == message.instrument:
+            self.depth_of = None
+            self._sync()
+
+    def on_columns_changed(self, message: ColumnsChanged) -> None:
+        # a column that needs Depth (bid/ask, OI) came or went: the list is held at the mode it needs now
+        if message.mode_changed:
+            self._sync()
+        self.grid.redraw()
 
     def action_pause(self) -> None:
         self.paused = not self.paused

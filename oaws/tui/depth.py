@@ -19,9 +19,11 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from oaws.instruments import Instrument
+from oaws.names import readable
 from oaws.ticks import change_of, is_index
 from oaws.tui.models.columns import direction_style, price_text, signed_text
-from oaws.tui.models.depth import DepthFigures, bar, depth_view
+from oaws.tui.messages import DepthRefused
+from oaws.tui.models.depth import DepthFigures, DepthState, bar, depth_state, depth_view
 from oaws.tui.models.health import Health
 from oaws.tui.models.watch import WatchModel
 from oaws.tui.status import StatusBar
@@ -46,40 +48,69 @@ class DepthView(Widget):
         super().__init__(id=id)
         self.model = model
         self.instrument = instrument
-        self.seen = -1
+        self.seen: tuple[int, str | None] = (-1, None)
+        row = model.rows.get(instrument)
+        #: the row's tick count when the view opened: a feed without depth is known after a few more
+        self.opened_at = row.ticks if row is not None else 0
+        #: the app was told of a refusal (once)
+        self.told = False
 
     def update_if_changed(self) -> None:
         row = self.model.rows.get(self.instrument)
         ticks = row.ticks if row is not None else -1
-        if ticks != self.seen:
-            self.seen = ticks
+        error = row.error if row is not None else None
+        if (ticks, error) != self.seen:
+            self.seen = (ticks, error)
             self.refresh()
+            if error is not None and not self.told:
+                # nothing will come for a refused instrument: the app stops asking for its depth
+                self.told = True
+                self.post_message(DepthRefused(self.instrument, error))
+
+    def on_mount(self) -> None:
+        self.update_if_changed()
 
     def _s(self, name: str) -> str:
         return self.get_component_rich_style(f"depth--{name}")  # type: ignore[return-value]
 
-    def render(self) -> RenderableType:
+    @property
+    def title_name(self) -> str:
+        """The instrument as people read it: ``NIFTY 26 DEC 24000 CE · NFO``."""
         row = self.model.rows.get(self.instrument)
-        data = row.data if row is not None else {}
+        label = row.label if row is not None else readable(self.instrument)
+        return f"{label} · {self.instrument.exchange}"
+
+    def state(self) -> DepthState:
+        row = self.model.rows.get(self.instrument)
+        return depth_state(row, self.opened_at, index=is_index(self.instrument), name=str(self.instrument))
+
+    def render(self) -> RenderableType:
+        state = self.state()
+        data = state.data
         g = self.model.grouping
         view = depth_view(data, g, self.model.tz)
         change, pct = change_of(data)
         trend = self._s(direction_style(change))
+        if state.refused:
+            figures: tuple[str, str] = ("refused", self._s("muted"))
+        elif state.waiting:
+            figures = ("waiting for the first tick…", trend)
+        else:
+            figures = (price_text(data.get("ltp"), g), trend)
         title = Text.assemble(
-            (str(self.instrument), self._s("title")),
+            (self.title_name, self._s("title")),
             "   ",
-            (price_text(data.get("ltp"), g) or "waiting for the first tick…", trend),
+            figures,
             "  ",
             (f"{signed_text(change, '', g)}  {signed_text(pct, '%', 'none')}", trend),
         )
+        if state.note is not None:
+            if state.waiting:
+                return Group(title)
+            if state.refused:
+                return Group(title, "", Text(state.note, self._s("muted")))
+            return Group(title, "", Text(state.note, self._s("muted")), "", self._facts(view))
         bar_width = max(6, min(30, (self.size.width - 72) // 2))
-        if not any(level.quantity for level in view.bids + view.asks):
-            note = (
-                "An index has no order book."
-                if is_index(self.instrument)
-                else "No order book yet: waiting for a Depth tick…"
-            )
-            return Group(title, "", Text(note, self._s("muted")), "", self._facts(view))
         book = Table.grid(padding=(0, 2), expand=False)
         # whole cells on the bid side: block characters come in left-aligned eighths only
         book.add_column(justify="right", min_width=bar_width)
@@ -161,8 +192,9 @@ class DepthScreen(Screen[None]):
         self.instrument = instrument
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Market depth · {self.instrument}", id="depth-title")
-        yield DepthView(self.model, self.instrument, id="depth")
+        view = DepthView(self.model, self.instrument, id="depth")
+        yield Static(f"Market depth · {view.title_name}", id="depth-title")
+        yield view
         yield StatusBar(self.health, self.model, id="depth-status")
         yield Footer()
 

@@ -27,6 +27,7 @@ class WatchScreen(Screen[None]):
         Binding("shift+up", "app.reorder(-1)", "Move up", show=False),
         Binding("shift+down", "app.reorder(1)", "Move down", show=False),
         Binding("s", "app.sort", "Sort"),
+        Binding("c", "columns", "Columns"),
         Binding("exclamation_mark", "app.alerts", "Alerts", key_display="!"),
         Binding("n", "app.new_list", "New list"),
         Binding("r", "app.rename_list", "Rename", show=False),
@@ -53,3 +54,8 @@ class WatchScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.grid.focus()
+
+    def action_columns(self) -> None:
+        from oaws.tui.columns import ColumnScreen
+
+        self.app.push_screen(ColumnScreen(self.model), lambda _: self.grid.redraw())

@@ -23,7 +23,9 @@ def held(*pairs: tuple[Instrument, int]) -> set[tuple[str, str, int]]:
 
 @pytest.mark.parametrize("mode", [LTP, QUOTE, DEPTH], ids=["ltp", "quote", "depth"])
 async def test_the_watch_leaves_no_subscription_behind_on_an_openalgo_server(mode):
-    lists = [Watchlist("one", [REL, INFY]), Watchlist("two", [TCS])]
+    # columns of the Quote mode only, so that the list is held at the mode asked for (bid and ask need Depth)
+    plain = ["symbol", "ltp", "change_percent"]
+    lists = [Watchlist("one", [REL, INFY], columns=plain), Watchlist("two", [TCS], columns=plain)]
     async with OpenAlgoServer(auth_delay=2.0) as server:
         app = live_app(server.url, lists, api_key="oa-key", mode=mode)
         async with app.run_test(size=(150, 24)) as pilot:

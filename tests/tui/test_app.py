@@ -17,6 +17,12 @@ from oaws.tui.status import StatusBar
 from .conftest import FIXED_NS, line, live_app, scripted_app, start_service, until
 
 THREE = ["RELIANCE:NSE", "INFY:NSE", "NIFTY:NSE_INDEX"]
+#: columns of the Quote mode only: the list is held at the mode asked for (bid and ask would need Depth)
+QUOTE_COLUMNS = ["symbol", "exchange", "ltp", "change", "change_percent", "volume"]
+
+
+def quote_list(items: list[str]) -> list[Watchlist]:
+    return [Watchlist("test", parse_many(items), columns=QUOTE_COLUMNS)]
 
 
 def status_text(app) -> str:
@@ -56,7 +62,7 @@ async def test_grid_fills_with_the_given_instruments_and_values_change(service):
 
 
 async def test_add_remove_and_sort_by_key(service):
-    app = live_app(service.url, THREE)
+    app = live_app(service.url, quote_list(THREE))
     async with app.run_test(size=(150, 20)) as pilot:
         await until(pilot, lambda: filled(app))
         await pilot.press("a")
@@ -104,7 +110,7 @@ async def test_header_click_sorts_and_row_click_selects(service):
 
 
 async def test_depth_view_subscribes_depth_while_open_and_shows_five_levels(service):
-    app = live_app(service.url, THREE)
+    app = live_app(service.url, quote_list(THREE))
     reliance = parse("RELIANCE:NSE")
     async with app.run_test(size=(150, 30)) as pilot:
         await until(pilot, lambda: filled(app))
@@ -268,7 +274,8 @@ async def test_the_status_line_says_the_watch_waits_for_a_slow_authentication():
 
 async def test_leaving_the_depth_view_drops_only_depth_and_keeps_the_grids_mode():
     rel, infy = parse("RELIANCE:NSE"), parse("INFY:NSE")
-    app, client = scripted_app([Status("connected", "ws://127.0.0.1:8765")], [Watchlist("w", [rel, infy])])
+    lists = [Watchlist("w", [rel, infy], columns=QUOTE_COLUMNS)]
+    app, client = scripted_app([Status("connected", "ws://127.0.0.1:8765")], lists)
     async with app.run_test(size=(150, 30)) as pilot:
         await until(pilot, lambda: app.client is client)
         await pilot.press("enter")

@@ -19,6 +19,8 @@ from oaws.tui.models.watch import Watchlist, WatchModel
 
 IST = timezone(timedelta(hours=5, minutes=30))
 REL, INFY, TCS = parse("RELIANCE:NSE"), parse("INFY:NSE"), parse("TCS:NSE")
+#: the wall clock of these tests: 2025-11-25 10:15:00 IST, the day of ``quote``'s trades
+TODAY = 1_764_045_900.0
 
 
 class Clock:
@@ -34,6 +36,7 @@ def model(*symbols: str, clock: Clock | None = None, **kw) -> WatchModel:
         [Watchlist("w", parse_many(list(symbols or ("RELIANCE:NSE", "INFY:NSE", "TCS:NSE"))))],
         clock=clock or Clock(),
         tz=IST,
+        wall=lambda: TODAY,
         **kw,
     )
 

@@ -112,3 +112,47 @@ def bar(share: float, width: int) -> str:
     eighths = round(max(0.0, min(1.0, share)) * width * 8)
     full, part = divmod(eighths, 8)
     return ("█" * full + ("" if not part else " ▏▎▍▌▋▊▉"[part]))[:width]
+
+
+#: ticks without an order book since the depth view opened before it says the feed has none
+DEPTHLESS_TICKS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class DepthState:
+    """What the depth view shows of a row: the tick to draw and, instead of a book, why there is none."""
+
+    #: the latest figures, over the latest book (a Quote tick of the grid's between Depth ticks keeps the book)
+    data: dict[str, Any]
+    #: a sentence to show instead of the book; None: draw the book
+    note: str | None
+    #: the server refused the instrument: nothing will come, do not ask again
+    refused: bool = False
+    #: no tick at all yet
+    waiting: bool = False
+
+
+def depth_state(row: Any, opened_at: int, *, index: bool, name: str) -> DepthState:
+    """The depth view's state of ``row`` (a ``WatchModel`` row, or None) ``opened_at`` its tick count
+    when the view opened; ``index``: the instrument is an index (no order book); ``name`` as the title says it."""
+    if row is None:
+        return DepthState({}, f"{name} is no longer on the list.", waiting=True)
+    data = row.data
+    book = row.book
+    if book is not None and book is not data:
+        data = {**book, **data, "depth": book.get("depth")}
+    if row.error is not None:
+        return DepthState(data, f"The server refused {name}: {row.error}. No depth will come.", refused=True)
+    if not row.ticks:
+        return DepthState(data, "Waiting for the first tick…", waiting=True)
+    if index:
+        return DepthState(data, "An index has no order book.")
+    if book is None:
+        depth_mode = data.get("mode") == 3
+        if depth_mode or row.ticks - opened_at >= DEPTHLESS_TICKS:
+            return DepthState(data, "Depth is not available from this feed: its ticks carry no order book.")
+        return DepthState(data, "No order book yet: waiting for a Depth tick…")
+    levels = book.get("depth") if isinstance(book.get("depth"), dict) else {}
+    if not any(isinstance(lv, dict) and lv.get("quantity") for side in levels.values() if isinstance(side, list) for lv in side):
+        return DepthState(data, "The order book is empty: no bids, no offers.")
+    return DepthState(data, None)

@@ -2,33 +2,43 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from oaws.instruments import Instrument
-from oaws.ticks import change_of, is_index
+from oaws.instruments import DEPTH, Instrument
+from oaws.names import readable
+from oaws.ticks import DERIVATIVE_EXCHANGES, change_of, is_index
 from oaws.tui.models.columns import (
     COLUMN_BY_KEY,
-    COLUMNS,
+    DATED_TIME_WIDTH,
+    DEFAULT_COLUMNS,
+    DERIVATIVE_COLUMNS,
     FLASH_SECONDS,
     GAP,
     GROUPINGS,
     HISTORY,
     RESORT_SECONDS,
     SORT_CYCLE,
+    SYMBOL_WIDTH_MAX,
     Column,
     Piece,
+    best_level,
     changed_from,
     direction_style,
     group_digits,
+    oi_change,
     price_text,
+    signed_count,
     signed_text,
     sparkline,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -45,6 +55,17 @@ class Row:
     ticks: int = 0
     #: a mark beside the symbol (an alert that fired: "▲ 1,500.00"), None for none
     mark: str | None = None
+    #: the name the symbol column shows (``NIFTY 26 DEC 24000 CE``), worked out once
+    label: str = ""
+    #: a future or option (OI columns are blank for anything else)
+    derivative: bool = False
+    #: the latest tick that carried an order book (a Depth tick), for the depth view
+    book: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = readable(self.instrument)
+        self.derivative = self.instrument.exchange in DERIVATIVE_EXCHANGES
 
 
 @dataclass(slots=True)
@@ -55,6 +76,24 @@ class Watchlist:
     columns: list[str] | None = None
     #: False for a list that lives only on screen (given on the command line): edits are not saved
     saved: bool = True
+
+
+def default_columns(instruments: list[Instrument]) -> list[str]:
+    """The columns a list shows until its own are chosen: OI too when it holds futures or options."""
+    keys = list(DEFAULT_COLUMNS)
+    if any(i.exchange in DERIVATIVE_EXCHANGES for i in instruments):
+        at = keys.index("volume") + 1
+        keys[at:at] = DERIVATIVE_COLUMNS
+    return keys
+
+
+def known_columns(keys: list[str], where: str = "") -> list[str]:
+    """``keys`` without unknown ones (each logged) or repeats, the symbol first whatever was given."""
+    unknown = [k for k in keys if k not in COLUMN_BY_KEY]
+    if unknown:
+        log.warning("unknown columns %s%s left out", ", ".join(map(repr, unknown)), f" of {where}" if where else "")
+    kept = [k for k in dict.fromkeys(keys) if k in COLUMN_BY_KEY and k != "symbol"]
+    return ["symbol", *kept]
 
 
 class WatchModel:
@@ -71,6 +110,7 @@ class WatchModel:
         grouping: str = "indian",
         clock: Callable[[], float] = time.monotonic,
         tz: tzinfo | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         if not watchlists:
             watchlists = [Watchlist("default", [])]
@@ -81,6 +121,14 @@ class WatchModel:
         self.grouping = grouping
         self.clock = clock
         self.tz = tz
+        #: wall-clock seconds: which day is today, for the Time column
+        self.wall = wall
+        #: today in ``tz`` as epoch ms [from, until): a trade before it shows its date
+        self._today_ms = (0.0, 0.0)
+        #: the Time column needs room for a date (a row's last trade is from an earlier session)
+        self._dated = False
+        #: the columns of the current list, in order
+        self.columns: list[Column] = []
         self.rows: dict[Instrument, Row] = {}
         self.view: list[Instrument] = []
         self.position: dict[Instrument, int] = {}
@@ -110,6 +158,7 @@ class WatchModel:
         before = set(self.watchlist.instruments)
         self.current = index % len(self.watchlists)
         after = self.watchlist.instruments
+        self._dated = False
         self._show_list()
         return [i for i in after if i not in before], [i for i in before if i not in set(after)]
 
@@ -201,13 +250,46 @@ class WatchModel:
 
     def mode_for(self, base: int) -> int:
         """The mode the grid subscribes at: ``base`` (``--mode``), or higher when a shown column
-        needs a field only a higher mode carries (bid and ask, OI, circuits: Depth)."""
+        needs a field only a higher mode carries (bid and ask, OI, circuits, 52 weeks: Depth)."""
+        if base < DEPTH and any(c.depth for c in self.columns):
+            return DEPTH
         return base
 
+    # Columns ----------------------------------------------------------------------
+    def column_keys(self) -> list[str]:
+        """The keys of the current list's columns, in order (its own choice, else the default set)."""
+        return [c.key for c in self.columns]
+
+    def set_columns(self, keys: list[str] | None) -> list[str]:
+        """Show these columns (None: the default set) for the current list; returns the keys kept.
+
+        Unknown keys are left out (and logged), the symbol is always there, first."""
+        chosen = None if keys is None else known_columns(list(keys), f"watchlist {self.watchlist.name!r}")
+        self.watchlist.columns = chosen
+        self._pick_columns()
+        return self.column_keys()
+
+    def _pick_columns(self) -> None:
+        given = self.watchlist.columns
+        if given is None:
+            keys = default_columns(self.watchlist.instruments)
+        else:
+            keys = known_columns(given, f"watchlist {self.watchlist.name!r}")
+            if keys != given:
+                self.watchlist.columns = keys  # logged once, not at every relayout
+        columns = [COLUMN_BY_KEY[k] for k in keys]
+        if columns != self.columns:
+            self.columns = columns
+            self.reordered = True
+
     def _show_list(self) -> None:
+        on = None
         for instrument in self.watchlist.instruments:
             if instrument not in self.rows:
-                self.rows[instrument] = Row(instrument)
+                if on is None:  # the day an expiry's year is judged from: the screen's, not the machine's
+                    on = datetime.fromtimestamp(self.wall(), self.tz).date()
+                self.rows[instrument] = Row(instrument, label=readable(instrument, on))
+        self._pick_columns()
         self._sort_now()
         if self.selected not in self.position:
             self.selected = self.view[0] if self.view else None
@@ -223,6 +305,8 @@ class WatchModel:
         row.data = data
         row.ticks += 1
         row.error = None
+        if "depth" in data:
+            row.book = data
         if isinstance(ltp, (int, float)):
             if ltp != old and isinstance(old, (int, float)):
                 row.move = 1 if ltp > old else -1
@@ -300,7 +384,7 @@ class WatchModel:
                 (row.history[-1] - row.history[0]) / row.history[0] if len(row.history) > 1 and row.history[0] else None
             )
         else:
-            value = row.data.get(key)
+            value = self.number(row, key)
         # rows without a value go last whichever the direction
         if not isinstance(value, (int, float)):
             return (0 if self.descending else 1), 0.0
@@ -339,13 +423,34 @@ class WatchModel:
 
     # Presentation -----------------------------------------------------------------
     def layout(self, width: int) -> list[tuple[Column, int]]:
-        """The columns that fit in ``width`` cells, with their widths."""
-        longest = max((len(i.symbol) for i in self.view), default=6)
-        columns = [(c, max(c.width, len(c.title)) if c.key != "symbol" else max(6, min(longest, 24))) for c in COLUMNS]
-        while len(columns) > 2 and sum(w for _, w in columns) + GAP * (len(columns) - 1) > width:
-            worst = max(columns, key=lambda cw: cw[0].drop)
-            columns.remove(worst)
-        return columns
+        """The list's columns that fit in ``width`` cells, with their widths, in the list's order.
+
+        Columns are taken by how readily they give way (``Column.drop``, lowest first; those of
+        one rank together: Bid with Ask, High with Low), skipping a rank that does not fit in
+        the room left while a later, narrower one still may: the room is never left empty
+        when a column could fill it."""
+        rows = self.rows
+        longest = max((len(rows[i].label) for i in self.view if i in rows), default=6)
+        widths: dict[str, int] = {}
+        for column in self.columns:
+            if column.key == "symbol":
+                widths["symbol"] = max(6, min(longest, SYMBOL_WIDTH_MAX))
+            elif column.key == "ltt" and self._dated:
+                widths["ltt"] = DATED_TIME_WIDTH
+            else:
+                widths[column.key] = max(column.width, len(column.title))
+        ranks: dict[int, list[Column]] = {}
+        for column in self.columns:
+            ranks.setdefault(column.drop, []).append(column)
+        kept: set[str] = set()
+        used = -GAP
+        for rank in sorted(ranks):
+            group = ranks[rank]
+            need = sum(widths[c.key] + GAP for c in group)
+            if used + need <= width or not kept:
+                kept.update(c.key for c in group)
+                used += need
+        return [(c, widths[c.key]) for c in self.columns if c.key in kept]
 
     def header(self, layout: list[tuple[Column, int]]) -> list[Piece]:
         pieces: list[Piece] = []
@@ -359,6 +464,20 @@ class WatchModel:
                 pieces.append((" " * GAP, "header"))
             pieces.append((title.rjust(width) if column.align == "right" else title.ljust(width), style))
         return pieces
+
+    def number(self, row: Row, key: str) -> float | None:
+        """The value a column shows, as a number (for sorting); None where it shows nothing."""
+        data = row.data
+        if key in ("bid", "ask", "bid_qty", "ask_qty"):
+            level = best_level(data, "buy" if key[0] == "b" else "sell")
+            value = None if level is None else level[1 if key.endswith("qty") else 0]
+        elif key in ("oi", "oi_change", "oi_change_percent"):
+            if not row.derivative:
+                return None
+            value = data.get("oi") if key == "oi" else oi_change(data)[0 if key == "oi_change" else 1]
+        else:
+            value = data.get(key)
+        return value if isinstance(value, (int, float)) else None
 
     def cells(self, instrument: Instrument, layout: list[tuple[Column, int]]) -> list[Piece]:
         """One row as styled pieces, padded to the layout (without the cursor or stale dimming)."""
@@ -374,11 +493,14 @@ class WatchModel:
                 pieces.append((" " * GAP, "plain"))
             key = column.key
             if key == "symbol":
+                label = row.label
+                if len(label) > width:
+                    label = label[: width - 1] + "…"
                 if row.mark is not None:
                     # an alert fired on this row: a bell before the symbol, until it is re-armed
-                    pieces += [("●", "alert"), (" " + instrument.symbol[: max(0, width - 2)].ljust(width - 2), "symbol")]
+                    pieces += [("●", "alert"), (" " + label[: max(0, width - 2)].ljust(width - 2), "symbol")]
                 else:
-                    pieces.append((instrument.symbol[:width].ljust(width), "symbol"))
+                    pieces.append((label.ljust(width), "symbol"))
                 continue
             if key == "exchange":
                 pieces.append((instrument.exchange[:width].ljust(width), "muted"))
@@ -407,18 +529,68 @@ class WatchModel:
                 text, style = (group_digits(int(volume), g) if shown else ""), "plain"
             elif key == "ltt":
                 text, style = self.clock_text(data.get("ltt") or data.get("timestamp")), "muted"
+                if len(text) > width and not self._dated:
+                    self._dated = True  # an earlier session's trade: the next frame makes room for its date
+                    self.reordered = True
             elif key == "spark":
                 history = row.history
                 text = sparkline(history, width)
                 style = direction_style(history[-1] - history[0]) if len(history) > 1 else "flat"
                 pieces.append((text.ljust(width), "spark-" + style))
                 continue
+            elif key in _BOOK:
+                level = best_level(data, _BOOK[key])
+                if level is None:
+                    text, style = "", "plain"
+                elif key.endswith("qty"):
+                    text, style = _count(level[1], g), "muted"
+                else:
+                    text, style = price_text(level[0], g), "plain"
+            elif key in _OI:
+                text, style = self._oi_text(row, key)
             else:
-                text, style = price_text(data.get(key), g), "plain"
+                # open, high, low, close, the average price, circuits, the 52-week range: 0 means none
+                value = data.get(key)
+                text, style = (price_text(value, g) if value else ""), "plain"
             pieces.append((text[-width:].rjust(width) if column.align == "right" else text[:width].ljust(width), style))
         return pieces
 
+    def _oi_text(self, row: Row, key: str) -> tuple[str, str]:
+        """OI and its change: blank for an instrument without OI (not a future or option) or a feed that gives none."""
+        if not row.derivative:
+            return "", "plain"
+        data = row.data
+        if key == "oi":
+            return _count(data.get("oi"), self.grouping), "plain"
+        moved, pct = oi_change(data)
+        if key == "oi_change":
+            return signed_count(moved, self.grouping), direction_style(moved)
+        return signed_text(pct, "%", "none"), direction_style(pct)
+
     def clock_text(self, ms: Any) -> str:
+        """HH:MM:SS of a trade today, ``01 Dec 15:29`` of one from an earlier session."""
         if not isinstance(ms, (int, float)) or ms <= 0:
             return ""
-        return datetime.fromtimestamp(ms / 1000, self.tz).strftime("%H:%M:%S")
+        moment = datetime.fromtimestamp(ms / 1000, self.tz)
+        start, end = self._today_ms
+        if not start <= self.wall() * 1000 < end:
+            start, end = self._today_ms = self._today()
+        if ms >= start:
+            return moment.strftime("%H:%M:%S")
+        return moment.strftime("%d %b %H:%M")
+
+    def _today(self) -> tuple[float, float]:
+        now = datetime.fromtimestamp(self.wall(), self.tz)
+        if self.tz is None:
+            now = now.astimezone()
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return midnight.timestamp() * 1000, (midnight + timedelta(days=1)).timestamp() * 1000
+
+
+#: the book's columns and the side of their level
+_BOOK = {"bid": "buy", "bid_qty": "buy", "ask": "sell", "ask_qty": "sell"}
+_OI = frozenset({"oi", "oi_change", "oi_change_percent"})
+
+
+def _count(value: Any, grouping: str) -> str:
+    return group_digits(int(value), grouping) if isinstance(value, (int, float)) else ""
