@@ -171,7 +171,7 @@ class AlertDialog(ModalScreen[None]):
         facts = [f"LTP {price_text(data.get('ltp'))}" if data.get("ltp") is not None else "no tick yet"]
         if change is not None:
             facts.append(f"change {signed_text(change, '%', 'none')}")
-        if isinstance(data.get("oi"), (int, float)):
+        if isinstance(data.get("oi"), (int, float)) and data["oi"]:  # a cash share's OI is 0: not worth saying
             facts.append(f"OI {int(data['oi']):,}")
         with Vertical(id="alert-box", classes="dialog"):
             yield Label(f"Alerts of {self.instrument}", classes="dialog-title")
@@ -203,8 +203,8 @@ class AlertDialog(ModalScreen[None]):
         options.add_options(
             [Option(alert_line(a), id=str(a.id)) for a in alerts] or [Option("no alerts yet", disabled=True)]
         )
-        if alerts and highlighted is not None:
-            options.highlighted = min(highlighted, len(alerts) - 1)
+        if alerts:
+            options.highlighted = min(highlighted or 0, len(alerts) - 1)
 
     def say(self, text: str) -> None:
         self.query_one("#alert-error", Label).update(text)

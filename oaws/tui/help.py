@@ -37,7 +37,7 @@ class HelpScreen(ModalScreen[None]):
         #: keys of the main screen this table does not name yet (key -> what it does)
         self.more = more or {}
 
-    def keys(self) -> list[tuple[str, str]]:
+    def rows(self) -> list[tuple[str, str]]:
         keys = list(KEYS)
         keys[-3:-3] = list(self.more.items())
         return keys
@@ -46,7 +46,7 @@ class HelpScreen(ModalScreen[None]):
         table = Table.grid(padding=(0, 3))
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
-        for key, what in self.keys():
+        for key, what in self.rows():
             table.add_row(key, what)
         with Vertical(id="help-box"):
             yield Static("Keys", id="help-title")

@@ -222,6 +222,7 @@ class WatchModel:
         if row is not None and row.mark != mark:
             row.mark = mark
             self.dirty.add(instrument)
+            self.reordered = True  # the symbol column may widen or narrow: laid out again (rare)
 
     def add(self, instrument: Instrument) -> bool:
         """Add to the current watchlist and select it; False when it is there already."""
@@ -430,7 +431,8 @@ class WatchModel:
         the room left while a later, narrower one still may: the room is never left empty
         when a column could fill it."""
         rows = self.rows
-        longest = max((len(rows[i].label) for i in self.view if i in rows), default=6)
+        # a row's alert mark ("● ") takes room of its own
+        longest = max((len(rows[i].label) + 2 * (rows[i].mark is not None) for i in self.view if i in rows), default=6)
         widths: dict[str, int] = {}
         for column in self.columns:
             if column.key == "symbol":

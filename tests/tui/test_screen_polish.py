@@ -1,0 +1,55 @@
+"""What the screen says and where: every key in the help, a plain word for a missing API key,
+notifications that leave the status line readable."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+from textual.widgets._toast import Toast
+
+from oaws.client import Status
+from oaws.tui.help import HelpScreen
+from oaws.tui.models.watch import Watchlist
+from oaws.tui.screen import WatchScreen
+from oaws.tui.status import StatusBar
+
+from .conftest import live_app, scripted_app, start_service, until
+
+
+async def test_the_help_names_every_key_of_the_main_screen():
+    app, _ = scripted_app([Status("connected", "ws://127.0.0.1:8765")], [Watchlist("w", [])])
+    async with app.run_test(size=(120, 50)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        listed = " ".join(key for key, _ in app.screen.rows()).split()
+        shown = {"shift+up": "shift+↑", "shift+down": "shift+↓", "exclamation_mark": "!"}
+        for binding in WatchScreen.BINDINGS:
+            assert isinstance(binding, Binding)
+            for key in binding.key.split(","):
+                assert shown.get(key, key) in listed, key
+        assert "c" in listed  # the column chooser's key, added by its screen
+
+
+async def test_no_api_key_against_a_server_that_needs_one_says_so_plainly():
+    service = await start_service(api_key="right")
+    try:
+        app = live_app(service.url, ["RELIANCE:NSE"])
+        async with app.run_test(size=(150, 20)) as pilot:
+            await until(pilot, lambda: app.health.state == "refused", what="the refusal")
+            (note,) = [n for n in app._notifications if n.severity == "error"]
+            assert note.message == (
+                f"{service.url} requires an API key: quit with q, then pass --api-key or set OAWS_API_KEY"
+            )
+            assert "requires an API key" in str(app.screen.query_one(StatusBar).render())
+    finally:
+        await service.stop()
+
+
+async def test_a_notification_stands_above_the_status_line_and_the_footer():
+    app, _ = scripted_app([Status("connected", "ws://127.0.0.1:8765")], [Watchlist("w", [])])
+    async with app.run_test(size=(100, 20), notifications=True) as pilot:
+        app.notify("RELIANCE:NSE price above 1,500.00 — LTP 1,502.40", title="Alert 1", timeout=60)
+        await until(pilot, lambda: list(app.screen.query(Toast)), what="the toast")
+        await pilot.pause()
+        (toast,) = app.screen.query(Toast)
+        status = app.screen.query_one(StatusBar).region
+        assert toast.region.bottom <= status.y, (toast.region, status)
