@@ -88,11 +88,11 @@ def build_ribbon(shown: bool = True) -> list:
         return default_ribbon()
     where = f"ribbon in {cfg.config_path()}"
     if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-        raise cfg.ConfigError(f'{where} must be a list of instruments, e.g. ["NIFTY:NSE_INDEX", "SENSEX:BSE_INDEX"]')
+        raise cfg.ConfigError(f'{where} must be a list of instruments, e.g. ["NIFTY:NSE_INDEX", "SENSEX:BSE_INDEX"]', code=2)
     try:
         return parse_many(raw)
     except InstrumentError as exc:
-        raise cfg.ConfigError(f"{where}: {exc}") from None
+        raise cfg.ConfigError(f"{where}: {exc}", code=2) from None
 
 
 def build_watchlists(given: list[str] | None, name: str | None) -> tuple[list, int]:
