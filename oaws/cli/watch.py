@@ -126,7 +126,7 @@ def run_watch(
         grouping=grouping,
         stale_after=stale_after,
         completions=brokers.completions(),
-        more_completions=brokers.master_completions,
+        more_completions=lambda: brokers.master_completions(names=True),
         tz=tz,
     )
     result = app.run()

@@ -153,6 +153,8 @@ def depth_state(row: Any, opened_at: int, *, index: bool, name: str) -> DepthSta
             return DepthState(data, "Depth is not available from this feed: its ticks carry no order book.")
         return DepthState(data, "No order book yet: waiting for a Depth tick…")
     levels = book.get("depth") if isinstance(book.get("depth"), dict) else {}
-    if not any(isinstance(lv, dict) and lv.get("quantity") for side in levels.values() if isinstance(side, list) for lv in side):
+    if not any(
+        isinstance(lv, dict) and lv.get("quantity") for side in levels.values() if isinstance(side, list) for lv in side
+    ):
         return DepthState(data, "The order book is empty: no bids, no offers.")
     return DepthState(data, None)
