@@ -190,7 +190,7 @@ def test_columns_are_per_list():
                 "low",
                 "ltt",
             ],
-        ),  # fmt: skip
+        ),
         (200, list(DEFAULT_COLUMNS)),
     ],
 )
