@@ -79,8 +79,25 @@ def build_watchlists(given: list[str] | None, name: str | None) -> tuple[list, i
     if not given and "default" not in configured:
         lists.append(Watchlist("default", parse_many(list(DEFAULT_WATCHLIST))))
     lists += [Watchlist(list_name, parse_many(items)) for list_name, items in configured.items()]
+    _saved_columns(lists)
     current = 0 if given else [w.name for w in lists].index(name or "default")
     return lists, current
+
+
+def _saved_columns(lists: list) -> None:
+    """Each saved list's columns as the column chooser saved them (``[columns]``); a bad entry is
+    said (naming the file and key) and that list opens with the default set."""
+    import logging
+
+    from oaws import store
+
+    for watchlist in lists:
+        if not watchlist.saved:
+            continue
+        try:
+            watchlist.columns = store.columns(watchlist.name)
+        except cfg.ConfigError as exc:
+            logging.getLogger(__name__).warning("%s; the list %r shows the default columns", exc, watchlist.name)
 
 
 def run_watch(
