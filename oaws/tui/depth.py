@@ -88,7 +88,7 @@ class DepthView(Widget):
         state = self.state()
         data = state.data
         g = self.model.grouping
-        view = depth_view(data, g, self.model.tz)
+        view = depth_view(data, g, self.model.tz, self.model.clock_text)
         change, pct = change_of(data)
         trend = self._s(direction_style(change))
         if state.refused:
