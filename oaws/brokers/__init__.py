@@ -101,12 +101,36 @@ def completions() -> list[str]:
     return list(out)
 
 
-def master_completions() -> list[str]:
-    """Every instrument of every downloaded instrument master (slow: read in a thread)."""
+def master_completions(*, names: bool = False) -> list[str] | list[str | tuple[str, str]]:
+    """Every instrument of every downloaded instrument master (slow: read in a thread).
+
+    With ``names``, an instrument whose master knows a company or index name other than its
+    symbol comes as (``SYMBOL:EXCHANGE``, name) (``InstrumentMaster.names``, where a master
+    has it), for the add dialog's search by name; the others as plain ``SYMBOL:EXCHANGE``."""
     out: dict[str, None] = {}
+    named: dict[str, str] = {}
     for broker in with_feature("master"):
         try:
-            out.update(dict.fromkeys(broker.master().instruments()))  # type: ignore[misc]
+            master = broker.master()  # type: ignore[misc]
+            out.update(dict.fromkeys(master.instruments()))
+            of = getattr(master, "names", None) if names else None
+            if of is not None:
+                for instrument, name in of().items():
+                    if _worth_naming(instrument, name):
+                        named.setdefault(instrument, name.strip())
         except Exception:  # no master, or an unreadable one: no error for the watch
             log.debug("no master completions from %s", broker.name, exc_info=True)
-    return list(out)
+    if not names:
+        return list(out)
+    return [(i, named[i]) if i in named else i for i in out]
+
+
+def _worth_naming(instrument: str, name: str) -> bool:
+    """A name that says more than the symbol (Angel's and Noren's are mostly the symbol again)."""
+    symbol = instrument.rpartition(":")[0]
+    squeeze = str.maketrans("", "", " -_.")
+    return (
+        isinstance(name, str)
+        and bool(name.strip())
+        and name.upper().translate(squeeze) != symbol.upper().translate(squeeze)
+    )

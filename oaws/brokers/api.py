@@ -158,6 +158,13 @@ class InstrumentMaster(Protocol):
         """Every instrument as ``SYMBOL:EXCHANGE``, for completion; [] (quietly) when there is no master."""
         ...
 
+    # Optional (found with getattr, so a plugin written before it still works):
+    #
+    #   def names(self) -> dict[str, str]:
+    #       """``SYMBOL:EXCHANGE`` -> the company's or index's name ("RELIANCE INDUSTRIES") where the
+    #       master has a name column; {} (quietly) when there is no master. The add dialog finds
+    #       instruments by these names; a contract's own spelling comes from ``oaws.names.readable``."""
+
 
 @dataclass(frozen=True)
 class Broker:

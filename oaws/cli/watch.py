@@ -105,13 +105,27 @@ def build_watchlists(given: list[str] | None, name: str | None) -> tuple[list, i
     configured = store.lists()  # the config file's, as the screen saves them
     lists: list[Watchlist] = [Watchlist("command line", first, saved=False)] if given else []
     if not given and "default" not in configured:
-        lists.append(Watchlist("default", parse_many(list(DEFAULT_WATCHLIST)), columns=store.columns("default")))
-    lists += [
-        Watchlist(list_name, parse_many(items), columns=store.columns(list_name))
-        for list_name, items in configured.items()
-    ]
+        lists.append(Watchlist("default", parse_many(list(DEFAULT_WATCHLIST))))
+    lists += [Watchlist(list_name, parse_many(items)) for list_name, items in configured.items()]
+    _saved_columns(lists)
     current = 0 if given else [w.name for w in lists].index(name or "default")
     return lists, current
+
+
+def _saved_columns(lists: list) -> None:
+    """Each saved list's columns as the column chooser saved them (``[columns]``); a bad entry is
+    said (naming the file and key) and that list opens with the default set."""
+    import logging
+
+    from oaws import store
+
+    for watchlist in lists:
+        if not watchlist.saved:
+            continue
+        try:
+            watchlist.columns = store.columns(watchlist.name)
+        except cfg.ConfigError as exc:
+            logging.getLogger(__name__).warning("%s; the list %r shows the default columns", exc, watchlist.name)
 
 
 def run_watch(
@@ -159,7 +173,7 @@ def run_watch(
         grouping=grouping,
         stale_after=stale_after,
         completions=brokers.completions(),
-        more_completions=brokers.master_completions,
+        more_completions=lambda: brokers.master_completions(names=True),
         tz=tz,
         ribbon=indices,
         store=store,

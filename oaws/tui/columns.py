@@ -34,9 +34,9 @@ class ColumnChoice:
     """The chooser's state without a screen: every column in order, which are shown, the selection."""
 
     def __init__(self, shown: list[str]) -> None:
-        shown = [k for k in shown if k in COLUMN_BY_KEY]
+        shown = ["symbol", *(k for k in dict.fromkeys(shown) if k in COLUMN_BY_KEY and k != "symbol")]
         self.order: list[str] = [*shown, *(c.key for c in COLUMNS if c.key not in shown)]
-        self.shown: set[str] = set(shown) | {"symbol"}
+        self.shown: set[str] = set(shown)
         self.cursor = 0
 
     @property

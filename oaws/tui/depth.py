@@ -21,8 +21,8 @@ from textual.widgets import Footer, Static
 from oaws.instruments import Instrument
 from oaws.names import readable
 from oaws.ticks import change_of, is_index
-from oaws.tui.models.columns import direction_style, price_text, signed_text
 from oaws.tui.messages import DepthRefused
+from oaws.tui.models.columns import direction_style, price_text, signed_text
 from oaws.tui.models.depth import DepthFigures, DepthState, bar, depth_state, depth_view
 from oaws.tui.models.health import Health
 from oaws.tui.models.watch import WatchModel
@@ -88,7 +88,7 @@ class DepthView(Widget):
         state = self.state()
         data = state.data
         g = self.model.grouping
-        view = depth_view(data, g, self.model.tz)
+        view = depth_view(data, g, self.model.tz, self.model.clock_text)
         change, pct = change_of(data)
         trend = self._s(direction_style(change))
         if state.refused:

@@ -8,6 +8,7 @@ first `a`, never at start, and without one completes from the built-in symbols.
 from __future__ import annotations
 
 import threading
+from importlib import import_module
 from pathlib import Path
 
 import orjson
@@ -20,6 +21,7 @@ from oaws.brokers.angel.simulator import fixture_master_bytes
 from oaws.brokers.sim.feed import known_symbols
 from oaws.instruments import parse, parse_many
 from oaws.tui.add import AddScreen
+from oaws.tui.models.completion import Completer
 from oaws.tui.models.watch import Watchlist
 
 from .conftest import scripted_app, until
@@ -143,3 +145,54 @@ async def test_a_master_that_cannot_be_read_leaves_the_built_in_completions():
         await pilot.press("enter")
         assert app.model.view[-1] == parse("HDFCBANK:NSE")
         assert [n.message for n in app._notifications] == ["added HDFCBANK:NSE"]  # and nothing about the master
+
+
+@pytest.fixture
+def kite_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The Kite simulator's dump, indexed in a private cache as `oaws instruments update --broker kite` would."""
+    from oaws.brokers.kite.dump import build_dump
+
+    kite = import_module("oaws.brokers.kite.master")
+    monkeypatch.setenv("OAWS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("OAWS_CONFIG", str(tmp_path / "config.toml"))
+    for name in ("OAWS_INSTRUMENTS", "OAWS_KITE_INSTRUMENTS"):
+        monkeypatch.delenv(name, raising=False)
+    directory = tmp_path / "cache" / "kite"
+    directory.mkdir(parents=True)
+    (directory / kite.INDEX_FILE).write_bytes(kite.index_bytes(kite.rows_from_csv(build_dump()), "fixture"))
+    return directory
+
+
+def test_a_master_with_a_name_column_names_its_instruments_for_the_dialog(kite_cache):
+    plain = master_completions()
+    named = master_completions(names=True)
+    assert "RELIANCE:NSE" in plain and all(isinstance(c, str) for c in plain)
+    pairs = dict(c for c in named if isinstance(c, tuple))
+    assert pairs["RELIANCE:NSE"] == "RELIANCE INDUSTRIES" and pairs["INFY:BSE"] == "INFOSYS"
+    assert pairs["NIFTY:NSE_INDEX"] == "NIFTY 50"
+    # the same instruments either way; contracts carry no name (theirs is only the underlying), nor
+    # does a name that is the symbol again (ITC)
+    assert [c if isinstance(c, str) else c[0] for c in named] == plain
+    assert not any(i.endswith((":NFO", ":MCX", ":CDS")) for i in pairs) and "ITC:NSE" not in pairs
+
+
+def test_the_completer_finds_instruments_by_a_word_of_their_company_name(kite_cache):
+    completer = Completer(["HINDUNILVR:NSE"]).with_more(master_completions(names=True))
+    assert completer.complete("reliance industries")[:2] == ["RELIANCE:NSE", "RELIANCE:BSE"]
+    assert completer.complete("infosys")[:2] == ["INFY:NSE", "INFY:BSE"]
+    assert completer.complete("unilever") == ["HINDUNILVR:NSE"]  # the built-in table's name, not in the master
+    assert completer.complete("state bank")[0] == "SBIN:NSE"
+    assert completer.complete("industries reliance") == []  # the words in the name's order
+    assert completer.describe("INFY:NSE") == "INFY:NSE  INFOSYS"  # the master's spelling wins for its own rows
+    assert completer.describe("HINDUNILVR:NSE") == "HINDUNILVR:NSE  Hindustan Unilever"
+
+
+def test_the_dialogs_text_spells_contracts_out_and_names_companies():
+    completer = Completer(["NIFTY26DEC2424000CE:NFO", "INFY:NSE", "ITC:NSE", "FOO:NSE"])
+    contract = completer.describe("NIFTY26DEC2424000CE:NFO")
+    assert contract.startswith("NIFTY26DEC2424000CE:NFO  NIFTY 26 DEC ") and contract.endswith(" 24000 CE")
+    assert completer.describe("INFY:NSE") == "INFY:NSE  Infosys"
+    assert completer.describe("ITC:NSE") == "ITC:NSE"  # its name is its symbol
+    assert completer.describe("FOO:NSE") == "FOO:NSE"
+    assert completer.matches("infosys") == [("INFY:NSE", "INFY:NSE  Infosys")]
+    assert completer.complete("nifty 26 dec") == ["NIFTY26DEC2424000CE:NFO"]  # typed as it reads

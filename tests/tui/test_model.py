@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta, timezone
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from oaws.client import Tick
 from oaws.instruments import Instrument, InstrumentError, parse, parse_many
+from oaws.names import NAMES
 from oaws.tui.models.columns import FLASH_SECONDS, RESORT_SECONDS, changed_from, price_text, signed_text, sparkline
 from oaws.tui.models.completion import Completer, complete, resolve_instrument
 from oaws.tui.models.depth import bar, depth_view
@@ -381,16 +383,36 @@ def naive(text: str, candidates: list[str], limit: int) -> list[str]:
         order = ("NSE", "NSE_INDEX", "BSE", "BSE_INDEX", "NFO", "BFO", "MCX", "CDS")
         return len(symbol), order.index(exchange) if exchange in order else len(order), u
 
-    starts = sorted((u for u in first if u.startswith(needle)), key=rank)
-    inside = sorted((u for u in first if needle in u and not u.startswith(needle)), key=rank)
-    return [first[u] for u in (starts + inside)[:limit]]
+    def words(text: str) -> list[str]:
+        return re.findall(r"[A-Z0-9&]+", text.upper())
+
+    def named(u: str) -> bool:
+        """A word of its name starts with the one typed; several typed: they are in its name, the last a prefix."""
+        typed, name = words(needle), words(NAMES.get(u, ""))
+        if len(typed) == 1:
+            return any(w.startswith(typed[0]) for w in name)
+        return bool(typed) and " " + " ".join(typed) in " " + " ".join(name)
+
+    squeezed = needle.replace(" ", "")
+    starts = sorted((u for u in first if u.startswith(needle)), key=rank)[:limit]
+    if squeezed != needle and squeezed:
+        starts += sorted((u for u in first if u.startswith(squeezed) and u not in starts), key=rank)
+    starts = starts[:limit]
+    by_name = sorted((u for u in first if named(u) and u not in starts), key=rank)
+    inside = sorted(
+        (u for u in first if needle in u and not u.startswith(needle) and u not in starts + by_name), key=rank
+    )
+    return [first[u] for u in (starts + by_name + inside)[:limit]]
 
 
-SYMBOLS = st.text("ABCNIFTY&-1 ", min_size=1, max_size=6)
+SYMBOLS = st.text("ABCNIFTY&-1 ", min_size=1, max_size=6) | st.sampled_from(
+    ["INFY", "TCS", "SBIN", "NIFTY", "BANKNIFTY"]
+)
 CANDIDATES = st.lists(st.builds("{}:{}".format, SYMBOLS, st.sampled_from(["NSE", "BSE", "NFO", "NSE_INDEX", "X"])))
 
 
-@given(CANDIDATES, CANDIDATES, st.text("ABCnify:&-1 S", max_size=5), st.integers(1, 9))
+@given(CANDIDATES, CANDIDATES, st.text("ABCnify:&-1 S", max_size=5) | st.sampled_from(["tata c", "bank", "in", "n b"]),
+       st.integers(1, 9))  # fmt: skip
 def test_the_completer_finds_what_checking_every_candidate_finds(ours, extra, text, limit):
     assert Completer(ours).complete(text, limit, extra) == naive(text, ours + extra, limit)
 

@@ -370,6 +370,29 @@ def update_master(
     return index_path, Master(rows, url)
 
 
+def _completion_rows(instruments: str | None) -> list[Any]:
+    """The index's rows as parsed (a raw master through read_master); [] without one."""
+    path = Path(instruments).expanduser() if instruments else master_dir() / INDEX_FILE
+    if not path.is_file():
+        return []
+    parsed = orjson.loads(path.read_bytes())
+    if isinstance(parsed, dict) and parsed.get("format") == INDEX_FORMAT:
+        return parsed["rows"]
+    del parsed
+    return read_master(path).rows
+
+
+def completion_names(instruments: str | None = None) -> dict[str, str]:
+    """``SYMBOL:EXCHANGE`` -> the master's name of every equity and index (Angel's names are mostly
+    the symbol again; an index's is "Nifty 50"); {} without a master."""
+    naming = Master([])
+    return {
+        naming.instrument_of(row): row[NAME]
+        for row in _completion_rows(instruments)
+        if row[SEGMENT] in SEGMENT_TYPES and row[NAME] and not row[EXPIRY]
+    }
+
+
 def completion_instruments(instruments: str | None = None) -> list[str]:
     """Every instrument of the master as ``SYMBOL:EXCHANGE``, for the watch's completion; [] without one.
 
@@ -380,15 +403,7 @@ def completion_instruments(instruments: str | None = None) -> list[str]:
     """
     from oaws.instruments import EXCHANGES, valid_symbol
 
-    path = Path(instruments).expanduser() if instruments else master_dir() / INDEX_FILE
-    if not path.is_file():
-        return []
-    parsed = orjson.loads(path.read_bytes())
-    if isinstance(parsed, dict) and parsed.get("format") == INDEX_FORMAT:
-        rows = parsed["rows"]
-    else:
-        del parsed
-        rows = read_master(path).rows
+    rows = _completion_rows(instruments)
     naming = Master([])  # only how oaws writes a record's instrument
     exchanges = frozenset(EXCHANGES)
     found: dict[str, None] = {}
@@ -422,3 +437,9 @@ class AngelMaster:
         from oaws.brokers.angel.settings import load_settings
 
         return completion_instruments(load_settings().instruments)
+
+    def names(self) -> dict[str, str]:
+        """The master's names of its equities and indices, for the add dialog's search by name."""
+        from oaws.brokers.angel.settings import load_settings
+
+        return completion_names(load_settings().instruments)

@@ -733,22 +733,37 @@ def update_master(
     return index_path, len(rows)
 
 
-def completion_instruments(instruments: str | None = None) -> list[str]:
-    """Every instrument of the master as ``SYMBOL:EXCHANGE``, for the watch's completion; [] without one."""
-    from oaws.instruments import EXCHANGES, valid_symbol
-
+def _completion_rows(instruments: str | None) -> list[Any]:
+    """The index's lists as parsed (no Master and its tables to build); Dhan's CSV through read_master; []
+    without one."""
     path = Path(instruments).expanduser() if instruments else master_dir() / INDEX_FILE
     if not path.is_file():
         return []
     try:
         parsed = orjson.loads(path.read_bytes()) if path.name.endswith(".json") else None
         if isinstance(parsed, dict) and parsed.get("format") == INDEX_FORMAT and isinstance(parsed.get("rows"), list):
-            rows: list[Any] = parsed["rows"]  # the index's lists as parsed: no Master and its tables to build
-        else:
-            rows = read_master(path).rows
+            return parsed["rows"]
+        return list(read_master(path).rows)
     except (OSError, ValueError, DhanMasterMissing) as exc:
         log.debug("no completion from the Dhan scrip master: %s", exc)
         return []
+
+
+def completion_names(instruments: str | None = None) -> dict[str, str]:
+    """``SYMBOL:EXCHANGE`` -> the company's (``RELIANCE INDUSTRIES LTD``) or index's name of every
+    equity and index (a contract's name is only its underlying); {} without a master."""
+    return {
+        f"{row[SYMBOL]}:{row[EXCHANGE]}": row[NAME]
+        for row in _completion_rows(instruments)
+        if len(row) > SERIES and row[NAME] and row[TYPE] in ("EQ", "INDEX")
+    }
+
+
+def completion_instruments(instruments: str | None = None) -> list[str]:
+    """Every instrument of the master as ``SYMBOL:EXCHANGE``, for the watch's completion; [] without one."""
+    from oaws.instruments import EXCHANGES, valid_symbol
+
+    rows = _completion_rows(instruments)
     exchanges = frozenset(EXCHANGES)
     found: dict[str, None] = {}
     for row in rows:
@@ -778,3 +793,13 @@ class DhanMaster:
         except Exception as exc:  # completion is a nicety: never an error on the screen
             log.debug("no completion from the Dhan scrip master: %s", exc)
             return []
+
+    def names(self) -> dict[str, str]:
+        """Company names of the master's equities and indices, for the add dialog's search by name."""
+        from oaws.brokers.dhan.settings import load_settings
+
+        try:
+            return completion_names(load_settings().instruments)
+        except Exception as exc:  # completion is a nicety: never an error on the screen
+            log.debug("no names from the Dhan scrip master: %s", exc)
+            return {}

@@ -609,24 +609,38 @@ def update_master(
     return index_path, len(rows)
 
 
+def _completion_rows(instruments: str | None) -> list[Any]:
+    """The index's rows as parsed (not a whole Master with its lookup tables), a CSV through read_master;
+    [] without one."""
+    path = Path(instruments).expanduser() if instruments else master_dir() / INDEX_FILE
+    if not path.is_file():
+        return []
+    try:
+        data = path.read_bytes()
+        parsed = orjson.loads(data) if data[:1] == b"{" else None
+        if isinstance(parsed, dict) and parsed.get("format") == INDEX_FORMAT and isinstance(parsed.get("rows"), list):
+            return [r for r in parsed["rows"] if isinstance(r, list) and len(r) == 13]
+        return list(read_master(path).rows)
+    except (KiteMasterMissing, OSError, ValueError):
+        return []
+
+
+def completion_names(instruments: str | None = None) -> dict[str, str]:
+    """``SYMBOL:EXCHANGE`` -> the dump's name (the company's: ``RELIANCE INDUSTRIES``) of every
+    instrument that is not a future or option (theirs is only the underlying); {} without a master."""
+    return {
+        f"{row[SYMBOL]}:{row[EXCHANGE]}": row[NAME]
+        for row in _completion_rows(instruments)
+        if row[NAME] and row[TYPE] not in DERIVATIVE_TYPES
+    }
+
+
 def completion_instruments(instruments: str | None = None) -> list[str]:
     """Every instrument as ``SYMBOL:EXCHANGE``, for the watch's completion; [] (quietly) without a master."""
     from oaws.instruments import EXCHANGES as KNOWN
     from oaws.instruments import valid_symbol
 
-    path = Path(instruments).expanduser() if instruments else master_dir() / INDEX_FILE
-    if not path.is_file():
-        return []
-    try:
-        # the index's rows as parsed (not a whole Master with its lookup tables); a CSV through read_master
-        data = path.read_bytes()
-        parsed = orjson.loads(data) if data[:1] == b"{" else None
-        if isinstance(parsed, dict) and parsed.get("format") == INDEX_FORMAT and isinstance(parsed.get("rows"), list):
-            rows = [r for r in parsed["rows"] if isinstance(r, list) and len(r) == 13]
-        else:
-            rows = read_master(path).rows
-    except (KiteMasterMissing, OSError, ValueError):
-        return []
+    rows = _completion_rows(instruments)
     known = frozenset(KNOWN)
     found: dict[str, None] = {}
     for row in rows:
@@ -652,3 +666,9 @@ class KiteMaster:
         from oaws.brokers.kite.settings import load_settings
 
         return completion_instruments(load_settings().instruments)
+
+    def names(self) -> dict[str, str]:
+        """Company names of the dump's equities and indices, for the add dialog's search by name."""
+        from oaws.brokers.kite.settings import load_settings
+
+        return completion_names(load_settings().instruments)

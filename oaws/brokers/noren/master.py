@@ -375,6 +375,14 @@ class Master:
                 found[f"{symbol}:{exchange}"] = None
         return list(found)
 
+    def names(self) -> dict[str, str]:
+        """``SYMBOL:EXCHANGE`` -> the scrip's name (Noren's ``Symbol`` column) of every equity and index."""
+        return {
+            f"{symbol}:{exchange}": row[NAME]
+            for row, (symbol, exchange) in self.titles.items()
+            if row[NAME] and not row[EXPIRY]
+        }
+
 
 # Files ---------------------------------------------------------------------------------------
 def rows_of_text(text: str, exchange: str | None = None, *, allow_empty: bool = False) -> list[Row]:
@@ -604,3 +612,12 @@ class NorenMaster:
                 return load_master(self.name, load_settings(self.name).instruments).instruments()
         except NorenError:
             return []
+
+    def names(self) -> dict[str, str]:
+        from oaws.brokers.noren.settings import load_settings
+
+        try:
+            with _quiet():
+                return load_master(self.name, load_settings(self.name).instruments).names()
+        except NorenError:
+            return {}

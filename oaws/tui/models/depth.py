@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
@@ -39,8 +40,16 @@ def _levels(side: Any) -> list[dict[str, Any]]:
     return [lv for lv in side if isinstance(lv, dict)][:5] if isinstance(side, list) else []
 
 
-def depth_view(data: dict[str, Any], grouping: str = "indian", tz: tzinfo | None = None) -> DepthFigures:
-    """Five levels a side with bar lengths, the day's figures, and who leads the book."""
+def depth_view(
+    data: dict[str, Any],
+    grouping: str = "indian",
+    tz: tzinfo | None = None,
+    clock: Callable[[Any], str] | None = None,
+) -> DepthFigures:
+    """Five levels a side with bar lengths, the day's figures, and who leads the book.
+
+    ``clock`` writes the last trade's time (the grid's ``WatchModel.clock_text``: with its date
+    when it is from an earlier session); HH:MM:SS in ``tz`` without it."""
     depth = data.get("depth") if isinstance(data.get("depth"), dict) else {}
     buys, sells = _levels(depth.get("buy")), _levels(depth.get("sell"))
     biggest = max((int(lv.get("quantity") or 0) for lv in buys + sells), default=0) or 1
@@ -91,7 +100,7 @@ def depth_view(data: dict[str, Any], grouping: str = "indian", tz: tzinfo | None
         ("OI", group_digits(int(data["oi"]), grouping) if data.get("oi") else ""),
         (
             "Last trade",
-            datetime.fromtimestamp(data["ltt"] / 1000, tz).strftime("%H:%M:%S")
+            (clock(data["ltt"]) if clock else datetime.fromtimestamp(data["ltt"] / 1000, tz).strftime("%H:%M:%S"))
             if isinstance(data.get("ltt"), (int, float)) and data["ltt"] > 0
             else "",
         ),
@@ -153,6 +162,8 @@ def depth_state(row: Any, opened_at: int, *, index: bool, name: str) -> DepthSta
             return DepthState(data, "Depth is not available from this feed: its ticks carry no order book.")
         return DepthState(data, "No order book yet: waiting for a Depth tick…")
     levels = book.get("depth") if isinstance(book.get("depth"), dict) else {}
-    if not any(isinstance(lv, dict) and lv.get("quantity") for side in levels.values() if isinstance(side, list) for lv in side):
+    if not any(
+        isinstance(lv, dict) and lv.get("quantity") for side in levels.values() if isinstance(side, list) for lv in side
+    ):
         return DepthState(data, "The order book is empty: no bids, no offers.")
     return DepthState(data, None)

@@ -165,7 +165,9 @@ class WatchModel:
     def index_of(self, name: str) -> int | None:
         return next((n for n, w in enumerate(self.watchlists) if w.name == name), None)
 
-    def create_list(self, name: str, instruments: list[Instrument] | None = None) -> tuple[list[Instrument], list[Instrument]]:
+    def create_list(
+        self, name: str, instruments: list[Instrument] | None = None
+    ) -> tuple[list[Instrument], list[Instrument]]:
         """A new watchlist after the others, shown at once; (to subscribe, to unsubscribe).
 
         ValueError when a list of that name exists."""
