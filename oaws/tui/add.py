@@ -17,11 +17,14 @@ from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.suggester import Suggester
 from textual.widgets import Footer, Input, Label, OptionList
+from textual.widgets.option_list import Option
 
 from oaws.instruments import Instrument, InstrumentError
 
 #: (text, at most how many) -> completions, prefixes first
 Complete = Callable[[str, int], list[str]]
+#: (text, at most how many) -> (completion, how the list shows it: with its company or contract name)
+Matches = Callable[[str, int], list[tuple[str, str]]]
 
 
 class CompletionSuggester(Suggester):
@@ -53,10 +56,13 @@ class AddScreen(ModalScreen[Added | None]):
         Binding("escape", "cancel", "Cancel"),
     ]
 
-    def __init__(self, complete: Complete, resolve: Callable[[str], Instrument]) -> None:
+    def __init__(
+        self, complete: Complete, resolve: Callable[[str], Instrument], matches: Matches | None = None
+    ) -> None:
         super().__init__()
         self.complete = complete
         self.resolve = resolve
+        self.matches = matches or (lambda text, limit: [(c, c) for c in complete(text, limit)])
 
     def compose(self) -> ComposeResult:
         with Vertical(id="add-box"):
@@ -80,9 +86,9 @@ class AddScreen(ModalScreen[Added | None]):
             field, options = self.query_one(Input), self.query_one(OptionList)
         except NoMatches:  # more candidates arrived before the dialog was composed: it asks when it is
             return
-        matches = self.complete(field.value, 8)
+        matches = self.matches(field.value, 8)
         options.clear_options()
-        options.add_options(matches)
+        options.add_options([Option(shown, id=candidate) for candidate, shown in matches])
         options.display = bool(matches)
 
     def action_complete(self) -> None:
@@ -90,14 +96,14 @@ class AddScreen(ModalScreen[Added | None]):
         options = self.query_one(OptionList)
         if options.option_count:
             field = self.query_one(Input)
-            field.value = str(options.get_option_at_index(0).prompt)
+            field.value = str(options.get_option_at_index(0).id)
             field.cursor_position = len(field.value)
             field.focus()
 
     def action_submit(self) -> None:
         options = self.query_one(OptionList)
         if self.focused is options and options.highlighted is not None:
-            self._finish(str(options.get_option_at_index(options.highlighted).prompt))
+            self._finish(str(options.get_option_at_index(options.highlighted).id))
         else:
             self._finish(self.query_one(Input).value)
 
@@ -109,7 +115,7 @@ class AddScreen(ModalScreen[Added | None]):
     @on(OptionList.OptionSelected)
     def submit_match(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        self._finish(str(event.option.prompt))
+        self._finish(str(event.option.id))
 
     def _finish(self, text: str) -> None:
         try:

@@ -481,6 +481,10 @@ class WatchApp(App[int]):
     def complete(self, text: str, limit: int = 8) -> list[str]:
         return self.completer.complete(text, limit, self.session_candidates())
 
+    def matches(self, text: str, limit: int = 8) -> list[tuple[str, str]]:
+        """The completions with what the add dialog shows of each (the company's or contract's name)."""
+        return self.completer.matches(text, limit, self.session_candidates())
+
     def resolve(self, text: str) -> Instrument:
         return resolve_instrument(text, self.completer, self.session_candidates())
 
@@ -525,7 +529,7 @@ class WatchApp(App[int]):
             self.frame()
 
         self._fetch_more_completions()
-        self.push_screen(AddScreen(self.complete, self.resolve), added)
+        self.push_screen(AddScreen(self.complete, self.resolve, self.matches), added)
 
     def action_remove(self) -> None:
         instrument = self.model.selected

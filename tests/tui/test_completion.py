@@ -128,7 +128,9 @@ async def test_the_master_is_read_in_a_thread_on_the_first_add_and_its_symbols_c
         assert app.model.view[-1] == parse("SBIN:NSE") and len(calls) == 1
         await pilot.press("a", *"nifty26dec2424000p")
         await pilot.pause(0.05)
-        assert str(app.screen.query_one("#add-matches").get_option_at_index(0).prompt) == "NIFTY26DEC2424000PE:NFO"
+        first = app.screen.query_one("#add-matches").get_option_at_index(0)
+        assert first.id == "NIFTY26DEC2424000PE:NFO"  # what is added; the list shows its readable name too
+        assert str(first.prompt) == "NIFTY26DEC2424000PE:NFO  NIFTY 26 DEC 2024 24000 PE"
 
 
 async def test_a_master_that_cannot_be_read_leaves_the_built_in_completions():

@@ -53,3 +53,16 @@ async def test_a_notification_stands_above_the_status_line_and_the_footer():
         (toast,) = app.screen.query(Toast)
         status = app.screen.query_one(StatusBar).region
         assert toast.region.bottom <= status.y, (toast.region, status)
+
+
+async def test_the_add_dialog_finds_a_company_by_its_name_and_shows_the_name():
+    app, _ = scripted_app([Status("connected", "ws://127.0.0.1:8765")], [Watchlist("w", [])])
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("a", *"infosys")
+        matches = app.screen.query_one("#add-matches")
+        await until(pilot, lambda: matches.option_count, what="a match")
+        first = matches.get_option_at_index(0)
+        assert first.id == "INFY:NSE" and str(first.prompt) == "INFY:NSE  Infosys"
+        await pilot.press("down", "enter")  # the highlighted match, not the text typed
+        assert [str(i) for i in app.model.view] == ["INFY:NSE"]
+        assert any(n.message == "added INFY:NSE" for n in app._notifications)
