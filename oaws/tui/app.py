@@ -71,6 +71,8 @@ class FeedClient(Protocol):
 Connect = Callable[[list[Instrument], int], Awaitable[FeedClient]]
 #: the ribbon is redrawn this many times a second at most (not per tick)
 RIBBON_FPS = 4.0
+#: what the store's thread reads back: (the store's version, its alerts, its [notify] settings), None for unread
+AlertsRead = tuple[int, list[Alert] | None, Mapping[str, Any] | None]
 #: how an alert's reading is named in its notification
 READING = {"ltp": "LTP", "change_percent": "change", "oi": "OI"}
 
@@ -352,34 +354,24 @@ class WatchApp(App[int]):
         self._disk("saving the list", lambda: store.save_list(name, items))
 
     def _load(self) -> None:
-        """At start: the notify settings and the alerts."""
-        store = self.store
-
-        def read() -> tuple[Mapping[str, Any], int, list[Alert]]:
-            return store.notify_settings(), store.version(), store.alerts()
-
-        def loaded(result: tuple[Mapping[str, Any], int, list[Alert]] | None) -> None:
-            if result is None:
-                return
-            settings, version, alerts = result
-            self.notifier = Notifier.from_settings(settings)
-            self.ring = bool(settings.get("bell", True))
-            self._alerts_read((version, alerts), self._alerts_edits)
-
-        self._disk("reading the alerts", read, loaded)
+        """At start: the alerts and the notify settings (read again whenever the file changes)."""
+        self._check_alerts()
 
     def _check_alerts(self) -> None:
-        """Once a second: read the alerts again if the file changed (``oaws alerts add`` meanwhile)."""
+        """Once a second: read the alerts and [notify] again if the file changed (``oaws alerts add``
+        meanwhile, or a hand edit)."""
         if self.store is None or self._reading:
             return
         store, seen, edits = self.store, self._alerts_version, self._alerts_edits
         self._reading = True
 
-        def read() -> tuple[int, list[Alert] | None]:
+        def read() -> AlertsRead:
             version = store.version()
-            return version, (store.alerts() if version != seen else None)
+            if version == seen:
+                return version, None, None
+            return version, store.alerts(), store.notify_settings()
 
-        def done(result: tuple[int, list[Alert] | None] | None) -> None:
+        def done(result: AlertsRead | None) -> None:
             self._reading = False
             self._alerts_read(result, edits)
 
@@ -394,22 +386,24 @@ class WatchApp(App[int]):
         self._alerts_edits += 1
         edits = self._alerts_edits
 
-        def work() -> tuple[int, list[Alert]]:
+        def work() -> AlertsRead:
             call(store)
-            return store.version(), store.alerts()
+            return store.version(), store.alerts(), None
 
         self._disk(what, work, lambda result: self._alerts_read(result, edits))
 
-    def _alerts_read(self, result: tuple[int, list[Alert] | None] | None, edits: int) -> None:
+    def _alerts_read(self, result: AlertsRead | None, edits: int) -> None:
         # an edit made on screen after this read was asked for is not in it: the next look reads it
         if result is None or edits != self._alerts_edits:
             return
-        version, alerts = result
+        version, alerts, settings = result
         self._alerts_version = version
-        if alerts is None:
-            return
-        self.book.replace(alerts)
-        self._alerts_changed()
+        if settings is not None:
+            self.notifier = Notifier.from_settings(settings)
+            self.ring = bool(settings.get("bell", True))
+        if alerts is not None:
+            self.book.replace(alerts)
+            self._alerts_changed()
 
     def _alerts_changed(self) -> None:
         self._show_marks()

@@ -191,3 +191,16 @@ async def test_the_dialog_sets_an_alert_prefilled_with_the_rows_values_and_remov
         await until(pilot, lambda: store.alerts() == [], what="removed from the file")
         assert app.book.alerts() == []
     assert "# alerts, by hand" in conf.read_text()
+
+
+async def test_the_bell_rings_only_when_notify_says_so(conf):
+    conf.write_text(conf.read_text().replace("desktop = false\n", "desktop = false\nbell = false\n"))
+    store.add_alert("RELIANCE:NSE", "above", 1500.0)
+    app, client = fed_app([Watchlist("default", [REL])])
+    rings: list[int] = []
+    app.bell = lambda: rings.append(1)  # type: ignore[method-assign]
+    async with app.run_test(size=(150, 30)) as pilot:
+        await until(pilot, lambda: app.book.alerts() and not app.ring, what="the alerts and [notify] read")
+        client.queue.put_nowait(quote(REL, 1501.0))
+        await until(pilot, lambda: alert_notes(app), what="the firing")
+        assert rings == [] and app.model.rows[REL].mark is not None
