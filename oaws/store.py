@@ -57,7 +57,7 @@ from typing import Any, TypeVar
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, Array, Null, Table, Whitespace
+from tomlkit.items import AoT, Array, InlineTable, Null, Table, Whitespace
 
 from oaws import config
 from oaws.alerts import ARMED, KINDS, Alert
@@ -318,7 +318,7 @@ def _drop_if_empty(doc: tomlkit.TOMLDocument, key: str) -> None:
         del doc[key]
 
 
-def _table(doc: tomlkit.TOMLDocument, key: str, *, create: bool) -> Table | None:
+def _table(doc: tomlkit.TOMLDocument, key: str, *, create: bool) -> Table | InlineTable | None:
     if key not in doc:
         if not create:
             return None
@@ -332,7 +332,7 @@ def _table(doc: tomlkit.TOMLDocument, key: str, *, create: bool) -> Table | None
             if isinstance(first, AoT) and len(first) and "\n" not in first[0].trivia.indent:
                 first[0].trivia.indent = "\n" + first[0].trivia.indent
     table = doc[key]
-    if not isinstance(table, Table):
+    if not isinstance(table, Table | InlineTable):
         raise StoreError(f"{key} in {path()} is not a table")
     return table
 
@@ -397,7 +397,7 @@ def _where(doc: tomlkit.TOMLDocument, name: str) -> tuple[Any, str]:
     """The container and key that hold list ``name`` (or would)."""
     if name == DEFAULT:
         named = doc.get("watchlists")
-        if "watchlist" not in doc and isinstance(named, Table) and DEFAULT in named:
+        if "watchlist" not in doc and isinstance(named, Table | InlineTable) and DEFAULT in named:
             return named, DEFAULT
         return doc, "watchlist"
     table = _table(doc, "watchlists", create=True)

@@ -141,6 +141,18 @@ def test_edits_do_what_they_say(written):
     assert config.watchlists() == store.lists()  # what the watch reads today agrees
 
 
+def test_inline_tables_are_edited_where_they_are(conf):
+    conf.parent.mkdir()
+    conf.write_text(
+        'watchlists = { banks = ["SBIN:NSE"], it = ["TCS:NSE"] }  # inline\ncolumns = { it = ["symbol"] }\n'
+    )
+    store.add_to_list("banks", ["ITC:NSE"])
+    store.rename_list("it", "tech")
+    assert store.lists() == {"banks": ["SBIN:NSE", "ITC:NSE"], "tech": ["TCS:NSE"]}
+    assert store.columns("tech") == ["symbol"]
+    assert "# inline" in conf.read_text() and "[watchlists]" not in conf.read_text()
+
+
 def test_a_new_file_is_made_private_with_a_header(conf):
     store.add_to_list("default", ["ITC:NSE"])
     assert stat.S_IMODE(conf.stat().st_mode) == 0o600
