@@ -49,6 +49,7 @@ import math
 import os
 import stat
 import tempfile
+import time
 import tomllib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -68,6 +69,8 @@ DEFAULT = "default"
 MAX_NAME = 40
 #: the first line of a config file this module makes
 HEADER = "# oaws settings (see docs/watchlists.md); oaws keeps comments and layout when it edits this file"
+#: seconds an edit waits for another program's edit to end (they take milliseconds)
+LOCK_TIMEOUT = 10.0
 #: the top-level key that remembers the next alert id (so that a removed alert's id is not reused)
 NEXT_ID = "alerts_next_id"
 
@@ -205,7 +208,17 @@ def _locked(target: Path) -> Iterator[None]:
     except OSError as exc:
         raise StoreError(f"cannot save {target}: cannot make its lock file {lock}: {_reason(exc)}") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"cannot save {target}: another program has held its lock {lock} for {LOCK_TIMEOUT:g} s"
+                    ) from None
+                time.sleep(0.002)
         yield
     finally:
         os.close(fd)  # closing releases the lock
