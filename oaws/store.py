@@ -14,7 +14,7 @@ survive every edit (docs/watchlists.md)::
     banks = ["symbol", "ltp", "change_percent"]
 
     [notify]                                      # what a firing alert does
-    command = "notify-send oaws \\"$OAWS_ALERT\\""
+    command = "~/bin/alert-to-phone"
     bell = true
     desktop = true
 
