@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import math
 import os
 import stat
 import tempfile
@@ -218,6 +219,9 @@ def _write(target: Path, text: str, old: os.stat_result | None) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)
+            if old is not None and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                with contextlib.suppress(OSError):  # root editing a user's file leaves it theirs
+                    os.fchown(f.fileno(), old.st_uid, old.st_gid)
             f.write(text.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
@@ -577,6 +581,12 @@ def add_alert(instrument: str, kind: str, value: float) -> Alert:
     """A new armed alert, saved; its id is one more than any the file has had."""
     if kind not in KINDS:
         raise StoreError(f"unknown alert kind {kind!r}; use one of {', '.join(KINDS)}", code=2)
+    try:
+        instrument = str(parse(instrument))
+    except InstrumentError as exc:
+        raise StoreError(str(exc), code=2) from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise StoreError(f"an alert's value must be a number, not {value!r}", code=2)
 
     def change(doc: tomlkit.TOMLDocument) -> Alert:
         saved = _alerts_of(doc.unwrap())
@@ -584,7 +594,7 @@ def add_alert(instrument: str, kind: str, value: float) -> Alert:
         if isinstance(counter, bool) or not isinstance(counter, int):
             raise StoreError(f"{NEXT_ID} in {path()} is not a whole number")
         new_id = max([int(counter)] + [a.id + 1 for a in saved])
-        alert = Alert(id=new_id, instrument=str(instrument), kind=kind, value=float(value), created=_now())
+        alert = Alert(id=new_id, instrument=instrument, kind=kind, value=float(value), created=_now())
         table = tomlkit.item(alert.to_dict())
         aot = _aot(doc)
         if aot is None:

@@ -336,6 +336,27 @@ def test_alert_ids_are_never_reused(written):
         store.remove_alert(9)
 
 
+@pytest.mark.parametrize(
+    "instrument, kind, value, why",
+    [
+        ("TCS", "above", 1.0, "not an instrument"),
+        ("TCS:NSE", "sideways", 1.0, "unknown alert kind"),
+        ("TCS:NSE", "above", float("nan"), "must be a number"),
+        ("TCS:NSE", "above", "1", "must be a number"),
+    ],
+)
+def test_an_alert_that_cannot_be_is_refused_and_nothing_written(written, instrument, kind, value, why):
+    with pytest.raises(store.StoreError, match=why) as err:
+        store.add_alert(instrument, kind, value)
+    assert err.value.code == 2
+    assert written.read_text() == HAND_WRITTEN
+
+
+def test_an_alerts_instrument_is_saved_as_oaws_spells_it(written):
+    assert store.add_alert("nse:tcs", "above", 4000).instrument == "TCS:NSE"
+    assert store.alerts()[-1].instrument == "TCS:NSE"
+
+
 def test_alerts_fire_and_are_rearmed(written):
     trigger(1)
     fired = store.alerts()[0]
