@@ -3,6 +3,7 @@ exchanges, then watchlist, count, sort and clock on the right."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import ClassVar
 
@@ -39,8 +40,16 @@ class Sessions:
         key = (exchanges, int(now // 60))
         if key != self._key:
             self._key = key
-            self.states = sessions.states(exchanges, datetime.fromtimestamp(now, IST))
+            self.states = merged(sessions.states(exchanges, datetime.fromtimestamp(now, IST)))
         return self.states
+
+
+def merged(states: list[sessions.SessionState]) -> list[sessions.SessionState]:
+    """Sessions in the same state with the same times as one: ``NSE/NFO open till 15:30``."""
+    alike: dict[tuple[object, ...], list[sessions.SessionState]] = {}
+    for state in states:
+        alike.setdefault((state.state, state.opens_at, state.closes_at, state.holiday), []).append(state)
+    return [replace(group[0], exchange="/".join(s.exchange for s in group)) for group in alike.values()]
 
 
 class StatusBar(Widget):

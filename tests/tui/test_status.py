@@ -124,3 +124,14 @@ def test_the_status_line_on_a_holiday(snap_compare):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 8), run_before=settle)
+
+
+async def test_sessions_in_the_same_state_with_the_same_times_are_shown_as_one():
+    clock = Clock(2026, 12, 2, 12, 0)
+    futures = parse_many(["NIFTY26DECFUT:NFO", "USDINR26DECFUT:CDS"])
+    app = app_at(clock, [Watchlist("mixed", STOCKS + futures + COMMODITIES)])
+    async with app.run_test(size=(160, 12)) as pilot:
+        await until(pilot, lambda: app.health.state == "connected", what="the connection")
+        assert "NSE/BSE/NFO open till 15:30 · CDS open till 17:00 · MCX open till 23:55 · mixed" in status(app)
+        clock.set(2026, 12, 2, 16, 0)
+        assert "NSE/BSE/NFO closed, opens Thu 09:15 · CDS open till 17:00 · MCX open till 23:55" in status(app)
