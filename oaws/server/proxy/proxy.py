@@ -23,7 +23,14 @@ from websockets.frames import CloseCode
 from oaws import __version__
 from oaws.instruments import Instrument
 from oaws.protocol.bus import INFO_TOPIC
-from oaws.protocol.codes import SERVER_ERROR, error
+from oaws.protocol.codes import (
+    FEED_ENDED,
+    FEED_NONE,
+    FEED_STATUS_PARAMETER,
+    SERVER_ERROR,
+    error,
+    feed_status,
+)
 from oaws.protocol.orders import is_order_topic
 from oaws.protocol.server import SLICE, Quota, Session
 from oaws.server.bus import BusReader
@@ -169,6 +176,29 @@ class Proxy:
                 ticks_out = self.ticks_out()
                 self._rates = {"in": (self.reader.received - n_in) / (now - t), "out": (ticks_out - n_out) / (now - t)}
                 self._rate_mark = (now, self.reader.received, ticks_out)
+                self._tell_feed_state()
+
+    # The feed's state, for clients that asked (``?feed_status=1``) ----------------------
+    def _feed_sentence(self, state: str) -> str:
+        broker = self.broker()
+        if state == FEED_NONE:
+            return f"the server has no feed on its bus ({self.bus_endpoint}): ticks come once a feed joins it"
+        if state == FEED_ENDED:
+            what = "the replay" if broker == "replay" else f"the {broker} feed"
+            return f"{what} has ended: no more ticks will come"
+        return f"the {broker} feed is on the bus: ticks come as it publishes them"
+
+    def _tell_feed_state(self, clients: Any = None) -> None:
+        """Tell each client that asked, and holds a subscription, of a feed state it was not told yet."""
+        state: str | None = None
+        for c in list(self.clients) if clients is None else clients:
+            if not c.feed_status or not c.session.pairs():
+                continue
+            if state is None:
+                state = self.feeds.state()
+            if state != c.feed_told:
+                c.feed_told = state
+                c.send(feed_status(state, self._feed_sentence(state), self.broker()))
 
     # What the feeds say, for the sessions -----------------------------------------
     def broker(self) -> str:
@@ -297,6 +327,9 @@ class Proxy:
                 self._send_snapshots(c, self.fanout.snapshots(c, [change.stream for change in chunk]))
         finally:
             quota.reserve(-reserved)
+        if c.feed_status and (ons or outcome.snapshots):
+            # after the snapshots: a client of a replay that has ended gets the last ticks, then the word
+            self._tell_feed_state([c])
 
     def _send_snapshots(self, c: Client, snapshots: list[tuple[bytes, bytes]]) -> None:
         """The snapshots of a subscribe, within the client's budget: written while its send
@@ -351,6 +384,7 @@ class Proxy:
     async def _serve_client(self, ws: ServerConnection) -> None:
         query = parse_qs(urlsplit(ws.request.path if ws.request else "/").query)
         batch = query.get("batch", ["0"])[-1].lower() in ("1", "true", "yes")
+        wants_feed_status = query.get(FEED_STATUS_PARAMETER, ["0"])[-1].lower() in ("1", "true", "yes")
         session = Session(
             api_key=self.options.api_key,
             broker=self.broker,
@@ -362,6 +396,7 @@ class Proxy:
             quota=self.quota,
         )
         c = Client(ws, session, batch, self.flood.bucket())
+        c.feed_status = wants_feed_status
         self.clients.add(c)
         self.per_address[c.ip] = self.per_address.get(c.ip, 0) + 1
         if isinstance(ws, BudgetedConnection):
