@@ -30,7 +30,7 @@ from oaws.cli.common import (
     resolve_instruments,
     resolve_mode,
 )
-from oaws.client import OrderUpdate, ServerError, Status, Tick, refusal
+from oaws.client import FeedStatus, OrderUpdate, ServerError, Status, Tick, refusal
 from oaws.config import ClientSettings, time_zone
 from oaws.format import clock, indian, order_line, price, signed
 from oaws.instruments import DEFAULT_DEPTH, Instrument
@@ -289,6 +289,15 @@ async def _tail(
                     _waiting(event)
                     if event.state == "connected" and latency is not None:
                         latency.connected()
+                elif isinstance(event, FeedStatus):
+                    if event.state != FeedStatus.ENDED:
+                        _err(event.message)  # no feed on the bus (and, later, one that joined): wait on
+                        continue
+                    if count is None:
+                        _err(event.message)
+                        return 0
+                    _err(f"{event.message} ({written:,} of the {count:,} asked for came)")
+                    return 1
     finally:
         if latency is not None:
             latency.final()
@@ -309,6 +318,8 @@ async def _snapshot(
     ticks: dict[Instrument, Tick] = {}
     errors: dict[Instrument, ServerError] = {}
     pending = set(instruments)
+    #: the server's last word on its feed (no feed on the bus, a replay that has ended)
+    feed: FeedStatus | None = None
     loop = asyncio.get_running_loop()
     async with await open_client(settings, instruments, mode, depth=depth, auth_timeout=auth_timeout) as client:
         try:
@@ -330,6 +341,10 @@ async def _snapshot(
                         if event.instrument in pending:
                             errors[event.instrument] = event
                             pending.discard(event.instrument)
+                    elif isinstance(event, FeedStatus):
+                        feed = None if event.state == FeedStatus.LIVE else event
+                        if event.state == FeedStatus.ENDED:
+                            break  # the last ticks came before it: none will come any more
                     if not pending:
                         break
         except TimeoutError:
@@ -345,8 +360,10 @@ async def _snapshot(
     for instrument in instruments:
         if instrument in errors:
             _err(str(errors[instrument]))
+        elif instrument not in ticks and feed is not None and feed.state == FeedStatus.ENDED:
+            _err(f"{instrument}: no tick: {feed.message}")
         elif instrument not in ticks:
-            _err(f"{instrument}: no tick within {timeout:g} s")
+            _err(f"{instrument}: no tick within {timeout:g} s" + (f": {feed.message}" if feed is not None else ""))
     return 0 if len(ticks) == len(instruments) else 1
 
 

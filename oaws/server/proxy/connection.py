@@ -132,6 +132,7 @@ class Client:
         "bucket",
         "feed_status",
         "feed_told",
+        "subscribed_at",
     )
 
     def __init__(self, ws: ServerConnection, session: Session, batch: bool, bucket: Bucket) -> None:
@@ -156,6 +157,8 @@ class Client:
         #: it asked for ``feed_status`` messages (``?feed_status=1``), and the state it was last told
         self.feed_status = False
         self.feed_told = FEED_LIVE
+        #: when (time.monotonic) it last subscribed to something
+        self.subscribed_at = 0.0
 
     def send(self, reply: dict[str, Any]) -> None:
         """A reply, at once and unbatched; nothing if the connection is no longer open. Never

@@ -57,6 +57,9 @@ CLOSE_TIMEOUT = 2
 TEND_EVERY = 0.05
 #: received frames a connection holds ahead of the one being handled
 RECV_QUEUE = 4
+#: seconds after a subscribe before a client is told that the feed has ended: the feed's
+#: latest ticks of new streams come over the bus meanwhile, and must come first
+ENDED_AFTER = 0.3
 
 
 class ServeError(Exception):
@@ -189,13 +192,19 @@ class Proxy:
         return f"the {broker} feed is on the bus: ticks come as it publishes them"
 
     def _tell_feed_state(self, clients: Any = None) -> None:
-        """Tell each client that asked, and holds a subscription, of a feed state it was not told yet."""
+        """Tell each client that asked, and holds a subscription, of a feed state it was not told yet.
+
+        That the feed has ended waits ``ENDED_AFTER`` a subscribe: a stream new on the bus gets
+        its latest tick from the feed (a replay's, of where it ended), which comes first."""
         state: str | None = None
+        now = time.monotonic()
         for c in list(self.clients) if clients is None else clients:
             if not c.feed_status or not c.session.pairs():
                 continue
             if state is None:
                 state = self.feeds.state()
+            if state == FEED_ENDED and now - c.subscribed_at < ENDED_AFTER:
+                continue  # the next round tells it
             if state != c.feed_told:
                 c.feed_told = state
                 c.send(feed_status(state, self._feed_sentence(state), self.broker()))
@@ -328,7 +337,8 @@ class Proxy:
         finally:
             quota.reserve(-reserved)
         if c.feed_status and (ons or outcome.snapshots):
-            # after the snapshots: a client of a replay that has ended gets the last ticks, then the word
+            # after the snapshots: no feed is said at once; an ended one after the feed's latest ticks
+            c.subscribed_at = time.monotonic()
             self._tell_feed_state([c])
 
     def _send_snapshots(self, c: Client, snapshots: list[tuple[bytes, bytes]]) -> None:
