@@ -306,12 +306,57 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=open_private)
 
 
+#: what a log line of oaws says: when (``ExchangeTimeFormatter``), how bad, where from, what
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class ExchangeTimeFormatter(logging.Formatter):
+    """Log lines stamped in exchange time (``oaws.config.time_zone``: IST unless set) with the
+    offset, as everything else oaws shows: ``2026-12-02 09:15:00.123+05:30 INFO ...``."""
+
+    def __init__(self, fmt: str = LOG_FORMAT) -> None:
+        super().__init__(fmt)
+        try:
+            self.zone = cfg.time_zone()
+        except cfg.ConfigError:  # a wrong time_zone is said by the command that reads it; a log still logs
+            self.zone = None
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        from datetime import datetime
+
+        created = record.created
+        at = datetime.fromtimestamp(created, self.zone) if self.zone else datetime.fromtimestamp(created).astimezone()
+        offset = at.strftime("%z")
+        return f"{at:%Y-%m-%d %H:%M:%S}.{int(record.msecs):03d}{offset[:3]}:{offset[3:]}"
+
+
+class _PrivateFileHandler(logging.FileHandler):
+    """A log file of one run (overwritten by the next), opened 0600 and never through a symbolic link."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=open_private)
+
+
+def log_debug_to_file(name: str) -> Path:
+    """``-v`` for a full-screen command (``oaws watch``), whose stderr is the screen: the debug
+    log goes to ``name`` in the state directory instead, this run's alone."""
+    path = _state_dir() / name
+    handler = _PrivateFileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(ExchangeTimeFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    return path
+
+
 def log_to_file() -> Path:
     """Route the background server's logging to a rotating file beside the state file."""
     _, _, log_path = paths()
     _state_dir()
     handler = _PrivateRotatingFileHandler(log_path, maxBytes=5 * 1024 * 1024, backupCount=3)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(ExchangeTimeFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -9,8 +9,12 @@ A thin layer over the protocol's client half (``oaws.protocol.client``), which h
 wanted subscriptions, builds the requests and turns frames into events: this module dials,
 sends what the protocol queues, feeds it every frame received, and after any drop
 reconnects with exponential backoff and full jitter (``oaws.backoff``), reporting each step as a ``Status`` event.
-It asks for batched frames with ``?batch=1``, which OpenAlgo ignores; the protocol reads
-both kinds of frame.
+It asks for batched frames with ``?batch=1`` and for the server's word on its feed with
+``?feed_status=1`` (``FeedStatus`` events: no feed on the bus, a replay that has ended),
+both of which OpenAlgo ignores; the protocol reads both kinds of frame.
+
+Under ``-v`` (the ``oaws.client`` logger at DEBUG) it logs each connection's steps, the
+requests it sends (an API key masked) and every message other than ticks it receives.
 
 Authentication gets its own patience (``auth_timeout``, 30 s): OpenAlgo answers
 ``authenticate`` only once it has set up the user's broker session, which takes Zerodha's
@@ -26,6 +30,7 @@ second, and leaves every other frame to the protocol.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -44,6 +49,7 @@ from oaws.protocol.client import (
     AuthFailed,
     BrokerInfo,
     ClientProtocol,
+    FeedStatus,
     OrderUpdate,
     Pong,
     ProtocolEvent,
@@ -57,7 +63,9 @@ from oaws.protocol.client import (
     encode,
     fatal_close,
 )
-from oaws.protocol.codes import NOT_AUTHENTICATED
+from oaws.protocol.codes import FEED_STATUS_PARAMETER, NOT_AUTHENTICATED
+
+log = logging.getLogger(__name__)
 
 #: after this long (s) without an answer to ``authenticate``, a ``Status("authenticating")`` says so
 SLOW_AUTH = 1.0
@@ -72,6 +80,7 @@ __all__ = [
     "ClientError",
     "ConnectError",
     "Event",
+    "FeedStatus",
     "FrameHook",
     "OrderUpdate",
     "Pong",
@@ -163,10 +172,31 @@ async def dial(url: str, open_timeout: float) -> ClientConnection:
     )
 
 
-def with_batch(url: str) -> str:
+def with_batch(url: str, *, feed_status: bool = False) -> str:
+    """``url`` asking for batched frames (and, with ``feed_status``, for ``feed_status`` messages)."""
+    return with_query(url, batch=True, feed_status=feed_status)
+
+
+def with_query(url: str, *, batch: bool = False, feed_status: bool = False) -> str:
+    """``url`` with oaws's own parameters added: ``batch=1``, ``feed_status=1`` (OpenAlgo ignores both)."""
+    extra = [name for name, on in (("batch=1", batch), (f"{FEED_STATUS_PARAMETER}=1", feed_status)) if on]
+    if not extra:
+        return url
     parts = urlsplit(url)
-    query = parts.query + ("&" if parts.query else "") + "batch=1"
+    query = "&".join([parts.query, *extra] if parts.query else extra)
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, parts.fragment))
+
+
+def _shown(request: dict[str, Any]) -> str:
+    """A request as the debug log shows it: the API key masked, a long symbol list summed up."""
+    body = dict(request)
+    for key in ("api_key", "apikey"):
+        if key in body:
+            body[key] = "***"
+    symbols = body.get("symbols")
+    if isinstance(symbols, list) and len(symbols) > 5:
+        body["symbols"] = [*symbols[:5], f"... {len(symbols) - 5} more"]
+    return encode(body)
 
 
 class Client:
@@ -197,12 +227,15 @@ class Client:
         open_timeout: float = 5.0,
         auth_timeout: float = AUTH_TIMEOUT,
         on_frame: FrameHook | None = None,
+        feed_status: bool = True,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise ClientError(f"{url!r} is not a WebSocket URL; write ws://HOST:PORT")
         self.url = url
         self.batch = batch
+        #: ask for the server's ``feed_status`` messages (``FeedStatus`` events)
+        self.feed_status = feed_status
         self.retry_first = retry_first
         self.retry_auth = retry_auth
         self.reconnect = reconnect
@@ -284,6 +317,8 @@ class Client:
                 return
             try:
                 for request in requests:
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("sent %s", _shown(request))
                     await ws.send(encode(request))
             except ConnectionClosed:
                 pass  # the reader notices, and the next connection resubscribes everything
@@ -296,16 +331,19 @@ class Client:
         return self._backoff.next()
 
     async def events(self) -> AsyncIterator[Event]:
-        url = with_batch(self.url) if self.batch else self.url
+        url = with_query(self.url, batch=self.batch, feed_status=self.feed_status)
         while True:
             yield Status("connecting", self.url)
+            log.debug("connecting to %s", url)
             try:
                 ws = await dial(url, self.open_timeout)
             except InvalidURI:
                 raise ClientError(f"{self.url!r} is not a WebSocket URL; write ws://HOST:PORT") from None
             except (OSError, InvalidHandshake, TimeoutError) as exc:
                 reason = explain(self.url, exc)
+                log.debug("could not connect: %s", reason)
             else:
+                log.debug("connected to %s", self.url)
                 self.ws = ws
                 reason = "the connection dropped"
                 unready = False
@@ -323,12 +361,14 @@ class Client:
                     reason, unready = str(exc), True
                 finally:
                     self.protocol.connection_lost()
+                    log.debug("connection to %s closed", self.url)
                 await ws.close()  # at once when the server closed it; a session given up on is closed here
                 # a server that answers but is not ready yet is worth waiting for, from now on as after a drop
                 self._answered = self._answered or (unready and self.retry_auth)
             if not self.reconnect or not (self.connected_once or self.retry_first or self._answered):
                 raise ConnectError(reason)
             delay = self._delay()
+            log.debug("%s; reconnecting in %.1f s (attempt %d)", reason, delay, self.attempts + 1)
             self.attempts += 1
             yield Status("reconnecting", reason, time.time() + delay)
             await asyncio.sleep(delay)
@@ -380,7 +420,10 @@ class Client:
         self.attempts = 0
         self._backoff.reset()
         yield Status("connected", self.url)
+        debug = log.isEnabledFor(logging.DEBUG)
         for event in early:
+            if debug:
+                _log_event(event)
             yield event
         hook, receive, recv, time_ns = self.on_frame, protocol.receive, ws.recv, time.time_ns
         while True:
@@ -389,4 +432,20 @@ class Client:
             if hook is not None and hook(frame, received):
                 continue
             for event in receive(frame, received):
+                if debug and type(event) is not Tick:  # ticks are what -v leaves out: thousands a second
+                    _log_event(event)
                 yield event
+
+
+def _log_event(event: ProtocolEvent) -> None:
+    """One line of the debug log for a message other than a tick (an entry of a subscribe
+    reply each: the reply itself would be repeated for every instrument it names)."""
+    if isinstance(event, (Subscribed, Unsubscribed)):
+        mode = f" mode {event.mode}" if event.mode is not None else ""
+        log.debug("received %s: %s%s", type(event).__name__.lower(), event.instrument, mode)
+    elif isinstance(event, ServerError):
+        log.debug("received an error: %s", event)
+    elif isinstance(event, Reply):
+        log.debug("received %s", encode(event.body))
+    elif isinstance(event, OrderUpdate):
+        log.debug("received an order update: %s", encode(event.message))

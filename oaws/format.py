@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 from typing import Any
 
-from oaws.ticks import change_of
-
 
 def indian(n: int | float | None) -> str:
     """Indian digit grouping: 1234567 -> 12,34,567."""
@@ -44,28 +42,6 @@ def clock(ms: int | float | None, tz: tzinfo | None = None) -> str:
     if not ms:
         return "--:--:--.---"
     return datetime.fromtimestamp(ms / 1000, tz).strftime("%H:%M:%S") + f".{int(ms % 1000):03d}"
-
-
-GREEN, RED, RESET = "\x1b[32m", "\x1b[31m", "\x1b[0m"
-
-
-def tick_line(name: str, data: dict[str, Any], *, color: bool = False, tz: tzinfo | None = None) -> str:
-    """One human-readable line for ``oaws tail``."""
-    change, pct = change_of(data)
-    parts = [clock(data.get("ltt") or data.get("timestamp"), tz), f"{name:<22}", f"{price(data.get('ltp')):>12}"]
-    if change is not None:
-        move = f"{signed(change):>10} {signed(pct, '%'):>8}"
-        if color:
-            move = (GREEN if change > 0 else RED if change < 0 else "") + move + RESET
-        parts.append(move)
-    if data.get("volume"):
-        parts.append(f"vol {indian(data['volume'])}")
-    depth = data.get("depth")
-    if isinstance(depth, dict) and depth.get("buy") and depth.get("sell"):
-        bid, ask = depth["buy"][0], depth["sell"][0]
-        bid_side = f"{bid.get('quantity', 0)} @ {price(bid.get('price'))}"
-        parts.append(f"{bid_side} / {price(ask.get('price'))} @ {ask.get('quantity', 0)}")
-    return "  ".join(parts)
 
 
 def order_line(update: dict[str, Any]) -> str:

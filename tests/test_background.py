@@ -105,3 +105,32 @@ def test_every_field_of_the_state_file_is_checked(state, content, why):
     found = background.read_state()
     assert found is not None and found.corrupt is not None and why in found.corrupt, found
     assert found.info == {} and found.pid == 0
+
+
+def test_log_lines_are_stamped_in_exchange_time_with_the_offset(monkeypatch, tmp_path):
+    """Issue 19 #12: server.log's times were UTC where everything else shows exchange time."""
+    monkeypatch.setenv("OAWS_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.delenv("OAWS_TIME_ZONE", raising=False)
+    record = logging.LogRecord("oaws.x", logging.INFO, __file__, 1, "ready", None, None)
+    record.created, record.msecs = 1_767_000_000.25, 250.0  # 2025-12-29 09:20:00.250 UTC
+    assert background.ExchangeTimeFormatter().format(record) == "2025-12-29 14:50:00.250+05:30 INFO oaws.x: ready"
+    monkeypatch.setenv("OAWS_TIME_ZONE", "UTC")
+    assert background.ExchangeTimeFormatter().format(record).startswith("2025-12-29 09:20:00.250+00:00 INFO")
+
+
+def test_the_background_servers_log_uses_exchange_time(state, monkeypatch):
+    monkeypatch.setenv("OAWS_CONFIG", str(state / "none.toml"))
+    monkeypatch.delenv("OAWS_TIME_ZONE", raising=False)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        path = background.log_to_file()
+        logging.getLogger("oaws.test").info("hello")
+        for handler in root.handlers:
+            handler.flush()
+        assert path.read_text().rstrip().endswith("+05:30 INFO oaws.test: hello")
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -5,6 +5,7 @@ frame, `?batch=1` ignored, authentication first and slow, no-mode unsubscribe me
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import orjson
 import pytest
@@ -229,3 +230,18 @@ async def test_the_tick_oaws_proxy_sends_at_subscribe_is_a_marked_snapshot(bus, 
             bus.publish("NSE_RELIANCE_LTP", tick(ltp=1401.0))
             live = await next_event(later, Tick)
             assert not live.snapshot and live.data["ltp"] == 1401.0
+
+
+async def test_verbose_logs_the_clients_steps_and_masks_the_key(bus, proxy, caplog):
+    """Issue 19 #10: ``-v`` printed nothing more for ``tail`` or ``subscribe``: the client
+    logged nothing. Now it logs what it sends (the key masked) and what it is answered."""
+    caplog.set_level(logging.DEBUG, logger="oaws.client")
+    client = Client(proxy.url, api_key="a-secret-key", instruments=[REL, INFY])
+    async with asyncio.timeout(5), client:
+        async for event in client:
+            if isinstance(event, Subscribed) and event.instrument == INFY:
+                break
+    said = "\n".join(r.getMessage() for r in caplog.records if r.name == "oaws.client")
+    assert "a-secret-key" not in said and '"api_key":"***"' in said
+    assert f"connecting to {proxy.url}/?batch=1&feed_status=1" in said
+    assert '"action":"subscribe"' in said and "received subscribed: INFY:NSE mode 2" in said

@@ -42,13 +42,27 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details on stderr.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Log debug details on stderr (`oaws watch`: to watch.log in the state directory).",
+        ),
+    ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from oaws.background import ExchangeTimeFormatter
+
+    if verbose and ctx.invoked_subcommand == "watch":
+        # the watch's stderr is its screen: its log goes to a file, named once the screen is gone
+        from oaws.background import log_debug_to_file
+
+        path = log_debug_to_file("watch.log")
+        ctx.call_on_close(lambda: sys.stderr.write(f"oaws: the watch's debug log is in {path}\n"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(ExchangeTimeFormatter())
+        logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
     if verbose:
         # websockets' DEBUG log dumps every frame, and an authenticate frame carries the API key
         logging.getLogger("websockets").setLevel(logging.INFO)

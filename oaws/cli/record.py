@@ -246,13 +246,12 @@ def _skipped(skipped: Any) -> str:
 
 
 def _inspect_table(summary: Any, tz: tzinfo | None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
+    from oaws.cli.output import print_tables
     from oaws.instruments import MODE_LABELS
     from oaws.recording import when as _when  # the same times as replay's refusals show
 
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     head = summary.headers[0] if summary.headers else {}
     overview = Table(box=None, show_header=False, pad_edge=False)
     overview.add_column(style="bold")
@@ -261,7 +260,7 @@ def _inspect_table(summary: Any, tz: tzinfo | None) -> None:
     rows = [
         ("Files", ", ".join(summary.files)),
         ("Source", f"{head.get('source') or '-'} ({head.get('broker') or 'unknown broker'})"),
-        ("Sessions", str(len(summary.headers))),
+        ("Sessions", str(summary.sessions)),
         ("Ticks", f"{summary.ticks:,}  ({modes})"),
         ("From", _when(summary.first_ns, tz)),
         ("To", _when(summary.last_ns, tz)),
@@ -273,7 +272,7 @@ def _inspect_table(summary: Any, tz: tzinfo | None) -> None:
     ]
     for name, value in rows:
         overview.add_row(name, value)
-    console.print(overview)
+    shown: list[Any] = [overview]
     if summary.instruments:
         table = Table(box=None, header_style="bold", pad_edge=False)
         table.add_column("Instrument", no_wrap=True)
@@ -283,8 +282,7 @@ def _inspect_table(summary: Any, tz: tzinfo | None) -> None:
         for name, n in sorted(summary.instruments.items(), key=lambda kv: (-kv[1], kv[0])):
             per_s = n / summary.span_s if summary.span_s > 0 else float(n)
             table.add_row(name, f"{n:,}", f"{n / summary.ticks:.1%}", f"{per_s:,.2f}")
-        console.print()
-        console.print(table)
+        shown.append(table)
     if summary.gaps:
         gaps = Table(box=None, header_style="bold", pad_edge=False)
         for name in ("Gap from", "To", "Length", "Reason"):
@@ -293,5 +291,6 @@ def _inspect_table(summary: Any, tz: tzinfo | None) -> None:
             start, stop = gap.get("from_ns"), gap.get("to_ns")
             length = f"{(stop - start) / 1e9:.1f} s" if isinstance(start, int) and isinstance(stop, int) else "-"
             gaps.add_row(_when(start, tz), _when(stop, tz), length, str(gap.get("reason") or ""))
-        console.print()
-        console.print(gaps)
+        shown.append(gaps)
+    # piped: whole lines (up to 120 columns) without trailing spaces
+    print_tables(*shown, width=120)

@@ -299,9 +299,11 @@ def _detach(settings: Any) -> None:
     if state.info.get("already"):
         typer.echo(f"oaws: a server is already running: pid {state.pid}, {state.url} (log {log_path})", err=True)
         return
+    # on stderr, as "already running" and every other word of oaws about itself: stdout is for data
     typer.echo(
         f"oaws: server running in the background: pid {state.pid}, {state.url}, "
-        f"{state.info.get('broker')} feed, log {log_path}"
+        f"{state.info.get('broker')} feed, log {log_path}",
+        err=True,
     )
 
 

@@ -75,13 +75,12 @@ def show_status(*, as_json: bool) -> int:
             f"(state removed; its log: {r['log']})\n"
         )
         return code
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    shown: list[Any] = []
     feed = r.get("feed") or {}
     if r.get("managed") is False:
-        console.print(
+        shown.append(
             f"not started by `oaws serve --detach` (pid {r.get('pid')}): `oaws stop` leaves it alone; "
             "stop it where it runs"
         )
@@ -123,7 +122,7 @@ def show_status(*, as_json: bool) -> int:
     summary = Table.grid(padding=(0, 2))
     for key, value in rows:
         summary.add_row(f"[bold]{key}[/]", value)
-    console.print(summary)
+    shown.append(summary)
     clients = r.get("per_client") or []
     if clients:
         table = Table(title="clients", title_justify="left", box=None, header_style="bold")
@@ -138,8 +137,18 @@ def show_status(*, as_json: bool) -> int:
                 f"{c['conflated']:,}",
                 _uptime(c.get("connected_for", 0)),
             )
-        console.print(table)
+        shown.append(table)
+    _print(shown)
     return code
+
+
+def _print(shown: list[Any]) -> None:
+    """The sentence, the summary and the clients' table, one after the other (no blank line between)."""
+    from rich.console import Group
+
+    from oaws.cli.output import print_tables
+
+    print_tables(Group(*shown), width=120)
 
 
 @command(app)

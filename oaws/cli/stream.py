@@ -30,10 +30,15 @@ from oaws.cli.common import (
     resolve_instruments,
     resolve_mode,
 )
-from oaws.client import OrderUpdate, ServerError, Status, Tick, refusal
+from oaws.client import FeedStatus, OrderUpdate, ServerError, Status, Tick, refusal
 from oaws.config import ClientSettings, time_zone
-from oaws.format import change_of, clock, indian, order_line, price, signed, tick_line
+from oaws.format import clock, indian, order_line, price, signed
 from oaws.instruments import DEFAULT_DEPTH, Instrument
+from oaws.ticks import change_of
+
+GREEN, RED, RESET = "\x1b[32m", "\x1b[31m", "\x1b[0m"
+#: the widest the instrument column of ``tail`` grows (a longer name pushes its own line only)
+NAME_CAP = 40
 
 app = typer.Typer()
 
@@ -109,6 +114,57 @@ def subscribe(
     )
 
 
+def is_index(instrument: Instrument) -> bool:
+    """An index (``NSE_INDEX``, ``BSE_INDEX``...): a price with no trades, so no book and no volume."""
+    return instrument.exchange.endswith("_INDEX")
+
+
+def name_width(instruments: list[Instrument]) -> int:
+    """The instrument column of ``tail``: as wide as the longest instrument subscribed, at most ``NAME_CAP``."""
+    return min(max((len(str(i)) for i in instruments), default=22), NAME_CAP)
+
+
+def _levels(depth: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The bid and ask levels of a tick's ``depth``, empty ones (no price, no quantity) left out."""
+    if not isinstance(depth, dict):
+        return [], []
+
+    def side(levels: Any) -> list[dict[str, Any]]:
+        if not isinstance(levels, list):
+            return []
+        return [lv for lv in levels if isinstance(lv, dict) and (lv.get("price") or lv.get("quantity"))]
+
+    return side(depth.get("buy")), side(depth.get("sell"))
+
+
+def tick_line(
+    instrument: Instrument,
+    data: dict[str, Any],
+    *,
+    width: int = 22,
+    color: bool = False,
+    tz: tzinfo | None = None,
+) -> str:
+    """One human-readable line for ``oaws tail``: time, instrument (in a column ``width`` wide),
+    price, change, volume and the best bid and ask with their quantities (an index has neither)."""
+    change, pct = change_of(data)
+    parts = [clock(data.get("ltt") or data.get("timestamp"), tz), f"{instrument!s:<{width}}"]
+    parts.append(f"{price(data.get('ltp')):>12}")
+    if change is not None:
+        move = f"{signed(change):>10} {signed(pct, '%'):>8}"
+        if color:
+            move = (GREEN if change > 0 else RED if change < 0 else "") + move + RESET
+        parts.append(move)
+    if data.get("volume") and not is_index(instrument):
+        parts.append(f"vol {indian(data['volume'])}")
+    bids, asks = ([], []) if is_index(instrument) else _levels(data.get("depth"))
+    if bids or asks:
+        bid = f"{indian(bids[0].get('quantity') or 0)} @ {price(bids[0].get('price'))}" if bids else "-"
+        ask = f"{price(asks[0].get('price'))} @ {indian(asks[0].get('quantity') or 0)}" if asks else "-"
+        parts.append(f"{bid} / {ask}")
+    return "  ".join(parts)
+
+
 def _err(line: str) -> None:
     sys.stderr.write(f"oaws: {line}\n")
     sys.stderr.flush()
@@ -117,16 +173,29 @@ def _err(line: str) -> None:
 class LatencyStats:
     """End-to-end latency (the feed's stamp to here), reported per second and at the end.
 
-    A tick the server marks as a snapshot (the last one it held when the subscription began)
-    is no sample: its stamp says how old the last trade is, not how fast the feed is.
+    The first tick of each instrument and mode after a (re)connection is no sample, marked
+    as a snapshot or not: it is the last one the server (or its feed, for a mode the bus
+    had not carried yet) held when the subscription began, and its stamp says how old the
+    last trade is, not how fast the feed is. A tick marked as a snapshot later (a subscribe
+    again) is none either.
     """
 
     def __init__(self) -> None:
         self.window: list[float] = []
         self.all: list[float] = []
         self.mark = time.monotonic()
+        #: (instrument, mode) of which a tick came since the connection was made
+        self.seen: set[tuple[Instrument, int]] = set()
+
+    def connected(self) -> None:
+        """A new connection: its first tick of each stream is a snapshot again."""
+        self.seen.clear()
 
     def add(self, tick: Tick) -> None:
+        key = (tick.instrument, tick.mode)
+        if key not in self.seen:
+            self.seen.add(key)
+            return
         if tick.snapshot:
             return
         ms = tick.latency_ms
@@ -178,6 +247,7 @@ async def _tail(
     out = sys.stdout.buffer
     color = sys.stdout.isatty()
     tz = None if as_json else time_zone()
+    width = name_width(instruments)
     latency = LatencyStats() if stats else None
     failed: set[Instrument] = set()
     written = 0
@@ -197,7 +267,8 @@ async def _tail(
                     if as_json:
                         out.write(orjson.dumps(event.message) + b"\n")
                     else:
-                        out.write(tick_line(str(event.instrument), event.data, color=color, tz=tz).encode() + b"\n")
+                        text = tick_line(event.instrument, event.data, width=width, color=color, tz=tz)
+                        out.write(text.encode() + b"\n")
                     out.flush()
                     written += 1
                     if latency is not None:
@@ -216,6 +287,17 @@ async def _tail(
                             return 1
                 elif isinstance(event, Status):
                     _waiting(event)
+                    if event.state == "connected" and latency is not None:
+                        latency.connected()
+                elif isinstance(event, FeedStatus):
+                    if event.state != FeedStatus.ENDED:
+                        _err(event.message)  # no feed on the bus (and, later, one that joined): wait on
+                        continue
+                    if count is None:
+                        _err(event.message)
+                        return 0
+                    _err(f"{event.message} ({written:,} of the {count:,} asked for came)")
+                    return 1
     finally:
         if latency is not None:
             latency.final()
@@ -236,6 +318,8 @@ async def _snapshot(
     ticks: dict[Instrument, Tick] = {}
     errors: dict[Instrument, ServerError] = {}
     pending = set(instruments)
+    #: the server's last word on its feed (no feed on the bus, a replay that has ended)
+    feed: FeedStatus | None = None
     loop = asyncio.get_running_loop()
     async with await open_client(settings, instruments, mode, depth=depth, auth_timeout=auth_timeout) as client:
         try:
@@ -257,6 +341,10 @@ async def _snapshot(
                         if event.instrument in pending:
                             errors[event.instrument] = event
                             pending.discard(event.instrument)
+                    elif isinstance(event, FeedStatus):
+                        feed = None if event.state == FeedStatus.LIVE else event
+                        if event.state == FeedStatus.ENDED:
+                            break  # the last ticks came before it: none will come any more
                     if not pending:
                         break
         except TimeoutError:
@@ -272,14 +360,18 @@ async def _snapshot(
     for instrument in instruments:
         if instrument in errors:
             _err(str(errors[instrument]))
+        elif instrument not in ticks and feed is not None and feed.state == FeedStatus.ENDED:
+            _err(f"{instrument}: no tick: {feed.message}")
         elif instrument not in ticks:
-            _err(f"{instrument}: no tick within {timeout:g} s")
+            _err(f"{instrument}: no tick within {timeout:g} s" + (f": {feed.message}" if feed is not None else ""))
     return 0 if len(ticks) == len(instruments) else 1
 
 
 def _table(ticks: list[Tick], tz: tzinfo | None) -> None:
-    from rich.console import Console
+    """The latest tick of each instrument as a table; in Depth mode, each book below it."""
     from rich.table import Table
+
+    from oaws.cli.output import print_tables
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     widest = max((len(str(t.instrument)) for t in ticks), default=10)
@@ -301,6 +393,7 @@ def _table(ticks: list[Tick], tz: tzinfo | None) -> None:
             no_wrap=True,  # type: ignore[arg-type]
             min_width=widest if name == "Instrument" else None,
         )
+    books = []
     for tick in ticks:
         d: dict[str, Any] = tick.data
         change, pct = change_of(d)
@@ -314,8 +407,39 @@ def _table(ticks: list[Tick], tz: tzinfo | None) -> None:
             price(d.get("high")),
             price(d.get("low")),
             price(d.get("close")),
-            indian(d.get("volume")),
+            "" if is_index(tick.instrument) else indian(d.get("volume")),  # an index trades no volume
             clock(d.get("ltt") or d.get("timestamp"), tz),
         )
-    # piped: as wide as it takes, never cut; on a terminal: the terminal's width
-    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
+        book = None if is_index(tick.instrument) else _book(tick)
+        if book is not None:
+            books.append(book)
+    # piped: as wide as it takes, never cut, no trailing spaces; on a terminal: the terminal's width
+    print_tables(table, *books)
+
+
+def _book(tick: Tick) -> Any:
+    """The market depth of a Depth tick as a table (orders, quantity, price a side), or None without one."""
+    from rich.table import Table
+
+    bids, asks = _levels(tick.data.get("depth"))
+    if not bids and not asks:
+        return None
+    book = Table(title=f"{tick.instrument} depth", title_justify="left", box=None, header_style="bold", pad_edge=False)
+    for name in ("Orders", "Bid qty", "Bid", "Ask", "Ask qty", "Orders"):
+        book.add_column(name, justify="right", no_wrap=True)
+
+    def cells(level: dict[str, Any] | None) -> tuple[str, str, str]:
+        if level is None:
+            return "", "", ""
+        orders = level.get("orders")
+        return (
+            indian(orders) if orders is not None else "",
+            indian(level.get("quantity") or 0),
+            price(level.get("price")),
+        )
+
+    for n in range(max(len(bids), len(asks))):
+        b_orders, b_qty, b_price = cells(bids[n] if n < len(bids) else None)
+        a_orders, a_qty, a_price = cells(asks[n] if n < len(asks) else None)
+        book.add_row(b_orders, b_qty, b_price, a_price, a_qty, a_orders)
+    return book

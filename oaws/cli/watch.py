@@ -60,6 +60,12 @@ def watch(
     ] = False,
 ) -> None:
     """Live market watch: a grid of quotes, market depth, watchlists, alerts (press ? for keys)."""
+    import sys
+
+    if not sys.stdout.isatty():  # a screen's escape codes are no use in a file or a pipe
+        from oaws.cli.common import fail
+
+        fail("the watch draws on a terminal, and standard output is not one: `oaws tail` writes lines to pipes", 2)
     raise typer.Exit(
         run_watch(
             instruments,

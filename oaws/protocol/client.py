@@ -27,7 +27,15 @@ from typing import Any
 import orjson
 
 from oaws.instruments import DEFAULT_DEPTH, DEPTH, MODES, Instrument, InstrumentError, make, parse_mode
-from oaws.protocol.codes import AUTHENTICATION_ERROR, CLOSE_NOT_AUTHENTICATED, JSON, NOT_AUTHENTICATED
+from oaws.protocol.codes import (
+    AUTHENTICATION_ERROR,
+    CLOSE_NOT_AUTHENTICATED,
+    FEED_ENDED,
+    FEED_LIVE,
+    FEED_NONE,
+    JSON,
+    NOT_AUTHENTICATED,
+)
 
 #: instruments in one subscribe or unsubscribe request. Neither oaws nor OpenAlgo caps a
 #: request, but their frames are limited (1 MiB): 500 entries stay far below, at ~30 KiB
@@ -152,6 +160,26 @@ class Pong(Reply):
 @dataclass(slots=True)
 class BrokerInfo(Reply):
     """The answer to ``get_broker_info`` (``broker``, ``adapter_status``...)."""
+
+
+@dataclass(slots=True)
+class FeedStatus(Reply):
+    """*(oaws)* The server's word on the feed behind the subscriptions (``feed_status``, sent
+    to a client that connected with ``?feed_status=1``): ``state`` is ``live``, ``no_feed``
+    (nothing publishes on the server's bus) or ``ended`` (a replay past its end: no tick
+    will come), ``message`` one sentence saying so."""
+
+    LIVE = FEED_LIVE
+    NONE = FEED_NONE
+    ENDED = FEED_ENDED
+
+    @property
+    def state(self) -> str:
+        return str(self.body.get("state") or FEED_LIVE)
+
+    @property
+    def message(self) -> str:
+        return str(self.body.get("message") or f"the feed's state: {self.state}")
 
 
 @dataclass(slots=True)
@@ -376,6 +404,8 @@ class ClientProtocol:
             out.append(Pong(message))
         elif kind == "broker_info":
             out.append(BrokerInfo(message))
+        elif kind == "feed_status":
+            out.append(FeedStatus(message))
         else:
             out.append(Reply(message))
 

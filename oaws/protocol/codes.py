@@ -59,6 +59,20 @@ def error(code: str, message: str, **extra: Any) -> JSON:
     return {"type": "error", "status": "error", "code": code, "message": message, **extra}
 
 
+#: (oaws) the query parameter of a client that wants ``feed_status`` messages: OpenAlgo's
+#: clients never send it, so they never see a message OpenAlgo does not send
+FEED_STATUS_PARAMETER = "feed_status"
+#: (oaws) the feed's states a ``feed_status`` message names: ticks flow (or may), no feed is
+#: on the bus, the feed has ended (a replay past its end): no tick will come
+FEED_LIVE, FEED_NONE, FEED_ENDED = "live", "no_feed", "ended"
+
+
+def feed_status(state: str, message: str, broker: str) -> JSON:
+    """(oaws) What a client that asked for it (``?feed_status=1``) is told when the feed
+    behind its subscriptions changes state: ``{"type":"feed_status","state":"ended",...}``."""
+    return {"type": "feed_status", "status": "success", "state": state, "message": message, "broker": broker}
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """What one proxy admits; the entries of a subscribe past a limit are answered with

@@ -7,8 +7,12 @@ apart by ``type``:
 * ``header`` — the first line of every file (and of every later session appended to it)::
 
     {"type":"header","format":"oaws-recording","version":1,"source":"ws://127.0.0.1:8765",
-     "broker":"sim","instruments":["RELIANCE:NSE"],"mode":2,"started_ns":...,"started":"...",
-     "part":1,"oaws":"0.1.0"}
+     "broker":"sim","instruments":["RELIANCE:NSE"],"mode":2,"started_ns":...,
+     "started":"2026-12-02T09:15:00.123+05:30","session_ns":...,"part":1,"oaws":"0.1.0"}
+
+  ``started`` is ``started_ns`` in exchange time (``time_zone``) with its offset. With
+  ``--rotate`` each part starts with a header of its own (``part`` its file's number,
+  ``started`` its own start), all of one session carrying the same ``session_ns``.
 
 * ``market_data`` — one tick, the proxy's message exactly as it was received, plus
   ``received_ns``: the local receive time in epoch nanoseconds. Replay paces by it.
@@ -40,7 +44,7 @@ from oaws.recording.reader import (
     timeline,
     when,
 )
-from oaws.recording.summary import Summary, empty_window, no_ticks, summarize
+from oaws.recording.summary import Summary, count_sessions, empty_window, no_ticks, summarize, window_words
 from oaws.recording.units import human_size, parse_duration, parse_rotate, parse_time
 from oaws.recording.writer import Writer, make_header, market_lines, part_path
 
@@ -50,6 +54,7 @@ __all__ = [
     "RecordingError",
     "Summary",
     "Writer",
+    "count_sessions",
     "empty_window",
     "first_tick_ns",
     "first_time_ns",
@@ -70,4 +75,5 @@ __all__ = [
     "tick_span",
     "timeline",
     "when",
+    "window_words",
 ]

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from oaws.client import AuthError, Client, FrameHook, ServerError, Status, Tick, refusal
+from oaws.client import AuthError, Client, FeedStatus, FrameHook, ServerError, Status, Tick, refusal
 from oaws.instruments import Instrument
 from oaws.recording.units import human_size
 from oaws.recording.writer import Writer, market_lines
@@ -141,6 +141,10 @@ class Recorder:
                             say(refusal(self.url, event))
                             return 1
                         if self._refused(event):
+                            return 0 if self.writer.ticks else 1
+                    elif isinstance(event, FeedStatus):
+                        say(event.message)  # no feed on the bus: said, and waited for
+                        if event.state == FeedStatus.ENDED:  # a replay past its end: nothing more to record
                             return 0 if self.writer.ticks else 1
             except AuthError as exc:
                 say(str(exc))

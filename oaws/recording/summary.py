@@ -54,14 +54,18 @@ def no_ticks(paths: list[str]) -> str:
     return f"none of {_names(paths)} holds a tick (are they recordings made by `oaws record`?)"
 
 
+def window_words(start_ms: int | None, end_ms: int | None, tz: tzinfo | None) -> str:
+    """A replay's window (``--from`` / ``--to``) in words: ``between A and B``, ``at or after A``..."""
+    if start_ms is not None and end_ms is not None:
+        return f"between {when(start_ms * 1_000_000, tz)} and {when(end_ms * 1_000_000, tz)}"
+    if start_ms is not None:
+        return f"at or after {when(start_ms * 1_000_000, tz)}"
+    return f"at or before {when((end_ms or 0) * 1_000_000, tz)}"
+
+
 def empty_window(paths: list[str], start_ms: int | None, end_ms: int | None, tz: tzinfo | None) -> str:
     """One sentence for a window (``--from`` / ``--to``) holding no tick of recordings that hold some."""
-    if start_ms is not None and end_ms is not None:
-        window = f"between {when(start_ms * 1_000_000, tz)} and {when(end_ms * 1_000_000, tz)}"
-    elif start_ms is not None:
-        window = f"at or after {when(start_ms * 1_000_000, tz)}"
-    else:
-        window = f"at or before {when((end_ms or 0) * 1_000_000, tz)}"
+    window = window_words(start_ms, end_ms, tz)
     span = tick_span(paths, warn=lambda _: None)
     which, they = (paths[0], "it spans") if len(paths) == 1 else ("the recordings", "they span")
     spanned = f" ({they} {when(span[0], tz)} to {when(span[1], tz)})" if span else ""
@@ -81,7 +85,7 @@ class Summary:
     first_ns: int | None = None
     last_ns: int | None = None
     gaps: list[dict[str, Any]] = field(default_factory=list)
-    #: the most ticks received within one second
+    #: the most ticks received within one second (any second, not only a whole one of the clock)
     peak_per_s: int = 0
     #: ticks the feed's per-topic count (``fseq``) says were sent but are not in the recording
     missing: int = 0
@@ -97,13 +101,24 @@ class Summary:
 
     @property
     def per_s(self) -> float:
-        return self.ticks / self.span_s if self.span_s > 0 else float(self.ticks)
+        """Ticks a second between the first tick and the last: N ticks are N - 1 intervals.
+
+        A recording under a second long has no rate to extrapolate: its ticks all came
+        within one second, so that is their count (and the peak's).
+        """
+        span = self.span_s
+        return (self.ticks - 1) / span if span >= 1 else float(self.ticks)
+
+    @property
+    def sessions(self) -> int:
+        """Recording sessions: a run of ``oaws record``, however many parts ``--rotate`` cut it into."""
+        return count_sessions(self.headers)
 
     def as_json(self) -> dict[str, Any]:
         first_header = self.headers[0] if self.headers else {}
         return {
             "files": self.files,
-            "sessions": len(self.headers),
+            "sessions": self.sessions,
             "source": first_header.get("source"),
             "broker": first_header.get("broker"),
             "mode": first_header.get("mode"),
@@ -122,6 +137,52 @@ class Summary:
         }
 
 
+def _recording(header: dict[str, Any]) -> tuple[object, ...]:
+    """What the parts of one session share in their headers (sessions before ``session_ns``)."""
+    listed = header.get("instruments")
+    return (header.get("source"), header.get("mode"), tuple(listed) if isinstance(listed, list) else listed)
+
+
+def count_sessions(headers: list[dict[str, Any]]) -> int:
+    """The sessions these headers belong to. Every part of a recording cut by ``--rotate``
+    starts with a header; they name their session by ``session_ns`` (the session's start).
+    A header without one (oaws before it) starts a session unless it is a part after the
+    first (``part`` > 1) whose previous part is in the set too, for the same recording."""
+    named: set[int] = set()
+    legacy: list[dict[str, Any]] = []
+    for header in headers:
+        session = header.get("session_ns")
+        if type(session) is int:
+            named.add(session)
+        else:
+            legacy.append(header)
+    parts = {(_recording(h), h.get("part")) for h in legacy}
+    started = 0
+    for header in legacy:
+        part = header.get("part")
+        if not (type(part) is int and part > 1 and (_recording(header), part - 1) in parts):
+            started += 1
+    return len(named) + started
+
+
+#: the peak counts ticks in one-second windows that start at every tenth of a second
+_TENTH_NS = 100_000_000
+
+
+def _peak(per_tenth: dict[int, int]) -> int:
+    """The most ticks in ten consecutive tenths of a second (one second), from counts per tenth."""
+    tenths = sorted(per_tenth)
+    best = total = 0
+    low = 0
+    for tenth in tenths:
+        total += per_tenth[tenth]
+        while tenths[low] <= tenth - 10:
+            total -= per_tenth[tenths[low]]
+            low += 1
+        best = max(best, total)
+    return best
+
+
 def summarize(paths: list[str], warn: Warn | None = None) -> Summary:
     """Count a recording's ticks per instrument and mode, its time span, gaps and peak rate."""
     s = Summary(files=list(paths))
@@ -133,7 +194,8 @@ def summarize(paths: list[str], warn: Warn | None = None) -> Summary:
 
     counts = s.instruments
     modes = s.modes
-    per_second: dict[int, int] = {}
+    per_tenth: dict[int, int] = {}
+    timed = 0
     fseqs: dict[tuple[object, object, object], int] = {}
     for path in paths:
         for record in records(path, note, s.skipped):
@@ -160,11 +222,13 @@ def summarize(paths: list[str], warn: Warn | None = None) -> Summary:
                     s.first_ns = ns
                 if s.last_ns is None or ns > s.last_ns:
                     s.last_ns = ns
-                second = ns // 1_000_000_000
-                per_second[second] = per_second.get(second, 0) + 1
+                tenth = ns // _TENTH_NS
+                per_tenth[tenth] = per_tenth.get(tenth, 0) + 1
+                timed += 1
             elif kind == "gap":
                 s.gaps.append({k: record.get(k) for k in ("from_ns", "to_ns", "reason")})
             elif kind == "header":
                 s.headers.append(record)
-    s.peak_per_s = max(per_second.values(), default=0)
+    # under a second from the first tick to the last, every tick came within one second
+    s.peak_per_s = timed if s.span_s < 1 else _peak(per_tenth)
     return s

@@ -35,6 +35,19 @@ SALVAGE_BYTES = 64 << 20
 UNLIMITED = sys.maxsize
 
 
+def stamp(ns: int) -> str:
+    """A header's ``started``: ISO 8601 to the millisecond in exchange time (``oaws.config.time_zone``,
+    IST unless set), with its offset: ``2026-12-02T09:15:00.123+05:30``."""
+    from oaws import config
+
+    try:
+        tz = config.time_zone()
+    except config.ConfigError:  # said when the command started; a file changed since is not the recording's concern
+        tz = None
+    at = datetime.fromtimestamp(ns / 1e9, tz) if tz is not None else datetime.fromtimestamp(ns / 1e9).astimezone()
+    return at.isoformat(timespec="milliseconds")
+
+
 def make_header(
     source: str,
     instruments: Iterable[Instrument],
@@ -53,7 +66,9 @@ def make_header(
         "instruments": [str(i) for i in instruments],
         "mode": mode,
         "started_ns": started,
-        "started": datetime.fromtimestamp(started / 1e9).astimezone().isoformat(timespec="milliseconds"),
+        "started": stamp(started),
+        # the session's start: every part of one session (--rotate) carries the same
+        "session_ns": started,
         "part": 1,
         "oaws": __version__,
     }
@@ -215,7 +230,7 @@ class Writer:
         if self.part > 1:
             now = time.time_ns()
             header["started_ns"] = now
-            header["started"] = datetime.fromtimestamp(now / 1e9).astimezone().isoformat(timespec="milliseconds")
+            header["started"] = stamp(now)
         line = orjson.dumps(header, option=orjson.OPT_APPEND_NEWLINE)
         self._buf.append(line)
         self._buffered += len(line)

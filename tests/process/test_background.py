@@ -49,7 +49,8 @@ def alive(pid: int) -> bool:
 def test_detach_status_stop(env):
     out = oaws(env, "serve", "--detach")
     assert out.returncode == 0, out.stderr
-    assert f"ws://127.0.0.1:{env['OAWS_PORT']}" in out.stdout and "log " in out.stdout
+    # issue 19 #17: the success on the same stream as "already running" (and every other word of oaws's own)
+    assert f"ws://127.0.0.1:{env['OAWS_PORT']}" in out.stderr and "log " in out.stderr and out.stdout == ""
     st = oaws(env, "status", "--json")
     assert st.returncode == 0
     report = orjson.loads(st.stdout)

@@ -42,13 +42,20 @@ class Proxyish:
     ``close_code`` closes the connection that way after the ticks."""
 
     def __init__(
-        self, frames: int, *, api_key: str | None = None, close_code: int | None = None, first: bytes | None = None
+        self,
+        frames: int,
+        *,
+        api_key: str | None = None,
+        close_code: int | None = None,
+        first: bytes | None = None,
+        last: bytes | None = None,
     ) -> None:
         self.frames = frames
         self.api_key = api_key
         self.close_code = close_code
-        #: a frame sent before the ticks
+        #: a frame sent before the ticks, and one after them
         self.first = first
+        self.last = last
 
     async def handler(self, ws) -> None:
         authenticated = self.api_key is None
@@ -68,6 +75,8 @@ class Proxyish:
                 for n in range(self.frames):
                     await ws.send(orjson.dumps([market(2 * n), market(2 * n + 1, "INFY")]).decode())
                     await asyncio.sleep(0.005)
+                if self.last is not None:
+                    await ws.send(self.last.decode())
                 if self.close_code is not None:
                     await ws.close(self.close_code, "authentication timeout")
                     return
@@ -122,6 +131,16 @@ async def test_duration_stops_a_recording_that_keeps_what_came(tmp_path):
     code, recorder, _ = await record(Proxyish(10_000), path, duration=0.3)
     assert code == 0 and recorder.writer.ticks > 0
     assert len(list(records(str(path)))) == recorder.writer.ticks + 1
+
+
+async def test_a_replay_that_has_ended_ends_the_recording(tmp_path, capsys):
+    """Issue 19 #15: past a replay's end no tick comes any more; the server says so
+    (``feed_status``), and the recorder stops with the sentence, keeping what came."""
+    ended = {"type": "feed_status", "status": "success", "state": "ended", "message": "the replay has ended: no more"}
+    path = tmp_path / "r.jsonl"
+    code, recorder, _ = await record(Proxyish(5, last=orjson.dumps(ended)), path)
+    assert code == 0 and recorder.writer.ticks == 10
+    assert capsys.readouterr().err.endswith("oaws: the replay has ended: no more\n")
 
 
 async def test_a_server_that_wants_a_key_is_one_sentence_and_no_file(tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -64,14 +65,20 @@ def test_without_a_config_file_the_built_in_list_opens(config):
 )
 @pytest.mark.process
 def test_bad_options_are_one_line_and_exit_1(cli_env, args, says):
-    out = subprocess.run(
-        [sys.executable, "-m", "oaws", "watch", "--no-autostart", *args],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
-    )
+    master, terminal = os.openpty()  # the watch refuses to start on anything but a terminal
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "oaws", "watch", "--no-autostart", *args],
+            env=cli_env,
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        os.close(terminal)
+        os.close(master)
     assert out.returncode == 1 and says in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
 

@@ -20,10 +20,14 @@ against a replay unchanged. How it plays:
   clients of today's server read OpenAlgo's names, whenever the tick was recorded, and
   the old name is not sent alongside, since no client of this version reads it. The
   file itself is never rewritten.
-* Only instruments in the recording can be subscribed (``SYMBOL_NOT_FOUND`` otherwise).
+* Only instruments in the recording can be subscribed (``SYMBOL_NOT_FOUND`` otherwise),
+  and with a window (``start`` / ``end``) only those with a tick in it: the others are
+  refused the same way, saying that the recording has none of theirs in the window.
 * Recordings without a tick, or a window (``start`` / ``end``) without one, are refused
   when the feed is made, before anything listens: they would serve nothing, forever.
-* At the end, without ``loop``, the feed stays up and keeps serving the last ticks.
+* At the end, without ``loop``, the feed stays up and keeps serving the last ticks; its
+  status says ``"ended": true``, and the proxy tells the clients that asked
+  (``feed_status``, docs/protocol.md) that no more ticks will come.
 """
 
 from __future__ import annotations
@@ -42,7 +46,16 @@ from oaws.brokers.api import Feed, FeedError, Rejection
 from oaws.instruments import DEPTH, MODES, Instrument, InstrumentError, make
 from oaws.protocol.bus import strip_fseq
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
-from oaws.recording import RecordingError, empty_window, first_tick_ns, instruments_in, no_ticks, timeline
+from oaws.recording import (
+    RecordingError,
+    empty_window,
+    first_tick_ns,
+    instrument_of,
+    instruments_in,
+    no_ticks,
+    timeline,
+    window_words,
+)
 from oaws.ticks import at_mode, upgrade
 
 log = logging.getLogger(__name__)
@@ -114,6 +127,8 @@ class ReplayFeed(Feed):
         try:
             self._check_ticks()
             self.known = instruments_in(self.files, self._warn)
+            #: with a window, the instruments with a tick in it (None: no window)
+            self.in_window = self._in_window()
         except RecordingError as exc:
             raise FeedError(str(exc)) from None
         self._tracks = {instrument: _Track(instrument) for instrument in self.known}
@@ -152,6 +167,31 @@ class ReplayFeed(Feed):
         for note in notes:
             self._warn(note)
 
+    def _in_window(self) -> set[Instrument] | None:
+        """The instruments with a tick in the window (a read of the window; None without one)."""
+        if self.start is None and self.end is None:
+            return None
+        found: set[Instrument] = set()
+        for _, record in timeline(self.files, start_ms=self.start, end_ms=self.end, warn=lambda _: None):
+            instrument = instrument_of(record)
+            if instrument is not None:
+                found.add(instrument)
+        return found
+
+    def _refusal(self, instrument: Instrument) -> str | None:
+        """Why ``instrument`` cannot be served (None: it can)."""
+        if instrument not in self.known:
+            return f"{instrument} is not in the recording"
+        if self.in_window is not None and instrument not in self.in_window:
+            from oaws import config
+
+            try:
+                tz = config.time_zone()
+            except config.ConfigError:
+                tz = None
+            return f"the recording has no tick of {instrument} {window_words(self.start, self.end, tz)}"
+        return None
+
     @property
     def wanted(self) -> dict[Instrument, set[int]]:
         """The instruments some proxy wants, with the modes wanted."""
@@ -169,13 +209,15 @@ class ReplayFeed(Feed):
 
     # The bus -------------------------------------------------------------------------
     def check(self, instrument: Instrument) -> None:
-        if instrument not in self.known:
-            raise Rejection(SYMBOL_NOT_FOUND, f"{instrument} is not in the recording")
+        why = self._refusal(instrument)
+        if why is not None:
+            raise Rejection(SYMBOL_NOT_FOUND, why)
 
     def want(self, instrument: Instrument, mode: int) -> None:
-        if instrument not in self.known:
+        why = self._refusal(instrument)
+        if why is not None:
             if self.publisher is not None:
-                self.publisher.reject(instrument, mode, SYMBOL_NOT_FOUND, f"{instrument} is not in the recording")
+                self.publisher.reject(instrument, mode, SYMBOL_NOT_FOUND, why)
             return
         self._tracks[instrument].modes.add(mode)
         self._first_want.set()
@@ -195,6 +237,8 @@ class ReplayFeed(Feed):
             "adapter_status": "connected",
             "instruments": wanted,
             "replay": self.state,
+            # no tick will come any more: the proxy tells its clients (``feed_status``)
+            "ended": self.state == "finished",
             "speed": self.speed,
             "loop": self.loop,
             "replayed": self.replayed,

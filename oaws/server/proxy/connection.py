@@ -28,7 +28,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from oaws.protocol.codes import SERVER_ERROR, error
+from oaws.protocol.codes import FEED_LIVE, SERVER_ERROR, error
 from oaws.protocol.server import Session
 from oaws.server.proxy.logs import Throttled
 
@@ -130,6 +130,9 @@ class Client:
         "connected_at",
         "closing",
         "bucket",
+        "feed_status",
+        "feed_told",
+        "subscribed_at",
     )
 
     def __init__(self, ws: ServerConnection, session: Session, batch: bool, bucket: Bucket) -> None:
@@ -151,6 +154,11 @@ class Client:
         self.closing = False
         #: its requests' token bucket (``flood``)
         self.bucket = bucket
+        #: it asked for ``feed_status`` messages (``?feed_status=1``), and the state it was last told
+        self.feed_status = False
+        self.feed_told = FEED_LIVE
+        #: when (time.monotonic) it last subscribed to something
+        self.subscribed_at = 0.0
 
     def send(self, reply: dict[str, Any]) -> None:
         """A reply, at once and unbatched; nothing if the connection is no longer open. Never

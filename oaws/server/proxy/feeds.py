@@ -24,7 +24,7 @@ import orjson
 
 from oaws.instruments import DEFAULT_DEPTH, parse_stream
 from oaws.protocol.bus import INFO_TOPIC, MAX_CONTROL, REJECT_TOPIC, info_error, reject_error
-from oaws.protocol.codes import BROKER_ERROR, error
+from oaws.protocol.codes import BROKER_ERROR, FEED_ENDED, FEED_LIVE, FEED_NONE, error
 from oaws.server.proxy.fanout import Fanout
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,9 @@ FRESH = 3.5
 FORGET_AFTER = 60
 #: the most feeds a proxy keeps (a bus with more is not a deployment but a flood)
 MAX_FEEDS = 64
+#: seconds a proxy listens to its bus before it says that no feed is there (feeds announce
+#: themselves at once to a proxy that joins, then every second)
+HEARD_WITHIN = 2.0
 
 
 def _offered_depths(info: dict[str, Any]) -> list[int]:
@@ -65,6 +68,8 @@ class Feeds:
         self.announced: dict[str, tuple[dict[str, Any], float]] = {}
         #: subscriptions taken back from clients because a feed refused them
         self.rejected = 0
+        #: since when (time.time) the proxy has listened to the bus
+        self.listening_since = time.time()
 
     # What clients are told -------------------------------------------------------
     def broker(self) -> str:
@@ -87,6 +92,18 @@ class Feeds:
             return self.own_status()
         statuses = sorted({str(info.get("adapter_status", "connected")) for info, _ in self.fresh()})
         return {"adapter_status": "+".join(statuses) if statuses else "no feed on the bus"}
+
+    def state(self) -> str:
+        """The feed's state as clients are told it (``feed_status``): ``FEED_ENDED`` when every
+        feed says it has ended (``"ended": true`` in its status: a replay past its end),
+        ``FEED_NONE`` when no feed has been heard on the bus (for ``HEARD_WITHIN`` seconds
+        of listening at least), else ``FEED_LIVE``."""
+        if self.own_status is not None:
+            return FEED_ENDED if self.own_status().get("ended") is True else FEED_LIVE
+        fresh = self.fresh()
+        if not fresh:
+            return FEED_NONE if time.time() - self.listening_since >= HEARD_WITHIN else FEED_LIVE
+        return FEED_ENDED if all(info.get("ended") is True for info, _ in fresh) else FEED_LIVE
 
     def fresh(self) -> list[tuple[dict[str, Any], float]]:
         """The feeds heard from in the last few seconds."""

@@ -23,7 +23,14 @@ from websockets.frames import CloseCode
 from oaws import __version__
 from oaws.instruments import Instrument
 from oaws.protocol.bus import INFO_TOPIC
-from oaws.protocol.codes import SERVER_ERROR, error
+from oaws.protocol.codes import (
+    FEED_ENDED,
+    FEED_NONE,
+    FEED_STATUS_PARAMETER,
+    SERVER_ERROR,
+    error,
+    feed_status,
+)
 from oaws.protocol.orders import is_order_topic
 from oaws.protocol.server import SLICE, Quota, Session
 from oaws.server.bus import BusReader
@@ -50,6 +57,9 @@ CLOSE_TIMEOUT = 2
 TEND_EVERY = 0.05
 #: received frames a connection holds ahead of the one being handled
 RECV_QUEUE = 4
+#: seconds after a subscribe before a client is told that the feed has ended: the feed's
+#: latest ticks of new streams come over the bus meanwhile, and must come first
+ENDED_AFTER = 0.3
 
 
 class ServeError(Exception):
@@ -169,6 +179,35 @@ class Proxy:
                 ticks_out = self.ticks_out()
                 self._rates = {"in": (self.reader.received - n_in) / (now - t), "out": (ticks_out - n_out) / (now - t)}
                 self._rate_mark = (now, self.reader.received, ticks_out)
+                self._tell_feed_state()
+
+    # The feed's state, for clients that asked (``?feed_status=1``) ----------------------
+    def _feed_sentence(self, state: str) -> str:
+        broker = self.broker()
+        if state == FEED_NONE:
+            return f"the server has no feed on its bus ({self.bus_endpoint}): ticks come once a feed joins it"
+        if state == FEED_ENDED:
+            what = "the replay" if broker == "replay" else f"the {broker} feed"
+            return f"{what} has ended: no more ticks will come"
+        return f"the {broker} feed is on the bus: ticks come as it publishes them"
+
+    def _tell_feed_state(self, clients: Any = None) -> None:
+        """Tell each client that asked, and holds a subscription, of a feed state it was not told yet.
+
+        That the feed has ended waits ``ENDED_AFTER`` a subscribe: a stream new on the bus gets
+        its latest tick from the feed (a replay's, of where it ended), which comes first."""
+        state: str | None = None
+        now = time.monotonic()
+        for c in list(self.clients) if clients is None else clients:
+            if not c.feed_status or not c.session.pairs():
+                continue
+            if state is None:
+                state = self.feeds.state()
+            if state == FEED_ENDED and now - c.subscribed_at < ENDED_AFTER:
+                continue  # the next round tells it
+            if state != c.feed_told:
+                c.feed_told = state
+                c.send(feed_status(state, self._feed_sentence(state), self.broker()))
 
     # What the feeds say, for the sessions -----------------------------------------
     def broker(self) -> str:
@@ -297,6 +336,10 @@ class Proxy:
                 self._send_snapshots(c, self.fanout.snapshots(c, [change.stream for change in chunk]))
         finally:
             quota.reserve(-reserved)
+        if c.feed_status and (ons or outcome.snapshots):
+            # after the snapshots: no feed is said at once; an ended one after the feed's latest ticks
+            c.subscribed_at = time.monotonic()
+            self._tell_feed_state([c])
 
     def _send_snapshots(self, c: Client, snapshots: list[tuple[bytes, bytes]]) -> None:
         """The snapshots of a subscribe, within the client's budget: written while its send
@@ -351,6 +394,7 @@ class Proxy:
     async def _serve_client(self, ws: ServerConnection) -> None:
         query = parse_qs(urlsplit(ws.request.path if ws.request else "/").query)
         batch = query.get("batch", ["0"])[-1].lower() in ("1", "true", "yes")
+        wants_feed_status = query.get(FEED_STATUS_PARAMETER, ["0"])[-1].lower() in ("1", "true", "yes")
         session = Session(
             api_key=self.options.api_key,
             broker=self.broker,
@@ -362,6 +406,7 @@ class Proxy:
             quota=self.quota,
         )
         c = Client(ws, session, batch, self.flood.bucket())
+        c.feed_status = wants_feed_status
         self.clients.add(c)
         self.per_address[c.ip] = self.per_address.get(c.ip, 0) + 1
         if isinstance(ws, BudgetedConnection):

@@ -334,3 +334,31 @@ async def test_a_recording_with_the_old_field_names_replays_with_openalgos(tmp_p
         assert data["last_quantity"] == data["last_trade_quantity"] == original["data"]["last_quantity"]
     for data in quote:
         assert "average_price" in data and "avg_trade_price" not in data and "last_quantity" not in data
+
+
+async def test_an_instrument_without_a_tick_in_the_window_is_refused_saying_so(tmp_path, utc):
+    """Issue 19 #15: an instrument of the recording whose ticks all fall outside --from/--to
+    would never tick: it is refused at once, saying that the recording has none in the window."""
+    write_recording(tmp_path / "r.jsonl", TICKS)
+    ms = T0 // 1_000_000
+    feed, bus, _ = make_feed(tmp_path / "r.jsonl", start=ms + 1500, end=ms + 3000)  # RELIANCE only
+    feed.check(RELIANCE)
+    with pytest.raises(Refused) as refused:
+        feed.check(INFY)
+    window = "between 2025-12-29 09:20:01.500 UTC and 2025-12-29 09:20:03.000 UTC"
+    assert refused.value.code == "SYMBOL_NOT_FOUND"
+    assert refused.value.message == f"the recording has no tick of INFY:NSE {window}"
+    feed.want(INFY, QUOTE)  # a proxy in another process: the refusal goes over the bus
+    assert bus.rejected == [("INFY:NSE", QUOTE, "SYMBOL_NOT_FOUND", refused.value.message)]
+    assert not feed.wanted
+
+
+async def test_the_status_says_when_the_replay_has_ended(tmp_path):
+    """Issue 19 #15: past its end (without --loop) the feed says so in its status, which
+    the proxy reads (in this process, or from the bus's announcements) to tell clients."""
+    write_recording(tmp_path / "r.jsonl", TICKS)
+    feed, _, _ = make_feed(tmp_path / "r.jsonl", speed=0)
+    feed.want(RELIANCE, QUOTE)
+    assert feed.status()["ended"] is False
+    await feed.run()
+    assert feed.status()["ended"] is True and feed.status()["replay"] == "finished"

@@ -253,7 +253,8 @@ def test_record_to_stdout_rotate_and_inspect(cli_env, tmp_path, server):
     out = oaws(cli_env, "inspect", *map(str, parts), "--json")
     assert out.returncode == 0, out.stderr
     summary = orjson.loads(out.stdout)
-    assert summary["ticks"] == 80 and summary["sessions"] == len(parts) and summary["gaps"] == []
+    # issue 19 #8: one recording cut into parts is one session
+    assert summary["ticks"] == 80 and summary["sessions"] == 1 and summary["gaps"] == []
     assert summary["missing"] == 0
     assert set(summary["instruments"]) == set(THREE) and sum(summary["instruments"].values()) == 80
     assert summary["span_s"] > 0 and summary["ticks_per_s"] > 0 and summary["broker"] == "sim"
