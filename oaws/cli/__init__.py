@@ -17,9 +17,11 @@ import typer
 from oaws import __version__
 from oaws.cli import alerts, brokers, keys, lists, record, serve, status, stream, watch
 from oaws.cli.common import config_defaults, friendly
+from oaws.cli.help import HumanGroup
 
 app = typer.Typer(
     name="oaws",
+    cls=HumanGroup,  # help texts as a person writes them, for every command (oaws.cli.help)
     help="Live prices for Indian markets: a market watch, scriptable streams, and a market-data proxy "
     "that speaks OpenAlgo's WebSocket protocol.",
     no_args_is_help=True,
