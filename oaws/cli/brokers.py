@@ -16,17 +16,19 @@ import typer
 from oaws import brokers
 from oaws.brokers.api import Broker
 from oaws.cli import orders
-from oaws.cli.common import UserError, command, fail, friendly
+from oaws.cli.common import UsageError, UserError, command, fail, friendly
+from oaws.format import plural
+from oaws.instruments import EXCHANGES
 
 
 def _offering(feature: str, name: str | None, what: str) -> Broker:
     """The broker called ``name`` (or the configured one, or the only one) that offers ``feature``."""
     offering = brokers.with_feature(feature)
     if name is not None:
-        broker = brokers.get(name)
+        broker = _named(name, offering, what)
         if getattr(broker, feature) is None:
             others = ", ".join(b.name for b in offering) or "none"
-            raise UserError(f"the {broker.name} broker has no {what} (brokers with one: {others})")
+            raise UsageError(f"the {broker.name} broker has no {what} (brokers with one: {others})")
         return broker
     from oaws import config
 
@@ -35,10 +37,29 @@ def _offering(feature: str, name: str | None, what: str) -> Broker:
         return configured
     if len(offering) == 1:
         return offering[0]
-    article = "an" if what[0] in "aeiou" else "a"
+    article = _article(what)
     if not offering:
         raise UserError(f"no installed broker has {article} {what}")
-    raise UserError(f"say which broker with --broker: {', '.join(b.name for b in offering)} have {article} {what}")
+    raise UsageError(f"say which broker with --broker: {', '.join(b.name for b in offering)} have {article} {what}")
+
+
+def _named(name: str, offering: list[Broker], what: str) -> Broker:
+    """The broker called ``name``; an unknown name is a usage error that says which brokers have
+    ``what``, and the one meant when the name is in a broker's title (zerodha: kite)."""
+    try:
+        return brokers.get(name)
+    except brokers.UnknownBroker as exc:
+        if brokers.broken().get(name.strip().lower()):
+            raise  # installed but not loadable: its own sentence
+        wanted = name.strip().lower()
+        meant = [b for b in brokers.brokers().values() if wanted and wanted in b.title.lower()]
+        hint = f" ({', '.join(f'{b.title} is {b.name}' for b in meant)})" if meant else ""
+        listed = ", ".join(b.name for b in offering) or "none"
+        raise UsageError(f"no broker is called {name!r}{hint}; brokers with {_article(what)} {what}: {listed}") from exc
+
+
+def _article(what: str) -> str:
+    return "an" if what[0] in "aeiou" else "a"
 
 
 BrokerOpt = Annotated[
@@ -148,7 +169,7 @@ def instruments_update(
             progress.update(task, completed=done, total=total)
 
         path, count = master.update(url, advance)
-    typer.echo(f"Saved {count} instruments to {path}.")
+    typer.echo(f"Saved {plural(count, 'instrument')} to {path}.")
 
 
 @command(instruments_app, "search")
@@ -158,7 +179,12 @@ def instruments_search(
     ],
     exchange: Annotated[
         str | None,
-        typer.Option("--exchange", "-e", help="Only this exchange (NSE, NFO, NSE_INDEX...).", show_default=False),
+        typer.Option(
+            "--exchange",
+            "-e",
+            help=f"Only this exchange, of those the broker serves ({', '.join(EXCHANGES)}).",
+            show_default=False,
+        ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many results.")] = 20,
     json: Annotated[bool, typer.Option("--json", help="One compact JSON object per line.")] = False,
@@ -174,9 +200,13 @@ def instruments_search(
     broker: BrokerOpt = None,
 ) -> None:
     """Find instruments in a broker's master; the first column is what oaws commands accept."""
-    master = _offering("master", broker, "instrument master").master()  # type: ignore[misc]
+    chosen = _offering("master", broker, "instrument master")
+    master = chosen.master()  # type: ignore[misc]
     if exchange is not None and exchange.upper() not in master.exchanges:
-        raise UserError(f"unknown exchange {exchange!r}; use one of {', '.join(master.exchanges)}")
+        served = ", ".join(master.exchanges)
+        if exchange.upper() in EXCHANGES:
+            raise UsageError(f"the {chosen.name} broker serves no {exchange.upper()} instruments; its exchanges: {served}")
+        raise UsageError(f"unknown exchange {exchange!r}; use one of {served}")
     matches = master.search(text, exchange, limit, instruments)
     if json:
         import orjson

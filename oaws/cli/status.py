@@ -14,6 +14,7 @@ from oaws import background
 from oaws.autostart import answering
 from oaws.cli.common import JsonOpt, command
 from oaws.config import serve_url
+from oaws.format import plural
 
 app = typer.Typer()
 
@@ -104,18 +105,20 @@ def show_status(*, as_json: bool) -> int:
     if r.get("answering") and not r.get("auth_required"):
         rows += [
             ("clients", str(r.get("clients", 0))),
-            ("instruments", f"{r.get('instruments', 0)} ({r.get('topics', 0)} topics)"),
+            ("instruments", f"{r.get('instruments', 0):,} ({plural(r.get('topics', 0), 'topic')})"),
             ("ticks/s", f"in {r.get('ticks_in_per_s', 0):,.0f}, out {r.get('ticks_out_per_s', 0):,.0f}"),
             ("ticks", f"in {r.get('ticks_in', 0):,}, out {r.get('ticks_out', 0):,}"),
             (
                 "slow clients",
                 f"{r.get('conflating', 0)} conflated now, {r.get('slow_closed', 0)} closed; "
-                f"{r.get('ticks_conflated', 0):,} ticks conflated away",
+                f"{plural(r.get('ticks_conflated', 0), 'tick')} conflated away",
             ),
-            ("bus gaps", f"{r.get('bus_gaps', 0)} ({r.get('bus_missing', 0)} ticks lost between feed and proxy)"),
+            ("bus gaps", f"{r.get('bus_gaps', 0):,} ({plural(r.get('bus_missing', 0), 'tick')} lost between feed and proxy)"),
         ]
         if r.get("bus_dropped"):
-            rows.append(("bus dropped", f"{r['bus_dropped']:,} malformed messages (not JSON objects in UTF-8) dropped"))
+            rows.append(
+                ("bus dropped", f"{plural(r['bus_dropped'], 'malformed message')} (not JSON objects in UTF-8) dropped")
+            )
     if r.get("auth_required"):
         rows.append(("figures", "[yellow]the server wants its API key: set OAWS_API_KEY or api_key in the config[/]"))
     if r.get("log"):
