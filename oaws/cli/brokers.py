@@ -205,7 +205,8 @@ def instruments_search(
     if exchange is not None and exchange.upper() not in master.exchanges:
         served = ", ".join(master.exchanges)
         if exchange.upper() in EXCHANGES:
-            raise UsageError(f"the {chosen.name} broker serves no {exchange.upper()} instruments; its exchanges: {served}")
+            wanted = exchange.upper()
+            raise UsageError(f"the {chosen.name} broker serves no {wanted} instruments; its exchanges: {served}")
         raise UsageError(f"unknown exchange {exchange!r}; use one of {served}")
     matches = master.search(text, exchange, limit, instruments)
     if json:

@@ -113,7 +113,10 @@ def show_status(*, as_json: bool) -> int:
                 f"{r.get('conflating', 0)} conflated now, {r.get('slow_closed', 0)} closed; "
                 f"{plural(r.get('ticks_conflated', 0), 'tick')} conflated away",
             ),
-            ("bus gaps", f"{r.get('bus_gaps', 0):,} ({plural(r.get('bus_missing', 0), 'tick')} lost between feed and proxy)"),
+            (
+                "bus gaps",
+                f"{r.get('bus_gaps', 0):,} ({plural(r.get('bus_missing', 0), 'tick')} lost between feed and proxy)",
+            ),
         ]
         if r.get("bus_dropped"):
             rows.append(

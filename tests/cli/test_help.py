@@ -94,7 +94,8 @@ def test_a_bracketed_section_in_any_help_text_is_printed(render):
 
 
 @pytest.mark.parametrize(
-    ("low", "high", "text"), [(0, 65535, "0 to 65535"), (1, None, "at least 1"), (None, 60, "at most 60"), (None, None, "")]
+    ("low", "high", "text"),
+    [(0, 65535, "0 to 65535"), (1, None, "at least 1"), (None, 60, "at most 60"), (None, None, "")],
 )
 def test_a_range_in_words(low, high, text):
     assert range_text(low, high) == text
