@@ -70,9 +70,10 @@ def test_login_without_credentials_names_what_to_set(app):
 
 def test_login_to_another_broker_is_refused(app):
     result = run(app, "login", "zerodha")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr == (
-        "oaws: unknown broker 'zerodha'; choose one of angel, dhan, flattrade, kite, openalgo, replay, shoonya, sim\n"
+        "oaws: no broker is called 'zerodha' (Zerodha Kite is kite); "
+        "brokers with a login: angel, dhan, flattrade, kite, shoonya\n"
     )
 
 
@@ -118,7 +119,7 @@ def test_search_mistakes_are_one_sentence(app, tmp_path, monkeypatch):
     copy.write_bytes(fixture_master_bytes())
     monkeypatch.setenv("OAWS_INSTRUMENTS", str(copy))
     unknown = run(app, "instruments", "search", "--broker", "angel", "RELIANCE", "--exchange", "NASDAQ")
-    assert unknown.exit_code == 1 and "unknown exchange 'NASDAQ'" in unknown.stderr
+    assert unknown.exit_code == 2 and "unknown exchange 'NASDAQ'" in unknown.stderr
     nothing = run(app, "instruments", "search", "--broker", "angel", "ZZZZZ")
     assert nothing.exit_code == 1 and nothing.stderr == "oaws: no instrument matches 'ZZZZZ'\n"
 
