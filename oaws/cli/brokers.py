@@ -8,6 +8,7 @@ its environment variables or its section of the config file.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Any
 
@@ -218,19 +219,66 @@ def instruments_search(
     elif not matches:
         typer.echo(f"oaws: no instrument matches {text!r}", err=True)
     else:
-        from rich.console import Console
-        from rich.table import Table
+        import shutil
 
-        table = Table(box=None, header_style="bold")
-        rows = [m.columns() for m in matches]
-        for column in rows[0]:
-            numeric = all(r[column].replace(".", "", 1).isdigit() for r in rows if r[column])
-            table.add_column(column, justify="right" if numeric and column != "instrument" else "left")
-        for row in rows:
-            table.add_row(*row.values())
-        Console().print(table)
+        terminal = sys.stdout.isatty()
+        width = shutil.get_terminal_size().columns if terminal else None
+        lines = search_table([m.columns() for m in matches], width)
+        if terminal and not os.environ.get("NO_COLOR"):
+            lines[0] = f"\x1b[1m{lines[0]}\x1b[0m"
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        sys.stdout.flush()
     if not matches:
         raise typer.Exit(1)
+
+
+#: the order a narrow terminal gives columns up in (a plugin's own columns go with the symbols);
+#: the instrument, the one to copy, is never cut nor dropped
+_GIVEN_UP = {"token": 0, "security id": 0, "lot": 2, "type": 3, "name": 4, "strike": 5, "expiry": 6}
+#: a name is cut (with "…") down to this many characters before its column is dropped
+_NAME_AT_LEAST = 12
+
+
+def _given_up(column: str) -> int:
+    return _GIVEN_UP.get(column, 1)
+
+
+def search_table(rows: list[dict[str, str]], width: int | None) -> list[str]:
+    """The search's table as lines (its header first), ``width`` columns at most.
+
+    ``width`` None (a pipe, a file): every column, every value whole. On a terminal the
+    instrument stays whole; the broker's token and symbol are dropped first, then the name
+    is shortened, then the lot, the type, the name, the strike and the expiry are dropped
+    until the lines fit.
+    """
+    columns = [c for c in rows[0] if c == "instrument" or any(r.get(c) for r in rows)]  # no empty column
+    widths = {c: max(len(c), *(len(r.get(c, "")) for r in rows)) for c in columns}
+
+    def total() -> int:
+        return sum(widths[c] for c in columns) + 2 * (len(columns) - 1)
+
+    while width is not None and total() > width and len(columns) > 1:
+        first = min((c for c in columns if c != "instrument"), key=_given_up)
+        if _given_up(first) > 1 and "name" in columns and widths["name"] > _NAME_AT_LEAST:
+            # the broker's own columns are gone: a shorter name before the lot and the type go
+            widths["name"] = max(_NAME_AT_LEAST, widths["name"] - (total() - width))
+        else:
+            columns.remove(first)
+
+    def numeric(column: str) -> bool:
+        return column != "instrument" and all(r[column].replace(".", "", 1).isdigit() for r in rows if r.get(column))
+
+    right = {c: numeric(c) for c in columns}
+
+    def cell(column: str, value: str) -> str:
+        size = widths[column]
+        if len(value) > size:
+            value = value[: size - 1] + "…"
+        return value.rjust(size) if right[column] else value.ljust(size)
+
+    lines = ["  ".join(cell(c, c) for c in columns)]
+    lines += ["  ".join(cell(c, row.get(c, "")) for c in columns) for row in rows]
+    return [line.rstrip() for line in lines]
 
 
 sim_app = typer.Typer(
