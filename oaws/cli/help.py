@@ -79,6 +79,8 @@ def option_metavar(param: Any) -> str:
     if name in METAVARS:
         return METAVARS[name]
     kind = _element(_annotation(param))
+    if kind is bool:
+        return ""  # a switch: nothing follows it
     if kind is int:
         return "N"
     if kind is float:
@@ -194,3 +196,11 @@ class HumanGroup(typer.core.TyperGroup):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         humanize(self)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        """The group's own options, with those typer adds after building it (--install-completion)."""
+        params = super().get_params(ctx)
+        markup = getattr(self, "rich_markup_mode", None) == "rich"
+        for param in params:
+            humanize_param(param, markup)
+        return params
