@@ -53,9 +53,18 @@ def collect() -> tuple[int, dict[str, Any]]:
     figures = background.health(state.url, timeout=5.0) if state.url else None
     report["answering"] = figures is not None
     if figures is not None:
-        # the state's pid is the server's; with --workers, /health may be answered by a worker
+        # the state's pid is the server's (with --workers /health says it too, and lists the workers)
         report.update({k: v for k, v in figures.items() if k not in ("uptime", "url", "version", "pid")})
     return RUNNING, report
+
+
+def _workers_row(r: dict[str, Any]) -> list[tuple[str, str]]:
+    """With --workers, the processes that share the port (the figures below are their sum)."""
+    workers = r.get("workers") or []
+    if len(workers) < 2:
+        return []
+    each = ", ".join(f"{w.get('pid')} ({plural(w.get('clients', 0), 'client')})" for w in workers)
+    return [("workers", f"{len(workers)} processes: {each}")]
 
 
 def show_status(*, as_json: bool) -> int:
@@ -96,6 +105,7 @@ def show_status(*, as_json: bool) -> int:
             else "[yellow]running, not answering[/]",
         ),
         ("pid", str(r.get("pid"))),
+        *_workers_row(r),
         ("url", r.get("url", "")),
         ("bus", r.get("bus", "") + (f" (refused: {r['bus_refused']})" if r.get("bus_refused") else "")),
         ("broker", f"{r.get('broker', '')} ({feed.get('adapter_status', 'unknown')})"),
