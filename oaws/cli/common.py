@@ -215,13 +215,19 @@ def resolve_instruments(given: list[str] | None, watchlist: str | None = None) -
 
 
 def resolve_mode(mode: str) -> int:
-    """``--mode`` as a number; a bad one is a usage error (exit 2)."""
+    """``--mode`` as a number; a bad one is a usage error (exit 2) that says where it was given."""
     from oaws.instruments import InstrumentError, parse_mode
 
     try:
         return parse_mode(mode)
     except InstrumentError:
-        raise UsageError(f"invalid --mode {mode!r}; use 1/LTP, 2/Quote or 3/Depth") from None
+        pass
+    use = "use 1/LTP, 2/Quote or 3/Depth"
+    if any(arg in ("--mode", "-m") or arg.startswith(("--mode=", "-m")) for arg in sys.argv[1:]):
+        raise UsageError(f"invalid --mode {mode!r}; {use}")
+    if os.environ.get("OAWS_MODE"):
+        raise UsageError(f"OAWS_MODE={mode} is not a mode; {use}")
+    raise cfg.ConfigError(f"mode = {mode!r} in {cfg.config_path()} is not a mode; {use}", 2)
 
 
 def resolve_depth(mode: int, depth: int) -> int:

@@ -30,3 +30,15 @@ def test_a_bad_option_value_is_a_usage_error(run, args, says, tmp_path, monkeypa
     assert says in err
     assert err.startswith("oaws: ") and err.count("\n") == 1, err  # one sentence, no traceback
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_a_bad_mode_says_where_it_was_given(run, tmp_path, monkeypatch):
+    (tmp_path / "config.toml").write_text('mode = "fast"\n')
+    code, _, err = run("tail", "--no-autostart", "--url", "ws://127.0.0.1:9")
+    where = tmp_path / "config.toml"
+    assert code == 2 and err == f"oaws: mode = 'fast' in {where} is not a mode; use 1/LTP, 2/Quote or 3/Depth\n"
+    monkeypatch.setenv("OAWS_MODE", "faster")
+    code, _, err = run("tail", "--no-autostart", "--url", "ws://127.0.0.1:9")
+    assert code == 2 and err.startswith("oaws: OAWS_MODE=faster is not a mode")
+    code, _, err = run("tail", "--no-autostart", "--url", "ws://127.0.0.1:9", "-m", "fastest")
+    assert code == 2 and err.startswith("oaws: invalid --mode 'fastest'")
