@@ -24,6 +24,18 @@ def indian(n: int | float | None) -> str:
     return sign + ",".join(groups) + "," + tail
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``1 tick``, ``2 ticks``, ``12,345 ticks``; ``many`` where adding an s is wrong (``1 entry``, ``2 entries``)."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def strike(value: float | int | None) -> str:
+    """An option's strike as an option chain shows it: 24000, 83.25; "" for none (0 or -1 in the masters)."""
+    if not value or value <= 0:
+        return ""
+    return f"{value:.4f}".rstrip("0").rstrip(".")
+
+
 def price(p: float | int | None) -> str:
     return "" if p is None else f"{p:,.2f}"
 

@@ -1,7 +1,11 @@
 """Make screenshots/watch.{svg,png} and screenshots/depth.{svg,png} from the real app.
 
     python scripts/screenshots.py            # needs rsvg-convert (Debian: librsvg2-bin) and Fira Code
-                                             # (fonts-firacode) for the PNGs; the SVGs need nothing
+                                             # (fonts-firacode) for the PNGs
+    python scripts/screenshots.py --svg-only # the SVGs alone, which need neither
+
+Without rsvg-convert or the font it stops before writing anything, so that the SVGs and
+the PNGs beside them never disagree.
 
 The watch runs against a real in-process server on the simulated market (a fixed seed),
 exactly as ``oaws watch`` does, and is left to trade for a few seconds so that the
@@ -40,19 +44,29 @@ WATCHLIST = [
 ]
 
 
-def to_png(svg: Path) -> Path | None:
+def missing_for_png() -> str | None:
+    """What the PNGs need and this machine lacks, as a sentence; None when nothing is missing."""
+    if shutil.which("rsvg-convert") is None:
+        return "rsvg-convert"
+    fonts = shutil.which("fc-list")
+    if fonts is not None:
+        listed = subprocess.run([fonts, ":family"], capture_output=True, text=True, check=False).stdout
+        if "fira code" not in listed.lower():
+            return "the Fira Code font"
+    return None
+
+
+def to_png(svg: Path) -> Path:
     """Render with rsvg-convert; Textual's SVG pads with no-break spaces, which it must keep."""
     converter = shutil.which("rsvg-convert")
-    if converter is None:
-        print("rsvg-convert not found (apt-get install librsvg2-bin fonts-firacode): SVG only", file=sys.stderr)
-        return None
+    assert converter is not None  # checked before anything was written
     text = re.sub(r"<svg ", '<svg xml:space="preserve" ', svg.read_text(encoding="utf-8"), count=1)
     png = svg.with_suffix(".png")
     subprocess.run([converter, "--format", "png", "--output", str(png)], input=text.encode(), check=True)
     return png
 
 
-async def main(seconds: float, size: tuple[int, int]) -> list[Path]:
+async def main(seconds: float, size: tuple[int, int], out: Path = OUT) -> list[Path]:
     feed = {"seed": 20251125, "rate": 4.0, "hours": "always"}  # at any hour, a market that trades
     service = Service(ServeSettings(port=0, bus="tcp://127.0.0.1:*", feed=feed))
     await service.start()
@@ -73,12 +87,12 @@ async def main(seconds: float, size: tuple[int, int]) -> list[Path]:
             await pilot.pause(seconds)
             await pilot.press("down", "down")
             await pilot.pause(0.3)
-            made.append(Path(app.save_screenshot("watch.svg", str(OUT))))
+            made.append(Path(app.save_screenshot("watch.svg", str(out))))
             await pilot.press("enter")
             while not (isinstance(app.screen, DepthScreen) and app.model.rows[app.screen.instrument].data.get("depth")):
                 await pilot.pause(0.1)
             await pilot.pause(1.0)
-            made.append(Path(app.save_screenshot("depth.svg", str(OUT))))
+            made.append(Path(app.save_screenshot("depth.svg", str(out))))
     finally:
         await service.stop()
     return made
@@ -88,9 +102,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Screenshots of oaws watch on the simulated market.")
     parser.add_argument("--seconds", type=float, default=8.0, help="trading time before the first picture")
     parser.add_argument("--size", default="150x24", help="terminal WIDTHxHEIGHT")
+    parser.add_argument("--svg-only", action="store_true", help="write the SVGs alone (no rsvg-convert needed)")
+    parser.add_argument("--out", type=Path, default=OUT, help="the directory to write to (default: screenshots/)")
     args = parser.parse_args()
-    OUT.mkdir(exist_ok=True)
+    lacking = None if args.svg_only else missing_for_png()
+    if lacking is not None:
+        sys.exit(
+            f"screenshots.py: the PNGs need {lacking} (Debian: apt-get install librsvg2-bin fonts-firacode); "
+            "nothing was written (--svg-only writes the SVGs alone)"
+        )
+    args.out.mkdir(exist_ok=True)
     width, height = (int(x) for x in args.size.split("x"))
-    for svg in asyncio.run(main(args.seconds, (width, height))):
-        png = to_png(svg)
-        print(svg, png or "")
+    for svg in asyncio.run(main(args.seconds, (width, height), args.out)):
+        print(svg, "" if args.svg_only else to_png(svg))

@@ -15,15 +15,17 @@ from typing import Annotated
 import typer
 
 from oaws import __version__
-from oaws.cli import alerts, brokers, keys, lists, record, serve, status, stream, watch
+from oaws.cli import alerts, brokers, completion, keys, lists, record, serve, status, stream, watch
 from oaws.cli.common import config_defaults, friendly
+from oaws.cli.help import HumanGroup
 
 app = typer.Typer(
     name="oaws",
+    cls=HumanGroup,  # help texts as a person writes them, for every command (oaws.cli.help)
     help="Live prices for Indian markets: a market watch, scriptable streams, and a market-data proxy "
     "that speaks OpenAlgo's WebSocket protocol.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (and `oaws completion SHELL`)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -76,6 +78,7 @@ brokers.register(app)
 app.add_typer(keys.app, name="keys")
 app.add_typer(lists.app, name="watchlist")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(completion.app)
 
 
 def _click_errors() -> tuple[type[BaseException], type[BaseException]]:

@@ -8,6 +8,7 @@ its environment variables or its section of the config file.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Any
 
@@ -16,17 +17,19 @@ import typer
 from oaws import brokers
 from oaws.brokers.api import Broker
 from oaws.cli import orders
-from oaws.cli.common import UserError, command, fail, friendly
+from oaws.cli.common import UsageError, UserError, command, fail, friendly
+from oaws.format import plural
+from oaws.instruments import EXCHANGES
 
 
 def _offering(feature: str, name: str | None, what: str) -> Broker:
     """The broker called ``name`` (or the configured one, or the only one) that offers ``feature``."""
     offering = brokers.with_feature(feature)
     if name is not None:
-        broker = brokers.get(name)
+        broker = _named(name, offering, what)
         if getattr(broker, feature) is None:
             others = ", ".join(b.name for b in offering) or "none"
-            raise UserError(f"the {broker.name} broker has no {what} (brokers with one: {others})")
+            raise UsageError(f"the {broker.name} broker has no {what} (brokers with one: {others})")
         return broker
     from oaws import config
 
@@ -35,10 +38,29 @@ def _offering(feature: str, name: str | None, what: str) -> Broker:
         return configured
     if len(offering) == 1:
         return offering[0]
-    article = "an" if what[0] in "aeiou" else "a"
+    article = _article(what)
     if not offering:
         raise UserError(f"no installed broker has {article} {what}")
-    raise UserError(f"say which broker with --broker: {', '.join(b.name for b in offering)} have {article} {what}")
+    raise UsageError(f"say which broker with --broker: {', '.join(b.name for b in offering)} have {article} {what}")
+
+
+def _named(name: str, offering: list[Broker], what: str) -> Broker:
+    """The broker called ``name``; an unknown name is a usage error that says which brokers have
+    ``what``, and the one meant when the name is in a broker's title (zerodha: kite)."""
+    try:
+        return brokers.get(name)
+    except brokers.UnknownBroker as exc:
+        if brokers.broken().get(name.strip().lower()):
+            raise  # installed but not loadable: its own sentence
+        wanted = name.strip().lower()
+        meant = [b for b in brokers.brokers().values() if wanted and wanted in b.title.lower()]
+        hint = f" ({', '.join(f'{b.title} is {b.name}' for b in meant)})" if meant else ""
+        listed = ", ".join(b.name for b in offering) or "none"
+        raise UsageError(f"no broker is called {name!r}{hint}; brokers with {_article(what)} {what}: {listed}") from exc
+
+
+def _article(what: str) -> str:
+    return "an" if what[0] in "aeiou" else "a"
 
 
 BrokerOpt = Annotated[
@@ -148,7 +170,7 @@ def instruments_update(
             progress.update(task, completed=done, total=total)
 
         path, count = master.update(url, advance)
-    typer.echo(f"Saved {count} instruments to {path}.")
+    typer.echo(f"Saved {plural(count, 'instrument')} to {path}.")
 
 
 @command(instruments_app, "search")
@@ -158,7 +180,12 @@ def instruments_search(
     ],
     exchange: Annotated[
         str | None,
-        typer.Option("--exchange", "-e", help="Only this exchange (NSE, NFO, NSE_INDEX...).", show_default=False),
+        typer.Option(
+            "--exchange",
+            "-e",
+            help=f"Only this exchange, of those the broker serves ({', '.join(EXCHANGES)}).",
+            show_default=False,
+        ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many results.")] = 20,
     json: Annotated[bool, typer.Option("--json", help="One compact JSON object per line.")] = False,
@@ -174,9 +201,14 @@ def instruments_search(
     broker: BrokerOpt = None,
 ) -> None:
     """Find instruments in a broker's master; the first column is what oaws commands accept."""
-    master = _offering("master", broker, "instrument master").master()  # type: ignore[misc]
+    chosen = _offering("master", broker, "instrument master")
+    master = chosen.master()  # type: ignore[misc]
     if exchange is not None and exchange.upper() not in master.exchanges:
-        raise UserError(f"unknown exchange {exchange!r}; use one of {', '.join(master.exchanges)}")
+        served = ", ".join(master.exchanges)
+        if exchange.upper() in EXCHANGES:
+            wanted = exchange.upper()
+            raise UsageError(f"the {chosen.name} broker serves no {wanted} instruments; its exchanges: {served}")
+        raise UsageError(f"unknown exchange {exchange!r}; use one of {served}")
     matches = master.search(text, exchange, limit, instruments)
     if json:
         import orjson
@@ -187,19 +219,66 @@ def instruments_search(
     elif not matches:
         typer.echo(f"oaws: no instrument matches {text!r}", err=True)
     else:
-        from rich.console import Console
-        from rich.table import Table
+        import shutil
 
-        table = Table(box=None, header_style="bold")
-        rows = [m.columns() for m in matches]
-        for column in rows[0]:
-            numeric = all(r[column].replace(".", "", 1).isdigit() for r in rows if r[column])
-            table.add_column(column, justify="right" if numeric and column != "instrument" else "left")
-        for row in rows:
-            table.add_row(*row.values())
-        Console().print(table)
+        terminal = sys.stdout.isatty()
+        width = shutil.get_terminal_size().columns if terminal else None
+        lines = search_table([m.columns() for m in matches], width)
+        if terminal and not os.environ.get("NO_COLOR"):
+            lines[0] = f"\x1b[1m{lines[0]}\x1b[0m"
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        sys.stdout.flush()
     if not matches:
         raise typer.Exit(1)
+
+
+#: the order a narrow terminal gives columns up in (a plugin's own columns go with the symbols);
+#: the instrument, the one to copy, is never cut nor dropped
+_GIVEN_UP = {"token": 0, "security id": 0, "lot": 2, "type": 3, "name": 4, "strike": 5, "expiry": 6}
+#: a name is cut (with "…") down to this many characters before its column is dropped
+_NAME_AT_LEAST = 12
+
+
+def _given_up(column: str) -> int:
+    return _GIVEN_UP.get(column, 1)
+
+
+def search_table(rows: list[dict[str, str]], width: int | None) -> list[str]:
+    """The search's table as lines (its header first), ``width`` columns at most.
+
+    ``width`` None (a pipe, a file): every column, every value whole. On a terminal the
+    instrument stays whole; the broker's token and symbol are dropped first, then the name
+    is shortened, then the lot, the type, the name, the strike and the expiry are dropped
+    until the lines fit.
+    """
+    columns = [c for c in rows[0] if c == "instrument" or any(r.get(c) for r in rows)]  # no empty column
+    widths = {c: max(len(c), *(len(r.get(c, "")) for r in rows)) for c in columns}
+
+    def total() -> int:
+        return sum(widths[c] for c in columns) + 2 * (len(columns) - 1)
+
+    while width is not None and total() > width and len(columns) > 1:
+        first = min((c for c in columns if c != "instrument"), key=_given_up)
+        if _given_up(first) > 1 and "name" in columns and widths["name"] > _NAME_AT_LEAST:
+            # the broker's own columns are gone: a shorter name before the lot and the type go
+            widths["name"] = max(_NAME_AT_LEAST, widths["name"] - (total() - width))
+        else:
+            columns.remove(first)
+
+    def numeric(column: str) -> bool:
+        return column != "instrument" and all(r[column].replace(".", "", 1).isdigit() for r in rows if r.get(column))
+
+    right = {c: numeric(c) for c in columns}
+
+    def cell(column: str, value: str) -> str:
+        size = widths[column]
+        if len(value) > size:
+            value = value[: size - 1] + "…"
+        return value.rjust(size) if right[column] else value.ljust(size)
+
+    lines = ["  ".join(cell(c, c) for c in columns)]
+    lines += ["  ".join(cell(c, row.get(c, "")) for c in columns) for row in rows]
+    return [line.rstrip() for line in lines]
 
 
 sim_app = typer.Typer(

@@ -26,6 +26,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 class UserError(Exception):
     """A mistake the user can fix: one sentence on stderr, exit 1."""
 
+    code = 1
+
+
+class UsageError(UserError):
+    """A mistake on the command line (a bad option value): one sentence on stderr, exit 2,
+    as click's own usage errors."""
+
+    code = 2
+
 
 def fail(message: str, code: int = 1) -> None:
     typer.echo(f"oaws: {message}", err=True)
@@ -73,7 +82,7 @@ def friendly(fn: F) -> F:
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(0) from None
         except _user_errors() as exc:
-            fail(str(exc), getattr(exc, "code", 1) if isinstance(exc, cfg.ConfigError) else 1)
+            fail(str(exc), getattr(exc, "code", 1) if isinstance(exc, (cfg.ConfigError, UserError)) else 1)
 
     return wrapper  # type: ignore[return-value]
 
@@ -206,9 +215,19 @@ def resolve_instruments(given: list[str] | None, watchlist: str | None = None) -
 
 
 def resolve_mode(mode: str) -> int:
-    from oaws.instruments import parse_mode
+    """``--mode`` as a number; a bad one is a usage error (exit 2) that says where it was given."""
+    from oaws.instruments import InstrumentError, parse_mode
 
-    return parse_mode(mode)
+    try:
+        return parse_mode(mode)
+    except InstrumentError:
+        pass
+    use = "use 1/LTP, 2/Quote or 3/Depth"
+    if any(arg in ("--mode", "-m") or arg.startswith(("--mode=", "-m")) for arg in sys.argv[1:]):
+        raise UsageError(f"invalid --mode {mode!r}; {use}")
+    if os.environ.get("OAWS_MODE"):
+        raise UsageError(f"OAWS_MODE={mode} is not a mode; {use}")
+    raise cfg.ConfigError(f"mode = {mode!r} in {cfg.config_path()} is not a mode; {use}", 2)
 
 
 def resolve_depth(mode: int, depth: int) -> int:
@@ -216,14 +235,14 @@ def resolve_depth(mode: int, depth: int) -> int:
     from oaws.instruments import DEFAULT_DEPTH, DEPTH
 
     if depth != DEFAULT_DEPTH and mode != DEPTH:
-        raise UserError(f"--depth {depth} needs --mode depth")
+        raise UsageError(f"--depth {depth} needs --mode depth")
     return depth
 
 
 def resolve_auth_timeout(seconds: float) -> float:
     """``--auth-timeout`` checked: a positive, finite number of seconds (nan passes click's own range checks)."""
     if not math.isfinite(seconds) or seconds <= 0:
-        raise UserError(f"--auth-timeout must be a positive number of seconds, not {seconds:g}")
+        raise UsageError(f"--auth-timeout must be a positive number of seconds, not {seconds:g}")
     return seconds
 
 

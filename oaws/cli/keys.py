@@ -9,6 +9,7 @@ import typer
 
 from oaws import config as cfg
 from oaws.cli.common import command
+from oaws.format import plural
 
 app = typer.Typer(help="CURVE keys for a bus between hosts.", no_args_is_help=True)
 
@@ -24,7 +25,7 @@ def generate(
 
     target = Path(directory).expanduser() if directory else cfg.state_dir() / "curve"
     files = write_keys(target)
-    typer.echo(f"oaws: wrote {len(files)} files to {target}:")
+    typer.echo(f"oaws: wrote {plural(len(files), 'file')} to {target}:")
     for f in files:
         typer.echo(f"  {f}")
     typer.echo(

@@ -31,6 +31,7 @@ from oaws.cli.common import (
     PortOpt,
     ToOpt,
     UrlOpt,
+    UsageError,
     client_settings,
     command,
     fail,
@@ -74,8 +75,11 @@ def record_to(
     from oaws.recording import RecordingError, Writer, make_header, parse_duration, parse_rotate
     from oaws.recording.recorder import Recorder, say
 
-    rotate_bytes, rotate_seconds = parse_rotate(rotate) if rotate else (None, None)
-    seconds = parse_duration(duration) if duration else None
+    try:  # a bad --rotate or --duration is a command-line mistake: exit 2
+        rotate_bytes, rotate_seconds = parse_rotate(rotate) if rotate else (None, None)
+        seconds = parse_duration(duration) if duration else None
+    except RecordingError as exc:
+        raise UsageError(str(exc)) from None
     if count is not None and count <= 0:
         raise RecordingError("--count must be a positive number of ticks")
     header = make_header(settings.url, instruments, mode)

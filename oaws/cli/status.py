@@ -14,6 +14,7 @@ from oaws import background
 from oaws.autostart import answering
 from oaws.cli.common import JsonOpt, command
 from oaws.config import serve_url
+from oaws.format import plural
 
 app = typer.Typer()
 
@@ -52,9 +53,18 @@ def collect() -> tuple[int, dict[str, Any]]:
     figures = background.health(state.url, timeout=5.0) if state.url else None
     report["answering"] = figures is not None
     if figures is not None:
-        # the state's pid is the server's; with --workers, /health may be answered by a worker
+        # the state's pid is the server's (with --workers /health says it too, and lists the workers)
         report.update({k: v for k, v in figures.items() if k not in ("uptime", "url", "version", "pid")})
     return RUNNING, report
+
+
+def _workers_row(r: dict[str, Any]) -> list[tuple[str, str]]:
+    """With --workers, the processes that share the port (the figures below are their sum)."""
+    workers = r.get("workers") or []
+    if len(workers) < 2:
+        return []
+    each = ", ".join(f"{w.get('pid')} ({plural(w.get('clients', 0), 'client')})" for w in workers)
+    return [("workers", f"{len(workers)} processes: {each}")]
 
 
 def show_status(*, as_json: bool) -> int:
@@ -94,6 +104,7 @@ def show_status(*, as_json: bool) -> int:
             else "[yellow]running, not answering[/]",
         ),
         ("pid", str(r.get("pid"))),
+        *_workers_row(r),
         ("url", r.get("url", "")),
         ("bus", r.get("bus", "") + (f" (refused: {r['bus_refused']})" if r.get("bus_refused") else "")),
         ("broker", f"{r.get('broker', '')} ({feed.get('adapter_status', 'unknown')})"),
@@ -103,18 +114,23 @@ def show_status(*, as_json: bool) -> int:
     if r.get("answering") and not r.get("auth_required"):
         rows += [
             ("clients", str(r.get("clients", 0))),
-            ("instruments", f"{r.get('instruments', 0)} ({r.get('topics', 0)} topics)"),
+            ("instruments", f"{r.get('instruments', 0):,} ({plural(r.get('topics', 0), 'topic')})"),
             ("ticks/s", f"in {r.get('ticks_in_per_s', 0):,.0f}, out {r.get('ticks_out_per_s', 0):,.0f}"),
             ("ticks", f"in {r.get('ticks_in', 0):,}, out {r.get('ticks_out', 0):,}"),
             (
                 "slow clients",
                 f"{r.get('conflating', 0)} conflated now, {r.get('slow_closed', 0)} closed; "
-                f"{r.get('ticks_conflated', 0):,} ticks conflated away",
+                f"{plural(r.get('ticks_conflated', 0), 'tick')} conflated away",
             ),
-            ("bus gaps", f"{r.get('bus_gaps', 0)} ({r.get('bus_missing', 0)} ticks lost between feed and proxy)"),
+            (
+                "bus gaps",
+                f"{r.get('bus_gaps', 0):,} ({plural(r.get('bus_missing', 0), 'tick')} lost between feed and proxy)",
+            ),
         ]
         if r.get("bus_dropped"):
-            rows.append(("bus dropped", f"{r['bus_dropped']:,} malformed messages (not JSON objects in UTF-8) dropped"))
+            rows.append(
+                ("bus dropped", f"{plural(r['bus_dropped'], 'malformed message')} (not JSON objects in UTF-8) dropped")
+            )
     if r.get("auth_required"):
         rows.append(("figures", "[yellow]the server wants its API key: set OAWS_API_KEY or api_key in the config[/]"))
     if r.get("log"):

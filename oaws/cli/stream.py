@@ -32,7 +32,7 @@ from oaws.cli.common import (
 )
 from oaws.client import FeedStatus, OrderUpdate, ServerError, Status, Tick, refusal
 from oaws.config import ClientSettings, time_zone
-from oaws.format import clock, indian, order_line, price, signed
+from oaws.format import clock, indian, order_line, plural, price, signed
 from oaws.instruments import DEFAULT_DEPTH, Instrument
 from oaws.ticks import change_of
 
@@ -208,7 +208,7 @@ class LatencyStats:
             return "no timestamped ticks"
         v = sorted(values)
         p50, p99 = v[len(v) // 2], v[min(len(v) - 1, int(len(v) * 0.99))]
-        return f"{len(v)} ticks, latency p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {v[-1]:.2f} ms"
+        return f"{plural(len(v), 'tick')}, latency p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {v[-1]:.2f} ms"
 
     def maybe_report(self) -> None:
         now = time.monotonic()

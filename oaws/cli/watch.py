@@ -16,7 +16,7 @@ from oaws.cli.common import (
     Instruments,
     ModeOpt,
     UrlOpt,
-    UserError,
+    UsageError,
     client_settings,
     command,
     resolve_auth_timeout,
@@ -152,12 +152,12 @@ def run_watch(
     from oaws.tui.models.columns import GROUPINGS
 
     if grouping not in GROUPINGS:
-        raise UserError(f"unknown --grouping {grouping!r}; use one of {', '.join(GROUPINGS)}")
+        raise UsageError(f"unknown --grouping {grouping!r}; use one of {', '.join(GROUPINGS)}")
     # not finite: nan passes every comparison (a blank screen spinning at 100% CPU), inf means never
     if not math.isfinite(fps) or fps <= 0 or fps > 60:
-        raise UserError(f"--fps must be between 0 and 60, not {fps:g}")
+        raise UsageError(f"--fps must be more than 0 and at most 60, not {fps:g}")
     if not math.isfinite(stale_after) or stale_after <= 0:
-        raise UserError("--stale-after must be a positive number of seconds")
+        raise UsageError("--stale-after must be a positive number of seconds")
     tz = cfg.time_zone()
     lists, current = build_watchlists(instruments, watchlist)
     indices = build_ribbon(ribbon)

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from oaws.client import AuthError, Client, FeedStatus, FrameHook, ServerError, Status, Tick, refusal
+from oaws.format import plural
 from oaws.instruments import Instrument
 from oaws.recording.units import human_size
 from oaws.recording.writer import Writer, market_lines
@@ -118,7 +119,7 @@ class Recorder:
         if self.live:
             self._show(final=True)
         if self.writer.unwritable > 1:
-            say(f"skipped {self.writer.unwritable:,} ticks that cannot be written as JSON (nested too deep?)")
+            say(f"skipped {plural(self.writer.unwritable, 'tick')} that cannot be written as JSON (nested too deep?)")
         return code
 
     # The client's events ----------------------------------------------------------------
@@ -258,7 +259,7 @@ class Recorder:
         else:
             state = "  (reconnecting)" if self.connected_once else "  (connecting)"
         line = (
-            f"oaws: {'recorded' if final else 'recording'} {where}: {ticks:,} ticks  "
+            f"oaws: {'recorded' if final else 'recording'} {where}: {plural(ticks, 'tick')}  "
             f"{self.rate:,.0f}/s{' average' if final else ''}  {human_size(self.writer.total_bytes)}  "
             f"{elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}{state}"
         )

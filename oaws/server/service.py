@@ -32,6 +32,8 @@ from oaws.server import private_bus
 from oaws.server.bus import FeedHub, Forwarder, bound
 from oaws.server.proxy import Proxy, ProxyOptions
 from oaws.server.settings import DEFAULT_BUS, ROLES, ServeSettings
+from oaws.server.workers import ENV as BOARD_ENV
+from oaws.server.workers import Board, combine
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,9 @@ class Service:
         self.proxy: Proxy | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self._hub_task: asyncio.Task[None] | None = None
+        #: with --workers, where the processes leave their figures for /health (oaws.server.workers)
+        self.board: Board | None = None
+        self._board_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         from oaws.server.bus import BusError
@@ -198,22 +203,52 @@ class Service:
             self._hub_task = asyncio.create_task(self.hub.run())
         elif self.forwarder is not None:
             self._hub_task = asyncio.create_task(self.forwarder.run())
+        if self.proxy is not None and (o.worker or o.workers > 1):
+            self.board = Board.inherited() if o.worker else Board.create()
+            if self.board is not None:
+                # /health, on whichever process the kernel hands it to, answers for the server
+                self.proxy.gate.stats = self.health
+                self._board_task = asyncio.create_task(self._publish())
         if self.proxy is not None and o.workers > 1:
             self._spawn_workers(o.workers - 1)
+
+    def _names(self) -> dict[str, list[str]]:
+        assert self.proxy is not None
+        routes = self.proxy.routes
+        return {
+            "topics": [topic.decode(errors="replace") for topic in routes],
+            "instruments": sorted({str(route.instrument) for route in routes.values()}),
+        }
+
+    def health(self) -> dict[str, Any]:
+        """``/health`` of the whole server: this process's figures and the other workers'."""
+        assert self.proxy is not None and self.board is not None
+        return combine(self.proxy.stats(), self._names(), self.board.others(), self.board.server_pid)
+
+    async def _publish(self) -> None:
+        """Once a second, this process's figures on the board, for the others' /health."""
+        assert self.proxy is not None and self.board is not None
+        while True:
+            self.board.publish(self.proxy.stats(), self._names())
+            await asyncio.sleep(1.0)
 
     def _spawn_workers(self, n: int) -> None:
         """Extra proxy processes on the same port and bus: the kernel spreads new
         connections over them (SO_REUSEPORT), so the fan-out uses every core.
 
         Each gets this server's settings as data, as a proxy of the bus this one serves:
-        TLS, origins, CURVE keys and limits included."""
+        TLS, origins, CURVE keys and limits included; and the board where every process
+        leaves its figures, so that /health answers for the server (oaws.server.workers)."""
         assert self.proxy is not None
         settings = self.opts.replace(
             role="proxy", worker=True, workers=1, bus=self.bus, port=self.proxy.port, broker=self.describe()["broker"]
         )
         args = [sys.executable, "-m", "oaws", "serve", "--worker"]
+        env = settings.environment()
+        if self.board is not None:
+            env[BOARD_ENV] = str(self.board.directory)
         for _ in range(n):
-            self.workers.append(subprocess.Popen(args, stdin=subprocess.PIPE, env=settings.environment()))
+            self.workers.append(subprocess.Popen(args, stdin=subprocess.PIPE, env=env))
         log.info(
             "started %d more proxy processes on port %d: pids %s",
             n,
@@ -253,6 +288,12 @@ class Service:
             await asyncio.Event().wait()
 
     async def stop(self) -> None:
+        if self._board_task is not None:
+            self._board_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._board_task
+        if self.board is not None:
+            self.board.leave()
         for w in self.workers:
             if w.stdin is not None:
                 w.stdin.close()  # a worker stops when its stdin closes
@@ -263,6 +304,8 @@ class Service:
             except subprocess.TimeoutExpired:
                 w.kill()
         self.workers.clear()
+        if self.board is not None and not self.opts.worker:
+            self.board.remove()  # the workers are gone: so is their board
         if self.proxy is not None:
             await self.proxy.close()
         if self._hub_task is not None:

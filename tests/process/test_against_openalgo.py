@@ -51,7 +51,7 @@ def test_a_server_slower_than_the_auth_timeout_is_one_sentence(cli_env, how):
 
 def test_a_nonsensical_auth_timeout_is_one_sentence(cli_env):
     out = oaws(cli_env, "tail", "--url", "ws://127.0.0.1:9", "--auth-timeout", "nan", "RELIANCE:NSE")
-    assert (out.returncode, out.stderr) == (1, "oaws: --auth-timeout must be a positive number of seconds, not nan\n")
+    assert (out.returncode, out.stderr) == (2, "oaws: --auth-timeout must be a positive number of seconds, not nan\n")
 
 
 def test_subscribe_counts_its_timeout_from_the_authenticated_connection(cli_env):

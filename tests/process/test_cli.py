@@ -186,7 +186,7 @@ def test_workers_share_the_port_and_stop_with_the_server(cli_env):
             except OSError:
                 time.sleep(0.1)  # the worker may still be starting
                 continue
-            pids.add(orjson.loads(body)["pid"])
+            pids.add(orjson.loads(body)["answered_by"])  # "pid" is the server's, whoever answers
         assert len(pids) == 2 and proc.pid in pids
         worker = (pids - {proc.pid}).pop()
         # ticks flow through either process: a worker gets them over the bus

@@ -57,6 +57,7 @@ from oaws import config
 from oaws.brokers.api import Rejection
 from oaws.brokers.dhan.errors import DhanError, DhanMasterMissing, DhanUnavailable
 from oaws.brokers.masterkit import save_download, stale_days
+from oaws.format import strike as strike_column
 from oaws.instruments import Instrument
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
 
@@ -273,14 +274,16 @@ class Match:
         return {f: getattr(self, f) for f in self.__slots__}
 
     def columns(self) -> dict[str, str]:
-        """The table's columns: the expiry and strike are in the instrument's name already."""
+        """The search table's columns, the most wanted first (a narrow terminal drops the last)."""
         return {
             "instrument": self.instrument,
-            "dhan symbol": self.dhan_symbol,
-            "security id": self.security_id,
             "type": self.instrument_type,
+            "expiry": self.expiry,
+            "strike": strike_column(self.strike),
             "lot": str(self.lot_size),
             "name": self.name,
+            "dhan symbol": self.dhan_symbol,
+            "security id": self.security_id,
         }
 
 

@@ -47,6 +47,7 @@ from oaws import config
 from oaws.brokers.api import Rejection
 from oaws.brokers.kite.errors import KiteError, KiteMasterMissing, KiteUnavailable
 from oaws.brokers.masterkit import save_download, stale_days
+from oaws.format import strike as strike_column
 from oaws.instruments import Instrument
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
 
@@ -282,14 +283,16 @@ class Match:
         return {f: getattr(self, f) for f in self.__slots__}
 
     def columns(self) -> dict[str, str]:
+        """The search table's columns, the most wanted first (a narrow terminal drops the last)."""
         return {
             "instrument": self.instrument,
+            "type": self.instrument_type or "EQ",
+            "expiry": self.expiry,
+            "strike": strike_column(self.strike),
+            "lot": str(self.lot_size),
+            "name": self.name,
             "kite symbol": self.tradingsymbol,
             "token": str(self.token),
-            "type": self.instrument_type or "EQ",
-            "name": self.name,
-            "expiry": self.expiry,
-            "lot": str(self.lot_size),
         }
 
 

@@ -47,6 +47,7 @@ from oaws.brokers.api import Rejection
 from oaws.brokers.masterkit import stale_days, status_text, stream_body, write_atomic
 from oaws.brokers.noren.errors import NorenError, NorenMasterMissing, NorenUnavailable, describe_request_error
 from oaws.brokers.noren.family import HOSTS
+from oaws.format import strike as strike_column
 from oaws.instruments import Instrument
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
 
@@ -200,14 +201,16 @@ class Match:
         return {f: getattr(self, f) for f in self.__slots__}
 
     def columns(self) -> dict[str, str]:
+        """The search table's columns, the most wanted first (a narrow terminal drops the last)."""
         return {
             "instrument": self.instrument,
+            "type": self.instrument_type or "EQ",
+            "expiry": self.expiry,
+            "strike": strike_column(self.strike),
+            "lot": str(self.lot_size),
+            "name": self.name,
             "noren symbol": self.noren_symbol,
             "token": self.token,
-            "type": self.instrument_type or "EQ",
-            "name": self.name,
-            "expiry": self.expiry,
-            "lot": str(self.lot_size),
         }
 
 

@@ -117,4 +117,4 @@ async def test_oaws_subscribe_mode_depth_depth_20_prints_the_twenty_level_snapsh
 @pytest.mark.parametrize("command", ["tail", "subscribe"])
 def test_depth_without_depth_mode_is_one_sentence(command):
     result = CliRunner().invoke(oaws_app, [command, "--no-autostart", "--depth", "20", "RELIANCE:NSE"])
-    assert result.exit_code == 1 and "--depth 20 needs --mode depth" in result.stderr
+    assert result.exit_code == 2 and "--depth 20 needs --mode depth" in result.stderr  # a usage error
