@@ -73,8 +73,10 @@ def build_watchlists(given: list[str] | None, name: str | None) -> tuple[list, i
     from oaws.instruments import DEFAULT_WATCHLIST, parse_many
     from oaws.tui.models.watch import Watchlist
 
+    from oaws.configfile import watchlists
+
     first = resolve_instruments(given, name)  # also says which names exist when ``name`` is unknown
-    configured = cfg.watchlists()
+    configured = watchlists()  # entries that are not instruments left out (main_options warned)
     lists: list[Watchlist] = [Watchlist("command line", first, saved=False)] if given else []
     if not given and "default" not in configured:
         lists.append(Watchlist("default", parse_many(list(DEFAULT_WATCHLIST))))
