@@ -16,7 +16,7 @@ import typer
 
 from oaws import __version__
 from oaws.cli import alerts, brokers, completion, keys, lists, record, serve, status, stream, watch
-from oaws.cli.common import config_defaults, friendly
+from oaws.cli.common import check_config_file, config_defaults, friendly
 from oaws.cli.help import HumanGroup
 
 app = typer.Typer(
@@ -69,6 +69,7 @@ def main_options(
         # websockets' DEBUG log dumps every frame, and an authenticate frame carries the API key
         logging.getLogger("websockets").setLevel(logging.INFO)
     # the config file's settings become the options' defaults, below the environment
+    check_config_file()
     ctx.default_map = config_defaults(ctx.command)
 
 

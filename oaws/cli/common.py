@@ -98,6 +98,29 @@ def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callabl
 
 
 # The config file as the options' defaults -------------------------------------------
+def check_config_file() -> None:
+    """The whole config file against its schema (``oaws.configfile``): a value of the wrong
+    kind stops the command (one sentence, exit 2), an unknown key or a watchlist entry that
+    is not an instrument is a warning on stderr."""
+    data = cfg.file_config()
+    if not data:
+        return
+    from oaws import configfile
+
+    sections: dict[str, dict[str, type]] = {}
+    if any(key not in configfile.TopLevel.model_fields for key in data):
+        # a table the top level does not know may be a broker's: ask the plugins (only then,
+        # so that a file without broker sections never loads them)
+        from oaws import brokers
+
+        for broker in brokers.brokers().values():
+            spec = broker.settings
+            if spec is not None and hasattr(spec, "section"):
+                sections[spec.section] = {s.name: s.kind for s in spec}
+    for warning in configfile.check_file(sections):
+        typer.echo(f"oaws: warning: {warning}", err=True)
+
+
 def config_defaults(group: Any) -> dict[str, Any]:
     """click's ``default_map`` for ``group`` (the ``oaws`` command): every option named like a
     top-level setting of the config file (``port``, ``broker``, ``mode``...) defaults to its
@@ -205,7 +228,9 @@ def resolve_instruments(given: list[str] | None, watchlist: str | None = None) -
 
     if given:
         return parse_many(given)
-    lists = cfg.watchlists()
+    from oaws.configfile import watchlists
+
+    lists = watchlists()
     if watchlist is not None:
         if watchlist not in lists:
             known = ", ".join(sorted(lists)) or "none"

@@ -103,12 +103,12 @@ def build_ribbon(shown: bool = True) -> list:
 
 def build_watchlists(given: list[str] | None, name: str | None) -> tuple[list, int]:
     """The lists Tab cycles through, and which one opens: the command line's, else the named or default one."""
-    from oaws import store
+    from oaws.configfile import watchlists
     from oaws.instruments import DEFAULT_WATCHLIST, parse_many
     from oaws.tui.models.watch import Watchlist
 
     first = resolve_instruments(given, name)  # also says which names exist when ``name`` is unknown
-    configured = store.lists()  # the config file's, as the screen saves them
+    configured = watchlists()  # the config file's, entries that are not instruments left out (warned)
     lists: list[Watchlist] = [Watchlist("command line", first, saved=False)] if given else []
     if not given and "default" not in configured:
         lists.append(Watchlist("default", parse_many(list(DEFAULT_WATCHLIST))))
