@@ -144,6 +144,7 @@ async def test_a_triggered_alert_is_marked_at_start_and_rearming_clears_it(conf)
         listed = dialog.query_one("#alert-list")
         assert "price above 1,500.00  triggered 10:15:00 at 1,502.40" in str(listed.get_option_at_index(0).prompt)
         listed.focus()
+        await until(pilot, lambda: dialog.focused is listed, what="the list focused")
         await pilot.press("r")
         await until(pilot, lambda: store.alerts()[0].state == ARMED, what="re-armed in the file")
         await until(pilot, lambda: app.model.rows[REL].mark is None, what="the mark gone")
@@ -187,6 +188,7 @@ async def test_the_dialog_sets_an_alert_prefilled_with_the_rows_values_and_remov
         await until(pilot, lambda: "change % below -2.00%" in str(listed.get_option_at_index(0).prompt), what="shown")
         listed.focus()
         listed.highlighted = 0
+        await until(pilot, lambda: dialog.focused is listed, what="the list focused")
         await pilot.press("x")
         await until(pilot, lambda: store.alerts() == [], what="removed from the file")
         assert app.book.alerts() == []
