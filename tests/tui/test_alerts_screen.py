@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -21,7 +22,12 @@ from oaws.tui.app import WatchApp
 from oaws.tui.dialogs import AlertDialog
 from oaws.tui.models.watch import Watchlist
 
-from .conftest import FIXED_NS, IST, ScriptedClient, live_app, until
+from .conftest import FIXED_NS, IST, ScriptedClient, live_app
+from .conftest import until as until_
+
+#: conftest's ``until`` with room for a loaded machine (the store's thread, a real server)
+until = partial(until_, timeout=20.0)
+
 
 REL, INFY, TCS = parse("RELIANCE:NSE"), parse("INFY:NSE"), parse("TCS:NSE")
 

@@ -8,6 +8,7 @@ does (``build_watchlists`` over the store), against a real in-process server.
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 from typer.testing import CliRunner
@@ -19,7 +20,12 @@ from oaws.instruments import parse
 from oaws.tui.add import AddScreen
 from oaws.tui.dialogs import ConfirmDialog, NameDialog
 
-from .conftest import live_app, until
+from .conftest import live_app
+from .conftest import until as until_
+
+#: conftest's ``until`` with room for a loaded machine (the store's thread, a real server)
+until = partial(until_, timeout=20.0)
+
 
 CONFIG = """\
 # my own settings: oaws keeps this comment
