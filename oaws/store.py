@@ -14,7 +14,7 @@ survive every edit (docs/watchlists.md)::
     banks = ["symbol", "ltp", "change_percent"]
 
     [notify]                                      # what a firing alert does
-    command = "notify-send oaws \\"$OAWS_ALERT\\""
+    command = "~/bin/alert-to-phone"
     bell = true
     desktop = true
 
@@ -49,6 +49,7 @@ import math
 import os
 import stat
 import tempfile
+import time
 import tomllib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -57,7 +58,7 @@ from typing import Any, TypeVar
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, Array, Null, Table, Whitespace
+from tomlkit.items import AoT, Array, InlineTable, Null, Table, Whitespace
 
 from oaws import config
 from oaws.alerts import ARMED, KINDS, Alert
@@ -68,6 +69,8 @@ DEFAULT = "default"
 MAX_NAME = 40
 #: the first line of a config file this module makes
 HEADER = "# oaws settings (see docs/watchlists.md); oaws keeps comments and layout when it edits this file"
+#: seconds an edit waits for another program's edit to end (they take milliseconds)
+LOCK_TIMEOUT = 10.0
 #: the top-level key that remembers the next alert id (so that a removed alert's id is not reused)
 NEXT_ID = "alerts_next_id"
 
@@ -205,7 +208,17 @@ def _locked(target: Path) -> Iterator[None]:
     except OSError as exc:
         raise StoreError(f"cannot save {target}: cannot make its lock file {lock}: {_reason(exc)}") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"cannot save {target}: another program has held its lock {lock} for {LOCK_TIMEOUT:g} s"
+                    ) from None
+                time.sleep(0.002)
         yield
     finally:
         os.close(fd)  # closing releases the lock
@@ -318,7 +331,7 @@ def _drop_if_empty(doc: tomlkit.TOMLDocument, key: str) -> None:
         del doc[key]
 
 
-def _table(doc: tomlkit.TOMLDocument, key: str, *, create: bool) -> Table | None:
+def _table(doc: tomlkit.TOMLDocument, key: str, *, create: bool) -> Table | InlineTable | None:
     if key not in doc:
         if not create:
             return None
@@ -332,7 +345,7 @@ def _table(doc: tomlkit.TOMLDocument, key: str, *, create: bool) -> Table | None
             if isinstance(first, AoT) and len(first) and "\n" not in first[0].trivia.indent:
                 first[0].trivia.indent = "\n" + first[0].trivia.indent
     table = doc[key]
-    if not isinstance(table, Table):
+    if not isinstance(table, Table | InlineTable):
         raise StoreError(f"{key} in {path()} is not a table")
     return table
 
@@ -397,7 +410,7 @@ def _where(doc: tomlkit.TOMLDocument, name: str) -> tuple[Any, str]:
     """The container and key that hold list ``name`` (or would)."""
     if name == DEFAULT:
         named = doc.get("watchlists")
-        if "watchlist" not in doc and isinstance(named, Table) and DEFAULT in named:
+        if "watchlist" not in doc and isinstance(named, Table | InlineTable) and DEFAULT in named:
             return named, DEFAULT
         return doc, "watchlist"
     table = _table(doc, "watchlists", create=True)

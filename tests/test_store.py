@@ -141,6 +141,18 @@ def test_edits_do_what_they_say(written):
     assert config.watchlists() == store.lists()  # what the watch reads today agrees
 
 
+def test_inline_tables_are_edited_where_they_are(conf):
+    conf.parent.mkdir()
+    conf.write_text(
+        'watchlists = { banks = ["SBIN:NSE"], it = ["TCS:NSE"] }  # inline\ncolumns = { it = ["symbol"] }\n'
+    )
+    store.add_to_list("banks", ["ITC:NSE"])
+    store.rename_list("it", "tech")
+    assert store.lists() == {"banks": ["SBIN:NSE", "ITC:NSE"], "tech": ["TCS:NSE"]}
+    assert store.columns("tech") == ["symbol"]
+    assert "# inline" in conf.read_text() and "[watchlists]" not in conf.read_text()
+
+
 def test_a_new_file_is_made_private_with_a_header(conf):
     store.add_to_list("default", ["ITC:NSE"])
     assert stat.S_IMODE(conf.stat().st_mode) == 0o600
@@ -302,7 +314,7 @@ def test_two_writers_at_once_lose_nothing(written):
 
     def writer(n: int) -> None:
         try:
-            for i in range(10):
+            for i in range(6):
                 store.add_to_list("it", [f"W{n}X{i}:NSE"])
                 store.add_alert(f"W{n}X{i}:NSE", "above", i)
         except BaseException as exc:  # reported below
@@ -314,10 +326,23 @@ def test_two_writers_at_once_lose_nothing(written):
     for t in threads:
         t.join()
     assert not errors
-    assert len(store.lists()["it"]) == 1 + 40
+    assert len(store.lists()["it"]) == 1 + 24
     ids = [a.id for a in store.alerts()]
-    assert len(ids) == 42 and len(set(ids)) == 42
+    assert len(ids) == 2 + 24 and len(set(ids)) == 2 + 24
     assert "# my banks" in written.read_text()
+
+
+def test_a_lock_held_too_long_is_one_sentence_and_nothing_is_written(written, monkeypatch):
+    import fcntl
+
+    monkeypatch.setattr(store, "LOCK_TIMEOUT", 0.05)
+    with open(written.with_name("config.toml.lock"), "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(store.StoreError, match="another program has held its lock"):
+            store.add_to_list("it", ["WIPRO:NSE"])
+    assert written.read_text() == HAND_WRITTEN
+    store.add_to_list("it", ["WIPRO:NSE"])  # released: it goes through
+    assert store.lists()["it"] == ["TCS:NSE", "WIPRO:NSE"]
 
 
 def test_alert_ids_are_never_reused(written):
