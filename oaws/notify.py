@@ -136,10 +136,13 @@ def desktop_command(
 
 
 class _Bounded:
-    """Log a warning at most once per ``every`` seconds; the ones left out are counted in the next."""
+    """Report a failure at most once per ``every`` seconds; the ones left out are counted in the next.
 
-    def __init__(self, every: float = LOG_EVERY) -> None:
+    Reported to ``report`` (one sentence) when given, else as a warning of this module's logger."""
+
+    def __init__(self, every: float = LOG_EVERY, report: Callable[[str], None] | None = None) -> None:
         self.every = every
+        self.report = report
         self.last = -float("inf")
         self.skipped = 0
         self.lock = threading.Lock()
@@ -151,9 +154,16 @@ class _Bounded:
                 self.skipped += 1
                 return
             skipped, self.skipped, self.last = self.skipped, 0, now
+        text = message % args if args else message
         if skipped:
-            message += f" ({skipped} more failures since the last one logged)"
-        log.warning(message, *args)
+            text += f" ({skipped} more failures since the last one reported)"
+        if self.report is None:
+            log.warning("%s", text)
+            return
+        try:
+            self.report(text)
+        except Exception:
+            log.warning("%s", text, exc_info=True)
 
 
 class Notifier:
@@ -167,14 +177,18 @@ class Notifier:
         log_path: Path | str | None = None,
         timeout: float = TIMEOUT,
         desktop_argv: Callable[[str, str], list[str] | None] | None = None,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_failure``: where a failure's sentence goes instead of the ``oaws.notify`` logger
+        (a screen shows it), at most once a minute. It may be called from a reaper thread: a
+        screen hands it to its own loop (Textual's ``call_from_thread``)."""
         self.command = command.strip() if isinstance(command, str) and command.strip() else None
         self.desktop = desktop
         #: where the command's output goes (default: notify.log in the state directory)
         self.log_path = Path(log_path) if log_path is not None else None
         self.timeout = timeout
         self._desktop_argv = desktop_argv or desktop_command
-        self._failures = _Bounded()
+        self._failures = _Bounded(report=on_failure)
         self._running: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)

@@ -232,3 +232,13 @@ def test_the_desktop_notifier_is_looked_up_on_path(tmp_path, monkeypatch) -> Non
     assert argv is not None and argv[0] == str(tmp_path / "notify-send")
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     assert desktop_command("T", "B", platform="linux", environ={"WAYLAND_DISPLAY": "wayland-0"}) is None
+
+
+def test_failures_go_to_on_failure_when_given(tmp_path, caplog) -> None:
+    said: list[str] = []
+    n = notifier(tmp_path, "exit 4", on_failure=said.append)
+    with caplog.at_level(logging.WARNING, logger="oaws.notify"):
+        n.fire(fired(), TICK)
+        assert n.wait(10)
+    assert said == [f"the notify command exited with 4; its output is in {tmp_path / 'notify.log'}"]
+    assert "exited with 4" not in caplog.text
