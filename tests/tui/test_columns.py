@@ -276,3 +276,16 @@ def test_the_depth_view_keeps_the_book_through_the_grids_quote_ticks():
     idx = model(NIFTY)
     idx.apply(NIFTY, tick(mode=DEPTH))
     assert depth_state(row(idx, NIFTY), 0, index=True, name="x").note == "An index has no order book."
+
+
+def test_sorting_by_a_new_column_puts_rows_without_its_figure_last():
+    m = model(REL, OPT, FUT)
+    m.apply(OPT, tick(oi=300, depth=book(10.0, 5, 10.5, 7)))
+    m.apply(FUT, tick(oi=900, depth=book(20.0, 5, 20.5, 1)))
+    m.apply(REL, tick(oi=5000, depth=book(30.0, 5, 30.5, 9)))  # an equity's OI is not shown, nor sorted by
+    m.sort_by("oi")
+    assert m.view == [FUT, OPT, REL]
+    m.sort_by("oi")  # again: reversed, the row without OI still last
+    assert m.view == [OPT, FUT, REL]
+    m.sort_by("ask_qty")
+    assert m.view == [REL, OPT, FUT]

@@ -25,6 +25,7 @@ EXTRA = {
     "BANKNIFTY30DEC25FUT": {"prev_oi": 1_700_000, "week_52_high": 60120.0, "week_52_low": 48110.0},
     "RELIANCE": {"week_52_high": 1608.8, "week_52_low": 1114.85},
 }
+PINNED = frozenset({"prev_oi", "oi_change_percent", "week_52_high", "week_52_low"})
 #: the put's last trade was in the session before (Monday's close)
 YESTERDAY_MS = FIXED_NS // 1_000_000 - 86_400_000 + 5 * 3600_000 + 14 * 60_000
 COLUMNS = ["symbol", "ltp", "change_percent", "bid", "ask", "volume", "oi", "oi_change", "oi_change_percent",
@@ -34,9 +35,10 @@ COLUMNS = ["symbol", "ltp", "change_percent", "bid", "ask", "volume", "oi", "oi_
 def ticks() -> list[Tick]:
     out = []
     for tick in sim_ticks(DERIVATIVES, 6):
-        data = {**tick.data, **EXTRA.get(tick.instrument.symbol, {})}
+        # the fields pinned here, whatever the simulated market sends of them
+        data = {k: v for k, v in tick.data.items() if k not in PINNED}
+        data.update(EXTRA.get(tick.instrument.symbol, {}))
         if tick.instrument.symbol == "NIFTY30DEC2526000PE":  # a broker that gives only the percentage
-            data.pop("prev_oi", None)
             data["ltt"] = YESTERDAY_MS
         out.append(Tick(tick.instrument, tick.mode, data, tick.message, tick.received_ns))
     return out
