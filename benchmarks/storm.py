@@ -51,7 +51,7 @@ def pct(xs, p):
 async def main():
     port = free_port()
     state = tempfile.mkdtemp()
-    env = {**os.environ, "OAWS_STATE_DIR": state, "OAWS_CONFIG_DIR": state}
+    env = {**os.environ, "OAWS_STATE_DIR": state, "OAWS_CONFIG_DIR": state, "OAWS_SIM_HOURS": "always"}
     p = subprocess.Popen([sys.executable, "-m", "oaws", "serve", "--port", str(port)], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"ws://127.0.0.1:{port}"

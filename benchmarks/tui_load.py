@@ -163,7 +163,9 @@ def main() -> None:
     size = tuple(int(x) for x in args.size.split("x"))
     wanted = instruments(args.instruments)
     server = ServerThread(
-        ServeSettings(port=0, bus="tcp://127.0.0.1:*", feed={"seed": 1, "rate": args.rate / len(wanted)})
+        ServeSettings(
+            port=0, bus="tcp://127.0.0.1:*", feed={"seed": 1, "rate": args.rate / len(wanted), "hours": "always"}
+        )
     )
     url = server.start()
     try:

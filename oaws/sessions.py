@@ -171,7 +171,9 @@ class _Calendar:
 
 
 _lock = threading.Lock()
+_starting = threading.Lock()
 _calendar: _Calendar | None = None
+_loader: threading.Thread | None = None
 
 
 def _build() -> _Calendar:
@@ -212,12 +214,15 @@ def loaded() -> bool:
 
 
 def preload() -> threading.Thread | None:
-    """Build the calendar in a thread of its own (None: it is built already)."""
+    """Build the calendar in a thread of its own, once however often asked (None: it is built)."""
+    global _loader
     if _calendar is not None:
         return None
-    thread = threading.Thread(target=load, name="oaws-sessions", daemon=True)
-    thread.start()
-    return thread
+    with _starting:
+        if _loader is None:
+            _loader = threading.Thread(target=load, name="oaws-sessions", daemon=True)
+            _loader.start()
+        return _loader
 
 
 def _get() -> _Calendar:

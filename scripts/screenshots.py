@@ -53,7 +53,8 @@ def to_png(svg: Path) -> Path | None:
 
 
 async def main(seconds: float, size: tuple[int, int]) -> list[Path]:
-    service = Service(ServeSettings(port=0, bus="tcp://127.0.0.1:*", feed={"seed": 20251125, "rate": 4.0}))
+    feed = {"seed": 20251125, "rate": 4.0, "hours": "always"}  # at any hour, a market that trades
+    service = Service(ServeSettings(port=0, bus="tcp://127.0.0.1:*", feed=feed))
     await service.start()
 
     async def connect(instruments: list[Instrument], mode: int) -> Client:

@@ -18,6 +18,16 @@ from tests.helpers import FakeBus
 os.environ["OAWS_SIM_HOURS"] = "always"
 
 
+@pytest.fixture(autouse=True)
+def _exchange_calendar(request):
+    """The watch's status line shows the sessions once the exchange calendar is built (in a
+    thread, at the first look): built before a screen test, every picture of it is the same."""
+    if "tui" in request.path.parts:
+        from oaws import sessions
+
+        sessions.load()
+
+
 @pytest.fixture
 async def bus():
     b = FakeBus()
