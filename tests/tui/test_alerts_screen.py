@@ -173,15 +173,14 @@ async def test_the_dialog_sets_an_alert_prefilled_with_the_rows_values_and_remov
         value = dialog.query_one("#alert-value")
         assert value.value == "1490.50"
         dialog.query_one("#alert-kind").value = "change_below"
-        await pilot.pause()
-        assert value.value == "0.71"
+        await until(pilot, lambda: value.value == "0.71", what="the value of the new kind filled in")
         value.value = "abc"
         await pilot.press("enter")
-        assert "not a number" in str(dialog.query_one("#alert-error").render()) or "needs a number" in str(
-            dialog.query_one("#alert-error").render()
-        )
+        error = dialog.query_one("#alert-error")
+        await until(pilot, lambda: "needs a number" in str(error.render()) or "not a number" in str(error.render()))
         value.value = "-2"
         value.focus()
+        await until(pilot, lambda: dialog.focused is value, what="the value focused")
         await pilot.press("enter")
         await until(
             pilot,
@@ -197,7 +196,7 @@ async def test_the_dialog_sets_an_alert_prefilled_with_the_rows_values_and_remov
         await until(pilot, lambda: dialog.focused is listed, what="the list focused")
         await pilot.press("x")
         await until(pilot, lambda: store.alerts() == [], what="removed from the file")
-        assert app.book.alerts() == []
+        await until(pilot, lambda: app.book.alerts() == [], what="and from the screen's alerts")
     assert "# alerts, by hand" in conf.read_text()
 
 
