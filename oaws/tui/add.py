@@ -45,16 +45,21 @@ class Added(NamedTuple):
     assumed: bool = False
 
 
+class AddField(Input):
+    """The field: its keys are its own bindings, so that the footer shows them and they act in
+    order with the characters typed before them (a screen's priority binding would overtake them)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("down", "screen.focus_matches", "Matches", key_display="↓"),
+        Binding("enter", "screen.submit", "Add"),
+        Binding("tab", "screen.complete", "Complete"),
+    ]
+
+
 class AddScreen(ModalScreen[Added | None]):
     """Returns the instrument to add, or None when cancelled; its footer shows its own keys."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        # priority: the field's own enter (and the list's own ↓) would hide these from the footer
-        Binding("enter", "submit", "Add", priority=True),
-        Binding("tab", "complete", "Complete", priority=True),
-        Binding("down", "focus_matches", "Matches", key_display="↓", priority=True),
-        Binding("escape", "cancel", "Cancel"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(
         self, complete: Complete, resolve: Callable[[str], Instrument], matches: Matches | None = None
@@ -67,7 +72,7 @@ class AddScreen(ModalScreen[Added | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="add-box"):
             yield Label("Add an instrument: SYMBOL:EXCHANGE, or a symbol to complete", id="add-title")
-            yield Input(placeholder="RELIANCE:NSE", id="add-input", suggester=CompletionSuggester(self.complete))
+            yield AddField(placeholder="RELIANCE:NSE", id="add-input", suggester=CompletionSuggester(self.complete))
             yield OptionList(id="add-matches")
             yield Label("", id="add-error")
         yield Footer()
@@ -93,10 +98,10 @@ class AddScreen(ModalScreen[Added | None]):
 
     def action_complete(self) -> None:
         """Tab: the field takes the first match (the one the inline suggestion shows)."""
-        options = self.query_one(OptionList)
-        if options.option_count:
-            field = self.query_one(Input)
-            field.value = str(options.get_option_at_index(0).id)
+        field = self.query_one(Input)
+        best = self.complete(field.value, 1)  # from the text itself: the list may not have caught up yet
+        if best:
+            field.value = best[0]
             field.cursor_position = len(field.value)
             field.focus()
 

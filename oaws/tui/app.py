@@ -29,7 +29,7 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.binding import Binding, BindingType
 
 from oaws.alerts import KINDS, TRIGGERED, Alert, AlertBook, describe_value, parse_condition
@@ -446,8 +446,11 @@ class WatchApp(App[int]):
     def frame(self) -> None:
         if self.paused:
             return
+        try:
+            screen = self.screen
+        except ScreenStackError:  # a frame that fires while the app is closing
+            return
         self.grid.redraw()
-        screen = self.screen
         if isinstance(screen, DepthScreen):
             screen.redraw()
         ribbon = self.main.ribbon

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -21,7 +22,12 @@ from oaws.tui.app import WatchApp
 from oaws.tui.dialogs import AlertDialog
 from oaws.tui.models.watch import Watchlist
 
-from .conftest import FIXED_NS, IST, ScriptedClient, live_app, until
+from .conftest import FIXED_NS, IST, ScriptedClient, live_app
+from .conftest import until as until_
+
+#: conftest's ``until`` with room for a loaded machine (the store's thread, a real server)
+until = partial(until_, timeout=20.0)
+
 
 REL, INFY, TCS = parse("RELIANCE:NSE"), parse("INFY:NSE"), parse("TCS:NSE")
 
@@ -144,6 +150,7 @@ async def test_a_triggered_alert_is_marked_at_start_and_rearming_clears_it(conf)
         listed = dialog.query_one("#alert-list")
         assert "price above 1,500.00  triggered 10:15:00 at 1,502.40" in str(listed.get_option_at_index(0).prompt)
         listed.focus()
+        await until(pilot, lambda: dialog.focused is listed, what="the list focused")
         await pilot.press("r")
         await until(pilot, lambda: store.alerts()[0].state == ARMED, what="re-armed in the file")
         await until(pilot, lambda: app.model.rows[REL].mark is None, what="the mark gone")
@@ -166,15 +173,14 @@ async def test_the_dialog_sets_an_alert_prefilled_with_the_rows_values_and_remov
         value = dialog.query_one("#alert-value")
         assert value.value == "1490.50"
         dialog.query_one("#alert-kind").value = "change_below"
-        await pilot.pause()
-        assert value.value == "0.71"
+        await until(pilot, lambda: value.value == "0.71", what="the value of the new kind filled in")
         value.value = "abc"
         await pilot.press("enter")
-        assert "not a number" in str(dialog.query_one("#alert-error").render()) or "needs a number" in str(
-            dialog.query_one("#alert-error").render()
-        )
+        error = dialog.query_one("#alert-error")
+        await until(pilot, lambda: "needs a number" in str(error.render()) or "not a number" in str(error.render()))
         value.value = "-2"
         value.focus()
+        await until(pilot, lambda: dialog.focused is value, what="the value focused")
         await pilot.press("enter")
         await until(
             pilot,
@@ -187,9 +193,10 @@ async def test_the_dialog_sets_an_alert_prefilled_with_the_rows_values_and_remov
         await until(pilot, lambda: "change % below -2.00%" in str(listed.get_option_at_index(0).prompt), what="shown")
         listed.focus()
         listed.highlighted = 0
+        await until(pilot, lambda: dialog.focused is listed, what="the list focused")
         await pilot.press("x")
         await until(pilot, lambda: store.alerts() == [], what="removed from the file")
-        assert app.book.alerts() == []
+        await until(pilot, lambda: app.book.alerts() == [], what="and from the screen's alerts")
     assert "# alerts, by hand" in conf.read_text()
 
 

@@ -8,6 +8,7 @@ does (``build_watchlists`` over the store), against a real in-process server.
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 from typer.testing import CliRunner
@@ -19,7 +20,12 @@ from oaws.instruments import parse
 from oaws.tui.add import AddScreen
 from oaws.tui.dialogs import ConfirmDialog, NameDialog
 
-from .conftest import live_app, until
+from .conftest import live_app
+from .conftest import until as until_
+
+#: conftest's ``until`` with room for a loaded machine (the store's thread, a real server)
+until = partial(until_, timeout=20.0)
+
 
 CONFIG = """\
 # my own settings: oaws keeps this comment
@@ -65,20 +71,20 @@ async def test_add_remove_and_reorder_are_saved_and_there_at_the_next_start(serv
     app = watch(service.url)
     async with app.run_test(size=(150, 24)) as pilot:
         await pilot.press("a", *"wipro", "enter")  # a bare symbol: NSE assumed, and said
-        assert said(app, "added WIPRO:NSE (assumed NSE)")
+        await until(pilot, lambda: said(app, "added WIPRO:NSE (assumed NSE)"), what="the add said")
         await until(pilot, lambda: store.lists()["default"][-1] == "WIPRO:NSE", what="the add saved")
 
         await pilot.press("a", *"infy:nse", "enter")  # listed already: said, nothing saved twice
-        assert said(app, "INFY:NSE is already in default")
+        await until(pilot, lambda: said(app, "INFY:NSE is already in default"), what="the duplicate said")
 
         await pilot.press("home", "d")  # RELIANCE goes
         await until(pilot, lambda: "RELIANCE:NSE" not in store.lists()["default"], what="the removal saved")
 
         await pilot.press("end", "shift+up", "shift+up")  # WIPRO two places up, to the top
-        assert [i.symbol for i in app.model.view] == ["WIPRO", "INFY", "TCS"]
+        await until(pilot, lambda: [i.symbol for i in app.model.view] == ["WIPRO", "INFY", "TCS"], what="moved up")
         await until(pilot, lambda: store.lists()["default"] == ["WIPRO:NSE", "INFY:NSE", "TCS:NSE"], what="order")
         await pilot.press("shift+down")
-        assert [i.symbol for i in app.model.view] == ["INFY", "WIPRO", "TCS"]
+        await until(pilot, lambda: [i.symbol for i in app.model.view] == ["INFY", "WIPRO", "TCS"], what="moved down")
         await until(pilot, lambda: store.lists()["default"] == ["INFY:NSE", "WIPRO:NSE", "TCS:NSE"], what="order")
         await pilot.press("shift+down")
         assert app.model.selected == parse("WIPRO:NSE")
@@ -102,14 +108,14 @@ async def test_new_rename_and_delete_a_list_on_screen(service, conf):
         assert isinstance(app.screen, NameDialog)
         assert "exists" in str(app.screen.query_one("#name-error").render())
         await pilot.press("ctrl+u", *"energy", "enter")
-        assert app.model.watchlist.name == "energy" and app.model.view == []
+        await until(pilot, lambda: app.model.watchlist.name == "energy" and app.model.view == [], what="the new list")
         await pilot.press("a", *"ongc", "enter")
         await until(pilot, lambda: store.lists().get("energy") == ["ONGC:NSE"], what="the new list saved")
         await until(pilot, lambda: app.model.rows[parse("ONGC:NSE")].data.get("ltp"), what="its ticks")
 
         await pilot.press("r")
         await pilot.press("ctrl+u", *"oil & gas", "enter")
-        assert app.model.watchlist.name == "oil & gas"
+        await until(pilot, lambda: app.model.watchlist.name == "oil & gas", what="renamed on screen")
         await until(pilot, lambda: "oil & gas" in store.lists() and "energy" not in store.lists(), what="renamed")
 
         await pilot.press("tab")  # to the default list (after the last comes the first)
@@ -125,7 +131,7 @@ async def test_new_rename_and_delete_a_list_on_screen(service, conf):
         await pilot.press("n")  # kept
         assert "banks" in names(app)
         await pilot.press("x", "y")
-        assert names(app) == ["default", "oil & gas"]
+        await until(pilot, lambda: names(app) == ["default", "oil & gas"], what="deleted on screen")
         await until(pilot, lambda: "banks" not in store.lists(), what="the deletion saved")
         await pilot.press("q")
     assert shown("oil & gas") == ["ONGC:NSE"]
@@ -144,7 +150,7 @@ async def test_a_command_line_list_is_edited_on_screen_only_and_says_so_once(ser
     async with app.run_test(size=(150, 24)) as pilot:
         await pilot.press("a", *"itc", "enter")
         await pilot.press("a", *"ongc", "enter")
-        assert [i.symbol for i in app.model.view] == ["SBIN", "ITC", "ONGC"]
+        await until(pilot, lambda: [i.symbol for i in app.model.view] == ["SBIN", "ITC", "ONGC"], what="both added")
         notices = [n for n in app._notifications if "not saved" in n.message]
         assert len(notices) == 1 and "command line" in notices[0].message
         await pilot.press("q")

@@ -3,6 +3,8 @@ goes first on a narrow screen, the subscriptions it adds, and its setting in the
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from oaws import config as cfg
@@ -12,7 +14,12 @@ from oaws.instruments import DEFAULT_WATCHLIST, QUOTE, parse, parse_many
 from oaws.tui.models.ribbon import RibbonModel, default_ribbon
 from oaws.tui.models.watch import Watchlist
 
-from .conftest import FIXED_NS, scripted_app, until
+from .conftest import FIXED_NS, scripted_app
+from .conftest import until as until_
+
+#: conftest's ``until`` with room for a loaded machine (the store's thread, a real server)
+until = partial(until_, timeout=20.0)
+
 
 NIFTY, BANK, SENSEX, VIX = default_ribbon()
 STOCKS = parse_many(["RELIANCE:NSE", "INFY:NSE", "TCS:NSE", "SBIN:NSE", "ITC:NSE", "HDFCBANK:NSE", "WIPRO:NSE"])

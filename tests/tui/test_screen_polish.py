@@ -3,6 +3,8 @@ notifications that leave the status line readable."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from textual.binding import Binding
 from textual.widgets._toast import Toast
 
@@ -12,7 +14,11 @@ from oaws.tui.models.watch import Watchlist
 from oaws.tui.screen import WatchScreen
 from oaws.tui.status import StatusBar
 
-from .conftest import live_app, scripted_app, start_service, until
+from .conftest import live_app, scripted_app, start_service
+from .conftest import until as until_
+
+#: conftest's ``until`` with room for a loaded machine (the store's thread, a real server)
+until = partial(until_, timeout=20.0)
 
 
 async def test_the_help_names_every_key_of_the_main_screen():
