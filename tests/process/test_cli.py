@@ -225,7 +225,7 @@ def test_tail_stats_reports_end_to_end_latency(server, cli_env):
         (["nosuch"], "No such command 'nosuch' (see `"),
         (["tail", "--nosuch"], "No such option: --nosuch (see `"),
         (["tail", "--count", "0"], "'--count'"),
-        (["inspect"], "Missing argument 'files'"),
+        (["inspect"], "Missing argument 'FILE'"),  # as the usage line names it: oaws inspect [OPTIONS] FILE...
         (["serve", "--port", "abc"], "'--port'"),
     ],
 )
