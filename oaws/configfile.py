@@ -90,8 +90,12 @@ class TopLevel(_Strict):
     max_instruments_per_client: Count | None = None
     max_instruments: Count | None = None
     sim_hours: Literal["exchange", "always"] | None = None
-    ribbon: list[StrictStr] | StrictBool | None = None
+    sim_any_symbol: StrictBool | None = None
+    #: the index ribbon's instruments (``[]``: no ribbon)
+    ribbon: list[StrictStr] | None = None
     watchlist: list[StrictStr] | None = None
+    #: the store's count of alert ids given (never reused)
+    alerts_next_id: Annotated[StrictInt, Field(ge=1)] | None = None
     watchlists: dict[str, list[StrictStr]] = {}
     columns: dict[str, list[StrictStr]] = {}
     alerts: list[AlertTable] = []

@@ -350,6 +350,14 @@ def _table(doc: tomlkit.TOMLDocument, key: str, *, create: bool) -> Table | Inli
     return table
 
 
+def _is_instrument(item: str) -> bool:
+    try:
+        parse(item)
+    except InstrumentError:
+        return False
+    return True
+
+
 def _ident(item: str) -> str:
     """An item as it is compared: the instrument it names (``reliance:nse`` is ``RELIANCE:NSE``)."""
     try:
@@ -427,14 +435,18 @@ def _unknown(name: str, known: dict[str, list[str]]) -> StoreError:
 
 
 def save_list(name: str, items: list[str]) -> None:
-    """List ``name`` is ``items`` (made when it is not there); ``default`` is the top-level ``watchlist``."""
+    """List ``name`` is ``items`` (made when it is not there); ``default`` is the top-level ``watchlist``.
+
+    Entries of the list in the file that are not instruments (a typo the watch left out,
+    with a warning) stay at its end: the screen never shows them, so saving what it shows
+    must not lose them."""
     check_name(name)
     items = [str(x) for x in items]
 
     def change(doc: tomlkit.TOMLDocument) -> None:
-        _current(doc)
+        before = _current(doc).get(name, [])
         container, key = _where(doc, name)
-        _assign(container, key, items)
+        _assign(container, key, items + [x for x in before if not _is_instrument(x) and x not in items])
 
     _edit(change)
 

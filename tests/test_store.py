@@ -413,3 +413,11 @@ def test_notify_settings(conf):
     conf.write_text("[notify]\ncommand = 3\n")
     with pytest.raises(store.StoreError, match=r"notify\.command"):
         store.notify_settings()
+
+
+def test_saving_a_list_keeps_its_entries_that_are_not_instruments(conf):
+    # the watch leaves a typo out (with a warning); saving what the screen shows must not lose it
+    conf.parent.mkdir()
+    conf.write_text('[watchlists]\nbanks = ["HDFCBANK:NSE", "FOO", "SBIN:NSE"]\n')
+    store.save_list("banks", ["SBIN:NSE", "AXISBANK:NSE"])
+    assert store.lists()["banks"] == ["SBIN:NSE", "AXISBANK:NSE", "FOO"]

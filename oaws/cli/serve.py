@@ -58,6 +58,14 @@ def serve(
             "or OAWS_SIM_HOURS / sim_hours: exchange or always).",
         ),
     ] = False,
+    any_symbol: Annotated[
+        bool,
+        typer.Option(
+            "--any-symbol",
+            help="The simulated market trades any symbol, priced from its name (else only the instruments it "
+            "lists; also OAWS_SIM_ANY_SYMBOL or sim_any_symbol = true).",
+        ),
+    ] = False,
     replay: Annotated[
         list[str] | None, typer.Option("--replay", help="Recording(s) to serve (implies --broker replay).")
     ] = None,
@@ -203,6 +211,7 @@ def serve(
                 "seed": seed,
                 "rate": rate,
                 "hours": "always" if always_open else None,
+                "any_symbol": True if any_symbol else None,
                 "replay": [path(p) for p in replay or ()],
                 "speed": speed,
                 "loop": loop,

@@ -32,15 +32,25 @@ def make_feed(options: FeedOptions) -> SimFeed:
     rate = 3.0 if rate is None else rate
     if not (isinstance(rate, int | float) and math.isfinite(rate) and rate > 0):
         raise FeedError(f"the simulated tick rate must be a positive number of ticks per second, not {rate:g}")
-    return SimFeed(seed=options.get("seed"), rate=rate, hours=hours(options))
+    return SimFeed(seed=options.get("seed"), rate=rate, hours=hours(options), any_symbol=any_symbol(options))
+
+
+def any_symbol(options: FeedOptions) -> bool:
+    """Whether any symbol trades (``--any-symbol``, ``OAWS_SIM_ANY_SYMBOL``, ``sim_any_symbol``
+    in the config file), else only the instruments the market lists (``universe``)."""
+    given = options.get("any_symbol")
+    if given is not None:
+        return bool(given)
+    return bool(config.get("sim_any_symbol", default=False))
 
 
 broker = Broker(
     name="sim",
     title="Simulated market",
-    summary="a seeded random walk of every symbol on every exchange, with depth; no account, no network",
+    summary="a seeded random walk of ~140 stocks, 10 indices, their futures and options, MCX and currencies; "
+    "no account, no network",
     make_feed=make_feed,
-    options=("seed", "rate", "hours"),
+    options=("seed", "rate", "hours", "any_symbol"),
     symbols=known_symbols,
-    limits=BrokerLimits(depths=SimFeed.depths, note="any symbol on any exchange trades"),
+    limits=BrokerLimits(depths=SimFeed.depths, note="lists its own instruments (--any-symbol: any symbol trades)"),
 )

@@ -41,8 +41,10 @@ from datetime import datetime
 import orjson
 
 from oaws import sessions
-from oaws.brokers.api import Feed
+from oaws.brokers.api import Feed, Rejection
+from oaws.brokers.sim import universe
 from oaws.brokers.sim.orders import USER_ID, Order, OrderBook
+from oaws.brokers.sim.universe import NIFTY50
 from oaws.config import IST
 from oaws.instruments import DEPTH, Instrument
 from oaws.protocol.orders import OrderRequest
@@ -53,34 +55,6 @@ log = logging.getLogger(__name__)
 #: prices move on a grid of 0.05 rupees; internally a price is an int count of ticks
 TICKS_PER_RUPEE = 20
 TICK_SIZE = 1 / TICKS_PER_RUPEE
-
-# Previous closes near late-2025 levels (HDFCBANK and BAJFINANCE after their 2025 bonus
-# and split; TMPV is Tata Motors' passenger-vehicle arm after the October 2025 demerger).
-NIFTY50: dict[str, float] = {
-    "ADANIENT": 2300.0, "ADANIPORTS": 1480.0, "APOLLOHOSP": 7200.0, "ASIANPAINT": 2880.0,
-    "AXISBANK": 1270.0, "BAJAJ-AUTO": 9000.0, "BAJAJFINSV": 2050.0, "BAJFINANCE": 1030.0,
-    "BEL": 410.0, "BHARTIARTL": 2100.0, "CIPLA": 1520.0, "COALINDIA": 380.0,
-    "DRREDDY": 1250.0, "EICHERMOT": 7000.0, "ETERNAL": 300.0, "GRASIM": 2750.0,
-    "HCLTECH": 1600.0, "HDFCBANK": 1000.0, "HDFCLIFE": 770.0, "HINDALCO": 820.0,
-    "HINDUNILVR": 2450.0, "ICICIBANK": 1360.0, "INDIGO": 5800.0, "INFY": 1520.0,
-    "ITC": 405.0, "JIOFIN": 300.0, "JSWSTEEL": 1150.0, "KOTAKBANK": 2100.0,
-    "LT": 4000.0, "M&M": 3700.0, "MARUTI": 16000.0, "MAXHEALTH": 1100.0,
-    "NESTLEIND": 1250.0, "NTPC": 330.0, "ONGC": 245.0, "POWERGRID": 270.0,
-    "RELIANCE": 1480.0, "SBILIFE": 2000.0, "SBIN": 900.0, "SHRIRAMFIN": 780.0,
-    "SUNPHARMA": 1780.0, "TATACONSUM": 1170.0, "TATASTEEL": 170.0, "TCS": 3100.0,
-    "TECHM": 1500.0, "TITAN": 3800.0, "TMPV": 410.0, "TRENT": 4300.0,
-    "ULTRACEMCO": 11800.0, "WIPRO": 250.0,
-}  # fmt: skip
-
-INDICES: dict[tuple[str, str], float] = {
-    ("NIFTY", "NSE_INDEX"): 25900.0,
-    ("BANKNIFTY", "NSE_INDEX"): 58000.0,
-    ("FINNIFTY", "NSE_INDEX"): 27400.0,
-    ("MIDCPNIFTY", "NSE_INDEX"): 13500.0,
-    ("INDIAVIX", "NSE_INDEX"): 12.5,
-    ("SENSEX", "BSE_INDEX"): 84500.0,
-    ("BANKEX", "BSE_INDEX"): 65000.0,
-}
 
 #: the listed stocks above trade on BSE too, at the same level
 CASH_EXCHANGES = frozenset({"NSE", "BSE"})
@@ -113,8 +87,8 @@ SESSION_POLL = 60.0
 
 
 def known_symbols() -> list[str]:
-    """The built-in instruments as ``SYMBOL:EXCHANGE``, indices first (for completion)."""
-    return [f"{s}:{e}" for s, e in INDICES] + [f"{s}:NSE" for s in sorted(NIFTY50)]
+    """The listed instruments but the derivatives, as ``SYMBOL:EXCHANGE``, indices first (for completion)."""
+    return universe.symbols()
 
 
 def _digest(text: str) -> int:
@@ -129,16 +103,13 @@ def _is_listed(instrument: Instrument) -> bool:
 def reference_price(instrument: Instrument) -> float:
     """The previous close an instrument opens its day at, on the tick grid.
 
-    Built-in instruments use their real level; any other symbol gets a log-uniform price
-    from its name alone (50 to 5000, indices 1000 to 50000), the same on every exchange.
+    A listed instrument (``universe``) opens at its level; any other symbol (served only
+    with ``any_symbol``) gets a log-uniform price from its name alone (50 to 5000, indices
+    1000 to 50000), the same on every exchange.
     """
-    if instrument.exchange in INDEX_EXCHANGES:
-        known = INDICES.get((instrument.symbol, instrument.exchange))
-        low, high = 1000.0, 50000.0
-    else:
-        known = NIFTY50.get(instrument.symbol) if instrument.exchange in CASH_EXCHANGES else None
-        low, high = 50.0, 5000.0
+    known = universe.reference(instrument)
     if known is None:
+        low, high = (1000.0, 50000.0) if instrument.exchange in INDEX_EXCHANGES else (50.0, 5000.0)
         known = low * (high / low) ** (_digest(instrument.symbol) / 2**64)
     return max(1, round(known * TICKS_PER_RUPEE)) / TICKS_PER_RUPEE
 
@@ -353,6 +324,7 @@ class SimFeed(Feed):
         rate: float = 3.0,
         hours: str = "always",
         clock: Callable[[], float] | None = None,
+        any_symbol: bool = True,
     ) -> None:
         super().__init__()
         if not (isinstance(rate, int | float) and rate > 0 and math.isfinite(rate)):
@@ -361,6 +333,12 @@ class SimFeed(Feed):
             raise ValueError(f"the simulated market's hours are {' or '.join(HOURS)}, not {hours!r}")
         #: "exchange": each exchange's session; "always": around the clock
         self.hours = hours
+        #: trade any symbol (priced from its name), not only the listed ones (``universe``)
+        self.any_symbol = any_symbol
+        #: index aliases wanted (``NIFTY 50:NSE_INDEX``), by the index they mirror, with their modes
+        self._aliases: dict[Instrument, dict[Instrument, set[int]]] = {}
+        #: the modes wanted of each instrument by its own name (``wanted`` adds its aliases')
+        self._direct: dict[Instrument, set[int]] = {}
         self._follow = hours == "exchange"
         #: the wall clock (seconds since the epoch) the sessions and the ticks' times are of
         self._clock = clock or time.time
@@ -453,23 +431,58 @@ class SimFeed(Feed):
             book.new_day(state.closes_at.timestamp() if state.closes_at is not None else math.inf)
             opened += 1
             self.seq += 1
-            tick = book.snapshot(self.seq, self._clock_ns())
-            publisher = self.publisher
-            if publisher is not None:
-                for mode in sorted(self.wanted.get(instrument, ())):
-                    publisher.publish(instrument, mode, payload(tick, mode))
+            self._publish(instrument, book.snapshot(self.seq, self._clock_ns()))
             self._schedule(instrument, self._now())
         return opened
 
     def latest(self, instrument: Instrument) -> dict[str, object] | None:
         """The last tick made for ``instrument``, or None if it never traded."""
-        book = self._books.get(instrument)
-        return book.last if book is not None else None
+        book = self._books.get(universe.canonical(instrument))
+        if book is None or book.last is None:
+            return None
+        return book.last if book.instrument == instrument else {**book.last, "symbol": instrument.symbol}
 
     payload = staticmethod(payload)
 
     # The bus -------------------------------------------------------------------------
+    def check(self, instrument: Instrument) -> None:
+        if not self.any_symbol and not universe.listed(instrument):
+            raise Rejection(
+                "SYMBOL_NOT_FOUND",
+                f"the simulated market does not list {instrument} (its stocks, indices, their futures and "
+                "options, MCX and currency futures: `oaws instruments search` finds them; "
+                "`oaws serve --any-symbol` trades any symbol)",
+            )
+
     def want(self, instrument: Instrument, mode: int) -> None:
+        index = universe.canonical(instrument)
+        if index != instrument:  # an alias: it mirrors the index's ticks under its own name
+            self._aliases.setdefault(index, {}).setdefault(instrument, set()).add(mode)
+            self._want(index, mode)
+            self._publish_soon(instrument, mode)
+            return
+        self._direct.setdefault(instrument, set()).add(mode)
+        self._want(instrument, mode)
+
+    def unwant(self, instrument: Instrument, mode: int) -> None:
+        index = universe.canonical(instrument)
+        if index != instrument:
+            mirrors = self._aliases.get(index, {})
+            mirrors.get(instrument, set()).discard(mode)
+            if not mirrors.get(instrument, True):
+                del mirrors[instrument]
+            if not mirrors:
+                self._aliases.pop(index, None)
+        else:
+            direct = self._direct.get(instrument, set())
+            direct.discard(mode)
+            if not direct:
+                self._direct.pop(instrument, None)
+        still = mode in self._direct.get(index, ()) or any(mode in m for m in self._aliases.get(index, {}).values())
+        if not still:
+            self._unwant(index, mode)
+
+    def _want(self, instrument: Instrument, mode: int) -> None:
         modes = self.wanted.setdefault(instrument, set())
         first = not modes
         modes.add(mode)
@@ -482,7 +495,7 @@ class SimFeed(Feed):
             if self._waiter is not None:
                 _wake(self._waiter)
 
-    def unwant(self, instrument: Instrument, mode: int) -> None:
+    def _unwant(self, instrument: Instrument, mode: int) -> None:
         modes = self.wanted.get(instrument)
         if modes is None:
             return
@@ -524,9 +537,27 @@ class SimFeed(Feed):
 
     def _publish_latest(self, instrument: Instrument, mode: int) -> None:
         self._pending.discard((instrument, mode))
-        if self.publisher is None or mode not in self.wanted.get(instrument, ()):
+        index = universe.canonical(instrument)
+        wanted = self.wanted.get(index, ()) if index == instrument else self._aliases.get(index, {}).get(instrument, ())
+        if self.publisher is None or mode not in wanted:
             return
-        self.publisher.publish(instrument, mode, payload(self._books[instrument].last, mode))
+        state = self.latest(instrument)
+        if state is not None:
+            self.publisher.publish(instrument, mode, payload(state, mode))
+
+    def _publish(self, instrument: Instrument, state: dict[str, object]) -> None:
+        """One new tick of ``instrument`` to every mode wanted of it, and of the aliases that mirror it."""
+        publisher = self.publisher
+        if publisher is None:
+            return
+        for mode in sorted(self.wanted.get(instrument, ())):
+            publisher.publish(instrument, mode, payload(state, mode))
+        mirrors = self._aliases.get(instrument)
+        if mirrors:
+            for alias, modes in mirrors.items():
+                named = {**state, "symbol": alias.symbol}
+                for mode in sorted(modes):
+                    publisher.publish(alias, mode, payload(named, mode))
 
     # Orders ------------------------------------------------------------------------
     def order(self, request: OrderRequest) -> str:
@@ -557,7 +588,7 @@ class SimFeed(Feed):
         heapq.heappush(self._heap, (after + self._schedule_rng.expovariate(self.rate), token, instrument))
 
     def _fire_due(self, now: float) -> None:
-        heap, tokens, wanted = self._heap, self._tokens, self.wanted
+        heap, tokens = self._heap, self._tokens
         horizon = now + BATCH_WINDOW
         follow, books = self._follow, self._books
         wall = self._clock() if follow else 0.0
@@ -569,10 +600,7 @@ class SimFeed(Feed):
                 self._close(instrument, books[instrument], wall)
                 continue
             state = self.tick(instrument)
-            publisher = self.publisher
-            if publisher is not None:
-                for mode in sorted(wanted[instrument]):
-                    publisher.publish(instrument, mode, payload(state, mode))
+            self._publish(instrument, state)
             if instrument in self.order_book.resting:
                 self._publish_orders(self.order_book.trade(instrument, state["ltp"]))  # type: ignore[arg-type]
             self._schedule(instrument, max(due, now - MAX_LAG))
