@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Annotated
 
 import typer
@@ -60,12 +61,6 @@ def watch(
     ] = False,
 ) -> None:
     """Live market watch: a grid of quotes, market depth, watchlists, alerts (press ? for keys)."""
-    import sys
-
-    if not sys.stdout.isatty():  # a screen's escape codes are no use in a file or a pipe
-        from oaws.cli.common import fail
-
-        fail("the watch draws on a terminal, and standard output is not one: `oaws tail` writes lines to pipes", 2)
     raise typer.Exit(
         run_watch(
             instruments,
@@ -162,6 +157,8 @@ def run_watch(
     lists, current = build_watchlists(instruments, watchlist)
     indices = build_ribbon(ribbon)
     mode_number = resolve_mode(mode)
+    if not sys.stdout.isatty():  # a screen's escape codes are no use in a file or a pipe (the options checked first)
+        raise UsageError("the watch draws on a terminal, and standard output is not one: `oaws tail` writes lines to pipes")
     # before the screen takes the terminal, so that the line saying a background server
     # was started stays readable above it (open_client's own check then finds it running)
     autostart(settings)

@@ -202,6 +202,8 @@ def reference(instrument: Instrument, on: date | None = None) -> float | None:
     years = max((parts.expiry - on).days, 0) / 365
     if parts.kind == "FUT":
         return spot * (1 + RATE * years)
+    if float(parts.strike) <= 0:
+        return None
     volatility = INDEX_VOLATILITY if (parts.base, f"{exchange[0]}SE_INDEX") in INDICES else STOCK_VOLATILITY
     return max(FLOOR, black_scholes(parts.kind, spot, float(parts.strike), max(years, 1 / 365), volatility))
 

@@ -14,6 +14,7 @@ import pytest
 import zmq
 import zmq.asyncio
 
+from oaws.brokers.sim.universe import NIFTY50
 from oaws.brokers.sim.feed import SimFeed, known_symbols, payload, reference_price
 from oaws.instruments import DEPTH, LTP, QUOTE, Instrument, parse
 from oaws.server.bus import FeedHub
@@ -149,7 +150,8 @@ def test_built_in_instruments_open_near_real_levels():
 def test_known_symbols_lists_the_nifty_50_and_the_indices():
     names = known_symbols()
     stocks = [n for n in names if n.endswith(":NSE")]
-    assert len(stocks) == 50 and len(set(stocks)) == 50
+    assert len(stocks) >= 130 and len(set(stocks)) == len(stocks)
+    assert {f"{symbol}:NSE" for symbol in NIFTY50} <= set(stocks)
     assert {
         "NIFTY:NSE_INDEX",
         "BANKNIFTY:NSE_INDEX",
