@@ -108,7 +108,7 @@ class TopLevel(_Strict):
             try:
                 parse_mode(value)
             except ValueError:
-                raise ValueError("not a mode; use ltp, quote or depth (or 1, 2, 3)") from None
+                raise ValueError("is not a mode; use 1/LTP, 2/Quote or 3/Depth") from None
         return value
 
 
@@ -216,8 +216,37 @@ def _message(error: Mapping[str, Any], key: str) -> str:
         return f"must be a list, e.g. {key.rsplit('.', 1)[-1]} = {example}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return "must be a table"
+    if kind in _RANGE_ERRORS:
+        low, high = config.RANGES.get(key, (None, None))
+        if low is not None and high is not None:
+            return f"is out of range: it must be from {low:g} to {high:g}"
+        ctx = error.get("ctx", {})
+        bound = next(iter(ctx.values()), "")
+        return f"is out of range: it must be {_RANGE_ERRORS[kind]} {bound}"
+    if kind == "literal_error":
+        return f"is not one of {error.get('ctx', {}).get('expected', 'the choices')}"
+    if kind in _KIND_ERRORS:
+        return _KIND_ERRORS[kind]
     message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "value_error":
+        return message
     return "is not valid: " + message[:1].lower() + message[1:]
+
+
+_RANGE_ERRORS = {
+    "greater_than_equal": "at least",
+    "greater_than": "more than",
+    "less_than_equal": "at most",
+    "less_than": "less than",
+}
+_KIND_ERRORS = {
+    "int_type": "is not a valid int (a whole number)",
+    "int_from_float": "is not a valid int (a whole number)",
+    "int_parsing": "is not a valid int (a whole number)",
+    "float_type": "is not a valid number",
+    "string_type": "is not a valid str (text in quotes)",
+    "bool_type": "is not a valid bool (true or false)",
+}
 
 
 _TYPE_NAMES = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "literal"})

@@ -52,11 +52,11 @@ def test_a_string_where_a_watchlist_belongs_is_an_error_not_the_built_in_list():
 @pytest.mark.parametrize(
     ("text", "said"),
     [
-        ('mode = "fast"\n', "mode = 'fast' in {f} is not valid: not a mode; use ltp, quote or depth (or 1, 2, 3)"),
-        ("port = 70000\n", "port = 70000 in {f} is not valid: input should be less than or equal to 65535"),
-        ('autostart = "yes"\n', "autostart = 'yes' in {f} is not valid: input should be a valid boolean"),
-        ("[notify]\ncommand = 3\n", "notify.command = 3 in {f} is not valid: input should be a valid string"),
-        ("[angel]\napi_key = 5\n", "[angel] api_key = 5 in {f} is not valid: input should be a valid string"),
+        ('mode = "fast"\n', "mode = 'fast' in {f} is not a mode; use 1/LTP, 2/Quote or 3/Depth"),
+        ("port = 70000\n", "port = 70000 in {f} is out of range: it must be from 0 to 65535"),
+        ('autostart = "yes"\n', "autostart = 'yes' in {f} is not a valid bool (true or false)"),
+        ("[notify]\ncommand = 3\n", "notify.command = 3 in {f} is not a valid str (text in quotes)"),
+        ("[angel]\napi_key = 5\n", "[angel] api_key = 5 in {f} is not a valid str (text in quotes)"),
         ('[[alerts]]\nid = 1\ninstrument = "X:NSE"\nkind = "above"\nvalue = "x"\n', "alerts[0].value = 'x' in {f}"),
     ],
 )
@@ -124,9 +124,9 @@ def test_the_command_line_stops_on_a_wrong_kind_with_exit_2_and_every_error_on_i
     lines = result.stderr.splitlines()
     assert (
         lines[0]
-        == f"oaws: mode = 'fast' in {config_file} is not valid: not a mode; use ltp, quote or depth (or 1, 2, 3)"
+        == f"oaws: mode = 'fast' in {config_file} is not a mode; use 1/LTP, 2/Quote or 3/Depth"
     )
-    assert lines[1].startswith(f"oaws: port = 'x' in {config_file} is not valid")
+    assert lines[1] == f"oaws: port = 'x' in {config_file} is not a valid int (a whole number)"
     assert "Traceback" not in result.output
 
 

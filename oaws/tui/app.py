@@ -33,7 +33,7 @@ from textual.app import App, ScreenStackError
 from textual.binding import Binding, BindingType
 
 from oaws.alerts import KINDS, TRIGGERED, Alert, AlertBook, describe_value, parse_condition
-from oaws.client import AuthError, ClientError, Event, ServerError, Status, Tick
+from oaws.client import AuthError, ClientError, Event, FeedStatus, ServerError, Status, Tick
 from oaws.config import ConfigError
 from oaws.format import price
 from oaws.instruments import DEFAULT_WATCHLIST, DEPTH, QUOTE, Instrument, InstrumentError, parse
@@ -235,6 +235,17 @@ class WatchApp(App[int]):
                 self._status(event)
             elif isinstance(event, ServerError):
                 self._server_error(event)
+            elif isinstance(event, FeedStatus):
+                self._feed_status(event)
+
+    def _feed_status(self, event: FeedStatus) -> None:
+        """The server's word on its feed (none on the bus, a replay that ended): on the status
+        line until the feed is live again, and said once."""
+        live = event.state == FeedStatus.LIVE
+        self.health.notice = "" if live else event.message
+        if not live:
+            self.notify(event.message, title="The feed", severity="warning", timeout=15)
+        self._refresh_status()
 
     def _status(self, event: Status) -> None:
         self.health.connection(event.state, event.detail, event.retry_at)

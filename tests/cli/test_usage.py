@@ -37,6 +37,7 @@ def test_a_bad_mode_says_where_it_was_given(run, tmp_path, monkeypatch):
     code, _, err = run("tail", "--no-autostart", "--url", "ws://127.0.0.1:9")
     where = tmp_path / "config.toml"
     assert code == 2 and err == f"oaws: mode = 'fast' in {where} is not a mode; use 1/LTP, 2/Quote or 3/Depth\n"
+    (tmp_path / "config.toml").write_text("")  # a bad file is said first whatever overrides it
     monkeypatch.setenv("OAWS_MODE", "faster")
     code, _, err = run("tail", "--no-autostart", "--url", "ws://127.0.0.1:9")
     assert code == 2 and err.startswith("oaws: OAWS_MODE=faster is not a mode")

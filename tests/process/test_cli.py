@@ -290,11 +290,11 @@ def test_replay_option_picks_the_replay_feed(cli_env, tmp_path):
 @pytest.mark.parametrize(
     ("line", "said"),
     [
-        ("port = -1", "port in {} = -1 is out of range: it must be from 0 to 65535"),
-        ("port = 99999999999999999999", "port in {} = 99999999999999999999 is out of range"),
-        ("port = 8765.5", "port in {} = 8765.5 is not a valid int"),
-        ('host = ["127.0.0.1"]', "host in {} = ['127.0.0.1'] is not a valid str"),
-        ("bus = 5", "bus in {} = 5 is not a valid str"),
+        ("port = -1", "port = -1 in {} is out of range: it must be from 0 to 65535"),
+        ("port = 99999999999999999999", "port = 99999999999999999999 in {} is out of range"),
+        ("port = 8765.5", "port = 8765.5 in {} is not a valid int"),
+        ('host = ["127.0.0.1"]', "host = ['127.0.0.1'] in {} is not a valid str"),
+        ("bus = 5", "bus = 5 in {} is not a valid str"),
     ],
 )
 def test_a_bad_value_in_the_config_file_is_one_sentence_naming_it_exit_2(cli_env, tmp_path, line, said):

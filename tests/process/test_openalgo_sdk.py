@@ -73,7 +73,8 @@ def serve(cli_env):
     started = []
 
     def start(rate: float = 20) -> str:
-        proc, url = start_server({**cli_env, "OAWS_API_KEY": KEY}, "--rate", str(rate))
+        # the scenarios subscribe made-up symbols (OAWS0001...): a market of every symbol
+        proc, url = start_server({**cli_env, "OAWS_API_KEY": KEY}, "--rate", str(rate), "--any-symbol")
         started.append(proc)
         return url
 
