@@ -122,10 +122,7 @@ def test_the_command_line_stops_on_a_wrong_kind_with_exit_2_and_every_error_on_i
     result = CliRunner().invoke(app, ["status"])
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
-    assert (
-        lines[0]
-        == f"oaws: mode = 'fast' in {config_file} is not a mode; use 1/LTP, 2/Quote or 3/Depth"
-    )
+    assert lines[0] == f"oaws: mode = 'fast' in {config_file} is not a mode; use 1/LTP, 2/Quote or 3/Depth"
     assert lines[1] == f"oaws: port = 'x' in {config_file} is not a valid int (a whole number)"
     assert "Traceback" not in result.output
 

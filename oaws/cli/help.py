@@ -101,7 +101,7 @@ def _number(value: float) -> str:
 
 
 def range_text(low: float | None, high: float | None) -> str:
-    """"0 to 65535", "at least 1", "at most 60"; "" for no range."""
+    """ "0 to 65535", "at least 1", "at most 60"; "" for no range."""
     if low is not None and high is not None:
         return f"{_number(low)} to {_number(high)}"
     if low is not None:
@@ -118,7 +118,7 @@ def _escape(text: str | None) -> str | None:
 
 
 def _with_range(help_text: str | None, span: str) -> str:
-    """"WebSocket port; 0 picks a free one (0 to 65535).": the range inside the sentence."""
+    """ "WebSocket port; 0 picks a free one (0 to 65535).": the range inside the sentence."""
     if not help_text:
         return span[0].upper() + span[1:] + "."
     text = help_text.rstrip()

@@ -89,7 +89,9 @@ def build_ribbon(shown: bool = True) -> list:
         return default_ribbon()
     where = f"ribbon in {cfg.config_path()}"
     if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-        raise cfg.ConfigError(f'{where} must be a list of instruments, e.g. ["NIFTY:NSE_INDEX", "SENSEX:BSE_INDEX"]', code=2)
+        raise cfg.ConfigError(
+            f'{where} must be a list of instruments, e.g. ["NIFTY:NSE_INDEX", "SENSEX:BSE_INDEX"]', code=2
+        )
     try:
         return parse_many(raw)
     except InstrumentError as exc:
@@ -157,8 +159,11 @@ def run_watch(
     lists, current = build_watchlists(instruments, watchlist)
     indices = build_ribbon(ribbon)
     mode_number = resolve_mode(mode)
-    if not sys.stdout.isatty():  # a screen's escape codes are no use in a file or a pipe (the options checked first)
-        raise UsageError("the watch draws on a terminal, and standard output is not one: `oaws tail` writes lines to pipes")
+    # a screen's escape codes are no use in a file or a pipe (the options are checked first)
+    if not sys.stdout.isatty():
+        raise UsageError(
+            "the watch draws on a terminal, and standard output is not one: `oaws tail` writes lines to pipes"
+        )
     # before the screen takes the terminal, so that the line saying a background server
     # was started stays readable above it (open_client's own check then finds it running)
     autostart(settings)

@@ -148,10 +148,7 @@ def combine(own: dict[str, Any], names: dict[str, list[str]], others: list[dict[
     whole["pid"] = server_pid
     whole["answered_by"] = own.get("pid")
     whole["workers"] = sorted(
-        (
-            {"pid": p.get("pid"), "clients": p.get("clients", 0), "ticks_out": p.get("ticks_out", 0)}
-            for p in processes
-        ),
+        ({"pid": p.get("pid"), "clients": p.get("clients", 0), "ticks_out": p.get("ticks_out", 0)} for p in processes),
         key=lambda w: (w["pid"] != server_pid, w["pid"] or 0),
     )
     return whole

@@ -88,7 +88,7 @@ def test_every_master_gives_the_expiry_and_the_strike_their_columns(broker):
     module = importlib.import_module(f"oaws.brokers.{broker}.master")
     option = fake(module.Match, instrument="NIFTY26DEC2424000CE:NFO", expiry="26DEC2024", strike=24000.0)
     columns = option.columns()
-    assert list(columns)[0] == "instrument"
+    assert next(iter(columns)) == "instrument"
     assert columns["expiry"] == "26DEC2024" and columns["strike"] == "24000"
     assert fake(module.Match, strike=83.25).columns()["strike"] == "83.25"
     assert fake(module.Match, strike=-1.0).columns()["strike"] == ""

@@ -25,7 +25,7 @@ import pytest
 )
 def test_a_bad_option_value_is_a_usage_error(run, args, says, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # record must not leave a file behind
-    code, out, err = run(*args, "--no-autostart", "--url", "ws://127.0.0.1:9")
+    code, _, err = run(*args, "--no-autostart", "--url", "ws://127.0.0.1:9")
     assert code == 2, err
     assert says in err
     assert err.startswith("oaws: ") and err.count("\n") == 1, err  # one sentence, no traceback

@@ -88,7 +88,7 @@ def runs(bin_dir: Path, tmp_path: Path) -> None:
     bash = shutil.which("bash")
     if bash is not None:
         script = (
-            'source <(oaws completion bash); COMP_WORDS=(oaws wat); COMP_CWORD=1; _oaws_completion oaws; '
+            "source <(oaws completion bash); COMP_WORDS=(oaws wat); COMP_CWORD=1; _oaws_completion oaws; "
             'printf "%s\\n" "${COMPREPLY[@]}"'
         )
         completed = subprocess.run(
@@ -126,7 +126,12 @@ def test_the_wheel_installs_with_pipx_and_runs(built, tmp_path):
     env = quiet_env() | {"PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(tmp_path / "bin")}
     env |= {"PIPX_MAN_DIR": str(tmp_path / "man")}
     installed = subprocess.run(
-        [pipx, "install", "--pip-args=--no-compile", str(wheel_of(dist))], env=env, capture_output=True, text=True, timeout=900, check=False
+        [pipx, "install", "--pip-args=--no-compile", str(wheel_of(dist))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
     runs(tmp_path / "bin", tmp_path)

@@ -14,8 +14,8 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from oaws.brokers.sim.universe import NIFTY50
 from oaws.brokers.sim.feed import SimFeed, known_symbols, payload, reference_price
+from oaws.brokers.sim.universe import NIFTY50
 from oaws.instruments import DEPTH, LTP, QUOTE, Instrument, parse
 from oaws.server.bus import FeedHub
 

@@ -130,7 +130,9 @@ async def test_a_client_of_the_sim_gets_symbol_not_found_for_a_typo_and_prices_f
                 while refused is None or priced is None:
                     message = json.loads(await ws.recv())
                     if message.get("code") == "SYMBOL_NOT_FOUND" or (
-                        message.get("type") == "subscribe" and "FOOBAR" in json.dumps(message) and "error" in json.dumps(message)
+                        message.get("type") == "subscribe"
+                        and "FOOBAR" in json.dumps(message)
+                        and "error" in json.dumps(message)
                     ):
                         refused = message
                     if message.get("type") == "market_data" and message["symbol"] == "NIFTY 50":
