@@ -1,4 +1,4 @@
-"""Make screenshots/watch.{svg,png} and screenshots/depth.{svg,png} from the real app.
+"""Make screenshots/watch, watch-fno and depth (.svg and .png) from the real app.
 
     python scripts/screenshots.py            # needs rsvg-convert (Debian: librsvg2-bin) and Fira Code
                                              # (fonts-firacode) for the PNGs
@@ -8,18 +8,24 @@ Without rsvg-convert or the font it stops before writing anything, so that the S
 the PNGs beside them never disagree.
 
 The watch runs against a real in-process server on the simulated market (a fixed seed),
-exactly as ``oaws watch`` does, and is left to trade for a few seconds so that the
-sparklines fill before each picture is taken.
+exactly as ``oaws watch`` does on a fresh install: the built-in default list, the index
+ribbon, the default columns, with a config file of its own (a temporary one) in which an
+alert is set, so that the picture shows one firing. It is left to trade for a few seconds
+so that the sparklines fill before each picture is taken. The second list is a few index
+futures and options, to show the derivative columns (OI) and the readable contract names.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from datetime import date, timedelta
 from pathlib import Path
 
 from oaws.brokers.sim.feed import known_symbols
@@ -30,18 +36,34 @@ from oaws.server.service import Service
 from oaws.server.settings import ServeSettings
 from oaws.tui.app import WatchApp
 from oaws.tui.depth import DepthScreen
+from oaws.tui.models.ribbon import default_ribbon
 from oaws.tui.models.watch import Watchlist
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
-WATCHLIST = [
-    *DEFAULT_WATCHLIST,
-    "BHARTIARTL:NSE",
-    "ITC:NSE",
-    "LT:NSE",
-    "MARUTI:NSE",
-    "TATASTEEL:NSE",
-    "SENSEX:BSE_INDEX",
-]
+
+
+def last_tuesday(day: date) -> date:
+    """NSE's monthly expiry of ``day``'s month: its last Tuesday."""
+    end = (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    return end - timedelta(days=(end.weekday() - 1) % 7)
+
+
+def derivatives(today: date) -> list[str]:
+    """NIFTY and BANKNIFTY futures and options of this month's expiry, as the sim lists them."""
+    expiry = last_tuesday(today)
+    if expiry < today:
+        expiry = last_tuesday(expiry + timedelta(days=7))
+    tag = expiry.strftime("%d%b%y").upper()
+    return [
+        "NIFTY:NSE_INDEX",
+        f"NIFTY{tag}FUT:NFO",
+        f"NIFTY{tag}26000CE:NFO",
+        f"NIFTY{tag}26000PE:NFO",
+        f"NIFTY{tag}25500PE:NFO",
+        f"BANKNIFTY{tag}FUT:NFO",
+        f"BANKNIFTY{tag}58000CE:NFO",
+        f"BANKNIFTY{tag}58000PE:NFO",
+    ]
 
 
 def missing_for_png() -> str | None:
@@ -74,20 +96,37 @@ async def main(seconds: float, size: tuple[int, int], out: Path = OUT) -> list[P
     async def connect(instruments: list[Instrument], mode: int) -> Client:
         return Client(service.url, instruments=instruments, mode=mode, retry_first=True)
 
+    from oaws import store
+
+    # an alert that fires on the first ticks: the picture shows its notification and mark
+    store.add_alert("RELIANCE:NSE", "change_above", -50.0)
     app = WatchApp(
         connect,
-        [Watchlist("default", parse_many(WATCHLIST)), Watchlist("banks", [])],
+        [
+            Watchlist("default", parse_many(list(DEFAULT_WATCHLIST))),
+            Watchlist("fno", parse_many(derivatives(date.today()))),
+        ],
         url=service.url,
         completions=known_symbols(),
         tz=time_zone(),  # as oaws watch shows them: exchange time unless configured
+        ribbon=default_ribbon(),
+        store=store,
     )
     made: list[Path] = []
     try:
-        async with app.run_test(size=size) as pilot:
+        async with app.run_test(size=size, notifications=True) as pilot:
             await pilot.pause(seconds)
             await pilot.press("down", "down")
             await pilot.pause(0.3)
             made.append(Path(app.save_screenshot("watch.svg", str(out))))
+            app.clear_notifications()
+            await pilot.press("tab")
+            await pilot.pause(seconds / 2)
+            made.append(Path(app.save_screenshot("watch-fno.svg", str(out))))
+            await pilot.press("shift+tab")
+            await pilot.pause(0.3)
+            await pilot.press("home", "down", "down")  # RELIANCE again
+            await pilot.pause(0.3)
             await pilot.press("enter")
             while not (isinstance(app.screen, DepthScreen) and app.model.rows[app.screen.instrument].data.get("depth")):
                 await pilot.pause(0.1)
@@ -101,7 +140,7 @@ async def main(seconds: float, size: tuple[int, int], out: Path = OUT) -> list[P
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Screenshots of oaws watch on the simulated market.")
     parser.add_argument("--seconds", type=float, default=8.0, help="trading time before the first picture")
-    parser.add_argument("--size", default="150x24", help="terminal WIDTHxHEIGHT")
+    parser.add_argument("--size", default="172x26", help="terminal WIDTHxHEIGHT")
     parser.add_argument("--svg-only", action="store_true", help="write the SVGs alone (no rsvg-convert needed)")
     parser.add_argument("--out", type=Path, default=OUT, help="the directory to write to (default: screenshots/)")
     args = parser.parse_args()
@@ -113,5 +152,8 @@ if __name__ == "__main__":
         )
     args.out.mkdir(exist_ok=True)
     width, height = (int(x) for x in args.size.split("x"))
+    private = tempfile.mkdtemp(prefix="oaws-screenshots-")  # a config and state of its own: yours untouched
+    os.environ["OAWS_CONFIG"] = os.path.join(private, "config.toml")
+    os.environ["OAWS_STATE_DIR"] = os.path.join(private, "state")
     for svg in asyncio.run(main(args.seconds, (width, height), args.out)):
         print(svg, "" if args.svg_only else to_png(svg))

@@ -3,12 +3,13 @@ set, the narrow-screen order, the mode the columns need, the dated time, the dep
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import date, timedelta, timezone
 
 import pytest
 
 from oaws.instruments import DEPTH, LTP, QUOTE, Instrument, parse, parse_many
-from oaws.tui.models.columns import COLUMN_BY_KEY, COLUMNS, DEFAULT_COLUMNS
+from oaws.names import readable
+from oaws.tui.models.columns import COLUMN_BY_KEY, COLUMNS, DEFAULT_COLUMNS, SYMBOL_WIDTH_MAX
 from oaws.tui.models.depth import DEPTHLESS_TICKS, depth_state
 from oaws.tui.models.watch import Watchlist, WatchModel, default_columns, known_columns
 
@@ -120,9 +121,16 @@ def test_a_contract_shows_its_readable_name_and_the_column_grows_to_fit():
     layout = m.layout(200)
     assert layout[0][0].key == "symbol" and layout[0][1] == len("NIFTY 25 DEC 26000 CE")
     assert "".join(t for t, _ in m.cells(OPT, layout)).startswith("NIFTY 25 DEC 26000 CE  NFO")
-    long = model(parse("MIDCPNIFTY30DEC2512875.5CE:NFO"))
-    assert long.layout(200)[0][1] == 24  # capped
-    assert "".join(t for t, _ in long.cells(long.view[0], long.layout(200)))[:24] == "MIDCPNIFTY 30 DEC 12875…"
+    # the cap holds the longest index option people trade (MIDCPNIFTY, a fractional strike) whole ...
+    soon = (date.today() + timedelta(days=30)).strftime("%d%b%y").upper()  # its year left out
+    option = model(parse(f"MIDCPNIFTY{soon}12875.5CE:NFO"))
+    name = readable(option.view[0])
+    assert len(name) <= SYMBOL_WIDTH_MAX and option.layout(200)[0][1] == len(name)
+    # ... and cuts only what is longer
+    long = model(parse("VERYLONGUNDERLYING30DEC2512875.5CE:NFO"))
+    assert long.layout(200)[0][1] == SYMBOL_WIDTH_MAX  # capped
+    shown = "".join(t for t, _ in long.cells(long.view[0], long.layout(200)))[:SYMBOL_WIDTH_MAX]
+    assert shown.endswith("…") and shown.startswith("VERYLONGUNDERLYING")
 
 
 def test_the_default_set_adds_oi_for_a_list_with_derivatives():

@@ -89,7 +89,7 @@ DERIVATIVE_COLUMNS: tuple[str, ...] = ("oi", "oi_change_percent")
 #: the Time column when a row's last trade is from an earlier session (``01 Dec 15:29``)
 DATED_TIME_WIDTH = 12
 #: the symbol column grows to fit the longest readable name, up to this
-SYMBOL_WIDTH_MAX = 24
+SYMBOL_WIDTH_MAX = 28
 SORT_LABELS = {"given": "as given", **{c.key: c.label for c in COLUMNS}}
 GAP = 2
 

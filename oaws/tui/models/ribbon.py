@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from oaws.instruments import Instrument, parse_many
+from oaws.names import readable
 from oaws.ticks import change_of, is_index
 from oaws.tui.models.columns import Piece, direction_style, price_text, signed_text
 
@@ -96,7 +97,7 @@ class RibbonModel:
             pieces: list[Piece] = [(mark, "up" if mark == "▲" else "down")]
             for instrument, pct in movers[:n]:
                 pieces += [
-                    (" " + instrument.symbol + " ", "symbol"),
+                    (" " + readable(instrument) + " ", "symbol"),
                     (signed_text(pct, "%", "none"), direction_style(pct)),
                     (" ", "plain"),
                 ]
