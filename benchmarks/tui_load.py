@@ -164,7 +164,9 @@ def main() -> None:
     wanted = instruments(args.instruments)
     server = ServerThread(
         ServeSettings(
-            port=0, bus="tcp://127.0.0.1:*", feed={"seed": 1, "rate": args.rate / len(wanted), "hours": "always"}
+            port=0,
+            bus="tcp://127.0.0.1:*",
+            feed={"seed": 1, "rate": args.rate / len(wanted), "hours": "always", "any_symbol": True},
         )
     )
     url = server.start()
