@@ -449,8 +449,8 @@ class SimFeed(Feed):
         if not self.any_symbol and not universe.listed(instrument):
             raise Rejection(
                 "SYMBOL_NOT_FOUND",
-                f"the simulated market does not list {instrument} (its stocks, indices, their futures and "
-                "options, MCX and currency futures: `oaws instruments search` finds them; "
+                f"the simulated market does not list {instrument} (it lists about 140 NSE and BSE stocks, "
+                "the main indices, their futures and options, MCX and currency futures; "
                 "`oaws serve --any-symbol` trades any symbol)",
             )
 
