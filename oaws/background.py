@@ -341,27 +341,25 @@ def log_debug_to_file(name: str) -> Path:
     """``-v`` for a full-screen command (``oaws watch``), whose stderr is the screen: the debug
     log goes to ``name`` in the state directory instead, this run's alone."""
     path = _state_dir() / name
-    handler = _PrivateFileHandler(path, mode="w", encoding="utf-8")
+    _log_only_to(_PrivateFileHandler(path, mode="w", encoding="utf-8"), logging.DEBUG)
+    return path
+
+
+def _log_only_to(handler: logging.Handler, level: int) -> None:
+    """Every log line from now on to ``handler`` alone, stamped in exchange time."""
     handler.setFormatter(ExchangeTimeFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    return path
+    root.setLevel(level)
 
 
 def log_to_file() -> Path:
     """Route the background server's logging to a rotating file beside the state file."""
     _, _, log_path = paths()
     _state_dir()
-    handler = _PrivateRotatingFileHandler(log_path, maxBytes=5 * 1024 * 1024, backupCount=3)
-    handler.setFormatter(ExchangeTimeFormatter())
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    _log_only_to(_PrivateRotatingFileHandler(log_path, maxBytes=5 * 1024 * 1024, backupCount=3), logging.INFO)
     # one line per connection and health probe would drown what matters
     logging.getLogger("websockets").setLevel(logging.WARNING)
     return log_path
