@@ -22,6 +22,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("x  ctrl+d", "delete this watchlist (asks first)"),
     ("!", "alerts of the selected instrument"),
     ("p", "pause the screen (ticks are still taken in)"),
+    ("esc", "back: from the depth view, the column chooser or a dialog"),
     ("?", "this help"),
     ("q  ctrl+c", "quit"),
 )
@@ -39,7 +40,7 @@ class HelpScreen(ModalScreen[None]):
 
     def rows(self) -> list[tuple[str, str]]:
         keys = list(KEYS)
-        keys[-3:-3] = list(self.more.items())
+        keys[-4:-4] = list(self.more.items())
         return keys
 
     def compose(self) -> ComposeResult:

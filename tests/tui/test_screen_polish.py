@@ -9,12 +9,14 @@ from textual.binding import Binding
 from textual.widgets._toast import Toast
 
 from oaws.client import Status
+from oaws.instruments import Instrument
+from oaws.tui.depth import DepthScreen
 from oaws.tui.help import HelpScreen
 from oaws.tui.models.watch import Watchlist
 from oaws.tui.screen import WatchScreen
 from oaws.tui.status import StatusBar
 
-from .conftest import live_app, scripted_app, start_service
+from .conftest import live_app, scripted_app, sim_ticks, start_service
 from .conftest import until as until_
 
 #: conftest's ``until`` with room for a loaded machine (the store's thread, a real server)
@@ -33,6 +35,18 @@ async def test_the_help_names_every_key_of_the_main_screen():
             for key in binding.key.split(","):
                 assert shown.get(key, key) in listed, key
         assert "c" in listed  # the column chooser's key, added by its screen
+
+
+async def test_the_help_of_the_depth_view_names_esc_the_way_back():
+    rel = Instrument("RELIANCE", "NSE")
+    events = [Status("connected", "ws://127.0.0.1:8765"), *sim_ticks([rel], 2)]
+    app, _ = scripted_app(events, [Watchlist("w", [rel])])
+    async with app.run_test(size=(120, 50)) as pilot:
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DepthScreen), what="the depth view")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert "esc" in {key for key, _ in app.screen.rows()}
 
 
 async def test_no_api_key_against_a_server_that_needs_one_says_so_plainly():
