@@ -41,6 +41,7 @@ from oaws.cli.common import (
     resolve_mode,
 )
 from oaws.config import DEFAULT_HOST, DEFAULT_PORT
+from oaws.format import plural
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -271,7 +272,7 @@ def _inspect_table(summary: Any, tz: tzinfo | None) -> None:
         ("Span", _span(summary.span_s)),
         ("Ticks/s", f"{summary.per_s:,.1f} average, {summary.peak_per_s:,} peak"),
         ("Gaps", str(len(summary.gaps))),
-        ("Missing", f"{summary.missing:,} ticks (counted by the feed's per-topic fseq)"),
+        ("Missing", f"{plural(summary.missing, 'tick')} (counted by the feed's per-topic fseq)"),
         ("Skipped", _skipped(summary.skipped)),
     ]
     for name, value in rows:
