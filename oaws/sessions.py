@@ -328,6 +328,19 @@ def _kind(exchange: str) -> str:
     return KIND.get(exchange, EQUITY)
 
 
+#: where each kind of session's bars start (seconds after midnight IST): the session's open,
+#: so that a 60-minute bar of NSE runs 09:15-10:15 (oaws.bars); around-the-clock markets from midnight
+BAR_ORIGIN: dict[str, int] = {
+    EQUITY: EQUITY_OPEN, DERIVATIVES: EQUITY_OPEN, CURRENCY_KIND: CURRENCY[0], COMMODITY: COMMODITY_OPEN,
+    NCDEX_KIND: NCDEX[0], GLOBAL: 0, CRYPTO: 0,
+}  # fmt: skip
+
+
+def bar_origin(exchange: str) -> int:
+    """Seconds after midnight IST at which the bars of ``exchange`` are aligned (its session's open; no I/O)."""
+    return BAR_ORIGIN[_kind(exchange)]
+
+
 # The API -------------------------------------------------------------------------
 def state(exchange: str, now: datetime | None = None) -> SessionState:
     """The session of ``exchange`` (NSE, NFO, NSE_INDEX, MCX...) at ``now`` (default: now)."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from oaws.bars.aggregator import Bar, Interval
 from oaws.instruments import DEFAULT_DEPTH, Instrument
 from oaws.protocol.codes import Refused
 from oaws.protocol.orders import OrderRequest, OrderRequestError
@@ -48,6 +49,10 @@ class BrokerError(Exception):
 
 class FeedError(BrokerError):
     """A feed cannot be made from its settings (no credentials, no recording...)."""
+
+
+class HistoryError(BrokerError):
+    """The broker gives no candles for what was asked; one sentence for the user."""
 
 
 #: An instrument a feed cannot serve: ``Rejection(code, message)`` with the client
@@ -102,6 +107,18 @@ class Feed(ABC):
     def status(self) -> dict[str, object]:
         """Figures for ``get_broker_info`` and ``oaws status``."""
         return {"adapter_status": "connected"}
+
+    #: whether ``history`` gives candles (``oaws history``, the watch's chart)
+    history_intervals: tuple[str, ...] = ()
+
+    def history(self, instrument: Instrument, interval: Interval, start_ms: int, end_ms: int) -> list[Bar]:
+        """The broker's candles of ``instrument`` at ``interval`` whose bucket starts in
+        [``start_ms``, ``end_ms``), oldest first, each ``final`` but the one still forming.
+
+        Called in a worker thread (it may block on the broker's REST API, and should keep to
+        its rate limits and per-request spans itself). Raises HistoryError (one sentence) when
+        it cannot: no history for this broker, an interval it lacks, a refused request."""
+        raise HistoryError(f"the {self.name} feed has no history")
 
 
 #: The settings of ``oaws serve`` a feed may read (``seed``, ``rate``, ``replay``,
@@ -159,6 +176,10 @@ class InstrumentMaster(Protocol):
         ...
 
     # Optional (found with getattr, so a plugin written before it still works):
+    #
+    #   def options(self, underlying: str) -> list[oaws.options.OptionContract]:
+    #       """Every option contract on ``underlying`` (``NIFTY``, ``RELIANCE``) the master lists,
+    #       any expiry; [] (quietly) when there is none or no master. The option chain's source."""
     #
     #   def names(self) -> dict[str, str]:
     #       """``SYMBOL:EXCHANGE`` -> the company's or index's name ("RELIANCE INDUSTRIES") where the
