@@ -175,6 +175,15 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def _count(value: Any) -> int | None:
+    """A quantity (cumulative volume, OI) as an int: JSON's ``1234`` or ``1234.0``; None for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
+        return int(value)
+    return None
+
+
 class Aggregator:
     """Bars of one interval for any number of instruments, tick by tick.
 
@@ -190,7 +199,7 @@ class Aggregator:
         self._forming: dict[tuple[str, str], _Forming] = {}
         #: ticks that came after their bucket's bar was final (changed nothing)
         self.late = 0
-        #: ticks without a usable price or time (changed nothing)
+        #: ticks without a usable price (none, or 0: not traded yet) or time (changed nothing)
         self.skipped = 0
 
     def seed_volume(self, symbol: str, exchange: str, day_ms: float, cumulative: int) -> None:
@@ -209,7 +218,8 @@ class Aggregator:
         ltp = _number(tick.get("ltp"))
         at = _number(tick.get("ltt")) or _number(tick.get("timestamp"))
         symbol, exchange = tick.get("symbol"), tick.get("exchange")
-        if ltp is None or not at or not isinstance(symbol, str) or not isinstance(exchange, str):
+        # an LTP of 0 is a contract that has not traded yet (brokers send it so), not a price
+        if not ltp or not at or not isinstance(symbol, str) or not isinstance(exchange, str):
             self.skipped += 1
             return None
         key = (symbol, exchange)
@@ -227,10 +237,8 @@ class Aggregator:
         if start < (bar.start_ms if bar is not None else state.final_end):
             self.late += 1
             return done
-        volume = tick.get("volume")
-        cum = int(volume) if isinstance(volume, int) and not isinstance(volume, bool) else None
-        oi = tick.get("oi")
-        oi = int(oi) if isinstance(oi, int) and not isinstance(oi, bool) else None
+        cum = _count(tick.get("volume"))
+        oi = _count(tick.get("oi"))
         if bar is not None and start > bar.start_ms:
             done = self._finish(state)
             bar = None
