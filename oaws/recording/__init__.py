@@ -45,6 +45,7 @@ from oaws.recording.reader import (
     when,
 )
 from oaws.recording.summary import Summary, count_sessions, empty_window, no_ticks, summarize, window_words
+from oaws.recording.table import read  # pandas and pyarrow load when it is called, not here
 from oaws.recording.units import human_size, parse_duration, parse_rotate, parse_time
 from oaws.recording.writer import Writer, make_header, market_lines, part_path
 
@@ -68,6 +69,7 @@ __all__ = [
     "parse_rotate",
     "parse_time",
     "part_path",
+    "read",
     "read_header",
     "received_ns",
     "records",
