@@ -261,6 +261,7 @@ def implied_volatility(
     if years <= 0 or price <= 0 or spot <= 0 or strike <= 0:
         return None
     from vollib.black_scholes_merton.implied_volatility import implied_volatility as solve
+
     # the solver's own exceptions (vollib.helpers.exceptions has classes of the same names it never raises)
     from vollib.lets_be_rational import PriceIsAboveMaximum, PriceIsBelowIntrinsic
 

@@ -312,7 +312,7 @@ def test_the_quota_refusal_is_one_sentence_with_the_strikes_that_fit() -> None:
         "the chain needs 43 subscriptions and Angel One allows 1000 of which 980 are in use; "
         "use --strikes 4 or remove instruments from the watch"
     )
-    with pytest.raises(ChainError, match="allows 3 of which 3 are in use; remove instruments from the watch$"):
+    with pytest.raises(ChainError, match=r"allows 3 of which 3 are in use; remove instruments from the watch$"):
         check_quota(5, 3, 3)
     check_quota(43, 1000, 957)
     check_quota(43, None, 5000)
