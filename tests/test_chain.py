@@ -322,3 +322,26 @@ def test_the_spot_of_an_index_and_of_a_stock() -> None:
     assert spot_of("nifty") == NIFTY
     assert spot_of("SENSEX") == Instrument("SENSEX", "BSE_INDEX")
     assert spot_of("RELIANCE") == Instrument("RELIANCE", "NSE")
+
+
+# -- the config file's [chain] ------------------------------------------------------------------
+
+
+def test_the_config_gives_the_rate_and_a_dividend_yield_per_underlying(tmp_path, monkeypatch) -> None:
+    from oaws.configfile import chain_settings, check
+
+    path = tmp_path / "config.toml"
+    path.write_text("[chain]\nrate = 0.065\ndividend_yield = 0.01\nstrikes = 5\ndividend_yields = {RELIANCE = 0.004}\n")
+    monkeypatch.setenv("OAWS_CONFIG", str(path))
+    assert chain_settings("RELIANCE") == (0.065, 0.004, 5)
+    assert chain_settings("NIFTY") == (0.065, 0.01, 5)
+    errors, _ = check({"chain": {"rate": 7, "strikes": -1}}, path)
+    assert any(e.startswith("chain.rate = 7 in") and "out of range" in e for e in errors), errors
+    assert any(e.startswith("chain.strikes = -1 in") for e in errors), errors
+
+
+def test_without_a_chain_section_the_defaults_apply(tmp_path, monkeypatch) -> None:
+    from oaws.configfile import chain_settings
+
+    monkeypatch.setenv("OAWS_CONFIG", str(tmp_path / "none.toml"))
+    assert chain_settings("NIFTY") == (None, None, None)
