@@ -345,3 +345,26 @@ def test_without_a_chain_section_the_defaults_apply(tmp_path, monkeypatch) -> No
 
     monkeypatch.setenv("OAWS_CONFIG", str(tmp_path / "none.toml"))
     assert chain_settings("NIFTY") == (None, None, None)
+
+
+# -- oaws chain's quota check -------------------------------------------------------------------
+
+
+def test_oaws_chain_refuses_a_window_the_brokers_quota_cannot_hold(monkeypatch, tmp_path) -> None:
+    from oaws.brokers.api import Broker, BrokerLimits
+    from oaws.cli.chain import _quota
+    from oaws.cli.common import UserError
+
+    monkeypatch.setenv("OAWS_CONFIG", str(tmp_path / "none.toml"))
+    angel = Broker(name="angel", title="Angel One", make_feed=lambda _: None, limits=BrokerLimits(subscriptions=1000))  # type: ignore[arg-type,return-value]
+    chain = Chain("NIFTY", NIFTY, contracts(range(25000, 27050, 50)), strikes=10, clock=lambda: NOW)
+    with pytest.raises(UserError) as refused:
+        _quota(chain, angel, {"adapter_status": "connected", "subscriptions": 980})
+    assert str(refused.value) == (
+        "the chain needs 43 subscriptions and Angel One allows 1000 of which 980 are in use; "
+        "use --strikes 4 or remove instruments from the watch"
+    )
+    _quota(chain, angel, {"subscriptions": 957})  # 43 more fit exactly
+    monkeypatch.setenv("OAWS_MAX_INSTRUMENTS_PER_CLIENT", "40")
+    with pytest.raises(UserError, match=r"the proxy \(max_instruments_per_client\) allows 40; use --strikes 9"):
+        _quota(chain, angel, {})

@@ -377,4 +377,5 @@ def print_chain(view: ChainView, *, wide: bool = False) -> None:
         "calls left, puts right; IV and greeks: Black-Scholes-Merton (vollib); theta ₹ a day, vega ₹ per 1 % IV"
     )
     table.caption_justify = "left"
-    print_tables(table)
+    # in a pipe, as wide as the table needs (--wide has 29 columns)
+    print_tables(table, width=400 if wide else None)
