@@ -294,14 +294,32 @@ def greeks(
 def max_pain(strikes: Iterable[float], oi: Iterable[tuple[float, str, int]]) -> float | None:
     """The settlement price among ``strikes`` at which the option holders' total payout is
     least: for each candidate X, Σ call OI × max(X − K, 0) + put OI × max(K − X, 0) over
-    ``oi`` as (strike K, CE/PE, open interest). None without any OI. Ties go to the lower strike."""
-    known = [(k, right, n) for k, right, n in oi if n > 0]
-    if not known:
+    ``oi`` as (strike K, CE/PE, open interest). None without any OI. Ties go to the lower strike.
+
+    One pass over the sorted strikes with running sums (the payout is piecewise linear in X),
+    so a few hundred listed strikes cost no more than a redraw should."""
+    calls = sorted((k, n) for k, right, n in oi if n > 0 and right == CALL)
+    puts = sorted((k, n) for k, right, n in oi if n > 0 and right == PUT)
+    if not calls and not puts:
         return None
+    # calls struck at or below X pay X - K: X * (their OI) - (their OI * K), summed as X rises
+    call_oi = call_value = 0.0
+    # puts struck above X pay K - X: (their OI * K) - X * (their OI), less as X rises
+    put_oi = float(sum(n for _, n in puts))
+    put_value = float(sum(n * k for k, n in puts))
+    i = j = 0
     best: tuple[float, float] | None = None
     for x in sorted(set(strikes)):
-        pay = sum(n * (max(x - k, 0.0) if right == CALL else max(k - x, 0.0)) for k, right, n in known)
-        if best is None or pay < best[0]:
+        while i < len(calls) and calls[i][0] <= x:
+            call_oi += calls[i][1]
+            call_value += calls[i][1] * calls[i][0]
+            i += 1
+        while j < len(puts) and puts[j][0] <= x:
+            put_oi -= puts[j][1]
+            put_value -= puts[j][1] * puts[j][0]
+            j += 1
+        pay = (x * call_oi - call_value) + (put_value - x * put_oi)
+        if best is None or pay < best[0] - 1e-9 * max(abs(pay), 1.0):
             best = (pay, x)
     return best[1] if best else None
 
@@ -341,6 +359,7 @@ class Chain:
         for c in contracts:
             self._by_expiry.setdefault(c.expiry, {}).setdefault(float(c.strike), {})[c.right] = c
             self._contract_of[Instrument(c.symbol, c.exchange)] = c
+        self._grids: dict[date, list[float]] = {}  # each expiry's strikes, sorted
         self._quotes: dict[Instrument, _Quote] = {}
         self._spot_quote = _Quote()
         self._strikes = max(int(strikes), 0)
@@ -388,7 +407,10 @@ class Chain:
         self._strikes = n
 
     def _grid(self) -> list[float]:
-        return sorted(self._by_expiry[self._expiry])
+        grid = self._grids.get(self._expiry)
+        if grid is None:
+            grid = self._grids[self._expiry] = sorted(self._by_expiry[self._expiry])
+        return grid
 
     def _recentre(self) -> bool:
         """Move the window's centre to the ATM strike, with hysteresis; whether it moved."""
@@ -525,8 +547,8 @@ class Chain:
         puts = sum(r.put.oi or 0 for r in rows if r.put)
         known = [
             (float(c.strike), c.right, q.oi)
-            for i, c in self._contract_of.items()
-            if c.expiry == self._expiry and (q := self._quotes.get(i)) is not None and q.oi
+            for i, q in self._quotes.items()
+            if q.oi and (c := self._contract_of[i]).expiry == self._expiry
         ]
         years = self._years(now)
         return ChainView(

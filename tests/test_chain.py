@@ -7,6 +7,8 @@ import math
 from datetime import date, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from oaws.chain import (
     Chain,
@@ -167,6 +169,29 @@ def test_max_pain_is_the_strike_of_the_least_payout() -> None:
     # puts 120 (50 x 10) = 1500; at 120: calls 100 (100 x 20) + 110 (200 x 10) = 4000
     assert small_chain(113.0).view().max_pain == 110.0
     assert max_pain([100, 110, 120], []) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 40).map(lambda k: k * 50.0), st.sampled_from(["CE", "PE"]), st.integers(0, 10**6)),
+        max_size=30,
+    )
+)
+def test_max_pain_is_the_least_payout_of_a_brute_force_sum(oi) -> None:
+    strikes = [k * 50.0 for k in range(1, 41)]
+
+    def payout(x: float) -> float:
+        return sum(n * (max(x - k, 0) if right == "CE" else max(k - x, 0)) for k, right, n in oi)
+
+    found = max_pain(strikes, oi)
+    if not any(n for _, _, n in oi):
+        assert found is None
+        return
+    assert found is not None
+    least = min(payout(x) for x in strikes)
+    assert payout(found) == pytest.approx(least, rel=1e-9)
+    assert found == min(x for x in strikes if payout(x) == pytest.approx(least, rel=1e-9))  # the lower of ties
 
 
 def test_the_atm_strike_is_the_nearest_and_the_itm_sides_are_flagged() -> None:
