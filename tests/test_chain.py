@@ -393,3 +393,53 @@ def test_oaws_chain_refuses_a_window_the_brokers_quota_cannot_hold(monkeypatch, 
     monkeypatch.setenv("OAWS_MAX_INSTRUMENTS_PER_CLIENT", "40")
     with pytest.raises(UserError, match=r"the proxy \(max_instruments_per_client\) allows 40; use --strikes 9"):
         _quota(chain, angel, {})
+
+
+# -- on the simulated market ----------------------------------------------------------------------
+
+
+def sim_chain(expiry: date, on: date) -> tuple[Chain, float]:
+    """A chain of NIFTY fed the simulated market's prices of ``on`` (its opening prices: the
+    sim's Black-Scholes of the underlying's close), its clock on ``on`` at 15:30 so that T is
+    the sim's whole days to expiry over 365; (the chain, the spot)."""
+    from oaws.brokers.sim import universe
+
+    tag = expiry.strftime("%d%b%y").upper()
+    cs = [
+        OptionContract("NIFTY", expiry, float(k), r, f"NIFTY{tag}{k}{r}", "NFO", 75)
+        for k in range(24000, 28050, 100)
+        for r in ("CE", "PE")
+    ]
+    at = expiry_close(expiry).timestamp() - (expiry - on).days * 86400
+    chain = Chain("NIFTY", NIFTY, cs, strikes=5, rate=universe.RATE, dividend=0.0, clock=lambda: at)
+    spot = universe.reference(NIFTY, on)
+    assert spot is not None
+    chain.update(spot_tick(spot))
+    for c in cs:
+        price = universe.reference(Instrument(c.symbol, c.exchange), on)
+        assert price is not None
+        chain.update(tick_of(c, ltp=round(price * 20) / 20))  # to the exchange's tick, as the feed sends it
+    return chain, spot
+
+
+def test_on_the_sim_the_iv_comes_back_as_the_volatility_that_priced_it() -> None:
+    from oaws.brokers.sim import universe
+
+    view = sim_chain(date(2026, 12, 29), date(2026, 12, 2))[0].view()
+    sides = [s for row in view.rows for s in (row.call, row.put) if s is not None]
+    assert len(sides) == 22
+    for side in sides:
+        # a price rounded to 0.05 moves the IV by less than 0.05 / vega-per-1 % points
+        assert side.iv is not None and side.vega is not None
+        assert side.iv == pytest.approx(universe.INDEX_VOLATILITY, abs=0.05 / side.vega / 100 + 1e-6), side
+
+
+def test_on_the_sim_put_call_parity_holds_within_a_tick() -> None:
+    chain, spot = sim_chain(date(2026, 12, 29), date(2026, 12, 2))
+    view = chain.view()
+    for row in view.rows:
+        assert row.call is not None and row.put is not None
+        assert row.call.ltp is not None and row.put.ltp is not None
+        forward_value = spot - row.strike * math.exp(-view.rate * view.years)
+        # each price is rounded to the tick, so their difference is within one tick
+        assert row.call.ltp - row.put.ltp == pytest.approx(forward_value, abs=0.05 + 1e-9)
