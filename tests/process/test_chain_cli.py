@@ -8,12 +8,13 @@ option symbol; so the command's whole path runs: master, server, subscriptions, 
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import date, timedelta
 
 import orjson
 import pytest
 
-from tests.helpers import oaws, start_serve
+from tests.helpers import OAWS, oaws, start_serve
 
 EXPIRY = date.today() + timedelta(days=10)
 LATER = EXPIRY + timedelta(days=21)
@@ -98,3 +99,17 @@ def test_an_underlying_without_options_is_one_sentence(env):
     assert done.returncode == 2
     assert done.stderr.startswith("oaws: Angel One's instrument master lists no options on NOSUCH")
     assert "Traceback" not in done.stderr
+
+
+def test_watch_writes_the_chain_as_json_lines_until_stopped(env, url):
+    args = ["chain", "NIFTY", "--broker", "angel", "--url", url, "--no-autostart", "--strikes", "1", "--watch"]
+    proc = subprocess.Popen([*OAWS, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    views = [json.loads(line) for line in lines]
+    assert all(v["underlying"] == "NIFTY" and len(v["rows"]) == 3 for v in views)
+    assert all(v["spot_price"] > 0 for v in views)
