@@ -248,6 +248,8 @@ async def _chain(
                             return 1
                         if event.instrument is not None:
                             failed[event.instrument] = str(event)
+                            if watch:  # no table at the end to say it under
+                                _err(str(event))
                         else:
                             _err(str(event))
                     elif isinstance(event, FeedStatus):
