@@ -351,7 +351,7 @@ def print_chain(view: ChainView, *, wide: bool = False) -> None:
     columns += [("IV %", lambda s: pct(s.iv)), ("Delta", lambda s: num(s.delta, 2))]
     if wide:
         columns += [
-            ("Gamma", lambda s: num(s.gamma, 4)),
+            ("Gamma", lambda s: num(s.gamma, 5)),
             ("Theta", lambda s: num(s.theta, 2)),
             ("Vega", lambda s: num(s.vega, 2)),
             ("Bid", lambda s: price(s.bid)),
