@@ -69,6 +69,22 @@ class AlertTable(BaseModel):
     state: Literal["armed", "triggered"] = "armed"
 
 
+Fraction = Annotated[Number, Field(ge=0, le=1)]
+
+
+class ChainSettings(_Strict):
+    """``[chain]``: the option chain's pricing inputs and width (docs/chain.md); unset, oaws.chain's defaults."""
+
+    #: the risk-free rate, continuously compounded, a year (0.07 is 7 %)
+    rate: Fraction | None = None
+    #: the dividend yield of every underlying, a year
+    dividend_yield: Fraction | None = None
+    #: an underlying's own yield over ``dividend_yield``: ``dividend_yields = {RELIANCE = 0.004}``
+    dividend_yields: dict[str, Fraction] = {}
+    #: strikes each side of the ATM strike (``oaws chain --strikes``, the chain screen)
+    strikes: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
+
+
 class TopLevel(_Strict):
     """The top level of the config file: ``oaws.config.DEFAULTS`` and the tables beside them."""
 
@@ -100,6 +116,7 @@ class TopLevel(_Strict):
     columns: dict[str, list[StrictStr]] = {}
     alerts: list[AlertTable] = []
     notify: Notify | None = None
+    chain: ChainSettings | None = None
 
     @field_validator("mode")
     @classmethod
@@ -298,3 +315,26 @@ def check_file(sections: Sections | None = None) -> list[str]:
         # each its own line (the command line prefixes the first with "oaws: ")
         raise config.ConfigError("\noaws: ".join(errors), code=2)
     return warnings + usable_watchlists(data, path)[1]
+
+
+def chain_settings(underlying: str) -> tuple[float | None, float | None, int | None]:
+    """(rate, dividend yield, strikes) the config file's ``[chain]`` gives for ``underlying``;
+    None where it gives none (then oaws.chain's defaults). A value of the wrong kind was
+    refused by ``check_file`` when the command started, so it is only left out here."""
+    section = config.file_config().get("chain")
+    if not isinstance(section, Mapping):
+        return None, None, None
+
+    def number(value: Any) -> float | None:
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    yields = section.get("dividend_yields")
+    own = None
+    if isinstance(yields, Mapping):
+        own = number(next((v for k, v in yields.items() if str(k).upper() == underlying.upper()), None))
+    strikes = section.get("strikes")
+    return (
+        number(section.get("rate")),
+        own if own is not None else number(section.get("dividend_yield")),
+        strikes if isinstance(strikes, int) and not isinstance(strikes, bool) else None,
+    )

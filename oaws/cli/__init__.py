@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from oaws import __version__
-from oaws.cli import alerts, bars, brokers, completion, keys, lists, record, serve, status, stream, watch
+from oaws.cli import alerts, bars, brokers, chain, completion, keys, lists, record, serve, status, stream, watch
 from oaws.cli.common import check_config_file, config_defaults, friendly
 from oaws.cli.help import HumanGroup
 
@@ -80,6 +80,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(lists.app, name="watchlist")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(completion.app)
+app.add_typer(chain.app)  # oaws chain (issue 21)
 
 
 def _click_errors() -> tuple[type[BaseException], type[BaseException]]:

@@ -31,6 +31,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from oaws.brokers.api import Rejection
 from oaws.brokers.masterkit import save_download, stale_days
 from oaws.format import strike as strike_column
 from oaws.instruments import Instrument
+from oaws.options import CALL, PUT, OptionContract
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ EXCHANGE_SEGMENTS = {
 }
 INDEX_EXCHANGES = {"NSE": "NSE_INDEX", "BSE": "BSE_INDEX", "MCX": "MCX_INDEX"}
 INDEX_TYPE = "AMXIDX"
+#: the instrument types of options on an index and on a stock (options on futures, MCX's OPTFUT, are not chained)
+OPTION_TYPES = frozenset({"OPTIDX", "OPTSTK"})
 #: The names users and OpenAlgo give the common indices, and Angel's symbols for them.
 INDEX_ALIASES: dict[str, dict[str, str]] = {
     "NSE_INDEX": {
@@ -166,6 +170,7 @@ class Master:
                 index_names.setdefault((segment, normalise(row[NAME])), row)
             else:
                 self._by_symbol.setdefault((segment, row[SYMBOL].upper()), row)
+        self._options: dict[str, list[Row]] | None = None  # name -> option rows, built when first asked
         for key, row in index_names.items():  # a symbol match wins over a name match
             self._indices.setdefault(key, row)
         self._index_alias = {
@@ -217,6 +222,24 @@ class Master:
 
     def row_for_token(self, exchange_type: int, token: str) -> Row | None:
         return self._by_token.get((exchange_type, token))
+
+    # Options ---------------------------------------------------------------------
+    def options(self, underlying: str) -> list[OptionContract]:
+        """Every option (OPTIDX, OPTSTK of NFO and BFO) on ``underlying``, Angel's ``name``
+        (``NIFTY``, ``RELIANCE``), any expiry; the symbol is Angel's, which is OpenAlgo's
+        (``NIFTY29DEC2626000CE``), the strike in rupees (the master's is in paise)."""
+        if self._options is None:
+            self._options = {}
+            for row in self.rows:
+                if row[TYPE] in OPTION_TYPES and row[SEGMENT] in ("NFO", "BFO"):
+                    self._options.setdefault(row[NAME].upper(), []).append(row)
+        found = []
+        for row in self._options.get(underlying.upper(), []):
+            contract = _option_of(row)
+            if contract is not None:
+                found.append(contract)
+        found.sort(key=lambda c: (c.expiry, c.strike, c.right))
+        return found
 
     # Search ----------------------------------------------------------------------
     def instrument_of(self, row: Row) -> str:
@@ -270,6 +293,42 @@ class Master:
             strike=strike / 100 if strike > 0 else 0.0,
             lot_size=int(_number(row[LOTSIZE], 1)),
         )
+
+
+_MONTHS = {
+    m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)
+}
+
+
+def expiry_date(text: str) -> date | None:
+    """The master's expiry (``29DEC2026``) as a date (English months whatever the locale); None
+    when it is not one."""
+    month = _MONTHS.get(text[2:5].upper())
+    if len(text) != 9 or month is None or not (text[:2].isdigit() and text[5:].isdigit()):
+        return None
+    try:
+        return date(int(text[5:]), month, int(text[:2]))
+    except ValueError:
+        return None
+
+
+def _option_of(row: Row) -> OptionContract | None:
+    """The option contract of a master row; None for a row that is not a well-formed one."""
+    symbol = row[SYMBOL].upper()
+    right = symbol[-2:]
+    expiry = expiry_date(row[EXPIRY])
+    strike = _number(row[STRIKE], -1.0) / PAISE
+    if right not in (CALL, PUT) or expiry is None or strike <= 0:
+        return None
+    return OptionContract(
+        underlying=row[NAME].upper(),
+        expiry=expiry,
+        strike=strike,
+        right=right,
+        symbol=symbol,
+        exchange=row[SEGMENT],
+        lot_size=int(_number(row[LOTSIZE], 1)) or 1,
+    )
 
 
 # Files -----------------------------------------------------------------------------
@@ -440,6 +499,16 @@ class AngelMaster:
         from oaws.brokers.angel.settings import load_settings
 
         return completion_instruments(load_settings().instruments)
+
+    def options(self, underlying: str) -> list[OptionContract]:
+        """Every option contract on ``underlying`` the master lists (the option chain's source);
+        [] when there is none or no master."""
+        from oaws.brokers.angel.settings import load_settings
+
+        try:
+            return load_master(load_settings().instruments).options(underlying)
+        except MasterMissing:
+            return []
 
     def names(self) -> dict[str, str]:
         """The master's names of its equities and indices, for the add dialog's search by name."""

@@ -59,6 +59,7 @@ from oaws.brokers.dhan.errors import DhanError, DhanMasterMissing, DhanUnavailab
 from oaws.brokers.masterkit import save_download, stale_days
 from oaws.format import strike as strike_column
 from oaws.instruments import Instrument
+from oaws.options import OptionContract
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
 
 log = logging.getLogger(__name__)
@@ -338,6 +339,18 @@ def _expiry(text: str) -> str:
     return "" if when.year < 1900 else f"{when.day:02d}-{_MONTHS[when.month - 1]}-{when.year % 100:02d}"
 
 
+def _expiry_date(text: str) -> date | None:
+    """An index row's expiry (``26-DEC-24``, as ``_expiry`` writes it) as a date; None when there is none."""
+    day, _, rest = text.partition("-")
+    month, _, year = rest.partition("-")
+    if month not in _MONTHS or not day.isdigit() or not year.isdigit():
+        return None
+    try:
+        return date(2000 + int(year), _MONTHS.index(month) + 1, int(day))
+    except ValueError:
+        return None
+
+
 def _index_symbol(exchange: str, trading: str) -> str:
     if exchange == "NSE_INDEX":
         squeezed = trading.upper().replace(" ", "").replace("-", "")
@@ -523,6 +536,22 @@ class Master:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def options(self, underlying: str) -> list[OptionContract]:
+        """Every option (CE or PE) of NFO and BFO on ``underlying`` (``NIFTY``, ``RELIANCE``),
+        any expiry, under its OpenAlgo symbol."""
+        wanted = underlying.strip().upper()
+        found = []
+        for row in self.rows:
+            if row[TYPE] not in ("CE", "PE") or row[EXCHANGE] not in ("NFO", "BFO") or row[NAME] != wanted:
+                continue
+            expiry = _expiry_date(row[EXPIRY])
+            strike = _number(row[STRIKE], 0.0)
+            if expiry is not None and strike > 0:
+                lot = int(_number(row[LOT], 1.0)) or 1
+                found.append(OptionContract(wanted, expiry, strike, row[TYPE], row[SYMBOL], row[EXCHANGE], lot))
+        found.sort(key=lambda c: (c.expiry, c.strike, c.right))
+        return found
 
     # Resolution ------------------------------------------------------------------
     def find(self, instrument: Instrument) -> Row | None:
@@ -795,6 +824,16 @@ class DhanMaster:
             return completion_instruments(load_settings().instruments)
         except Exception as exc:  # completion is a nicety: never an error on the screen
             log.debug("no completion from the Dhan scrip master: %s", exc)
+            return []
+
+    def options(self, underlying: str) -> list[OptionContract]:
+        """Every option contract on ``underlying`` the master lists (the option chain's source);
+        [] when there is none or no master."""
+        from oaws.brokers.dhan.settings import load_settings
+
+        try:
+            return load_master(load_settings().instruments).options(underlying)
+        except DhanMasterMissing:
             return []
 
     def names(self) -> dict[str, str]:

@@ -49,6 +49,7 @@ from oaws.brokers.kite.errors import KiteError, KiteMasterMissing, KiteUnavailab
 from oaws.brokers.masterkit import save_download, stale_days
 from oaws.format import strike as strike_column
 from oaws.instruments import Instrument
+from oaws.options import OptionContract
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
 
 log = logging.getLogger(__name__)
@@ -330,6 +331,27 @@ class Master:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def options(self, underlying: str) -> list[OptionContract]:
+        """Every option (type CE or PE) of NFO and BFO on ``underlying``, Kite's ``name``
+        (``NIFTY``, ``RELIANCE``), any expiry, under its oaws (OpenAlgo) symbol."""
+        wanted = underlying.strip().upper()
+        found = []
+        for row in self.rows:
+            if row[TYPE] not in ("CE", "PE") or row[EXCHANGE] not in ("NFO", "BFO") or row[NAME].upper() != wanted:
+                continue
+            try:
+                expiry = date.fromisoformat(row[EXPIRY])
+            except ValueError:
+                continue
+            if row[STRIKE] > 0:
+                found.append(
+                    OptionContract(
+                        wanted, expiry, float(row[STRIKE]), row[TYPE], row[SYMBOL], row[EXCHANGE], row[LOT] or 1
+                    )
+                )
+        found.sort(key=lambda c: (c.expiry, c.strike, c.right))
+        return found
 
     # Resolution ------------------------------------------------------------------
     def find(self, instrument: Instrument | str) -> Row | None:
@@ -669,6 +691,16 @@ class KiteMaster:
         from oaws.brokers.kite.settings import load_settings
 
         return completion_instruments(load_settings().instruments)
+
+    def options(self, underlying: str) -> list[OptionContract]:
+        """Every option contract on ``underlying`` the dump lists (the option chain's source);
+        [] when there is none or no dump."""
+        from oaws.brokers.kite.settings import load_settings
+
+        try:
+            return load_master(load_settings().instruments).options(underlying)
+        except KiteMasterMissing:
+            return []
 
     def names(self) -> dict[str, str]:
         """Company names of the dump's equities and indices, for the add dialog's search by name."""

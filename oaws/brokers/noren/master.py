@@ -36,7 +36,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from oaws.brokers.noren.errors import NorenError, NorenMasterMissing, NorenUnava
 from oaws.brokers.noren.family import HOSTS
 from oaws.format import strike as strike_column
 from oaws.instruments import Instrument
+from oaws.options import OptionContract
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,14 @@ def _expiry_code(expiry: str) -> str:
         with contextlib.suppress(ValueError):
             return datetime.strptime(expiry.strip(), pattern).strftime("%d%b%y").upper()
     return ""
+
+
+def _expiry_date(expiry: str) -> date | None:
+    """``26-DEC-2024`` (and the other spellings ``_expiry_code`` reads) as a date; None when it cannot be read."""
+    code = _expiry_code(expiry)
+    if not code:
+        return None
+    return datetime.strptime(code, "%d%b%y").date()
 
 
 def openalgo_symbol(row: Row) -> str:
@@ -368,6 +377,29 @@ class Master:
             strike=max(strike, 0.0),
             lot_size=_int(row[LOT]),
         )
+
+    def options(self, underlying: str) -> list[OptionContract]:
+        """Every option (OPTIDX, OPTSTK) of NFO and BFO on ``underlying`` (the files' ``Symbol``:
+        ``NIFTY``, ``RELIANCE``), any expiry, under its OpenAlgo symbol."""
+        wanted = underlying.strip().upper()
+        found = []
+        for row in self.rows:
+            if row[EXCH] not in ("NFO", "BFO") or row[ITYPE].upper() not in ("OPTIDX", "OPTSTK"):
+                continue
+            right = row[OTYPE].upper().strip()
+            if row[NAME].upper().strip() != wanted or right not in ("CE", "PE"):
+                continue
+            expiry = _expiry_date(row[EXPIRY])
+            try:
+                strike = float(row[STRIKE])
+            except ValueError:
+                continue
+            if expiry is not None and strike > 0:
+                found.append(
+                    OptionContract(wanted, expiry, strike, right, openalgo_symbol(row), row[EXCH], _int(row[LOT]))
+                )
+        found.sort(key=lambda c: (c.expiry, c.strike, c.right))
+        return found
 
     def instruments(self) -> list[str]:
         from oaws.instruments import EXCHANGES, valid_symbol
@@ -613,6 +645,17 @@ class NorenMaster:
         try:
             with _quiet():
                 return load_master(self.name, load_settings(self.name).instruments).instruments()
+        except NorenError:
+            return []
+
+    def options(self, underlying: str) -> list[OptionContract]:
+        """Every option contract on ``underlying`` the master lists (the option chain's source);
+        [] when there is none or no master."""
+        from oaws.brokers.noren.settings import load_settings
+
+        try:
+            with _quiet():
+                return load_master(self.name, load_settings(self.name).instruments).options(underlying)
         except NorenError:
             return []
 
