@@ -478,11 +478,16 @@ class WatchApp(App[int]):
             screen = self.screen
         except ScreenStackError:  # a frame that fires while the app is closing
             return
+        if isinstance(screen, ChartScreen):
+            # a few times a second, as the ribbon; the grid and the ribbon wait (their rows stay
+            # marked as changed): under an opaque screen, a repaint of theirs repaints its cells too
+            if self._frames % self._ribbon_every == 0:
+                screen.redraw()
+            self._frames += 1
+            return
         self.grid.redraw()
         if isinstance(screen, DepthScreen):
             screen.redraw()
-        elif isinstance(screen, ChartScreen) and self._frames % self._ribbon_every == 0:
-            screen.redraw()  # a few times a second, as the ribbon
         ribbon = self.main.ribbon
         if ribbon is not None and self._frames % self._ribbon_every == 0:
             ribbon.update()
@@ -750,6 +755,8 @@ class WatchApp(App[int]):
             self.chart_interval = chart.interval.name  # the next chart opens at the interval left
             self.charted.pop(instrument, None)
             self._sync()
+            self._frames = 0  # the grid and the ribbon catch up at once
+            self.frame()
 
         self.push_screen(ChartScreen(chart, self.model, self.health, self.history), closed)
 
