@@ -1,4 +1,4 @@
-"""Make screenshots/watch, watch-fno and depth (.svg and .png) from the real app.
+"""Make screenshots/watch, watch-fno, depth and chart (.svg and .png) from the real app.
 
     python scripts/screenshots.py            # needs rsvg-convert (Debian: librsvg2-bin) and Fira Code
                                              # (fonts-firacode) for the PNGs
@@ -13,6 +13,8 @@ ribbon, the default columns, with a config file of its own (a temporary one) in 
 alert is set, so that the picture shows one firing. It is left to trade for a few seconds
 so that the sparklines fill before each picture is taken. The second list is a few index
 futures and options, to show the derivative columns (OI) and the readable contract names.
+The chart is RELIANCE's at one minute: the morning from the simulated market's history (the
+broker's candles, as the chart asks for them), then the bars of the live ticks.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from oaws.instruments import DEFAULT_WATCHLIST, Instrument, parse_many
 from oaws.server.service import Service
 from oaws.server.settings import ServeSettings
 from oaws.tui.app import WatchApp
+from oaws.tui.chart import ChartScreen
 from oaws.tui.depth import DepthScreen
 from oaws.tui.models.ribbon import default_ribbon
 from oaws.tui.models.watch import Watchlist
@@ -132,6 +135,13 @@ async def main(seconds: float, size: tuple[int, int], out: Path = OUT) -> list[P
                 await pilot.pause(0.1)
             await pilot.pause(1.0)
             made.append(Path(app.save_screenshot("depth.svg", str(out))))
+            await pilot.press("escape", "g", "1")  # RELIANCE's chart, one-minute bars
+            while not (isinstance(app.screen, ChartScreen) and app.screen.chart.state != "loading"):
+                await pilot.pause(0.1)
+            await pilot.pause(seconds / 2)
+            app.screen.redraw()
+            await pilot.pause(0.3)
+            made.append(Path(app.save_screenshot("chart.svg", str(out))))
     finally:
         await service.stop()
     return made

@@ -18,7 +18,7 @@ from oaws.tui.chart import ChartHelp, ChartScreen, ChartView
 from oaws.tui.models.chart import READY, UNAVAILABLE
 from oaws.tui.models.watch import Watchlist
 
-from .conftest import FIXED_NS, until
+from .conftest import FIXED_NS, line, until
 from .conftest import IST as TZ
 
 REL, INFY = Instrument("RELIANCE", "NSE"), Instrument("INFY", "NSE")
@@ -198,3 +198,21 @@ async def test_without_history_the_chart_says_so():
         await until(pilot, lambda: app.ticks == 1, what="the first tick")
         await open_chart(pilot, app, "down")
         assert "this watch has no history to ask (live bars only)" in drawn(app)
+
+
+async def test_the_grid_waits_behind_the_chart_and_catches_up_when_it_closes():
+    app, client = make_app([tick(INFY, at("10:15", 1), 1500.0, 500), tick(REL, at("10:15", 1), 1484.0, 1_000)])
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: app.ticks == 2, what="the first ticks")
+        app.frame()
+        assert "1,500.00" in line(app, 0)
+        await open_chart(pilot, app)  # INFY's
+        rendered = app.grid.rendered
+        client.put(tick(INFY, at("10:15", 5), 1512.5, 700))
+        await until(pilot, lambda: app.ticks == 3, what="INFY's tick")
+        app.frame()
+        assert app.grid.rendered == rendered  # no row drawn under the chart
+        assert app.screen.chart.bars()[-1].close == 1512.5  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        assert app.grid.rendered > rendered
+        assert "1,512.50" in app.grid.render_line(0).text
