@@ -209,3 +209,14 @@ def test_only_the_changed_bar_is_worked_out_again_while_the_scale_holds():
     bars[-1].close = bars[-1].open  # the forming bar moved within the range
     drawing.draw(bars, 60, 20)
     assert drawing.computed == first + 1
+
+
+def test_a_day_bar_takes_the_days_figures_and_volume_from_the_ticks():
+    model = ChartModel(REL, "1d")
+    first = {**tick("11:00", 0, 103.0, 50_000), "open": 100.0, "high": 104.0, "low": 99.0}
+    model.add(first)
+    model.add({**tick("11:01", 0, 104.5, 51_000), "open": 100.0, "high": 104.5, "low": 99.0})
+    model.history_failed("1d", "none")
+    (today,) = model.bars()
+    # the day's open, high and low since 09:15, and the day's whole volume (a day bar starts at midnight)
+    assert (today.open, today.high, today.low, today.close, today.volume) == (100.0, 104.5, 99.0, 104.5, 51_000)

@@ -143,7 +143,7 @@ class ChartModel:
         if not isinstance(at, (int, float)):
             return
         self._seeded = True
-        if self.state == READY:
+        if self.state == READY or self.interval.daily:  # a day bar's volume is the day's, known from any tick
             seed = seed_of(self.history, at, self.interval, self.instrument.exchange)
         else:
             # no history (yet): the first bar counts from the chart's first tick, not from the
@@ -197,7 +197,20 @@ class ChartModel:
     def live(self) -> list[Bar]:
         """The bars built from ticks, the forming one last."""
         forming = self._agg.live(self.instrument.symbol, self.instrument.exchange)
-        return [*self._final, forming] if forming is not None else list(self._final)
+        if forming is None:
+            return list(self._final)
+        if self.interval.daily:
+            forming = self._whole_day(forming)
+        return [*self._final, forming]
+
+    def _whole_day(self, bar: Bar) -> Bar:
+        """Today's bar as the ticks' day figures say (open, high, low since the open), not only
+        since the chart opened."""
+        day = self.last
+        o, h, low = day.get("open"), day.get("high"), day.get("low")
+        if not all(isinstance(v, (int, float)) and v > 0 for v in (o, h, low)):
+            return bar
+        return replace(bar, open=float(o), high=max(bar.high, float(h)), low=min(bar.low, float(low)))  # type: ignore[arg-type]
 
     def bars(self) -> list[Bar]:
         return join(self.history, self.live())
