@@ -216,3 +216,22 @@ async def test_the_grid_waits_behind_the_chart_and_catches_up_when_it_closes():
         await pilot.press("escape")
         assert app.grid.rendered > rendered
         assert "1,512.50" in app.grid.render_line(0).text
+
+
+async def test_the_watch_command_asks_the_servers_history_with_its_url_and_key(monkeypatch):
+    from oaws import client
+    from oaws.bars.aggregator import parse_interval
+    from oaws.cli.watch import chart_history
+    from oaws.config import ClientSettings
+
+    calls = []
+
+    async def fetch_history(url, instrument, interval, *, days=None, api_key=None, **kw):
+        calls.append((url, instrument, interval, days, api_key))
+        return history_bars(instrument, interval)
+
+    monkeypatch.setattr(client, "fetch_history", fetch_history, raising=False)
+    history = chart_history(ClientSettings("ws://127.0.0.1:9", "secret", autostart=False))
+    bars = await history(REL, parse_interval("15m"), 1)
+    assert calls == [("ws://127.0.0.1:9", REL, parse_interval("15m"), 1, "secret")]
+    assert [b.start_ms for b in bars[:2]] == [at("09:15"), at("09:30")]
