@@ -6,6 +6,7 @@ seconds per wall second of the watch alone:
 
     python benchmarks/tui_load.py                 # headless app in this process: its thread's CPU
     python benchmarks/tui_load.py --pty           # the real `oaws watch` in a pseudo-terminal: its process's CPU
+    python benchmarks/tui_load.py --chart         # headless, with the chart (g) of the first equity open
 
 The headless app does all its work (events, model, the grid's row rendering, Textual's
 compositor) except turning the screen update into escape codes and writing them; the
@@ -80,26 +81,54 @@ class ServerThread:
         await service.stop()
 
 
+async def day_of_bars(instrument: Instrument, interval, days: int) -> list:
+    """--chart's history: a full session of bars up to now (a chart as wide as the screen)."""
+    from oaws.bars.aggregator import Bar
+
+    step = interval.seconds * 1000
+    now = int(time.time() * 1000) // step * step
+    return [
+        Bar(instrument.symbol, instrument.exchange, interval.name, t, t + step, 100.0 + i % 9, 101.0 + i % 9,
+            99.0 + i % 9, 100.5 + i % 9, 1000 + i, final=True)
+        for i, t in enumerate(range(now - 375 * 60_000, now, step))
+    ]  # fmt: skip
+
+
 async def headless(
-    url: str, wanted: list[Instrument], seconds: float, warmup: float, size: tuple[int, int], sort: str
-) -> dict:
+    url: str, wanted: list[Instrument], seconds: float, warmup: float, size: tuple[int, int], sort: str,
+    chart: bool = False,
+) -> dict:  # fmt: skip
     from oaws.tui.app import WatchApp
+    from oaws.tui.chart import ChartScreen, ChartView
     from oaws.tui.models.watch import Watchlist
 
     async def connect(instruments: list[Instrument], mode: int) -> Client:
         return Client(url, instruments=instruments, mode=mode, retry_first=True)
 
-    app = WatchApp(connect, [Watchlist("load", list(wanted))], url=url)
+    app = WatchApp(connect, [Watchlist("load", list(wanted))], url=url, history=day_of_bars if chart else None)
     async with app.run_test(size=size) as pilot:
         if sort != "given":
             app.model.sort_by(sort)  # re-sorted (and so wholly redrawn) once a second
+        if chart:
+            await pilot.pause(0.5)
+            app.model.select_index(wanted.index(app_chart(wanted)))  # an equity: volume bars too
+            await pilot.press("g")  # its chart, open for the whole run
         await pilot.pause(warmup)
+        if chart and not isinstance(app.screen, ChartScreen):
+            raise RuntimeError("the chart did not open")
+        draws0 = app.screen.query_one(ChartView).draws if chart else 0
         ticks0, rows0 = app.ticks, app.grid.rendered
         cpu0, wall0, proc0 = time.thread_time(), time.monotonic(), time.process_time()
         await asyncio.sleep(seconds)
         cpu, wall, proc = time.thread_time() - cpu0, time.monotonic() - wall0, time.process_time() - proc0
         ticks, rows = app.ticks - ticks0, app.grid.rendered - rows0
-    return {"wall": wall, "cpu": cpu, "process_cpu": proc, "ticks": ticks, "rows": rows}
+        draws = app.screen.query_one(ChartView).draws - draws0 if chart else None
+    return {"wall": wall, "cpu": cpu, "process_cpu": proc, "ticks": ticks, "rows": rows, "chart_draws": draws}
+
+
+def app_chart(wanted: list[Instrument]) -> Instrument:
+    """The instrument --chart charts."""
+    return next(i for i in wanted if i.exchange == "NSE")
 
 
 def proc_cpu(pid: int) -> float:
@@ -159,6 +188,7 @@ def main() -> None:
     parser.add_argument("--size", default="160x50", help="terminal WIDTHxHEIGHT")
     parser.add_argument("--pty", action="store_true", help="run the real `oaws watch` in a pseudo-terminal")
     parser.add_argument("--sort", default="given", help="headless: sort by this column (change_percent, volume...)")
+    parser.add_argument("--chart", action="store_true", help="headless: the chart of the first equity open")
     args = parser.parse_args()
     size = tuple(int(x) for x in args.size.split("x"))
     wanted = instruments(args.instruments)
@@ -174,7 +204,7 @@ def main() -> None:
         if args.pty:
             result = in_pty(url, wanted, args.seconds, args.warmup, size)  # type: ignore[arg-type]
         else:
-            result = asyncio.run(headless(url, wanted, args.seconds, args.warmup, size, args.sort))  # type: ignore[arg-type]
+            result = asyncio.run(headless(url, wanted, args.seconds, args.warmup, size, args.sort, args.chart))  # type: ignore[arg-type]
     finally:
         server.stop()
     where = "oaws watch process in a pty" if args.pty else "headless app thread"
@@ -188,6 +218,8 @@ def main() -> None:
             f"{result['rows'] / result['wall']:.0f} rows/s"
         )
         print(f"whole process (app + server + ZeroMQ threads): {result['process_cpu'] / result['wall']:.3f} CPU s/s")
+    if result.get("chart_draws") is not None:
+        print(f"the chart of {app_chart(wanted)} open: drawn {result['chart_draws'] / result['wall']:.1f} times/s")
     if "bytes" in result:
         print(f"terminal output: {result['bytes'] / result['wall'] / 1024:.1f} KiB/s")
     print(f"server thread (feed and proxy): {server.cpu / max(server.wall, 1e-9):.3f} CPU s/s over its whole run")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,6 +24,11 @@ from oaws.cli.common import (
     resolve_instruments,
     resolve_mode,
 )
+
+if TYPE_CHECKING:
+    from oaws.bars.aggregator import Bar, Interval
+    from oaws.instruments import Instrument
+    from oaws.tui.chart import History
 
 app = typer.Typer()
 
@@ -131,6 +136,18 @@ def _saved_columns(lists: list) -> None:
             logging.getLogger(__name__).warning("%s; the list %r shows the default columns", exc, watchlist.name)
 
 
+def chart_history(settings: cfg.ClientSettings) -> History:
+    """The chart's history (key ``g``): the broker's bars through the watch's server, with its
+    URL and API key (``oaws.client.fetch_history``; its HistoryUnavailable is the chart's sentence)."""
+
+    async def history(instrument: Instrument, interval: Interval, days: int) -> list[Bar]:
+        from oaws import client
+
+        return await client.fetch_history(settings.url, instrument, interval, days=days, api_key=settings.api_key)
+
+    return history
+
+
 def run_watch(
     instruments: list[str] | None,
     watchlist: str | None,
@@ -185,6 +202,7 @@ def run_watch(
         tz=tz,
         ribbon=indices,
         store=store,
+        history=chart_history(settings),
     )
     result = app.run()
     return result if isinstance(result, int) else 0

@@ -40,11 +40,13 @@ from oaws.instruments import DEFAULT_WATCHLIST, DEPTH, QUOTE, Instrument, Instru
 from oaws.notify import Notifier
 from oaws.protocol.codes import NOT_AUTHENTICATED
 from oaws.tui.add import Added, AddScreen
+from oaws.tui.chart import ChartScreen, History
 from oaws.tui.depth import DepthScreen
 from oaws.tui.dialogs import AlertDialog, ConfirmDialog, NameDialog
 from oaws.tui.grid import QuoteGrid
 from oaws.tui.help import COVERED, EXTRA_KEYS, KEYS, HelpScreen
 from oaws.tui.messages import ColumnsChanged, DepthRefused, DepthRequested, SortRequested
+from oaws.tui.models.chart import DEFAULT_INTERVAL, ChartModel
 from oaws.tui.models.completion import Completer, resolve_instrument
 from oaws.tui.models.health import Health
 from oaws.tui.models.ribbon import RibbonModel
@@ -89,6 +91,8 @@ class WatchApp(App[int]):
         # a market watch is left with Ctrl-C like any terminal ticker (Textual would only hint at ctrl+q)
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Keys"),
+        # the chart of the selected row; here, not on WatchScreen, and only acted on over the grid
+        Binding("g", "chart", "Chart", show=False),
     ]
 
     def __init__(
@@ -110,6 +114,7 @@ class WatchApp(App[int]):
         roll_every: float = 1.0,
         ribbon: Iterable[Instrument] = (),
         store: Any = None,
+        history: History | None = None,
     ) -> None:
         super().__init__()
         if not math.isfinite(fps) or fps <= 0:
@@ -148,6 +153,11 @@ class WatchApp(App[int]):
         self._alerts_edits = 0
         self._reading = False
         self._told: set[str] = set()
+        #: the broker's bars for the chart: (instrument, interval, days) -> bars; None: live bars only
+        self.history = history
+        #: the chart's model of the instrument it shows, fed every tick of it (one dict lookup a tick)
+        self.charted: dict[Instrument, ChartModel] = {}
+        self.chart_interval = DEFAULT_INTERVAL
 
     def get_default_screen(self) -> WatchScreen:
         self.main = WatchScreen(self.model, self.health, self.ribbon)
@@ -218,6 +228,7 @@ class WatchApp(App[int]):
         seen = self.seen
         apply, count, check = self.model.apply, self.health.tick, self.book.check
         indices, quotes = self._ribbon_set, self.ribbon.quotes
+        charted = self.charted  # changed in place, never replaced
         async for event in client:
             self.events += 1
             if type(event) is Tick:
@@ -228,6 +239,8 @@ class WatchApp(App[int]):
                 seen.add(instrument)
                 if instrument in indices and event.mode >= QUOTE:
                     quotes[instrument] = data
+                if charted and event.mode >= QUOTE and instrument in charted:
+                    charted[instrument].add(data)  # its bars need a Quote tick's volume
                 fired = check(instrument, data)  # one dict lookup for an instrument without alerts
                 if fired:
                     self._fired(instrument, fired, data)
@@ -291,6 +304,10 @@ class WatchApp(App[int]):
         need = {i: {mode} for i in self.model.watchlist.instruments}
         if self.depth_of is not None and mode < DEPTH:
             need.setdefault(self.depth_of, set()).add(DEPTH)
+        for instrument in self.charted:  # the chart's bars need the volume of Quote ticks
+            modes = need.setdefault(instrument, set())
+            if not modes or max(modes) < QUOTE:
+                modes.add(QUOTE)
         extra = dict.fromkeys(self.ribbon.indices, QUOTE)
         for instrument, at in self.book.watched().items():
             extra[instrument] = max(at, extra.get(instrument, 0))
@@ -460,6 +477,13 @@ class WatchApp(App[int]):
         try:
             screen = self.screen
         except ScreenStackError:  # a frame that fires while the app is closing
+            return
+        if isinstance(screen, ChartScreen):
+            # a few times a second, as the ribbon; the grid and the ribbon wait (their rows stay
+            # marked as changed): under an opaque screen, a repaint of theirs repaints its cells too
+            if self._frames % self._ribbon_every == 0:
+                screen.redraw()
+            self._frames += 1
             return
         self.grid.redraw()
         if isinstance(screen, DepthScreen):
@@ -711,6 +735,30 @@ class WatchApp(App[int]):
         if message.mode_changed:
             self._sync()
         self.grid.redraw()
+
+    def action_chart(self) -> None:
+        """`g`: the chart of the selected instrument, fed its ticks (at Quote mode at least) while open."""
+        if self.screen is not self.main:
+            return  # a key of the grid's: not over the depth view, a dialog, or the chart itself
+        instrument = self.model.selected
+        if instrument is None:
+            self.notify("no instrument selected: a adds one", severity="warning")
+            return
+        chart = ChartModel(instrument, self.chart_interval)
+        row = self.model.rows.get(instrument)
+        if row is not None and isinstance(row.data.get("ltp"), (int, float)):
+            chart.add(row.data)  # its latest tick: the forming bar is there at once
+        self.charted[instrument] = chart
+        self._sync()
+
+        def closed(_: None) -> None:
+            self.chart_interval = chart.interval.name  # the next chart opens at the interval left
+            self.charted.pop(instrument, None)
+            self._sync()
+            self._frames = 0  # the grid and the ribbon catch up at once
+            self.frame()
+
+        self.push_screen(ChartScreen(chart, self.model, self.health, self.history), closed)
 
     def action_pause(self) -> None:
         self.paused = not self.paused

@@ -12,6 +12,7 @@ from textual.widgets import Static
 KEYS: tuple[tuple[str, str], ...] = (
     ("↑ ↓  j k  PgUp PgDn  Home End", "move the selection (or click a row)"),
     ("enter  (double click)", "market depth of the selected instrument"),
+    ("g", "chart of the selected instrument: candles, volume, the previous close (keys: ? there)"),
     ("a", "add an instrument, with completion"),
     ("d", "remove the selected instrument"),
     ("shift+↑  shift+↓", "move the selected instrument up / down"),
