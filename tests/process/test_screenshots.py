@@ -34,4 +34,4 @@ def test_without_rsvg_convert_nothing_is_written(tmp_path):
 def test_svg_only_writes_the_svgs(tmp_path):
     done = screenshots(tmp_path, "--svg-only", "--seconds", "0.5", "--size", "100x24")
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["depth.svg", "watch-fno.svg", "watch.svg"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["chart.svg", "depth.svg", "watch-fno.svg", "watch.svg"]
