@@ -158,28 +158,15 @@ class ChartView(Widget):
 class ChartHelp(HelpScreen):
     """`?` on the chart: its own keys (the main screen's do not work here)."""
 
+    TITLE_TEXT = "Chart keys"
+    NOTE = (
+        "One column a bar: the body (open to close) heavy, the wicks (high and low) light; "
+        "green when it closed at or above its open, red below. Volume under it; the dashed "
+        "line is the previous close; times are exchange time (IST). The last bar is forming."
+    )
+
     def rows(self) -> list[tuple[str, str]]:
         return list(CHART_KEYS)
-
-    def compose(self) -> ComposeResult:
-        from rich.table import Table
-        from textual.containers import Vertical
-
-        table = Table.grid(padding=(0, 3))
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column()
-        for key, what in self.rows():
-            table.add_row(key, what)
-        with Vertical(id="help-box"):
-            yield Static("Chart keys", id="help-title")
-            yield Static(table)
-            yield Static(
-                "One column a bar: the body (open to close) heavy, the wicks (high and low) light; "
-                "green when it closed at or above its open, red below. Volume under it; the dashed "
-                "line is the previous close; times are exchange time (IST). The last bar is forming.",
-                id="help-note",
-            )
-            yield Static("any key closes", id="help-close")
 
 
 class ChartScreen(Screen[None]):

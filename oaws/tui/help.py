@@ -34,6 +34,15 @@ EXTRA_KEYS: dict[str, str] = {"c": "choose the columns of this list (saved)"}
 
 
 class HelpScreen(ModalScreen[None]):
+    #: the box's title and the note under its keys (a screen's own help, the chart's, sets its own)
+    TITLE_TEXT = "Keys"
+    NOTE = (
+        "Green: up on the day, red: down; the digits that changed flash on each trade. "
+        "A dim grid means the connection is lost: the values are the last ones seen. "
+        "● before a symbol: one of its alerts fired (re-arm it with !). "
+        "Edits of lists are saved at once, except a list given on the command line."
+    )
+
     def __init__(self, more: dict[str, str] | None = None) -> None:
         super().__init__()
         #: keys of the main screen this table does not name yet (key -> what it does)
@@ -51,15 +60,9 @@ class HelpScreen(ModalScreen[None]):
         for key, what in self.rows():
             table.add_row(key, what)
         with Vertical(id="help-box"):
-            yield Static("Keys", id="help-title")
+            yield Static(self.TITLE_TEXT, id="help-title")
             yield Static(table)
-            yield Static(
-                "Green: up on the day, red: down; the digits that changed flash on each trade. "
-                "A dim grid means the connection is lost: the values are the last ones seen. "
-                "● before a symbol: one of its alerts fired (re-arm it with !). "
-                "Edits of lists are saved at once, except a list given on the command line.",
-                id="help-note",
-            )
+            yield Static(self.NOTE, id="help-note")
             yield Static("any key closes", id="help-close")
 
     def on_key(self, event: Key) -> None:
