@@ -21,6 +21,7 @@ from oaws.cli.common import (
     HostOpt,
     PortOpt,
     ToOpt,
+    UsageError,
     UserError,
     command,
     given_on_command_line,
@@ -256,6 +257,11 @@ def _broker_for(ctx: typer.Context, broker: str, given: dict[str, bool]) -> str:
     """The broker to serve: as written, else the one an option given implies (``--replay FILE``)."""
     from oaws import brokers
 
+    if given_on_command_line(ctx, "broker"):
+        try:
+            brokers.get(broker)
+        except brokers.UnknownBroker as exc:
+            raise UsageError(str(exc)) from None  # a bad option value: exit 2, as click's own
     written = {option for option, present in given.items() if present}
     implied = brokers.selected_by(written)
     if implied is None or implied.name == broker:
