@@ -35,8 +35,9 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import recv_monitor_message
 
-from oaws.brokers.api import Feed
+from oaws.brokers.api import Feed, HistoryError
 from oaws.instruments import DEFAULT_DEPTH, Instrument, Stream, parse_stream
+from oaws.protocol import history as hist
 from oaws.protocol.bus import CONTROL_PREFIX, INFO_TOPIC, REJECT_TOPIC, stamp_fseq
 from oaws.protocol.codes import SYMBOL_NOT_FOUND
 from oaws.protocol.orders import MAX_REQUEST, ORDER_REPLY, ORDER_REQUEST, OrderRequest, OrderRequestError, order_topic
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 INFO_INTERVAL = 1.0
 #: subscriptions a feed's hub takes in one turn of the event loop
 FOLLOW_SLICE = 20
+#: history requests a feed answers at once (each holds a thread and the broker's rate limit)
+MAX_HISTORIES = 4
 
 
 def heartbeat(sock: zmq.Socket) -> None:  # type: ignore[type-arg]
@@ -125,6 +128,8 @@ class FeedHub:
         self.fseq: dict[bytes, int] = {}
         self.fid = uuid.uuid4().hex[:8]
         self.started = time.time()
+        #: the history requests the feed is answering, each in a thread
+        self.histories: set[asyncio.Task[None]] = set()
         feed.attach(self)
 
     # Publisher -----------------------------------------------------------------
@@ -192,6 +197,54 @@ class FeedHub:
         except zmq.Again:
             log.warning("bus full; the answer to an order request was not sent")
 
+    def on_history_request(self, raw: bytes) -> None:
+        """A proxy's request for candles (``oaws.protocol.history``), come up the bus as a
+        subscription. The feed's ``history`` blocks on the broker's REST API, so it runs in a
+        thread while ticks flow; the answer goes back on ``_oaws.history.<nonce>``. Behind a
+        forwarder, a feed with no history stays quiet: another one may have it."""
+        if self.connected and not self.feed.history_intervals:
+            return
+        try:
+            body = orjson.loads(raw) if len(raw) <= hist.MAX_REQUEST else None
+        except orjson.JSONDecodeError:
+            body = None
+        nonce = body.get("nonce") if isinstance(body, dict) else None
+        if not isinstance(nonce, str) or not nonce.isalnum() or len(nonce) > 64:
+            log.debug("ignoring a history request with no nonce to answer on")
+            return
+        topic = hist.HISTORY_REPLY + nonce.encode()
+        try:
+            request = hist.HistoryRequest.parse(body)  # type: ignore[arg-type]
+        except hist.HistoryRequestError as exc:
+            self._answer(topic, hist.error(str(exc)))
+            return
+        if len(self.histories) >= MAX_HISTORIES:
+            self._answer(topic, hist.error("the feed is busy with other history requests; try again shortly"))
+            return
+        task = asyncio.get_running_loop().create_task(self._history(request))
+        self.histories.add(task)
+        task.add_done_callback(self.histories.discard)
+
+    async def _history(self, request: hist.HistoryRequest) -> None:
+        r = request
+        try:
+            bars = await asyncio.to_thread(self.feed.history, r.instrument, r.interval, r.start_ms, r.end_ms)
+            answer = hist.success(bars)
+        except HistoryError as exc:
+            answer = hist.error(str(exc))
+        except Exception:  # a feed bug must not stop the bus, and the proxy still hears why
+            log.exception("the feed failed to give the history of %s", r.instrument)
+            answer = hist.error(f"the {self.feed.name} feed failed to give the history of {r.instrument}")
+        self._answer(r.reply_topic, answer)
+
+    def _answer(self, topic: bytes, answer: dict[str, Any]) -> None:
+        if self.sock.closed:
+            return
+        try:
+            self.sock.send_multipart([topic, orjson.dumps(answer)], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("bus full; the answer to a history request was not sent")
+
     # Subscriptions -------------------------------------------------------------
     def on_subscription(self, message: bytes) -> None:
         if not message:
@@ -199,6 +252,9 @@ class FeedHub:
         subscribe, topic = message[0] == 1, message[1:]
         if subscribe and topic.startswith(ORDER_REQUEST + b"{"):
             self.on_order_request(topic[len(ORDER_REQUEST) :])
+            return
+        if subscribe and topic.startswith(hist.HISTORY_REQUEST + b"{"):
+            self.on_history_request(topic[len(hist.HISTORY_REQUEST) :])
             return
         if topic == CONTROL_PREFIX and subscribe:
             self.announce()  # a proxy joined: it knows this feed before any refusal of it

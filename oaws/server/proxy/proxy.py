@@ -31,6 +31,7 @@ from oaws.protocol.codes import (
     error,
     feed_status,
 )
+from oaws.protocol.history import HISTORY_REPLY
 from oaws.protocol.orders import is_order_topic
 from oaws.protocol.server import SLICE, Quota, Session
 from oaws.server.bus import BusReader
@@ -40,6 +41,7 @@ from oaws.server.proxy.fanout import Fanout, Route
 from oaws.server.proxy.feeds import Feeds
 from oaws.server.proxy.flood import FloodControl
 from oaws.server.proxy.gate import Gate
+from oaws.server.proxy.history import Histories
 from oaws.server.proxy.logs import Throttled
 from oaws.server.proxy.options import ProxyOptions
 from oaws.server.proxy.orders import Orders
@@ -87,7 +89,14 @@ class Proxy:
         self.clients: set[Client] = set()
         #: open connections per address (for ``max_connections_per_address``)
         self.per_address: dict[str, int] = {}
-        self.gate = Gate(options, self.stats, lambda: len(self.clients), lambda ip: self.per_address.get(ip, 0))
+        self.histories = Histories()
+        self.gate = Gate(
+            options,
+            self.stats,
+            lambda: len(self.clients),
+            lambda ip: self.per_address.get(ip, 0),
+            self.histories,
+        )
         self.slow = SlowClients(options.soft_limit, options.slow_timeout, self._close)
         self.fanout = Fanout(options.soft_limit, self.slow, broker=self.broker, on_control=self._on_control)
         self.feeds = Feeds(
@@ -113,7 +122,7 @@ class Proxy:
     # Life cycle ----------------------------------------------------------------
     async def start(self) -> None:
         self.reader = BusReader(self.bus_endpoint, self.fanout.on_ticks, curve=self.curve)
-        self.fanout.reader = self.orders.reader = self.reader
+        self.fanout.reader = self.orders.reader = self.histories.reader = self.reader
         o = self.options
         try:
             self.server = await serve(
@@ -226,6 +235,9 @@ class Proxy:
         # the fan-out is made before the feed control that acts on its routes
         if is_order_topic(topic):
             self.orders.relay(topic, payload)
+            return
+        if topic.startswith(HISTORY_REPLY):
+            self.histories.on_reply(topic, payload)
             return
         self.feeds.on_control(topic, payload)
         if topic == INFO_TOPIC and self.orders.clients:
