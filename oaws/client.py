@@ -32,17 +32,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from oaws.backoff import Backoff
+from oaws.bars.aggregator import Bar, Interval, parse_interval
 from oaws.instruments import DEFAULT_DEPTH, Instrument
+from oaws.protocol import history as hist
 from oaws.protocol.client import (
     AUTH_TIMEOUT,
     Authenticated,
@@ -82,6 +86,7 @@ __all__ = [
     "Event",
     "FeedStatus",
     "FrameHook",
+    "HistoryUnavailable",
     "OrderUpdate",
     "Pong",
     "Reply",
@@ -93,6 +98,7 @@ __all__ = [
     "describe_error",
     "dial",
     "explain",
+    "fetch_history",
     "refusal",
     "with_batch",
 ]
@@ -108,6 +114,10 @@ class ConnectError(ClientError):
 
 class AuthError(ClientError):
     """The server refused the API key, or closed the connection for want of one (4401)."""
+
+
+class HistoryUnavailable(ClientError):
+    """The server gives no history for what was asked; the message is one sentence."""
 
 
 class _Dropped(Exception):
@@ -449,3 +459,64 @@ def _log_event(event: ProtocolEvent) -> None:
         log.debug("received %s", encode(event.body))
     elif isinstance(event, OrderUpdate):
         log.debug("received an order update: %s", encode(event.message))
+
+
+#: how long ``fetch_history`` waits for the server (which waits up to 30 s for the feed)
+HISTORY_TIMEOUT = 35.0
+
+
+async def fetch_history(
+    url: str,
+    instrument: Instrument,
+    interval: str | Interval,
+    *,
+    days: int | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    api_key: str | None = None,
+    timeout: float = HISTORY_TIMEOUT,
+) -> list[Bar]:
+    """The broker's bars of ``instrument`` from the server at ``url`` (its ``GET /history``):
+    of the last ``days`` (today among them), or of [``start_ms``, ``end_ms``); oldest first.
+    Raises HistoryUnavailable (one sentence) when the server gives none or cannot be reached."""
+    iv = parse_interval(interval)
+    query: dict[str, str | int] = {"symbol": instrument.symbol, "exchange": instrument.exchange, "interval": iv.name}
+    if start_ms is not None:
+        query["start"] = start_ms
+        if end_ms is not None:
+            query["end"] = end_ms
+    else:
+        query["days"] = days or 1
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise HistoryUnavailable(f"{url!r} is not a server URL; write ws://HOST:PORT")
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    target = "/history?" + urlencode(query)
+    lines = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close", "Accept: application/json"]
+    if api_key:
+        lines.append(f"X-API-Key: {api_key}")
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(
+                parts.hostname, port, ssl=ssl.create_default_context() if parts.scheme == "wss" else None
+            )
+            try:
+                writer.write(request)
+                raw = await reader.read(hist.MAX_REPLY + 65536)
+            finally:
+                writer.close()
+    except TimeoutError:
+        raise HistoryUnavailable(f"the server at {url} did not answer the history request in {timeout:g} s") from None
+    except OSError as exc:
+        raise HistoryUnavailable(f"cannot reach the server at {url}: {exc.strerror or exc}") from None
+    head, _, body = raw.partition(b"\r\n\r\n")
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        status = head.split(b"\r\n", 1)[0].decode("latin-1")[:80]
+        raise HistoryUnavailable(f"the server at {url} gives no history ({status or 'no answer'})") from None
+    try:
+        return hist.bars_of_answer(answer, instrument, iv, int(time.time() * 1000))
+    except hist.HistoryRequestError as exc:
+        raise HistoryUnavailable(str(exc)) from None
