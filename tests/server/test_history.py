@@ -112,7 +112,7 @@ async def test_days_asks_the_last_calendar_days_up_to_now():
 
 
 async def test_the_route_answers_openalgos_history_shape():
-    async with market() as (hub, proxy):
+    async with market() as (_hub, proxy):
         status, body = await http_get(
             proxy.url, f"/history?symbol=RELIANCE&exchange=NSE&interval=1m&start={OPEN_MS}&end={OPEN_MS + 1}"
         )
@@ -137,7 +137,7 @@ async def test_the_route_answers_openalgos_history_shape():
     ],
 )
 async def test_the_route_refuses_with_one_sentence(query, status, words):
-    async with market() as (hub, proxy):
+    async with market() as (_hub, proxy):
         got, body = await http_get(proxy.url, "/history?" + query)
         assert got == status
         assert body["status"] == "error"
@@ -158,8 +158,8 @@ async def test_the_route_needs_the_api_key_when_one_is_set():
 
 
 async def test_a_feed_error_reaches_fetch_history_as_its_sentence():
-    async with market() as (hub, proxy):
-        with pytest.raises(HistoryUnavailable, match="^the hist feed has no history of TCS:NSE$"):
+    async with market() as (_hub, proxy):
+        with pytest.raises(HistoryUnavailable, match=r"^the hist feed has no history of TCS:NSE$"):
             await fetch_history(proxy.url, Instrument("TCS", "NSE"), "5m", days=1)
 
 
@@ -169,8 +169,8 @@ async def test_a_feed_without_history_says_so():
         history_intervals = ()
         history = Feed.history
 
-    async with market(Plain()) as (hub, proxy):
-        with pytest.raises(HistoryUnavailable, match="^the plain feed has no history$"):
+    async with market(Plain()) as (_hub, proxy):
+        with pytest.raises(HistoryUnavailable, match=r"^the plain feed has no history$"):
             await fetch_history(proxy.url, RELIANCE, "5m", days=1)
 
 
@@ -195,7 +195,7 @@ async def test_fetch_history_cannot_reach_a_server():
 
 async def test_the_feed_keeps_its_loop_while_the_broker_answers():
     """history() blocks for 0.5 s in its thread; the feed's loop goes on meanwhile."""
-    async with market(HistFeed(delay=0.5)) as (hub, proxy):
+    async with market(HistFeed(delay=0.5)) as (_hub, proxy):
         turns = 0
 
         async def count() -> None:
@@ -255,7 +255,7 @@ async def test_the_hub_ignores_hostile_requests_and_answers_bad_ones():
 
 
 async def test_a_garbage_answer_on_the_bus_is_ignored():
-    async with market() as (hub, proxy):
+    async with market() as (_hub, proxy):
         proxy.histories.on_reply(HISTORY_REPLY + b"nobody", b"{}")
         proxy.histories.on_reply(HISTORY_REPLY + b"nobody", b"\xff")
         assert proxy.histories.ignored == 2
