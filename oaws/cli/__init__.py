@@ -15,7 +15,21 @@ from typing import Annotated
 import typer
 
 from oaws import __version__
-from oaws.cli import alerts, bars, brokers, chain, completion, keys, lists, record, serve, status, stream, watch
+from oaws.cli import (
+    alerts,
+    bars,
+    brokers,
+    chain,
+    completion,
+    history,
+    keys,
+    lists,
+    record,
+    serve,
+    status,
+    stream,
+    watch,
+)
 from oaws.cli.common import check_config_file, config_defaults, friendly
 from oaws.cli.help import HumanGroup
 
@@ -73,7 +87,7 @@ def main_options(
     ctx.default_map = config_defaults(ctx.command)
 
 
-for module in (serve, status, stream, watch, record, bars):
+for module in (serve, status, stream, watch, record, bars, history):
     app.add_typer(module.app)
 brokers.register(app)
 app.add_typer(keys.app, name="keys")

@@ -22,7 +22,7 @@ from oaws.server.bus import FeedHub
 from oaws.server.proxy import Proxy, ProxyOptions
 
 RELIANCE = Instrument("RELIANCE", "NSE")
-# 2026-12-01 09:15 IST
+# 2025-12-01 09:15 IST
 OPEN_MS = 1_764_560_700_000
 
 
