@@ -141,12 +141,9 @@ def chart_history(settings: cfg.ClientSettings) -> History:
     URL and API key (``oaws.client.fetch_history``; its HistoryUnavailable is the chart's sentence)."""
 
     async def history(instrument: Instrument, interval: Interval, days: int) -> list[Bar]:
-        from oaws import client
+        from oaws.client import fetch_history
 
-        fetch = getattr(client, "fetch_history", None)
-        if fetch is None:  # the route from the watch to the broker's candles is not built yet (issue 20, part 4)
-            raise client.ClientError("oaws gives no broker history yet")
-        return await fetch(settings.url, instrument, interval, days=days, api_key=settings.api_key)
+        return await fetch_history(settings.url, instrument, interval, days=days, api_key=settings.api_key)
 
     return history
 
