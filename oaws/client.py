@@ -503,7 +503,7 @@ async def fetch_history(
             )
             try:
                 writer.write(request)
-                raw = await reader.read(hist.MAX_REPLY + 65536)
+                raw = await _read_to_end(reader, hist.MAX_REPLY + 65536)
             finally:
                 writer.close()
     except TimeoutError:
@@ -520,3 +520,13 @@ async def fetch_history(
         return hist.bars_of_answer(answer, instrument, iv, int(time.time() * 1000))
     except hist.HistoryRequestError as exc:
         raise HistoryUnavailable(str(exc)) from None
+
+
+async def _read_to_end(reader: asyncio.StreamReader, limit: int) -> bytes:
+    """What the server sends until it closes (``Connection: close``), at most ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit and (chunk := await reader.read(min(65536, limit - size))):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

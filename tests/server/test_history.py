@@ -41,9 +41,10 @@ class HistFeed(Feed):
     name = "hist"
     history_intervals = ("1m", "5m")
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, many: int = 0) -> None:
         super().__init__()
         self.delay = delay
+        self.many = many
         self.asked: list[tuple[Instrument, str, int, int, str]] = []
 
     async def run(self) -> None:
@@ -62,6 +63,13 @@ class HistFeed(Feed):
             raise HistoryError(f"the hist feed has no history of {instrument}")
         if interval.name not in self.history_intervals:
             raise HistoryError(f"the hist feed gives no {interval.name} candles")
+        if self.many:
+            step = interval.seconds * 1000
+            return [
+                Bar("RELIANCE", "NSE", interval.name, OPEN_MS + i * step, OPEN_MS + (i + 1) * step,
+                    1300.0 + i, 1301.0 + i, 1299.0 + i, 1300.5 + i, i, None, 0, True)
+                for i in range(self.many)
+            ]  # fmt: skip
         return known_bars(interval)
 
 
@@ -260,3 +268,11 @@ async def test_a_garbage_answer_on_the_bus_is_ignored():
         proxy.histories.on_reply(HISTORY_REPLY + b"nobody", b"\xff")
         assert proxy.histories.ignored == 2
         assert len(await fetch_history(proxy.url, RELIANCE, "5m", days=1)) == 3
+
+
+async def test_a_long_history_arrives_whole():
+    """Twenty thousand bars (over a megabyte of JSON) come in many reads of the socket."""
+    async with market(HistFeed(many=20_000)) as (_hub, proxy):
+        bars = await fetch_history(proxy.url, RELIANCE, "1m", start_ms=OPEN_MS, end_ms=OPEN_MS + 86_400_000)
+        assert len(bars) == 20_000
+        assert bars[-1].open == 1300.0 + 19_999 and bars[-1].volume == 19_999
