@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,9 @@ from oaws.cli.common import (
     client_settings,
     command,
 )
+
+if TYPE_CHECKING:
+    from oaws.bars import Bar
 
 app = typer.Typer()
 
@@ -66,7 +69,7 @@ def history(
     sys.stdout.flush()
 
 
-def _table(bars: list, title: str) -> None:
+def _table(bars: list[Bar], title: str) -> None:
     from rich.table import Table
 
     from oaws.bars import iso
