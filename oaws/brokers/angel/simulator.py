@@ -38,6 +38,11 @@ Orders (a second ``websockets`` server, its own port, ``order_url`` / ``ANGEL_OR
   price) with Angel's ``orderData`` fields on every order-status socket;
 - ``drop_orders()`` and ``send_order_frame()`` are its failures on demand.
 
+Candles: ``POST /rest/secure/angelbroking/historical/v1/getCandleData`` (with the jwt; 401
+``AG8001`` otherwise) answers Angel's rows from ``oaws.brokers.sim.history`` anchored at the
+token's live walk, refuses spans beyond Angel's per-interval limits and more than
+``candle_rate`` requests a second (403, text, as Angel does); docs/brokers/angel.md section 14.
+
 Every packet sent is kept by its sequence number (``packet(seq)``) so a test can compare
 what the adapter decoded with what was encoded, field by field. Failures on demand:
 ``drop_all()``, ``go_silent()``, ``send_garbage()``, ``expire_tokens()``, ``close_all()``.

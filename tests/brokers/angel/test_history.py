@@ -127,3 +127,18 @@ async def test_an_expired_token_says_to_log_in_again(sim: AngelSimulator, master
         await asyncio.to_thread(feed.history, RELIANCE, parse_interval("1d"), now - 5 * DAY_MS, now)
     with pytest.raises(HistoryError, match="no 2m candles"):
         await asyncio.to_thread(feed.history, RELIANCE, Interval("2m", 120), now - DAY_MS, now)
+
+
+def test_garbage_from_the_broker_is_one_sentence_and_a_refusal_says_its_message() -> None:
+    from oaws.brokers.angel.history import candles
+
+    now = int(time.time() * 1000)
+    one_minute = parse_interval("1m")
+    with pytest.raises(HistoryError, match="cannot read"):
+        candles(lambda p: {"status": True, "data": [["yesterday", 1, 2]]}, ("X", "NSE"), "NSE", "1", one_minute,
+                now - DAY_MS, now, pace=1000.0)  # fmt: skip
+    with pytest.raises(HistoryError, match="not JSON"):
+        candles(lambda p: b"<html>", ("X", "NSE"), "NSE", "1", one_minute, now - DAY_MS, now, pace=1000.0)
+    with pytest.raises(HistoryError, match="refused the candles: No data found"):
+        candles(lambda p: {"status": False, "message": "No data found", "errorcode": "AB1004"}, ("X", "NSE"),
+                "NSE", "1", one_minute, now - DAY_MS, now, pace=1000.0)  # fmt: skip
