@@ -367,6 +367,8 @@ class SimFeed(Feed):
         self._pending: set[tuple[Instrument, int]] = set()
         #: the orders users placed (``oaws sim order``)
         self.order_book = OrderBook()
+        #: the histories asked for, by instrument (a past day is drawn once)
+        self._histories: dict[Instrument, History] = {}
 
     # The market, without I/O ----------------------------------------------------------
     def tick(self, instrument: Instrument, now_ns: int | None = None) -> dict[str, object]:
@@ -464,7 +466,12 @@ class SimFeed(Feed):
             if self._follow:
                 self._settle(book)
         scale = 0.0 if book.is_index else DAY_VALUE[_is_listed(index)] / _price(book.close) / 375 * 0.4
-        past = History(index.symbol, index.exchange, self.seed, book.close, book.open, int(self._clock() * 1000), scale)
+        now_ms = int(self._clock() * 1000)
+        past = self._histories.get(index)
+        if past is None or not past.reusable(book.close, book.open, now_ms):
+            past = self._histories[index] = History(
+                index.symbol, index.exchange, self.seed, book.close, book.open, now_ms, scale
+            )
         bars = past.candles(interval, start_ms, end_ms)
         if index != instrument:
             for bar in bars:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import threading
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from oaws import sessions
@@ -72,6 +74,9 @@ class History:
         self._oldest = self._previous_trading_day(self.today) or self.today
         self._oldest_close = close
         self._closes[self._oldest] = close
+        self._minutes: dict[date, list[Bar]] = {}
+        #: ``history`` runs in worker threads: one question at a time extends the chain
+        self._lock = threading.Lock()
 
     # The days ------------------------------------------------------------------------
     def _previous_trading_day(self, d: date) -> date | None:
@@ -97,6 +102,14 @@ class History:
 
     def minutes(self, d: date) -> list[Bar]:
         """The one-minute bars of the trading day ``d`` (none on a day without a session)."""
+        if d < self.today:  # a past day never changes: drawn once
+            known = self._minutes.get(d)
+            if known is None:
+                known = self._minutes[d] = self._draw(d)
+            return known
+        return self._draw(d)
+
+    def _draw(self, d: date) -> list[Bar]:
         hours = sessions.session_hours(self.exchange, d)
         if hours is None or d > self.today:
             return []
@@ -142,12 +155,24 @@ class History:
             )  # fmt: skip
         return bars
 
+    def reusable(self, close: int, open_: int, now_ms: int) -> bool:
+        """Whether this history still fits the live book (same anchors, same current day);
+        if so it moves its clock to ``now_ms``."""
+        if (close, open_) != (self.anchor_close, self.anchor_open) or current_day(self.exchange, now_ms) != self.today:
+            return False
+        self.now_ms = now_ms
+        return True
+
     # The question --------------------------------------------------------------------
     def candles(self, interval: Interval, start_ms: int, end_ms: int) -> list[Bar]:
         """The bars at ``interval`` whose bucket starts in [start_ms, end_ms), oldest first;
         the one still forming (now inside it) is not final."""
         first = datetime.fromtimestamp(max(start_ms, self.now_ms - MAX_DAYS * 86400000) / 1000, IST).date()
         last = min(datetime.fromtimestamp((end_ms - 1) / 1000, IST).date(), self.today)
+        with self._lock:
+            return self._candles(interval, start_ms, end_ms, first, last)
+
+    def _candles(self, interval: Interval, start_ms: int, end_ms: int, first: date, last: date) -> list[Bar]:
         found: list[Bar] = []
         d = first - timedelta(days=1)  # a daily bucket starts at midnight: the day itself counts
         while d <= last:
@@ -159,7 +184,7 @@ class History:
 
     def _aggregate(self, minutes: list[Bar], interval: Interval) -> list[Bar]:
         if interval.seconds == 60:
-            out = minutes
+            out = [replace(bar) for bar in minutes]
         else:
             out = []
             for bar in minutes:
