@@ -32,6 +32,8 @@ GAP_SIGMA = 0.004
 DAY_SIGMA = 0.012
 #: how far back a question may reach (days): beyond it there are no candles
 MAX_DAYS = 4000
+#: how many past days' one-minute bars a history keeps (about 50 KB each)
+CACHED_DAYS = 64
 
 
 def _digest(text: str) -> int:
@@ -103,9 +105,12 @@ class History:
     def minutes(self, d: date) -> list[Bar]:
         """The one-minute bars of the trading day ``d`` (none on a day without a session)."""
         if d < self.today:  # a past day never changes: drawn once
-            known = self._minutes.get(d)
+            known = self._minutes.pop(d, None)
             if known is None:
-                known = self._minutes[d] = self._draw(d)
+                known = self._draw(d)
+            self._minutes[d] = known  # the most recent last; the oldest goes beyond CACHED_DAYS
+            if len(self._minutes) > CACHED_DAYS:
+                del self._minutes[next(iter(self._minutes))]
             return known
         return self._draw(d)
 
