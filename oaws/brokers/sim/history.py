@@ -32,7 +32,7 @@ GAP_SIGMA = 0.004
 DAY_SIGMA = 0.012
 #: how far back a question may reach (days): beyond it there are no candles
 MAX_DAYS = 4000
-#: how many past days' one-minute bars a history keeps (about 50 KB each)
+#: how many past days' one-minute bars a history keeps (about 90 KB each)
 CACHED_DAYS = 64
 
 
