@@ -458,7 +458,10 @@ class SimFeed(Feed):
         at its ``open``. Reads the book without trading it."""
         if interval.name not in HISTORY_INTERVALS:
             raise HistoryError(f"the simulated market has no {interval} candles")
-        self.check(instrument)
+        try:
+            self.check(instrument)
+        except Rejection as exc:
+            raise HistoryError(exc.message) from None
         index = universe.canonical(instrument)
         book = self._books.get(index)
         if book is None:  # not ticked yet: the book it would open with

@@ -117,3 +117,9 @@ def test_an_index_has_candles_without_volume_and_a_missing_interval_is_one_sente
     assert all(b.volume == 0 for b in bars)
     with pytest.raises(HistoryError, match="no 2m candles"):
         sim.history(nifty, Interval("2m", 120), 0, 1)
+
+
+def test_an_instrument_the_market_does_not_list_is_one_sentence():
+    sim = SimFeed(seed=1, any_symbol=False)
+    with pytest.raises(HistoryError, match="does not list NOSUCH"):
+        sim.history(Instrument("NOSUCH", "NSE"), parse_interval("1d"), 0, DAY_MS)
