@@ -394,3 +394,16 @@ def session_day(ms: float) -> date:
 def same_day(ms: float, now: datetime | None = None) -> bool:
     """Whether the tick time ``ms`` falls on today's IST date (at ``now``)."""
     return session_day(ms) == _ist(now).date()
+
+
+def session_hours(exchange: str, d: date) -> tuple[datetime, datetime] | None:
+    """The regular session of ``exchange`` on ``d`` as (open, close) in IST, or None on a day it
+    does not trade (a weekend, a holiday; around-the-clock markets: midnight to midnight)."""
+    kind = _kind(exchange)
+    if kind in (CRYPTO, GLOBAL):
+        start = _at(d, 0)
+        return start, start + timedelta(days=1)
+    hours = _hours(kind, d, _get())
+    if hours is None:
+        return None
+    return _at(d, hours[1]), _at(d, hours[2])

@@ -54,6 +54,8 @@ from websockets.exceptions import InvalidURI
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from oaws.bars.aggregator import Bar, Interval
+from oaws.brokers.angel import history as angel_history
 from oaws.brokers.angel import orders as order_status
 from oaws.brokers.angel import wire
 from oaws.brokers.angel.errors import AngelAuthError, AngelError, AngelUnavailable
@@ -61,7 +63,7 @@ from oaws.brokers.angel.master import SEGMENT_TYPES, Master, load_master
 from oaws.brokers.angel.session import Session, load_session, login, save_session
 from oaws.brokers.angel.settings import AngelSettings, load_settings
 from oaws.brokers.angel.ticks import CLIENT_MODE, DEPTH_20, STREAM_DEPTH, angel_mode, tick
-from oaws.brokers.api import Feed, Rejection
+from oaws.brokers.api import Feed, HistoryError, Rejection
 from oaws.brokers.connection import (
     Backoff,
     BrokerLink,
@@ -395,6 +397,41 @@ class AngelFeed(Feed):
     # Feed interface (called from the event loop) ------------------------------------
     def check(self, instrument: Instrument) -> None:
         self.master.resolve(instrument)
+
+    history_intervals = tuple(angel_history.ANGEL_INTERVALS)
+
+    def history(self, instrument: Instrument, interval: Interval, start_ms: int, end_ms: int) -> list[Bar]:
+        """Angel's candles (``getCandleData``, oaws.brokers.angel.history), in chunks and paced."""
+        try:
+            resolved = self.master.resolve(instrument)
+        except Rejection as exc:
+            raise HistoryError(exc.message) from None
+        exchange = next((name for name, kind in SEGMENT_TYPES.items() if kind == resolved.exchange_type), None)
+        if exchange is None:
+            raise HistoryError(f"Angel One has no candles of {instrument}")
+        session = self._sessions.session or self._history_session or self._stored()
+        if session is None:
+            try:
+                session = login(self.settings, self.login_timeout)
+            except AngelError as exc:
+                raise HistoryError(str(exc)) from None
+        self._history_session = session
+        from oaws.brokers.angel.smartapi import new_smart_connect
+
+        smart = new_smart_connect(
+            api_key=self.settings.api_key, root=self.settings.api_url, timeout=self.login_timeout,
+            access_token=session.jwt,
+        )  # fmt: skip
+        return angel_history.candles(
+            smart.getCandleData, (instrument.symbol, instrument.exchange), exchange, resolved.token, interval,
+            start_ms, end_ms, pace=self.history_pace, retry_pause=self.history_retry_pause,
+        )  # fmt: skip
+
+    #: candle requests per second, and the first pause after a rate refusal (tests make them quick)
+    history_pace = angel_history.PACE
+    history_retry_pause = angel_history.RETRY_PAUSE
+    #: the session ``history`` logged in with while the feed has none (it runs in a worker thread)
+    _history_session: Session | None = None
 
     def want(self, instrument: Instrument, mode: int, depth: int = DEFAULT_DEPTH) -> None:
         wanted = (instrument, mode, depth)

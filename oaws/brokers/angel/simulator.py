@@ -38,6 +38,11 @@ Orders (a second ``websockets`` server, its own port, ``order_url`` / ``ANGEL_OR
   price) with Angel's ``orderData`` fields on every order-status socket;
 - ``drop_orders()`` and ``send_order_frame()`` are its failures on demand.
 
+Candles: ``POST /rest/secure/angelbroking/historical/v1/getCandleData`` (with the jwt; 401
+``AG8001`` otherwise) answers Angel's rows from ``oaws.brokers.sim.history`` anchored at the
+token's live walk, refuses spans beyond Angel's per-interval limits and more than
+``candle_rate`` requests a second (403, text, as Angel does); docs/brokers/angel.md section 14.
+
 Every packet sent is kept by its sequence number (``packet(seq)``) so a test can compare
 what the adapter decoded with what was encoded, field by field. Failures on demand:
 ``drop_all()``, ``go_silent()``, ``send_garbage()``, ``expire_tokens()``, ``close_all()``.
@@ -64,6 +69,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import SplitResult, urlsplit
@@ -73,8 +79,11 @@ from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from oaws.bars.aggregator import parse_interval
 from oaws.brokers import simulation
 from oaws.brokers.angel import wire
+from oaws.brokers.angel.history import ANGEL_INTERVALS
+from oaws.brokers.angel.history import MAX_DAYS as CANDLE_MAX_DAYS
 from oaws.brokers.angel.master import (
     CDS_DIVISOR,
     PAISE,
@@ -83,10 +92,13 @@ from oaws.brokers.angel.master import (
     SYMBOL,
     TICK,
     TOKEN,
+    TYPE,
     Master,
     rows_from_raw,
 )
 from oaws.brokers.angel.wire import BestFiveEntry, DepthLevel, Packet
+from oaws.brokers.sim.history import History
+from oaws.config import IST
 
 log = logging.getLogger(__name__)
 # websockets logs handshake headers (tokens) at DEBUG; the simulator keeps them out of logs like the adapter does
@@ -101,6 +113,9 @@ MASTER_PATH = "/OpenAPI_File/files/OpenAPIScripMaster.json"
 FEED_PATH = "/smart-stream"
 ORDER_PATH = "/smart-order-update"
 PLACE_ORDER_PATH = "/rest/secure/angelbroking/order/v1/placeOrder"
+CANDLE_PATH = "/rest/secure/angelbroking/historical/v1/getCandleData"
+#: what Angel answers (HTTP 403, as text) to more candle requests a second than it allows
+RATE_REFUSAL = b"Access denied because of exceeding access rate"
 #: Seconds between an order's AB01 (open) and its AB05 (complete) on the order-status socket
 FILL_DELAY = 0.05
 CONTROL_PREFIX = simulation.CONTROL_PREFIX
@@ -211,6 +226,14 @@ class AngelSimulator(simulation.Simulator):
         self.tokens_per_connection = tokens_per_connection
         self.depth_quota = depth_quota
         self.rng = random.Random(seed)
+        #: the seed of the candles' history (oaws.brokers.sim.history)
+        self.history_seed = seed if seed is not None else secrets.randbits(32)
+        #: candle requests allowed a second (Angel: 3), and the times of the last ones
+        self.candle_rate = 3
+        self._candle_times: list[float] = []
+        #: the candle requests answered (their bodies) and refused for the rate (for tests)
+        self.candle_requests: list[dict[str, Any]] = []
+        self.candle_refusals = 0
         self.master_bytes = master if master is not None else fixture_master_bytes()
         self.master = Master(rows_from_raw(self.master_bytes), "simulator")
         self._signing_key = secrets.token_bytes(32)
@@ -397,6 +420,11 @@ class AngelSimulator(simulation.Simulator):
             if not self._valid(jwt, self._jwts):
                 return 401, _refusal("Invalid Token", "AG8001")
             return self._place_order(_json(body))
+        if method == "POST" and path == CANDLE_PATH:
+            jwt = headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not self._valid(jwt, self._jwts):
+                return 401, {"success": False, "message": "Invalid Token", "errorCode": "AG8001", "data": ""}
+            return self._candles(_json(body))
         if method == "POST" and path == TOKENS_PATH:
             refresh = str(_json(body).get("refreshToken", ""))
             if not self._valid(refresh, self._refresh):
@@ -405,6 +433,51 @@ class AngelSimulator(simulation.Simulator):
                 self._refresh.discard(refresh)
             return 200, {"status": True, "message": "SUCCESS", "errorcode": "", "data": self._issue()}
         return 404, _refusal(f"no such route {path}", "AB2000")
+
+    def _candles(self, request: dict[str, Any]) -> tuple[int, Any]:
+        """``getCandleData``: Angel's rate (403 as text) and span limits, then candles consistent
+        with the live walk of the token (its previous close ends the day before)."""
+        now = time.monotonic()
+        with self._lock:
+            self._candle_times = [t for t in self._candle_times if now - t < 1.0]
+            if len(self._candle_times) >= self.candle_rate:
+                self.candle_refusals += 1
+                return 403, RATE_REFUSAL
+            self._candle_times.append(now)
+            self.candle_requests.append(dict(request))
+        exchange = str(request.get("exchange") or "")
+        token = str(request.get("symboltoken") or "")
+        name = str(request.get("interval") or "")
+        interval = next((k for k, v in ANGEL_INTERVALS.items() if v == name), None)
+        if interval is None:
+            return 200, _refusal("Invalid interval", "AB13000")
+        try:
+            start = datetime.strptime(str(request.get("fromdate")), "%Y-%m-%d %H:%M").replace(tzinfo=IST)
+            end = datetime.strptime(str(request.get("todate")), "%Y-%m-%d %H:%M").replace(tzinfo=IST)
+        except ValueError:
+            return 200, _refusal("Invalid date or time format", "AB13000")
+        if end < start:
+            return 200, _refusal("todate is before fromdate", "AB13000")
+        if end - start > timedelta(days=CANDLE_MAX_DAYS[name]):
+            return 200, _refusal(f"the range exceeds {CANDLE_MAX_DAYS[name]} days for {name}", "AB13000")
+        exchange_type = SEGMENT_TYPES.get(exchange)
+        state = self._instrument(exchange_type, token) if exchange_type is not None else None
+        row = self.master.row_for_token(exchange_type, token) if exchange_type is not None else None
+        if state is None or row is None:
+            return 200, _refusal("No data found", "AB1004")
+        divisor = CDS_DIVISOR if row[SEGMENT] == "CDS" else PAISE
+        is_index = str(row[TYPE]).upper() in ("AMXIDX", "INDEX")
+        price = state.close / divisor
+        past = History(
+            str(row[SYMBOL]), exchange, self.history_seed, round(price * 20), round(state.open / divisor * 20),
+            int(time.time() * 1000), 0.0 if is_index else max(10.0, 2e6 / max(price, 1.0)),
+        )  # fmt: skip
+        bars = past.candles(parse_interval(interval), int(start.timestamp() * 1000), int(end.timestamp() * 1000) + 1)
+        data = [
+            [datetime.fromtimestamp(b.start_ms / 1000, IST).isoformat(), b.open, b.high, b.low, b.close, b.volume]
+            for b in bars
+        ]
+        return 200, {"status": True, "message": "SUCCESS", "errorcode": "", "data": data}
 
     def _login(self, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         request = _json(body)

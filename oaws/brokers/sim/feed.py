@@ -41,8 +41,11 @@ from datetime import datetime
 import orjson
 
 from oaws import sessions
-from oaws.brokers.api import Feed, Rejection
+from oaws.bars.aggregator import Bar, Interval
+from oaws.brokers.api import Feed, HistoryError, Rejection
 from oaws.brokers.sim import universe
+from oaws.brokers.sim.history import INTERVALS as HISTORY_INTERVALS
+from oaws.brokers.sim.history import History
 from oaws.brokers.sim.orders import USER_ID, Order, OrderBook
 from oaws.brokers.sim.universe import NIFTY50
 from oaws.config import IST
@@ -364,6 +367,8 @@ class SimFeed(Feed):
         self._pending: set[tuple[Instrument, int]] = set()
         #: the orders users placed (``oaws sim order``)
         self.order_book = OrderBook()
+        #: the histories asked for, by instrument (a past day is drawn once)
+        self._histories: dict[Instrument, History] = {}
 
     # The market, without I/O ----------------------------------------------------------
     def tick(self, instrument: Instrument, now_ns: int | None = None) -> dict[str, object]:
@@ -443,6 +448,38 @@ class SimFeed(Feed):
         return book.last if book.instrument == instrument else {**book.last, "symbol": instrument.symbol}
 
     payload = staticmethod(payload)
+
+    # The past ------------------------------------------------------------------------
+    history_intervals = HISTORY_INTERVALS
+
+    def history(self, instrument: Instrument, interval: Interval, start_ms: int, end_ms: int) -> list[Bar]:
+        """Candles consistent with the live book (``oaws.brokers.sim.history``): the last
+        session before the current one closes at the tick's ``close``, the current one opens
+        at its ``open``. Reads the book without trading it."""
+        if interval.name not in HISTORY_INTERVALS:
+            raise HistoryError(f"the simulated market has no {interval} candles")
+        try:
+            self.check(instrument)
+        except Rejection as exc:
+            raise HistoryError(exc.message) from None
+        index = universe.canonical(instrument)
+        book = self._books.get(index)
+        if book is None:  # not ticked yet: the book it would open with
+            book = _Book(index, self.seed)
+            if self._follow:
+                self._settle(book)
+        scale = 0.0 if book.is_index else DAY_VALUE[_is_listed(index)] / _price(book.close) / 375 * 0.4
+        now_ms = int(self._clock() * 1000)
+        past = self._histories.get(index)
+        if past is None or not past.reusable(book.close, book.open, now_ms):
+            past = self._histories[index] = History(
+                index.symbol, index.exchange, self.seed, book.close, book.open, now_ms, scale
+            )
+        bars = past.candles(interval, start_ms, end_ms)
+        if index != instrument:
+            for bar in bars:
+                bar.symbol, bar.exchange = instrument.symbol, instrument.exchange
+        return bars
 
     # The bus -------------------------------------------------------------------------
     def check(self, instrument: Instrument) -> None:
