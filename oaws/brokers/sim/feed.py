@@ -101,16 +101,16 @@ def _is_listed(instrument: Instrument) -> bool:
     return instrument.exchange in CASH_EXCHANGES and instrument.symbol in NIFTY50
 
 
-def reference_price(instrument: Instrument) -> float:
+def reference_price(instrument: Instrument, on: date | None = None) -> float:
     """The previous close an instrument opens its day at, on the tick grid.
 
     A listed instrument (``universe``) opens at its level; any other symbol (served only
     with ``any_symbol``) gets a log-uniform price from its name alone (50 to 5000, indices
     1000 to 50000), the same on every exchange.
     """
-    known = universe.reference(instrument)
+    known = universe.reference(instrument, on)
     if known is None:
-        known = universe.unlisted_option(instrument)
+        known = universe.unlisted_option(instrument, on)
     if known is None:
         low, high = (1000.0, 50000.0) if instrument.exchange in INDEX_EXCHANGES else (50.0, 5000.0)
         known = low * (high / low) ** (_digest(instrument.symbol) / 2**64)
@@ -131,7 +131,7 @@ class _Book:
         "sigma", "trade_mu", "turnover", "unit", "until", "upper", "volume", "week_high", "week_low",
     )  # fmt: skip
 
-    def __init__(self, instrument: Instrument, seed: int) -> None:
+    def __init__(self, instrument: Instrument, seed: int, on: date | None = None) -> None:
         self.instrument = instrument
         # An integer seed (not a str or tuple) keeps random.Random independent of PYTHONHASHSEED.
         self.rng = rng = random.Random(_digest(f"{seed}|{instrument.exchange}|{instrument.symbol}"))
@@ -142,10 +142,10 @@ class _Book:
         self.until = math.inf
         #: the close (ms) of the session its state is of, while its exchange is closed
         self.closed_ms: int | None = None
-        reference = reference_price(instrument)
+        reference = reference_price(instrument, on)
         close = self.close = round(reference * TICKS_PER_RUPEE)
         #: an option of the calendar (``options``): (its underlying, strike, right, expiry), priced from it
-        self.option = _option_of(instrument) if self.has_oi else None
+        self.option = _option_of(instrument, on or datetime.now(IST).date()) if self.has_oi else None
         self.lot = options.UNDERLYINGS[_base(instrument)].lot_size if self.option is not None else 1
         self._circuits()
         self.sigma = INDEX_SIGMA if self.is_index else STOCK_SIGMA
@@ -326,14 +326,14 @@ def underlying_name(book: _Book) -> str:
     return _base(book.instrument)
 
 
-def _option_of(instrument: Instrument) -> tuple[Instrument, float, str, date] | None:
+def _option_of(instrument: Instrument, on: date) -> tuple[Instrument, float, str, date] | None:
     """(underlying, strike, right, expiry) of a calendar option (``options``); None for anything else."""
     parts = contract(instrument.symbol)
     if parts is None or parts.kind == "FUT" or not options.has_options(parts.base) or float(parts.strike) <= 0:
         return None
     if options.UNDERLYINGS[parts.base].exchange != instrument.exchange:
         return None
-    if parts.expiry < datetime.now(IST).date():  # expired (served with --any-symbol): a walk of its own
+    if parts.expiry < on:  # expired (served with --any-symbol): a walk of its own
         return None
     return options.underlying_of(parts.base), float(parts.strike), parts.kind, parts.expiry
 
@@ -420,7 +420,7 @@ class SimFeed(Feed):
         """
         book = self._books.get(instrument)
         if book is None:
-            book = self._books[instrument] = _Book(instrument, self.seed)
+            book = self._books[instrument] = _Book(instrument, self.seed, self._today(now_ns))
             if self._follow:
                 self._settle(book)
             if instrument not in self.wanted:  # ticked for an order, or driven without the bus
@@ -432,6 +432,10 @@ class SimFeed(Feed):
         self.seq += 1
         return book.snapshot(self.seq, self._clock_ns() if now_ns is None else now_ns)
 
+    def _today(self, now_ns: int | None) -> date:
+        """The day at the exchange by the feed's clock (or ``now_ns``)."""
+        return datetime.fromtimestamp(self._clock() if now_ns is None else now_ns / 1e9, IST).date()
+
     def _reprice(self, book: _Book, now: float) -> None:
         """An option's price: Black-Scholes on the smile (``options``) from its underlying's
         last price at ``now`` (Unix time). An underlying nobody subscribed to walks along, at
@@ -440,13 +444,13 @@ class SimFeed(Feed):
         underlying, strike, right, expiry = book.option
         spot_book = self._books.get(underlying)
         if spot_book is None:
-            spot_book = self._books[underlying] = _Book(underlying, self.seed)
+            spot_book = self._books[underlying] = _Book(underlying, self.seed, self._today(int(now * 1e9)))
             if self._follow:
                 self._settle(spot_book)
             if underlying not in self.wanted:
                 self._rest(underlying)
             self._driven[underlying] = now
-        elif underlying not in self.wanted and now - self._driven.get(underlying, 0.0) >= 1 / self.rate:
+        elif underlying not in self.wanted and now - self._driven.setdefault(underlying, now) >= 1 / self.rate:
             spot_book.step()
             self._driven[underlying] = now
         worth = options.price(underlying_name(book), right, _price(spot_book.ltp), strike, expiry, now, universe.RATE)

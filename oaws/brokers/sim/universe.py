@@ -231,7 +231,7 @@ def _listed_option(
     return max(FLOOR, worth)
 
 
-def unlisted_option(instrument: Instrument) -> float | None:
+def unlisted_option(instrument: Instrument, on: date | None = None) -> float | None:
     """The previous close of an NFO or BFO option the calendar does not list, on an underlying
     with options (served with ``--any-symbol``: priced like the listed ones); None otherwise."""
     parts = contract(instrument.symbol)
@@ -240,7 +240,7 @@ def unlisted_option(instrument: Instrument) -> float | None:
     spot = _underlying(parts.base, instrument.exchange)
     if spot is None:
         return None
-    on = datetime.now(IST).date()
+    on = on or datetime.now(IST).date()
     if parts.expiry < on:  # expired: priced as a day from expiry, as ever
         volatility = (
             INDEX_VOLATILITY if (parts.base, f"{instrument.exchange[0]}SE_INDEX") in INDICES else STOCK_VOLATILITY

@@ -13,8 +13,8 @@ from websockets.asyncio.client import connect
 from oaws.brokers.api import Rejection
 from oaws.brokers.sim import make_feed
 from oaws.brokers.sim.feed import SimFeed
-from oaws.brokers.sim.universe import black_scholes, canonical, listed, reference
 from oaws.brokers.sim.options import option_contracts
+from oaws.brokers.sim.universe import black_scholes, canonical, listed, reference
 from oaws.instruments import DEPTH, QUOTE, Instrument
 from oaws.names import today
 from oaws.server.service import Service
