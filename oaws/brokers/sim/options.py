@@ -145,9 +145,9 @@ def reference_spot(underlying: str) -> float | None:
 
 
 @lru_cache(maxsize=64)
-def _strikes(underlying: str) -> tuple[float, ...]:
+def _strikes(underlying: str, around: float | None = None) -> tuple[float, ...]:
     spec = UNDERLYINGS.get(underlying)
-    spot = reference_spot(underlying)
+    spot = reference_spot(underlying) if around is None else around
     if spec is None or spot is None:
         return ()
     step = spec.strike_step
@@ -170,9 +170,10 @@ def symbol(underlying: str, expiry: date, strike: float, right: str) -> str:
     return f"{underlying}{expiry.day:02d}{MONTHS[expiry.month - 1]}{expiry.year % 100:02d}{strike_text(strike)}{right}"
 
 
-def option_contracts(underlying: str, on: date) -> list[OptionContract]:
+def option_contracts(underlying: str, on: date, around: float | None = None) -> list[OptionContract]:
     """Every option on ``underlying`` listed on ``on``, by expiry, strike and right; [] for
-    an underlying without options."""
+    an underlying without options. ``around``: centre the strikes on this price, not the
+    sim's reference (another simulator's market, angel-sim's)."""
     name = underlying.upper()
     spec = UNDERLYINGS.get(name)
     if spec is None:
@@ -180,7 +181,7 @@ def option_contracts(underlying: str, on: date) -> list[OptionContract]:
     return [
         OptionContract(name, expiry, strike, right, symbol(name, expiry, strike, right), spec.exchange, spec.lot_size)
         for expiry in _expiries(name, on)
-        for strike in _strikes(name)
+        for strike in _strikes(name, around)
         for right in (CALL, PUT)
     ]
 
