@@ -49,9 +49,9 @@ class SimMaster:
         return [SimMatch(i) for i in found[:limit]]
 
     def instruments(self) -> list[str]:
-        from oaws.brokers.sim import universe
-
-        return universe.symbols()
+        """None: the market's instruments complete already, through the broker's ``symbols``
+        (a master's are the extra completions a downloaded file brings)."""
+        return []
 
     def options(self, underlying: str) -> list[OptionContract]:
         """The options the simulated market lists today on ``underlying`` ([] for one without)."""
