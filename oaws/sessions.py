@@ -363,6 +363,11 @@ def states(exchanges: Iterable[str], now: datetime | None = None) -> list[Sessio
     return found
 
 
+def trading_day(d: date) -> bool:
+    """Whether NSE and BSE trade on ``d`` (not a weekend, not a holiday the calendar knows)."""
+    return _get().kind_of(d) == "trading"
+
+
 def is_open(exchange: str, now: datetime | None = None) -> bool:
     """Whether ``exchange`` is in its trading session (pre-open is not trading)."""
     return state(exchange, now).state == OPEN

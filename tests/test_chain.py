@@ -399,18 +399,18 @@ def test_oaws_chain_refuses_a_window_the_brokers_quota_cannot_hold(monkeypatch, 
 
 
 def sim_chain(expiry: date, on: date) -> tuple[Chain, float]:
-    """A chain of NIFTY fed the simulated market's prices of ``on`` (its opening prices: the
-    sim's Black-Scholes of the underlying's close), its clock on ``on`` at 15:30 so that T is
-    the sim's whole days to expiry over 365; (the chain, the spot)."""
+    """A chain of NIFTY fed the simulated market's previous closes of ``on`` (the sim's
+    Black-Scholes on its smile at the underlying's close, at the previous day's 15:30), its
+    clock at that close so that T is the sim's; (the chain, the spot)."""
     from oaws.brokers.sim import universe
 
     tag = expiry.strftime("%d%b%y").upper()
     cs = [
         OptionContract("NIFTY", expiry, float(k), r, f"NIFTY{tag}{k}{r}", "NFO", 75)
-        for k in range(24000, 28050, 100)
+        for k in range(24000, 27900, 100)
         for r in ("CE", "PE")
     ]
-    at = expiry_close(expiry).timestamp() - (expiry - on).days * 86400
+    at = expiry_close(on).timestamp() - 86400
     chain = Chain("NIFTY", NIFTY, cs, strikes=5, rate=universe.RATE, dividend=0.0, clock=lambda: at)
     spot = universe.reference(NIFTY, on)
     assert spot is not None
@@ -423,15 +423,17 @@ def sim_chain(expiry: date, on: date) -> tuple[Chain, float]:
 
 
 def test_on_the_sim_the_iv_comes_back_as_the_volatility_that_priced_it() -> None:
-    from oaws.brokers.sim import universe
+    from oaws.brokers.sim import options
 
-    view = sim_chain(date(2026, 12, 29), date(2026, 12, 2))[0].view()
+    chain, spot = sim_chain(date(2026, 12, 29), date(2026, 12, 2))
+    view = chain.view()
     sides = [s for row in view.rows for s in (row.call, row.put) if s is not None]
     assert len(sides) == 22
     for side in sides:
         # a price rounded to 0.05 moves the IV by less than 0.05 / vega-per-1 % points
         assert side.iv is not None and side.vega is not None
-        assert side.iv == pytest.approx(universe.INDEX_VOLATILITY, abs=0.05 / side.vega / 100 + 1e-6), side
+        smile = options.smile("NIFTY", spot, float(side.contract.strike))
+        assert side.iv == pytest.approx(smile, abs=0.05 / side.vega / 100 + 1e-6), side
 
 
 def test_on_the_sim_put_call_parity_holds_within_a_tick() -> None:

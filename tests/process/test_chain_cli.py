@@ -2,7 +2,8 @@
 
 The contracts come from an Angel One instrument master written here (``--broker angel``,
 ``OAWS_INSTRUMENTS``), the prices from the simulated market, which prices any well-formed
-option symbol; so the command's whole path runs: master, server, subscriptions, the view.
+option symbol of an underlying with options when told to (``--any-symbol``: these expiries
+are not its calendar's); so the command's whole path runs: master, server, subscriptions, the view.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def env(cli_env, tmp_path):
 
 @pytest.fixture
 def url(env):
-    proc, url = start_serve(env, "--port", "0", "--bus", "tcp://127.0.0.1:*", "--rate", "20")
+    proc, url = start_serve(env, "--port", "0", "--bus", "tcp://127.0.0.1:*", "--rate", "20", "--any-symbol")
     yield url
     proc.terminate()
     proc.wait(5)

@@ -69,7 +69,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import SplitResult, urlsplit
@@ -86,6 +86,7 @@ from oaws.brokers.angel.history import ANGEL_INTERVALS
 from oaws.brokers.angel.history import MAX_DAYS as CANDLE_MAX_DAYS
 from oaws.brokers.angel.master import (
     CDS_DIVISOR,
+    NAME,
     PAISE,
     SEGMENT,
     SEGMENT_TYPES,
@@ -99,6 +100,7 @@ from oaws.brokers.angel.master import (
 from oaws.brokers.angel.wire import BestFiveEntry, DepthLevel, Packet
 from oaws.brokers.sim.history import History
 from oaws.config import IST
+from oaws.names import contract, today
 
 log = logging.getLogger(__name__)
 # websockets logs handshake headers (tokens) at DEBUG; the simulator keeps them out of logs like the adapter does
@@ -151,6 +153,45 @@ SENT_KEPT = 50_000
 def fixture_master_bytes() -> bytes:
     """The small instrument master shipped with oaws (a few dozen real-looking records)."""
     return importlib.resources.files("oaws.brokers.angel").joinpath("sim_master.json").read_bytes()
+
+
+#: the options angel-sim lists (``oaws.brokers.sim.options``' calendar), each with its index's token
+OPTION_UNDERLYINGS = {
+    "NIFTY": (wire.NSE_CM, "99926000", "Nifty 50"),
+    "BANKNIFTY": (wire.NSE_CM, "99926009", "Nifty Bank"),
+    "FINNIFTY": (wire.NSE_CM, "99926037", "Nifty Fin Service"),
+    "SENSEX": (wire.BSE_CM, "99919000", "SENSEX"),
+}
+#: the first token of the generated option records
+OPTION_TOKENS = 9_000_000
+FINNIFTY_PRICE = 23800.0
+
+
+def master_with_options(raw: bytes, on: date | None = None) -> bytes:
+    """``raw`` (the fixture master) with the index options the simulated market lists on
+    ``on`` (default today) appended as Angel's records, strikes around angel-sim's prices."""
+    from oaws.brokers.sim.options import option_contracts
+
+    records = json.loads(raw)
+    token = OPTION_TOKENS
+    for name, (_, _, index) in OPTION_UNDERLYINGS.items():
+        around = BASE_PRICES.get(index, FINNIFTY_PRICE)
+        for c in option_contracts(name, on or today(), around):
+            token += 1
+            records.append(
+                {
+                    "token": str(token),
+                    "symbol": c.symbol,
+                    "name": name,
+                    "expiry": c.expiry.strftime("%d%b%Y").upper(),
+                    "strike": f"{c.strike * 100:.6f}",
+                    "lotsize": str(c.lot_size),
+                    "instrumenttype": "OPTIDX",
+                    "exch_seg": c.exchange,
+                    "tick_size": "5.000000",
+                }
+            )
+    return json.dumps(records).encode()
 
 
 def _b64(data: bytes) -> str:
@@ -234,7 +275,7 @@ class AngelSimulator(simulation.Simulator):
         #: the candle requests answered (their bodies) and refused for the rate (for tests)
         self.candle_requests: list[dict[str, Any]] = []
         self.candle_refusals = 0
-        self.master_bytes = master if master is not None else fixture_master_bytes()
+        self.master_bytes = master if master is not None else master_with_options(fixture_master_bytes())
         self.master = Master(rows_from_raw(self.master_bytes), "simulator")
         self._signing_key = secrets.token_bytes(32)
         self._lock = threading.Lock()  # the REST thread and the event loop share the token sets
@@ -704,7 +745,29 @@ class AngelSimulator(simulation.Simulator):
             close = ltp + self.rng.randint(-20, 20) * tick
             state = self._market[(exchange_type, token)] = _Instrument(ltp=ltp, tick=tick, close=close)
             state.oi = self.rng.randint(0, 100_000) if row[SEGMENT] in ("NFO", "BFO", "MCX", "NCDEX", "CDS") else 0
+            if row[TYPE] == "OPTIDX":  # opens at its model price
+                self._reprice(exchange_type, token, state)
+                state.close = state.open = state.high = state.low = state.ltp
         return state
+
+    def _reprice(self, exchange_type: int, token: str, s: _Instrument) -> None:
+        """An index option's price, as the simulated market's (``oaws.brokers.sim.options``):
+        Black-Scholes on its smile from the index's price here now."""
+        from oaws.brokers.sim.options import price
+        from oaws.brokers.sim.universe import RATE
+
+        row = self.master.row_for_token(exchange_type, token)
+        if row is None or row[TYPE] != "OPTIDX" or row[NAME] not in OPTION_UNDERLYINGS:
+            return
+        parts = contract(row[SYMBOL])
+        if parts is None or parts.kind == "FUT":
+            return
+        spot = self._instrument(*OPTION_UNDERLYINGS[row[NAME]][:2])
+        if spot is None:
+            return
+        worth = price(row[NAME], parts.kind, spot.ltp / PAISE, float(parts.strike), parts.expiry, time.time(), RATE)
+        s.ltp = max(s.tick, round(worth * PAISE / s.tick) * s.tick)
+        s.high, s.low = max(s.high, s.ltp), min(s.low, s.ltp)
 
     def _next_packet(self, mode: int, exchange_type: int, token: str) -> Packet | None:
         """A fresh tick of ``token`` in ``mode``, remembered by its sequence number."""
@@ -712,6 +775,8 @@ class AngelSimulator(simulation.Simulator):
         if s is None:
             return None  # like Angel, unknown tokens are accepted and never tick
         quantity = s.step(self.rng)
+        if exchange_type in (wire.NSE_FO, wire.BSE_FO):
+            self._reprice(exchange_type, token, s)
         now_ms = int(time.time() * 1000)
         if mode == wire.DEPTH:
             packet = Packet(

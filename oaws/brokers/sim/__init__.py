@@ -13,6 +13,7 @@ import math
 from oaws import config
 from oaws.brokers.api import Broker, BrokerLimits, FeedError, FeedOptions
 from oaws.brokers.sim.feed import HOURS, SimFeed, known_symbols
+from oaws.brokers.sim.master import master
 
 
 def hours(options: FeedOptions) -> str:
@@ -52,5 +53,6 @@ broker = Broker(
     make_feed=make_feed,
     options=("seed", "rate", "hours", "any_symbol"),
     symbols=known_symbols,
+    master=master,
     limits=BrokerLimits(depths=SimFeed.depths, note="lists its own instruments (--any-symbol: any symbol trades)"),
 )

@@ -36,20 +36,21 @@ import math
 import random
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 
 import orjson
 
 from oaws import sessions
 from oaws.bars.aggregator import Bar, Interval
 from oaws.brokers.api import Feed, HistoryError, Rejection
-from oaws.brokers.sim import universe
+from oaws.brokers.sim import options, universe
 from oaws.brokers.sim.history import INTERVALS as HISTORY_INTERVALS
 from oaws.brokers.sim.history import History
 from oaws.brokers.sim.orders import USER_ID, Order, OrderBook
 from oaws.brokers.sim.universe import NIFTY50
 from oaws.config import IST
 from oaws.instruments import DEPTH, Instrument
+from oaws.names import contract
 from oaws.protocol.orders import OrderRequest
 from oaws.ticks import DEPTH_LEVELS, DERIVATIVE_EXCHANGES, INDEX_EXCHANGES, at_mode, depth_book, empty_level
 
@@ -103,14 +104,16 @@ def _is_listed(instrument: Instrument) -> bool:
     return instrument.exchange in CASH_EXCHANGES and instrument.symbol in NIFTY50
 
 
-def reference_price(instrument: Instrument) -> float:
+def reference_price(instrument: Instrument, on: date | None = None) -> float:
     """The previous close an instrument opens its day at, on the tick grid.
 
     A listed instrument (``universe``) opens at its level; any other symbol (served only
     with ``any_symbol``) gets a log-uniform price from its name alone (50 to 5000, indices
     1000 to 50000), the same on every exchange.
     """
-    known = universe.reference(instrument)
+    known = universe.reference(instrument, on)
+    if known is None:
+        known = universe.unlisted_option(instrument, on)
     if known is None:
         low, high = (1000.0, 50000.0) if instrument.exchange in INDEX_EXCHANGES else (50.0, 5000.0)
         known = low * (high / low) ** (_digest(instrument.symbol) / 2**64)
@@ -127,11 +130,11 @@ class _Book:
 
     __slots__ = (
         "buy_total", "close", "closed_ms", "has_oi", "high", "instrument", "is_index", "last", "last_qty",
-        "level_mu", "low", "lower", "ltp", "oi", "open", "order_qty", "prev_oi", "rng", "sell_total",
+        "level_mu", "lot", "low", "lower", "ltp", "oi", "option", "open", "order_qty", "prev_oi", "rng", "sell_total",
         "sigma", "trade_mu", "turnover", "unit", "until", "upper", "volume", "week_high", "week_low",
     )  # fmt: skip
 
-    def __init__(self, instrument: Instrument, seed: int) -> None:
+    def __init__(self, instrument: Instrument, seed: int, on: date | None = None) -> None:
         self.instrument = instrument
         # An integer seed (not a str or tuple) keeps random.Random independent of PYTHONHASHSEED.
         self.rng = rng = random.Random(_digest(f"{seed}|{instrument.exchange}|{instrument.symbol}"))
@@ -142,8 +145,11 @@ class _Book:
         self.until = math.inf
         #: the close (ms) of the session its state is of, while its exchange is closed
         self.closed_ms: int | None = None
-        reference = reference_price(instrument)
+        reference = reference_price(instrument, on)
         close = self.close = round(reference * TICKS_PER_RUPEE)
+        #: an option of the calendar (``options``): (its underlying, strike, right, expiry), priced from it
+        self.option = _option_of(instrument, on or datetime.now(IST).date()) if self.has_oi else None
+        self.lot = options.UNDERLYINGS[_base(instrument)].lot_size if self.option is not None else 1
         self._circuits()
         self.sigma = INDEX_SIGMA if self.is_index else STOCK_SIGMA
         # Deeper levels of a high-priced stock sit several ticks apart, as on the exchange.
@@ -173,12 +179,20 @@ class _Book:
         level = math.exp(self.level_mu)
         self.buy_total = int(level * rng.uniform(150, 400))
         self.sell_total = int(level * rng.uniform(150, 400))
+        if self.option is not None:  # traded in lots, most near the money
+            self.level_mu = math.log(self.lot * 10)
+            self.order_qty = 2 * self.lot
+            self.volume = self.lot * max(1, int(rng.uniform(200, 5000) * _near_money(self.option)))
+            self.buy_total = self.volume // 10 + self.lot
+            self.sell_total = self.volume // 10 + self.lot
         self.oi = int(self.volume * rng.uniform(0.8, 2.5)) if self.has_oi else 0
         self.prev_oi = max(1, round(self.oi * side.uniform(0.85, 1.15))) if self.has_oi else 0
 
     def _circuits(self) -> None:
         close = self.close
-        if self.is_index:
+        if self.option is not None:  # an option follows its underlying wherever it goes
+            self.upper, self.lower = 10**9, 1
+        elif self.is_index:
             self.upper = self.lower = 0
         else:
             band = 0.10 if _is_listed(self.instrument) else 0.20
@@ -210,6 +224,8 @@ class _Book:
         return min(self.upper, max(self.lower, ticks))
 
     def _trade_qty(self) -> int:
+        if self.lot > 1:
+            return self.lot * (1 + int(self.rng.lognormvariate(0.5, 0.9)))
         return 1 + int(self.rng.lognormvariate(self.trade_mu, 1.1))
 
     def step(self) -> None:
@@ -304,6 +320,34 @@ class _Book:
         return tick
 
 
+def _base(instrument: Instrument) -> str:
+    parts = contract(instrument.symbol)
+    return parts.base if parts is not None else ""
+
+
+def underlying_name(book: _Book) -> str:
+    return _base(book.instrument)
+
+
+def _option_of(instrument: Instrument, on: date) -> tuple[Instrument, float, str, date] | None:
+    """(underlying, strike, right, expiry) of a calendar option (``options``); None for anything else."""
+    parts = contract(instrument.symbol)
+    if parts is None or parts.kind == "FUT" or not options.has_options(parts.base) or float(parts.strike) <= 0:
+        return None
+    if options.UNDERLYINGS[parts.base].exchange != instrument.exchange:
+        return None
+    if parts.expiry < on:  # expired (served with --any-symbol): a walk of its own
+        return None
+    return options.underlying_of(parts.base), float(parts.strike), parts.kind, parts.expiry
+
+
+def _near_money(option: tuple[Instrument, float, str, date]) -> float:
+    """A weight that peaks at the money (volume and OI gather there)."""
+    underlying, strike, _, _ = option
+    spot = universe.reference(underlying) or strike
+    return 0.03 + math.exp(-((math.log(strike / spot) / 0.04) ** 2))
+
+
 def payload(state: dict[str, object], mode: int) -> bytes:
     """The JSON of ``state`` (a full tick) at ``mode``: only that mode's fields (SPEC §2)."""
     return orjson.dumps(at_mode(state, mode))
@@ -365,6 +409,8 @@ class SimFeed(Feed):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._pending: set[tuple[Instrument, int]] = set()
+        #: the underlyings of options that walk without a subscriber, with when they last moved
+        self._driven: dict[Instrument, float] = {}
         #: the orders users placed (``oaws sim order``)
         self.order_book = OrderBook()
         #: the histories asked for, by instrument (a past day is drawn once)
@@ -379,15 +425,45 @@ class SimFeed(Feed):
         """
         book = self._books.get(instrument)
         if book is None:
-            book = self._books[instrument] = _Book(instrument, self.seed)
+            book = self._books[instrument] = _Book(instrument, self.seed, self._today(now_ns))
             if self._follow:
                 self._settle(book)
             if instrument not in self.wanted:  # ticked for an order, or driven without the bus
                 self._rest(instrument)
         else:
             book.step()
+        if book.option is not None:
+            self._reprice(book, self._clock() if now_ns is None else now_ns / 1e9)
         self.seq += 1
         return book.snapshot(self.seq, self._clock_ns() if now_ns is None else now_ns)
+
+    def _today(self, now_ns: int | None) -> date:
+        """The day at the exchange by the feed's clock (or ``now_ns``)."""
+        return datetime.fromtimestamp(self._clock() if now_ns is None else now_ns / 1e9, IST).date()
+
+    def _reprice(self, book: _Book, now: float) -> None:
+        """An option's price: Black-Scholes on the smile (``options``) from its underlying's
+        last price at ``now`` (Unix time). An underlying nobody subscribed to walks along, at
+        the feed's rate."""
+        assert book.option is not None
+        underlying, strike, right, expiry = book.option
+        spot_book = self._books.get(underlying)
+        if spot_book is None:
+            spot_book = self._books[underlying] = _Book(underlying, self.seed, self._today(int(now * 1e9)))
+            if self._follow:
+                self._settle(spot_book)
+            if underlying not in self.wanted:
+                self._rest(underlying)
+            self._driven[underlying] = now
+        elif underlying not in self.wanted and now - self._driven.setdefault(underlying, now) >= 1 / self.rate:
+            spot_book.step()
+            self._driven[underlying] = now
+        worth = options.price(underlying_name(book), right, _price(spot_book.ltp), strike, expiry, now, universe.RATE)
+        book.ltp = ltp = max(1, round(worth * TICKS_PER_RUPEE))
+        book.high = max(book.high, ltp)
+        book.low = min(book.low, ltp)
+        book.week_high = max(book.week_high, ltp)
+        book.week_low = min(book.week_low, ltp)
 
     # The sessions --------------------------------------------------------------------
     def _settle(self, book: _Book) -> None:
@@ -667,7 +743,7 @@ class SimFeed(Feed):
         now = loop.time()
         for instrument in self.wanted:
             self._schedule(instrument, now)
-        if self._follow and not sessions.loaded():
+        if not sessions.loaded():  # the sessions, and the options' expiry calendar
             await asyncio.to_thread(sessions.load)  # most of a second, once: not on the loop
         try:
             while True:

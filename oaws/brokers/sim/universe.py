@@ -15,20 +15,22 @@ prices are previous closes near late-2025 levels: a simulator's, not a data vend
   ``RELIANCE30DEC251500CE``) on its exchange (NFO for NSE's stocks and indices, BFO for
   BSE's, MCX and NCO for commodities, NCDEX for its crops, CDS and BCD for currencies)
   whose underlying is listed here.
-  No expiry calendar is kept (the option chain brings one): a contract of any date is
-  listed, priced from its underlying (a future with a 7 % carry, an option by
-  Black-Scholes at a fixed volatility).
+  The options of NFO and BFO keep the exchanges' calendar (``options``: weekly and monthly
+  index expiries, monthly ones for a few stocks, strikes around the underlying) and are
+  priced from the live underlying on a volatility smile; a future of any date is listed
+  (a 7 % carry), and so is an option of MCX or the currency segments (Black-Scholes at a
+  fixed volatility).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 
 from oaws.config import IST
 from oaws.instruments import Instrument
-from oaws.names import contract
+from oaws.names import Contract, contract
 from oaws.ticks import INDEX_EXCHANGES
 
 # Previous closes near late-2025 levels (HDFCBANK and BAJFINANCE after their 2025 bonus
@@ -198,6 +200,8 @@ def reference(instrument: Instrument, on: date | None = None) -> float | None:
     spot = _underlying(parts.base, exchange)
     if spot is None:
         return None
+    if parts.kind != "FUT" and exchange in DERIVATIVES_OF:
+        return _listed_option(instrument, parts, spot, on)
     on = on or datetime.now(IST).date()
     years = max((parts.expiry - on).days, 0) / 365
     if parts.kind == "FUT":
@@ -206,6 +210,43 @@ def reference(instrument: Instrument, on: date | None = None) -> float | None:
         return None
     volatility = INDEX_VOLATILITY if (parts.base, f"{exchange[0]}SE_INDEX") in INDICES else STOCK_VOLATILITY
     return max(FLOOR, black_scholes(parts.kind, spot, float(parts.strike), max(years, 1 / 365), volatility))
+
+
+def _listed_option(
+    instrument: Instrument, parts: Contract, spot: float, on: date | None, *, calendar: bool = True
+) -> float | None:
+    """An index's or stock's option on NFO or BFO: listed only as the calendar lists it
+    (``options``); its previous close is its price at the underlying's previous close.
+    Without ``calendar``, the price of any such option of an underlying with options."""
+    from oaws.brokers.sim import options
+
+    on = on or datetime.now(IST).date()
+    if calendar and not options.is_listed(instrument.symbol, instrument.exchange, on):
+        return None
+    if not options.has_options(parts.base) or float(parts.strike) <= 0:
+        return None
+    # the previous session's close: a day more to expiry
+    closed = datetime.combine(on - timedelta(days=1), time(15, 30), IST).timestamp()
+    worth = options.price(parts.base, parts.kind, spot, float(parts.strike), parts.expiry, closed, RATE)
+    return max(FLOOR, worth)
+
+
+def unlisted_option(instrument: Instrument, on: date | None = None) -> float | None:
+    """The previous close of an NFO or BFO option the calendar does not list, on an underlying
+    with options (served with ``--any-symbol``: priced like the listed ones); None otherwise."""
+    parts = contract(instrument.symbol)
+    if parts is None or parts.kind == "FUT" or instrument.exchange not in DERIVATIVES_OF:
+        return None
+    spot = _underlying(parts.base, instrument.exchange)
+    if spot is None:
+        return None
+    on = on or datetime.now(IST).date()
+    if parts.expiry < on:  # expired: priced as a day from expiry, as ever
+        volatility = (
+            INDEX_VOLATILITY if (parts.base, f"{instrument.exchange[0]}SE_INDEX") in INDICES else STOCK_VOLATILITY
+        )
+        return max(FLOOR, black_scholes(parts.kind, spot, float(parts.strike), 1 / 365, volatility))
+    return _listed_option(instrument, parts, spot, on, calendar=False)
 
 
 def listed(instrument: Instrument) -> bool:

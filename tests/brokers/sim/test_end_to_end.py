@@ -10,14 +10,18 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from oaws.brokers.sim.options import option_contracts
+from oaws.names import today
 from oaws.server.service import Service
 from oaws.server.settings import ServeSettings
 from tests.brokers.fields import assert_openalgo_tick
 
+#: an option the calendar lists today
+OPTION = next(c for c in option_contracts("NIFTY", today()) if c.strike == 26000 and c.right == "CE")
 INSTRUMENTS = [
     ("RELIANCE", "NSE"),
     ("NIFTY", "NSE_INDEX"),
-    ("NIFTY25DEC25900CE", "NFO"),
+    (OPTION.symbol, OPTION.exchange),
     ("GUARSEED10", "NCDEX"),
     ("CRUDEOIL19DEC25FUT", "NCO"),
     ("MCXCOMDEX", "MCX_INDEX"),

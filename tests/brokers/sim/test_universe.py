@@ -13,12 +13,19 @@ from websockets.asyncio.client import connect
 from oaws.brokers.api import Rejection
 from oaws.brokers.sim import make_feed
 from oaws.brokers.sim.feed import SimFeed
+from oaws.brokers.sim.options import option_contracts
 from oaws.brokers.sim.universe import black_scholes, canonical, listed, reference
 from oaws.instruments import DEPTH, QUOTE, Instrument
+from oaws.names import today
 from oaws.server.service import Service
 from oaws.server.settings import ServeSettings
 from tests.brokers.sim.test_feed import Collector
 
+#: an option of each kind the calendar lists today (the nearest expiry, a strike near the money)
+LISTED = {
+    u: next(f"{c.symbol}:{c.exchange}" for c in option_contracts(u, today()) if c.right == r and c.strike == k)
+    for u, r, k in (("NIFTY", "CE", 26000), ("RELIANCE", "PE", 1500), ("SENSEX", "CE", 84000))
+}
 NIFTY = Instrument("NIFTY", "NSE_INDEX")
 NIFTY_50 = Instrument("NIFTY 50", "NSE_INDEX")
 
@@ -34,9 +41,9 @@ NIFTY_50 = Instrument("NIFTY 50", "NSE_INDEX")
         "INDIA VIX:NSE_INDEX",
         "SENSEX:BSE_INDEX",
         "NIFTY30DEC25FUT:NFO",
-        "NIFTY30DEC2526000CE:NFO",
-        "RELIANCE30DEC251500PE:NFO",
-        "SENSEX24DEC2580000CE:BFO",
+        LISTED["NIFTY"],
+        LISTED["RELIANCE"],
+        LISTED["SENSEX"],
         "CRUDEOIL19DEC25FUT:MCX",
         "USDINR26DEC2588.5CE:CDS",
         "GUARSEED10:NCDEX",
@@ -49,7 +56,23 @@ def test_the_market_lists_its_stocks_indices_and_their_derivatives(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["FOOBAR:NSE", "NIFTY:NSE", "RELIANCE:NSE_INDEX", "FOOBAR30DEC25FUT:NFO", "RELIANCE:MCX", "GOLD:NSE"]
+    "name",
+    [
+        "FOOBAR:NSE",
+        "NIFTY:NSE",
+        "RELIANCE:NSE_INDEX",
+        "FOOBAR30DEC25FUT:NFO",
+        "RELIANCE:MCX",
+        "GOLD:NSE",
+        # options the calendar does not list: expired, not an expiry day, off the strike grid,
+        # on the wrong exchange, a stock without options here
+        "NIFTY30DEC2526000CE:NFO",
+        "RELIANCE30DEC251500PE:NFO",
+        "SENSEX24DEC2580000CE:BFO",
+        LISTED["NIFTY"].replace("26000CE", "26010CE"),
+        LISTED["NIFTY"].replace(":NFO", ":BFO"),
+        LISTED["NIFTY"].replace("NIFTY", "IRCTC").replace("26000CE", "700CE"),
+    ],
 )
 def test_a_typo_or_an_instrument_on_the_wrong_exchange_is_not_listed(name):
     symbol, exchange = name.rsplit(":", 1)
@@ -108,8 +131,9 @@ def test_an_alias_wanted_at_another_mode_does_not_drop_the_index_s_own():
 
 
 def test_options_open_at_black_scholes_prices_that_keep_put_call_parity():
-    call = reference(Instrument("NIFTY30DEC2626000CE", "NFO"))
-    put = reference(Instrument("NIFTY30DEC2626000PE", "NFO"))
+    symbol = LISTED["NIFTY"].removesuffix("CE:NFO")
+    call = reference(Instrument(f"{symbol}CE", "NFO"))
+    put = reference(Instrument(f"{symbol}PE", "NFO"))
     assert call is not None and put is not None and call > 0 and put > 0
     # a textbook value: S = K = 100, a year, 20 % volatility, 5 %: the call is 10.45
     assert black_scholes("CE", 100, 100, 1.0, 0.2, 0.05) == pytest.approx(10.4506, abs=1e-3)
