@@ -224,23 +224,21 @@ def main() -> None:
     args = parser.parse_args()
 
     import orjson
-
-    from oaws.brokers.angel import ticks as angel_ticks
-    from oaws.brokers.angel import wire as angel_wire
-    from oaws.brokers.openalgo import wire as openalgo_wire
-    from oaws.instruments import Instrument
-    from oaws.protocol.bus import strip_fseq
-    from oaws.ticks import at_mode
-
     from dhanhq import DhanContext
     from dhanhq.marketfeed import MarketFeed
     from kiteconnect import KiteTicker
 
+    from oaws.brokers.angel import ticks as angel_ticks
+    from oaws.brokers.angel import wire as angel_wire
     from oaws.brokers.dhan import ticks as dhan_ticks
     from oaws.brokers.dhan import wire as dhan_wire
     from oaws.brokers.kite import ticks as kite_ticks
     from oaws.brokers.kite import wire as kite_wire
     from oaws.brokers.noren import wire as noren_wire
+    from oaws.brokers.openalgo import wire as openalgo_wire
+    from oaws.instruments import Instrument
+    from oaws.protocol.bus import strip_fseq
+    from oaws.ticks import at_mode
 
     rows: list[tuple[str, float]] = []
     paths: dict[str, Callable[[], int]] = {}  # each broker's publish path, for --profile
@@ -343,7 +341,8 @@ def main() -> None:
 
     paths["noren"] = noren_path
 
-    for name, wire_mode in (("LTP", angel_wire.LTP), ("QUOTE", angel_wire.QUOTE), ("SNAP_QUOTE", angel_wire.SNAP_QUOTE)):
+    angel_modes = (("LTP", angel_wire.LTP), ("QUOTE", angel_wire.QUOTE), ("SNAP_QUOTE", angel_wire.SNAP_QUOTE))
+    for name, wire_mode in angel_modes:
         angel = angel_frames(50, wire_mode)
         rows.append(
             (
