@@ -42,6 +42,12 @@ _SNAP = struct.Struct(_HEAD + "qqq" + _QUOTE_TAIL + "qqd" + "Hqq H" * 10 + "qqqq
 # exchange timestamp, packet received time, 20 buy then 20 sell x (quantity i32, price i32, orders i16)
 _DEPTH = struct.Struct(_HEAD + "qq" + "iih" * 40)
 
+# the best five's ten entries and the depth's forty levels, each unpacked on its own
+_FIVE = struct.Struct("<Hqq H")
+_FIVE_AT = _SNAP.size - 4 * 8 - 10 * _FIVE.size  # 147: after the quote, ltt, oi and oi change
+_LEVEL = struct.Struct("<iih")
+_LEVELS_AT = _DEPTH.size - 40 * _LEVEL.size  # 43
+
 STRUCTS = {LTP: _LTP, QUOTE: _QUOTE, SNAP_QUOTE: _SNAP, DEPTH: _DEPTH}
 SIZES = {mode: s.size for mode, s in STRUCTS.items()}  # 51, 123, 379, 443
 
@@ -136,7 +142,7 @@ def decode(frame: bytes) -> Packet:
         raise MalformedFrame(f"unknown exchange type {exchange_type}")
     token = _token(v[2])
     if mode == DEPTH:
-        levels = [DepthLevel(*v[i : i + 3]) for i in range(5, 125, 3)]
+        levels = tuple(map(DepthLevel._make, _LEVEL.iter_unpack(frame[_LEVELS_AT:])))
         return Packet(
             mode,
             exchange_type,
@@ -156,11 +162,11 @@ def decode(frame: bytes) -> Packet:
     oi_change = v[17]
     if not math.isfinite(oi_change):
         raise MalformedFrame(f"open interest change {oi_change!r} is not a number")
-    entries = []
-    for i in range(18, 58, 4):
-        if v[i] not in (0, 1):
-            raise MalformedFrame(f"best-five flag {v[i]} is neither 1 (buy) nor 0 (sell)")
-        entries.append(BestFiveEntry(*v[i : i + 4]))
+    flags = v[18:58:4]
+    if max(flags) > 1:  # unsigned: 0 (sell) and 1 (buy) only
+        flag = next(f for f in flags if f > 1)
+        raise MalformedFrame(f"best-five flag {flag} is neither 1 (buy) nor 0 (sell)")
+    entries = tuple(map(BestFiveEntry._make, _FIVE.iter_unpack(frame[_FIVE_AT : _FIVE_AT + 10 * _FIVE.size])))
     return Packet(
         mode,
         exchange_type,
@@ -180,7 +186,7 @@ def decode(frame: bytes) -> Packet:
         v[15],
         v[16],
         oi_change,
-        tuple(entries),
+        entries,
         v[58],
         v[59],
         v[60],
