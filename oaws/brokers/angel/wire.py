@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 # Subscription modes of the wire protocol (not the client protocol's 1/2/3).
@@ -71,6 +72,11 @@ class DepthLevel(NamedTuple):
     quantity: int
     price: int
     orders: int
+
+
+#: named tuples of unpacked tuples, in C (``_make`` is Python and checks a length unpack fixes)
+_five = partial(tuple.__new__, BestFiveEntry)
+_level = partial(tuple.__new__, DepthLevel)
 
 
 @dataclass(slots=True)
@@ -142,7 +148,7 @@ def decode(frame: bytes) -> Packet:
         raise MalformedFrame(f"unknown exchange type {exchange_type}")
     token = _token(v[2])
     if mode == DEPTH:
-        levels = tuple(map(DepthLevel._make, _LEVEL.iter_unpack(frame[_LEVELS_AT:])))
+        levels = tuple(map(_level, _LEVEL.iter_unpack(frame[_LEVELS_AT:])))
         return Packet(
             mode,
             exchange_type,
@@ -166,7 +172,7 @@ def decode(frame: bytes) -> Packet:
     if max(flags) > 1:  # unsigned: 0 (sell) and 1 (buy) only
         flag = next(f for f in flags if f > 1)
         raise MalformedFrame(f"best-five flag {flag} is neither 1 (buy) nor 0 (sell)")
-    entries = tuple(map(BestFiveEntry._make, _FIVE.iter_unpack(frame[_FIVE_AT : _FIVE_AT + 10 * _FIVE.size])))
+    entries = tuple(map(_five, _FIVE.iter_unpack(frame[_FIVE_AT : _FIVE_AT + 10 * _FIVE.size])))
     return Packet(
         mode,
         exchange_type,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import orjson
@@ -68,6 +69,10 @@ class DepthEntry(NamedTuple):
     quantity: int
     price: int
     orders: int
+
+
+#: a DepthEntry of an unpacked level's tuple, in C (``_make`` is Python and checks a length unpack fixes)
+_entry = partial(tuple.__new__, DepthEntry)
 
 
 @dataclass(slots=True)
@@ -135,7 +140,7 @@ def decode_packet(packet: bytes) -> Packet | None:
         token, ltp, ltq, atp, volume, buy, sell, open_, high, low, close, ltt, oi, oi_high, oi_low, when = (
             _FULL_HEAD.unpack_from(packet)
         )
-        book = tuple(map(DepthEntry._make, _LEVEL.iter_unpack(packet[_FULL_HEAD.size :])))
+        book = tuple(map(_entry, _LEVEL.iter_unpack(packet[_FULL_HEAD.size :])))
         return Packet(
             token,
             size,
