@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 # Subscription modes of the wire protocol (not the client protocol's 1/2/3).
@@ -42,6 +43,12 @@ _SNAP = struct.Struct(_HEAD + "qqq" + _QUOTE_TAIL + "qqd" + "Hqq H" * 10 + "qqqq
 # exchange timestamp, packet received time, 20 buy then 20 sell x (quantity i32, price i32, orders i16)
 _DEPTH = struct.Struct(_HEAD + "qq" + "iih" * 40)
 
+# the best five's ten entries and the depth's forty levels, each unpacked on its own
+_FIVE = struct.Struct("<Hqq H")
+_FIVE_AT = _SNAP.size - 4 * 8 - 10 * _FIVE.size  # 147: after the quote, ltt, oi and oi change
+_LEVEL = struct.Struct("<iih")
+_LEVELS_AT = _DEPTH.size - 40 * _LEVEL.size  # 43
+
 STRUCTS = {LTP: _LTP, QUOTE: _QUOTE, SNAP_QUOTE: _SNAP, DEPTH: _DEPTH}
 SIZES = {mode: s.size for mode, s in STRUCTS.items()}  # 51, 123, 379, 443
 
@@ -65,6 +72,11 @@ class DepthLevel(NamedTuple):
     quantity: int
     price: int
     orders: int
+
+
+#: named tuples of unpacked tuples, in C (``_make`` is Python and checks a length unpack fixes)
+_five = partial(tuple.__new__, BestFiveEntry)
+_level = partial(tuple.__new__, DepthLevel)
 
 
 @dataclass(slots=True)
@@ -136,7 +148,7 @@ def decode(frame: bytes) -> Packet:
         raise MalformedFrame(f"unknown exchange type {exchange_type}")
     token = _token(v[2])
     if mode == DEPTH:
-        levels = [DepthLevel(*v[i : i + 3]) for i in range(5, 125, 3)]
+        levels = tuple(map(_level, _LEVEL.iter_unpack(frame[_LEVELS_AT:])))
         return Packet(
             mode,
             exchange_type,
@@ -156,11 +168,11 @@ def decode(frame: bytes) -> Packet:
     oi_change = v[17]
     if not math.isfinite(oi_change):
         raise MalformedFrame(f"open interest change {oi_change!r} is not a number")
-    entries = []
-    for i in range(18, 58, 4):
-        if v[i] not in (0, 1):
-            raise MalformedFrame(f"best-five flag {v[i]} is neither 1 (buy) nor 0 (sell)")
-        entries.append(BestFiveEntry(*v[i : i + 4]))
+    flags = v[18:58:4]
+    if max(flags) > 1:  # unsigned: 0 (sell) and 1 (buy) only
+        flag = next(f for f in flags if f > 1)
+        raise MalformedFrame(f"best-five flag {flag} is neither 1 (buy) nor 0 (sell)")
+    entries = tuple(map(_five, _FIVE.iter_unpack(frame[_FIVE_AT : _FIVE_AT + 10 * _FIVE.size])))
     return Packet(
         mode,
         exchange_type,
@@ -180,7 +192,7 @@ def decode(frame: bytes) -> Packet:
         v[15],
         v[16],
         oi_change,
-        tuple(entries),
+        entries,
         v[58],
         v[59],
         v[60],

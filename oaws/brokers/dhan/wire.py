@@ -241,32 +241,93 @@ def _response(code: int, chunk: bytes) -> Response:
             low=_price(lo),
         )
     if code == FULL:
-        v = _FULL.unpack_from(chunk)
-        _, _, seg, sid, ltp, ltq, ltt, atp, vol, sell, buy, oi, oi_high, oi_low, o, c, h, lo = v
-        levels = []
-        for i in range(5):
-            bq, aq, bo, ao, bp, ap = _LEVEL.unpack_from(chunk, _FULL.size + i * _LEVEL.size)
-            levels.append(Level(bq, aq, bo, ao, _price(bp), _price(ap)))
-        return Response(
-            code,
-            seg,
-            sid,
-            ltp=_price(ltp),
-            last_quantity=ltq,
-            ltt=ltt,
-            average_price=_price(atp),
-            volume=vol,
-            total_sell_quantity=sell,
-            total_buy_quantity=buy,
-            oi=oi,
-            oi_high=oi_high,
-            oi_low=oi_low,
-            open=_price(o),
-            close=_price(c),
-            high=_price(h),
-            low=_price(lo),
-            depth=tuple(levels),
-        )
+        return _full(chunk)
+    return _other(code, chunk)
+
+
+#: round(price, 2) of the prices seen: a CPython round() to two places costs more than the
+#: rest of decoding a full packet, and a feed's prices (its book's levels most) recur
+_ROUNDED: dict[float, float] = {}
+_ROUNDED_MAX = 65_536
+
+
+def _round2(value: float) -> float:
+    """``round(value, 2)`` for a finite ``value``, remembered."""
+    rounded = _ROUNDED.get(value)
+    if rounded is None:
+        rounded = round(value, 2)
+        if value == 0.0:  # 0.0 and -0.0 are one key; each rounds to itself
+            return rounded
+        if len(_ROUNDED) >= _ROUNDED_MAX:
+            _ROUNDED.clear()
+        _ROUNDED[value] = rounded
+    return rounded
+
+
+def _full(chunk: bytes) -> Response:
+    """A full packet: the hot path. Its sixteen prices are checked at once (a sum of float32s
+    is finite exactly when each is), and ``_full_checked`` says which one is bad."""
+    _, _, seg, sid, ltp, ltq, ltt, atp, vol, sell, buy, oi, oi_high, oi_low, o, c, h, lo = _FULL.unpack_from(chunk)
+    raw = _LEVEL.iter_unpack(chunk[_FULL.size :])
+    levels = tuple(raw)
+    total = ltp + atp + o + c + h + lo
+    for level in levels:
+        total += level[4] + level[5]
+    if not math.isfinite(total):
+        return _full_checked(chunk)
+    return Response(
+        FULL,
+        seg,
+        sid,
+        _round2(ltp),
+        ltt,
+        ltq,
+        _round2(atp),
+        vol,
+        sell,
+        buy,
+        _round2(o),
+        _round2(c),
+        _round2(h),
+        _round2(lo),
+        oi,
+        oi_high,
+        oi_low,
+        depth=tuple(Level(bq, aq, bo, ao, _round2(bp), _round2(ap)) for bq, aq, bo, ao, bp, ap in levels),
+    )
+
+
+def _full_checked(chunk: bytes) -> Response:
+    """A full packet, each price checked in turn (ValueError names the first bad one)."""
+    v = _FULL.unpack_from(chunk)
+    _, _, seg, sid, ltp, ltq, ltt, atp, vol, sell, buy, oi, oi_high, oi_low, o, c, h, lo = v
+    levels = []
+    for i in range(5):
+        bq, aq, bo, ao, bp, ap = _LEVEL.unpack_from(chunk, _FULL.size + i * _LEVEL.size)
+        levels.append(Level(bq, aq, bo, ao, _price(bp), _price(ap)))
+    return Response(
+        FULL,
+        seg,
+        sid,
+        ltp=_price(ltp),
+        last_quantity=ltq,
+        ltt=ltt,
+        average_price=_price(atp),
+        volume=vol,
+        total_sell_quantity=sell,
+        total_buy_quantity=buy,
+        oi=oi,
+        oi_high=oi_high,
+        oi_low=oi_low,
+        open=_price(o),
+        close=_price(c),
+        high=_price(h),
+        low=_price(lo),
+        depth=tuple(levels),
+    )
+
+
+def _other(code: int, chunk: bytes) -> Response:
     if code == OI:
         _, _, seg, sid, oi = _OI.unpack(chunk)
         return Response(code, seg, sid, oi=oi)

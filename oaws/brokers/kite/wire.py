@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
 
 import orjson
 
@@ -49,6 +51,8 @@ _INDEX = struct.Struct(">IIIIIIi")  # token, ltp, high, low, open, close, net ch
 _INDEX_FULL = struct.Struct(">IIIIIIiI")  # + exchange time
 _QUOTE = struct.Struct(">IIIIIIIIIII")  # token, ltp, ltq, atp, volume, buy, sell, open, high, low, close
 _FULL = struct.Struct(">IIIIIIIIIII" + "IIIII" + "IIH2x" * 10)
+_FULL_HEAD = struct.Struct(">IIIIIIIIIII" + "IIIII")  # the 64 bytes before the book
+_LEVEL = struct.Struct(">IIH2x")  # each of the book's ten levels
 
 assert (_LTP.size, _INDEX.size, _INDEX_FULL.size, _QUOTE.size, _FULL.size) == SIZES
 
@@ -58,20 +62,25 @@ def divisor(token: int) -> float:
     return DIVISORS.get(token & 0xFF, PAISE)
 
 
-@dataclass(frozen=True, slots=True)
-class DepthEntry:
-    """One level of a full packet's book, the price as on the wire."""
+class DepthEntry(NamedTuple):
+    """One level of a full packet's book, the price as on the wire (a named tuple: ten a
+    full packet, and a frozen dataclass's ``__init__`` cost more than unpacking them)."""
 
     quantity: int
     price: int
     orders: int
 
 
-@dataclass(frozen=True, slots=True)
+#: a DepthEntry of an unpacked level's tuple, in C (``_make`` is Python and checks a length unpack fixes)
+_entry = partial(tuple.__new__, DepthEntry)
+
+
+@dataclass(slots=True)
 class Packet:
     """One decoded packet, prices as integers on the wire (``divisor`` makes rupees).
 
-    Fields a layout does not carry are None (the book: empty tuples).
+    Fields a layout does not carry are None (the book: empty tuples). Not frozen: a frozen
+    dataclass's ``__init__`` cost a third of decoding, and nothing mutates a packet.
     """
 
     token: int
@@ -128,10 +137,10 @@ def decode_packet(packet: bytes) -> Packet | None:
         token, ltp, ltq, atp, volume, buy, sell, open_, high, low, close = _QUOTE.unpack(packet)
         return Packet(token, size, ltp, open_, high, low, close, None, ltq, atp, volume, buy, sell)
     if size == FULL_SIZE:
-        v = _FULL.unpack(packet)
-        token, ltp, ltq, atp, volume, buy, sell, open_, high, low, close = v[:11]
-        ltt, oi, oi_high, oi_low, when = v[11:16]
-        book = tuple(DepthEntry(v[i], v[i + 1], v[i + 2]) for i in range(16, 46, 3))
+        token, ltp, ltq, atp, volume, buy, sell, open_, high, low, close, ltt, oi, oi_high, oi_low, when = (
+            _FULL_HEAD.unpack_from(packet)
+        )
+        book = tuple(map(_entry, _LEVEL.iter_unpack(packet[_FULL_HEAD.size :])))
         return Packet(
             token,
             size,

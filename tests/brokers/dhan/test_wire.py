@@ -317,3 +317,31 @@ def test_a_good_response_after_a_bad_value_still_decodes():
 def test_text_frames_are_counted_not_decoded():
     assert wire.decode("hello").bad == 1  # type: ignore[arg-type]
     assert wire.decode_depth("hello").bad == 1  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    prices=st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), min_size=16, max_size=16),
+    zero=st.booleans(),
+)
+def test_full_fast_path_matches_the_checked_one(prices: list[float], zero: bool) -> None:
+    # the fast path (prices checked at once, roundings remembered) against each price checked in turn
+    if zero:
+        prices[0], prices[1] = -0.0, 0.0
+    levels = tuple(wire.Level(1, 2, 3, 4, prices[6 + 2 * i], prices[7 + 2 * i]) for i in range(5))
+    r = wire.Response(wire.FULL, 1, 7, prices[0], 1, 2, prices[1], 3, 4, 5, *prices[2:6], 6, 7, 8, depth=levels)
+    chunk = wire.encode(r)
+    try:
+        expected = wire._full_checked(chunk)
+    except ValueError as exc:
+        with pytest.raises(ValueError, match="not a number"):
+            wire._full(chunk)
+        assert "not a number" in str(exc)
+        assert wire.decode(chunk).bad == 1
+        return
+    for _ in range(2):  # the second time from the remembered roundings
+        got = wire._full(chunk)
+        assert got == expected
+        assert [math.copysign(1, x) for x in (got.ltp, got.average_price)] == [
+            math.copysign(1, x) for x in (expected.ltp, expected.average_price)
+        ]
