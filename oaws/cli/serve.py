@@ -261,6 +261,8 @@ def _broker_for(ctx: typer.Context, broker: str, given: dict[str, bool]) -> str:
         try:
             brokers.get(broker)
         except brokers.UnknownBroker as exc:
+            if broker.strip().lower() in brokers.broken():
+                raise  # installed but broken: not a mistake on the command line (exit 1)
             raise UsageError(str(exc)) from None  # a bad option value: exit 2, as click's own
     written = {option for option, present in given.items() if present}
     implied = brokers.selected_by(written)
