@@ -273,7 +273,24 @@ def resolve_auth_timeout(seconds: float) -> float:
 
 def client_settings(url: str | None, api_key: str | None, autostart: bool) -> cfg.ClientSettings:
     """Where a client command connects; without ``--url``, where ``oaws serve`` would listen."""
+    if url is not None:
+        check_url(url)
     return cfg.ClientSettings(url=url or cfg.serve_url(), api_key=api_key, autostart=autostart)
+
+
+def check_url(url: str) -> None:
+    """A UsageError (one sentence, exit 2) unless ``url`` is a ws:// or wss:// address with a
+    host and, if any, a numeric port (``ws://127.0.0.1:8765,`` would otherwise fail deep in
+    the connection with a traceback)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a port that is not a number 0-65535)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise UsageError(f"--url {url!r} is not a WebSocket address such as ws://127.0.0.1:8765")
 
 
 def replay_bounds(files: list[str], start: str | None, end: str | None) -> tuple[int | None, int | None]:

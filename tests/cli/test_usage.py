@@ -43,3 +43,11 @@ def test_a_bad_mode_says_where_it_was_given(run, tmp_path, monkeypatch):
     assert code == 2 and err.startswith("oaws: OAWS_MODE=faster is not a mode")
     code, _, err = run("tail", "--no-autostart", "--url", "ws://127.0.0.1:9", "-m", "fastest")
     assert code == 2 and err.startswith("oaws: invalid --mode 'fastest'")
+
+
+@pytest.mark.parametrize("url", ["ws://127.0.0.1:36831,", "http://127.0.0.1:8765", "127.0.0.1:8765", "ws://:8765"])
+@pytest.mark.parametrize("command", [["tail", "RELIANCE:NSE"], ["chain", "NIFTY"], ["history", "RELIANCE:NSE"]])
+def test_a_url_that_is_no_websocket_address_is_a_usage_error(run, command, url):
+    code, _, err = run(*command, "--no-autostart", "--url", url)
+    assert code == 2, err
+    assert err == f"oaws: --url {url!r} is not a WebSocket address such as ws://127.0.0.1:8765\n"
