@@ -120,7 +120,7 @@ async def test_g_opens_the_chart_of_the_selected_row_in_quote_mode_and_esc_goes_
         screen = await open_chart(pilot, app, "down")  # the second row: RELIANCE
         assert screen.instrument == REL
         await until(pilot, lambda: screen.chart.state == READY, what="the history")
-        assert asked == [(REL, "5m", 1)]
+        assert asked == [(REL, "5m", 5)]  # five calendar days: the last session shows before the open
         assert ("subscribe", ([REL], QUOTE)) in client.requests  # the grid's LTP ticks carry no volume
         text = drawn(app)
         assert text.startswith("RELIANCE · NSE  5m   1,484.00  +4.00  +0.27%")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import calendar
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -123,25 +124,33 @@ def expiries(underlying: str, on: date) -> list[date]:
     return list(_expiries(underlying.upper(), on))
 
 
+#: the index underlyings (the rest are stocks on NSE), by the exchange of their index
+INDEX_UNDERLYINGS: dict[str, str] = {
+    "NIFTY": "NSE_INDEX",
+    "BANKNIFTY": "NSE_INDEX",
+    "FINNIFTY": "NSE_INDEX",
+    "MIDCPNIFTY": "NSE_INDEX",
+    "SENSEX": "BSE_INDEX",
+}
+
+#: an instrument's previous close in the simulated market: ``universe.reference``, handed
+#: over by ``universe`` as it loads (it prices options by this module, so this module does
+#: not import it back; the package's ``__init__`` loads ``universe`` before any of its modules)
+previous_close: Callable[[Instrument], float | None] | None = None
+
+
 def underlying_of(underlying: str) -> Instrument:
     """The instrument an option's price follows: the index (``NIFTY:NSE_INDEX``,
     ``SENSEX:BSE_INDEX``) or the stock on NSE."""
-    from oaws.brokers.sim import universe
-
-    if (underlying, "NSE_INDEX") in universe.INDICES:
-        return Instrument(underlying, "NSE_INDEX")
-    if (underlying, "BSE_INDEX") in universe.INDICES:
-        return Instrument(underlying, "BSE_INDEX")
-    return Instrument(underlying, "NSE")
+    return Instrument(underlying, INDEX_UNDERLYINGS.get(underlying, "NSE"))
 
 
 def reference_spot(underlying: str) -> float | None:
     """The underlying's previous close, which the strikes are centred on."""
-    from oaws.brokers.sim import universe
-
     if underlying not in UNDERLYINGS:
         return None
-    return universe.reference(underlying_of(underlying))
+    assert previous_close is not None, "oaws.brokers.sim.universe hands its reference over when it loads"
+    return previous_close(underlying_of(underlying))
 
 
 @lru_cache(maxsize=64)

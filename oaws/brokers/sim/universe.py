@@ -28,6 +28,7 @@ import math
 import re
 from datetime import date, datetime, time, timedelta
 
+from oaws.brokers.sim import options
 from oaws.config import IST
 from oaws.instruments import Instrument
 from oaws.names import Contract, contract
@@ -218,8 +219,6 @@ def _listed_option(
     """An index's or stock's option on NFO or BFO: listed only as the calendar lists it
     (``options``); its previous close is its price at the underlying's previous close.
     Without ``calendar``, the price of any such option of an underlying with options."""
-    from oaws.brokers.sim import options
-
     on = on or datetime.now(IST).date()
     if calendar and not options.is_listed(instrument.symbol, instrument.exchange, on):
         return None
@@ -271,3 +270,6 @@ def _normal(x: float) -> float:
 def symbols() -> list[str]:
     """Every listed instrument but the derivatives, as ``SYMBOL:EXCHANGE`` (for completion)."""
     return [f"{s}:{e}" for s, e in INDICES] + [f"{s}:NSE" for s in sorted(stocks())]
+
+
+options.previous_close = reference  # options centre their strikes on it (see there why not an import)

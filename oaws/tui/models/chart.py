@@ -43,8 +43,10 @@ from oaws.tui.models.columns import Piece, group_digits, price_text
 #: the intervals the chart offers, in order: keys 1..8 choose them, [ and ] step through them
 CHART_INTERVALS: tuple[str, ...] = tuple(INTERVALS)
 DEFAULT_INTERVAL = "5m"
-#: days of history asked for: the day for intraday bars, about half a year of day bars
-INTRADAY_DAYS = 1
+#: days of history asked for: for intraday bars the last few calendar days, so that a chart
+#: opened before the open, on a weekend or a holiday shows the last session rather than
+#: nothing (the drawing keeps the newest bars that fit); about half a year of day bars
+INTRADAY_DAYS = 5
 DAILY_DAYS = 120
 #: ticks kept for re-bucketing on an interval change (about a day of a busy instrument)
 KEPT_TICKS = 200_000
