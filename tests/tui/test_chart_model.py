@@ -3,6 +3,7 @@ the bars that fit a width, the previous-close line and how prices map to rows (w
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from oaws.bars.aggregator import Bar, parse_interval
@@ -95,6 +96,17 @@ def test_without_history_the_first_bar_counts_from_the_charts_first_tick():
     (only,) = model.bars()
     assert (only.open, only.close, only.volume) == (103.5, 103.8, 200)
     assert model.state == UNAVAILABLE and model.reason == "the broker keeps no history"
+
+
+def test_history_that_ends_a_session_before_the_ticks_day_does_not_seed_their_first_bar():
+    # the history is of the day before (a chart opened before the day's history exists): the
+    # first live bar counts from the chart's first tick, not the day's 3700 from its start
+    yesterday = [replace(b, start_ms=b.start_ms - 86_400_000, end_ms=b.end_ms - 86_400_000) for b in HISTORY]
+    model = ChartModel(REL, "5m")
+    model.history_arrived("5m", yesterday)
+    for t in (tick("09:26", 0, 103.5, 3700), tick("09:27", 0, 103.8, 3900)):
+        model.add(t)
+    assert [b.volume for b in model.bars()] == [1000, 2000, 500, 200]
 
 
 def test_a_new_interval_buckets_the_ticks_seen_again():

@@ -145,11 +145,17 @@ class ChartModel:
         if not isinstance(at, (int, float)):
             return
         self._seeded = True
-        if self.state == READY or self.interval.daily:  # a day bar's volume is the day's, known from any tick
-            seed = seed_of(self.history, at, self.interval, self.instrument.exchange)
+        exchange = self.instrument.exchange
+        day = self.interval.bucket(at, exchange)[0]
+        has_day = self.state == READY and any(
+            self.interval.bucket(b.start_ms, exchange)[0] == day for b in self.history
+        )
+        if has_day or self.interval.daily:  # a day bar's volume is the day's, known from any tick
+            seed = seed_of(self.history, at, self.interval, exchange)
         else:
-            # no history (yet): the first bar counts from the chart's first tick, not from the
-            # day's start, which would dwarf every other bar (the history's arrival rebuilds it)
+            # no history of the ticks' day (none yet, or the history ends a session before):
+            # the first bar counts from the chart's first tick, not from the day's start, which
+            # would dwarf every other bar (the history's arrival rebuilds it)
             volume = data.get("volume")
             seed = volume if isinstance(volume, int) and not isinstance(volume, bool) else 0
         self._agg.seed_volume(self.instrument.symbol, self.instrument.exchange, at, seed)
