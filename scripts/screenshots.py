@@ -13,10 +13,9 @@ ribbon, the default columns, with a config file of its own (a temporary one) in 
 alert is set, so that the picture shows one firing. It is left to trade for a few seconds
 so that the sparklines fill before each picture is taken. The second list is a few index
 futures and options, to show the derivative columns (OI) and the readable contract names.
-The chart is RELIANCE's at one minute: the day so far, then the bars of the live ticks. The
-server does not serve the simulated market's history yet (issue 20, part 4), so the day so far
-is a stand-in made here (``day_so_far``): the simulated market's own trades from 09:15,
-bucketed by the aggregator and moved to end at the live price.
+The chart is RELIANCE's at one minute: the simulated market's history, asked for as the
+watch asks for it (``oaws.cli.watch.chart_history``: ``GET /history``, the bus, ``SimFeed.history``),
+then the bars of the live ticks.
 """
 
 from __future__ import annotations
@@ -29,14 +28,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
-from oaws.bars.aggregator import Bar, Interval, bars_of
-from oaws.brokers.sim.feed import SimFeed, known_symbols
+from oaws.brokers.sim.feed import known_symbols
+from oaws.cli.watch import chart_history
 from oaws.client import Client
-from oaws.config import IST, time_zone
+from oaws.config import ClientSettings, time_zone
 from oaws.instruments import DEFAULT_WATCHLIST, Instrument, parse_many
 from oaws.server.service import Service
 from oaws.server.settings import ServeSettings
@@ -71,35 +69,6 @@ def derivatives(today: date) -> list[str]:
         f"BANKNIFTY{tag}58000CE:NFO",
         f"BANKNIFTY{tag}58000PE:NFO",
     ]
-
-
-def day_of(app: WatchApp):
-    """The chart's history for the screenshot (see the module's docstring): ``day_so_far``
-    of the instrument, ending at its row's live price and volume."""
-
-    async def history(instrument: Instrument, interval: Interval, days: int) -> list[Bar]:
-        row = app.model.rows[instrument].data
-        return day_so_far(instrument, interval, float(row["ltp"]), int(row.get("volume") or 0))
-
-    return history
-
-
-def day_so_far(instrument: Instrument, interval: Interval, ltp: float, volume: int) -> list[Bar]:
-    now = datetime.now(IST)
-    start = now.replace(hour=9, minute=15, second=0, microsecond=0)
-    if start > now - timedelta(hours=1):
-        start = now - timedelta(hours=3)
-    end_ms = int(time.time() * 1000) // 60_000 * 60_000  # up to the minute the live bars begin in
-    feed = SimFeed(seed=7, hours="always")
-    ticks = [feed.tick(instrument, now_ns=t * 1_000_000) for t in range(int(start.timestamp() * 1000), end_ms, 3000)]
-    bars = [b for b in bars_of(ticks, interval) if b.end_ms <= end_ms]
-    if not bars:
-        return []
-    shift, traded = ltp - bars[-1].close, sum(b.volume for b in bars) or 1
-    for b in bars:
-        b.open, b.high, b.low, b.close = (round(x + shift, 2) for x in (b.open, b.high, b.low, b.close))
-        b.volume = int(b.volume * volume * (1 - 1 / len(bars)) / traded)  # a bar's worth left for the live one
-    return bars
 
 
 def missing_for_png() -> str | None:
@@ -148,7 +117,7 @@ async def main(seconds: float, size: tuple[int, int], out: Path = OUT) -> list[P
         ribbon=default_ribbon(),
         store=store,
     )
-    app.history = day_of(app)
+    app.history = chart_history(ClientSettings(url=service.url, api_key=None, autostart=False))
     made: list[Path] = []
     try:
         async with app.run_test(size=size, notifications=True) as pilot:
