@@ -23,6 +23,7 @@ from oaws.cli.common import (
     JsonOpt,
     ModeOpt,
     UrlOpt,
+    UsageError,
     client_settings,
     command,
     resolve_auth_timeout,
@@ -59,6 +60,17 @@ def tail(
         bool,
         typer.Option("--orders", help="Print order updates too (only them when no instrument is given)."),
     ] = False,
+    bars: Annotated[
+        str | None,
+        typer.Option(
+            "--bars",
+            metavar="INTERVAL",
+            help="Print bars of INTERVAL (1m 3m 5m 10m 15m 30m 60m 1d) built from the ticks, "
+            "each as a JSON line when it is final (docs/bars.md); --count counts bars.",
+            show_default=False,
+        ),
+    ] = None,
+    live: Annotated[bool, typer.Option("--live", help="With --bars: also print the forming bar on each tick.")] = False,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
     autostart: AutostartOpt = True,
@@ -66,6 +78,31 @@ def tail(
 ) -> None:
     """Stream ticks (and order updates with --orders) as lines, or JSON lines with --json, until Ctrl-C or --count."""
     resolved = resolve_mode(mode)
+    if live and bars is None:
+        raise UsageError("--live goes with --bars INTERVAL (the forming bar of each tick)")
+    if bars is not None:
+        from oaws.bars.aggregator import IntervalError, parse_interval
+        from oaws.cli.live_bars import tail_bars
+
+        try:
+            interval = parse_interval(bars)
+        except IntervalError as exc:
+            raise UsageError(f"--bars: {exc}") from None
+        if orders or stats:
+            raise UsageError(f"--bars prints bars only, not with {'--orders' if orders else '--stats'}")
+        raise typer.Exit(
+            run(
+                tail_bars(
+                    resolve_instruments(instruments),
+                    max(resolved, 2),  # Quote at least: its ticks carry the day's volume
+                    interval,
+                    live=live,
+                    count=count,
+                    settings=client_settings(url, api_key, autostart),
+                    auth_timeout=resolve_auth_timeout(auth_timeout),
+                )
+            )
+        )
     raise typer.Exit(
         run(
             _tail(
