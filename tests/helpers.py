@@ -207,3 +207,31 @@ class FakeBus:
     def close(self) -> None:
         self.sock.close(0)
         self.ctx.term()
+
+
+def broker_sim(
+    env: dict[str, str], broker: str, prefix: str, last: str, *args: str
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """``oaws sim BROKER ARGS`` on free ports and the ``export PREFIX...`` variables it prints,
+    read up to ``last`` (the caller terminates the process)."""
+    proc = subprocess.Popen(
+        [*OAWS, "sim", broker, "--rest-port", "0", "--feed-port", "0", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    exported: dict[str, str] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and last not in exported:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        found = re.match(rf"export ({prefix}\w+)=(\S+)", line)
+        if found:
+            exported[found.group(1)] = found.group(2).strip("'\"")
+    if last not in exported:
+        proc.kill()
+        raise AssertionError(f"oaws sim {broker} exported no {last}: " + (proc.stderr.read() if proc.stderr else ""))
+    return proc, exported

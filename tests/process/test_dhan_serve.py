@@ -7,17 +7,15 @@ master CSV, and ``oaws tail`` reads the ticks through the proxy.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 
 import orjson
 import pytest
 
-from tests.helpers import oaws, start_serve
+from tests.helpers import broker_sim, oaws, start_serve
 
 OAWS = [sys.executable, "-m", "oaws"]
 pytestmark = pytest.mark.process
@@ -26,25 +24,8 @@ pytestmark = pytest.mark.process
 @pytest.fixture
 def dhan(cli_env) -> Iterator[dict[str, str]]:
     """``oaws sim dhan`` on free ports; the DHAN_* variables it exports."""
-    proc = subprocess.Popen(
-        [*OAWS, "sim", "dhan", "--rest-port", "0", "--feed-port", "0", "--tick-interval", "0.1"],
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    exported: dict[str, str] = {}
-    deadline = time.monotonic() + 30
+    proc, exported = broker_sim(cli_env, "dhan", "DHAN_", "DHAN_MASTER_URL", "--tick-interval", "0.1")
     try:
-        while time.monotonic() < deadline and "DHAN_MASTER_URL" not in exported:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            found = re.match(r"export (DHAN_\w+)=(\S+)", line)
-            if found:
-                exported[found.group(1)] = found.group(2)
-        assert "DHAN_ACCESS_TOKEN" in exported, proc.stderr.read() if proc.poll() is not None else "no exports"
         yield exported
     finally:
         proc.terminate()

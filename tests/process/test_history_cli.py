@@ -8,10 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -19,7 +17,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from oaws.config import IST
-from tests.helpers import oaws, start_serve
+from tests.helpers import broker_sim, oaws, start_serve
 
 OAWS = [sys.executable, "-m", "oaws"]
 pytestmark = pytest.mark.process
@@ -28,25 +26,8 @@ pytestmark = pytest.mark.process
 @pytest.fixture
 def angel(cli_env) -> Iterator[dict[str, str]]:
     """``oaws sim angel`` on free ports; the ANGEL_* variables it exports."""
-    proc = subprocess.Popen(
-        [*OAWS, "sim", "angel", "--rest-port", "0", "--feed-port", "0", "--tick-interval", "0.1"],
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    exported: dict[str, str] = {}
-    deadline = time.monotonic() + 30
+    proc, exported = broker_sim(cli_env, "angel", "ANGEL_", "ANGEL_MASTER_URL", "--tick-interval", "0.1")
     try:
-        while time.monotonic() < deadline and "ANGEL_MASTER_URL" not in exported:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            found = re.match(r"export (ANGEL_\w+)=(\S+)", line)
-            if found:
-                exported[found.group(1)] = found.group(2).strip("'\"")
-        assert "ANGEL_API_KEY" in exported, proc.stderr.read() if proc.poll() is not None else "no exports"
         yield exported
     finally:
         proc.terminate()
